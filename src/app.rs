@@ -1,0 +1,282 @@
+//! The composition root: everything the running server needs is built here from a `Config`,
+//! and nothing lives in globals, so that tests start as many servers as they like.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web as actix};
+use anyhow::Context;
+
+use crate::config::{self, Config};
+use crate::crypto::{self, Keys};
+use crate::limiter::Limiter;
+use crate::metrics::Metrics;
+use crate::store::{self, Store, StoreOptions};
+use crate::tls;
+use crate::web::{self, AppState, SetupState};
+
+/// The data directory, held exclusively by one server at a time through a lock file.
+pub struct DataDir {
+    path: PathBuf,
+    _lock: std::fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the data directory {0} is in use by a running otpgate (it holds {0}/otpgate.lock); stop it first"
+)]
+pub struct DataDirBusy(pub PathBuf);
+
+impl DataDir {
+    /// Creates the directory (private to its owner and group) and takes its lock.
+    pub fn lock(path: &Path) -> anyhow::Result<DataDir> {
+        create_private_dir(path)?;
+        let lock_path = path.join("otpgate.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DataDir {
+                path: path.to_path_buf(),
+                _lock: file,
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(DataDirBusy(path.to_path_buf()).into()),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o750);
+    }
+    builder
+        .create(path)
+        .with_context(|| format!("cannot create the data directory {}", path.display()))
+}
+
+/// Opens the database and the key file that belongs to it: a new database gets a new key; a
+/// database with sealed data refuses to start without its own key.
+pub fn open_store_and_keys(config: &Config, data_dir: &Path) -> anyhow::Result<(Store, Keys)> {
+    let options = StoreOptions {
+        synchronous: config.storage.synchronous,
+        readers: config.storage.readers,
+        busy_timeout: Duration::from_millis(config.storage.busy_timeout_ms),
+    };
+    let store = Store::open(&data_dir.join(store::DATABASE_FILE), options)?;
+    let key_check = store.read_blocking(|conn| store::get_setting_in(conn, "key_check"))?;
+    let keys = Keys::load_or_create(&data_dir.join(crypto::KEY_FILE), key_check.is_none())?;
+    match key_check {
+        Some(check) => keys.verify_key_check(&check)?,
+        None => {
+            let check = keys.key_check()?;
+            let now = crate::web::now();
+            store.write_blocking(move |conn| {
+                store::set_setting_in(conn, "key_check", &check, now)
+            })?;
+        }
+    }
+    Ok((store, keys))
+}
+
+pub struct Application {
+    local_addr: SocketAddr,
+    scheme: &'static str,
+    base_url: String,
+    setup_link: Option<String>,
+    server: actix_web::dev::Server,
+    store: Store,
+    fingerprint: Option<String>,
+    _data_dir: DataDir,
+}
+
+impl Application {
+    /// Opens the data directory, the database and the keys, prepares TLS, and binds the
+    /// listener. The server answers once [`Application::run_until_stopped`] is awaited.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let data_dir_path = config::resolve_data_dir(&config)?;
+        let data_dir = DataDir::lock(&data_dir_path)?;
+        let (store, keys) = {
+            let config = config.clone();
+            let path = data_dir_path.clone();
+            tokio::task::spawn_blocking(move || open_store_and_keys(&config, &path)).await??
+        };
+
+        let tls_material = if config.tls.enabled {
+            let material = tls::load(&config.tls, &data_dir_path)?;
+            if material.generated {
+                tracing::info!(
+                    file = %material.cert_file.display(),
+                    fingerprint = %material.fingerprint,
+                    "generated a self-signed TLS certificate"
+                );
+            } else {
+                tracing::info!(
+                    file = %material.cert_file.display(),
+                    fingerprint = %material.fingerprint,
+                    "using TLS certificate"
+                );
+            }
+            Some(material)
+        } else {
+            tracing::warn!("TLS is off: serve otpgate only behind a reverse proxy that adds HTTPS");
+            None
+        };
+
+        let listen = config.listen_addr()?;
+        let listener =
+            TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+        let local_addr = listener.local_addr()?;
+        let scheme = if tls_material.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base_url = if config.server.public_url.is_empty() {
+            let host = if local_addr.ip().is_unspecified() {
+                gethostname::gethostname().to_string_lossy().into_owned()
+            } else if local_addr.is_ipv6() {
+                format!("[{}]", local_addr.ip())
+            } else {
+                local_addr.ip().to_string()
+            };
+            format!("{scheme}://{host}:{}", local_addr.port())
+        } else {
+            config.server.public_url.trim_end_matches('/').to_string()
+        };
+
+        let mut setup = None;
+        let mut setup_link = None;
+        if store.admin_count().await? == 0 {
+            let (state, code) = SetupState::new()?;
+            let link = format!("{base_url}/setup?code={code}");
+            tracing::warn!(
+                link = %link,
+                "no administrator exists yet: open the setup link to create the first one (valid until setup is done or otpgate restarts)"
+            );
+            setup = Some(state);
+            setup_link = Some(link);
+        }
+
+        let admin = &config.admin;
+        let window = Duration::from_secs(15 * 60);
+        let state = actix::Data::new(AppState {
+            store: store.clone(),
+            keys,
+            metrics: Arc::new(Metrics::default()),
+            login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
+            login_per_name: Limiter::new(admin.login_attempts_per_login, window),
+            setup: Mutex::new(setup),
+            base_url: base_url.clone(),
+            secure_cookies: tls_material.is_some(),
+            issuer: "otpgate".into(),
+            config: config.clone(),
+        });
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(actix::FormConfig::default().limit(64 * 1024))
+                .wrap(from_fn(web::observe))
+                .configure(web::routes)
+                .default_service(actix::to(web::not_found))
+        })
+        .shutdown_timeout(config.server.shutdown_timeout_seconds);
+        let server = if config.server.workers > 0 {
+            server.workers(config.server.workers)
+        } else {
+            server
+        };
+        let fingerprint = tls_material.as_ref().map(|m| m.fingerprint.clone());
+        let server = match tls_material {
+            Some(material) => {
+                server.listen_rustls_0_23(listener, (*material.server_config).clone())?
+            }
+            None => server.listen(listener)?,
+        }
+        .run();
+
+        Ok(Application {
+            local_addr,
+            scheme,
+            base_url,
+            setup_link,
+            server,
+            store,
+            fingerprint,
+            _data_dir: data_dir,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// `https://IP:PORT` of the bound listener.
+    pub fn listen_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.local_addr)
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The first-start setup link, while no administrator exists.
+    pub fn setup_link(&self) -> Option<&str> {
+        self.setup_link.as_deref()
+    }
+
+    pub fn certificate_fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT (or a handle's stop): requests in flight are finished,
+    /// housekeeping stops, and the store commits what it was given before it closes.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let store = self.store.clone();
+        let housekeeping = tokio::spawn(housekeeping(store.clone()));
+        let result = self.server.await;
+        housekeeping.abort();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .map_err(std::io::Error::other)?;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Periodic clean-up: expired sessions now; expired challenges and old deliveries later.
+async fn housekeeping(store: Store) {
+    let mut interval = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        interval.tick().await;
+        match store.purge_expired_sessions(crate::web::now()).await {
+            Ok(0) => {}
+            Ok(count) => tracing::debug!(count, "removed expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The command line: `serve` and the operator's console commands.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::app::{self, Application, DataDir};
+use crate::config::{self, Config, Overrides};
+use crate::crypto::{self, Keys};
+use crate::store::{self, NewAdmin};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "otpgate",
+    version,
+    about = "On-premise two-factor authentication server",
+    long_about = "otpgate checks one-time passwords for VPNs and applications, delivers them by email, \
+                  SMS and Telegram, and lets users enrol their own tokens on a self-service portal.\n\n\
+                  Without a command, otpgate serves (like `otpgate serve`)."
+)]
+pub struct Cli {
+    /// The configuration file (default: /etc/otpgate/config.toml when it exists, else the
+    /// user's configuration directory's otpgate/config.toml when it exists, else built-in defaults).
+    #[arg(long, global = true, env = "OTPGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The data directory (database, key file, certificate); overrides `data_dir` of the file.
+    #[arg(long, global = true, env = "OTPGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// What to log, e.g. `info` or `debug`; overrides `log.level` of the file.
+    #[arg(long, global = true, env = "OTPGATE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: admin panel, self-service portals, API and delivery workers.
+    Serve(ServeArgs),
+    /// Manage administrators from the console (for a locked-out administrator).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Write a consistent copy of the database to FILE, also while the server runs.
+    Backup {
+        /// Where to write the copy.
+        file: PathBuf,
+    },
+    /// Replace the database with the backup FILE (the server must be stopped).
+    Restore {
+        /// A file written by `otpgate backup`.
+        file: PathBuf,
+    },
+    /// Work with the configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff format.
+    Man,
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on, e.g. 0.0.0.0:8443 (port 0 picks a free port).
+    #[arg(long, env = "OTPGATE_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator, who links an authenticator app at the first login.
+    Create {
+        /// The login name.
+        login: String,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the administrators.
+    List,
+    /// Set a new password for an administrator and end their sessions.
+    ResetPassword {
+        /// The login name.
+        login: String,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget an administrator's authenticator app: the next login links a new one.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// The login name.
+        login: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse and validate the configuration, and print the effective values.
+    Check,
+}
+
+/// Runs the command line and turns any error into a message and a failing exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("otpgate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_file(cli: &Cli) -> Option<PathBuf> {
+    cli.config.clone().or_else(config::default_config_file)
+}
+
+fn load_config(cli: &Cli, listen: Option<String>) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    let file = config_file(cli);
+    let overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        listen,
+        log_level: cli.log.clone(),
+    };
+    let config = Config::load(file.as_deref(), &overrides)?;
+    Ok((config, file))
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Under systemd the journal stamps every line itself.
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(!under_journal && std::io::stderr().is_terminal());
+    let _ = if under_journal {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        None => serve(
+            &cli,
+            ServeArgs::default()
+                .listen
+                .or_else(|| std::env::var("OTPGATE_LISTEN").ok()),
+        ),
+        Some(Command::Serve(args)) => serve(&cli, args.listen.clone()),
+        Some(Command::Admin { command }) => admin(&cli, command),
+        Some(Command::Backup { file }) => backup(&cli, file),
+        Some(Command::Restore { file }) => restore(&cli, file),
+        Some(Command::Config {
+            command: ConfigCommand::Check,
+        }) => config_check(&cli),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "otpgate",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+    }
+}
+
+fn serve(cli: &Cli, listen: Option<String>) -> anyhow::Result<()> {
+    let (config, file) = load_config(cli, listen)?;
+    init_logging(&config.log.level);
+    match &file {
+        Some(file) => tracing::info!(file = %file.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file: running on built-in defaults"),
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let application = Application::build(config).await?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "listening on {}", application.listen_url())?;
+        stdout.flush()?;
+        tracing::info!(url = %application.listen_url(), "listening");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        application.run_until_stopped().await?;
+        Ok(())
+    })
+}
+
+fn data_dir(cli: &Cli) -> anyhow::Result<(Config, PathBuf)> {
+    let (config, _) = load_config(cli, None)?;
+    let dir = config::resolve_data_dir(&config)?;
+    Ok((config, dir))
+}
+
+fn open_store(cli: &Cli) -> anyhow::Result<store::Store> {
+    let (config, dir) = data_dir(cli)?;
+    app::create_private_dir(&dir)?;
+    let (store, _keys) = app::open_store_and_keys(&config, &dir)?;
+    Ok(store)
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "no terminal to ask for the password: pass --password-stdin and send it on standard input"
+        );
+    }
+    let first = rpassword::prompt_password("New password: ")?;
+    let second = rpassword::prompt_password("New password again: ")?;
+    if first != second {
+        bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
+    let now = crate::web::now();
+    let actor = "console".to_string();
+    match command {
+        AdminCommand::Create {
+            login,
+            password_stdin,
+        } => {
+            let password = read_password(*password_stdin)?;
+            if let Some(problem) =
+                crate::web::admin_credentials_problem(login, &password, &password)
+            {
+                bail!("{problem}");
+            }
+            let store = open_store(cli)?;
+            let password_hash = crypto::hash_password(&password)?;
+            store.create_admin_blocking(
+                NewAdmin {
+                    login: login.clone(),
+                    password_hash,
+                    totp_secret: None,
+                    totp_last_step: None,
+                },
+                actor,
+                now,
+            )?;
+            store.close();
+            println!(
+                "administrator {login} created; they link an authenticator app at the first login"
+            );
+        }
+        AdminCommand::List => {
+            let store = open_store(cli)?;
+            let admins = store.admins_blocking()?;
+            store.close();
+            if admins.is_empty() {
+                println!("no administrators");
+            }
+            for admin in admins {
+                println!(
+                    "{}\t{}\t{}",
+                    admin.login,
+                    if admin.enabled { "enabled" } else { "disabled" },
+                    if admin.totp_secret.is_some() {
+                        "2fa linked"
+                    } else {
+                        "2fa not linked"
+                    }
+                );
+            }
+        }
+        AdminCommand::ResetPassword {
+            login,
+            password_stdin,
+        } => {
+            let password = read_password(*password_stdin)?;
+            if let Some(problem) =
+                crate::web::admin_credentials_problem(login, &password, &password)
+            {
+                bail!("{problem}");
+            }
+            let store = open_store(cli)?;
+            let password_hash = crypto::hash_password(&password)?;
+            let found =
+                store.reset_admin_password_blocking(login.clone(), password_hash, actor, now)?;
+            store.close();
+            if !found {
+                bail!("no administrator named {login}");
+            }
+            println!("password of {login} changed; their sessions are ended");
+        }
+        AdminCommand::Reset2fa { login } => {
+            let store = open_store(cli)?;
+            let found = store.reset_admin_2fa_blocking(login.clone(), actor, now)?;
+            store.close();
+            if !found {
+                bail!("no administrator named {login}");
+            }
+            println!("{login} will link a new authenticator app at the next login");
+        }
+    }
+    Ok(())
+}
+
+fn backup(cli: &Cli, file: &Path) -> anyhow::Result<()> {
+    let (config, dir) = data_dir(cli)?;
+    let database = dir.join(store::DATABASE_FILE);
+    if !database.is_file() {
+        bail!("there is no database at {}", database.display());
+    }
+    store::backup_file(
+        &database,
+        file,
+        std::time::Duration::from_millis(config.storage.busy_timeout_ms),
+    )
+    .with_context(|| format!("cannot back up to {}", file.display()))?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!("backup written to {} ({size} bytes)", file.display());
+    println!(
+        "keep a copy of the key file {} apart from it: the backup's secrets cannot be read without it",
+        dir.join(crypto::KEY_FILE).display()
+    );
+    Ok(())
+}
+
+fn restore(cli: &Cli, file: &Path) -> anyhow::Result<()> {
+    let (_, dir) = data_dir(cli)?;
+    if !file.is_file() {
+        bail!("there is no file {}", file.display());
+    }
+    let lock = DataDir::lock(&dir)?;
+    let version = store::validate_database(file)?;
+    let key_path = dir.join(crypto::KEY_FILE);
+    if let Some(check) = store::read_setting_from_file(file, "key_check")? {
+        let keys = Keys::load_or_create(&key_path, false).with_context(|| {
+            format!(
+                "put the key file that belongs to this backup at {} first",
+                key_path.display()
+            )
+        })?;
+        keys.verify_key_check(&check).context(
+            "the backup was made with another key file; put that key file in the data directory first",
+        )?;
+    }
+    store::replace_database(file, &lock.path().join(store::DATABASE_FILE))?;
+    println!(
+        "restored {} (schema version {version}) into {}",
+        file.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn config_check(cli: &Cli) -> anyhow::Result<()> {
+    let (config, file) = load_config(cli, None)?;
+    if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
+        crate::tls::load_pem(cert, key, false)?;
+    }
+    let dir = config::resolve_data_dir(&config)?;
+    match &file {
+        Some(file) => println!("# configuration file: {}", file.display()),
+        None => println!("# no configuration file: built-in defaults"),
+    }
+    println!("# data directory: {}", dir.display());
+    print!("{}", config.to_toml());
+    eprintln!("configuration OK");
+    Ok(())
+}

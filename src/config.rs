@@ -1,0 +1,504 @@
+//! The configuration: embedded defaults, then the TOML file, then the environment, then flags.
+//!
+//! Every key is optional and has a safe default; unknown keys are rejected by name, so a typo
+//! never silently falls back to a default. The commented example in `packaging/config.toml`
+//! documents every key and is parsed by a test, so the reference cannot rot.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Synchronous;
+
+/// Where the packaged service keeps its configuration.
+pub const PACKAGED_CONFIG: &str = "/etc/otpgate/config.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The directory holding the database, the key file and the generated certificate.
+    pub data_dir: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub storage: StorageConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// The address users and administrators reach otpgate at, used in links
+    /// (e.g. `https://otp.example.lan:8443`). Derived from `listen` when empty.
+    pub public_url: String,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// How long a graceful shutdown waits for requests in flight, in seconds.
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// HTTPS on (default) or plain HTTP, only for use behind a TLS-terminating reverse proxy.
+    pub enabled: bool,
+    /// A PEM certificate chain; with `key_file`. Empty: a self-signed certificate is generated.
+    pub cert_file: Option<PathBuf>,
+    /// The PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the generated self-signed certificate.
+    pub extra_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `normal`: a commit survives a crash of otpgate; `full`: it also survives a power loss.
+    pub synchronous: Synchronous,
+    /// How many read connections to keep open.
+    pub readers: usize,
+    /// How long a statement waits for a lock held by another process, in milliseconds.
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// An admin session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// An admin session ends after this many hours whatever happens.
+    pub session_max_hours: u64,
+    /// Login attempts allowed per client address in 15 minutes.
+    pub login_attempts_per_ip: u32,
+    /// Login attempts allowed per login name in 15 minutes.
+    pub login_attempts_per_login: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, or per module like `info,otpgate::web=debug`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: None,
+            server: ServerConfig::default(),
+            tls: TlsConfig::default(),
+            storage: StorageConfig::default(),
+            admin: AdminConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8443".into(),
+            public_url: String::new(),
+            workers: 0,
+            shutdown_timeout_seconds: 30,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: true,
+            cert_file: None,
+            key_file: None,
+            extra_names: Vec::new(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            synchronous: Synchronous::Normal,
+            readers: 4,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            login_attempts_per_ip: 30,
+            login_attempts_per_login: 10,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration error that names the file, the key and, when known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {file}: {reason}")]
+    Read { file: PathBuf, reason: String },
+    #[error("{}{}: {key}: {message}", file.as_ref().map(|f| format!("{}", f.display())).unwrap_or_else(|| "configuration".into()), line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Invalid {
+        file: Option<PathBuf>,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: None,
+            line: None,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The values that the command line and the environment may override.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub log_level: Option<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl Config {
+    /// Parses a configuration file's text; errors name the key and its line.
+    pub fn parse(text: &str, file: Option<&Path>) -> Result<Config, ConfigError> {
+        let located = |key: String, message: String, span: Option<std::ops::Range<usize>>| {
+            ConfigError::Invalid {
+                file: file.map(Path::to_path_buf),
+                line: span.map(|s| line_of(text, s.start)),
+                key,
+                message,
+            }
+        };
+        let deserializer = toml::de::Deserializer::parse(text)
+            .map_err(|e| located("(syntax)".into(), e.message().to_string(), e.span()))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let mut key = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().to_string();
+            if let Some(unknown) = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                key = if key == "." || key.is_empty() {
+                    unknown.to_string()
+                } else {
+                    format!("{key}.{unknown}")
+                };
+                key = key.trim_start_matches('.').replace("..", ".");
+            }
+            located(key, message, inner.span())
+        })?;
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, message, .. } => {
+                let line = find_key_line(text, &key);
+                ConfigError::Invalid {
+                    file: file.map(Path::to_path_buf),
+                    line,
+                    key,
+                    message,
+                }
+            }
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Loads the configuration from `file` (when there is one) and applies the overrides.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    file: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                Config::parse(&text, Some(path))?
+            }
+            None => Config::default(),
+        };
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = Some(dir.clone());
+        }
+        if let Some(listen) = &overrides.listen {
+            config.server.listen = listen.clone();
+        }
+        if let Some(level) = &overrides.log_level {
+            config.log.level = level.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that TOML's types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if !self.server.public_url.is_empty() {
+            let url = &self.server.public_url;
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .ok_or_else(|| {
+                    ConfigError::invalid("server.public_url", "must start with https:// or http://")
+                })?;
+            if rest.is_empty() || rest.contains(char::is_whitespace) {
+                return Err(ConfigError::invalid(
+                    "server.public_url",
+                    "is not a valid URL",
+                ));
+            }
+        }
+        if self.server.workers > 256 {
+            return Err(ConfigError::invalid(
+                "server.workers",
+                "must be between 0 and 256",
+            ));
+        }
+        match (&self.tls.cert_file, &self.tls.key_file) {
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "tls.key_file",
+                    "is required with tls.cert_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "tls.cert_file",
+                    "is required with tls.key_file",
+                ));
+            }
+            _ => {}
+        }
+        for name in &self.tls.extra_names {
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '/') {
+                return Err(ConfigError::invalid(
+                    "tls.extra_names",
+                    format!("{name:?} is not a host name or IP address"),
+                ));
+            }
+        }
+        if self.storage.readers == 0 || self.storage.readers > 64 {
+            return Err(ConfigError::invalid(
+                "storage.readers",
+                "must be between 1 and 64",
+            ));
+        }
+        if self.admin.session_idle_minutes == 0 {
+            return Err(ConfigError::invalid(
+                "admin.session_idle_minutes",
+                "must be at least 1",
+            ));
+        }
+        if self.admin.session_max_hours == 0 {
+            return Err(ConfigError::invalid(
+                "admin.session_max_hours",
+                "must be at least 1",
+            ));
+        }
+        if self.admin.login_attempts_per_ip == 0 || self.admin.login_attempts_per_login == 0 {
+            return Err(ConfigError::invalid(
+                "admin.login_attempts_per_ip",
+                "login attempt limits must be at least 1",
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::invalid(
+                "log.level",
+                "is not a valid log filter",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| {
+            ConfigError::invalid(
+                "server.listen",
+                format!(
+                    "{:?} is not an address:port such as 0.0.0.0:8443",
+                    self.server.listen
+                ),
+            )
+        })
+    }
+
+    /// The effective configuration as TOML. Nothing in the file is secret today (credentials
+    /// live sealed in the database), but paths to keys are shown, never key material.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// The line of `section.key = …` in a TOML text, for validation errors found after parsing.
+fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let mut current = String::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_string();
+        } else if current == section
+            && line
+                .split('=')
+                .next()
+                .is_some_and(|k| k.trim() == key && line.contains('='))
+        {
+            return Some(index + 1);
+        }
+    }
+    None
+}
+
+/// The configuration file to use when none is given: the packaged one when it exists, else the
+/// platform's configuration directory's `config.toml` when it exists, else none at all.
+pub fn default_config_file() -> Option<PathBuf> {
+    let packaged = PathBuf::from(PACKAGED_CONFIG);
+    if packaged.is_file() {
+        return Some(packaged);
+    }
+    let user = directories::ProjectDirs::from("", "", "otpgate")?
+        .config_dir()
+        .join("config.toml");
+    user.is_file().then_some(user)
+}
+
+/// The data directory: the configured one, else systemd's state directory when run as the
+/// packaged service, else the platform's data directory.
+pub fn resolve_data_dir(config: &Config) -> Result<PathBuf, ConfigError> {
+    if let Some(dir) = &config.data_dir {
+        return Ok(dir.clone());
+    }
+    if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several colon-separated directories; ours is the first.
+        if let Some(first) = state.to_string_lossy().split(':').next()
+            && !first.is_empty()
+        {
+            return Ok(PathBuf::from(first));
+        }
+    }
+    directories::ProjectDirs::from("", "", "otpgate")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .ok_or_else(|| {
+            ConfigError::invalid("data_dir", "no home directory: set data_dir or --data-dir")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> (String, Option<usize>, String) {
+        match Config::parse(text, Some(Path::new("test.toml"))) {
+            Err(ConfigError::Invalid {
+                key, line, message, ..
+            }) => (key, line, message),
+            other => panic!("expected an invalid-config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let config = Config::parse("", None).expect("parse");
+        assert_eq!(config.server.listen, "127.0.0.1:8443");
+        assert!(config.tls.enabled);
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected_by_name_and_line() {
+        let (key, line, message) = error_of("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n");
+        assert_eq!(key, "server.lisen");
+        assert_eq!(line, Some(3));
+        assert!(message.contains("unknown field"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_section_is_rejected_by_name() {
+        let (key, line, _) = error_of("\n[sever]\nlisten = \"x\"\n");
+        assert_eq!(key, "sever");
+        assert_eq!(line, Some(2));
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_line() {
+        let (key, line, _) = error_of("[storage]\n\nreaders = \"many\"\n");
+        assert_eq!(key, "storage.readers");
+        assert_eq!(line, Some(3));
+    }
+
+    #[test]
+    fn an_invalid_value_names_the_key_and_line() {
+        let (key, line, message) = error_of("[server]\nworkers = 2\nlisten = \"nowhere\"\n");
+        assert_eq!(key, "server.listen");
+        assert_eq!(line, Some(3));
+        assert!(message.contains("nowhere"));
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_rejected() {
+        let (key, _, _) = error_of("[tls]\ncert_file = \"/x.pem\"\n");
+        assert_eq!(key, "tls.key_file");
+    }
+
+    #[test]
+    fn the_overrides_win_over_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\n[server]\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .expect("write");
+        let overrides = Overrides {
+            data_dir: Some(PathBuf::from("/from/flag")),
+            listen: Some("127.0.0.1:2".into()),
+            log_level: None,
+        };
+        let config = Config::load(Some(&file), &overrides).expect("load");
+        assert_eq!(config.data_dir, Some(PathBuf::from("/from/flag")));
+        assert_eq!(config.server.listen, "127.0.0.1:2");
+    }
+
+    #[test]
+    fn the_commented_example_config_parses_and_sets_every_section() {
+        let text = include_str!("../packaging/config.toml");
+        let config = Config::parse(text, None).expect("the example config is valid");
+        assert_eq!(config.server.listen, "0.0.0.0:8443");
+        assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/otpgate")));
+        // Every key of the defaults appears in the example, commented or not, so that the
+        // example documents the whole configuration.
+        let defaults = toml::to_string(&Config::default()).expect("render");
+        for line in defaults.lines() {
+            if let Some((key, _)) = line.split_once(" = ") {
+                assert!(
+                    text.contains(&format!("{key} =")),
+                    "the example does not mention {key}"
+                );
+            }
+        }
+    }
+}

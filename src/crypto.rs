@@ -1,0 +1,369 @@
+//! Secrets at rest and the small cryptographic helpers around them.
+//!
+//! - A 32-byte **master key** lives in its own file in the data directory (mode 0600), apart from
+//!   the database, so that a copy of the database alone reveals no token seed or credential.
+//! - Values are **sealed** with XChaCha20-Poly1305: `version (1 byte) || nonce (24) || ciphertext`.
+//!   The version byte names the key generation, so the key can be rotated later; a purpose label
+//!   is bound as associated data, so a sealed SMTP password cannot be passed off as a token seed.
+//! - A **key check** value sealed at first start lets otpgate detect a missing or wrong key file at
+//!   start-up instead of producing garbage.
+//! - **Passwords** are hashed with Argon2id; **PINs** with HMAC-SHA-256 under a key derived from the
+//!   master key (a PIN is useless without the token seed that the same key protects).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The file name of the master key inside the data directory.
+pub const KEY_FILE: &str = "secret.key";
+
+const KEY_FILE_MAGIC: &[u8; 8] = b"OTPGKEY1";
+const SEAL_VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+const KEY_CHECK_PLAINTEXT: &[u8] = b"otpgate key check";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error(
+        "the key file {0} is missing, but the database holds data sealed with a key; \
+         restore the key file from your backup (otpgate will not start without it)"
+    )]
+    MissingKey(PathBuf),
+    #[error(
+        "the key file {0} does not match the database (it cannot open the database's key check); \
+         restore the key file that belongs to this database"
+    )]
+    WrongKey(PathBuf),
+    #[error("the key file {path} is unreadable or damaged: {reason}")]
+    BadKeyFile { path: PathBuf, reason: String },
+    #[error("cannot write the key file {path}: {reason}")]
+    WriteKey { path: PathBuf, reason: String },
+    #[error("a sealed value cannot be opened (wrong key or damaged data)")]
+    Unseal,
+    #[error("the system's random number generator failed")]
+    Random,
+    #[error("password hashing failed")]
+    Hash,
+}
+
+/// Fills a buffer from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|_| CryptoError::Random)?;
+    Ok(bytes)
+}
+
+/// A random URL-safe token (base64url without padding) of `N` random bytes.
+pub fn random_token<const N: usize>() -> Result<String, CryptoError> {
+    Ok(data_encoding::BASE64URL_NOPAD.encode(&random_bytes::<N>()?))
+}
+
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data).to_vec()
+}
+
+/// Compares two byte strings in constant time (for codes, tokens and keys).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// What a sealed value is for; bound into the seal as associated data.
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    KeyCheck,
+    AdminTotp,
+    TokenSecret,
+    Credential,
+    Message,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::KeyCheck => b"otpgate/key-check",
+            Purpose::AdminTotp => b"otpgate/admin-totp",
+            Purpose::TokenSecret => b"otpgate/token-secret",
+            Purpose::Credential => b"otpgate/credential",
+            Purpose::Message => b"otpgate/message",
+        }
+    }
+}
+
+/// The master key and what is derived from it. `Debug` never prints key material.
+#[derive(Clone)]
+pub struct Keys {
+    cipher: XChaCha20Poly1305,
+    pin_key: [u8; 32],
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn derive(master: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(master)
+        .expect("HMAC accepts keys of any length");
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
+impl Keys {
+    fn from_master(master: [u8; 32], path: PathBuf) -> Keys {
+        let cipher_key = derive(&master, b"otpgate seal key v1");
+        Keys {
+            cipher: XChaCha20Poly1305::new(&cipher_key.into()),
+            pin_key: derive(&master, b"otpgate pin key v1"),
+            path,
+        }
+    }
+
+    /// Reads the key file, or creates it when `may_create` (a database with nothing sealed yet).
+    pub fn load_or_create(path: &Path, may_create: bool) -> Result<Keys, CryptoError> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let master = parse_key_file(&bytes).map_err(|reason| CryptoError::BadKeyFile {
+                    path: path.to_path_buf(),
+                    reason,
+                })?;
+                Ok(Keys::from_master(master, path.to_path_buf()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !may_create {
+                    return Err(CryptoError::MissingKey(path.to_path_buf()));
+                }
+                let master = random_bytes::<32>()?;
+                write_key_file(path, &master).map_err(|e| CryptoError::WriteKey {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                Ok(Keys::from_master(master, path.to_path_buf()))
+            }
+            Err(e) => Err(CryptoError::BadKeyFile {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn seal(&self, purpose: Purpose, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let nonce_bytes = random_bytes::<NONCE_LEN>()?;
+        let nonce = XNonce::from(nonce_bytes);
+        let mut aad = vec![SEAL_VERSION];
+        aad.extend_from_slice(purpose.label());
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::Unseal)?;
+        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        sealed.push(SEAL_VERSION);
+        sealed.extend_from_slice(&nonce_bytes);
+        sealed.extend_from_slice(&ciphertext);
+        Ok(sealed)
+    }
+
+    pub fn open(&self, purpose: Purpose, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < 1 + NONCE_LEN || sealed[0] != SEAL_VERSION {
+            return Err(CryptoError::Unseal);
+        }
+        let nonce_bytes: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN]
+            .try_into()
+            .map_err(|_| CryptoError::Unseal)?;
+        let mut aad = vec![sealed[0]];
+        aad.extend_from_slice(purpose.label());
+        self.cipher
+            .decrypt(
+                &XNonce::from(nonce_bytes),
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::Unseal)
+    }
+
+    /// A fresh key check value, stored in the database at first start.
+    pub fn key_check(&self) -> Result<String, CryptoError> {
+        Ok(data_encoding::BASE64.encode(&self.seal(Purpose::KeyCheck, KEY_CHECK_PLAINTEXT)?))
+    }
+
+    /// Verifies a key check value from the database against this key.
+    pub fn verify_key_check(&self, stored: &str) -> Result<(), CryptoError> {
+        let sealed = data_encoding::BASE64
+            .decode(stored.as_bytes())
+            .map_err(|_| CryptoError::WrongKey(self.path.clone()))?;
+        match self.open(Purpose::KeyCheck, &sealed) {
+            Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(CryptoError::WrongKey(self.path.clone())),
+        }
+    }
+
+    /// The keyed hash of a PIN.
+    pub fn pin_hash(&self, pin: &str) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.pin_key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(pin.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub fn pin_matches(&self, pin: &str, stored: &[u8]) -> bool {
+        constant_time_eq(&self.pin_hash(pin), stored)
+    }
+}
+
+fn parse_key_file(bytes: &[u8]) -> Result<[u8; 32], String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not a key file".to_string())?;
+    let mut lines = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+    let line = lines.next().ok_or("the file is empty")?;
+    let encoded = line
+        .strip_prefix(std::str::from_utf8(KEY_FILE_MAGIC).unwrap_or_default())
+        .and_then(|rest| rest.strip_prefix(':'))
+        .ok_or("not a key file (unknown format)")?;
+    let decoded = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(encoded.trim().as_bytes())
+        .map_err(|_| "the key is not hexadecimal".to_string())?;
+    decoded
+        .try_into()
+        .map_err(|_| "the key has the wrong length".to_string())
+}
+
+fn write_key_file(path: &Path, master: &[u8; 32]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    let magic = std::str::from_utf8(KEY_FILE_MAGIC).unwrap_or_default();
+    writeln!(
+        file,
+        "# otpgate master key: keep it secret, back it up apart from the database.\n{magic}:{}",
+        data_encoding::HEXLOWER.encode(master)
+    )?;
+    file.sync_all()
+}
+
+/// Argon2id password hashing with the crate's recommended parameters.
+pub fn hash_password(password: &str) -> Result<String, CryptoError> {
+    let salt = random_bytes::<16>()?;
+    let hash = argon2::Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|_| CryptoError::Hash)?;
+    Ok(hash.to_string())
+}
+
+/// Verifies a password against a stored Argon2id hash; a malformed hash never matches.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+/// A hash of a password nobody knows, verified when the user is unknown so that an unknown
+/// user costs the same time as a wrong password.
+pub fn dummy_password_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        hash_password("otpgate dummy password that matches nothing")
+            .unwrap_or_else(|_| "$argon2id$v=19$m=19456,t=2,p=1$invalid".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> (tempfile::TempDir, Keys) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let keys = Keys::load_or_create(&dir.path().join(KEY_FILE), true).expect("keys");
+        (dir, keys)
+    }
+
+    #[test]
+    fn a_sealed_value_opens_with_the_same_key_and_purpose_only() {
+        let (_dir, keys) = keys();
+        let sealed = keys.seal(Purpose::TokenSecret, b"seed").expect("seal");
+        assert_eq!(sealed[0], SEAL_VERSION);
+        assert_eq!(
+            keys.open(Purpose::TokenSecret, &sealed).expect("open"),
+            b"seed"
+        );
+        assert!(keys.open(Purpose::Credential, &sealed).is_err());
+        let (_other_dir, other) = self::keys();
+        assert!(other.open(Purpose::TokenSecret, &sealed).is_err());
+    }
+
+    #[test]
+    fn the_key_file_is_private_and_reloads_to_the_same_key() {
+        let (dir, keys) = keys();
+        let path = dir.path().join(KEY_FILE);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let check = keys.key_check().expect("check");
+        let again = Keys::load_or_create(&path, false).expect("reload");
+        again.verify_key_check(&check).expect("same key");
+    }
+
+    #[test]
+    fn a_missing_key_file_is_refused_when_it_may_not_be_created() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = Keys::load_or_create(&dir.path().join(KEY_FILE), false).expect_err("refused");
+        assert!(matches!(error, CryptoError::MissingKey(_)));
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(KEY_FILE);
+        std::fs::write(&path, "garbage").expect("write");
+        let error = Keys::load_or_create(&path, true).expect_err("refused");
+        assert!(error.to_string().contains("damaged"), "{error}");
+    }
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn pins_are_keyed_hashes() {
+        let (_dir, keys) = keys();
+        let stored = keys.pin_hash("1234");
+        assert!(keys.pin_matches("1234", &stored));
+        assert!(!keys.pin_matches("1235", &stored));
+        let (_other_dir, other) = self::keys();
+        assert!(!other.pin_matches("1234", &stored));
+    }
+}

@@ -1,0 +1,17 @@
+//! otpgate: an on-premise two-factor authentication server in one executable.
+//!
+//! See ARCHITECTURE.md for the map of the modules and their invariants.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod limiter;
+pub mod metrics;
+pub mod otp;
+pub mod store;
+pub mod tls;
+pub mod web;
+
+pub use app::Application;
+pub use config::Config;

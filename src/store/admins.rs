@@ -1,0 +1,236 @@
+//! Administrators of the admin panel.
+
+use rusqlite::{Connection, Row, params};
+
+use super::{Result, Store, StoreError, UnixTime, optional};
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub id: i64,
+    pub login: String,
+    pub password_hash: String,
+    /// Sealed TOTP seed; None until the administrator has enrolled an authenticator app.
+    pub totp_secret: Option<Vec<u8>>,
+    pub totp_last_step: Option<i64>,
+    pub enabled: bool,
+    pub created_at: UnixTime,
+    pub last_login_at: Option<UnixTime>,
+}
+
+pub struct NewAdmin {
+    pub login: String,
+    pub password_hash: String,
+    pub totp_secret: Option<Vec<u8>>,
+    pub totp_last_step: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, login, password_hash, totp_secret, totp_last_step, enabled, created_at, last_login_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Admin> {
+    Ok(Admin {
+        id: row.get(0)?,
+        login: row.get(1)?,
+        password_hash: row.get(2)?,
+        totp_secret: row.get(3)?,
+        totp_last_step: row.get(4)?,
+        enabled: row.get(5)?,
+        created_at: row.get(6)?,
+        last_login_at: row.get(7)?,
+    })
+}
+
+pub fn by_login(conn: &Connection, login: &str) -> Result<Option<Admin>> {
+    optional(conn.query_row(
+        &format!("SELECT {COLUMNS} FROM admins WHERE login = ?1"),
+        params![login],
+        from_row,
+    ))
+}
+
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Admin>> {
+    optional(conn.query_row(
+        &format!("SELECT {COLUMNS} FROM admins WHERE id = ?1"),
+        params![id],
+        from_row,
+    ))
+}
+
+fn insert(conn: &Connection, admin: &NewAdmin, now: UnixTime) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO admins (login, password_hash, totp_secret, totp_last_step, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            admin.login,
+            admin.password_hash,
+            admin.totp_secret,
+            admin.totp_last_step,
+            now
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+impl Store {
+    pub async fn admin_count(&self) -> Result<i64> {
+        self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?))
+            .await
+    }
+
+    pub async fn admin_by_login(&self, login: String) -> Result<Option<Admin>> {
+        self.read(move |conn| by_login(conn, &login)).await
+    }
+
+    pub async fn admin_by_id(&self, id: i64) -> Result<Option<Admin>> {
+        self.read(move |conn| by_id(conn, id)).await
+    }
+
+    pub fn admins_blocking(&self) -> Result<Vec<Admin>> {
+        self.read_blocking(|conn| {
+            let mut statement =
+                conn.prepare(&format!("SELECT {COLUMNS} FROM admins ORDER BY login"))?;
+            let admins = statement
+                .query_map([], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(admins)
+        })
+    }
+
+    /// Creates the first administrator, only while there is none: the setup page and a console
+    /// `admin create` racing each other cannot both create "the first" one.
+    pub async fn create_first_admin(&self, admin: NewAdmin, now: UnixTime) -> Result<i64> {
+        self.write(move |conn| {
+            let existing: i64 = conn.query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?;
+            if existing > 0 {
+                return Err(StoreError::Conflict(
+                    "an administrator exists already".into(),
+                ));
+            }
+            let id = insert(conn, &admin, now)?;
+            super::audit::insert(
+                conn,
+                &super::AuditEntry::new(now, format!("admin:{}", admin.login), "admin.setup", "ok"),
+            )?;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Creates an administrator; a duplicate login is a conflict naming it.
+    pub fn create_admin_blocking(
+        &self,
+        admin: NewAdmin,
+        actor: String,
+        now: UnixTime,
+    ) -> Result<i64> {
+        self.write_blocking(move |conn| {
+            if by_login(conn, &admin.login)?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "an administrator named {} exists already",
+                    admin.login
+                )));
+            }
+            let id = insert(conn, &admin, now)?;
+            super::audit::insert(
+                conn,
+                &super::AuditEntry::new(now, actor, "admin.create", "ok")
+                    .detail(admin.login.clone()),
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// Sets a new password and ends every session of the administrator.
+    pub fn reset_admin_password_blocking(
+        &self,
+        login: String,
+        password_hash: String,
+        actor: String,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.write_blocking(move |conn| {
+            let changed = conn.execute(
+                "UPDATE admins SET password_hash = ?2 WHERE login = ?1",
+                params![login, password_hash],
+            )?;
+            if changed == 1 {
+                conn.execute(
+                    "DELETE FROM sessions WHERE admin_id = (SELECT id FROM admins WHERE login = ?1)",
+                    params![login],
+                )?;
+                super::audit::insert(
+                    conn,
+                    &super::AuditEntry::new(now, actor, "admin.reset_password", "ok").detail(login),
+                )?;
+            }
+            Ok(changed == 1)
+        })
+    }
+
+    /// Forgets the administrator's authenticator app, so that the next login enrols a new one,
+    /// and ends every session of the administrator.
+    pub fn reset_admin_2fa_blocking(
+        &self,
+        login: String,
+        actor: String,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.write_blocking(move |conn| {
+            let changed = conn.execute(
+                "UPDATE admins SET totp_secret = NULL, totp_last_step = NULL WHERE login = ?1",
+                params![login],
+            )?;
+            if changed == 1 {
+                conn.execute(
+                    "DELETE FROM sessions WHERE admin_id = (SELECT id FROM admins WHERE login = ?1)",
+                    params![login],
+                )?;
+                super::audit::insert(
+                    conn,
+                    &super::AuditEntry::new(now, actor, "admin.reset_2fa", "ok").detail(login),
+                )?;
+            }
+            Ok(changed == 1)
+        })
+    }
+
+    /// Records an accepted TOTP step for an administrator, only if it is newer than the last
+    /// one: a compare-and-set, so the same code can never log in twice, even concurrently.
+    /// Returns false when the step was used already.
+    pub async fn claim_admin_totp_step(
+        &self,
+        admin_id: i64,
+        step: i64,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE admins SET totp_last_step = ?2, last_login_at = ?3
+                 WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                params![admin_id, step, now],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    /// Stores a newly enrolled authenticator app, with the step of the code that confirmed it
+    /// as already used.
+    pub async fn enrol_admin_totp(
+        &self,
+        admin_id: i64,
+        sealed_secret: Vec<u8>,
+        step: i64,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE admins SET totp_secret = ?2, totp_last_step = ?3, last_login_at = ?4
+                 WHERE id = ?1 AND totp_secret IS NULL",
+                params![admin_id, sealed_secret, step, now],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+}

@@ -1,0 +1,629 @@
+//! The store owns every SQL statement of otpgate and the SQLite file they run against.
+//!
+//! Concurrency design: SQLite allows many readers and one writer. The store mirrors that.
+//! - One **writer thread** owns the only read-write connection. Callers send it jobs over a
+//!   channel; it takes every job that is waiting (up to a batch limit), runs each inside its own
+//!   savepoint of one `BEGIN IMMEDIATE` transaction, commits once, and only then answers each
+//!   caller. This is group commit: under load many writes share one commit (and one fsync when
+//!   `synchronous = FULL`), and no two of our connections ever race for the write lock, so
+//!   "database is locked" cannot happen between them. A job that fails rolls back only its own
+//!   savepoint.
+//! - A small **pool of read connections** serves reads on the blocking thread pool. In WAL mode
+//!   readers never wait for the writer.
+//! - Nothing here runs on the async executor threads: reads go through `spawn_blocking`, writes
+//!   through the writer thread, and callers only await a oneshot answer.
+
+mod admins;
+mod audit;
+mod overview;
+mod sessions;
+mod settings;
+
+pub use admins::{Admin, NewAdmin};
+pub use audit::AuditEntry;
+pub use overview::Overview;
+pub use sessions::{NewSession, Session, SessionKind, SessionStage};
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
+
+refinery::embed_migrations!("migrations");
+
+/// The file name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "otpgate.db";
+
+/// How many jobs one transaction of the writer may carry.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error(
+        "the database {path} has schema version {found}, newer than this otpgate knows ({known}); \
+         install the newer otpgate again or restore a backup made with this version"
+    )]
+    NewerSchema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("{0} is not an otpgate database")]
+    NotOtpgate(String),
+    #[error("the database integrity check failed: {0}")]
+    Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// True when the error is a violated UNIQUE constraint, which callers turn into "already exists".
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The durability of a commit. `Normal` survives a crash of the process (including `kill -9`);
+/// `Full` also survives a power loss, at the price of an fsync per group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub synchronous: Synchronous,
+    pub readers: usize,
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            synchronous: Synchronous::Normal,
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// One unit of work for the writer thread.
+trait WriteJob: Send {
+    /// Runs the statements; answers whether they succeeded and how to report the outcome
+    /// once the transaction's fate is known.
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion);
+    /// Reports an error without running (the transaction could not start).
+    fn fail(self: Box<Self>, error: &StoreError);
+}
+
+type Job = Box<dyn WriteJob>;
+
+struct Pending<T, F> {
+    work: F,
+    answer: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> WriteJob for Pending<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion) {
+        let Pending { work, answer } = *self;
+        let result = work(conn);
+        let ok = result.is_ok();
+        let completion: Completion = Box::new(move |commit_error: Option<&StoreError>| {
+            let outcome = match (commit_error, result) {
+                (Some(e), _) => Err(StoreError::Conflict(format!("commit failed: {e}"))),
+                (None, result) => result,
+            };
+            let _ = answer.send(outcome);
+        });
+        (ok, completion)
+    }
+
+    fn fail(self: Box<Self>, error: &StoreError) {
+        let _ = self.answer.send(Err(StoreError::Conflict(format!(
+            "cannot start a transaction: {error}"
+        ))));
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    options: StoreOptions,
+    jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// A handle to the database. Cheap to clone; every clone talks to the same writer thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    let synchronous = match options.synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -8000;"
+    ))?;
+    Ok(())
+}
+
+/// The highest schema version this binary carries.
+pub fn known_schema_version() -> i64 {
+    migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The schema version recorded in a database, or None for a database without otpgate history.
+fn recorded_schema_version(conn: &Connection) -> Result<Option<i64>> {
+    let has_history: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_history {
+        return Ok(None);
+    }
+    Ok(conn.query_row(
+        "SELECT MAX(version) FROM refinery_schema_history",
+        [],
+        |row| row.get::<_, Option<i64>>(0),
+    )?)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, refuses one written by a newer
+    /// otpgate, applies pending migrations, and starts the writer thread.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(options.busy_timeout)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Migration(format!(
+                "could not switch the database to WAL mode (it stays in {mode} mode)"
+            )));
+        }
+        configure(&conn, &options)?;
+        if let Some(found) = recorded_schema_version(&conn)? {
+            let known = known_schema_version();
+            if found > known {
+                return Err(StoreError::NewerSchema {
+                    path: path.display().to_string(),
+                    found,
+                    known,
+                });
+            }
+        }
+        migrations::runner()
+            .set_abort_divergent(true)
+            .run(&mut conn)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+
+        let (sender, receiver) = std_mpsc::channel::<Job>();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run_writer(conn, receiver))
+            .map_err(|e| StoreError::Migration(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                options,
+                jobs: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(writer)),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn, &self.inner.options)?;
+        conn.execute_batch("PRAGMA query_only = ON")?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a read connection, on the blocking thread pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a read connection in the calling thread (for the CLI and for blocking tasks).
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .inner
+            .readers
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && pool.len() < self.inner.options.readers
+        {
+            pool.push(conn);
+        }
+        result
+    }
+
+    fn submit<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (answer, receiver) = oneshot::channel();
+        let job: Job = Box::new(Pending { work: f, answer });
+        let jobs = self.inner.jobs.lock().map_err(|_| StoreError::Closed)?;
+        jobs.as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(job)
+            .map_err(|_| StoreError::Closed)?;
+        Ok(receiver)
+    }
+
+    /// Runs `f` in the writer's transaction and answers once it is committed.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.submit(f)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The blocking twin of [`Store::write`], for the CLI and blocking tasks.
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.submit(f)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops the writer after it has committed every job sent before, and checkpoints the WAL.
+    pub fn close(&self) {
+        if let Ok(mut jobs) = self.inner.jobs.lock() {
+            jobs.take();
+        }
+        let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            pool.clear();
+        }
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
+            .await
+            .is_ok()
+    }
+
+    /// Writes a consistent copy of the live database to `destination`, while others keep
+    /// reading and writing. The copy is written beside the destination and renamed into place,
+    /// so a failed backup never leaves a half-written file under the destination's name.
+    pub fn backup_to(&self, destination: &Path) -> Result<()> {
+        backup_file(
+            &self.inner.path,
+            destination,
+            self.inner.options.busy_timeout,
+        )
+    }
+
+    /// A textual dump of every table's rows, in a stable order: used to compare two databases.
+    pub fn dump(&self) -> Result<String> {
+        self.read_blocking(dump_connection)
+    }
+}
+
+/// The SQLite backup API, copying every page in one step: one read transaction, so the copy is
+/// a consistent snapshot even while a server writes.
+pub fn backup_file(source: &Path, destination: &Path, busy_timeout: Duration) -> Result<()> {
+    let source_conn = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    source_conn.busy_timeout(busy_timeout)?;
+    let partial = partial_path(destination);
+    let _ = std::fs::remove_file(&partial);
+    {
+        let mut dest_conn = Connection::open(&partial)?;
+        let backup = rusqlite::backup::Backup::new(&source_conn, &mut dest_conn)?;
+        backup.run_to_completion(-1, Duration::from_millis(10), None)?;
+    }
+    let copy = Connection::open(&partial)?;
+    copy.execute_batch("PRAGMA journal_mode = DELETE")?;
+    drop(copy);
+    std::fs::rename(&partial, destination).map_err(|e| {
+        StoreError::Conflict(format!("cannot write {}: {e}", destination.display()))
+    })?;
+    Ok(())
+}
+
+fn partial_path(destination: &Path) -> PathBuf {
+    let mut name = destination
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "backup".into());
+    name.push(".partial");
+    destination.with_file_name(name)
+}
+
+/// Checks that `file` is a sound otpgate database that this binary can open: SQLite's
+/// integrity check passes and its schema is not newer than ours. Returns its schema version.
+pub fn validate_database(file: &Path) -> Result<i64> {
+    let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|_| StoreError::NotOtpgate(file.display().to_string()))?;
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .map_err(|_| StoreError::NotOtpgate(file.display().to_string()))?;
+    if check != "ok" {
+        return Err(StoreError::Corrupt(check));
+    }
+    let version = recorded_schema_version(&conn)
+        .map_err(|_| StoreError::NotOtpgate(file.display().to_string()))?
+        .ok_or_else(|| StoreError::NotOtpgate(file.display().to_string()))?;
+    let known = known_schema_version();
+    if version > known {
+        return Err(StoreError::NewerSchema {
+            path: file.display().to_string(),
+            found: version,
+            known,
+        });
+    }
+    Ok(version)
+}
+
+/// Reads one value of the `settings` table from a database file that is not open as a store.
+pub fn read_setting_from_file(file: &Path, key: &str) -> Result<Option<String>> {
+    let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    settings::get(&conn, key)
+}
+
+/// Replaces the database at `target` with `source`: copied beside it, then renamed over it, and
+/// the old WAL files removed. The caller holds the data directory's lock.
+pub fn replace_database(source: &Path, target: &Path) -> Result<()> {
+    let partial = partial_path(target);
+    backup_file(source, &partial, Duration::from_secs(5))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut name = target.as_os_str().to_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+    std::fs::rename(&partial, target)
+        .map_err(|e| StoreError::Conflict(format!("cannot replace {}: {e}", target.display())))?;
+    Ok(())
+}
+
+fn dump_connection(conn: &Connection) -> Result<String> {
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    tables.retain(|t| t != "refinery_schema_history");
+    let mut out = String::new();
+    for table in tables {
+        out.push_str(&format!("# {table}\n"));
+        let mut statement = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1"))?;
+        let columns = statement.column_count();
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let mut line = Vec::with_capacity(columns);
+            for i in 0..columns {
+                let value: rusqlite::types::Value = row.get(i)?;
+                line.push(format!("{value:?}"));
+            }
+            out.push_str(&line.join("|"));
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+fn run_writer(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch);
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "final WAL checkpoint failed");
+    }
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = StoreError::from(e);
+        for job in batch {
+            job.fail(&error);
+        }
+        return;
+    }
+    let mut completions = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let (ok, completion) = job.run(conn);
+        if savepoint.is_ok() {
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "cannot end a savepoint");
+            }
+        }
+        completions.push(completion);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let error = commit.err();
+    for completion in completions {
+        completion(error.as_ref());
+    }
+}
+
+/// Seconds since the Unix epoch as stored in every table.
+pub type UnixTime = i64;
+
+pub(crate) fn optional<T>(result: rusqlite::Result<T>) -> Result<Option<T>> {
+    Ok(result.optional()?)
+}
+
+pub use settings::{get as get_setting_in, set as set_setting_in};
+
+impl Store {
+    pub async fn setting(&self, key: &'static str) -> Result<Option<String>> {
+        self.read(move |conn| settings::get(conn, key)).await
+    }
+
+    pub async fn set_setting(&self, key: &'static str, value: String, now: UnixTime) -> Result<()> {
+        self.write(move |conn| settings::set(conn, key, &value, now))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default())
+            .expect("open store");
+        (dir, store)
+    }
+
+    #[test]
+    fn a_failing_job_rolls_back_only_itself() {
+        let (_dir, store) = temp_store();
+        let failing = store
+            .submit(|conn| {
+                settings::set(conn, "a", "1", 1)?;
+                Err::<(), _>(StoreError::Conflict("no".into()))
+            })
+            .expect("submit");
+        let passing = store
+            .submit(|conn| settings::set(conn, "b", "2", 1))
+            .expect("submit");
+        assert!(failing.blocking_recv().expect("answer").is_err());
+        passing.blocking_recv().expect("answer").expect("written");
+        let a = store
+            .read_blocking(|c| settings::get(c, "a"))
+            .expect("read");
+        let b = store
+            .read_blocking(|c| settings::get(c, "b"))
+            .expect("read");
+        assert_eq!(a, None);
+        assert_eq!(b.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn many_concurrent_writers_never_see_a_locked_database() {
+        let (_dir, store) = temp_store();
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let key = format!("k{t}-{i}");
+                        store
+                            .write_blocking(move |conn| settings::set(conn, &key, "v", 1))
+                            .expect("write");
+                        store
+                            .read_blocking(|conn| settings::get(conn, "k0-0"))
+                            .expect("read");
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().expect("thread");
+        }
+        let count: i64 = store
+            .read_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))?))
+            .expect("count");
+        assert_eq!(count, 1600);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_otpgate_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(DATABASE_FILE);
+        Store::open(&path, StoreOptions::default())
+            .expect("open")
+            .close();
+        let conn = Connection::open(&path).expect("open raw");
+        conn.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (999, 'future', '2030-01-01T00:00:00Z', '0')",
+            [],
+        )
+        .expect("insert");
+        drop(conn);
+        let error = Store::open(&path, StoreOptions::default()).expect_err("must refuse");
+        assert!(
+            matches!(error, StoreError::NewerSchema { found: 999, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("newer than this otpgate"));
+    }
+}

@@ -1,0 +1,84 @@
+//! The one place where errors become HTML responses. Internal detail goes to the log with its
+//! cause chain; the client gets a clear message that leaks nothing.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError};
+
+use super::views;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("not found")]
+    NotFound,
+    #[error("login required")]
+    LoginRequired,
+    #[error("the form was not sent from this page")]
+    Csrf,
+    #[error("too many attempts")]
+    TooManyRequests { retry_after_seconds: u64 },
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(error: crate::store::StoreError) -> Self {
+        PageError::Internal(error.into())
+    }
+}
+
+impl From<crate::crypto::CryptoError> for PageError {
+    fn from(error: crate::crypto::CryptoError) -> Self {
+        PageError::Internal(error.into())
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::LoginRequired => StatusCode::SEE_OTHER,
+            PageError::Csrf => StatusCode::FORBIDDEN,
+            PageError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let PageError::LoginRequired = self {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/admin/login"))
+                .finish();
+        }
+        let (title, message) = match self {
+            PageError::LoginRequired => ("Login required", "Log in first.".to_string()),
+            PageError::NotFound => ("Not found", "There is nothing at this address.".to_string()),
+            PageError::Csrf => (
+                "Form expired",
+                "This form has expired or was not sent from an otpgate page. Go back, reload the page and try again."
+                    .to_string(),
+            ),
+            PageError::TooManyRequests { retry_after_seconds } => (
+                "Too many attempts",
+                format!("Too many attempts. Try again in {} minute(s).", retry_after_seconds.div_ceil(60)),
+            ),
+            PageError::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                (
+                    "Something went wrong",
+                    "otpgate could not complete this request. The details are in the server log.".to_string(),
+                )
+            }
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let PageError::TooManyRequests {
+            retry_after_seconds,
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+        }
+        response
+            .content_type("text/html; charset=utf-8")
+            .body(views::message_page(title, &message).into_string())
+    }
+}

@@ -1,0 +1,116 @@
+//! The HTTP front ends. Handlers parse input, call the core and the store's operations, and
+//! render; they hold no SQL and no business rules.
+
+mod admin;
+mod error;
+mod ops;
+mod session;
+mod views;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use crate::config::Config;
+use crate::crypto::Keys;
+use crate::limiter::Limiter;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use admin::SetupState;
+pub use admin::admin_credentials_problem;
+pub use error::PageError;
+pub use session::now;
+
+/// The answer to an address that matches no route.
+pub async fn not_found() -> Result<actix_web::HttpResponse, PageError> {
+    Err(PageError::NotFound)
+}
+
+/// Everything a handler may use, built once by the application.
+pub struct AppState {
+    pub store: Store,
+    pub keys: Keys,
+    pub config: Config,
+    pub metrics: std::sync::Arc<Metrics>,
+    pub login_per_ip: Limiter,
+    pub login_per_name: Limiter,
+    /// The pending first-start setup, while no administrator exists.
+    pub setup: Mutex<Option<SetupState>>,
+    /// The address users reach otpgate at, without a trailing slash.
+    pub base_url: String,
+    /// Cookies carry `Secure` when otpgate speaks HTTPS.
+    pub secure_cookies: bool,
+    /// The name shown as issuer in authenticator apps.
+    pub issuer: String,
+}
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/assets/style.css", web::get().to(ops::stylesheet))
+        .route("/", web::get().to(admin::root))
+        .route("/setup", web::get().to(admin::show_setup))
+        .route("/setup", web::post().to(admin::submit_setup))
+        .route("/setup/totp", web::get().to(admin::show_setup_totp))
+        .route("/setup/totp", web::post().to(admin::submit_setup_totp))
+        .route("/admin", web::get().to(admin::show_dashboard))
+        .route("/admin/", web::get().to(admin::show_dashboard))
+        .route("/admin/login", web::get().to(admin::show_login))
+        .route("/admin/login", web::post().to(admin::submit_login))
+        .route("/admin/enrol", web::get().to(admin::show_enrol))
+        .route("/admin/enrol", web::post().to(admin::submit_enrol))
+        .route("/admin/logout", web::post().to(admin::logout));
+}
+
+/// Adds the security headers to every response and records its metrics.
+pub async fn observe(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let metrics = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let mut response = next.call(request).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".to_string());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !route.starts_with("/assets/") && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(metrics) = metrics {
+        metrics.observe_request(
+            &route,
+            &method,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    Ok(response)
+}

@@ -1,0 +1,135 @@
+//! Sessions and CSRF protection for the HTML front ends.
+//!
+//! The session cookie holds 32 random bytes; the database holds only their SHA-256, so the
+//! server can revoke a session by deleting its row. Every state-changing form carries a CSRF
+//! token: the session's own token once logged in, and before that (login and setup forms) a
+//! random value that must match a `SameSite=Strict` cookie.
+
+use actix_web::HttpRequest;
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::web;
+
+use super::{AppState, PageError};
+use crate::crypto;
+use crate::store::{Admin, Session, SessionKind, SessionStage, UnixTime};
+
+pub const ADMIN_COOKIE: &str = "otpgate_admin";
+pub const CSRF_COOKIE: &str = "otpgate_csrf";
+
+/// The current time, read at the edge and passed inward.
+pub fn now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn client_ip(request: &HttpRequest) -> Option<String> {
+    request.peer_addr().map(|addr| addr.ip().to_string())
+}
+
+pub fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .secure(state.secure_cookies)
+        .same_site(SameSite::Strict)
+        .finish()
+}
+
+pub fn removal_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
+    let mut cookie = cookie(state, name, String::new());
+    cookie.set_max_age(CookieDuration::ZERO);
+    cookie
+}
+
+/// The CSRF token for a form shown before login, and the cookie to set when there is none yet.
+pub fn pre_session_csrf(
+    state: &AppState,
+    request: &HttpRequest,
+) -> Result<(String, Option<Cookie<'static>>), PageError> {
+    if let Some(existing) = request.cookie(CSRF_COOKIE)
+        && existing.value().len() >= 32
+    {
+        return Ok((existing.value().to_string(), None));
+    }
+    let token = crypto::random_token::<32>()?;
+    Ok((token.clone(), Some(cookie(state, CSRF_COOKIE, token))))
+}
+
+/// Checks a pre-login form's token against its cookie.
+pub fn check_pre_session_csrf(request: &HttpRequest, given: &str) -> Result<(), PageError> {
+    let expected = request.cookie(CSRF_COOKIE).ok_or(PageError::Csrf)?;
+    check_csrf(expected.value(), given)
+}
+
+pub fn check_csrf(expected: &str, given: &str) -> Result<(), PageError> {
+    if !expected.is_empty() && crypto::constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+        Ok(())
+    } else {
+        Err(PageError::Csrf)
+    }
+}
+
+/// A new session: the cookie value to hand out and the hash to store.
+pub fn new_session_id() -> Result<(String, Vec<u8>), PageError> {
+    let value = crypto::random_token::<32>()?;
+    let hash = crypto::sha256(value.as_bytes());
+    Ok((value, hash))
+}
+
+/// The administrator's session behind the request's cookie, at any stage.
+pub async fn admin_session(
+    state: &AppState,
+    request: &HttpRequest,
+) -> Result<Option<(Vec<u8>, Session)>, PageError> {
+    let Some(cookie) = request.cookie(ADMIN_COOKIE) else {
+        return Ok(None);
+    };
+    let id_hash = crypto::sha256(cookie.value().as_bytes());
+    let session = state
+        .store
+        .session(id_hash.clone(), SessionKind::Admin, now())
+        .await?;
+    Ok(session.map(|s| (id_hash, s)))
+}
+
+/// A fully logged-in administrator.
+pub struct LoggedIn {
+    pub admin: Admin,
+    pub csrf: String,
+}
+
+/// The logged-in administrator, or `LoginRequired` (a redirect to the login page). Extends the
+/// idle timeout, writing at most once a minute per session.
+pub async fn require_admin(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+) -> Result<LoggedIn, PageError> {
+    let (id_hash, session) = admin_session(state, request)
+        .await?
+        .ok_or(PageError::LoginRequired)?;
+    if session.stage != SessionStage::Full {
+        return Err(PageError::LoginRequired);
+    }
+    let admin_id = session.admin_id.ok_or(PageError::LoginRequired)?;
+    let admin = state
+        .store
+        .admin_by_id(admin_id)
+        .await?
+        .filter(|admin| admin.enabled)
+        .ok_or(PageError::LoginRequired)?;
+    let now = now();
+    if now - session.last_seen_at >= 60 {
+        let idle = state.config.admin.session_idle_minutes as i64 * 60;
+        let hard = state.config.admin.session_max_hours as i64 * 3600;
+        state
+            .store
+            .touch_session(id_hash.clone(), now, now + idle, hard)
+            .await?;
+    }
+    Ok(LoggedIn {
+        admin,
+        csrf: session.csrf_token,
+    })
+}

@@ -1,0 +1,128 @@
+//! Page layout and the small pieces pages are made of. maud escapes every interpolated value.
+
+use maud::{DOCTYPE, Markup, html};
+
+/// The navigation of the admin panel; entries appear as their pages are built.
+const NAV: &[(&str, &str)] = &[("Dashboard", "/admin")];
+
+/// The frame of every page without a logged-in administrator (setup, login, messages).
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · otpgate" }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body.bare {
+                main.card {
+                    p.brand { "otpgate" }
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// The frame of the admin panel: navigation, the administrator's name, logout.
+pub struct PanelFrame<'a> {
+    pub title: &'a str,
+    pub active: &'a str,
+    pub admin_login: &'a str,
+    pub csrf: &'a str,
+}
+
+pub fn panel_page(frame: &PanelFrame<'_>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (frame.title) " · otpgate" }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body {
+                header.topbar {
+                    a.brand href="/admin" { "otpgate" }
+                    nav aria-label="Main" {
+                        @for (label, href) in NAV {
+                            @if *label == frame.active {
+                                a.active href=(href) aria-current="page" { (label) }
+                            } @else {
+                                a href=(href) { (label) }
+                            }
+                        }
+                    }
+                    form.logout method="post" action="/admin/logout" {
+                        input type="hidden" name="csrf" value=(frame.csrf);
+                        span.who { (frame.admin_login) }
+                        button.link type="submit" { "Log out" }
+                    }
+                }
+                main.panel {
+                    h1 { (frame.title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub fn message_page(title: &str, message: &str) -> Markup {
+    bare_page(
+        title,
+        html! {
+            p { (message) }
+            p { a href="/admin" { "Back to otpgate" } }
+        },
+    )
+}
+
+/// An error line above a form.
+pub fn form_error(message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(message) = message {
+            p.error role="alert" { (message) }
+        }
+    }
+}
+
+/// A QR code as an image (an SVG data URI, so that no inline markup or script is needed).
+pub fn qr_image(data: &str, alt: &str) -> Markup {
+    let svg = qrcode::QrCode::new(data.as_bytes())
+        .map(|code| {
+            code.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(220, 220)
+                .quiet_zone(true)
+                .build()
+        })
+        .unwrap_or_default();
+    let uri = format!(
+        "data:image/svg+xml;base64,{}",
+        data_encoding::BASE64.encode(svg.as_bytes())
+    );
+    html! { img.qr src=(uri) alt=(alt) width="220" height="220"; }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolated_text_is_escaped() {
+        let page = message_page("<script>", "<b>bold</b> & \"quoted\"").into_string();
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("&lt;script&gt;"));
+        assert!(page.contains("&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;"));
+    }
+
+    #[test]
+    fn a_qr_code_is_an_svg_image() {
+        let markup = qr_image("otpauth://totp/x?secret=AAAA", "QR").into_string();
+        assert!(markup.contains("data:image/svg+xml;base64,"));
+    }
+}
