@@ -14,7 +14,7 @@ use crate::store::Synchronous;
 /// Where the packaged service keeps its configuration.
 pub const PACKAGED_CONFIG: &str = "/etc/otpgate/config.toml";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The directory holding the database, the key file and the generated certificate.
@@ -82,19 +82,6 @@ pub struct AdminConfig {
 pub struct LogConfig {
     /// A tracing filter: `info`, `debug`, or per module like `info,otpgate::web=debug`.
     pub level: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data_dir: None,
-            server: ServerConfig::default(),
-            tls: TlsConfig::default(),
-            storage: StorageConfig::default(),
-            admin: AdminConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {
@@ -199,21 +186,9 @@ impl Config {
         let deserializer = toml::de::Deserializer::parse(text)
             .map_err(|e| located("(syntax)".into(), e.message().to_string(), e.span()))?;
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let mut key = e.path().to_string();
+            let key = e.path().to_string();
             let inner = e.into_inner();
-            let message = inner.message().to_string();
-            if let Some(unknown) = message
-                .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split('`').next())
-            {
-                key = if key == "." || key.is_empty() {
-                    unknown.to_string()
-                } else {
-                    format!("{key}.{unknown}")
-                };
-                key = key.trim_start_matches('.').replace("..", ".");
-            }
-            located(key, message, inner.span())
+            located(key, inner.message().to_string(), inner.span())
         })?;
         config.validate().map_err(|e| match e {
             ConfigError::Invalid { key, message, .. } => {

@@ -381,7 +381,19 @@ pub fn backup_file(source: &Path, destination: &Path, busy_timeout: Duration) ->
     {
         let mut dest_conn = Connection::open(&partial)?;
         let backup = rusqlite::backup::Backup::new(&source_conn, &mut dest_conn)?;
-        backup.run_to_completion(-1, Duration::from_millis(10), None)?;
+        // One step of -1 pages copies the whole file under one read transaction.
+        let deadline = std::time::Instant::now() + busy_timeout;
+        loop {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                _ if std::time::Instant::now() > deadline => {
+                    return Err(StoreError::Conflict(
+                        "the database stayed busy; try again".into(),
+                    ));
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
     }
     let copy = Connection::open(&partial)?;
     copy.execute_batch("PRAGMA journal_mode = DELETE")?;
@@ -424,6 +436,18 @@ pub fn validate_database(file: &Path) -> Result<i64> {
         });
     }
     Ok(version)
+}
+
+/// Creates or upgrades a database only up to `version`: lets tests build a database as an
+/// older otpgate left it, and then check that opening it with this one keeps its data.
+#[doc(hidden)]
+pub fn migrate_to_version(file: &Path, version: i32) -> Result<()> {
+    let mut conn = Connection::open(file)?;
+    migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run(&mut conn)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(())
 }
 
 /// Reads one value of the `settings` table from a database file that is not open as a store.

@@ -1,0 +1,85 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::helpers::{Process, client_for, hidden_value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_in_the_middle_of_writes_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("crash.toml");
+    std::fs::write(
+        &config,
+        "[admin]\nlogin_attempts_per_ip = 1000000\nlogin_attempts_per_login = 1000000\n",
+    )
+    .expect("write config");
+    let env = [("OTPGATE_CONFIG", config.to_str().expect("utf-8"))];
+    let process = Process::start(dir.path(), &env).expect("starts");
+    let address = process.address.clone();
+    let client = client_for(dir.path());
+    let page = client
+        .get(format!("{address}/admin/login"))
+        .send()
+        .await
+        .expect("page");
+    let csrf = hidden_value(&page.text().await.expect("body"), "csrf");
+
+    // Every 401 is sent after its audit line was committed: count them.
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for worker in 0..4 {
+        let client = client.clone();
+        let address = address.clone();
+        let csrf = csrf.clone();
+        let acknowledged = acknowledged.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let response = client
+                    .post(format!("{address}/admin/login"))
+                    .form(&[
+                        ("csrf", csrf.as_str()),
+                        ("login", &format!("w{worker}-{i}")),
+                        ("password", "x"),
+                        ("otp", "1"),
+                    ])
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status() == 401 => {
+                        acknowledged.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    process.kill_9();
+    for writer in writers {
+        let _ = writer.await;
+    }
+    let acknowledged = acknowledged.load(Ordering::SeqCst);
+    assert!(acknowledged > 10, "the load ran ({acknowledged} writes)");
+
+    let file = dir.path().join(otpgate::store::DATABASE_FILE);
+    let conn = rusqlite::Connection::open(&file).expect("open");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'admin.login'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    drop(conn);
+    assert!(
+        rows as usize >= acknowledged,
+        "{rows} rows for {acknowledged} acknowledged writes"
+    );
+
+    let restarted = Process::start(dir.path(), &env).expect("restarts after the crash");
+    restarted.terminate();
+}

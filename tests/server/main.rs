@@ -1,0 +1,9 @@
+//! End-to-end tests: the real application on port 0, spoken to over HTTPS.
+
+mod admin_login;
+mod command_line;
+mod crash;
+mod helpers;
+mod operations;
+mod setup;
+mod storage;
