@@ -9,10 +9,11 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web as actix};
 use anyhow::Context;
+use utoipa_actix_web::AppExt;
 
 use crate::config::{self, Config};
 use crate::crypto::{self, Keys};
-use crate::limiter::Limiter;
+use crate::limiter::{Limiter, TokenBuckets};
 use crate::metrics::Metrics;
 use crate::store::{self, Store, StoreOptions};
 use crate::tls;
@@ -189,14 +190,35 @@ impl Application {
             base_url: base_url.clone(),
             secure_cookies: tls_material.is_some(),
             issuer: "otpgate".into(),
+            api_keys: web::api::KeyCache::default(),
+            throttle_unauthenticated: TokenBuckets::new(
+                config.api.unauthenticated_rate,
+                config.api.unauthenticated_burst,
+            ),
+            throttle_user: TokenBuckets::new(config.api.user_rate, config.api.user_burst),
+            throttle_end_user_ip: TokenBuckets::new(
+                config.api.end_user_ip_rate,
+                config.api.end_user_ip_burst,
+            ),
+            throttle_caller: TokenBuckets::new(config.api.caller_rate, config.api.caller_burst),
             config: config.clone(),
         });
 
+        let document = actix::Data::new(web::api::OpenApiDocument(openapi_document()?));
         let server = HttpServer::new(move || {
-            App::new()
+            let (app, _) = App::new()
+                .into_utoipa_app()
+                .openapi(<web::api::ApiDoc as utoipa::OpenApi>::openapi())
                 .app_data(state.clone())
+                .app_data(document.clone())
                 .app_data(actix::FormConfig::default().limit(64 * 1024))
-                .wrap(from_fn(web::observe))
+                .service(
+                    utoipa_actix_web::scope("/api/v1")
+                        .configure(web::api::configure)
+                        .default_service(actix::to(web::api::not_found)),
+                )
+                .split_for_parts();
+            app.wrap(from_fn(web::observe))
                 .configure(web::routes)
                 .default_service(actix::to(web::not_found))
         })
@@ -266,6 +288,16 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// The OpenAPI document of the API, generated from the handlers' annotations.
+pub fn openapi_document() -> anyhow::Result<String> {
+    let (_, api) = App::new()
+        .into_utoipa_app()
+        .openapi(<web::api::ApiDoc as utoipa::OpenApi>::openapi())
+        .service(utoipa_actix_web::scope("/api/v1").configure(web::api::configure))
+        .split_for_parts();
+    Ok(api.to_pretty_json()?)
 }
 
 /// Periodic clean-up: expired sessions now; expired challenges and old deliveries later.

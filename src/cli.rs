@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Manage API keys for applications (resource keys) and scripts (admin keys).
+    Apikey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
     /// Write a consistent copy of the database to FILE, also while the server runs.
     Backup {
         /// Where to write the copy.
@@ -104,6 +109,29 @@ pub enum AdminCommand {
     Reset2fa {
         /// The login name.
         login: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key and print it once; only its hash is kept.
+    Create {
+        /// A name that says who uses the key, e.g. "vpn-gateway".
+        #[arg(long)]
+        name: String,
+        /// A key for the authentication endpoints of this resource (name or id).
+        #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
+        resource: Option<String>,
+        /// A key that may manage every object.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List the keys (never the keys themselves).
+    List,
+    /// Revoke a key by its id or prefix.
+    Revoke {
+        /// The id or prefix shown by `otpgate apikey list`.
+        key: String,
     },
 }
 
@@ -167,6 +195,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Some(Command::Serve(args)) => serve(&cli, args.listen.clone()),
         Some(Command::Admin { command }) => admin(&cli, command),
+        Some(Command::Apikey { command }) => apikey(&cli, command),
         Some(Command::Backup { file }) => backup(&cli, file),
         Some(Command::Restore { file }) => restore(&cli, file),
         Some(Command::Config {
@@ -321,6 +350,62 @@ fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn apikey(cli: &Cli, command: &ApiKeyCommand) -> anyhow::Result<()> {
+    let now = crate::web::now();
+    let store = open_store(cli)?;
+    let result = match command {
+        ApiKeyCommand::Create { name, resource, .. } => {
+            if name.trim().is_empty() {
+                bail!("the key needs a name");
+            }
+            let key = crypto::new_api_key()?;
+            store.create_api_key_blocking(
+                name.trim().to_string(),
+                key.prefix.clone(),
+                key.hash,
+                resource.clone(),
+                now,
+            )?;
+            println!("{}", key.key);
+            eprintln!("this key is shown once: store it in the application's configuration now");
+            Ok(())
+        }
+        ApiKeyCommand::List => {
+            for key in store.api_keys_blocking()? {
+                let scope = match (&key.scope, &key.resource_name) {
+                    (crate::domain::KeyScope::Admin, _) => "admin".to_string(),
+                    (_, Some(name)) => format!("resource:{name}"),
+                    (_, None) => "resource".to_string(),
+                };
+                println!(
+                    "{}\tog_{}\t{}\t{}\t{}",
+                    key.id,
+                    key.prefix,
+                    key.name,
+                    scope,
+                    if key.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
+                );
+            }
+            Ok(())
+        }
+        ApiKeyCommand::Revoke { key } => {
+            let key = key.trim_start_matches("og_").to_string();
+            if store.revoke_api_key_blocking(key.clone(), now)? {
+                println!("key {key} revoked");
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("no active key {key}"))
+            }
+        }
+    };
+    store.close();
+    result
 }
 
 fn backup(cli: &Cli, file: &Path) -> anyhow::Result<()> {

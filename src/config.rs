@@ -23,6 +23,8 @@ pub struct Config {
     pub tls: TlsConfig,
     pub storage: StorageConfig,
     pub admin: AdminConfig,
+    pub auth: AuthConfig,
+    pub api: ApiConfig,
     pub log: LogConfig,
 }
 
@@ -75,6 +77,66 @@ pub struct AdminConfig {
     pub login_attempts_per_ip: u32,
     /// Login attempts allowed per login name in 15 minutes.
     pub login_attempts_per_login: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// How many HOTP counters past the expected one a code may be (per token overridable).
+    pub hotp_lookahead: u64,
+    /// How many TOTP steps before and after the current one a code may be.
+    pub totp_window: u64,
+    /// How far Token Synchronization searches for two consecutive codes.
+    pub resync_search: u64,
+    /// How long a code sent by email, SMS or bot stays valid, in seconds.
+    pub challenge_validity_seconds: u64,
+    /// How many wrong codes a sent challenge tolerates before it is void.
+    pub challenge_tries: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Authentication requests per second for one user, and the burst allowed.
+    pub user_rate: f64,
+    pub user_burst: u32,
+    /// Authentication requests per second for one end-user address (the `ip` field).
+    pub end_user_ip_rate: f64,
+    pub end_user_ip_burst: u32,
+    /// Requests per second from one calling application's address; 0 = unlimited, since one
+    /// VPN gateway or web application calls on behalf of all its users.
+    pub caller_rate: f64,
+    pub caller_burst: u32,
+    /// Requests per second without a valid API key, per source address.
+    pub unauthenticated_rate: f64,
+    pub unauthenticated_burst: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            hotp_lookahead: 10,
+            totp_window: 1,
+            resync_search: 1000,
+            challenge_validity_seconds: 300,
+            challenge_tries: 3,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            user_rate: 2.0,
+            user_burst: 10,
+            end_user_ip_rate: 5.0,
+            end_user_ip_burst: 30,
+            caller_rate: 0.0,
+            caller_burst: 100,
+            unauthenticated_rate: 1.0,
+            unauthenticated_burst: 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -300,6 +362,49 @@ impl Config {
                 "admin.login_attempts_per_ip",
                 "login attempt limits must be at least 1",
             ));
+        }
+        if self.auth.hotp_lookahead > 1000 {
+            return Err(ConfigError::invalid(
+                "auth.hotp_lookahead",
+                "must be at most 1000",
+            ));
+        }
+        if self.auth.totp_window > 10 {
+            return Err(ConfigError::invalid(
+                "auth.totp_window",
+                "must be at most 10",
+            ));
+        }
+        if !(2..=10_000).contains(&self.auth.resync_search) {
+            return Err(ConfigError::invalid(
+                "auth.resync_search",
+                "must be between 2 and 10000",
+            ));
+        }
+        if !(30..=3600).contains(&self.auth.challenge_validity_seconds) {
+            return Err(ConfigError::invalid(
+                "auth.challenge_validity_seconds",
+                "must be between 30 and 3600",
+            ));
+        }
+        if !(1..=10).contains(&self.auth.challenge_tries) {
+            return Err(ConfigError::invalid(
+                "auth.challenge_tries",
+                "must be between 1 and 10",
+            ));
+        }
+        for (key, rate) in [
+            ("api.user_rate", self.api.user_rate),
+            ("api.end_user_ip_rate", self.api.end_user_ip_rate),
+            ("api.caller_rate", self.api.caller_rate),
+            ("api.unauthenticated_rate", self.api.unauthenticated_rate),
+        ] {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be 0 (unlimited) or a positive number",
+                ));
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::invalid(

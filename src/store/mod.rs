@@ -14,13 +14,17 @@
 //!   through the writer thread, and callers only await a oneshot answer.
 
 mod admins;
+mod api_keys;
 mod audit;
+mod directory;
 mod overview;
 mod sessions;
 mod settings;
 
 pub use admins::{Admin, NewAdmin};
+pub use api_keys::ApiKeyRecord;
 pub use audit::AuditEntry;
+pub use directory::*;
 pub use overview::Overview;
 pub use sessions::{NewSession, Session, SessionKind, SessionStage};
 

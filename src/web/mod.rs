@@ -2,6 +2,7 @@
 //! render; they hold no SQL and no business rules.
 
 mod admin;
+pub mod api;
 mod error;
 mod ops;
 mod session;
@@ -25,7 +26,7 @@ use crate::store::Store;
 pub use admin::SetupState;
 pub use admin::admin_credentials_problem;
 pub use error::PageError;
-pub use session::now;
+pub use session::{client_ip, now};
 
 /// The answer to an address that matches no route.
 pub async fn not_found() -> Result<actix_web::HttpResponse, PageError> {
@@ -48,6 +49,16 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The name shown as issuer in authenticator apps.
     pub issuer: String,
+    /// API keys recently looked up.
+    pub api_keys: api::KeyCache,
+    /// Requests without a valid API key, per source address.
+    pub throttle_unauthenticated: crate::limiter::TokenBuckets,
+    /// Authentication requests per user.
+    pub throttle_user: crate::limiter::TokenBuckets,
+    /// Authentication requests per end-user address (the `ip` the caller reports).
+    pub throttle_end_user_ip: crate::limiter::TokenBuckets,
+    /// Authentication requests per calling application's address (off by default).
+    pub throttle_caller: crate::limiter::TokenBuckets,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

@@ -99,6 +99,28 @@ impl TestApp {
             .expect("POST answered")
     }
 
+    /// Creates an API key with the console command: `--admin`, or `--resource NAME`.
+    pub fn api_key(&self, scope: &[&str]) -> String {
+        let output = otpgate_command(&self.data_dir)
+            .args(["apikey", "create", "--name", "test"])
+            .args(scope)
+            .output()
+            .expect("run apikey create");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// A JSON request to the API with a bearer key.
+    pub fn api(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(key)
+    }
+
     /// Stops the server gracefully and waits until it has closed its data directory.
     pub async fn stop(self) -> Option<tempfile::TempDir> {
         self.handle.stop(true).await;

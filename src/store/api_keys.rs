@@ -1,0 +1,124 @@
+//! API keys: stored as the SHA-256 of their secret part, found by their public prefix.
+
+use rusqlite::{Connection, params};
+
+use super::{Result, Store, StoreError, UnixTime, optional};
+use crate::domain::KeyScope;
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: Vec<u8>,
+    pub scope: KeyScope,
+    pub resource_name: Option<String>,
+    pub created_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+}
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    let scope: String = row.get(4)?;
+    let resource_id: Option<i64> = row.get(5)?;
+    Ok(ApiKeyRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        prefix: row.get(2)?,
+        key_hash: row.get(3)?,
+        scope: match (scope.as_str(), resource_id) {
+            ("resource", Some(id)) => KeyScope::Resource(id),
+            _ => KeyScope::Admin,
+        },
+        resource_name: row.get(6)?,
+        created_at: row.get(7)?,
+        revoked_at: row.get(8)?,
+    })
+}
+
+const SELECT: &str = "SELECT k.id, k.name, k.prefix, k.key_hash, k.scope, k.resource_id, r.name, k.created_at, k.revoked_at
+                      FROM api_keys k LEFT JOIN resources r ON r.id = k.resource_id";
+
+pub fn by_prefix(conn: &Connection, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+    optional(
+        conn.prepare_cached(&format!("{SELECT} WHERE k.prefix = ?1"))?
+            .query_row(params![prefix], from_row),
+    )
+}
+
+impl Store {
+    pub async fn api_key_by_prefix(&self, prefix: String) -> Result<Option<ApiKeyRecord>> {
+        self.read(move |conn| by_prefix(conn, &prefix)).await
+    }
+
+    /// Creates a key for a resource named or numbered `resource` (None: an admin key).
+    pub fn create_api_key_blocking(
+        &self,
+        name: String,
+        prefix: String,
+        key_hash: Vec<u8>,
+        resource: Option<String>,
+        now: UnixTime,
+    ) -> Result<i64> {
+        self.write_blocking(move |conn| {
+            let resource_id = match &resource {
+                None => None,
+                Some(resource) => Some(
+                    optional(conn.query_row(
+                        "SELECT id FROM resources WHERE name = ?1 OR CAST(id AS TEXT) = ?1",
+                        params![resource],
+                        |row| row.get::<_, i64>(0),
+                    ))?
+                    .ok_or_else(|| StoreError::Conflict(format!("no resource named {resource}")))?,
+                ),
+            };
+            let scope = if resource_id.is_some() {
+                "resource"
+            } else {
+                "admin"
+            };
+            conn.execute(
+                "INSERT INTO api_keys (name, prefix, key_hash, scope, resource_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, prefix, key_hash, scope, resource_id, now],
+            )?;
+            let id = conn.last_insert_rowid();
+            super::audit::insert(
+                conn,
+                &super::AuditEntry {
+                    api_key_id: Some(id),
+                    resource_id,
+                    ..super::AuditEntry::new(now, "console", "apikey.create", "ok").detail(name)
+                },
+            )?;
+            Ok(id)
+        })
+    }
+
+    pub fn api_keys_blocking(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.read_blocking(|conn| {
+            let mut statement = conn.prepare(&format!("{SELECT} ORDER BY k.id"))?;
+            let keys = statement
+                .query_map([], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
+        })
+    }
+
+    /// Revokes a key by id or prefix; false when there is no such live key.
+    pub fn revoke_api_key_blocking(&self, key: String, now: UnixTime) -> Result<bool> {
+        self.write_blocking(move |conn| {
+            let changed = conn.execute(
+                "UPDATE api_keys SET revoked_at = ?2
+                 WHERE (prefix = ?1 OR CAST(id AS TEXT) = ?1) AND revoked_at IS NULL",
+                params![key, now],
+            )?;
+            if changed == 1 {
+                super::audit::insert(
+                    conn,
+                    &super::AuditEntry::new(now, "console", "apikey.revoke", "ok").detail(key),
+                )?;
+            }
+            Ok(changed == 1)
+        })
+    }
+}

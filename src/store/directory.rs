@@ -1,0 +1,335 @@
+//! Users, resources, tokens and their assignments: the rows every feature reads.
+
+use rusqlite::{Connection, Row, params};
+
+use super::{Result, Store, StoreError, UnixTime, optional};
+use crate::domain::{TokenKind, TokenState};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub login: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+    pub enabled: bool,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub login: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+}
+
+pub const USER_COLUMNS: &str = "id, login, first_name, last_name, email, phone, password_hash, enabled, created_at, updated_at";
+
+pub fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        login: row.get(1)?,
+        first_name: row.get(2)?,
+        last_name: row.get(3)?,
+        email: row.get(4)?,
+        phone: row.get(5)?,
+        password_hash: row.get(6)?,
+        enabled: row.get(7)?,
+        created_at: row.get(8)?,
+        updated_at: row.get(9)?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub fail_limit: i64,
+    pub password_required: bool,
+    pub auto_unlock_seconds: Option<i64>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    pub name: String,
+    pub description: String,
+    pub fail_limit: i64,
+    pub password_required: bool,
+    pub auto_unlock_seconds: Option<i64>,
+}
+
+pub const RESOURCE_COLUMNS: &str = "id, name, description, fail_limit, password_required, auto_unlock_seconds, created_at, updated_at";
+
+pub fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Resource> {
+    Ok(Resource {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        fail_limit: row.get(3)?,
+        password_required: row.get(4)?,
+        auto_unlock_seconds: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub id: i64,
+    pub serial: String,
+    pub name: String,
+    pub kind: TokenKind,
+    pub user_id: Option<i64>,
+    /// Sealed seed (TOTP, HOTP).
+    pub secret: Option<Vec<u8>>,
+    pub algorithm: String,
+    pub digits: u32,
+    pub period: u32,
+    pub last_step: Option<i64>,
+    pub drift: i64,
+    pub window_behind: Option<i64>,
+    pub window_ahead: Option<i64>,
+    pub destination: Option<String>,
+    pub messenger: Option<String>,
+    pub bot_chat_id: Option<i64>,
+    pub pin_hash: Option<Vec<u8>>,
+    pub pin_position: String,
+    pub enabled: bool,
+    pub state: TokenState,
+    pub fail_count: i64,
+    pub locked_at: Option<UnixTime>,
+    pub last_used_at: Option<UnixTime>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+pub const TOKEN_COLUMNS: &str = "id, serial, name, kind, user_id, secret, algorithm, digits, period, last_step, drift, \
+     window_behind, window_ahead, destination, messenger, bot_chat_id, pin_hash, pin_position, enabled, state, \
+     fail_count, locked_at, last_used_at, created_at, updated_at";
+
+pub fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
+    let kind: String = row.get(3)?;
+    let state: String = row.get(19)?;
+    Ok(Token {
+        id: row.get(0)?,
+        serial: row.get(1)?,
+        name: row.get(2)?,
+        kind: TokenKind::parse(&kind).unwrap_or(TokenKind::Totp),
+        user_id: row.get(4)?,
+        secret: row.get(5)?,
+        algorithm: row.get(6)?,
+        digits: row.get(7)?,
+        period: row.get(8)?,
+        last_step: row.get(9)?,
+        drift: row.get(10)?,
+        window_behind: row.get(11)?,
+        window_ahead: row.get(12)?,
+        destination: row.get(13)?,
+        messenger: row.get(14)?,
+        bot_chat_id: row.get(15)?,
+        pin_hash: row.get(16)?,
+        pin_position: row.get(17)?,
+        enabled: row.get(18)?,
+        state: TokenState::parse(&state).unwrap_or(TokenState::Pending),
+        fail_count: row.get(20)?,
+        locked_at: row.get(21)?,
+        last_used_at: row.get(22)?,
+        created_at: row.get(23)?,
+        updated_at: row.get(24)?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub serial: String,
+    pub name: String,
+    pub kind: TokenKind,
+    pub user_id: Option<i64>,
+    pub secret: Option<Vec<u8>>,
+    pub algorithm: String,
+    pub digits: u32,
+    pub period: u32,
+    /// The last used moving factor: for a new HOTP token starting at counter C, C - 1.
+    pub last_step: Option<i64>,
+    pub destination: Option<String>,
+    pub messenger: Option<String>,
+    pub pin_hash: Option<Vec<u8>>,
+    pub pin_position: String,
+    pub state: TokenState,
+}
+
+pub fn insert_user(conn: &Connection, user: &NewUser, now: UnixTime) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO users (login, first_name, last_name, email, phone, password_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        user.login,
+        user.first_name,
+        user.last_name,
+        user.email,
+        user.phone,
+        user.password_hash,
+        now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn insert_resource(conn: &Connection, resource: &NewResource, now: UnixTime) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO resources (name, description, fail_limit, password_required, auto_unlock_seconds, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![
+            resource.name,
+            resource.description,
+            resource.fail_limit,
+            resource.password_required,
+            resource.auto_unlock_seconds,
+            now
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO self_service (resource_id, updated_at) VALUES (?1, ?2)",
+        params![id, now],
+    )?;
+    Ok(id)
+}
+
+pub fn insert_token(conn: &Connection, token: &NewToken, now: UnixTime) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (serial, name, kind, user_id, secret, algorithm, digits, period, last_step,
+                             destination, messenger, pin_hash, pin_position, state, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+    )?
+    .execute(params![
+        token.serial,
+        token.name,
+        token.kind.as_str(),
+        token.user_id,
+        token.secret,
+        token.algorithm,
+        token.digits,
+        token.period,
+        token.last_step,
+        token.destination,
+        token.messenger,
+        token.pin_hash,
+        token.pin_position,
+        token.state.as_str(),
+        now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// A user by id, or by login when `key` is not a number (or no user has that id).
+pub fn find_user(conn: &Connection, key: &str) -> Result<Option<User>> {
+    if let Ok(id) = key.parse::<i64>()
+        && let Some(user) = optional(
+            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
+                .query_row(params![id], user_from_row),
+        )?
+    {
+        return Ok(Some(user));
+    }
+    optional(
+        conn.prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE login = ?1"
+        ))?
+        .query_row(params![key], user_from_row),
+    )
+}
+
+/// A resource by id, or by name.
+pub fn find_resource(conn: &Connection, key: &str) -> Result<Option<Resource>> {
+    if let Ok(id) = key.parse::<i64>()
+        && let Some(resource) = optional(
+            conn.prepare_cached(&format!(
+                "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = ?1"
+            ))?
+            .query_row(params![id], resource_from_row),
+        )?
+    {
+        return Ok(Some(resource));
+    }
+    optional(
+        conn.prepare_cached(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE name = ?1"
+        ))?
+        .query_row(params![key], resource_from_row),
+    )
+}
+
+pub fn token_by_id(conn: &Connection, id: i64) -> Result<Option<Token>> {
+    optional(
+        conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"))?
+            .query_row(params![id], token_from_row),
+    )
+}
+
+/// A token by id, or by serial.
+pub fn find_token(conn: &Connection, key: &str) -> Result<Option<Token>> {
+    if let Ok(id) = key.parse::<i64>()
+        && let Some(token) = token_by_id(conn, id)?
+    {
+        return Ok(Some(token));
+    }
+    optional(
+        conn.prepare_cached(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE serial = ?1"
+        ))?
+        .query_row(params![key], token_from_row),
+    )
+}
+
+/// Assigns a user to a resource (idempotent).
+pub fn assign_user_to_resource(conn: &Connection, resource_id: i64, user_id: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO user_resources (resource_id, user_id) VALUES (?1, ?2)",
+    )?
+    .execute(params![resource_id, user_id])?;
+    Ok(())
+}
+
+/// Assigns a token to a resource; only a token that has a user may be assigned, and its user
+/// is assigned to the resource too ("Assign → Token with User").
+pub fn assign_token_to_resource(conn: &Connection, resource_id: i64, token_id: i64) -> Result<()> {
+    let user_id: Option<i64> = optional(conn.query_row(
+        "SELECT user_id FROM tokens WHERE id = ?1",
+        params![token_id],
+        |row| row.get(0),
+    ))?
+    .ok_or_else(|| StoreError::Conflict("no such token".into()))?;
+    let user_id = user_id.ok_or_else(|| {
+        StoreError::Conflict("the token has no user: assign it to a user first".into())
+    })?;
+    assign_user_to_resource(conn, resource_id, user_id)?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO token_resources (resource_id, token_id) VALUES (?1, ?2)",
+    )?
+    .execute(params![resource_id, token_id])?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn find_user(&self, key: String) -> Result<Option<User>> {
+        self.read(move |conn| find_user(conn, &key)).await
+    }
+
+    pub async fn find_resource(&self, key: String) -> Result<Option<Resource>> {
+        self.read(move |conn| find_resource(conn, &key)).await
+    }
+
+    pub async fn find_token(&self, key: String) -> Result<Option<Token>> {
+        self.read(move |conn| find_token(conn, &key)).await
+    }
+}

@@ -1,0 +1,133 @@
+//! A JSON body extractor whose errors name the offending field.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+
+/// Request bodies larger than this are refused.
+const LIMIT: usize = 256 * 1024;
+
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = Bytes::from_request(request, payload);
+        let content_type_ok = request
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.starts_with("application/json"));
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(ApiError::BadRequest {
+                    field: None,
+                    message: "the body must be JSON (Content-Type: application/json)".into(),
+                });
+            }
+            let bytes = body.await.map_err(|_| ApiError::BadRequest {
+                field: None,
+                message: format!("the body could not be read (at most {LIMIT} bytes)"),
+            })?;
+            if bytes.len() > LIMIT {
+                return Err(ApiError::BadRequest {
+                    field: None,
+                    message: format!("the body is larger than {LIMIT} bytes"),
+                });
+            }
+            parse(&bytes).map(ApiJson)
+        })
+    }
+}
+
+/// Parses JSON, naming the field at fault in the error.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        // serde_json says "missing field `x`" at the object level: name the field itself.
+        let field = match message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            Some(missing) if path == "." => missing.to_string(),
+            Some(missing) => format!("{path}.{missing}"),
+            None if path == "." => String::new(),
+            None => path,
+        };
+        let plain = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        ApiError::BadRequest {
+            field: (!field.is_empty()).then_some(field),
+            message: if inner.is_syntax() || inner.is_eof() {
+                "the body is not valid JSON".to_string()
+            } else {
+                plain
+            },
+        }
+    })?;
+    deserializer.end().map_err(|_| ApiError::BadRequest {
+        field: None,
+        message: "the body has trailing characters after the JSON value".into(),
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        user: String,
+        digits: u32,
+    }
+
+    fn field_of(body: &str) -> Option<String> {
+        match parse::<Sample>(body.as_bytes()) {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("expected a bad request, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        assert_eq!(field_of(r#"{"user":"a"}"#).as_deref(), Some("digits"));
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named() {
+        assert_eq!(
+            field_of(r#"{"user":"a","digits":"six"}"#).as_deref(),
+            Some("digits")
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        assert_eq!(
+            field_of(r#"{"user":"a","digits":6,"extra":1}"#).as_deref(),
+            Some("extra")
+        );
+    }
+
+    #[test]
+    fn broken_json_is_refused_without_a_field() {
+        assert_eq!(field_of(r#"{"user":"#), None);
+    }
+}

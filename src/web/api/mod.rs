@@ -1,0 +1,76 @@
+//! The JSON API under `/api/v1`: authentication for applications (resource keys) and
+//! management of every object (admin keys). Errors are `{"error":{"code","message"}}` with
+//! stable codes; the OpenAPI document is generated from the handlers' annotations.
+
+mod caller;
+mod error;
+mod json;
+
+pub use caller::{ApiCaller, KeyCache};
+pub use error::ApiError;
+pub use json::ApiJson;
+
+use actix_web::{HttpResponse, get, web};
+use utoipa::OpenApi;
+
+use super::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "otpgate API",
+        description = "Authenticate users with one-time passwords and manage users, tokens and resources. \
+                       Send an API key as `Authorization: Bearer KEY`: a resource key may call the \
+                       authentication endpoints of its resource, an admin key may manage objects."
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "api_key",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// Registers every API route; each handler carries its OpenAPI annotation.
+pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config.service(openapi_json);
+}
+
+/// The generated OpenAPI document, shared by every worker.
+pub struct OpenApiDocument(pub String);
+
+/// The OpenAPI 3 description of this API.
+#[utoipa::path(
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+#[get("/openapi.json")]
+async fn openapi_json(document: web::Data<OpenApiDocument>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
+}
+
+/// The answer to an unknown address under `/api`.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("endpoint"))
+}
+
+/// Helpers shared by handlers.
+pub fn state(state: &web::Data<AppState>) -> &AppState {
+    state
+}
