@@ -293,6 +293,30 @@ pub fn dummy_password_hash() -> &'static str {
     })
 }
 
+/// A new API key: what to hand out once, its public prefix, and the hash to store.
+pub struct NewApiKey {
+    pub key: String,
+    pub prefix: String,
+    pub hash: Vec<u8>,
+}
+
+pub fn new_api_key() -> Result<NewApiKey, CryptoError> {
+    let prefix = data_encoding::BASE32_NOPAD
+        .encode(&random_bytes::<5>()?)
+        .to_lowercase();
+    let secret = random_token::<32>()?;
+    let key = format!("og_{prefix}.{secret}");
+    let hash = sha256(key.as_bytes());
+    Ok(NewApiKey { key, prefix, hash })
+}
+
+/// The prefix of a key as sent by a client, if it has the shape of one.
+pub fn api_key_prefix(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("og_")?;
+    let (prefix, secret) = rest.split_once('.')?;
+    (prefix.len() == 8 && !secret.is_empty()).then_some(prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,28 +390,4 @@ mod tests {
         let (_other_dir, other) = self::keys();
         assert!(!other.pin_matches("1234", &stored));
     }
-}
-
-/// A new API key: what to hand out once, its public prefix, and the hash to store.
-pub struct NewApiKey {
-    pub key: String,
-    pub prefix: String,
-    pub hash: Vec<u8>,
-}
-
-pub fn new_api_key() -> Result<NewApiKey, CryptoError> {
-    let prefix = data_encoding::BASE32_NOPAD
-        .encode(&random_bytes::<5>()?)
-        .to_lowercase();
-    let secret = random_token::<32>()?;
-    let key = format!("og_{prefix}.{secret}");
-    let hash = sha256(key.as_bytes());
-    Ok(NewApiKey { key, prefix, hash })
-}
-
-/// The prefix of a key as sent by a client, if it has the shape of one.
-pub fn api_key_prefix(key: &str) -> Option<&str> {
-    let rest = key.strip_prefix("og_")?;
-    let (prefix, secret) = rest.split_once('.')?;
-    (prefix.len() == 8 && !secret.is_empty()).then_some(prefix)
 }

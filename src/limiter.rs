@@ -47,30 +47,6 @@ impl Limiter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attempts_over_the_limit_are_refused_until_the_window_ends() {
-        let limiter = Limiter::new(2, Duration::from_secs(60));
-        let start = Instant::now();
-        assert!(limiter.attempt("a", start).is_ok());
-        assert!(limiter.attempt("a", start).is_ok());
-        let refused = limiter.attempt("a", start + Duration::from_secs(10));
-        assert_eq!(refused, Err(RetryAfter(Duration::from_secs(50))));
-        assert!(
-            limiter.attempt("b", start).is_ok(),
-            "keys are counted apart"
-        );
-        assert!(
-            limiter
-                .attempt("a", start + Duration::from_secs(61))
-                .is_ok()
-        );
-    }
-}
-
 /// Token buckets per key: `rate` tokens a second up to `burst`; each request takes one.
 pub struct TokenBuckets {
     rate: f64,
@@ -142,5 +118,29 @@ mod bucket_tests {
         for _ in 0..1000 {
             assert!(buckets.take("u", Instant::now()).is_ok());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_over_the_limit_are_refused_until_the_window_ends() {
+        let limiter = Limiter::new(2, Duration::from_secs(60));
+        let start = Instant::now();
+        assert!(limiter.attempt("a", start).is_ok());
+        assert!(limiter.attempt("a", start).is_ok());
+        let refused = limiter.attempt("a", start + Duration::from_secs(10));
+        assert_eq!(refused, Err(RetryAfter(Duration::from_secs(50))));
+        assert!(
+            limiter.attempt("b", start).is_ok(),
+            "keys are counted apart"
+        );
+        assert!(
+            limiter
+                .attempt("a", start + Duration::from_secs(61))
+                .is_ok()
+        );
     }
 }
