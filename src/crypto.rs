@@ -100,6 +100,7 @@ impl Purpose {
 pub struct Keys {
     cipher: XChaCha20Poly1305,
     pin_key: [u8; 32],
+    code_key: [u8; 32],
     path: PathBuf,
 }
 
@@ -124,6 +125,7 @@ impl Keys {
         Keys {
             cipher: XChaCha20Poly1305::new(&cipher_key.into()),
             pin_key: derive(&master, b"otpgate pin key v1"),
+            code_key: derive(&master, b"otpgate challenge code key v1"),
             path,
         }
     }
@@ -223,6 +225,15 @@ impl Keys {
         let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.pin_key)
             .expect("HMAC accepts keys of any length");
         mac.update(pin.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The keyed hash of a sent code: a short code hashed without a key could be found by
+    /// trying them all against a stolen database.
+    pub fn code_hash(&self, code: &str) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.code_key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(code.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
 

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the map of the modules and their invariants.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -16,6 +16,7 @@
 mod admins;
 mod api_keys;
 mod audit;
+pub mod auth;
 mod directory;
 mod overview;
 mod sessions;

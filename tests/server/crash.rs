@@ -83,3 +83,86 @@ async fn a_kill_9_in_the_middle_of_writes_loses_no_acknowledged_write() {
     let restarted = Process::start(dir.path(), &env).expect("restarts after the crash");
     restarted.terminate();
 }
+
+#[tokio::test]
+async fn an_accepted_code_stays_used_after_a_kill_9_and_restart() {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().expect("dir");
+    let process = Process::start(dir.path(), &[]).expect("starts");
+    let run = |args: &[&str]| {
+        let output = crate::helpers::otpgate_command(dir.path())
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let admin = run(&["apikey", "create", "--name", "t", "--admin"]);
+    let client = client_for(dir.path());
+    let api = |path: &str| format!("{}/api/v1{path}", process.address);
+    for (path, body) in [
+        ("/resources", json!({"name": "vpn"})),
+        ("/users", json!({"login": "alice"})),
+        (
+            "/tokens",
+            json!({"kind": "HOTP", "secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "user": "alice", "resource": "vpn"}),
+        ),
+    ] {
+        let response = client
+            .post(api(path))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 201, "{path}");
+    }
+    let code = otpgate::otp::hotp(b"12345678901234567890", otpgate::otp::Algorithm::Sha1, 6, 0);
+    let body = json!({"resource": "vpn", "user": "alice", "otp": code});
+    let answer: Value = client
+        .post(api("/auth/authenticate"))
+        .bearer_auth(&admin)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["result"], "accepted");
+    process.kill_9();
+
+    let restarted = Process::start(dir.path(), &[]).expect("restarts");
+    let api = |path: &str| format!("{}/api/v1{path}", restarted.address);
+    let answer: Value = client
+        .post(api("/auth/authenticate"))
+        .bearer_auth(&admin)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        answer["result"], "rejected",
+        "the accepted code was committed before the answer"
+    );
+    let next = otpgate::otp::hotp(b"12345678901234567890", otpgate::otp::Algorithm::Sha1, 6, 1);
+    let answer: Value = client
+        .post(api("/auth/authenticate"))
+        .bearer_auth(&admin)
+        .json(&json!({"resource": "vpn", "user": "alice", "otp": next}))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["result"], "accepted");
+    restarted.terminate();
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real application on port 0, spoken to over HTTPS.
 
 mod admin_login;
+mod api_auth;
 mod api_basics;
 mod command_line;
 mod crash;

@@ -70,9 +70,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             .next()
             .unwrap_or(&message)
             .to_string();
+        let broken = inner.is_syntax() || inner.is_eof();
         ApiError::BadRequest {
-            field: (!field.is_empty()).then_some(field),
-            message: if inner.is_syntax() || inner.is_eof() {
+            field: (!field.is_empty() && !broken).then_some(field),
+            message: if broken {
                 "the body is not valid JSON".to_string()
             } else {
                 plain

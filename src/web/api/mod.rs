@@ -2,6 +2,7 @@
 //! management of every object (admin keys). Errors are `{"error":{"code","message"}}` with
 //! stable codes; the OpenAPI document is generated from the handlers' annotations.
 
+mod auth;
 mod caller;
 mod error;
 mod json;
@@ -46,7 +47,28 @@ impl utoipa::Modify for BearerAuth {
 
 /// Registers every API route; each handler carries its OpenAPI annotation.
 pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    config.service(openapi_json);
+    config
+        .service(openapi_json)
+        .service(auth::prepare)
+        .service(auth::authenticate);
+}
+
+/// An object named by its id (a number) or its name, login or serial (a string).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum IdOrName {
+    Id(i64),
+    Name(String),
+}
+
+impl IdOrName {
+    /// The key the store's `find_*` functions take: an id as digits, or the name.
+    pub fn as_key(&self) -> String {
+        match self {
+            IdOrName::Id(id) => id.to_string(),
+            IdOrName::Name(name) => name.trim().to_string(),
+        }
+    }
 }
 
 /// The generated OpenAPI document, shared by every worker.

@@ -1,0 +1,817 @@
+//! The authentication decision: given a resource, a user or token, and what the user typed,
+//! is the answer *accepted*, *rejected* or *challenge sent*?
+//!
+//! The rules (DESIGN.md, "Failed attempts", flows 5 and 6):
+//! - the user exists, is enabled and is assigned to the resource; a named token must be the
+//!   user's and assigned to the resource;
+//! - the password is checked when given, and required when the resource says so;
+//! - only the user's tokens assigned to the resource count; disabled and pending tokens are
+//!   skipped; a locked token denies; a token's PIN, when set, is typed before or after its code;
+//! - a match is claimed with a compare-and-set in the store, so a code is never accepted twice;
+//! - a miss counts against every token that could have answered, locking it at the resource's
+//!   limit; a success resets the counter;
+//! - unknown users, wrong passwords and wrong codes get the same answer in about the same
+//!   time; the precise reason goes to the audit log only.
+//!
+//! Time comes in as an argument; the store and the keys are passed in.
+
+use crate::config::AuthConfig;
+use crate::crypto::{self, Keys, Purpose};
+use crate::domain::{TokenKind, TokenState, mask_destination};
+use crate::metrics::Metrics;
+use crate::otp;
+use crate::store::auth::{ActiveChallenge, AuthContext, AuthTarget, Claim, NewChallenge, Penalty};
+use crate::store::{AuditEntry, Store, StoreError, Token, UnixTime};
+
+/// Who asks.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: i64,
+    /// The resource a resource key is limited to; None for an admin key.
+    pub resource_scope: Option<i64>,
+    pub client_ip: Option<String>,
+}
+
+impl Caller {
+    fn actor(&self) -> String {
+        format!("apikey:{}", self.key_id)
+    }
+}
+
+/// What the user typed, and for which objects.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub target: AuthTarget,
+    pub password: Option<String>,
+    pub otp: Option<String>,
+    pub transaction: Option<String>,
+    pub end_user_ip: Option<String>,
+}
+
+/// A token as named in answers.
+#[derive(Debug, Clone)]
+pub struct TokenRef {
+    pub id: i64,
+    pub serial: String,
+    pub kind: TokenKind,
+}
+
+/// A token for which a code is expected (and, for MAIL/SMS/BOT, was sent).
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub token: TokenRef,
+    /// Where the code went, masked; None for TOTP/HOTP.
+    pub destination: Option<String>,
+    pub sent: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Accepted {
+        token: Option<TokenRef>,
+    },
+    Rejected,
+    Challenge {
+        transaction: String,
+        expected: Vec<Expected>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+}
+
+/// The outcome of matching a typed code against the candidate tokens.
+#[derive(Debug)]
+enum Evaluation {
+    Matched { claim: Claim, token: TokenRef },
+    Locked { token_id: i64 },
+    Missed(Penalty),
+    NoUsableToken,
+}
+
+fn token_ref(token: &Token) -> TokenRef {
+    TokenRef {
+        id: token.id,
+        serial: token.serial.clone(),
+        kind: token.kind,
+    }
+}
+
+fn is_locked(token: &Token, auto_unlock: Option<i64>, now: UnixTime) -> bool {
+    match (token.locked_at, auto_unlock) {
+        (None, _) => false,
+        (Some(at), Some(seconds)) => at > now - seconds,
+        (Some(_), None) => true,
+    }
+}
+
+fn usable(token: &Token) -> bool {
+    token.enabled && token.state == TokenState::Active
+}
+
+fn params_of(token: &Token) -> Option<otp::Params> {
+    let algorithm = token.algorithm.parse().ok()?;
+    let kind = match token.kind {
+        TokenKind::Hotp => otp::Kind::Hotp,
+        TokenKind::Totp => otp::Kind::Totp {
+            period: token.period,
+        },
+        _ => return None,
+    };
+    otp::Params::new(algorithm, token.digits, kind).ok()
+}
+
+fn window_of(token: &Token, config: &AuthConfig) -> otp::Window {
+    let override_or = |value: Option<i64>, default: u64| {
+        value.and_then(|v| u64::try_from(v).ok()).unwrap_or(default)
+    };
+    match token.kind {
+        TokenKind::Hotp => otp::Window {
+            behind: 0,
+            ahead: override_or(token.window_ahead, config.hotp_lookahead),
+        },
+        _ => otp::Window {
+            behind: override_or(token.window_behind, config.totp_window),
+            ahead: override_or(token.window_ahead, config.totp_window),
+        },
+    }
+}
+
+/// The code part of what was typed for this token, when its PIN (if any) is right.
+fn code_for<'a>(token: &Token, typed: &'a str, keys: &Keys) -> Option<&'a str> {
+    match &token.pin_hash {
+        None => Some(typed),
+        Some(pin_hash) => {
+            let position = token
+                .pin_position
+                .parse()
+                .unwrap_or(otp::PinPosition::Before);
+            let (pin, code) = otp::split_pin(typed, token.digits, position)?;
+            keys.pin_matches(pin, pin_hash).then_some(code)
+        }
+    }
+}
+
+struct Candidates<'a> {
+    context: &'a AuthContext,
+    transaction: Option<&'a str>,
+    fail_limit: i64,
+    auto_unlock: Option<i64>,
+}
+
+/// Matches a typed code against every candidate token. Pure but for unsealing seeds.
+fn evaluate(
+    candidates: &Candidates<'_>,
+    typed: &str,
+    keys: &Keys,
+    config: &AuthConfig,
+    now: UnixTime,
+) -> Evaluation {
+    let now_unix = u64::try_from(now).unwrap_or(0);
+    let mut penalty = Penalty {
+        fail_limit: candidates.fail_limit,
+        ..Penalty::default()
+    };
+    let mut any_usable = false;
+    for token in candidates.context.tokens.iter().filter(|t| usable(t)) {
+        any_usable = true;
+        let locked = is_locked(token, candidates.auto_unlock, now);
+        let code = code_for(token, typed, keys);
+        let matched = match token.kind {
+            TokenKind::Totp | TokenKind::Hotp => {
+                let (Some(params), Some(sealed)) = (params_of(token), &token.secret) else {
+                    continue;
+                };
+                let Ok(secret) = keys.open(Purpose::TokenSecret, sealed) else {
+                    tracing::error!(token_id = token.id, "a token seed cannot be unsealed");
+                    continue;
+                };
+                let last_used = token.last_step.and_then(|s| u64::try_from(s).ok());
+                code.and_then(|code| {
+                    otp::verify(
+                        &secret,
+                        &params,
+                        code,
+                        window_of(token, config),
+                        last_used,
+                        token.drift,
+                        now_unix,
+                    )
+                })
+                .and_then(|m| {
+                    Some(Claim::Step {
+                        token_id: token.id,
+                        step: i64::try_from(m.step).ok()?,
+                        drift: if token.kind == TokenKind::Totp {
+                            m.drift
+                        } else {
+                            0
+                        },
+                    })
+                })
+            }
+            _ => {
+                let challenge: Option<&ActiveChallenge> =
+                    candidates.context.challenges.iter().find(|c| {
+                        c.token_id == token.id
+                            && candidates.transaction.is_none_or(|t| t == c.transaction_id)
+                    });
+                if let Some(challenge) = challenge
+                    && !locked
+                {
+                    penalty.challenge_ids.push(challenge.id);
+                }
+                challenge.and_then(|challenge| {
+                    let code = code?;
+                    (code.len() == token.digits as usize
+                        && crypto::constant_time_eq(&keys.code_hash(code), &challenge.code_hash))
+                    .then_some(Claim::Challenge {
+                        token_id: token.id,
+                        challenge_id: challenge.id,
+                    })
+                })
+            }
+        };
+        match (matched, locked) {
+            (Some(_), true) => return Evaluation::Locked { token_id: token.id },
+            (Some(claim), false) => {
+                return Evaluation::Matched {
+                    claim,
+                    token: token_ref(token),
+                };
+            }
+            (None, false) => penalty.token_ids.push(token.id),
+            (None, true) => {}
+        }
+    }
+    if !any_usable {
+        return Evaluation::NoUsableToken;
+    }
+    Evaluation::Missed(penalty)
+}
+
+/// The decision service: the store, the keys and the settings it works with.
+pub struct Authenticator<'a> {
+    pub store: &'a Store,
+    pub keys: &'a Keys,
+    pub config: &'a AuthConfig,
+    pub metrics: &'a Metrics,
+}
+
+struct Audit {
+    entry: AuditEntry,
+}
+
+impl Audit {
+    fn new(caller: &Caller, action: &str, end_user_ip: Option<String>, now: UnixTime) -> Audit {
+        Audit {
+            entry: AuditEntry {
+                api_key_id: Some(caller.key_id),
+                client_ip: caller.client_ip.clone(),
+                end_user_ip,
+                ..AuditEntry::new(now, caller.actor(), action, "rejected")
+            },
+        }
+    }
+
+    fn finish(&self, result: &str, reason: Option<&str>) -> AuditEntry {
+        let mut entry = self.entry.clone();
+        entry.result = result.into();
+        entry.reason = reason.map(str::to_string);
+        entry
+    }
+}
+
+async fn password_matches(password: String, hash: Option<String>) -> bool {
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| crypto::dummy_password_hash().to_string());
+    let verified = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    verified && known
+}
+
+impl Authenticator<'_> {
+    fn count(&self, endpoint: &str, result: &str, reason: &str) {
+        self.metrics.inc(
+            "otpgate_auth_results_total",
+            "Authentication and prepare results by endpoint, result and reason.",
+            &[
+                ("endpoint", endpoint),
+                ("result", result),
+                ("reason", reason),
+            ],
+        );
+    }
+
+    async fn reject(&self, audit: &Audit, reason: &'static str) -> Result<Answer, AuthError> {
+        self.store
+            .audit(audit.finish("rejected", Some(reason)))
+            .await?;
+        self.count("authenticate", "rejected", reason);
+        Ok(Answer::Rejected)
+    }
+
+    /// Loads the context and checks the caller's scope and the resource.
+    async fn context(
+        &self,
+        caller: &Caller,
+        target: AuthTarget,
+        now: UnixTime,
+    ) -> Result<AuthContext, AuthError> {
+        let context = self.store.auth_context(target, now).await?;
+        let resource = context
+            .resource
+            .as_ref()
+            .ok_or(AuthError::NotFound("resource"))?;
+        if let Some(scope) = caller.resource_scope
+            && scope != resource.id
+        {
+            return Err(AuthError::Forbidden(
+                "this API key belongs to another resource".into(),
+            ));
+        }
+        Ok(context)
+    }
+
+    pub async fn authenticate(
+        &self,
+        caller: &Caller,
+        attempt: Attempt,
+        now: UnixTime,
+    ) -> Result<Answer, AuthError> {
+        if attempt.otp.is_none() && attempt.password.is_none() {
+            return Err(AuthError::Invalid {
+                field: "otp",
+                message: "give the one-time password, the password, or both".into(),
+            });
+        }
+        if attempt.target.user.is_none() && attempt.target.token.is_none() {
+            return Err(AuthError::Invalid {
+                field: "user",
+                message: "name the user, or the token for a token-only authentication".into(),
+            });
+        }
+        let context = self.context(caller, attempt.target.clone(), now).await?;
+        let mut audit = Audit::new(
+            caller,
+            "auth.authenticate",
+            attempt.end_user_ip.clone(),
+            now,
+        );
+        let Some(resource) = context.resource.clone() else {
+            return Err(AuthError::NotFound("resource"));
+        };
+        audit.entry.resource_id = Some(resource.id);
+
+        let Some(user) = context.user.clone() else {
+            if let Some(password) = attempt.password {
+                password_matches(password, None).await;
+            }
+            return self.reject(&audit, "unknown_user").await;
+        };
+        audit.entry.user_id = Some(user.id);
+        if !user.enabled {
+            if let Some(password) = attempt.password {
+                password_matches(password, None).await;
+            }
+            return self.reject(&audit, "user_disabled").await;
+        }
+        if !context.user_assigned {
+            if let Some(password) = attempt.password {
+                password_matches(password, None).await;
+            }
+            return self.reject(&audit, "not_assigned").await;
+        }
+        if context.token_mismatch {
+            return self.reject(&audit, "token_not_in_resource").await;
+        }
+        match &attempt.password {
+            Some(password) => {
+                if !password_matches(password.clone(), user.password_hash.clone()).await {
+                    return self.reject(&audit, "bad_password").await;
+                }
+            }
+            None if resource.password_required => {
+                return self.reject(&audit, "password_required").await;
+            }
+            None => {}
+        }
+
+        let Some(typed) = attempt.otp.as_deref().map(str::trim) else {
+            // A right password and no code: accepted when the user has no second factor in
+            // this resource, otherwise the codes are asked for (and sent where otpgate sends).
+            if !context.tokens.iter().any(usable) {
+                self.store
+                    .audit(audit.finish("accepted", Some("password_only")))
+                    .await?;
+                self.count("authenticate", "accepted", "password_only");
+                return Ok(Answer::Accepted { token: None });
+            }
+            let answer = self.send_challenges(caller, &context, &audit, now).await?;
+            self.count("authenticate", "challenge", "otp_needed");
+            return Ok(answer);
+        };
+
+        let candidates = Candidates {
+            context: &context,
+            transaction: attempt.transaction.as_deref(),
+            fail_limit: resource.fail_limit,
+            auto_unlock: resource.auto_unlock_seconds,
+        };
+        match evaluate(&candidates, typed, self.keys, self.config, now) {
+            Evaluation::Matched { claim, token } => {
+                audit.entry.token_id = Some(token.id);
+                let entry = audit.finish("accepted", None);
+                if self
+                    .store
+                    .claim_code(claim, resource.auto_unlock_seconds, now, entry)
+                    .await?
+                {
+                    self.count("authenticate", "accepted", "ok");
+                    Ok(Answer::Accepted { token: Some(token) })
+                } else {
+                    self.count("authenticate", "rejected", "replayed");
+                    Ok(Answer::Rejected)
+                }
+            }
+            Evaluation::Locked { token_id } => {
+                audit.entry.token_id = Some(token_id);
+                self.reject(&audit, "token_locked").await
+            }
+            Evaluation::NoUsableToken => self.reject(&audit, "no_token").await,
+            Evaluation::Missed(penalty) => {
+                if let [only] = penalty.token_ids.as_slice() {
+                    audit.entry.token_id = Some(*only);
+                }
+                self.store
+                    .penalise(penalty, now, audit.finish("rejected", Some("bad_otp")))
+                    .await?;
+                self.count("authenticate", "rejected", "bad_otp");
+                Ok(Answer::Rejected)
+            }
+        }
+    }
+
+    /// Creates and queues challenges for the MAIL, SMS and BOT tokens among the candidates,
+    /// and lists the TOTP/HOTP tokens whose codes are expected too.
+    async fn send_challenges(
+        &self,
+        caller: &Caller,
+        context: &AuthContext,
+        audit: &Audit,
+        now: UnixTime,
+    ) -> Result<Answer, AuthError> {
+        let Some(resource) = &context.resource else {
+            return Err(AuthError::NotFound("resource"));
+        };
+        let transaction = crypto::random_token::<16>()?;
+        let validity = self.config.challenge_validity_seconds as i64;
+        let minutes = (validity + 59) / 60;
+        let mut expected = Vec::new();
+        let mut challenges = Vec::new();
+        for token in context
+            .tokens
+            .iter()
+            .filter(|t| usable(t) && !is_locked(t, resource.auto_unlock_seconds, now))
+        {
+            if !token.kind.is_delivered() {
+                expected.push(Expected {
+                    token: token_ref(token),
+                    destination: None,
+                    sent: false,
+                });
+                continue;
+            }
+            let (channel, recipient) = match token.kind {
+                TokenKind::Mail => ("mail", token.destination.clone()),
+                TokenKind::Sms => ("sms", token.destination.clone()),
+                _ => ("bot", token.bot_chat_id.map(|id| id.to_string())),
+            };
+            let Some(recipient) = recipient else { continue };
+            let random = crypto::random_bytes::<64>()?;
+            let Some(code) = otp::numeric_code(&random, token.digits) else {
+                continue;
+            };
+            let body = format!(
+                "{code} is your one-time password for {}. It is valid for {minutes} minutes. \
+                 If you did not try to log in, tell your administrator.",
+                resource.name
+            );
+            challenges.push(NewChallenge {
+                token_id: token.id,
+                code_hash: self.keys.code_hash(&code),
+                channel,
+                recipient: recipient.clone(),
+                subject: format!("Your one-time password for {}", resource.name),
+                sealed_body: self.keys.seal(Purpose::Message, body.as_bytes())?,
+            });
+            expected.push(Expected {
+                token: token_ref(token),
+                destination: Some(match token.kind {
+                    TokenKind::Bot => "Telegram".to_string(),
+                    _ => mask_destination(&recipient),
+                }),
+                sent: true,
+            });
+        }
+        let sent = challenges.len();
+        let entry = AuditEntry {
+            detail: Some(format!("{sent} code(s) sent")),
+            ..audit.finish("challenge", None)
+        };
+        self.store
+            .create_challenges(
+                transaction.clone(),
+                challenges,
+                i64::from(self.config.challenge_tries),
+                now + validity,
+                now,
+                entry,
+            )
+            .await?;
+        let _ = caller;
+        Ok(Answer::Challenge {
+            transaction,
+            expected,
+        })
+    }
+
+    /// Sends codes to the user's MAIL, SMS and BOT tokens in the resource (or the one named).
+    pub async fn prepare(
+        &self,
+        caller: &Caller,
+        target: AuthTarget,
+        end_user_ip: Option<String>,
+        now: UnixTime,
+    ) -> Result<Answer, AuthError> {
+        let named = target.token.is_some();
+        let context = self.context(caller, target, now).await?;
+        let mut audit = Audit::new(caller, "auth.prepare", end_user_ip, now);
+        audit.entry.resource_id = context.resource.as_ref().map(|r| r.id);
+        audit.entry.user_id = context.user.as_ref().map(|u| u.id);
+        let refusal = match &context.user {
+            None => Some("unknown_user"),
+            Some(user) if !user.enabled => Some("user_disabled"),
+            Some(_) if !context.user_assigned => Some("not_assigned"),
+            Some(_) if context.token_mismatch => Some("token_not_in_resource"),
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
+            // The same empty answer as for a user without sendable tokens.
+            self.store
+                .audit(audit.finish("rejected", Some(reason)))
+                .await?;
+            self.count("prepare", "rejected", reason);
+            return Ok(Answer::Challenge {
+                transaction: String::new(),
+                expected: Vec::new(),
+            });
+        }
+        if named && context.tokens.iter().any(|t| !t.kind.is_delivered()) {
+            return Err(AuthError::Invalid {
+                field: "token",
+                message: "otpgate sends codes only for MAIL, SMS and BOT tokens".into(),
+            });
+        }
+        let mut delivered = context.clone();
+        delivered.tokens.retain(|t| t.kind.is_delivered());
+        let answer = self
+            .send_challenges(caller, &delivered, &audit, now)
+            .await?;
+        self.count("prepare", "challenge", "ok");
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Resource;
+
+    fn keys() -> (tempfile::TempDir, Keys) {
+        let dir = tempfile::tempdir().expect("dir");
+        let keys = Keys::load_or_create(&dir.path().join("k"), true).expect("keys");
+        (dir, keys)
+    }
+
+    const SECRET: &[u8] = b"12345678901234567890";
+
+    fn token(keys: &Keys, id: i64, kind: TokenKind) -> Token {
+        Token {
+            id,
+            serial: format!("T{id}"),
+            name: "t".into(),
+            kind,
+            user_id: Some(1),
+            secret: Some(keys.seal(Purpose::TokenSecret, SECRET).expect("seal")),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+            last_step: None,
+            drift: 0,
+            window_behind: None,
+            window_ahead: None,
+            destination: None,
+            messenger: None,
+            bot_chat_id: None,
+            pin_hash: None,
+            pin_position: "before".into(),
+            enabled: true,
+            state: TokenState::Active,
+            fail_count: 0,
+            locked_at: None,
+            last_used_at: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn context(tokens: Vec<Token>) -> AuthContext {
+        AuthContext {
+            resource: Some(Resource {
+                id: 1,
+                name: "vpn".into(),
+                description: String::new(),
+                fail_limit: 5,
+                password_required: false,
+                auto_unlock_seconds: None,
+                created_at: 0,
+                updated_at: 0,
+            }),
+            tokens,
+            ..AuthContext::default()
+        }
+    }
+
+    fn run(context: &AuthContext, typed: &str, keys: &Keys, now: UnixTime) -> Evaluation {
+        let candidates = Candidates {
+            context,
+            transaction: None,
+            fail_limit: 5,
+            auto_unlock: Some(600),
+        };
+        evaluate(&candidates, typed, keys, &AuthConfig::default(), now)
+    }
+
+    const NOW: UnixTime = 1_111_111_111;
+
+    fn totp_code(offset: i64) -> String {
+        otp::hotp(SECRET, otp::Algorithm::Sha1, 6, (NOW / 30 + offset) as u64)
+    }
+
+    #[test]
+    fn a_current_totp_code_matches_its_token() {
+        let (_d, keys) = keys();
+        let ctx = context(vec![token(&keys, 7, TokenKind::Totp)]);
+        match run(&ctx, &totp_code(0), &keys, NOW) {
+            Evaluation::Matched {
+                token,
+                claim: Claim::Step { step, .. },
+            } => {
+                assert_eq!(token.id, 7);
+                assert_eq!(step, NOW / 30);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_disabled_token_is_skipped_and_a_pending_one_too() {
+        let (_d, keys) = keys();
+        let mut disabled = token(&keys, 1, TokenKind::Totp);
+        disabled.enabled = false;
+        let mut pending = token(&keys, 2, TokenKind::Totp);
+        pending.state = TokenState::Pending;
+        let ctx = context(vec![disabled, pending]);
+        assert!(matches!(
+            run(&ctx, &totp_code(0), &keys, NOW),
+            Evaluation::NoUsableToken
+        ));
+    }
+
+    #[test]
+    fn a_locked_token_denies_even_the_right_code() {
+        let (_d, keys) = keys();
+        let mut locked = token(&keys, 3, TokenKind::Totp);
+        locked.locked_at = Some(NOW - 10);
+        let ctx = context(vec![locked]);
+        assert!(matches!(
+            run(&ctx, &totp_code(0), &keys, NOW),
+            Evaluation::Locked { token_id: 3 }
+        ));
+    }
+
+    #[test]
+    fn a_lock_older_than_the_automatic_unlock_time_no_longer_denies() {
+        let (_d, keys) = keys();
+        let mut locked = token(&keys, 3, TokenKind::Totp);
+        locked.locked_at = Some(NOW - 601);
+        let ctx = context(vec![locked]);
+        assert!(matches!(
+            run(&ctx, &totp_code(0), &keys, NOW),
+            Evaluation::Matched { .. }
+        ));
+    }
+
+    #[test]
+    fn a_wrong_code_penalises_every_usable_token() {
+        let (_d, keys) = keys();
+        let ctx = context(vec![
+            token(&keys, 1, TokenKind::Totp),
+            token(&keys, 2, TokenKind::Hotp),
+        ]);
+        match run(&ctx, "000000", &keys, NOW) {
+            Evaluation::Missed(penalty) => assert_eq!(penalty.token_ids, vec![1, 2]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pin_is_required_in_its_position() {
+        let (_d, keys) = keys();
+        let mut with_pin = token(&keys, 4, TokenKind::Totp);
+        with_pin.pin_hash = Some(keys.pin_hash("4321"));
+        with_pin.pin_position = "after".into();
+        let ctx = context(vec![with_pin]);
+        let code = totp_code(0);
+        assert!(matches!(
+            run(&ctx, &code, &keys, NOW),
+            Evaluation::Missed(_)
+        ));
+        assert!(matches!(
+            run(&ctx, &format!("4321{code}"), &keys, NOW),
+            Evaluation::Missed(_)
+        ));
+        assert!(matches!(
+            run(&ctx, &format!("{code}9999"), &keys, NOW),
+            Evaluation::Missed(_)
+        ));
+        assert!(matches!(
+            run(&ctx, &format!("{code}4321"), &keys, NOW),
+            Evaluation::Matched { .. }
+        ));
+    }
+
+    #[test]
+    fn a_sent_code_matches_its_challenge_only() {
+        let (_d, keys) = keys();
+        let mut ctx = context(vec![token(&keys, 5, TokenKind::Mail)]);
+        ctx.challenges.push(ActiveChallenge {
+            id: 9,
+            token_id: 5,
+            transaction_id: "tx".into(),
+            code_hash: keys.code_hash("123456"),
+            tries_left: 3,
+        });
+        assert!(matches!(
+            run(&ctx, "123456", &keys, NOW),
+            Evaluation::Matched {
+                claim: Claim::Challenge {
+                    challenge_id: 9,
+                    ..
+                },
+                ..
+            }
+        ));
+        match run(&ctx, "654321", &keys, NOW) {
+            Evaluation::Missed(penalty) => assert_eq!(penalty.challenge_ids, vec![9]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_hotp_code_ahead_within_the_look_ahead_matches() {
+        let (_d, keys) = keys();
+        let mut hotp = token(&keys, 6, TokenKind::Hotp);
+        hotp.last_step = Some(4);
+        let ctx = context(vec![hotp]);
+        let code = otp::hotp(SECRET, otp::Algorithm::Sha1, 6, 9);
+        assert!(matches!(
+            run(&ctx, &code, &keys, NOW),
+            Evaluation::Matched {
+                claim: Claim::Step { step: 9, .. },
+                ..
+            }
+        ));
+        let too_far = otp::hotp(SECRET, otp::Algorithm::Sha1, 6, 30);
+        assert!(matches!(
+            run(&ctx, &too_far, &keys, NOW),
+            Evaluation::Missed(_)
+        ));
+    }
+}

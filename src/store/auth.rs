@@ -1,0 +1,303 @@
+//! The statements behind an authentication: loading everything one decision needs in one read,
+//! and applying its outcome in one write (compare-and-set on the replay floor, fail counters,
+//! challenges and their outbox messages, and the audit line, all in the same transaction).
+
+use rusqlite::{Connection, params};
+
+use super::directory::{
+    Resource, TOKEN_COLUMNS, Token, User, find_resource, find_token, find_user, token_from_row,
+};
+use super::{AuditEntry, Result, Store, UnixTime, audit};
+
+/// A live challenge of a token.
+#[derive(Debug, Clone)]
+pub struct ActiveChallenge {
+    pub id: i64,
+    pub token_id: i64,
+    pub transaction_id: String,
+    pub code_hash: Vec<u8>,
+    pub tries_left: i64,
+}
+
+/// Everything an authentication decision needs, read in one go.
+#[derive(Debug, Clone, Default)]
+pub struct AuthContext {
+    pub resource: Option<Resource>,
+    pub user: Option<User>,
+    pub user_assigned: bool,
+    /// The user's tokens assigned to the resource (or the one named token), in id order.
+    pub tokens: Vec<Token>,
+    pub challenges: Vec<ActiveChallenge>,
+    /// A token was named that exists but is not the user's or not in the resource.
+    pub token_mismatch: bool,
+}
+
+/// Which objects an authentication names.
+#[derive(Debug, Clone)]
+pub struct AuthTarget {
+    pub resource: String,
+    pub user: Option<String>,
+    pub token: Option<String>,
+}
+
+pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Result<AuthContext> {
+    let mut context = AuthContext {
+        resource: find_resource(conn, &target.resource)?,
+        ..AuthContext::default()
+    };
+    let Some(resource) = &context.resource else {
+        return Ok(context);
+    };
+    let named_token = match &target.token {
+        Some(key) => match find_token(conn, key)? {
+            Some(token) => Some(token),
+            None => {
+                context.token_mismatch = true;
+                return Ok(context);
+            }
+        },
+        None => None,
+    };
+    context.user = match (&target.user, &named_token) {
+        (Some(key), _) => find_user(conn, key)?,
+        (None, Some(token)) => match token.user_id {
+            Some(id) => find_user(conn, &id.to_string())?,
+            None => None,
+        },
+        (None, None) => None,
+    };
+    let Some(user) = &context.user else {
+        return Ok(context);
+    };
+    context.user_assigned = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM user_resources WHERE resource_id = ?1 AND user_id = ?2)",
+        )?
+        .query_row(params![resource.id, user.id], |row| row.get(0))?;
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1
+           AND id IN (SELECT token_id FROM token_resources WHERE resource_id = ?2)
+         ORDER BY id"
+    ))?;
+    let tokens = statement
+        .query_map(params![user.id, resource.id], token_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    context.tokens = match named_token {
+        Some(named) => {
+            let found: Vec<Token> = tokens.into_iter().filter(|t| t.id == named.id).collect();
+            context.token_mismatch = found.is_empty();
+            found
+        }
+        None => tokens,
+    };
+    if context.tokens.iter().any(|t| t.kind.is_delivered()) {
+        let mut statement = conn.prepare_cached(
+            "SELECT c.id, c.token_id, c.transaction_id, c.code_hash, c.tries_left FROM challenges c
+             JOIN tokens t ON t.id = c.token_id
+             WHERE t.user_id = ?1 AND c.purpose = 'auth' AND c.expires_at > ?2 AND c.tries_left > 0",
+        )?;
+        context.challenges = statement
+            .query_map(params![user.id, now], |row| {
+                Ok(ActiveChallenge {
+                    id: row.get(0)?,
+                    token_id: row.get(1)?,
+                    transaction_id: row.get(2)?,
+                    code_hash: row.get(3)?,
+                    tries_left: row.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+    }
+    Ok(context)
+}
+
+/// How an accepted code is claimed.
+#[derive(Debug, Clone, Copy)]
+pub enum Claim {
+    /// A TOTP step or HOTP counter: accepted only if newer than the last one (replay floor).
+    Step {
+        token_id: i64,
+        step: i64,
+        drift: i64,
+    },
+    /// A sent code: its challenge is consumed.
+    Challenge { token_id: i64, challenge_id: i64 },
+}
+
+/// What failed attempts cost.
+#[derive(Debug, Clone, Default)]
+pub struct Penalty {
+    pub token_ids: Vec<i64>,
+    pub fail_limit: i64,
+    pub challenge_ids: Vec<i64>,
+}
+
+/// Claims an accepted code and records it; false when the claim was lost (a replay, or a
+/// concurrent request with the same code won), in which case nothing but the audit changes.
+pub fn claim(
+    conn: &Connection,
+    claim: Claim,
+    auto_unlock: Option<i64>,
+    now: UnixTime,
+    mut entry: AuditEntry,
+) -> Result<bool> {
+    let unlocked_before = auto_unlock.map(|seconds| now - seconds).unwrap_or(i64::MIN);
+    let won = match claim {
+        Claim::Step { token_id, step, drift } => {
+            conn.prepare_cached(
+                "UPDATE tokens SET last_step = ?2, drift = ?3, fail_count = 0, locked_at = NULL, last_used_at = ?4
+                 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)
+                   AND enabled = 1 AND (locked_at IS NULL OR locked_at <= ?5)",
+            )?
+            .execute(params![token_id, step, drift, now, unlocked_before])?
+                == 1
+        }
+        Claim::Challenge { token_id, challenge_id } => {
+            let consumed = conn
+                .prepare_cached("DELETE FROM challenges WHERE id = ?1 AND tries_left > 0 AND expires_at > ?2")?
+                .execute(params![challenge_id, now])?
+                == 1;
+            consumed
+                && conn
+                    .prepare_cached(
+                        "UPDATE tokens SET fail_count = 0, locked_at = NULL, last_used_at = ?2
+                         WHERE id = ?1 AND enabled = 1 AND (locked_at IS NULL OR locked_at <= ?3)",
+                    )?
+                    .execute(params![token_id, now, unlocked_before])?
+                    == 1
+        }
+    };
+    if !won {
+        entry.result = "rejected".into();
+        entry.reason = Some("replayed".into());
+    }
+    audit::insert(conn, &entry)?;
+    Ok(won)
+}
+
+/// Counts a failed attempt against every token that could have answered, locking those that
+/// reach the resource's limit, and uses up a try of their live challenges.
+pub fn penalise(
+    conn: &Connection,
+    penalty: &Penalty,
+    now: UnixTime,
+    entry: &AuditEntry,
+) -> Result<()> {
+    let mut fail = conn.prepare_cached(
+        "UPDATE tokens SET fail_count = fail_count + 1,
+                locked_at = CASE WHEN locked_at IS NULL AND fail_count + 1 >= ?2 THEN ?3 ELSE locked_at END
+         WHERE id = ?1",
+    )?;
+    for token_id in &penalty.token_ids {
+        fail.execute(params![token_id, penalty.fail_limit, now])?;
+    }
+    let mut spend =
+        conn.prepare_cached("UPDATE challenges SET tries_left = tries_left - 1 WHERE id = ?1")?;
+    for challenge_id in &penalty.challenge_ids {
+        spend.execute(params![challenge_id])?;
+    }
+    conn.prepare_cached("DELETE FROM challenges WHERE tries_left <= 0")?
+        .execute([])?;
+    audit::insert(conn, entry)
+}
+
+/// A challenge to create, with its message.
+#[derive(Debug, Clone)]
+pub struct NewChallenge {
+    pub token_id: i64,
+    pub code_hash: Vec<u8>,
+    pub channel: &'static str,
+    pub recipient: String,
+    pub subject: String,
+    /// The sealed message (it carries the code).
+    pub sealed_body: Vec<u8>,
+}
+
+/// Creates the challenges of one transaction and queues their messages in the same
+/// transaction, so that a crash can lose neither half. A new challenge replaces the token's
+/// previous one.
+pub fn create_challenges(
+    conn: &Connection,
+    transaction_id: &str,
+    challenges: &[NewChallenge],
+    tries: i64,
+    expires_at: UnixTime,
+    now: UnixTime,
+    entry: &AuditEntry,
+) -> Result<()> {
+    for challenge in challenges {
+        conn.prepare_cached(
+            "INSERT INTO challenges (transaction_id, token_id, purpose, code_hash, tries_left, expires_at, created_at)
+             VALUES (?1, ?2, 'auth', ?3, ?4, ?5, ?6)
+             ON CONFLICT (token_id, purpose) DO UPDATE SET transaction_id = excluded.transaction_id,
+                 code_hash = excluded.code_hash, tries_left = excluded.tries_left,
+                 expires_at = excluded.expires_at, created_at = excluded.created_at",
+        )?
+        .execute(params![transaction_id, challenge.token_id, challenge.code_hash, tries, expires_at, now])?;
+        let challenge_id: i64 = conn
+            .prepare_cached("SELECT id FROM challenges WHERE token_id = ?1 AND purpose = 'auth'")?
+            .query_row(params![challenge.token_id], |row| row.get(0))?;
+        conn.prepare_cached(
+            "INSERT INTO outbox (channel, recipient, subject, body, challenge_id, token_id, next_attempt_at, expires_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)",
+        )?
+        .execute(params![
+            challenge.channel,
+            challenge.recipient,
+            challenge.subject,
+            challenge.sealed_body,
+            challenge_id,
+            challenge.token_id,
+            now,
+            expires_at
+        ])?;
+    }
+    audit::insert(conn, entry)
+}
+
+impl Store {
+    pub async fn auth_context(&self, target: AuthTarget, now: UnixTime) -> Result<AuthContext> {
+        self.read(move |conn| load_context(conn, &target, now))
+            .await
+    }
+
+    pub async fn claim_code(
+        &self,
+        claim_: Claim,
+        auto_unlock: Option<i64>,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<bool> {
+        self.write(move |conn| claim(conn, claim_, auto_unlock, now, entry))
+            .await
+    }
+
+    pub async fn penalise(&self, penalty: Penalty, now: UnixTime, entry: AuditEntry) -> Result<()> {
+        self.write(move |conn| penalise(conn, &penalty, now, &entry))
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_challenges(
+        &self,
+        transaction_id: String,
+        challenges: Vec<NewChallenge>,
+        tries: i64,
+        expires_at: UnixTime,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            create_challenges(
+                conn,
+                &transaction_id,
+                &challenges,
+                tries,
+                expires_at,
+                now,
+                &entry,
+            )
+        })
+        .await
+    }
+}

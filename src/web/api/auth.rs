@@ -1,0 +1,320 @@
+//! `POST /auth/prepare` and `POST /auth/authenticate`: what applications call for each login.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use actix_web::{HttpResponse, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::ErrorBody;
+use super::{ApiCaller, ApiError, ApiJson, IdOrName};
+use crate::auth::{Answer, Attempt, AuthError, Authenticator, Caller, Expected, TokenRef};
+use crate::domain::{KeyScope, TokenKind};
+use crate::store::auth::AuthTarget;
+use crate::web::AppState;
+
+/// A login to check. Give `user` (id or login) with `otp` and/or `password`, or `token` (id
+/// or serial) with `otp` alone. Never logged.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticateRequest {
+    /// The resource (id or name); may be left out with a resource key.
+    resource: Option<IdOrName>,
+    /// The user (id or login).
+    user: Option<IdOrName>,
+    /// One token (id or serial): only this token counts.
+    token: Option<IdOrName>,
+    /// The user's password.
+    password: Option<String>,
+    /// The one-time password, with the token's PIN before or after it where one is set.
+    otp: Option<String>,
+    /// The transaction id that `prepare` (or a challenge answer) gave.
+    transaction: Option<String>,
+    /// The end user's IP address, for the audit log and per-address rate limits.
+    ip: Option<String>,
+}
+
+/// Whose codes to send.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareRequest {
+    /// The resource (id or name); may be left out with a resource key.
+    resource: Option<IdOrName>,
+    /// The user (id or login).
+    user: IdOrName,
+    /// Only this token (id or serial); by default every MAIL, SMS and BOT token of the user in
+    /// the resource.
+    token: Option<IdOrName>,
+    /// The end user's IP address, for the audit log and per-address rate limits.
+    ip: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthResult {
+    Accepted,
+    Rejected,
+    Challenge,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenInfo {
+    id: i64,
+    serial: String,
+    kind: TokenKind,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChallengeInfo {
+    /// The token whose code is expected.
+    token: TokenInfo,
+    /// Where the code was sent, masked (`j***@example.com`); absent for TOTP/HOTP tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<String>,
+    /// True when otpgate sent a code (MAIL, SMS, BOT); false when the user reads it from a device.
+    sent: bool,
+}
+
+/// The answer. `rejected` never says why: the reason is in the audit log.
+#[derive(Serialize, ToSchema)]
+pub struct AuthenticateResponse {
+    result: AuthResult,
+    /// The token that was accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<TokenInfo>,
+    /// With `challenge`: pass it back with the code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<String>,
+    /// With `challenge`: the tokens whose codes are expected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    challenges: Option<Vec<ChallengeInfo>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PrepareResponse {
+    /// The transaction to pass to `authenticate`; absent when nothing was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<String>,
+    /// The codes sent, one per token; empty when the user has no MAIL, SMS or BOT token here.
+    challenges: Vec<ChallengeInfo>,
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Forbidden(message) => ApiError::Forbidden(message),
+            AuthError::NotFound(what) => ApiError::NotFound(what),
+            AuthError::Invalid { field, message } => ApiError::field(field, message),
+            AuthError::Store(e) => e.into(),
+            AuthError::Crypto(e) => e.into(),
+        }
+    }
+}
+
+fn token_info(token: TokenRef) -> TokenInfo {
+    TokenInfo {
+        id: token.id,
+        serial: token.serial,
+        kind: token.kind,
+    }
+}
+
+fn challenge_infos(expected: Vec<Expected>) -> Vec<ChallengeInfo> {
+    expected
+        .into_iter()
+        .map(|e| ChallengeInfo {
+            token: token_info(e.token),
+            destination: e.destination,
+            sent: e.sent,
+        })
+        .collect()
+}
+
+fn resource_key(resource: Option<&IdOrName>, caller: &ApiCaller) -> Result<String, ApiError> {
+    match (resource, caller.scope) {
+        (Some(resource), _) => Ok(resource.as_key()),
+        (None, KeyScope::Resource(id)) => Ok(id.to_string()),
+        (None, KeyScope::Admin) => Err(ApiError::field(
+            "resource",
+            "name the resource (an admin key has none of its own)",
+        )),
+    }
+}
+
+fn end_user_ip(ip: Option<&str>) -> Result<Option<String>, ApiError> {
+    ip.map(|ip| {
+        ip.trim()
+            .parse::<IpAddr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| ApiError::field("ip", "not an IPv4 or IPv6 address"))
+    })
+    .transpose()
+}
+
+/// Applies the per-user, per-end-user-address and per-caller rate limits.
+fn throttle(
+    state: &AppState,
+    caller: &ApiCaller,
+    subject: &str,
+    ip: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let refused = |retry: crate::limiter::RetryAfter| ApiError::TooManyRequests {
+        retry_after_seconds: retry.0.as_secs(),
+    };
+    if let Some(client) = &caller.client_ip {
+        state.throttle_caller.take(client, now).map_err(refused)?;
+    }
+    state.throttle_user.take(subject, now).map_err(refused)?;
+    if let Some(ip) = ip {
+        state.throttle_end_user_ip.take(ip, now).map_err(refused)?;
+    }
+    Ok(())
+}
+
+fn authenticator(state: &AppState) -> Authenticator<'_> {
+    Authenticator {
+        store: &state.store,
+        keys: &state.keys,
+        config: &state.config.auth,
+        metrics: &state.metrics,
+    }
+}
+
+fn caller_of(caller: &ApiCaller) -> Caller {
+    Caller {
+        key_id: caller.key_id,
+        resource_scope: match caller.scope {
+            KeyScope::Resource(id) => Some(id),
+            KeyScope::Admin => None,
+        },
+        client_ip: caller.client_ip.clone(),
+    }
+}
+
+/// Checks a login: the user's password, one-time password, or both.
+#[utoipa::path(
+    tag = "authentication",
+    request_body = AuthenticateRequest,
+    responses(
+        (status = 200, description = "accepted, rejected, or challenge (codes were sent or are expected)", body = AuthenticateResponse),
+        (status = 400, description = "A field is missing or malformed", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The key belongs to another resource", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+    )
+)]
+#[post("/auth/authenticate")]
+pub async fn authenticate(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    body: ApiJson<AuthenticateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.0;
+    let resource = resource_key(request.resource.as_ref(), &caller)?;
+    let ip = end_user_ip(request.ip.as_deref())?;
+    let subject = match (&request.user, &request.token) {
+        (Some(user), _) => format!("user:{}", user.as_key().to_lowercase()),
+        (None, Some(token)) => format!("token:{}", token.as_key()),
+        (None, None) => {
+            return Err(ApiError::field(
+                "user",
+                "name the user, or the token for a token-only authentication",
+            ));
+        }
+    };
+    throttle(&state, &caller, &subject, ip.as_deref())?;
+    let attempt = Attempt {
+        target: AuthTarget {
+            resource,
+            user: request.user.map(|u| u.as_key()),
+            token: request.token.map(|t| t.as_key()),
+        },
+        password: request.password,
+        otp: request.otp,
+        transaction: request.transaction,
+        end_user_ip: ip,
+    };
+    let answer = authenticator(&state)
+        .authenticate(&caller_of(&caller), attempt, crate::web::now())
+        .await?;
+    let response = match answer {
+        Answer::Accepted { token } => AuthenticateResponse {
+            result: AuthResult::Accepted,
+            token: token.map(token_info),
+            transaction: None,
+            challenges: None,
+        },
+        Answer::Rejected => AuthenticateResponse {
+            result: AuthResult::Rejected,
+            token: None,
+            transaction: None,
+            challenges: None,
+        },
+        Answer::Challenge {
+            transaction,
+            expected,
+        } => AuthenticateResponse {
+            result: AuthResult::Challenge,
+            token: None,
+            transaction: Some(transaction),
+            challenges: Some(challenge_infos(expected)),
+        },
+    };
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Sends one-time passwords to the user's MAIL, SMS and BOT tokens in the resource.
+#[utoipa::path(
+    tag = "authentication",
+    request_body = PrepareRequest,
+    responses(
+        (status = 200, description = "The codes sent (none when the user has no MAIL, SMS or BOT token here)", body = PrepareResponse),
+        (status = 400, description = "A field is missing or malformed", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The key belongs to another resource", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+        (status = 429, description = "Too many requests; see Retry-After", body = ErrorBody),
+    )
+)]
+#[post("/auth/prepare")]
+pub async fn prepare(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    body: ApiJson<PrepareRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.0;
+    let resource = resource_key(request.resource.as_ref(), &caller)?;
+    let ip = end_user_ip(request.ip.as_deref())?;
+    let user = request.user.as_key();
+    throttle(
+        &state,
+        &caller,
+        &format!("user:{}", user.to_lowercase()),
+        ip.as_deref(),
+    )?;
+    let target = AuthTarget {
+        resource,
+        user: Some(user),
+        token: request.token.map(|t| t.as_key()),
+    };
+    let answer = authenticator(&state)
+        .prepare(&caller_of(&caller), target, ip, crate::web::now())
+        .await?;
+    let response = match answer {
+        Answer::Challenge {
+            transaction,
+            expected,
+        } if !expected.is_empty() => PrepareResponse {
+            transaction: Some(transaction),
+            challenges: challenge_infos(expected),
+        },
+        _ => PrepareResponse {
+            transaction: None,
+            challenges: Vec::new(),
+        },
+    };
+    Ok(HttpResponse::Ok().json(response))
+}
