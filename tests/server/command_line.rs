@@ -196,3 +196,25 @@ fn every_subcommand_has_help_text() {
         );
     }
 }
+
+#[test]
+fn serve_speaks_plain_http_only_when_tls_is_explicitly_off() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("plain.toml");
+    std::fs::write(&config, "[tls]\nenabled = false\n").expect("write");
+    let process = Process::start(
+        dir.path(),
+        &[("OTPGATE_CONFIG", config.to_str().expect("utf-8"))],
+    )
+    .expect("starts");
+    assert!(
+        process.address.starts_with("http://127.0.0.1:"),
+        "{}",
+        process.address
+    );
+    assert!(
+        !dir.path().join("tls").exists(),
+        "no certificate is generated for plain HTTP"
+    );
+    process.terminate();
+}

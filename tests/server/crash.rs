@@ -53,13 +53,16 @@ async fn a_kill_9_in_the_middle_of_writes_loses_no_acknowledged_write() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     process.kill_9();
     for writer in writers {
         let _ = writer.await;
     }
     let acknowledged = acknowledged.load(Ordering::SeqCst);
-    assert!(acknowledged > 10, "the load ran ({acknowledged} writes)");
+    assert!(
+        acknowledged > 40,
+        "the load ran past the default login limits ({acknowledged} writes)"
+    );
 
     let file = dir.path().join(otpgate::store::DATABASE_FILE);
     let conn = rusqlite::Connection::open(&file).expect("open");

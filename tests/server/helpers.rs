@@ -253,14 +253,13 @@ pub struct Process {
 pub fn otpgate_command(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_otpgate"));
     command
-        .env_remove("OTPGATE_CONFIG")
         .env_remove("OTPGATE_LISTEN")
         .env("OTPGATE_DATA_DIR", data_dir)
         .env("OTPGATE_LOG", "warn")
-        // No configuration file from the machine running the tests.
-        .env("XDG_CONFIG_HOME", data_dir.join("no-config"))
-        .arg("--config")
-        .arg(empty_config(data_dir));
+        // No configuration file from the machine running the tests; a caller may set
+        // OTPGATE_CONFIG again to use one of its own.
+        .env("OTPGATE_CONFIG", empty_config(data_dir))
+        .env("XDG_CONFIG_HOME", data_dir.join("no-config"));
     command
 }
 
