@@ -156,6 +156,7 @@ struct Inner {
     options: StoreOptions,
     jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(std_mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -240,6 +241,18 @@ impl Store {
             .run(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
 
+        // Checkpoints copy the WAL back into the database file and fsync it: a background
+        // thread does that, so that the writer never stalls behind one.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let checkpoint_conn = Connection::open(path)?;
+        checkpoint_conn.busy_timeout(options.busy_timeout)?;
+        let (stop_checkpoints, stopped) = std_mpsc::channel::<()>();
+        let checkpointer = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || run_checkpointer(checkpoint_conn, stopped))
+            .map_err(|e| {
+                StoreError::Migration(format!("cannot start the checkpoint thread: {e}"))
+            })?;
         let (sender, receiver) = std_mpsc::channel::<Job>();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -251,6 +264,7 @@ impl Store {
                 options,
                 jobs: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
+                checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -340,6 +354,16 @@ impl Store {
 
     /// Stops the writer after it has committed every job sent before, and checkpoints the WAL.
     pub fn close(&self) {
+        let checkpointer = self
+            .inner
+            .checkpointer
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take());
+        if let Some((stop, handle)) = checkpointer {
+            drop(stop);
+            let _ = handle.join();
+        }
         if let Ok(mut jobs) = self.inner.jobs.lock() {
             jobs.take();
         }
@@ -517,8 +541,24 @@ fn run_writer(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
     }
 }
 
+/// Runs a passive checkpoint every half second until told to stop (by the sender's drop).
+/// A passive checkpoint never blocks the writer or the readers.
+fn run_checkpointer(conn: Connection, stop: std_mpsc::Receiver<()>) {
+    while let Err(std_mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(Duration::from_millis(500))
+    {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
+fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = execute_cached(conn, "BEGIN IMMEDIATE") {
         let error = StoreError::from(e);
         for job in batch {
             job.fail(&error);
@@ -527,21 +567,22 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     }
     let mut completions = Vec::with_capacity(batch.len());
     for job in batch {
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let savepoint = execute_cached(conn, "SAVEPOINT job");
         let (ok, completion) = job.run(conn);
         if savepoint.is_ok() {
             let end = if ok {
-                "RELEASE job"
+                execute_cached(conn, "RELEASE job")
             } else {
-                "ROLLBACK TO job; RELEASE job"
+                execute_cached(conn, "ROLLBACK TO job")
+                    .and_then(|_| execute_cached(conn, "RELEASE job"))
             };
-            if let Err(e) = conn.execute_batch(end) {
+            if let Err(e) = end {
                 tracing::error!(error = %e, "cannot end a savepoint");
             }
         }
         completions.push(completion);
     }
-    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    let commit = execute_cached(conn, "COMMIT").map_err(StoreError::from);
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
