@@ -3,6 +3,7 @@
 mod admin_login;
 mod api_auth;
 mod api_basics;
+mod api_openapi;
 mod command_line;
 mod crash;
 mod helpers;
