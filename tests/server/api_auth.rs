@@ -668,3 +668,22 @@ async fn the_audit_log_and_metrics_record_results_but_never_the_code() {
     assert!(metrics.contains("otpgate_auth_results_total{endpoint=\"authenticate\",result=\"accepted\",reason=\"ok\"} 1"), "{metrics}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn requests_without_a_valid_key_are_throttled_per_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(dir.path());
+    config.api.unauthenticated_rate = 0.01;
+    config.api.unauthenticated_burst = 3;
+    let app = spawn_with(config).await.expect("start");
+    for _ in 0..3 {
+        let (status, _) =
+            authenticate(&app, "og_abcdefgh.guess", json!({"user": "x", "otp": "1"})).await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) =
+        authenticate(&app, "og_abcdefgh.guess", json!({"user": "x", "otp": "1"})).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    app.stop().await;
+}

@@ -29,6 +29,10 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.server.workers = 2;
     config.server.shutdown_timeout_seconds = 5;
     config.log.level = "warn".into();
+    // Tests make many requests quickly; the tests of rate limits set their own.
+    config.api.user_burst = 1000;
+    config.api.end_user_ip_burst = 1000;
+    config.api.unauthenticated_burst = 1000;
     config
 }
 
