@@ -18,8 +18,10 @@ mod api_keys;
 mod audit;
 mod directory;
 mod overview;
+pub mod resources;
 mod sessions;
 mod settings;
+pub mod users;
 
 pub use admins::{Admin, NewAdmin};
 pub use api_keys::ApiKeyRecord;
