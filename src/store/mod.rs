@@ -19,8 +19,10 @@ mod audit;
 pub mod auth;
 mod directory;
 mod overview;
+pub mod resources;
 mod sessions;
 mod settings;
+pub mod users;
 
 pub use admins::{Admin, NewAdmin};
 pub use api_keys::ApiKeyRecord;

@@ -4,6 +4,8 @@ mod admin_login;
 mod api_auth;
 mod api_basics;
 mod api_openapi;
+mod api_resources;
+mod api_users;
 mod command_line;
 mod crash;
 mod helpers;

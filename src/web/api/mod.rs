@@ -6,6 +6,8 @@ mod auth;
 mod caller;
 mod error;
 mod json;
+mod resources;
+mod users;
 
 pub use caller::{ApiCaller, KeyCache};
 pub use error::ApiError;
@@ -47,10 +49,28 @@ impl utoipa::Modify for BearerAuth {
 
 /// Registers every API route; each handler carries its OpenAPI annotation.
 pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    config
-        .service(openapi_json)
-        .service(auth::prepare)
-        .service(auth::authenticate);
+    config.service(openapi_json);
+    config.service(auth::prepare);
+    config.service(auth::authenticate);
+    config.service(users::create_user);
+    config.service(users::list_users);
+    config.service(users::get_user);
+    config.service(users::update_user);
+    config.service(users::set_password);
+    config.service(users::enable_user);
+    config.service(users::disable_user);
+    config.service(users::delete_user);
+    config.service(resources::create_resource);
+    config.service(resources::list_resources);
+    config.service(resources::get_resource);
+    config.service(resources::update_resource);
+    config.service(resources::delete_resource);
+    config.service(resources::assign_user);
+    config.service(resources::unassign_user);
+    config.service(resources::resource_users);
+    config.service(resources::assign_token);
+    config.service(resources::unassign_token);
+    config.service(resources::resource_tokens);
 }
 
 /// An object named by its id (a number) or its name, login or serial (a string).

@@ -1,0 +1,627 @@
+//! Managing resources through the API (admin keys only): create, list, show, change, delete,
+//! and assign users and tokens-with-users to them.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+
+use super::IdOrName;
+use super::error::ErrorBody;
+use super::users::{QueryParams, UserList, audit_entry, present};
+use super::{ApiCaller, ApiError, ApiJson};
+use crate::domain::TokenKind;
+use crate::store::resources::{Assignment, ResourceChanges, ResourceDetail, ResourceToken};
+use crate::store::users::Listing;
+use crate::store::{NewResource, Resource};
+use crate::web::{AppState, now};
+
+/// A resource as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Resource)]
+pub struct ResourceJson {
+    id: i64,
+    name: String,
+    description: String,
+    /// Failed attempts before a token is locked (3–10).
+    fail_limit: i64,
+    /// Whether users must give their password with the code.
+    password_required: bool,
+    /// Seconds after which a locked token unlocks itself; null: only an administrator unlocks.
+    auto_unlock_seconds: Option<i64>,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds.
+    updated_at: i64,
+}
+
+impl From<Resource> for ResourceJson {
+    fn from(resource: Resource) -> Self {
+        ResourceJson {
+            id: resource.id,
+            name: resource.name,
+            description: resource.description,
+            fail_limit: resource.fail_limit,
+            password_required: resource.password_required,
+            auto_unlock_seconds: resource.auto_unlock_seconds,
+            created_at: resource.created_at,
+            updated_at: resource.updated_at,
+        }
+    }
+}
+
+/// A resource with how many users and tokens are assigned to it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ResourceDetail)]
+pub struct ResourceDetailJson {
+    #[serde(flatten)]
+    resource: ResourceJson,
+    users: i64,
+    tokens: i64,
+}
+
+impl From<ResourceDetail> for ResourceDetailJson {
+    fn from(detail: ResourceDetail) -> Self {
+        ResourceDetailJson {
+            resource: detail.resource.into(),
+            users: detail.users,
+            tokens: detail.tokens,
+        }
+    }
+}
+
+/// One page of resources.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ResourceList {
+    items: Vec<ResourceJson>,
+    /// How many resources match in all.
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+/// A user named by id and login.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UserRef)]
+pub struct UserRefJson {
+    id: i64,
+    login: String,
+}
+
+/// A token assigned to a resource, with its user.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ResourceToken)]
+pub struct ResourceTokenJson {
+    id: i64,
+    serial: String,
+    name: String,
+    kind: TokenKind,
+    user: Option<UserRefJson>,
+}
+
+impl From<ResourceToken> for ResourceTokenJson {
+    fn from(token: ResourceToken) -> Self {
+        ResourceTokenJson {
+            id: token.id,
+            serial: token.serial,
+            name: token.name,
+            kind: token.kind,
+            user: token.user.map(|(id, login)| UserRefJson { id, login }),
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResource {
+    /// 1–100 characters, not a number; unique regardless of case.
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    /// Failed attempts before a token is locked: 3–10, 5 when absent.
+    #[serde(default)]
+    fail_limit: Option<i64>,
+    /// False when absent.
+    #[serde(default)]
+    password_required: Option<bool>,
+    /// 60–86400 seconds; absent or null: only an administrator unlocks.
+    #[serde(default)]
+    auto_unlock_seconds: Option<i64>,
+}
+
+/// Changes to a resource: an absent field stays as it is.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateResource {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    fail_limit: Option<i64>,
+    #[serde(default)]
+    password_required: Option<bool>,
+    /// 60–86400 seconds, or null: only an administrator unlocks.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    auto_unlock_seconds: Option<Option<i64>>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignUser {
+    /// The user's id (number) or login (string).
+    user: IdOrName,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignToken {
+    /// The token's id (number) or serial (string).
+    token: IdOrName,
+}
+
+const MAX_RESOURCE_NAME: usize = 100;
+const MAX_DESCRIPTION: usize = 1000;
+const FAIL_LIMITS: std::ops::RangeInclusive<i64> = 3..=10;
+const AUTO_UNLOCK: std::ops::RangeInclusive<i64> = 60..=86_400;
+
+/// A resource name: trimmed, 1–100 characters without control characters, and not a number,
+/// since a number in a path is taken for an id.
+fn parse_resource_name(text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_RESOURCE_NAME {
+        return Err(ApiError::field(
+            "name",
+            format!("must have 1 to {MAX_RESOURCE_NAME} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "may not contain control characters",
+        ));
+    }
+    if text.parse::<i64>().is_ok() {
+        return Err(ApiError::field(
+            "name",
+            "may not be a number (numbers are resource ids)",
+        ));
+    }
+    Ok(text.to_string())
+}
+
+fn parse_description(text: &str) -> Result<String, ApiError> {
+    if text.chars().count() > MAX_DESCRIPTION {
+        return Err(ApiError::field(
+            "description",
+            format!("may have at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    Ok(text.trim().to_string())
+}
+
+fn check_fail_limit(value: i64) -> Result<i64, ApiError> {
+    if FAIL_LIMITS.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::field("fail_limit", "must be from 3 to 10"))
+    }
+}
+
+fn check_auto_unlock(value: i64) -> Result<i64, ApiError> {
+    if AUTO_UNLOCK.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::field(
+            "auto_unlock_seconds",
+            "must be from 60 to 86400 seconds, or null for unlocking by an administrator only",
+        ))
+    }
+}
+
+/// Turns a violated uniqueness into a 409 naming the resource.
+fn duplicate_name(name: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_ {
+    move |error| {
+        if error.is_unique_violation() {
+            ApiError::Conflict(format!("a resource named {name:?} exists already"))
+        } else {
+            error.into()
+        }
+    }
+}
+
+/// The answer to an assignment: 204 whether it changed something or was so already.
+fn assignment_response(outcome: Assignment) -> Result<HttpResponse, ApiError> {
+    match outcome {
+        Assignment::Changed | Assignment::Unchanged => Ok(HttpResponse::NoContent().finish()),
+        Assignment::NoSuchResource => Err(ApiError::NotFound("resource")),
+        Assignment::NoSuchUser => Err(ApiError::NotFound("user")),
+        Assignment::NoSuchToken => Err(ApiError::NotFound("token")),
+        Assignment::TokenWithoutUser => Err(ApiError::Conflict(
+            "the token has no user; assign it to a user first, then to the resource".into(),
+        )),
+    }
+}
+
+/// Creates a resource.
+#[utoipa::path(
+    tag = "resources",
+    request_body = CreateResource,
+    responses(
+        (status = 201, description = "The new resource", body = ResourceJson),
+        (status = 400, description = "A field is missing or invalid; `field` names it", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+    )
+)]
+#[post("/resources")]
+pub(super) async fn create_resource(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: ApiJson<CreateResource>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let body = body.0;
+    let resource = NewResource {
+        name: parse_resource_name(&body.name)?,
+        description: parse_description(body.description.as_deref().unwrap_or(""))?,
+        fail_limit: check_fail_limit(body.fail_limit.unwrap_or(5))?,
+        password_required: body.password_required.unwrap_or(false),
+        auto_unlock_seconds: body
+            .auto_unlock_seconds
+            .map(check_auto_unlock)
+            .transpose()?,
+    };
+    let name = resource.name.clone();
+    let now = now();
+    let resource = state
+        .store
+        .create_resource(resource, audit_entry(&caller, now, "resource.create"), now)
+        .await
+        .map_err(duplicate_name(&name))?;
+    Ok(HttpResponse::Created().json(ResourceJson::from(resource)))
+}
+
+/// Lists resources, ordered by name, one page at a time.
+#[utoipa::path(
+    tag = "resources",
+    params(
+        ("search" = Option<String>, Query, description = "A piece of the name (any case)"),
+        ("limit" = Option<i64>, Query, description = "At most this many resources (1–500, default 50)"),
+        ("offset" = Option<i64>, Query, description = "Skip this many resources first"),
+    ),
+    responses(
+        (status = 200, description = "One page of resources and how many match in all", body = ResourceList),
+        (status = 400, description = "A parameter is invalid or unknown; `field` names it", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    )
+)]
+#[get("/resources")]
+pub(super) async fn list_resources(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let query = QueryParams::parse(&request, &["search", "limit", "offset"])?;
+    let page = query.page()?;
+    let (items, total) = state
+        .store
+        .list_resources(query.text("search").map(str::to_string), page)
+        .await?;
+    Ok(HttpResponse::Ok().json(ResourceList {
+        items: items.into_iter().map(ResourceJson::from).collect(),
+        total,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+/// Shows a resource with how many users and tokens are assigned to it.
+#[utoipa::path(
+    tag = "resources",
+    params(("resource" = String, Path, description = "The resource's id or name")),
+    responses(
+        (status = 200, description = "The resource", body = ResourceDetailJson),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+    )
+)]
+#[get("/resources/{resource}")]
+pub(super) async fn get_resource(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let detail = state
+        .store
+        .resource_detail(path.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound("resource"))?;
+    Ok(HttpResponse::Ok().json(ResourceDetailJson::from(detail)))
+}
+
+/// Changes a resource's settings.
+#[utoipa::path(
+    tag = "resources",
+    params(("resource" = String, Path, description = "The resource's id or name")),
+    request_body = UpdateResource,
+    responses(
+        (status = 200, description = "The changed resource", body = ResourceJson),
+        (status = 400, description = "A field is invalid; `field` names it", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+        (status = 409, description = "The new name is taken", body = ErrorBody),
+    )
+)]
+#[patch("/resources/{resource}")]
+pub(super) async fn update_resource(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: ApiJson<UpdateResource>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let body = body.0;
+    let changes = ResourceChanges {
+        name: body.name.as_deref().map(parse_resource_name).transpose()?,
+        description: body
+            .description
+            .as_deref()
+            .map(parse_description)
+            .transpose()?,
+        fail_limit: body.fail_limit.map(check_fail_limit).transpose()?,
+        password_required: body.password_required,
+        auto_unlock_seconds: body
+            .auto_unlock_seconds
+            .map(|value| value.map(check_auto_unlock).transpose())
+            .transpose()?,
+    };
+    let name = changes.name.clone().unwrap_or_default();
+    let now = now();
+    let resource = state
+        .store
+        .update_resource(
+            path.into_inner(),
+            changes,
+            audit_entry(&caller, now, "resource.update"),
+            now,
+        )
+        .await
+        .map_err(duplicate_name(&name))?
+        .ok_or(ApiError::NotFound("resource"))?;
+    Ok(HttpResponse::Ok().json(ResourceJson::from(resource)))
+}
+
+/// Deletes a resource with its assignments, API keys and self-service settings.
+#[utoipa::path(
+    tag = "resources",
+    params(("resource" = String, Path, description = "The resource's id or name")),
+    responses(
+        (status = 204, description = "The resource is deleted"),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+    )
+)]
+#[delete("/resources/{resource}")]
+pub(super) async fn delete_resource(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let deleted = state
+        .store
+        .delete_resource(
+            path.into_inner(),
+            audit_entry(&caller, now(), "resource.delete"),
+        )
+        .await?;
+    if !deleted {
+        return Err(ApiError::NotFound("resource"));
+    }
+    // The resource's keys are gone from the database; forget them here at once too.
+    state.api_keys.clear();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Assigns a user to a resource; assigning again changes nothing.
+#[utoipa::path(
+    tag = "resources",
+    params(("resource" = String, Path, description = "The resource's id or name")),
+    request_body = AssignUser,
+    responses(
+        (status = 204, description = "The user is assigned"),
+        (status = 400, description = "The body is invalid", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource or user", body = ErrorBody),
+    )
+)]
+#[post("/resources/{resource}/users")]
+pub(super) async fn assign_user(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: ApiJson<AssignUser>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let outcome = state
+        .store
+        .assign_user(
+            path.into_inner(),
+            body.0.user.as_key(),
+            audit_entry(&caller, now(), "resource.assign_user"),
+        )
+        .await?;
+    assignment_response(outcome)
+}
+
+/// Takes a user, and their tokens, from a resource; a user who was not assigned stays so.
+#[utoipa::path(
+    tag = "resources",
+    params(
+        ("resource" = String, Path, description = "The resource's id or name"),
+        ("user" = String, Path, description = "The user's id or login"),
+    ),
+    responses(
+        (status = 204, description = "The user is not assigned (any more)"),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource or user", body = ErrorBody),
+    )
+)]
+#[delete("/resources/{resource}/users/{user}")]
+pub(super) async fn unassign_user(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let (resource, user) = path.into_inner();
+    let outcome = state
+        .store
+        .unassign_user(
+            resource,
+            user,
+            audit_entry(&caller, now(), "resource.unassign_user"),
+        )
+        .await?;
+    assignment_response(outcome)
+}
+
+/// Lists the users assigned to a resource, ordered by login.
+#[utoipa::path(
+    tag = "resources",
+    params(
+        ("resource" = String, Path, description = "The resource's id or name"),
+        ("limit" = Option<i64>, Query, description = "At most this many users (1–500, default 50)"),
+        ("offset" = Option<i64>, Query, description = "Skip this many users first"),
+    ),
+    responses(
+        (status = 200, description = "One page of the resource's users", body = UserList),
+        (status = 400, description = "A parameter is invalid or unknown; `field` names it", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+    )
+)]
+#[get("/resources/{resource}/users")]
+pub(super) async fn resource_users(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let page = QueryParams::parse(&request, &["limit", "offset"])?.page()?;
+    match state.store.resource_users(path.into_inner(), page).await? {
+        Listing::Found { items, total } => {
+            Ok(HttpResponse::Ok().json(UserList::new(items, total, page)))
+        }
+        Listing::NoSuchResource => Err(ApiError::NotFound("resource")),
+    }
+}
+
+/// Assigns a token with a user to a resource, and the user with it ("Assign → Token with
+/// User"); a token without a user is refused.
+#[utoipa::path(
+    tag = "resources",
+    params(("resource" = String, Path, description = "The resource's id or name")),
+    request_body = AssignToken,
+    responses(
+        (status = 204, description = "The token and its user are assigned"),
+        (status = 400, description = "The body is invalid", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource or token", body = ErrorBody),
+        (status = 409, description = "The token has no user", body = ErrorBody),
+    )
+)]
+#[post("/resources/{resource}/tokens")]
+pub(super) async fn assign_token(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: ApiJson<AssignToken>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let outcome = state
+        .store
+        .assign_token(
+            path.into_inner(),
+            body.0.token.as_key(),
+            audit_entry(&caller, now(), "resource.assign_token"),
+        )
+        .await?;
+    assignment_response(outcome)
+}
+
+/// Takes a token from a resource; its user stays assigned.
+#[utoipa::path(
+    tag = "resources",
+    params(
+        ("resource" = String, Path, description = "The resource's id or name"),
+        ("token" = String, Path, description = "The token's id or serial"),
+    ),
+    responses(
+        (status = 204, description = "The token is not assigned (any more)"),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource or token", body = ErrorBody),
+    )
+)]
+#[delete("/resources/{resource}/tokens/{token}")]
+pub(super) async fn unassign_token(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let (resource, token) = path.into_inner();
+    let outcome = state
+        .store
+        .unassign_token(
+            resource,
+            token,
+            audit_entry(&caller, now(), "resource.unassign_token"),
+        )
+        .await?;
+    assignment_response(outcome)
+}
+
+/// Lists the tokens assigned to a resource, with their users, ordered by serial.
+#[utoipa::path(
+    tag = "resources",
+    params(("resource" = String, Path, description = "The resource's id or name")),
+    responses(
+        (status = 200, description = "The resource's tokens", body = Vec<ResourceTokenJson>),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+    )
+)]
+#[get("/resources/{resource}/tokens")]
+pub(super) async fn resource_tokens(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let tokens = state
+        .store
+        .resource_tokens(path.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound("resource"))?;
+    Ok(HttpResponse::Ok().json(
+        tokens
+            .into_iter()
+            .map(ResourceTokenJson::from)
+            .collect::<Vec<_>>(),
+    ))
+}

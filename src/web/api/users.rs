@@ -1,0 +1,709 @@
+//! Managing users through the API (admin keys only): create, list with filters, show, change,
+//! set or clear the password, enable, disable, delete.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::error::ErrorBody;
+use super::{ApiCaller, ApiError, ApiJson};
+use crate::crypto;
+use crate::domain::{Email, Login, Phone, TokenKind, TokenState};
+use crate::store::users::{Listing, Page, UserChanges, UserDetail, UserDraft, UserFilter};
+use crate::store::{AuditEntry, NewUser, User};
+use crate::web::{AppState, now};
+
+/// Tells an absent field (outer `None`) from an explicit `null` (`Some(None)`); use with
+/// `#[serde(default, deserialize_with = "present")]`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The audit entry of a management call by `caller`, before the store adds the objects.
+pub(super) fn audit_entry(caller: &ApiCaller, at: i64, action: &str) -> AuditEntry {
+    AuditEntry {
+        api_key_id: Some(caller.key_id),
+        client_ip: caller.client_ip.clone(),
+        ..AuditEntry::new(at, caller.actor(), action, "ok")
+    }
+}
+
+/// The query string of a listing, refusing parameters the endpoint does not know so that a
+/// mistyped filter is not silently ignored.
+pub(super) struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    pub(super) fn parse(request: &HttpRequest, known: &[&str]) -> Result<QueryParams, ApiError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
+            .map_err(|_| ApiError::BadRequest {
+                field: None,
+                message: "the query string cannot be read".into(),
+            })?
+            .into_inner();
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(name, _)| !known.contains(&name.as_str()))
+        {
+            return Err(ApiError::field(
+                name,
+                format!("unknown parameter; known are: {}", known.join(", ")),
+            ));
+        }
+        Ok(QueryParams(pairs))
+    }
+
+    /// The last value given for `name`.
+    pub(super) fn text(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub(super) fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.text(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(ApiError::field(name, "must be true or false")),
+        }
+    }
+
+    fn integer(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        match text.parse::<i64>() {
+            Ok(value) if range.contains(&value) => Ok(Some(value)),
+            _ => Err(ApiError::field(
+                name,
+                format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
+    /// `limit` (1–500, 50 when absent) and `offset` (0 when absent).
+    pub(super) fn page(&self) -> Result<Page, ApiError> {
+        Ok(Page {
+            limit: self
+                .integer("limit", 1..=MAX_LIMIT)?
+                .unwrap_or(DEFAULT_LIMIT),
+            offset: self
+                .integer("offset", 0..=i64::from(i32::MAX))?
+                .unwrap_or(0),
+        })
+    }
+}
+
+pub(super) const DEFAULT_LIMIT: i64 = 50;
+pub(super) const MAX_LIMIT: i64 = 500;
+
+/// A user as the API shows it; the password hash never leaves the store.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
+pub struct UserJson {
+    id: i64,
+    login: String,
+    first_name: String,
+    last_name: String,
+    email: Option<String>,
+    /// E.164.
+    phone: Option<String>,
+    has_password: bool,
+    enabled: bool,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds.
+    updated_at: i64,
+}
+
+impl From<User> for UserJson {
+    fn from(user: User) -> Self {
+        UserJson {
+            id: user.id,
+            login: user.login,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            email: user.email,
+            phone: user.phone,
+            has_password: user.password_hash.is_some(),
+            enabled: user.enabled,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// One page of users.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    items: Vec<UserJson>,
+    /// How many users match in all.
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+impl UserList {
+    pub(super) fn new(items: Vec<User>, total: i64, page: Page) -> UserList {
+        UserList {
+            items: items.into_iter().map(UserJson::from).collect(),
+            total,
+            limit: page.limit,
+            offset: page.offset,
+        }
+    }
+}
+
+/// A token of a user, in short.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UserToken)]
+pub struct UserTokenJson {
+    id: i64,
+    serial: String,
+    name: String,
+    kind: TokenKind,
+    state: TokenState,
+    enabled: bool,
+}
+
+/// A resource named by id and name.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ResourceRef)]
+pub struct ResourceRefJson {
+    id: i64,
+    name: String,
+}
+
+/// A user with their tokens and the resources they are assigned to.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UserDetail)]
+pub struct UserDetailJson {
+    #[serde(flatten)]
+    user: UserJson,
+    tokens: Vec<UserTokenJson>,
+    resources: Vec<ResourceRefJson>,
+}
+
+impl From<UserDetail> for UserDetailJson {
+    fn from(detail: UserDetail) -> Self {
+        UserDetailJson {
+            user: detail.user.into(),
+            tokens: detail
+                .tokens
+                .into_iter()
+                .map(|t| UserTokenJson {
+                    id: t.id,
+                    serial: t.serial,
+                    name: t.name,
+                    kind: t.kind,
+                    state: t.state,
+                    enabled: t.enabled,
+                })
+                .collect(),
+            resources: detail
+                .resources
+                .into_iter()
+                .map(|r| ResourceRefJson {
+                    id: r.id,
+                    name: r.name,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// 1–128 characters, not a number; unique regardless of case.
+    login: String,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    /// International form; stored as E.164.
+    #[serde(default)]
+    phone: Option<String>,
+    /// At least 8 characters; without one the user has no password.
+    #[serde(default)]
+    password: Option<String>,
+    /// True when absent.
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+/// Changes to a user: an absent field stays as it is; `null` clears email and phone.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// A new login (renames the user).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    login: Option<Option<String>>,
+    /// `null` empties it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    first_name: Option<Option<String>>,
+    /// `null` empties it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    last_name: Option<Option<String>>,
+    /// `null` removes the address.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    email: Option<Option<String>>,
+    /// `null` removes the number.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    phone: Option<Option<String>>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// The new password (at least 8 characters), or `null` to remove it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, required = true)]
+    password: Option<Option<String>>,
+}
+
+const MAX_NAME: usize = 128;
+const MIN_PASSWORD: usize = 8;
+/// Long enough for any passphrase, short enough that hashing stays cheap.
+const MAX_PASSWORD: usize = 1024;
+
+fn parse_login(field: &str, text: &str) -> Result<String, ApiError> {
+    Login::parse(text)
+        .map(Login::into_string)
+        .map_err(|e| ApiError::field(field, e.0))
+}
+
+fn parse_person_name(field: &str, text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.chars().count() > MAX_NAME {
+        return Err(ApiError::field(
+            field,
+            format!("may have at most {MAX_NAME} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::field(field, "may not contain control characters"));
+    }
+    Ok(text.to_string())
+}
+
+fn parse_email(text: &str) -> Result<String, ApiError> {
+    Email::parse(text)
+        .map(Email::into_string)
+        .map_err(|e| ApiError::field("email", e.0))
+}
+
+fn parse_phone(text: &str) -> Result<String, ApiError> {
+    Phone::parse(text)
+        .map(Phone::into_string)
+        .map_err(|e| ApiError::field("phone", e.0))
+}
+
+/// Checks a password's length and hashes it off the async threads.
+async fn hash_new_password(password: String) -> Result<String, ApiError> {
+    let length = password.chars().count();
+    if length < MIN_PASSWORD {
+        return Err(ApiError::field(
+            "password",
+            format!("must have at least {MIN_PASSWORD} characters"),
+        ));
+    }
+    if length > MAX_PASSWORD {
+        return Err(ApiError::field(
+            "password",
+            format!("may have at most {MAX_PASSWORD} characters"),
+        ));
+    }
+    let hash = web::block(move || crypto::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing stopped: {e}")))??;
+    Ok(hash)
+}
+
+/// Turns a violated uniqueness into a 409 naming the login.
+fn duplicate_login(login: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_ {
+    move |error| {
+        if error.is_unique_violation() {
+            ApiError::Conflict(format!("a user with the login {login:?} exists already"))
+        } else {
+            error.into()
+        }
+    }
+}
+
+/// Creates a user.
+#[utoipa::path(
+    tag = "users",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "The new user", body = UserJson),
+        (status = 400, description = "A field is missing or invalid; `field` names it", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 409, description = "The login is taken", body = ErrorBody),
+    )
+)]
+#[post("/users")]
+pub(super) async fn create_user(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: ApiJson<CreateUser>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let body = body.0;
+    let login = parse_login("login", &body.login)?;
+    let first_name = parse_person_name("first_name", body.first_name.as_deref().unwrap_or(""))?;
+    let last_name = parse_person_name("last_name", body.last_name.as_deref().unwrap_or(""))?;
+    let email = body.email.as_deref().map(parse_email).transpose()?;
+    let phone = body.phone.as_deref().map(parse_phone).transpose()?;
+    let password_hash = match body.password {
+        Some(password) => Some(hash_new_password(password).await?),
+        None => None,
+    };
+    let now = now();
+    let draft = UserDraft {
+        user: NewUser {
+            login: login.clone(),
+            first_name,
+            last_name,
+            email,
+            phone,
+            password_hash,
+        },
+        enabled: body.enabled.unwrap_or(true),
+    };
+    let user = state
+        .store
+        .create_user(draft, audit_entry(&caller, now, "user.create"), now)
+        .await
+        .map_err(duplicate_login(&login))?;
+    Ok(HttpResponse::Created().json(UserJson::from(user)))
+}
+
+/// Lists users, ordered by login, one page at a time.
+#[utoipa::path(
+    tag = "users",
+    params(
+        ("search" = Option<String>, Query, description = "A piece of the login, first or last name, email or phone (any case)"),
+        ("enabled" = Option<bool>, Query, description = "Only enabled (true) or disabled (false) users"),
+        ("resource" = Option<String>, Query, description = "Only users assigned to this resource (id or name)"),
+        ("has_token" = Option<bool>, Query, description = "Only users with (true) or without (false) a token"),
+        ("limit" = Option<i64>, Query, description = "At most this many users (1–500, default 50)"),
+        ("offset" = Option<i64>, Query, description = "Skip this many users first"),
+    ),
+    responses(
+        (status = 200, description = "One page of users and how many match in all", body = UserList),
+        (status = 400, description = "A parameter is invalid or unknown; `field` names it", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    )
+)]
+#[get("/users")]
+pub(super) async fn list_users(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let query = QueryParams::parse(
+        &request,
+        &[
+            "search",
+            "enabled",
+            "resource",
+            "has_token",
+            "limit",
+            "offset",
+        ],
+    )?;
+    let page = query.page()?;
+    let filter = UserFilter {
+        search: query.text("search").map(str::to_string),
+        enabled: query.boolean("enabled")?,
+        resource: query.text("resource").map(str::to_string),
+        has_token: query.boolean("has_token")?,
+    };
+    match state.store.list_users(filter, page).await? {
+        Listing::Found { items, total } => {
+            Ok(HttpResponse::Ok().json(UserList::new(items, total, page)))
+        }
+        Listing::NoSuchResource => Err(ApiError::field("resource", "no such resource")),
+    }
+}
+
+/// Shows a user with their tokens and resources.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "The user's id or login")),
+    responses(
+        (status = 200, description = "The user", body = UserDetailJson),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+#[get("/users/{user}")]
+pub(super) async fn get_user(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let detail = state
+        .store
+        .user_detail(path.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(HttpResponse::Ok().json(UserDetailJson::from(detail)))
+}
+
+/// Changes a user's fields.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "The user's id or login")),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, description = "The changed user", body = UserJson),
+        (status = 400, description = "A field is invalid; `field` names it", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "The new login is taken", body = ErrorBody),
+    )
+)]
+#[patch("/users/{user}")]
+pub(super) async fn update_user(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: ApiJson<UpdateUser>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let body = body.0;
+    let login = match body.login {
+        None => None,
+        Some(None) => return Err(ApiError::field("login", "a user must have a login")),
+        Some(Some(login)) => Some(parse_login("login", &login)?),
+    };
+    let name = |field: &str, value: Option<Option<String>>| {
+        value
+            .map(|v| parse_person_name(field, v.as_deref().unwrap_or("")))
+            .transpose()
+    };
+    let changes = UserChanges {
+        first_name: name("first_name", body.first_name)?,
+        last_name: name("last_name", body.last_name)?,
+        email: body
+            .email
+            .map(|v| v.as_deref().map(parse_email).transpose())
+            .transpose()?,
+        phone: body
+            .phone
+            .map(|v| v.as_deref().map(parse_phone).transpose())
+            .transpose()?,
+        enabled: body.enabled,
+        password_hash: None,
+        login: login.clone(),
+    };
+    let now = now();
+    let user = state
+        .store
+        .update_user(
+            path.into_inner(),
+            changes,
+            audit_entry(&caller, now, "user.update"),
+            now,
+        )
+        .await
+        .map_err(duplicate_login(login.as_deref().unwrap_or_default()))?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(HttpResponse::Ok().json(UserJson::from(user)))
+}
+
+/// Sets a user's password, or removes it with `null`.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "The user's id or login")),
+    request_body = SetPassword,
+    responses(
+        (status = 204, description = "The password is set or removed"),
+        (status = 400, description = "The password is missing or too short", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+#[put("/users/{user}/password")]
+pub(super) async fn set_password(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: ApiJson<SetPassword>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let password_hash = match body.0.password {
+        None => {
+            return Err(ApiError::field(
+                "password",
+                "required: a new password, or null to remove it",
+            ));
+        }
+        Some(None) => None,
+        Some(Some(password)) => Some(hash_new_password(password).await?),
+    };
+    let changes = UserChanges {
+        password_hash: Some(password_hash),
+        ..UserChanges::default()
+    };
+    let now = now();
+    state
+        .store
+        .update_user(
+            path.into_inner(),
+            changes,
+            audit_entry(&caller, now, "user.password"),
+            now,
+        )
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn set_enabled(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    key: String,
+    enabled: bool,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let changes = UserChanges {
+        enabled: Some(enabled),
+        ..UserChanges::default()
+    };
+    let now = now();
+    let user = state
+        .store
+        .update_user(key, changes, audit_entry(&caller, now, "user.update"), now)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(HttpResponse::Ok().json(UserJson::from(user)))
+}
+
+/// Enables a user (the same as `PATCH` with `"enabled": true`).
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "The user's id or login")),
+    responses(
+        (status = 200, description = "The user, enabled", body = UserJson),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+#[post("/users/{user}/enable")]
+pub(super) async fn enable_user(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_enabled(caller, state, path.into_inner(), true).await
+}
+
+/// Disables a user: they cannot authenticate until enabled again.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "The user's id or login")),
+    responses(
+        (status = 200, description = "The user, disabled", body = UserJson),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+#[post("/users/{user}/disable")]
+pub(super) async fn disable_user(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_enabled(caller, state, path.into_inner(), false).await
+}
+
+/// Deletes a user. Their tokens stay, unassigned and taken from every resource; their
+/// resource assignments and sessions end.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "The user's id or login")),
+    responses(
+        (status = 204, description = "The user is deleted"),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+#[delete("/users/{user}")]
+pub(super) async fn delete_user(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let deleted = state
+        .store
+        .delete_user(
+            path.into_inner(),
+            audit_entry(&caller, now(), "user.delete"),
+        )
+        .await?;
+    if !deleted {
+        return Err(ApiError::NotFound("user"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::api::IdOrName;
+
+    #[test]
+    fn an_object_is_named_by_number_or_by_text() {
+        let id: IdOrName = serde_json::from_str("42").expect("a number");
+        let name: IdOrName = serde_json::from_str("\"alice\"").expect("a string");
+        assert_eq!(id.as_key(), "42");
+        assert_eq!(name.as_key(), "alice");
+        assert!(serde_json::from_str::<IdOrName>("true").is_err());
+    }
+
+    #[test]
+    fn an_absent_field_differs_from_null() {
+        let absent: UpdateUser = serde_json::from_str("{}").expect("empty");
+        let null: UpdateUser = serde_json::from_str(r#"{"email":null}"#).expect("null");
+        let set: UpdateUser = serde_json::from_str(r#"{"email":"a@b.cd"}"#).expect("set");
+        assert_eq!(absent.email, None);
+        assert_eq!(null.email, Some(None));
+        assert_eq!(set.email, Some(Some("a@b.cd".to_string())));
+    }
+}
