@@ -20,6 +20,7 @@ mod directory;
 mod overview;
 mod sessions;
 mod settings;
+pub mod tokens;
 
 pub use admins::{Admin, NewAdmin};
 pub use api_keys::ApiKeyRecord;

@@ -2,6 +2,8 @@
 
 mod admin_login;
 mod api_basics;
+mod api_import;
+mod api_tokens;
 mod command_line;
 mod crash;
 mod helpers;

@@ -5,6 +5,7 @@
 mod caller;
 mod error;
 mod json;
+pub mod tokens;
 
 pub use caller::{ApiCaller, KeyCache};
 pub use error::ApiError;
@@ -47,6 +48,18 @@ impl utoipa::Modify for BearerAuth {
 /// Registers every API route; each handler carries its OpenAPI annotation.
 pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(openapi_json);
+    config.service(tokens::import_tokens);
+    config.service(tokens::create_token);
+    config.service(tokens::list_tokens);
+    config.service(tokens::get_token);
+    config.service(tokens::update_token);
+    config.service(tokens::enable_token);
+    config.service(tokens::disable_token);
+    config.service(tokens::reset_token);
+    config.service(tokens::resync_token);
+    config.service(tokens::assign_token_user);
+    config.service(tokens::unassign_token_user);
+    config.service(tokens::delete_token);
 }
 
 /// The generated OpenAPI document, shared by every worker.
