@@ -53,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Manage tokens from the console: import hardware token seed files.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Write a consistent copy of the database to FILE, also while the server runs.
     Backup {
         /// Where to write the copy.
@@ -136,6 +141,24 @@ pub enum ApiKeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Import every token of a PSKC or CSV seed file, or none: unassigned, active, seeds sealed.
+    Import {
+        /// The seed file.
+        file: PathBuf,
+        /// The file's format (default: from the extension, .xml/.pskc/.pskcxml or .csv).
+        #[arg(long, value_enum)]
+        format: Option<crate::web::api::tokens::ImportFormat>,
+        /// PSKC: the pre-shared AES key in hexadecimal.
+        #[arg(long, value_name = "HEX", conflicts_with = "password_stdin")]
+        preshared_key: Option<String>,
+        /// PSKC: read the file's password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Parse and validate the configuration, and print the effective values.
     Check,
@@ -196,6 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(&cli, args.listen.clone()),
         Some(Command::Admin { command }) => admin(&cli, command),
         Some(Command::Apikey { command }) => apikey(&cli, command),
+        Some(Command::Tokens { command }) => tokens(&cli, command),
         Some(Command::Backup { file }) => backup(&cli, file),
         Some(Command::Restore { file }) => restore(&cli, file),
         Some(Command::Config {
@@ -406,6 +430,50 @@ fn apikey(cli: &Cli, command: &ApiKeyCommand) -> anyhow::Result<()> {
     };
     store.close();
     result
+}
+
+fn tokens(cli: &Cli, command: &TokensCommand) -> anyhow::Result<()> {
+    use crate::web::api::tokens::{ImportFormat, prepare_import};
+    let TokensCommand::Import {
+        file,
+        format,
+        preshared_key,
+        password_stdin,
+    } = command;
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let format = match (format, extension.as_deref()) {
+        (Some(format), _) => *format,
+        (None, Some("xml" | "pskc" | "pskcxml")) => ImportFormat::Pskc,
+        (None, Some("csv")) => ImportFormat::Csv,
+        (None, _) => bail!("cannot tell the format from the file name: pass --format pskc or csv"),
+    };
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let password = if *password_stdin {
+        Some(read_password(true)?)
+    } else {
+        None
+    };
+    let (config, dir) = data_dir(cli)?;
+    let (store, keys) = app::open_store_and_keys(&config, &dir)?;
+    let result = prepare_import(
+        &keys,
+        format,
+        &data,
+        preshared_key.as_deref(),
+        password.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .and_then(|tokens| {
+        let audit = store::AuditEntry::new(crate::web::now(), "console", "token.import", "ok");
+        Ok(store.import_tokens_blocking(tokens, audit)??)
+    });
+    store.close();
+    let serials = result?;
+    println!("imported {} tokens", serials.len());
+    Ok(())
 }
 
 fn backup(cli: &Cli, file: &Path) -> anyhow::Result<()> {

@@ -22,6 +22,7 @@ mod overview;
 pub mod resources;
 mod sessions;
 mod settings;
+pub mod tokens;
 pub mod users;
 
 pub use admins::{Admin, NewAdmin};

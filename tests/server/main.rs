@@ -3,8 +3,10 @@
 mod admin_login;
 mod api_auth;
 mod api_basics;
+mod api_import;
 mod api_openapi;
 mod api_resources;
+mod api_tokens;
 mod api_users;
 mod command_line;
 mod crash;

@@ -7,6 +7,7 @@ mod caller;
 mod error;
 mod json;
 mod resources;
+pub mod tokens;
 mod users;
 
 pub use caller::{ApiCaller, KeyCache};
@@ -71,6 +72,18 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(resources::assign_token);
     config.service(resources::unassign_token);
     config.service(resources::resource_tokens);
+    config.service(tokens::import_tokens);
+    config.service(tokens::create_token);
+    config.service(tokens::list_tokens);
+    config.service(tokens::get_token);
+    config.service(tokens::update_token);
+    config.service(tokens::enable_token);
+    config.service(tokens::disable_token);
+    config.service(tokens::reset_token);
+    config.service(tokens::resync_token);
+    config.service(tokens::assign_token_user);
+    config.service(tokens::unassign_token_user);
+    config.service(tokens::delete_token);
 }
 
 /// An object named by its id (a number) or its name, login or serial (a string).

@@ -1,0 +1,710 @@
+//! Managing tokens: creation, listing, changes, assignment to users, resynchronisation and
+//! bulk import. Each operation that changes something is one write closure, so its checks, its
+//! statements and its audit entry commit together or not at all.
+
+use std::sync::LazyLock;
+
+use rusqlite::{Connection, params, params_from_iter};
+
+use super::audit::{self, AuditEntry};
+use super::directory::{
+    NewToken, TOKEN_COLUMNS, Token, assign_token_to_resource, find_resource, find_token, find_user,
+    insert_token, token_by_id, token_from_row,
+};
+use super::{Result, Store, optional};
+use crate::domain::{TokenKind, TokenState};
+
+/// Why an operation was refused although the database worked; the web layer turns each into
+/// the matching 4xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The addressed object does not exist.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// The request names an object or value that does not fit: the field and why.
+    #[error("{1}")]
+    Field(&'static str, String),
+    /// The change clashes with what is stored (a duplicate serial, a token owned by another user).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The answer of an operation that may be refused.
+pub type Outcome<T> = std::result::Result<T, Refused>;
+
+/// A token together with the login of its user, as management answers show it.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub token: Token,
+    pub user_login: Option<String>,
+}
+
+/// A token with the resources it is assigned to.
+#[derive(Debug, Clone)]
+pub struct TokenDetail {
+    pub record: TokenRecord,
+    pub resources: Vec<(i64, String)>,
+}
+
+/// The state filter of the token list; `Locked` and `Disabled` are conditions rather than
+/// values of the `state` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateFilter {
+    State(TokenState),
+    Locked,
+    Disabled,
+}
+
+/// What the token list is narrowed to; every field is optional.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub kind: Option<TokenKind>,
+    pub state: Option<StateFilter>,
+    pub assigned: Option<bool>,
+    /// A resource by id or name.
+    pub resource: Option<String>,
+    /// A user by id or login.
+    pub user: Option<String>,
+    /// A substring of the serial, the name or the user's login.
+    pub search: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The new token of a create request, with the references still unresolved.
+#[derive(Debug, Clone)]
+pub struct TokenCreation {
+    pub token: NewToken,
+    /// Generate a serial (kind + random characters) when true; `token.serial` is then ignored.
+    pub generate_serial: bool,
+    /// The user by id or login.
+    pub user: Option<String>,
+    /// The resource by id or name; needs a user.
+    pub resource: Option<String>,
+}
+
+/// The changes of an update request; `None` leaves a value alone.
+#[derive(Debug, Clone, Default)]
+pub struct TokenChanges {
+    pub name: Option<String>,
+    pub digits: Option<u32>,
+    /// `Some(None)` removes the PIN; `Some(Some(hash))` sets it.
+    pub pin_hash: Option<Option<Vec<u8>>>,
+    pub pin_position: Option<String>,
+    pub enabled: Option<bool>,
+    pub destination: Option<String>,
+}
+
+/// The token columns prefixed with the table alias `t`, for queries that join the users.
+static JOINED_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    TOKEN_COLUMNS
+        .split(',')
+        .map(|column| format!("t.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        token: token_from_row(row)?,
+        // The login follows the 25 token columns.
+        user_login: row.get(25)?,
+    })
+}
+
+fn record_by_id(conn: &Connection, id: i64) -> Result<Option<TokenRecord>> {
+    optional(
+        conn.prepare_cached(&format!(
+            "SELECT {}, u.login FROM tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.id = ?1",
+            *JOINED_COLUMNS
+        ))?
+        .query_row(params![id], record_from_row),
+    )
+}
+
+/// The record of a token that must exist because this transaction just found or wrote it.
+fn existing_record(conn: &Connection, id: i64) -> Result<TokenRecord> {
+    record_by_id(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows.into())
+}
+
+fn serial_taken(conn: &Connection, serial: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM tokens WHERE serial = ?1)")?
+        .query_row(params![serial], |row| row.get(0))?)
+}
+
+/// A serial of the kind's name and eight random upper-case hexadecimal characters.
+fn random_serial(kind: TokenKind) -> Result<String> {
+    let bytes = crate::crypto::random_bytes::<4>()
+        .map_err(|e| super::StoreError::Conflict(format!("no randomness for a serial: {e}")))?;
+    Ok(format!(
+        "{}{}",
+        kind.as_str(),
+        data_encoding::HEXUPPER.encode(&bytes)
+    ))
+}
+
+fn resources_of(conn: &Connection, token_id: i64) -> Result<Vec<(i64, String)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT r.id, r.name FROM token_resources tr JOIN resources r ON r.id = tr.resource_id
+         WHERE tr.token_id = ?1 ORDER BY r.name",
+    )?;
+    let resources = statement
+        .query_map(params![token_id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(resources)
+}
+
+fn create(
+    conn: &Connection,
+    creation: TokenCreation,
+    audit_entry: AuditEntry,
+) -> Result<Outcome<TokenRecord>> {
+    let TokenCreation {
+        mut token,
+        generate_serial,
+        user,
+        resource,
+    } = creation;
+    let user = match user {
+        None => None,
+        Some(key) => match find_user(conn, &key)? {
+            Some(user) => Some(user),
+            None => return Ok(Err(Refused::Field("user", format!("no user {key:?}")))),
+        },
+    };
+    let resource = match resource {
+        None => None,
+        Some(key) => match find_resource(conn, &key)? {
+            Some(resource) => Some(resource),
+            None => {
+                return Ok(Err(Refused::Field(
+                    "resource",
+                    format!("no resource {key:?}"),
+                )));
+            }
+        },
+    };
+    if token.destination.is_none() {
+        let (fallback, what) = match token.kind {
+            TokenKind::Mail => (
+                user.as_ref().and_then(|u| u.email.clone()),
+                "an email address",
+            ),
+            TokenKind::Sms => (
+                user.as_ref().and_then(|u| u.phone.clone()),
+                "a phone number",
+            ),
+            _ => (None, ""),
+        };
+        if token.kind == TokenKind::Mail || token.kind == TokenKind::Sms {
+            match fallback {
+                Some(destination) => token.destination = Some(destination),
+                None => {
+                    return Ok(Err(Refused::Field(
+                        "destination",
+                        format!(
+                            "a {} token needs a destination: give one, or assign a user who has {what}",
+                            token.kind.as_str()
+                        ),
+                    )));
+                }
+            }
+        }
+    }
+    if generate_serial {
+        let mut attempts = 0;
+        loop {
+            let candidate = random_serial(token.kind)?;
+            if !serial_taken(conn, &candidate)? {
+                token.serial = candidate;
+                break;
+            }
+            attempts += 1;
+            if attempts >= 10 {
+                return Ok(Err(Refused::Conflict(
+                    "no free serial was found; give one".into(),
+                )));
+            }
+        }
+    } else if serial_taken(conn, &token.serial)? {
+        return Ok(Err(Refused::Conflict(format!(
+            "a token with serial {:?} exists already",
+            token.serial
+        ))));
+    }
+    token.user_id = user.as_ref().map(|u| u.id);
+    let now = audit_entry.at;
+    let id = insert_token(conn, &token, now)?;
+    if let Some(resource) = &resource {
+        assign_token_to_resource(conn, resource.id, id)?;
+    }
+    audit::insert(
+        conn,
+        &AuditEntry {
+            token_id: Some(id),
+            user_id: token.user_id,
+            resource_id: resource.as_ref().map(|r| r.id),
+            detail: Some(format!("{} {}", token.kind.as_str(), token.serial)),
+            ..audit_entry
+        },
+    )?;
+    Ok(Ok(existing_record(conn, id)?))
+}
+
+/// Escapes `%`, `_` and the escape character itself for a `LIKE … ESCAPE '\'` pattern.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn list(conn: &Connection, filter: TokenFilter) -> Result<Outcome<(Vec<TokenRecord>, i64)>> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(kind) = filter.kind {
+        values.push(kind.as_str().to_string().into());
+        conditions.push(format!("t.kind = ?{}", values.len()));
+    }
+    match filter.state {
+        None => {}
+        Some(StateFilter::State(state)) => {
+            values.push(state.as_str().to_string().into());
+            conditions.push(format!("t.state = ?{}", values.len()));
+        }
+        Some(StateFilter::Locked) => conditions.push("t.locked_at IS NOT NULL".into()),
+        Some(StateFilter::Disabled) => conditions.push("t.enabled = 0".into()),
+    }
+    match filter.assigned {
+        None => {}
+        Some(true) => conditions.push("t.user_id IS NOT NULL".into()),
+        Some(false) => conditions.push("t.user_id IS NULL".into()),
+    }
+    if let Some(key) = &filter.user {
+        let Some(user) = find_user(conn, key)? else {
+            return Ok(Err(Refused::Field("user", format!("no user {key:?}"))));
+        };
+        values.push(user.id.into());
+        conditions.push(format!("t.user_id = ?{}", values.len()));
+    }
+    if let Some(key) = &filter.resource {
+        let Some(resource) = find_resource(conn, key)? else {
+            return Ok(Err(Refused::Field(
+                "resource",
+                format!("no resource {key:?}"),
+            )));
+        };
+        values.push(resource.id.into());
+        conditions.push(format!(
+            "t.id IN (SELECT token_id FROM token_resources WHERE resource_id = ?{})",
+            values.len()
+        ));
+    }
+    if let Some(search) = &filter.search {
+        values.push(like_pattern(search).into());
+        let n = values.len();
+        conditions.push(format!(
+            "(t.serial LIKE ?{n} ESCAPE '\\' OR t.name LIKE ?{n} ESCAPE '\\' OR u.login LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let from = "FROM tokens t LEFT JOIN users u ON u.id = t.user_id";
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) {from} {filter_sql}"),
+        params_from_iter(values.iter()),
+        |row| row.get(0),
+    )?;
+    values.push(filter.limit.into());
+    values.push(filter.offset.into());
+    let mut statement = conn.prepare(&format!(
+        "SELECT {}, u.login {from} {filter_sql} ORDER BY t.id LIMIT ?{} OFFSET ?{}",
+        *JOINED_COLUMNS,
+        values.len() - 1,
+        values.len()
+    ))?;
+    let items = statement
+        .query_map(params_from_iter(values.iter()), record_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Ok((items, total)))
+}
+
+fn update(
+    conn: &Connection,
+    id: i64,
+    changes: TokenChanges,
+    audit_entry: AuditEntry,
+) -> Result<Outcome<TokenRecord>> {
+    let Some(current) = record_by_id(conn, id)? else {
+        return Ok(Err(Refused::NotFound("token")));
+    };
+    let now = audit_entry.at;
+    let mut changed = Vec::new();
+    if let Some(name) = &changes.name {
+        conn.execute(
+            "UPDATE tokens SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        changed.push("name");
+    }
+    if let Some(digits) = changes.digits {
+        conn.execute(
+            "UPDATE tokens SET digits = ?2 WHERE id = ?1",
+            params![id, digits],
+        )?;
+        changed.push("digits");
+    }
+    if let Some(pin_hash) = &changes.pin_hash {
+        conn.execute(
+            "UPDATE tokens SET pin_hash = ?2 WHERE id = ?1",
+            params![id, pin_hash],
+        )?;
+        changed.push("pin");
+    }
+    if let Some(position) = &changes.pin_position {
+        conn.execute(
+            "UPDATE tokens SET pin_position = ?2 WHERE id = ?1",
+            params![id, position],
+        )?;
+        changed.push("pin_position");
+    }
+    if let Some(enabled) = changes.enabled {
+        conn.execute(
+            "UPDATE tokens SET enabled = ?2 WHERE id = ?1",
+            params![id, enabled],
+        )?;
+        changed.push("enabled");
+    }
+    if let Some(destination) = &changes.destination {
+        conn.execute(
+            "UPDATE tokens SET destination = ?2 WHERE id = ?1",
+            params![id, destination],
+        )?;
+        changed.push("destination");
+    }
+    conn.execute(
+        "UPDATE tokens SET updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    audit::insert(
+        conn,
+        &AuditEntry {
+            token_id: Some(id),
+            user_id: current.token.user_id,
+            detail: Some(format!("changed: {}", changed.join(", "))),
+            ..audit_entry
+        },
+    )?;
+    Ok(Ok(existing_record(conn, id)?))
+}
+
+/// Runs `statement` (with `?1` the token id and `?2` the time) on the token `key` and audits it.
+fn simple_change(
+    conn: &Connection,
+    key: &str,
+    statement: &str,
+    audit_entry: AuditEntry,
+) -> Result<Outcome<TokenRecord>> {
+    let Some(token) = find_token(conn, key)? else {
+        return Ok(Err(Refused::NotFound("token")));
+    };
+    conn.execute(statement, params![token.id, audit_entry.at])?;
+    audit::insert(
+        conn,
+        &AuditEntry {
+            token_id: Some(token.id),
+            user_id: token.user_id,
+            ..audit_entry
+        },
+    )?;
+    Ok(Ok(existing_record(conn, token.id)?))
+}
+
+fn resync(
+    conn: &Connection,
+    id: i64,
+    last_step: i64,
+    drift: i64,
+    audit_entry: AuditEntry,
+) -> Result<Outcome<TokenRecord>> {
+    let Some(token) = token_by_id(conn, id)? else {
+        return Ok(Err(Refused::NotFound("token")));
+    };
+    // A compare-and-set: a code used meanwhile (a later step) wins over this resync.
+    let changed = conn.execute(
+        "UPDATE tokens SET last_step = ?2, drift = ?3, updated_at = ?4
+         WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+        params![id, last_step, drift, audit_entry.at],
+    )?;
+    if changed == 0 {
+        return Ok(Err(Refused::Conflict(
+            "the token was used with a later code meanwhile; try again with new codes".into(),
+        )));
+    }
+    audit::insert(
+        conn,
+        &AuditEntry {
+            token_id: Some(id),
+            user_id: token.user_id,
+            ..audit_entry
+        },
+    )?;
+    Ok(Ok(existing_record(conn, id)?))
+}
+
+fn assign(
+    conn: &Connection,
+    key: &str,
+    user_key: &str,
+    audit_entry: AuditEntry,
+) -> Result<Outcome<TokenRecord>> {
+    let Some(token) = find_token(conn, key)? else {
+        return Ok(Err(Refused::NotFound("token")));
+    };
+    let Some(user) = find_user(conn, user_key)? else {
+        return Ok(Err(Refused::Field("user", format!("no user {user_key:?}"))));
+    };
+    match token.user_id {
+        Some(owner) if owner == user.id => return Ok(Ok(existing_record(conn, token.id)?)),
+        Some(_) => {
+            return Ok(Err(Refused::Conflict(format!(
+                "token {} belongs to another user: unassign it first",
+                token.serial
+            ))));
+        }
+        None => {}
+    }
+    conn.execute(
+        "UPDATE tokens SET user_id = ?2, updated_at = ?3 WHERE id = ?1",
+        params![token.id, user.id, audit_entry.at],
+    )?;
+    audit::insert(
+        conn,
+        &AuditEntry {
+            token_id: Some(token.id),
+            user_id: Some(user.id),
+            ..audit_entry
+        },
+    )?;
+    Ok(Ok(existing_record(conn, token.id)?))
+}
+
+fn unassign(conn: &Connection, key: &str, audit_entry: AuditEntry) -> Result<Outcome<TokenRecord>> {
+    let Some(token) = find_token(conn, key)? else {
+        return Ok(Err(Refused::NotFound("token")));
+    };
+    let Some(user_id) = token.user_id else {
+        return Ok(Ok(existing_record(conn, token.id)?));
+    };
+    conn.execute(
+        "UPDATE tokens SET user_id = NULL, updated_at = ?2 WHERE id = ?1",
+        params![token.id, audit_entry.at],
+    )?;
+    // A token without a user may not stay on a resource.
+    conn.execute(
+        "DELETE FROM token_resources WHERE token_id = ?1",
+        params![token.id],
+    )?;
+    audit::insert(
+        conn,
+        &AuditEntry {
+            token_id: Some(token.id),
+            user_id: Some(user_id),
+            ..audit_entry
+        },
+    )?;
+    Ok(Ok(existing_record(conn, token.id)?))
+}
+
+fn delete(conn: &Connection, key: &str, audit_entry: AuditEntry) -> Result<Outcome<()>> {
+    let Some(token) = find_token(conn, key)? else {
+        return Ok(Err(Refused::NotFound("token")));
+    };
+    conn.execute("DELETE FROM tokens WHERE id = ?1", params![token.id])?;
+    audit::insert(
+        conn,
+        &AuditEntry {
+            token_id: Some(token.id),
+            user_id: token.user_id,
+            detail: Some(format!("{} {}", token.kind.as_str(), token.serial)),
+            ..audit_entry
+        },
+    )?;
+    Ok(Ok(()))
+}
+
+/// Stores every token or none: serials already in the database are refused by name before
+/// anything is written.
+pub fn import(
+    conn: &Connection,
+    tokens: Vec<NewToken>,
+    audit_entry: AuditEntry,
+) -> Result<Outcome<Vec<String>>> {
+    let mut taken = Vec::new();
+    for token in &tokens {
+        if serial_taken(conn, &token.serial)? {
+            taken.push(token.serial.clone());
+        }
+    }
+    if !taken.is_empty() {
+        return Ok(Err(Refused::Conflict(format!(
+            "tokens with these serials exist already, nothing was imported: {}",
+            taken.join(", ")
+        ))));
+    }
+    let now = audit_entry.at;
+    for token in &tokens {
+        insert_token(conn, token, now)?;
+    }
+    audit::insert(
+        conn,
+        &AuditEntry {
+            detail: Some(format!("count {}", tokens.len())),
+            ..audit_entry
+        },
+    )?;
+    Ok(Ok(tokens.into_iter().map(|t| t.serial).collect()))
+}
+
+impl Store {
+    /// Creates a token, resolving its user and resource and filling a MAIL or SMS destination
+    /// from the user's address when none was given.
+    pub async fn create_token(
+        &self,
+        creation: TokenCreation,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        self.write(move |conn| create(conn, creation, audit_entry))
+            .await
+    }
+
+    pub async fn list_tokens(
+        &self,
+        filter: TokenFilter,
+    ) -> Result<Outcome<(Vec<TokenRecord>, i64)>> {
+        self.read(move |conn| list(conn, filter)).await
+    }
+
+    /// A token by id or serial, with its user's login and its resources.
+    pub async fn token_detail(&self, key: String) -> Result<Option<TokenDetail>> {
+        self.read(move |conn| {
+            let Some(token) = find_token(conn, &key)? else {
+                return Ok(None);
+            };
+            let Some(record) = record_by_id(conn, token.id)? else {
+                return Ok(None);
+            };
+            let resources = resources_of(conn, token.id)?;
+            Ok(Some(TokenDetail { record, resources }))
+        })
+        .await
+    }
+
+    pub async fn update_token(
+        &self,
+        id: i64,
+        changes: TokenChanges,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        self.write(move |conn| update(conn, id, changes, audit_entry))
+            .await
+    }
+
+    pub async fn set_token_enabled(
+        &self,
+        key: String,
+        enabled: bool,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        let statement = if enabled {
+            "UPDATE tokens SET enabled = 1, updated_at = ?2 WHERE id = ?1"
+        } else {
+            "UPDATE tokens SET enabled = 0, updated_at = ?2 WHERE id = ?1"
+        };
+        self.write(move |conn| simple_change(conn, &key, statement, audit_entry))
+            .await
+    }
+
+    /// Sets the fail counter to zero and unlocks the token.
+    pub async fn reset_token(
+        &self,
+        key: String,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        self.write(move |conn| {
+            simple_change(
+                conn,
+                &key,
+                "UPDATE tokens SET fail_count = 0, locked_at = NULL, updated_at = ?2 WHERE id = ?1",
+                audit_entry,
+            )
+        })
+        .await
+    }
+
+    /// Stores the moving factor and drift a resynchronisation found, unless a later code was
+    /// used meanwhile.
+    pub async fn resync_token(
+        &self,
+        id: i64,
+        last_step: i64,
+        drift: i64,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        self.write(move |conn| resync(conn, id, last_step, drift, audit_entry))
+            .await
+    }
+
+    /// Gives an unassigned token to a user; a token of another user must be unassigned first.
+    pub async fn assign_token_user(
+        &self,
+        key: String,
+        user: String,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        self.write(move |conn| assign(conn, &key, &user, audit_entry))
+            .await
+    }
+
+    /// Takes a token from its user and from every resource.
+    pub async fn unassign_token_user(
+        &self,
+        key: String,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        self.write(move |conn| unassign(conn, &key, audit_entry))
+            .await
+    }
+
+    pub async fn delete_token(&self, key: String, audit_entry: AuditEntry) -> Result<Outcome<()>> {
+        self.write(move |conn| delete(conn, &key, audit_entry))
+            .await
+    }
+
+    pub async fn import_tokens(
+        &self,
+        tokens: Vec<NewToken>,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<Vec<String>>> {
+        self.write(move |conn| import(conn, tokens, audit_entry))
+            .await
+    }
+
+    /// The blocking twin of [`Store::import_tokens`], for the console.
+    pub fn import_tokens_blocking(
+        &self,
+        tokens: Vec<NewToken>,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<Vec<String>>> {
+        self.write_blocking(move |conn| import(conn, tokens, audit_entry))
+    }
+}
