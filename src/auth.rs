@@ -401,11 +401,12 @@ impl Authenticator<'_> {
             return self.reject(&audit, "token_not_in_resource").await;
         }
         match &attempt.password {
-            Some(password) => {
-                if !password_matches(password.clone(), user.password_hash.clone()).await {
-                    return self.reject(&audit, "bad_password").await;
-                }
+            Some(password)
+                if !password_matches(password.clone(), user.password_hash.clone()).await =>
+            {
+                return self.reject(&audit, "bad_password").await;
             }
+            Some(_) => {}
             None if resource.password_required => {
                 return self.reject(&audit, "password_required").await;
             }
