@@ -687,3 +687,91 @@ async fn requests_without_a_valid_key_are_throttled_per_address() {
     assert_eq!(body["error"]["code"], "rate_limited");
     app.stop().await;
 }
+
+/// An authenticator app as a test can be one: reads an `otpauth://` URI and computes the
+/// current code with its own HMAC, without otpgate's OTP module.
+fn app_code_from_uri(uri: &str, offset: i64) -> String {
+    use hmac::{KeyInit, Mac};
+    let query = uri.split_once('?').expect("a query").1;
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(param("secret").expect("a secret").as_bytes())
+        .expect("base32");
+    let digits: u32 = param("digits").map_or(6, |d| d.parse().expect("digits"));
+    let period: i64 = param("period").map_or(30, |p| p.parse().expect("period"));
+    let counter = ((unix_now() as i64) / period + offset) as u64;
+    let digest = match param("algorithm").as_deref().unwrap_or("SHA1") {
+        "SHA256" => {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&secret).expect("key");
+            mac.update(&counter.to_be_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        _ => {
+            let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&secret).expect("key");
+            mac.update(&counter.to_be_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+    };
+    let offset = usize::from(digest[digest.len() - 1] & 0x0f);
+    let number = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!(
+        "{:0width$}",
+        number % 10u32.pow(digits),
+        width = digits as usize
+    )
+}
+
+#[tokio::test]
+async fn a_generated_authenticator_app_token_verifies_codes_computed_from_its_qr_uri() {
+    let app = spawn_app().await;
+    let fx = fixture(&app, 10).await;
+    for (login, body) in [
+        ("nina", json!({"kind": "TOTP"})),
+        (
+            "omar",
+            json!({"kind": "TOTP", "algorithm": "SHA256", "digits": 8, "period": 60}),
+        ),
+    ] {
+        call(
+            &app,
+            Method::POST,
+            "/users",
+            &fx.admin,
+            json!({"login": login}),
+        )
+        .await;
+        let mut body = body;
+        body["user"] = json!(login);
+        body["resource"] = json!("vpn");
+        let (status, token) = call(&app, Method::POST, "/tokens", &fx.admin, body).await;
+        assert_eq!(status, 201, "{token}");
+        let uri = token["otpauth_uri"]
+            .as_str()
+            .expect("the URI, once")
+            .to_string();
+        assert!(
+            token["qr_code_svg"]
+                .as_str()
+                .expect("a QR code")
+                .contains("<svg")
+        );
+        let (_, body) = authenticate(
+            &app,
+            &fx.app_key,
+            json!({"user": login, "otp": app_code_from_uri(&uri, 0)}),
+        )
+        .await;
+        assert_eq!(body["result"], "accepted", "{login}: {uri}: {body}");
+    }
+    app.stop().await;
+}
