@@ -76,7 +76,7 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
         .query_row(params![resource.id, user.id], |row| row.get(0))?;
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1
-           AND id IN (SELECT token_id FROM token_resources WHERE resource_id = ?2)
+           AND EXISTS (SELECT 1 FROM token_resources WHERE resource_id = ?2 AND token_id = tokens.id)
          ORDER BY id"
     ))?;
     let tokens = statement
@@ -191,13 +191,16 @@ pub fn penalise(
     for token_id in &penalty.token_ids {
         fail.execute(params![token_id, penalty.fail_limit, now])?;
     }
-    let mut spend =
-        conn.prepare_cached("UPDATE challenges SET tries_left = tries_left - 1 WHERE id = ?1")?;
-    for challenge_id in &penalty.challenge_ids {
-        spend.execute(params![challenge_id])?;
+    if !penalty.challenge_ids.is_empty() {
+        let mut spend =
+            conn.prepare_cached("UPDATE challenges SET tries_left = tries_left - 1 WHERE id = ?1")?;
+        let mut void =
+            conn.prepare_cached("DELETE FROM challenges WHERE id = ?1 AND tries_left <= 0")?;
+        for challenge_id in &penalty.challenge_ids {
+            spend.execute(params![challenge_id])?;
+            void.execute(params![challenge_id])?;
+        }
     }
-    conn.prepare_cached("DELETE FROM challenges WHERE tries_left <= 0")?
-        .execute([])?;
     audit::insert(conn, entry)
 }
 

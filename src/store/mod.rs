@@ -8,10 +8,11 @@
 //!   `synchronous = FULL`), and no two of our connections ever race for the write lock, so
 //!   "database is locked" cannot happen between them. A job that fails rolls back only its own
 //!   savepoint.
-//! - A small **pool of read connections** serves reads on the blocking thread pool. In WAL mode
-//!   readers never wait for the writer.
-//! - Nothing here runs on the async executor threads: reads go through `spawn_blocking`, writes
-//!   through the writer thread, and callers only await a oneshot answer.
+//! - A fixed set of **reader threads**, each owning one read-only connection, takes read jobs
+//!   from one shared queue. In WAL mode readers never wait for the writer; connections are opened
+//!   once, so a burst of requests costs no file opening or schema parsing.
+//! - Nothing here runs on the async executor threads: reads go to the reader threads, writes to
+//!   the writer thread, and callers only await a oneshot answer.
 
 mod admins;
 mod api_keys;
@@ -154,13 +155,16 @@ where
     }
 }
 
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
 struct Inner {
     path: PathBuf,
     options: StoreOptions,
     jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    reads: Mutex<Option<std_mpsc::Sender<ReadJob>>>,
+    reader_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std_mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
-    readers: Mutex<Vec<Connection>>,
 }
 
 /// A handle to the database. Cheap to clone; every clone talks to the same writer thread.
@@ -179,6 +183,14 @@ impl std::fmt::Debug for Store {
 
 fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
     conn.busy_timeout(options.busy_timeout)?;
+    // The query planner stability guarantee: plans never depend on bound values. Without it,
+    // SQLite marks statements with joins, subqueries or ORDER BY to be compiled again whenever
+    // a parameter changes, so a cached statement on the authentication path was recompiled on
+    // every request (measured: 10 to 30 µs each instead of under 1 µs).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     let synchronous = match options.synchronous {
         Synchronous::Normal => "NORMAL",
         Synchronous::Full => "FULL",
@@ -261,14 +273,27 @@ impl Store {
             .name("store-writer".into())
             .spawn(move || run_writer(conn, receiver))
             .map_err(|e| StoreError::Migration(format!("cannot start the writer thread: {e}")))?;
+        let (reads, read_queue) = std_mpsc::channel::<ReadJob>();
+        let read_queue = Arc::new(Mutex::new(read_queue));
+        let mut reader_threads = Vec::with_capacity(options.readers);
+        for index in 0..options.readers.max(1) {
+            let conn = open_reader(path, &options)?;
+            let queue = read_queue.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("store-reader-{index}"))
+                .spawn(move || run_reader(conn, queue))
+                .map_err(|e| StoreError::Migration(format!("cannot start a reader thread: {e}")))?;
+            reader_threads.push(thread);
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 options,
                 jobs: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
+                reads: Mutex::new(Some(reads)),
+                reader_threads: Mutex::new(reader_threads),
                 checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
-                readers: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -277,47 +302,42 @@ impl Store {
         &self.inner.path
     }
 
-    fn open_reader(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.inner.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure(&conn, &self.inner.options)?;
-        conn.execute_batch("PRAGMA query_only = ON")?;
-        Ok(conn)
+    fn submit_read<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (answer, receiver) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn: &Connection| {
+            let _ = answer.send(f(conn));
+        });
+        let reads = self.inner.reads.lock().map_err(|_| StoreError::Closed)?;
+        reads
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(job)
+            .map_err(|_| StoreError::Closed)?;
+        Ok(receiver)
     }
 
-    /// Runs `f` on a read connection, on the blocking thread pool.
+    /// Runs `f` on one of the reader threads' connections.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read_blocking(f))
-            .await
-            .map_err(|_| StoreError::Closed)?
+        self.submit_read(f)?.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs `f` on a read connection in the calling thread (for the CLI and for blocking tasks).
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = self
-            .inner
-            .readers
-            .lock()
-            .ok()
-            .and_then(|mut pool| pool.pop());
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => self.open_reader()?,
-        };
-        let result = f(&conn);
-        if let Ok(mut pool) = self.inner.readers.lock()
-            && pool.len() < self.inner.options.readers
-        {
-            pool.push(conn);
-        }
-        result
+    /// The blocking twin of [`Store::read`], for the CLI and blocking tasks.
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.submit_read(f)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
     }
 
     fn submit<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T>>>
@@ -374,8 +394,17 @@ impl Store {
         if let Some(handle) = handle {
             let _ = handle.join();
         }
-        if let Ok(mut pool) = self.inner.readers.lock() {
-            pool.clear();
+        if let Ok(mut reads) = self.inner.reads.lock() {
+            reads.take();
+        }
+        let readers = self
+            .inner
+            .reader_threads
+            .lock()
+            .map(|mut threads| std::mem::take(&mut *threads))
+            .unwrap_or_default();
+        for reader in readers {
+            let _ = reader.join();
         }
     }
 
@@ -399,7 +428,8 @@ impl Store {
 
     /// A textual dump of every table's rows, in a stable order: used to compare two databases.
     pub fn dump(&self) -> Result<String> {
-        self.read_blocking(dump_connection)
+        // A diagnostic: read on the calling thread through a connection of its own.
+        dump_connection(&open_reader(&self.inner.path, &self.inner.options)?)
     }
 }
 
@@ -544,14 +574,58 @@ fn run_writer(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs a passive checkpoint every half second until told to stop (by the sender's drop).
-/// A passive checkpoint never blocks the writer or the readers.
+fn open_reader(path: &Path, options: &StoreOptions) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn, options)?;
+    conn.execute_batch("PRAGMA query_only = ON")?;
+    Ok(conn)
+}
+
+/// Takes read jobs from the shared queue until the store closes. Whoever holds the queue's
+/// lock waits for the next job; the others wait for the lock.
+fn run_reader(conn: Connection, queue: Arc<Mutex<std_mpsc::Receiver<ReadJob>>>) {
+    loop {
+        let job = match queue.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(&conn),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Keeps the WAL short until told to stop (by the sender's drop). A passive checkpoint every
+/// 200 ms copies committed pages back into the database without blocking anyone. Passive
+/// checkpoints alone cannot *restart* the log while readers are always active, and a WAL that
+/// only grows makes every read slower (each page read searches the WAL index, one hash table per
+/// 4,096 frames). A RESTART checkpoint resets it, but holds up the writer while it syncs the
+/// database file: measured under load, doing it every 2 s took p99 latency from 19 to 79 ms.
+/// So the log is restarted only once it passes 40,000 frames (about 160 MB): under full load
+/// that is one short stall every few tens of seconds, and the log stays bounded.
 fn run_checkpointer(conn: Connection, stop: std_mpsc::Receiver<()>) {
-    while let Err(std_mpsc::RecvTimeoutError::Timeout) =
-        stop.recv_timeout(Duration::from_millis(500))
-    {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+    const TICK: Duration = Duration::from_millis(200);
+    const RESTART_FRAMES: i64 = 40_000;
+    let _ = conn.busy_timeout(Duration::from_millis(100));
+    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(TICK) {
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(1)
+        });
+        let frames = match passive {
+            Ok(frames) => frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+                continue;
+            }
+        };
+        if frames > RESTART_FRAMES
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %e, "WAL restart postponed");
         }
     }
 }

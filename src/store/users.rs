@@ -430,7 +430,7 @@ mod tests {
 
     fn list(store: &Store, filter: UserFilter, limit: i64, offset: i64) -> (Vec<User>, i64) {
         match store
-            .read_blocking(|conn| list_users(conn, &filter, Page { limit, offset }))
+            .read_blocking(move |conn| list_users(conn, &filter, Page { limit, offset }))
             .expect("listing")
         {
             Listing::Found { items, total } => (items, total),
