@@ -4,8 +4,10 @@
 
 mod auth;
 mod caller;
+mod deliveries;
 mod error;
 mod json;
+mod settings;
 
 pub use caller::{ApiCaller, KeyCache};
 pub use error::ApiError;
@@ -50,7 +52,14 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
         .service(openapi_json)
         .service(auth::prepare)
-        .service(auth::authenticate);
+        .service(auth::authenticate)
+        .service(settings::get_mail)
+        .service(settings::put_mail)
+        .service(settings::test_mail)
+        .service(settings::get_sms)
+        .service(settings::put_sms)
+        .service(settings::test_sms)
+        .service(deliveries::list_deliveries);
 }
 
 /// An object named by its id (a number) or its name, login or serial (a string).
