@@ -181,8 +181,12 @@ impl Application {
 
         let metrics = Arc::new(Metrics::default());
         let wakeup = crate::delivery::Wakeup::default();
-        let delivery =
-            crate::delivery::Worker::new(store.clone(), keys.clone(), metrics.clone(), wakeup.clone());
+        let delivery = crate::delivery::Worker::new(
+            store.clone(),
+            keys.clone(),
+            metrics.clone(),
+            wakeup.clone(),
+        );
         let admin = &config.admin;
         let window = Duration::from_secs(15 * 60);
         let state = actix::Data::new(AppState {

@@ -114,6 +114,9 @@ fn read_certificate(file: &str) -> Result<Certificate, String> {
 pub struct MailChannel {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// The limit of one whole conversation: lettre's own timeout covers only the connect, and
+    /// a server that accepts and then stays silent must not hold a send forever.
+    timeout: Duration,
 }
 
 /// Builds the channel from the stored settings; for the worker's [`super::StoredChannel`].
@@ -122,14 +125,18 @@ pub fn build(settings: &ChannelSettings, keys: &Keys) -> Result<Arc<dyn Channel>
         .plain
         .as_deref()
         .ok_or_else(|| SendError::Temporary("mail delivery is not set up yet".into()))?;
-    let mail: MailSettings = serde_json::from_str(plain)
-        .map_err(|e| SendError::Temporary(format!("the stored mail settings are unreadable: {e}")))?;
+    let mail: MailSettings = serde_json::from_str(plain).map_err(|e| {
+        SendError::Temporary(format!("the stored mail settings are unreadable: {e}"))
+    })?;
     let password = open_secret(settings, keys, PASSWORD)?;
     Ok(Arc::new(MailChannel::new(&mail, password)?))
 }
 
 impl MailChannel {
-    pub fn new(settings: &MailSettings, password: Option<String>) -> Result<MailChannel, SendError> {
+    pub fn new(
+        settings: &MailSettings,
+        password: Option<String>,
+    ) -> Result<MailChannel, SendError> {
         let host = settings.host.trim().to_string();
         let tls_parameters = || -> Result<TlsParameters, SendError> {
             let mut builder = TlsParameters::builder(host.clone());
@@ -165,6 +172,7 @@ impl MailChannel {
         Ok(MailChannel {
             transport: builder.build(),
             from: Mailbox::new((!name.is_empty()).then(|| name.to_string()), address),
+            timeout: Duration::from_secs(settings.timeout_seconds),
         })
     }
 
@@ -182,7 +190,15 @@ impl MailChannel {
                 render_html(&message.subject, &message.text),
             ))
             .map_err(|e| SendError::Permanent(format!("the email cannot be built: {e}")))?;
-        match self.transport.send(email).await {
+        let sent = tokio::time::timeout(self.timeout, self.transport.send(email))
+            .await
+            .map_err(|_| {
+                SendError::Temporary(format!(
+                    "the SMTP server did not finish within {} s",
+                    self.timeout.as_secs()
+                ))
+            })?;
+        match sent {
             Ok(response) => {
                 let lines: Vec<&str> = response.message().collect();
                 Ok(Accepted(format!("{} {}", response.code(), lines.join(" "))))

@@ -156,7 +156,10 @@ impl SmsSettings {
         let url = reqwest::Url::parse(&sample.url)
             .map_err(|e| bad("url", format!("not a URL once filled in: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(bad("url", "the URL must be http:// or https:// with a host"));
+            return Err(bad(
+                "url",
+                "the URL must be http:// or https:// with a host",
+            ));
         }
         if !self.url.contains("{message}") && !self.body.contains("{message}") {
             return Err(bad(
@@ -182,9 +185,8 @@ impl SmsSettings {
             }
             (_, BodyFormat::Json) => {
                 if let Some((body, _)) = &sample.body {
-                    serde_json::from_str::<serde_json::Value>(body).map_err(|e| {
-                        bad("body", format!("not JSON once filled in: {e}"))
-                    })?;
+                    serde_json::from_str::<serde_json::Value>(body)
+                        .map_err(|e| bad("body", format!("not JSON once filled in: {e}")))?;
                 }
             }
             _ => {}
@@ -242,8 +244,9 @@ pub fn build(settings: &ChannelSettings, keys: &Keys) -> Result<Arc<dyn Channel>
         .plain
         .as_deref()
         .ok_or_else(|| SendError::Temporary("SMS delivery is not set up yet".into()))?;
-    let sms: SmsSettings = serde_json::from_str(plain)
-        .map_err(|e| SendError::Temporary(format!("the stored SMS settings are unreadable: {e}")))?;
+    let sms: SmsSettings = serde_json::from_str(plain).map_err(|e| {
+        SendError::Temporary(format!("the stored SMS settings are unreadable: {e}"))
+    })?;
     let secret = open_secret(settings, keys, SECRET)?;
     Ok(Arc::new(SmsChannel::new(sms, secret)?))
 }
@@ -281,10 +284,9 @@ impl SmsChannel {
         }
         request = match settings.auth {
             AuthKind::None => request,
-            AuthKind::Basic => request.basic_auth(
-                settings.username.clone().unwrap_or_default(),
-                Some(secret),
-            ),
+            AuthKind::Basic => {
+                request.basic_auth(settings.username.clone().unwrap_or_default(), Some(secret))
+            }
             AuthKind::Bearer => request.bearer_auth(secret),
         };
         // Errors never carry the URL: it may hold the message.
@@ -308,13 +310,11 @@ impl SmsChannel {
             )
             .trim_end()
             .to_string();
-            return Err(
-                if status.is_server_error() || code == 429 || code == 408 {
-                    SendError::Temporary(reason)
-                } else {
-                    SendError::Permanent(reason)
-                },
-            );
+            return Err(if status.is_server_error() || code == 429 || code == 408 {
+                SendError::Temporary(reason)
+            } else {
+                SendError::Permanent(reason)
+            });
         }
         if let Some(pattern) = &settings.success_body
             && !text.contains(pattern.as_str())
@@ -407,6 +407,9 @@ mod tests {
         assert_eq!(s.validate(true), Ok(()));
         let mut s = settings();
         s.success_status = "fine".into();
-        assert_eq!(s.validate(false).map_err(|e| e.field), Err("success_status"));
+        assert_eq!(
+            s.validate(false).map_err(|e| e.field),
+            Err("success_status")
+        );
     }
 }

@@ -32,10 +32,14 @@ pub enum Outcome {
         error: String,
     },
     /// Never try again.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// The recipient cannot be reached any more (a blocked bot): failed, and the token must be
     /// activated again.
-    Unreachable { error: String },
+    Unreachable {
+        error: String,
+    },
 }
 
 /// One row of the delivery list, without the body.
@@ -63,16 +67,11 @@ pub struct DeliveryFilter {
     pub offset: i64,
 }
 
-/// The queued messages of `channel` due at `now`, oldest due first.
-pub fn due(
-    conn: &Connection,
-    channel: &str,
-    now: UnixTime,
-    limit: i64,
-) -> Result<Vec<DueMessage>> {
+/// The queued messages of `channel` due at `now` or expired by then, oldest due first.
+pub fn due(conn: &Connection, channel: &str, now: UnixTime, limit: i64) -> Result<Vec<DueMessage>> {
     let mut statement = conn.prepare_cached(
         "SELECT id, channel, recipient, subject, body, token_id, attempts, expires_at FROM outbox
-         WHERE status = 'queued' AND channel = ?1 AND next_attempt_at <= ?2
+         WHERE status = 'queued' AND channel = ?1 AND (next_attempt_at <= ?2 OR expires_at <= ?2)
          ORDER BY next_attempt_at, id LIMIT ?3",
     )?;
     let rows = statement
@@ -92,12 +91,13 @@ pub fn due(
     Ok(rows)
 }
 
-/// When the next queued message of `channel` that is not yet due becomes due.
+/// When the next queued message of `channel` that is not yet due becomes due, or expires.
 pub fn next_due_after(conn: &Connection, channel: &str, now: UnixTime) -> Result<Option<UnixTime>> {
     Ok(conn
         .prepare_cached(
-            "SELECT MIN(next_attempt_at) FROM outbox
-             WHERE status = 'queued' AND channel = ?1 AND next_attempt_at > ?2",
+            "SELECT MIN(MIN(next_attempt_at, COALESCE(expires_at, next_attempt_at))) FROM outbox
+             WHERE status = 'queued' AND channel = ?1 AND next_attempt_at > ?2
+               AND (expires_at IS NULL OR expires_at > ?2)",
         )?
         .query_row(params![channel, now], |row| row.get(0))?)
 }
@@ -133,14 +133,7 @@ pub fn expire(conn: &Connection, ids: &[i64], now: UnixTime) -> Result<usize> {
             changed += 1;
             audit::insert(
                 conn,
-                &delivery_audit(
-                    "delivery.expired",
-                    "expired",
-                    &channel,
-                    token_id,
-                    None,
-                    now,
-                ),
+                &delivery_audit("delivery.expired", "expired", &channel, token_id, None, now),
             )?;
         }
     }

@@ -75,7 +75,9 @@ fn one_of(
             .find(|a| a.eq_ignore_ascii_case(value))
             .copied()
             .map(Some)
-            .ok_or_else(|| ApiError::field(field, format!("must be one of {}", allowed.join(", ")))),
+            .ok_or_else(|| {
+                ApiError::field(field, format!("must be one of {}", allowed.join(", ")))
+            }),
     }
 }
 

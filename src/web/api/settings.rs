@@ -36,7 +36,7 @@ pub struct MailSettingsRequest {
     from_address: String,
     /// The sender name (default "otpgate").
     from_name: Option<String>,
-    /// Seconds to wait for the server (1–120, default 10).
+    /// Seconds one whole sending may take, connection included (1–120, default 10).
     timeout_seconds: Option<u64>,
     /// A PEM file on the otpgate host with the certificate authority of an internal server.
     tls_ca_file: Option<String>,
@@ -233,7 +233,12 @@ fn optional_text(value: Option<String>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn audit_entry(caller: &ApiCaller, request: &HttpRequest, action: &str, result: &str) -> AuditEntry {
+fn audit_entry(
+    caller: &ApiCaller,
+    request: &HttpRequest,
+    action: &str,
+    result: &str,
+) -> AuditEntry {
     AuditEntry {
         api_key_id: Some(caller.key_id),
         client_ip: crate::web::client_ip(request),
@@ -361,7 +366,12 @@ pub async fn test_mail(
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     state
         .store
-        .audit(audit_entry(&caller, &request, "settings.mail.test", outcome))
+        .audit(audit_entry(
+            &caller,
+            &request,
+            "settings.mail.test",
+            outcome,
+        ))
         .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))
 }
@@ -471,9 +481,13 @@ pub async fn test_sms(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let to = Phone::parse(&body.0.to).map_err(|e| ApiError::field("to", e.0))?;
-    let result =
-        delivery::send_test(&state.store, &state.keys, sms::CHANNEL, to.as_str().to_string())
-            .await;
+    let result = delivery::send_test(
+        &state.store,
+        &state.keys,
+        sms::CHANNEL,
+        to.as_str().to_string(),
+    )
+    .await;
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     state
         .store
