@@ -16,7 +16,8 @@ use crate::web::AppState;
 const STATUSES: [&str; 4] = ["queued", "sent", "failed", "expired"];
 const CHANNELS: [&str; 3] = ["mail", "sms", "bot"];
 
-/// Filters of the list.
+/// Filters of the list. Only documents them: the query is read by hand, so that a bad value
+/// gets a 400 naming its field instead of the framework's own error.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
