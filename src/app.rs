@@ -107,6 +107,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     store: Store,
     fingerprint: Option<String>,
+    delivery: crate::delivery::Worker,
     _data_dir: DataDir,
 }
 
@@ -178,12 +179,20 @@ impl Application {
             setup_link = Some(link);
         }
 
+        let metrics = Arc::new(Metrics::default());
+        let wakeup = crate::delivery::Wakeup::default();
+        let delivery = crate::delivery::Worker::new(
+            store.clone(),
+            keys.clone(),
+            metrics.clone(),
+            wakeup.clone(),
+        );
         let admin = &config.admin;
         let window = Duration::from_secs(15 * 60);
         let state = actix::Data::new(AppState {
             store: store.clone(),
             keys,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
             login_per_name: Limiter::new(admin.login_attempts_per_login, window),
             setup: Mutex::new(setup),
@@ -202,6 +211,7 @@ impl Application {
             ),
             throttle_caller: TokenBuckets::new(config.api.caller_rate, config.api.caller_burst),
             config: config.clone(),
+            delivery: wakeup,
         });
 
         let document = actix::Data::new(web::api::OpenApiDocument(openapi_document()?));
@@ -245,6 +255,7 @@ impl Application {
             server,
             store,
             fingerprint,
+            delivery,
             _data_dir: data_dir,
         })
     }
@@ -276,12 +287,15 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT (or a handle's stop): requests in flight are finished,
-    /// housekeeping stops, and the store commits what it was given before it closes.
+    /// housekeeping stops, the delivery worker finishes the sends in flight and starts no new
+    /// one, and the store commits what it was given before it closes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let store = self.store.clone();
         let housekeeping = tokio::spawn(housekeeping(store.clone()));
+        let delivery = self.delivery.start();
         let result = self.server.await;
         housekeeping.abort();
+        delivery.stop().await;
         tokio::task::spawn_blocking(move || store.close())
             .await
             .map_err(std::io::Error::other)?;

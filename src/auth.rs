@@ -270,6 +270,8 @@ pub struct Authenticator<'a> {
     pub keys: &'a Keys,
     pub config: &'a AuthConfig,
     pub metrics: &'a Metrics,
+    /// Told when messages were queued, so they leave at once.
+    pub wakeup: &'a crate::delivery::Wakeup,
 }
 
 struct Audit {
@@ -545,6 +547,7 @@ impl Authenticator<'_> {
                 entry,
             )
             .await?;
+        self.wakeup.wake();
         let _ = caller;
         Ok(Answer::Challenge {
             transaction,

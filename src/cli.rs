@@ -68,6 +68,11 @@ pub enum Command {
         /// A file written by `otpgate backup`.
         file: PathBuf,
     },
+    /// Check the delivery settings stored in the database.
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
     /// Work with the configuration file.
     Config {
         #[command(subcommand)]
@@ -159,6 +164,38 @@ pub enum TokensCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// The email (SMTP) settings.
+    Mail {
+        #[command(subcommand)]
+        command: MailSettingsCommand,
+    },
+    /// The SMS gateway settings.
+    Sms {
+        #[command(subcommand)]
+        command: SmsSettingsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailSettingsCommand {
+    /// Send a test email now and print the SMTP server's answer or error.
+    Test {
+        /// The address to send to.
+        address: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmsSettingsCommand {
+    /// Send a test text message now and print the gateway's answer or error.
+    Test {
+        /// The phone number to send to, in international form (+ and country code).
+        phone: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Parse and validate the configuration, and print the effective values.
     Check,
@@ -222,6 +259,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Tokens { command }) => tokens(&cli, command),
         Some(Command::Backup { file }) => backup(&cli, file),
         Some(Command::Restore { file }) => restore(&cli, file),
+        Some(Command::Settings { command }) => settings(&cli, command),
         Some(Command::Config {
             command: ConfigCommand::Check,
         }) => config_check(&cli),
@@ -523,6 +561,47 @@ fn restore(cli: &Cli, file: &Path) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// Sends a test message with the stored settings, as the server would, and prints the answer.
+fn settings(cli: &Cli, command: &SettingsCommand) -> anyhow::Result<()> {
+    let (channel, to) = match command {
+        SettingsCommand::Mail {
+            command: MailSettingsCommand::Test { address },
+        } => (
+            crate::delivery::mail::CHANNEL,
+            crate::domain::Email::parse(address)?.into_string(),
+        ),
+        SettingsCommand::Sms {
+            command: SmsSettingsCommand::Test { phone },
+        } => (
+            crate::delivery::sms::CHANNEL,
+            crate::domain::Phone::parse(phone)?.into_string(),
+        ),
+    };
+    let (config, dir) = data_dir(cli)?;
+    let (store, keys) = app::open_store_and_keys(&config, &dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(crate::delivery::send_test(&store, &keys, channel, to));
+    let audit = crate::store::AuditEntry::new(
+        crate::web::now(),
+        "console",
+        format!("settings.{channel}.test"),
+        if result.is_ok() { "ok" } else { "failed" },
+    );
+    if let Err(e) = store.audit_blocking(audit) {
+        eprintln!("otpgate: the audit log could not be written: {e}");
+    }
+    store.close();
+    match result {
+        Ok(accepted) => {
+            println!("{}", accepted.0);
+            Ok(())
+        }
+        Err(error) => bail!("the test message was not accepted: {error}"),
+    }
 }
 
 fn config_check(cli: &Cli) -> anyhow::Result<()> {

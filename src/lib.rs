@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod delivery;
 pub mod domain;
 pub mod import;
 pub mod limiter;

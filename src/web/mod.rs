@@ -59,6 +59,8 @@ pub struct AppState {
     pub throttle_end_user_ip: crate::limiter::TokenBuckets,
     /// Authentication requests per calling application's address (off by default).
     pub throttle_caller: crate::limiter::TokenBuckets,
+    /// Wakes the delivery worker when messages were queued.
+    pub delivery: crate::delivery::Wakeup,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

@@ -38,6 +38,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/resources/{resource}/tokens"),
     ("delete", "/api/v1/resources/{resource}/tokens/{token}"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/settings/mail"),
+    ("put", "/api/v1/settings/mail"),
+    ("post", "/api/v1/settings/mail/test"),
+    ("get", "/api/v1/settings/sms"),
+    ("put", "/api/v1/settings/sms"),
+    ("post", "/api/v1/settings/sms/test"),
+    ("get", "/api/v1/deliveries"),
 ];
 
 async fn document() -> (crate::helpers::TestApp, Value) {

@@ -179,6 +179,7 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         keys: &state.keys,
         config: &state.config.auth,
         metrics: &state.metrics,
+        wakeup: &state.delivery,
     }
 }
 

@@ -4,9 +4,11 @@
 
 mod auth;
 mod caller;
+mod deliveries;
 mod error;
 mod json;
 mod resources;
+mod settings;
 pub mod tokens;
 mod users;
 
@@ -84,6 +86,13 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(tokens::assign_token_user);
     config.service(tokens::unassign_token_user);
     config.service(tokens::delete_token);
+    config.service(settings::get_mail);
+    config.service(settings::put_mail);
+    config.service(settings::test_mail);
+    config.service(settings::get_sms);
+    config.service(settings::put_sms);
+    config.service(settings::test_sms);
+    config.service(deliveries::list_deliveries);
 }
 
 /// An object named by its id (a number) or its name, login or serial (a string).

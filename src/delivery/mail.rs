@@ -1,0 +1,297 @@
+//! The MAIL channel: a short plain-text and HTML email over SMTP (lettre), with or without
+//! STARTTLS or implicit TLS, with an optional login. The HTML part is rendered from the text
+//! with escaping, so the one text stays the only thing to translate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+use super::{Accepted, Channel, SendError, SendFuture, open_secret};
+use crate::crypto::Keys;
+use crate::domain::Email;
+use crate::store::delivery_settings::ChannelSettings;
+
+/// The outbox's name of this channel.
+pub const CHANNEL: &str = "mail";
+/// The name of the sealed SMTP password among the channel's secrets.
+pub const PASSWORD: &str = "password";
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain SMTP: only for a relay on the same host or a trusted network.
+    None,
+    /// Plain SMTP upgraded with STARTTLS, which must succeed (usually port 587).
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+}
+
+/// The stored settings of the MAIL channel (the password is kept apart, sealed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    pub from_address: String,
+    pub from_name: String,
+    pub timeout_seconds: u64,
+    /// A PEM file of the certificate authorities to trust for this server (an internal CA);
+    /// without it the public web roots are trusted.
+    pub tls_ca_file: Option<String>,
+}
+
+/// A setting that is not acceptable, by field name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadSetting {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> BadSetting {
+    BadSetting {
+        field,
+        message: message.into(),
+    }
+}
+
+impl MailSettings {
+    /// Checks every field, and that a CA file given can be read as PEM certificates.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        let host = self.host.trim();
+        if host.is_empty()
+            || host.len() > 253
+            || host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '@')
+        {
+            return Err(bad("host", "give the SMTP server's host name or address"));
+        }
+        if self.port == 0 {
+            return Err(bad("port", "the port must be between 1 and 65535"));
+        }
+        Email::parse(&self.from_address).map_err(|e| bad("from_address", e.0))?;
+        if self.from_name.chars().any(char::is_control) || self.from_name.len() > 128 {
+            return Err(bad(
+                "from_name",
+                "the sender name must be one line of at most 128 characters",
+            ));
+        }
+        if let Some(username) = &self.username
+            && (username.is_empty() || username.chars().any(char::is_control))
+        {
+            return Err(bad("username", "the login must be one line of text"));
+        }
+        if !(1..=120).contains(&self.timeout_seconds) {
+            return Err(bad(
+                "timeout_seconds",
+                "the timeout must be between 1 and 120 seconds",
+            ));
+        }
+        if let Some(file) = &self.tls_ca_file {
+            read_certificate(file).map_err(|message| bad("tls_ca_file", message))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_certificate(file: &str) -> Result<Certificate, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{file} holds no PEM certificate"));
+    }
+    Certificate::from_pem(&pem).map_err(|e| format!("{file} holds no usable certificate: {e}"))
+}
+
+/// The MAIL channel over one SMTP transport (which keeps a small connection pool).
+pub struct MailChannel {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// The limit of one whole conversation: lettre's own timeout covers only the connect, and
+    /// a server that accepts and then stays silent must not hold a send forever.
+    timeout: Duration,
+}
+
+/// Builds the channel from the stored settings; for the worker's [`super::StoredChannel`].
+pub fn build(settings: &ChannelSettings, keys: &Keys) -> Result<Arc<dyn Channel>, SendError> {
+    let plain = settings
+        .plain
+        .as_deref()
+        .ok_or_else(|| SendError::Temporary("mail delivery is not set up yet".into()))?;
+    let mail: MailSettings = serde_json::from_str(plain).map_err(|e| {
+        SendError::Temporary(format!("the stored mail settings are unreadable: {e}"))
+    })?;
+    let password = open_secret(settings, keys, PASSWORD)?;
+    Ok(Arc::new(MailChannel::new(&mail, password)?))
+}
+
+impl MailChannel {
+    pub fn new(
+        settings: &MailSettings,
+        password: Option<String>,
+    ) -> Result<MailChannel, SendError> {
+        let host = settings.host.trim().to_string();
+        let tls_parameters = || -> Result<TlsParameters, SendError> {
+            let mut builder = TlsParameters::builder(host.clone());
+            if let Some(file) = &settings.tls_ca_file {
+                builder = builder
+                    .add_root_certificate(read_certificate(file).map_err(SendError::Temporary)?);
+            }
+            builder
+                .build_rustls()
+                .map_err(|e| SendError::Temporary(format!("TLS set-up failed: {e}")))
+        };
+        let tls = match settings.security {
+            Security::None => Tls::None,
+            Security::Starttls => Tls::Required(tls_parameters()?),
+            Security::Tls => Tls::Wrapper(tls_parameters()?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(settings.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(settings.timeout_seconds)));
+        if let Some(username) = &settings.username {
+            builder = builder.credentials(Credentials::new(
+                username.clone(),
+                password.unwrap_or_default(),
+            ));
+        }
+        let address = settings
+            .from_address
+            .trim()
+            .parse()
+            .map_err(|_| SendError::Temporary("the sender address is invalid".into()))?;
+        let name = settings.from_name.trim();
+        Ok(MailChannel {
+            transport: builder.build(),
+            from: Mailbox::new((!name.is_empty()).then(|| name.to_string()), address),
+            timeout: Duration::from_secs(settings.timeout_seconds),
+        })
+    }
+
+    async fn deliver(&self, message: &super::Outgoing) -> Result<Accepted, SendError> {
+        let to: Mailbox = message
+            .recipient
+            .parse()
+            .map_err(|_| SendError::Permanent("the recipient's address is invalid".into()))?;
+        let email = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(message.subject.clone())
+            .multipart(MultiPart::alternative_plain_html(
+                message.text.clone(),
+                render_html(&message.subject, &message.text),
+            ))
+            .map_err(|e| SendError::Permanent(format!("the email cannot be built: {e}")))?;
+        let sent = tokio::time::timeout(self.timeout, self.transport.send(email))
+            .await
+            .map_err(|_| {
+                SendError::Temporary(format!(
+                    "the SMTP server did not finish within {} s",
+                    self.timeout.as_secs()
+                ))
+            })?;
+        match sent {
+            Ok(response) => {
+                let lines: Vec<&str> = response.message().collect();
+                Ok(Accepted(format!("{} {}", response.code(), lines.join(" "))))
+            }
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+/// A 5xx answer refuses this message for good, except the answers about the login (530, 535,
+/// 534, 538), which are the settings' fault and may be fixed while the code is still valid.
+fn classify(error: &lettre::transport::smtp::Error) -> SendError {
+    let text = error.to_string();
+    let login_problem = error
+        .status()
+        .map(|code| matches!(code.to_string().as_str(), "530" | "534" | "535" | "538"))
+        .unwrap_or(false);
+    if error.is_permanent() && !login_problem {
+        SendError::Permanent(text)
+    } else if error.is_timeout() {
+        SendError::Temporary(format!("the SMTP server did not answer in time: {text}"))
+    } else {
+        SendError::Temporary(text)
+    }
+}
+
+impl Channel for MailChannel {
+    fn name(&self) -> &'static str {
+        CHANNEL
+    }
+
+    fn send<'a>(&'a self, message: &'a super::Outgoing) -> SendFuture<'a> {
+        Box::pin(self.deliver(message))
+    }
+}
+
+/// The HTML part: the text's paragraphs, escaped, in a plain page.
+pub fn render_html(subject: &str, text: &str) -> String {
+    maud::html! {
+        (maud::DOCTYPE)
+        html {
+            head {
+                meta charset="utf-8";
+                title { (subject) }
+            }
+            body style="font-family: sans-serif; font-size: 16px; line-height: 1.5" {
+                @for paragraph in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
+                    p { (paragraph.trim()) }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> MailSettings {
+        MailSettings {
+            host: "smtp.example.com".into(),
+            port: 587,
+            security: Security::Starttls,
+            username: None,
+            from_address: "otp@example.com".into(),
+            from_name: "otpgate".into(),
+            timeout_seconds: 10,
+            tls_ca_file: None,
+        }
+    }
+
+    #[test]
+    fn good_settings_pass_and_bad_ones_name_their_field() {
+        assert_eq!(settings().validate(), Ok(()));
+        let mut s = settings();
+        s.host = "smtp example".into();
+        assert_eq!(s.validate().map_err(|e| e.field), Err("host"));
+        let mut s = settings();
+        s.from_address = "nobody".into();
+        assert_eq!(s.validate().map_err(|e| e.field), Err("from_address"));
+        let mut s = settings();
+        s.timeout_seconds = 0;
+        assert_eq!(s.validate().map_err(|e| e.field), Err("timeout_seconds"));
+        let mut s = settings();
+        s.tls_ca_file = Some("/nonexistent/ca.pem".into());
+        assert_eq!(s.validate().map_err(|e| e.field), Err("tls_ca_file"));
+    }
+
+    #[test]
+    fn the_html_part_escapes_the_text() {
+        let html = render_html("Code", "123456 is your code for <vpn> & co.");
+        assert!(html.contains("123456 is your code for &lt;vpn&gt; &amp; co."));
+        assert!(!html.contains("<vpn>"));
+    }
+}
