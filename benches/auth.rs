@@ -1,0 +1,550 @@
+//! Load benchmark of `POST /api/v1/auth/authenticate`: starts the release binary on loopback,
+//! provisions users with HOTP or TOTP tokens through the management API, and drives
+//! authentications over keep-alive HTTPS from concurrent clients, printing requests per second,
+//! latency percentiles and the server's memory. Speed is reported, not asserted: the benchmark
+//! fails only when an answer is wrong. `benches/README-performance.md` lists the options.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use sha1::Sha1;
+
+/// The PIN of the phase (c) tokens, typed before the code.
+const PIN: &str = "4711";
+/// HOTP counters a wrong code must miss: more than the server's look-ahead (10 by default), so
+/// a "wrong" code never matches by chance.
+const HOTP_SPAN: u64 = 32;
+/// Provisioning requests in flight.
+const PROVISIONERS: usize = 32;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(text) => text.trim().parse().ok().context(format!("{name}={text}")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// One end user as the load generator sees it: the keyed HMAC state (reused for every code)
+/// and what was sent already, so that no code is sent twice.
+struct Account {
+    login: String,
+    secret: String,
+    mac: Hmac<Sha1>,
+    counter: u64,
+    last_step: Option<u64>,
+    wrong: Option<u32>,
+}
+
+impl Account {
+    fn new(login: String) -> anyhow::Result<Account> {
+        let mut seed = [0u8; 20];
+        getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let secret = data_encoding::BASE32_NOPAD.encode(&seed);
+        let mac = Hmac::new_from_slice(&seed)?;
+        let (counter, last_step, wrong) = (0, None, None);
+        Ok(Account {
+            login,
+            secret,
+            mac,
+            counter,
+            last_step,
+            wrong,
+        })
+    }
+}
+
+/// RFC 4226: HMAC-SHA1 over the big-endian counter, dynamic truncation, six digits. Written here
+/// rather than taken from otpgate, so that an independent computation checks the server.
+fn hotp(mac: &Hmac<Sha1>, counter: u64) -> u32 {
+    let mut mac = mac.clone();
+    mac.update(&counter.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = usize::from(digest[19] & 0x0f);
+    let bytes = <[u8; 4]>::try_from(&digest[offset..offset + 4]).unwrap_or_default();
+    (u32::from_be_bytes(bytes) & 0x7fff_ffff) % 1_000_000
+}
+
+/// The right code plus one (mod 10^6), moved on until it is none of the codes the server could
+/// accept for these counters or time steps.
+fn wrong_code(mac: &Hmac<Sha1>, right: u32, window: impl Iterator<Item = u64> + Clone) -> u32 {
+    let mut code = (right + 1) % 1_000_000;
+    while window.clone().any(|c| hotp(mac, c) == code) {
+        code = (code + 1) % 1_000_000;
+    }
+    code
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Valid,
+    Wrong,
+    Pin,
+}
+
+/// The one-time password to send next, or None when a TOTP account was used in this step
+/// already (the server's replay floor would rightly reject a second code).
+fn next_otp(account: &mut Account, phase: Phase, totp: bool, step: u64) -> Option<String> {
+    let mac = &account.mac;
+    let code = match (phase, totp) {
+        // A rejection does not move the counter, so one wrong code per account stays wrong.
+        (Phase::Wrong, false) => *account.wrong.get_or_insert_with(|| {
+            let c = account.counter;
+            wrong_code(mac, hotp(mac, c), c..c + HOTP_SPAN)
+        }),
+        (Phase::Wrong, true) => wrong_code(mac, hotp(mac, step), step - 2..step + 3),
+        (_, false) => {
+            account.counter += 1;
+            hotp(mac, account.counter - 1)
+        }
+        (_, true) if account.last_step == Some(step) => return None,
+        (_, true) => {
+            account.last_step = Some(step);
+            hotp(mac, step)
+        }
+    };
+    let pin = if phase == Phase::Pin { PIN } else { "" };
+    Some(format!("{pin}{code:06}"))
+}
+
+/// What every client task shares: where to send, with which key, and the kind of token.
+struct Target {
+    url: reqwest::Url,
+    key: HeaderValue,
+    totp: bool,
+}
+
+/// One client task's results: every latency in microseconds, and the wrong answers.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<u32>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Sends one authentication and returns the `result` of a 200 answer.
+async fn authenticate(client: &Client, target: &Target, body: String) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        result: String,
+    }
+    let mut request = client.post(target.url.clone()).body(body);
+    request = request.header(AUTHORIZATION, target.key.clone());
+    request = request.header(CONTENT_TYPE, "application/json");
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("no answer: {e}"))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| format!("no body: {e}"))?;
+    let text = || String::from_utf8_lossy(&bytes).into_owned();
+    if status != StatusCode::OK {
+        return Err(format!("{status}: {}", text()));
+    }
+    let answer = serde_json::from_slice::<Answer>(&bytes);
+    answer
+        .map(|a| a.result)
+        .map_err(|e| format!("{e}: {}", text()))
+}
+
+/// One client: walks its own accounts round robin until the deadline, one request at a time.
+async fn drive(
+    client: Client,
+    target: Arc<Target>,
+    mut accounts: Vec<Account>,
+    (phase, deadline): (Phase, Instant),
+) -> Tally {
+    let expected = if phase == Phase::Wrong {
+        "rejected"
+    } else {
+        "accepted"
+    };
+    let (mut tally, mut next, mut skipped) = (Tally::default(), 0, 0);
+    let len = accounts.len();
+    while len > 0 && Instant::now() < deadline {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH);
+        let now = now.unwrap_or_default().as_secs();
+        let account = &mut accounts[next % len];
+        next += 1;
+        let Some(otp) = next_otp(account, phase, target.totp, now / 30) else {
+            skipped += 1;
+            if skipped >= len {
+                // Every account of this client was used in this TOTP step: wait for the next.
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(Duration::from_secs(30 - now % 30).min(left)).await;
+                skipped = 0;
+            }
+            continue;
+        };
+        skipped = 0;
+        let mut body = String::with_capacity(64);
+        let _ = write!(body, r#"{{"user":"{}","otp":"{otp}"}}"#, account.login);
+        let started = Instant::now();
+        let answer = authenticate(&client, &target, body).await;
+        let micros = started.elapsed().as_micros();
+        tally
+            .latencies
+            .push(u32::try_from(micros).unwrap_or(u32::MAX));
+        let problem = match answer {
+            Ok(result) if result == expected => continue,
+            Ok(result) => format!("{}: {result}, expected {expected}", account.login),
+            Err(error) => format!("{}: {error}", account.login),
+        };
+        tally.errors += 1;
+        tally.first_error.get_or_insert(problem);
+    }
+    tally
+}
+
+/// The server process and its temporary directory (configuration and data): the process is
+/// killed if this is dropped before `stop`, and the directory removed.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+    url: String,
+}
+
+impl Server {
+    fn command(binary: &Path, dir: &Path) -> Command {
+        let mut command = Command::new(binary);
+        command.env("OTPGATE_CONFIG", dir.join("config.toml"));
+        command.env("OTPGATE_DATA_DIR", dir.join("data"));
+        command
+    }
+
+    /// Starts `serve` on a free loopback port and reads the address it prints.
+    fn start(binary: &Path) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        // Rate 0 is unlimited: all requests come from 127.0.0.1 and each user is asked many
+        // times a second, which the default per-user and per-address limits would refuse.
+        let config = "[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n[log]\nlevel = \"warn\"\n";
+        std::fs::write(dir.path().join("config.toml"), config)?;
+        let mut command = Server::command(binary, dir.path());
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        let mut child = command.stdout(Stdio::piped()).spawn()?;
+        let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+        let binary = binary.to_path_buf();
+        let mut server = Server {
+            child,
+            dir,
+            binary,
+            url: String::new(),
+        };
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let url = line.trim().strip_prefix("listening on ");
+        server.url = url.context("the server did not start")?.to_string();
+        // Keep reading, so that the server never writes into a full or closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Ok(server)
+    }
+
+    /// Creates an API key with the console command and returns its `Authorization` header.
+    fn api_key(&self, scope: &[&str]) -> anyhow::Result<HeaderValue> {
+        let mut command = Server::command(&self.binary, self.dir.path());
+        command
+            .args(["apikey", "create", "--name", "bench"])
+            .args(scope);
+        let output = command.output()?;
+        if !output.status.success() {
+            bail!("apikey create: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let key = String::from_utf8_lossy(&output.stdout);
+        Ok(HeaderValue::from_str(&format!("Bearer {}", key.trim()))?)
+    }
+
+    /// Sends SIGTERM and waits up to 15 s for a clean exit (the server must still be running).
+    fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("the server exited during the run ({status})");
+        }
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        for _ in 0..300 {
+            match self.child.try_wait()? {
+                Some(status) if status.success() => return Ok(()),
+                Some(status) => bail!("the server exited with {status} after SIGTERM"),
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        bail!("the server did not exit within 15 s of SIGTERM")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A figure of the server's `/proc/PID/status` (`VmRSS:`, `VmHWM:`) in kB; 0 when unreadable.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let value = status.lines().find_map(|line| line.strip_prefix(field));
+    value
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or(0)
+}
+
+/// POSTs to the management API with the admin key and expects 201 Created.
+async fn create(
+    client: &Client,
+    admin: &(String, HeaderValue),
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let request = client.post(format!("{}/api/v1{path}", admin.0));
+    let response = request
+        .header(AUTHORIZATION, admin.1.clone())
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status();
+    if status != StatusCode::CREATED {
+        let text = response.text().await.unwrap_or_default();
+        bail!("POST /api/v1{path} {body} answered {status}, not 201: {text}");
+    }
+    Ok(())
+}
+
+/// Creates the resource, then every user with their token, `PROVISIONERS` at a time.
+async fn provision(
+    client: &Client,
+    admin: (String, HeaderValue),
+    tokens: Vec<Value>,
+) -> anyhow::Result<()> {
+    create(client, &admin, "/resources", &json!({ "name": "bench" })).await?;
+    let (admin, tokens) = (Arc::new(admin), Arc::new(tokens));
+    let mut tasks = Vec::new();
+    for first in 0..PROVISIONERS {
+        let (client, admin, tokens) = (client.clone(), admin.clone(), tokens.clone());
+        tasks.push(tokio::spawn(async move {
+            for token in tokens.iter().skip(first).step_by(PROVISIONERS) {
+                let user = json!({ "login": token["user"] });
+                create(&client, &admin, "/users", &user).await?;
+                create(&client, &admin, "/tokens", token).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// What every phase shares: the clients, the target, and the server's sampled memory.
+struct Load {
+    clients: Vec<Client>,
+    target: Arc<Target>,
+    seconds: u64,
+    peak_kb: Arc<AtomicU64>,
+}
+
+/// The latency at fraction `p` of the sorted microseconds, in milliseconds.
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    let index = (sorted.len().saturating_sub(1) as f64 * p) as usize;
+    f64::from(sorted.get(index).copied().unwrap_or(0)) / 1000.0
+}
+
+impl Load {
+    /// Runs one phase with one task per client and prints its figures; returns requests per
+    /// second and the number of wrong answers.
+    async fn run(
+        &self,
+        name: &str,
+        phase: Phase,
+        accounts: Vec<Account>,
+    ) -> anyhow::Result<(f64, u64)> {
+        let mut shares: Vec<Vec<Account>> = self.clients.iter().map(|_| Vec::new()).collect();
+        for (i, account) in accounts.into_iter().enumerate() {
+            shares[i % self.clients.len()].push(account);
+        }
+        self.peak_kb.store(0, Ordering::Relaxed);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(self.seconds);
+        let mut tasks = Vec::new();
+        for (share, client) in shares.into_iter().zip(&self.clients) {
+            let (client, target) = (client.clone(), self.target.clone());
+            tasks.push(tokio::spawn(drive(
+                client,
+                target,
+                share,
+                (phase, deadline),
+            )));
+        }
+        let mut total = Tally::default();
+        for task in tasks {
+            let tally = task.await?;
+            total.latencies.extend(tally.latencies);
+            total.errors += tally.errors;
+            total.first_error = total.first_error.or(tally.first_error);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let (l, errors) = (&mut total.latencies, total.errors);
+        l.sort_unstable();
+        let (count, rate) = (l.len(), l.len() as f64 / elapsed);
+        println!(
+            "{name}\n    {count} requests in {elapsed:.1} s: {rate:.0} requests/s, {errors} errors"
+        );
+        let (p50, p90, p99) = (percentile(l, 0.5), percentile(l, 0.9), percentile(l, 0.99));
+        let max = percentile(l, 1.0);
+        let peak = self.peak_kb.load(Ordering::Relaxed) as f64 / 1024.0;
+        println!(
+            "    latency ms: p50 {p50:.2}, p90 {p90:.2}, p99 {p99:.2}, max {max:.2}; server peak RSS {peak:.1} MB"
+        );
+        if let Some(error) = total.first_error {
+            println!("    first error: {error}");
+        }
+        Ok((rate, errors))
+    }
+}
+
+async fn run() -> anyhow::Result<u64> {
+    // The generator's HOTP must reproduce RFC 4226 appendix D before it may judge the server.
+    let rfc = Hmac::<Sha1>::new_from_slice(b"12345678901234567890")?;
+    if (hotp(&rfc, 0), hotp(&rfc, 9)) != (755_224, 520_489) {
+        bail!("the benchmark's HOTP does not give the RFC 4226 test values");
+    }
+    let n = env_or("OTPGATE_BENCH_USERS", 10_000usize)?.max(1);
+    let clients = env_or("OTPGATE_BENCH_CLIENTS", 64usize)?.max(1);
+    let seconds = env_or("OTPGATE_BENCH_SECONDS", 10u64)?.max(1);
+    let kind = env_or("OTPGATE_BENCH_KIND", "hotp".to_string())?.to_uppercase();
+    let totp = kind == "TOTP";
+    if !totp && kind != "HOTP" {
+        bail!("OTPGATE_BENCH_KIND={kind}: hotp or totp");
+    }
+    // Cargo builds the binary in the bench profile, that is the release profile, before this.
+    let binary = env_or(
+        "OTPGATE_BENCH_BINARY",
+        PathBuf::from(env!("CARGO_BIN_EXE_otpgate")),
+    )?;
+    let shown = binary.display();
+    if !binary.exists() {
+        println!("{shown} is missing: running cargo build --release");
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--release", "--bin", "otpgate"]);
+        let status = build.current_dir(env!("CARGO_MANIFEST_DIR")).status()?;
+        if !status.success() || !binary.exists() {
+            bail!("cargo build --release did not give {shown}");
+        }
+    }
+    let server = Server::start(&binary)?;
+    let (pid, url) = (server.child.id(), &server.url);
+    println!("otpgate {shown} (pid {pid}) listening on {url}");
+    println!("rate limits for this run: api.user_rate = 0, api.end_user_ip_rate = 0 (unlimited)");
+
+    let pem = std::fs::read(server.dir.path().join("data/tls/cert.pem"))?;
+    let certificate = reqwest::Certificate::from_pem(&pem)?;
+    let new_client = || {
+        let builder = Client::builder().add_root_certificate(certificate.clone());
+        builder.http1_only().tcp_nodelay(true).build()
+    };
+    let accounts = |prefix: &str, count: usize| -> anyhow::Result<Vec<Account>> {
+        (0..count)
+            .map(|i| Account::new(format!("{prefix}{i}")))
+            .collect()
+    };
+    let valid = accounts("user", n)?;
+    let wrong = accounts("wronguser", n.div_ceil(10))?;
+    let pin = accounts("pinuser", n.div_ceil(10))?;
+    let mut tokens = Vec::new();
+    for (set, with_pin) in [(&valid, false), (&wrong, false), (&pin, true)] {
+        for Account { login, secret, .. } in set {
+            let mut token = json!({ "kind": kind, "secret": secret, "user": login });
+            token["resource"] = "bench".into();
+            if with_pin {
+                token["pin"] = PIN.into();
+                token["pin_position"] = "before".into();
+            }
+            tokens.push(token);
+        }
+    }
+    let (started, count) = (Instant::now(), tokens.len());
+    let admin = (url.clone(), server.api_key(&["--admin"])?);
+    let provisioned = provision(&new_client()?, admin, tokens).await;
+    provisioned.context("provisioning (does this binary have the management API?)")?;
+    let took = started.elapsed().as_secs_f64();
+    println!("provisioned {count} users with {kind} tokens in {took:.1} s");
+    if totp {
+        println!("TOTP: each user is used once per 30 s step, so (a) accepts at most {n} per 30 s");
+    }
+
+    let key = server.api_key(&["--resource", "bench"])?;
+    let url = reqwest::Url::parse(&format!("{url}/api/v1/auth/authenticate"))?;
+    let target = Arc::new(Target { url, key, totp });
+    // One client, so one keep-alive connection, per task: one shared pooled client measured
+    // the same, and this way no task waits on another's connection.
+    let clients = (0..clients)
+        .map(|_| new_client())
+        .collect::<Result<Vec<_>, _>>()?;
+    let peak_kb = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = std::thread::spawn({
+        let (peak_kb, stop) = (peak_kb.clone(), stop.clone());
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak_kb.fetch_max(status_kb(pid, "VmRSS:"), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    println!("{} clients, {seconds} s per phase", clients.len());
+    let load = Load {
+        clients,
+        target,
+        seconds,
+        peak_kb,
+    };
+    let (a, errors_a) = load.run("(a) valid codes", Phase::Valid, valid).await?;
+    let name = "(b) wrong codes (a token locks after 5 misses; its rejections count too)";
+    let (b, errors_b) = load.run(name, Phase::Wrong, wrong).await?;
+    let (c, errors_c) = load
+        .run("(c) valid codes after a PIN", Phase::Pin, pin)
+        .await?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let hwm = status_kb(pid, "VmHWM:") as f64 / 1024.0;
+    let (b_a, c_a) = (b / a.max(1.0), c / a.max(1.0));
+    println!("(b)/(a) {b_a:.2}, (c)/(a) {c_a:.2}; server VmHWM {hwm:.1} MB");
+    drop(load);
+    server.stop()?;
+    println!("the server stopped cleanly on SIGTERM");
+    Ok(errors_a + errors_b + errors_c)
+}
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run()))
+    {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(errors) => {
+            eprintln!("bench: {errors} wrong answers");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
