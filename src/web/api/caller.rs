@@ -74,6 +74,15 @@ impl ApiCaller {
     pub fn actor(&self) -> String {
         format!("apikey:{}", self.key_id)
     }
+
+    /// An audit line for something this caller did at `at`.
+    pub fn audit(&self, at: i64, action: &str, result: &str) -> crate::store::AuditEntry {
+        crate::store::AuditEntry {
+            api_key_id: Some(self.key_id),
+            client_ip: self.client_ip.clone(),
+            ..crate::store::AuditEntry::new(at, self.actor(), action, result)
+        }
+    }
 }
 
 fn bearer(request: &HttpRequest) -> Option<String> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::IdOrName;
 use super::error::ErrorBody;
-use super::users::{QueryParams, UserList, audit_entry, present};
+use super::users::{QueryParams, UserList, present};
 use super::{ApiCaller, ApiError, ApiJson};
 use crate::domain::TokenKind;
 use crate::store::resources::{Assignment, ResourceChanges, ResourceDetail, ResourceToken};
@@ -276,7 +276,7 @@ pub(super) async fn create_resource(
     let now = now();
     let resource = state
         .store
-        .create_resource(resource, audit_entry(&caller, now, "resource.create"), now)
+        .create_resource(resource, caller.audit(now, "resource.create", "ok"), now)
         .await
         .map_err(duplicate_name(&name))?;
     Ok(HttpResponse::Created().json(ResourceJson::from(resource)))
@@ -388,7 +388,7 @@ pub(super) async fn update_resource(
         .update_resource(
             path.into_inner(),
             changes,
-            audit_entry(&caller, now, "resource.update"),
+            caller.audit(now, "resource.update", "ok"),
             now,
         )
         .await
@@ -419,7 +419,7 @@ pub(super) async fn delete_resource(
         .store
         .delete_resource(
             path.into_inner(),
-            audit_entry(&caller, now(), "resource.delete"),
+            caller.audit(now(), "resource.delete", "ok"),
         )
         .await?;
     if !deleted {
@@ -456,7 +456,7 @@ pub(super) async fn assign_user(
         .assign_user(
             path.into_inner(),
             body.0.user.as_key(),
-            audit_entry(&caller, now(), "resource.assign_user"),
+            caller.audit(now(), "resource.assign_user", "ok"),
         )
         .await?;
     assignment_response(outcome)
@@ -489,7 +489,7 @@ pub(super) async fn unassign_user(
         .unassign_user(
             resource,
             user,
-            audit_entry(&caller, now(), "resource.unassign_user"),
+            caller.audit(now(), "resource.unassign_user", "ok"),
         )
         .await?;
     assignment_response(outcome)
@@ -556,7 +556,7 @@ pub(super) async fn assign_token(
         .assign_token(
             path.into_inner(),
             body.0.token.as_key(),
-            audit_entry(&caller, now(), "resource.assign_token"),
+            caller.audit(now(), "resource.assign_token", "ok"),
         )
         .await?;
     assignment_response(outcome)
@@ -589,7 +589,7 @@ pub(super) async fn unassign_token(
         .unassign_token(
             resource,
             token,
-            audit_entry(&caller, now(), "resource.unassign_token"),
+            caller.audit(now(), "resource.unassign_token", "ok"),
         )
         .await?;
     assignment_response(outcome)

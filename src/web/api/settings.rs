@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -233,19 +233,6 @@ fn optional_text(value: Option<String>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn audit_entry(
-    caller: &ApiCaller,
-    request: &HttpRequest,
-    action: &str,
-    result: &str,
-) -> AuditEntry {
-    AuditEntry {
-        api_key_id: Some(caller.key_id),
-        client_ip: crate::web::client_ip(request),
-        ..AuditEntry::new(crate::web::now(), caller.actor(), action, result)
-    }
-}
-
 fn test_result(result: Result<delivery::Accepted, SendError>) -> TestResult {
     match result {
         Ok(accepted) => TestResult {
@@ -295,7 +282,6 @@ pub async fn get_mail(
 pub async fn put_mail(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    request: HttpRequest,
     body: ApiJson<MailSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
@@ -331,7 +317,7 @@ pub async fn put_mail(
                 "; password changed"
             }
         )),
-        ..audit_entry(&caller, &request, "settings.mail.update", "ok")
+        ..caller.audit(crate::web::now(), "settings.mail.update", "ok")
     };
     state
         .store
@@ -356,7 +342,6 @@ pub async fn put_mail(
 pub async fn test_mail(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    request: HttpRequest,
     body: ApiJson<TestRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
@@ -366,12 +351,7 @@ pub async fn test_mail(
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     state
         .store
-        .audit(audit_entry(
-            &caller,
-            &request,
-            "settings.mail.test",
-            outcome,
-        ))
+        .audit(caller.audit(crate::web::now(), "settings.mail.test", outcome))
         .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))
 }
@@ -410,7 +390,6 @@ pub async fn get_sms(
 pub async fn put_sms(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    request: HttpRequest,
     body: ApiJson<SmsSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
@@ -451,7 +430,7 @@ pub async fn put_sms(
                 "; secret changed"
             }
         )),
-        ..audit_entry(&caller, &request, "settings.sms.update", "ok")
+        ..caller.audit(crate::web::now(), "settings.sms.update", "ok")
     };
     state
         .store
@@ -476,7 +455,6 @@ pub async fn put_sms(
 pub async fn test_sms(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    request: HttpRequest,
     body: ApiJson<TestRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
@@ -491,7 +469,7 @@ pub async fn test_sms(
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     state
         .store
-        .audit(audit_entry(&caller, &request, "settings.sms.test", outcome))
+        .audit(caller.audit(crate::web::now(), "settings.sms.test", outcome))
         .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))
 }

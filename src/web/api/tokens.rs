@@ -18,7 +18,7 @@ use crate::otp::{self, Algorithm, Kind, Params, PinPosition};
 use crate::store::tokens::{
     Outcome, Refused, StateFilter, TokenChanges, TokenCreation, TokenFilter, TokenRecord,
 };
-use crate::store::{AuditEntry, NewToken, StoreError};
+use crate::store::{NewToken, StoreError};
 use crate::web::AppState;
 
 /// The longest token name accepted.
@@ -278,15 +278,6 @@ impl From<Refused> for ApiError {
 /// Unwraps a store answer that may carry a refusal.
 fn settled<T>(answer: Result<Outcome<T>, StoreError>) -> Result<T, ApiError> {
     Ok(answer??)
-}
-
-/// The audit entry of a management call, completed by the store with the objects touched.
-fn audit(caller: &ApiCaller, now: i64, action: &str) -> AuditEntry {
-    AuditEntry {
-        api_key_id: Some(caller.key_id),
-        client_ip: caller.client_ip.clone(),
-        ..AuditEntry::new(now, caller.actor(), action, "ok")
-    }
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -610,7 +601,7 @@ pub(super) async fn create_token(
     let record = settled(
         state
             .store
-            .create_token(creation, audit(&caller, now, "token.create"))
+            .create_token(creation, caller.audit(now, "token.create", "ok"))
             .await,
     )?;
     let (otpauth_uri, qr_code_svg) = match &seed {
@@ -847,7 +838,7 @@ pub(super) async fn update_token(
     let record = settled(
         state
             .store
-            .update_token(token.id, changes, audit(&caller, now, "token.update"))
+            .update_token(token.id, changes, caller.audit(now, "token.update", "ok"))
             .await,
     )?;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
@@ -875,7 +866,11 @@ pub(super) async fn enable_token(
     let record = settled(
         state
             .store
-            .set_token_enabled(path.into_inner(), true, audit(&caller, now, "token.enable"))
+            .set_token_enabled(
+                path.into_inner(),
+                true,
+                caller.audit(now, "token.enable", "ok"),
+            )
             .await,
     )?;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
@@ -906,7 +901,7 @@ pub(super) async fn disable_token(
             .set_token_enabled(
                 path.into_inner(),
                 false,
-                audit(&caller, now, "token.disable"),
+                caller.audit(now, "token.disable", "ok"),
             )
             .await,
     )?;
@@ -935,7 +930,7 @@ pub(super) async fn reset_token(
     let record = settled(
         state
             .store
-            .reset_token(path.into_inner(), audit(&caller, now, "token.reset"))
+            .reset_token(path.into_inner(), caller.audit(now, "token.reset", "ok"))
             .await,
     )?;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
@@ -1032,7 +1027,12 @@ pub(super) async fn resync_token(
     let record = settled(
         state
             .store
-            .resync_token(token.id, step, drift, audit(&caller, now, "token.resync"))
+            .resync_token(
+                token.id,
+                step,
+                drift,
+                caller.audit(now, "token.resync", "ok"),
+            )
             .await,
     )?;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
@@ -1068,7 +1068,7 @@ pub(super) async fn assign_token_user(
             .assign_token_user(
                 path.into_inner(),
                 body.0.user.as_key(),
-                audit(&caller, now, "token.assign"),
+                caller.audit(now, "token.assign", "ok"),
             )
             .await,
     )?;
@@ -1097,7 +1097,7 @@ pub(super) async fn unassign_token_user(
     let record = settled(
         state
             .store
-            .unassign_token_user(path.into_inner(), audit(&caller, now, "token.unassign"))
+            .unassign_token_user(path.into_inner(), caller.audit(now, "token.unassign", "ok"))
             .await,
     )?;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
@@ -1125,7 +1125,7 @@ pub(super) async fn delete_token(
     settled(
         state
             .store
-            .delete_token(path.into_inner(), audit(&caller, now, "token.delete"))
+            .delete_token(path.into_inner(), caller.audit(now, "token.delete", "ok"))
             .await,
     )?;
     Ok(HttpResponse::NoContent().finish())
@@ -1261,7 +1261,7 @@ pub(super) async fn import_tokens(
     let serials = settled(
         state
             .store
-            .import_tokens(tokens, audit(&caller, now, "token.import"))
+            .import_tokens(tokens, caller.audit(now, "token.import", "ok"))
             .await,
     )?;
     Ok(HttpResponse::Created().json(ImportResult {

@@ -9,7 +9,7 @@ use super::{ApiCaller, ApiError, ApiJson};
 use crate::crypto;
 use crate::domain::{Email, Login, Phone, TokenKind, TokenState};
 use crate::store::users::{Listing, Page, UserChanges, UserDetail, UserDraft, UserFilter};
-use crate::store::{AuditEntry, NewUser, User};
+use crate::store::{NewUser, User};
 use crate::web::{AppState, now};
 
 /// Tells an absent field (outer `None`) from an explicit `null` (`Some(None)`); use with
@@ -20,15 +20,6 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// The audit entry of a management call by `caller`, before the store adds the objects.
-pub(super) fn audit_entry(caller: &ApiCaller, at: i64, action: &str) -> AuditEntry {
-    AuditEntry {
-        api_key_id: Some(caller.key_id),
-        client_ip: caller.client_ip.clone(),
-        ..AuditEntry::new(at, caller.actor(), action, "ok")
-    }
 }
 
 /// The query string of a listing, refusing parameters the endpoint does not know so that a
@@ -396,7 +387,7 @@ pub(super) async fn create_user(
     };
     let user = state
         .store
-        .create_user(draft, audit_entry(&caller, now, "user.create"), now)
+        .create_user(draft, caller.audit(now, "user.create", "ok"), now)
         .await
         .map_err(duplicate_login(&login))?;
     Ok(HttpResponse::Created().json(UserJson::from(user)))
@@ -533,7 +524,7 @@ pub(super) async fn update_user(
         .update_user(
             path.into_inner(),
             changes,
-            audit_entry(&caller, now, "user.update"),
+            caller.audit(now, "user.update", "ok"),
             now,
         )
         .await
@@ -583,7 +574,7 @@ pub(super) async fn set_password(
         .update_user(
             path.into_inner(),
             changes,
-            audit_entry(&caller, now, "user.password"),
+            caller.audit(now, "user.password", "ok"),
             now,
         )
         .await?
@@ -605,7 +596,7 @@ async fn set_enabled(
     let now = now();
     let user = state
         .store
-        .update_user(key, changes, audit_entry(&caller, now, "user.update"), now)
+        .update_user(key, changes, caller.audit(now, "user.update", "ok"), now)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(HttpResponse::Ok().json(UserJson::from(user)))
@@ -672,10 +663,7 @@ pub(super) async fn delete_user(
     caller.require_admin()?;
     let deleted = state
         .store
-        .delete_user(
-            path.into_inner(),
-            audit_entry(&caller, now(), "user.delete"),
-        )
+        .delete_user(path.into_inner(), caller.audit(now(), "user.delete", "ok"))
         .await?;
     if !deleted {
         return Err(ApiError::NotFound("user"));
