@@ -7,6 +7,7 @@ mod caller;
 mod deliveries;
 mod error;
 mod json;
+mod query;
 mod resources;
 mod settings;
 pub mod tokens;
@@ -18,8 +19,6 @@ pub use json::ApiJson;
 
 use actix_web::{HttpResponse, get, web};
 use utoipa::OpenApi;
-
-use super::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -132,9 +131,4 @@ async fn openapi_json(document: web::Data<OpenApiDocument>) -> HttpResponse {
 /// The answer to an unknown address under `/api`.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("endpoint"))
-}
-
-/// Helpers shared by handlers.
-pub fn state(state: &web::Data<AppState>) -> &AppState {
-    state
 }

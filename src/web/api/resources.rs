@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::IdOrName;
 use super::error::ErrorBody;
-use super::users::{QueryParams, UserList, present};
+use super::query::QueryParams;
+use super::users::{UserList, present};
 use super::{ApiCaller, ApiError, ApiJson};
 use crate::domain::TokenKind;
 use crate::store::resources::{Assignment, ResourceChanges, ResourceDetail, ResourceToken};

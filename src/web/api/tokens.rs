@@ -10,6 +10,7 @@ use std::str::FromStr;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::query::QueryParams;
 use super::{ApiCaller, ApiError, ApiJson, IdOrName};
 use crate::crypto::{self, Keys, Purpose};
 use crate::domain::{Email, Phone, TokenKind, TokenState};
@@ -27,9 +28,6 @@ const MAX_NAME: usize = 128;
 const MAX_SERIAL: usize = 128;
 /// The longest seed accepted, in bytes (a SHA-512 key is 64).
 const MAX_SECRET: usize = 128;
-/// How many tokens a list answers at most, and by default.
-const MAX_LIMIT: i64 = 500;
-const DEFAULT_LIMIT: i64 = 50;
 
 /// How a secret in a request is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
@@ -137,9 +135,14 @@ pub struct ImportTokens {
     password: Option<String>,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
+/// The query string of `GET /tokens`, as the OpenAPI document describes it; it is parsed
+/// by `QueryParams`.
+#[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[allow(
+    dead_code,
+    reason = "describes the query string for the OpenAPI document only"
+)]
 pub struct TokenQuery {
     /// TOTP, HOTP, MAIL, SMS or BOT.
     kind: Option<String>,
@@ -630,20 +633,21 @@ pub(super) async fn create_token(
 }
 
 fn parse_query(request: &HttpRequest) -> Result<TokenFilter, ApiError> {
-    let query = web::Query::<TokenQuery>::from_query(request.query_string())
-        .map_err(|e| bad_request(format!("the query is not valid: {e}")))?
-        .into_inner();
+    let query = QueryParams::parse(
+        request,
+        &[
+            "kind", "state", "assigned", "resource", "user", "search", "limit", "offset",
+        ],
+    )?;
     let kind = query
-        .kind
-        .as_deref()
+        .text("kind")
         .map(|text| {
             TokenKind::parse(text.trim())
                 .ok_or_else(|| ApiError::field("kind", "kind must be TOTP, HOTP, MAIL, SMS or BOT"))
         })
         .transpose()?;
     let state = query
-        .state
-        .as_deref()
+        .text("state")
         .map(|text| match text.trim() {
             "locked" => Ok(StateFilter::Locked),
             "disabled" => Ok(StateFilter::Disabled),
@@ -657,42 +661,22 @@ fn parse_query(request: &HttpRequest) -> Result<TokenFilter, ApiError> {
                 }),
         })
         .transpose()?;
-    let assigned = query
-        .assigned
-        .as_deref()
-        .map(|text| match text.trim() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(ApiError::field(
-                "assigned",
-                "assigned must be true or false",
-            )),
-        })
-        .transpose()?;
-    let number = |field: &str, text: &Option<String>, default: i64, max: i64| match text {
-        None => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (0..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::field(field, format!("{field} must be a number from 0 to {max}"))
-            }),
+    let page = query.page()?;
+    let nonempty = |name: &str| {
+        query
+            .text(name)
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
     };
-    let limit = number("limit", &query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let offset = number("offset", &query.offset, 0, i64::MAX)?;
-    let nonempty =
-        |text: Option<String>| text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
     Ok(TokenFilter {
         kind,
         state,
-        assigned,
-        resource: nonempty(query.resource),
-        user: nonempty(query.user),
-        search: nonempty(query.search),
-        limit,
-        offset,
+        assigned: query.boolean("assigned")?,
+        resource: nonempty("resource"),
+        user: nonempty("user"),
+        search: nonempty("search"),
+        limit: page.limit,
+        offset: page.offset,
     })
 }
 
