@@ -425,7 +425,7 @@ impl Authenticator<'_> {
                 self.count("authenticate", "accepted", "password_only");
                 return Ok(Answer::Accepted { token: None });
             }
-            let answer = self.send_challenges(caller, &context, &audit, now).await?;
+            let answer = self.send_challenges(&context, &audit, now).await?;
             self.count("authenticate", "challenge", "otp_needed");
             return Ok(answer);
         };
@@ -474,7 +474,6 @@ impl Authenticator<'_> {
     /// and lists the TOTP/HOTP tokens whose codes are expected too.
     async fn send_challenges(
         &self,
-        caller: &Caller,
         context: &AuthContext,
         audit: &Audit,
         now: UnixTime,
@@ -548,7 +547,6 @@ impl Authenticator<'_> {
             )
             .await?;
         self.wakeup.wake();
-        let _ = caller;
         Ok(Answer::Challenge {
             transaction,
             expected,
@@ -594,9 +592,7 @@ impl Authenticator<'_> {
         }
         let mut delivered = context.clone();
         delivered.tokens.retain(|t| t.kind.is_delivered());
-        let answer = self
-            .send_challenges(caller, &delivered, &audit, now)
-            .await?;
+        let answer = self.send_challenges(&delivered, &audit, now).await?;
         self.count("prepare", "challenge", "ok");
         Ok(answer)
     }
