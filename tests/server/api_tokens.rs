@@ -23,9 +23,7 @@ fn independent_hotp(secret: &[u8], counter: u64, digits: u32) -> String {
     format!("{code:0width$}", width = digits as usize)
 }
 
-// The users and resources endpoints are built separately: until they are merged, these two
-// helpers write the rows straight into the live database (WAL lets a second connection write).
-// Switch them to POST /users and POST /resources once those exist.
+/// The database, opened beside the server to inspect what it stored.
 fn database(app: &TestApp) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(app.data_dir.join("otpgate.db")).expect("open db");
     conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -33,24 +31,38 @@ fn database(app: &TestApp) -> rusqlite::Connection {
     conn
 }
 
-pub fn insert_user(app: &TestApp, login: &str, email: Option<&str>, phone: Option<&str>) -> i64 {
-    let conn = database(app);
-    conn.execute(
-        "INSERT INTO users (login, email, phone, created_at, updated_at) VALUES (?1, ?2, ?3, 1, 1)",
-        rusqlite::params![login, email, phone],
+/// Creates a user through the API and returns its id.
+pub async fn insert_user(
+    app: &TestApp,
+    key: &str,
+    login: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> i64 {
+    let (status, user) = send(
+        app,
+        key,
+        Method::POST,
+        "/users",
+        Some(json!({"login": login, "email": email, "phone": phone})),
     )
-    .expect("insert user");
-    conn.last_insert_rowid()
+    .await;
+    assert_eq!(status, 201, "{user}");
+    user["id"].as_i64().expect("user id")
 }
 
-pub fn insert_resource(app: &TestApp, name: &str) -> i64 {
-    let conn = database(app);
-    conn.execute(
-        "INSERT INTO resources (name, created_at, updated_at) VALUES (?1, 1, 1)",
-        rusqlite::params![name],
+/// Creates a resource through the API and returns its id.
+pub async fn insert_resource(app: &TestApp, key: &str, name: &str) -> i64 {
+    let (status, resource) = send(
+        app,
+        key,
+        Method::POST,
+        "/resources",
+        Some(json!({"name": name})),
     )
-    .expect("insert resource");
-    conn.last_insert_rowid()
+    .await;
+    assert_eq!(status, 201, "{resource}");
+    resource["id"].as_i64().expect("resource id")
 }
 
 /// One column of one token row, read straight from the database.
@@ -132,9 +144,9 @@ fn assert_field(status: u16, body: &Value, field: &str) {
 #[tokio::test]
 async fn token_endpoints_need_an_admin_key() {
     let app = spawn_app().await;
-    insert_resource(&app, "vpn");
-    let resource_key = app.api_key(&["--resource", "vpn"]);
     let admin_key = app.api_key(&["--admin"]);
+    insert_resource(&app, &admin_key, "vpn").await;
+    let resource_key = app.api_key(&["--resource", "vpn"]);
     let token = create(&app, &admin_key, json!({"kind": "TOTP"})).await;
     let id = token["id"].as_i64().expect("id");
     let calls: Vec<(Method, String, Option<Value>)> = vec![
@@ -260,7 +272,7 @@ async fn a_totp_token_made_from_a_known_secret_gives_the_codes_computed_independ
 async fn the_enrolment_uri_and_qr_code_are_returned_only_once() {
     let app = spawn_app().await;
     let key = app.api_key(&["--admin"]);
-    insert_user(&app, "alice", None, None);
+    insert_user(&app, &key, "alice", None, None).await;
     let token = create(
         &app,
         &key,
@@ -354,11 +366,13 @@ async fn mail_and_sms_tokens_take_the_users_address_unless_one_is_given() {
     let key = app.api_key(&["--admin"]);
     insert_user(
         &app,
+        &key,
         "alice",
         Some("alice@example.com"),
         Some("+4915112345678"),
-    );
-    insert_user(&app, "nobody", None, None);
+    )
+    .await;
+    insert_user(&app, &key, "nobody", None, None).await;
     let mail = create(&app, &key, json!({"kind": "MAIL", "user": "alice"})).await;
     assert_eq!(mail["destination"], "alice@example.com");
     assert_eq!(mail["state"], "active");
@@ -402,7 +416,7 @@ async fn mail_and_sms_tokens_take_the_users_address_unless_one_is_given() {
 async fn creating_a_token_refuses_bad_fields_by_name_and_stores_nothing() {
     let app = spawn_app().await;
     let key = app.api_key(&["--admin"]);
-    insert_user(&app, "alice", None, None);
+    insert_user(&app, &key, "alice", None, None).await;
     let cases = [
         (json!({"kind": "FAX"}), "kind"),
         (json!({"kind": "TOTP", "colour": "red"}), "colour"),
@@ -511,9 +525,9 @@ async fn a_duplicate_serial_is_refused_naming_it() {
 async fn the_token_list_filters_and_pages() {
     let app = spawn_app().await;
     let key = app.api_key(&["--admin"]);
-    insert_user(&app, "alice", Some("alice@example.com"), None);
-    insert_user(&app, "bob", None, None);
-    insert_resource(&app, "vpn");
+    insert_user(&app, &key, "alice", Some("alice@example.com"), None).await;
+    insert_user(&app, &key, "bob", None, None).await;
+    insert_resource(&app, &key, "vpn").await;
     let a = create(
         &app,
         &key,
@@ -617,8 +631,8 @@ async fn the_token_list_filters_and_pages() {
 async fn reading_a_token_shows_its_user_and_resources() {
     let app = spawn_app().await;
     let key = app.api_key(&["--admin"]);
-    let alice = insert_user(&app, "alice", None, None);
-    let vpn = insert_resource(&app, "vpn");
+    let alice = insert_user(&app, &key, "alice", None, None).await;
+    let vpn = insert_resource(&app, &key, "vpn").await;
     let token = create(
         &app,
         &key,
@@ -938,9 +952,9 @@ async fn resync_finds_an_hotp_token_500_codes_ahead() {
 async fn a_token_belongs_to_at_most_one_user() {
     let app = spawn_app().await;
     let key = app.api_key(&["--admin"]);
-    let alice = insert_user(&app, "alice", None, None);
-    insert_user(&app, "bob", None, None);
-    let vpn = insert_resource(&app, "vpn");
+    let alice = insert_user(&app, &key, "alice", None, None).await;
+    insert_user(&app, &key, "bob", None, None).await;
+    let vpn = insert_resource(&app, &key, "vpn").await;
     create(&app, &key, json!({"kind": "TOTP", "serial": "T-1"})).await;
 
     let (status, token) = send(
