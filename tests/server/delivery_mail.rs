@@ -38,10 +38,12 @@ async fn a_code_sent_by_mail_over_plain_smtp_logs_the_user_in() {
     let sink = SmtpSink::start(Mode::Plain).await;
     let app = spawn_app().await;
     let tokens = provision(
+        &app.address,
         &app.data_dir,
         "vpn",
         &[("alice", "MAIL", "alice@example.com")],
-    );
+    )
+    .await;
     let s = configure(&app, mail_settings(sink.port, "none", None)).await;
 
     let prepared = s.api.prepare(&s.app_key, "alice").await;
@@ -119,7 +121,13 @@ async fn a_code_sent_over_starttls_to_a_server_with_an_internal_ca_arrives() {
     let app = spawn_app().await;
     let ca = app.data_dir.join("smtp-ca.pem");
     std::fs::write(&ca, &sink.cert_pem).expect("write the CA");
-    provision(&app.data_dir, "vpn", &[("bob", "MAIL", "bob@example.com")]);
+    provision(
+        &app.address,
+        &app.data_dir,
+        "vpn",
+        &[("bob", "MAIL", "bob@example.com")],
+    )
+    .await;
     let s = configure(&app, mail_settings(sink.port, "starttls", Some(&ca))).await;
 
     let prepared = s.api.prepare(&s.app_key, "bob").await;
@@ -143,10 +151,12 @@ async fn a_code_sent_over_implicit_tls_arrives_and_an_untrusted_server_is_not_us
     let ca = app.data_dir.join("smtp-ca.pem");
     std::fs::write(&ca, &sink.cert_pem).expect("write the CA");
     provision(
+        &app.address,
         &app.data_dir,
         "vpn",
         &[("carol", "MAIL", "carol@example.com")],
-    );
+    )
+    .await;
     // Without the CA the self-signed server is not trusted: nothing is sent, it is retried.
     let s = configure(&app, mail_settings(sink.port, "tls", None)).await;
     s.api.prepare(&s.app_key, "carol").await;
@@ -180,10 +190,12 @@ async fn mail_is_retried_while_the_smtp_server_is_down_and_delivered_when_it_ret
     let sink = SmtpSink::down(Mode::Plain).await;
     let app = spawn_app().await;
     provision(
+        &app.address,
         &app.data_dir,
         "vpn",
         &[("dave", "MAIL", "dave@example.com")],
-    );
+    )
+    .await;
     let s = configure(&app, mail_settings(sink.port, "none", None)).await;
 
     let prepared = s.api.prepare(&s.app_key, "dave").await;
@@ -234,10 +246,12 @@ async fn a_message_whose_code_expired_is_never_sent() {
     config.auth.challenge_validity_seconds = 30;
     let app = spawn_with(config).await.expect("starts");
     let tokens = provision(
+        &app.address,
         &app.data_dir,
         "vpn",
         &[("erin", "MAIL", "erin@example.com")],
-    );
+    )
+    .await;
     let s = configure(&app, mail_settings(sink.port, "none", None)).await;
 
     s.api.prepare(&s.app_key, "erin").await;
@@ -274,10 +288,12 @@ async fn a_recipient_the_server_refuses_is_marked_failed_with_the_reason() {
     let sink = SmtpSink::start(Mode::Plain).await;
     let app = spawn_app().await;
     let tokens = provision(
+        &app.address,
         &app.data_dir,
         "vpn",
         &[("frank", "MAIL", "reject-frank@example.com")],
-    );
+    )
+    .await;
     let s = configure(&app, mail_settings(sink.port, "none", None)).await;
     s.api.prepare(&s.app_key, "frank").await;
     let list = s
@@ -303,7 +319,7 @@ async fn a_recipient_the_server_refuses_is_marked_failed_with_the_reason() {
 #[tokio::test]
 async fn the_mail_settings_need_an_admin_key_hide_the_password_and_name_a_bad_field() {
     let app = spawn_app().await;
-    provision(&app.data_dir, "vpn", &[]);
+    provision(&app.address, &app.data_dir, "vpn", &[]).await;
     let api = Api::of(&app);
     let admin = api_key(&app.data_dir, &["--admin"]);
     let resource_key = api_key(&app.data_dir, &["--resource", "vpn"]);
@@ -404,7 +420,7 @@ async fn console(data_dir: &std::path::Path, to: &str) -> std::process::Output {
 async fn the_test_endpoint_and_the_console_command_show_the_smtp_servers_answer() {
     let sink = SmtpSink::start(Mode::Plain).await;
     let app = spawn_app().await;
-    provision(&app.data_dir, "vpn", &[]);
+    provision(&app.address, &app.data_dir, "vpn", &[]).await;
     let s = configure(&app, mail_settings(sink.port, "none", None)).await;
 
     let (status, body) = s
@@ -492,7 +508,7 @@ async fn after_a_kill_9_with_mail_queued_every_message_is_delivered_exactly_once
         .zip(&addresses)
         .map(|(l, a)| (l.as_str(), "MAIL", a.as_str()))
         .collect();
-    provision(dir.path(), "vpn", &people);
+    provision(&process.address, dir.path(), "vpn", &people).await;
     let admin = api_key(dir.path(), &["--admin"]);
     let app_key = api_key(dir.path(), &["--resource", "vpn"]);
     let api = Api {

@@ -54,10 +54,12 @@ async fn sms_codes_reach_a_form_gateway_with_every_character_encoded() {
     let app = spawn_app().await;
     let resource = "Büro VPN & Co+";
     provision(
+        &app.address,
         &app.data_dir,
         resource,
         &[("alice", "SMS", "+4915112345678")],
-    );
+    )
+    .await;
     let s = configure(&app, resource, form_settings(&gateway)).await;
 
     let prepared = s.api.prepare(&s.app_key, "alice").await;
@@ -120,7 +122,13 @@ async fn sms_codes_reach_a_json_gateway_with_a_bearer_token_and_extra_headers() 
     let gateway = Gateway::start().await;
     let app = spawn_app().await;
     let resource = "Team \"Blue\" \\ VPN";
-    provision(&app.data_dir, resource, &[("bob", "SMS", "+4915112345679")]);
+    provision(
+        &app.address,
+        &app.data_dir,
+        resource,
+        &[("bob", "SMS", "+4915112345679")],
+    )
+    .await;
     let settings = json!({
         "url": format!("{}/v1/messages", gateway.url),
         "headers": {"X-Api-Key": "{secret}", "X-Tenant": "otp"},
@@ -161,6 +169,7 @@ async fn a_gateway_5xx_is_retried_and_a_4xx_is_final_and_reported() {
     let gateway = Gateway::start().await;
     let app = spawn_app().await;
     let tokens = provision(
+        &app.address,
         &app.data_dir,
         "vpn",
         &[
@@ -168,7 +177,8 @@ async fn a_gateway_5xx_is_retried_and_a_4xx_is_final_and_reported() {
             ("dave", "SMS", "+4915100000400"),
             ("erin", "SMS", "+4915100000222"),
         ],
-    );
+    )
+    .await;
     let s = configure(&app, "vpn", form_settings(&gateway)).await;
     gateway.unavailable_for(2);
 
@@ -250,7 +260,7 @@ async fn console(app: &TestApp, to: &str) -> std::process::Output {
 async fn the_sms_settings_are_validated_hide_the_secret_and_can_be_tested() {
     let gateway = Gateway::start().await;
     let app = spawn_app().await;
-    provision(&app.data_dir, "vpn", &[]);
+    provision(&app.address, &app.data_dir, "vpn", &[]).await;
     let api = Api::of(&app);
     let admin = api_key(&app.data_dir, &["--admin"]);
     let resource_key = api_key(&app.data_dir, &["--resource", "vpn"]);

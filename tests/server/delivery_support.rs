@@ -7,71 +7,61 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, otpgate_command, unix_now};
+use crate::helpers::{TestApp, otpgate_command};
 
-/// Provisions users with one delivered token each, assigned to `resource` (created when
-/// missing). Returns the token ids in order.
-///
-/// The management API (POST /resources, /users, /tokens, /resources/{r}/users) is merged into
-/// the main line separately; until it is here, this one function writes the rows straight
-/// into the live database (WAL lets a second connection write beside the server). Switch it
-/// to those calls after the merge; nothing else in the delivery tests touches the database
-/// to provision.
-pub fn provision(data_dir: &Path, resource: &str, people: &[(&str, &str, &str)]) -> Vec<i64> {
-    let conn = rusqlite::Connection::open(data_dir.join(otpgate::store::DATABASE_FILE))
-        .expect("open the database");
-    conn.busy_timeout(Duration::from_secs(10)).expect("timeout");
-    let now = unix_now() as i64;
-    conn.execute(
-        "INSERT OR IGNORE INTO resources (name, created_at, updated_at) VALUES (?1, ?2, ?2)",
-        rusqlite::params![resource, now],
-    )
-    .expect("resource");
-    let resource_id: i64 = conn
-        .query_row(
-            "SELECT id FROM resources WHERE name = ?1",
-            [resource],
-            |r| r.get(0),
+/// Provisions, through the management API of the server at `address`, users with one
+/// delivered token each, assigned to `resource` (created when missing). Returns the token ids
+/// in order.
+pub async fn provision(
+    address: &str,
+    data_dir: &Path,
+    resource: &str,
+    people: &[(&str, &str, &str)],
+) -> Vec<i64> {
+    let api = Api {
+        client: crate::helpers::client_for(data_dir),
+        address: address.to_string(),
+    };
+    let admin = api_key(data_dir, &["--admin"]);
+    let (status, _) = api
+        .call(
+            Method::GET,
+            &format!("/resources/{resource}"),
+            &admin,
+            Value::Null,
         )
-        .expect("resource id");
+        .await;
+    if status == 404 {
+        let (status, body) = api
+            .call(
+                Method::POST,
+                "/resources",
+                &admin,
+                json!({"name": resource}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
     let mut tokens = Vec::new();
     for (login, kind, destination) in people {
-        conn.execute(
-            "INSERT INTO users (login, email, phone, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            rusqlite::params![
-                login,
-                (*kind == "MAIL").then_some(destination),
-                (*kind == "SMS").then_some(destination),
-                now
-            ],
-        )
-        .expect("user");
-        let user_id = conn.last_insert_rowid();
-        conn.execute(
-            "INSERT INTO tokens (serial, name, kind, user_id, destination, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            rusqlite::params![
-                format!("{kind}-{login}"),
-                format!("{login}'s {kind}"),
-                kind,
-                user_id,
-                destination,
-                now
-            ],
-        )
-        .expect("token");
-        let token_id = conn.last_insert_rowid();
-        conn.execute(
-            "INSERT INTO user_resources (resource_id, user_id) VALUES (?1, ?2)",
-            [resource_id, user_id],
-        )
-        .expect("user assignment");
-        conn.execute(
-            "INSERT INTO token_resources (resource_id, token_id) VALUES (?1, ?2)",
-            [resource_id, token_id],
-        )
-        .expect("token assignment");
-        tokens.push(token_id);
+        let user = json!({
+            "login": login,
+            "email": (*kind == "MAIL").then_some(destination),
+            "phone": (*kind == "SMS").then_some(destination),
+        });
+        let (status, body) = api.call(Method::POST, "/users", &admin, user).await;
+        assert_eq!(status, 201, "{body}");
+        let token = json!({
+            "kind": kind,
+            "serial": format!("{kind}-{login}"),
+            "name": format!("{login}'s {kind}"),
+            "user": login,
+            "resource": resource,
+            "destination": destination,
+        });
+        let (status, body) = api.call(Method::POST, "/tokens", &admin, token).await;
+        assert_eq!(status, 201, "{body}");
+        tokens.push(body["id"].as_i64().expect("token id"));
     }
     tokens
 }
