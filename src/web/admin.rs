@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::panel::format_time;
 use super::session::{self, ADMIN_COOKIE, LoggedIn};
 use super::views::{self, PanelFrame};
 use super::{AppState, PageError};
@@ -711,12 +712,4 @@ pub async fn show_dashboard(
         csrf: &csrf,
     };
     Ok(html_page(views::panel_page(&frame, body)))
-}
-
-fn format_time(at: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(at)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
 }

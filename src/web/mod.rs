@@ -5,6 +5,7 @@ mod admin;
 pub mod api;
 mod error;
 mod ops;
+mod panel;
 mod session;
 mod views;
 
@@ -79,7 +80,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/login", web::post().to(admin::submit_login))
         .route("/admin/enrol", web::get().to(admin::show_enrol))
         .route("/admin/enrol", web::post().to(admin::submit_enrol))
-        .route("/admin/logout", web::post().to(admin::logout));
+        .route("/admin/logout", web::post().to(admin::logout))
+        .configure(panel::routes);
 }
 
 /// Adds the security headers to every response and records its metrics.

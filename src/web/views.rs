@@ -2,8 +2,16 @@
 
 use maud::{DOCTYPE, Markup, html};
 
-/// The navigation of the admin panel; entries appear as their pages are built.
-const NAV: &[(&str, &str)] = &[("Dashboard", "/admin")];
+/// The navigation of the admin panel.
+const NAV: &[(&str, &str)] = &[
+    ("Dashboard", "/admin"),
+    ("Users", "/admin/users"),
+    ("Tokens", "/admin/tokens"),
+    ("Resources", "/admin/resources"),
+    ("Settings", "/admin/settings"),
+    ("Audit log", "/admin/audit"),
+    ("Administrators", "/admin/administrators"),
+];
 
 /// The frame of every page without a logged-in administrator (setup, login, messages).
 pub fn bare_page(title: &str, body: Markup) -> Markup {
