@@ -175,6 +175,15 @@ impl TestApp {
         secret
     }
 
+    /// Runs the first-start setup as `admin`, leaving this client logged in to the panel, and
+    /// returns the session's CSRF token for the panel's forms.
+    pub async fn logged_in_admin(&self) -> String {
+        self.create_first_admin("admin", "correct horse battery")
+            .await;
+        let page = self.get("/admin").await.text().await.expect("body");
+        hidden_value(&page, "csrf")
+    }
+
     /// Posts the login form with a fresh CSRF token.
     pub async fn login(&self, login: &str, password: &str, otp: &str) -> reqwest::Response {
         let page = self.get("/admin/login").await.text().await.expect("body");

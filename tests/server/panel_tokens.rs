@@ -1,0 +1,1 @@
+//! The admin panel's tokens pages, through real HTTPS with forms and CSRF tokens.
