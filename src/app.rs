@@ -108,6 +108,7 @@ pub struct Application {
     store: Store,
     fingerprint: Option<String>,
     delivery: crate::delivery::Worker,
+    telegram: Arc<crate::delivery::bot::Telegram>,
     _data_dir: DataDir,
 }
 
@@ -187,6 +188,7 @@ impl Application {
             metrics.clone(),
             wakeup.clone(),
         );
+        let telegram = crate::delivery::bot::Telegram::new(store.clone(), keys.clone());
         let admin = &config.admin;
         let window = Duration::from_secs(15 * 60);
         let state = actix::Data::new(AppState {
@@ -212,6 +214,7 @@ impl Application {
             throttle_caller: TokenBuckets::new(config.api.caller_rate, config.api.caller_burst),
             config: config.clone(),
             delivery: wakeup,
+            telegram: telegram.clone(),
         });
 
         let document = actix::Data::new(web::api::OpenApiDocument(openapi_document()?));
@@ -256,6 +259,7 @@ impl Application {
             store,
             fingerprint,
             delivery,
+            telegram,
             _data_dir: data_dir,
         })
     }
@@ -287,14 +291,18 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT (or a handle's stop): requests in flight are finished,
-    /// housekeeping stops, the delivery worker finishes the sends in flight and starts no new
+    /// housekeeping and the Telegram bot stop, the delivery worker finishes the sends in flight and starts no new
     /// one, and the store commits what it was given before it closes.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let store = self.store.clone();
         let housekeeping = tokio::spawn(housekeeping(store.clone()));
         let delivery = self.delivery.start();
+        let (stop_bot, bot_stopped) = tokio::sync::watch::channel(false);
+        let bot = tokio::spawn(self.telegram.clone().run(bot_stopped));
         let result = self.server.await;
         housekeeping.abort();
+        let _ = stop_bot.send(true);
+        let _ = bot.await;
         delivery.stop().await;
         tokio::task::spawn_blocking(move || store.close())
             .await

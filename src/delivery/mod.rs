@@ -14,6 +14,7 @@
 //! - A temporary failure is retried with exponential backoff (from 1 s, capped at 5 minutes,
 //!   with jitter) until the message expires; a permanent one is marked *failed* with its reason.
 
+pub mod bot;
 pub mod mail;
 pub mod sms;
 
@@ -251,7 +252,7 @@ pub struct RunningWorker {
 }
 
 impl Worker {
-    /// A worker over the MAIL and SMS channels as stored in the settings.
+    /// A worker over the MAIL, SMS and BOT channels as stored in the settings.
     pub fn new(store: Store, keys: Keys, metrics: Arc<Metrics>, wakeup: Wakeup) -> Worker {
         let sources: Vec<Arc<dyn ChannelSource>> = vec![
             Arc::new(StoredChannel::new(
@@ -266,6 +267,12 @@ impl Worker {
                 keys.clone(),
                 sms::build,
             )),
+            Arc::new(StoredChannel::new(
+                bot::CHANNEL,
+                store.clone(),
+                keys.clone(),
+                bot::build,
+            )),
         ];
         Worker {
             context: Arc::new(Context {
@@ -276,11 +283,6 @@ impl Worker {
             wakeup,
             sources,
         }
-    }
-
-    /// Adds a channel (a messenger bot) before the worker starts.
-    pub fn add_source(&mut self, source: Arc<dyn ChannelSource>) {
-        self.sources.push(source);
     }
 
     /// Starts one task per channel on the current runtime.

@@ -165,6 +165,8 @@ pub struct NewToken {
     pub pin_hash: Option<Vec<u8>>,
     pub pin_position: String,
     pub state: TokenState,
+    /// BOT: the hash of the one-time activation code and when it expires.
+    pub activation: Option<(Vec<u8>, UnixTime)>,
 }
 
 pub fn insert_user(conn: &Connection, user: &NewUser, now: UnixTime) -> Result<i64> {
@@ -208,8 +210,9 @@ pub fn insert_resource(conn: &Connection, resource: &NewResource, now: UnixTime)
 pub fn insert_token(conn: &Connection, token: &NewToken, now: UnixTime) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO tokens (serial, name, kind, user_id, secret, algorithm, digits, period, last_step,
-                             destination, messenger, pin_hash, pin_position, state, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                             destination, messenger, pin_hash, pin_position, state, created_at, updated_at,
+                             activation_code_hash, activation_expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)",
     )?
     .execute(params![
         token.serial,
@@ -226,7 +229,9 @@ pub fn insert_token(conn: &Connection, token: &NewToken, now: UnixTime) -> Resul
         token.pin_hash,
         token.pin_position,
         token.state.as_str(),
-        now
+        now,
+        token.activation.as_ref().map(|(hash, _)| hash),
+        token.activation.as_ref().map(|(_, at)| at),
     ])?;
     Ok(conn.last_insert_rowid())
 }

@@ -18,6 +18,7 @@ mod admins;
 mod api_keys;
 mod audit;
 pub mod auth;
+pub mod bot;
 pub mod delivery_settings;
 mod directory;
 pub mod outbox;

@@ -62,6 +62,8 @@ pub struct AppState {
     pub throttle_caller: crate::limiter::TokenBuckets,
     /// Wakes the delivery worker when messages were queued.
     pub delivery: crate::delivery::Wakeup,
+    /// The Telegram bot's listener: its status, and a restart after its settings changed.
+    pub telegram: std::sync::Arc<crate::delivery::bot::Telegram>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

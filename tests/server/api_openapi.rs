@@ -44,6 +44,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/settings/sms"),
     ("put", "/api/v1/settings/sms"),
     ("post", "/api/v1/settings/sms/test"),
+    ("get", "/api/v1/settings/bot"),
+    ("put", "/api/v1/settings/bot"),
+    ("post", "/api/v1/tokens/{token}/activation"),
+    ("get", "/api/v1/tokens/{token}/activation"),
     ("get", "/api/v1/deliveries"),
 ];
 

@@ -3,6 +3,7 @@
 //! stable codes; the OpenAPI document is generated from the handlers' annotations.
 
 mod auth;
+mod bot;
 mod caller;
 mod deliveries;
 mod error;
@@ -91,6 +92,10 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(settings::get_sms);
     config.service(settings::put_sms);
     config.service(settings::test_sms);
+    config.service(bot::get_bot);
+    config.service(bot::put_bot);
+    config.service(bot::issue_activation);
+    config.service(bot::activation_status);
     config.service(deliveries::list_deliveries);
 }
 

@@ -245,6 +245,9 @@ pub struct CreatedToken {
     /// TOTP and HOTP: the URI as an SVG QR code. Shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     qr_code_svg: Option<String>,
+    /// BOT: the one-time activation code, its link and QR code. Shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation: Option<super::bot::ActivationJson>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -393,7 +396,7 @@ fn stored_params(kind: TokenKind, algorithm: &str, digits: u32, period: u32) -> 
 }
 
 /// An SVG image of a QR code holding `data`.
-fn qr_svg(data: &str) -> Result<String, ApiError> {
+pub(super) fn qr_svg(data: &str) -> Result<String, ApiError> {
     let code = qrcode::QrCode::new(data.as_bytes())
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot draw a QR code: {e}")))?;
     Ok(code
@@ -564,6 +567,9 @@ pub(super) async fn create_token(
         .as_ref()
         .map(|seed| state.keys.seal(Purpose::TokenSecret, &seed.secret))
         .transpose()?;
+    let activation = (kind == Bot)
+        .then(crate::delivery::bot::new_activation_code)
+        .transpose()?;
     let token = NewToken {
         serial: serial.clone().unwrap_or_default(),
         name,
@@ -594,6 +600,9 @@ pub(super) async fn create_token(
         } else {
             TokenState::Active
         },
+        activation: activation
+            .as_ref()
+            .map(|(_, hash)| (hash.clone(), now + crate::delivery::bot::ACTIVATION_SECONDS)),
     };
     let creation = TokenCreation {
         token,
@@ -625,10 +634,20 @@ pub(super) async fn create_token(
         }
         None => (None, None),
     };
+    let activation = activation
+        .map(|(code, _)| {
+            super::bot::ActivationJson::new(
+                &state,
+                code,
+                now + crate::delivery::bot::ACTIVATION_SECONDS,
+            )
+        })
+        .transpose()?;
     Ok(HttpResponse::Created().json(CreatedToken {
         token: record.into(),
         otpauth_uri,
         qr_code_svg,
+        activation,
     }))
 }
 
@@ -1204,6 +1223,7 @@ fn imported_token(keys: &Keys, imported: &ImportedToken) -> Result<NewToken, Api
         pin_hash: None,
         pin_position: PinPosition::Before.as_str().to_string(),
         state: TokenState::Active,
+        activation: None,
     })
 }
 

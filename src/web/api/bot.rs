@@ -1,0 +1,293 @@
+//! The Telegram bot: `/settings/bot` (its token, write-only, and where the Bot API is), and
+//! the activation of BOT tokens: `POST /tokens/{token}/activation` issues a new one-time code
+//! with its deep link and QR code, `GET` tells a page polling it whether the chat is bound.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::ErrorBody;
+use super::{ApiCaller, ApiError, ApiJson};
+use crate::delivery::bot::{self, BotSettings, BotStatus};
+use crate::store::bot::IssueRefused;
+use crate::store::delivery_settings::{ChannelSettings, SecretChange};
+use crate::web::AppState;
+
+/// The bot's settings to store; they replace the stored ones and restart the bot.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BotSettingsRequest {
+    /// The bot token from @BotFather (`123456:ABC…`): left out keeps the stored one, an empty
+    /// string removes it (and stops the bot).
+    token: Option<String>,
+    /// The Bot API's base URL (default `https://api.telegram.org`; a self-hosted Bot API
+    /// server's otherwise).
+    api_url: Option<String>,
+    /// Seconds one long poll waits for news (1–50, default 25).
+    poll_timeout_seconds: Option<u64>,
+    /// Seconds one message may take to send (1–120, default 10).
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BotSettingsView {
+    /// False until settings were saved; the other fields are then the defaults.
+    configured: bool,
+    /// Whether a bot token is stored (it is never shown).
+    token_set: bool,
+    api_url: String,
+    poll_timeout_seconds: u64,
+    timeout_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<i64>,
+    /// What the bot is doing now, and its username as Telegram reports it.
+    status: BotStatus,
+}
+
+fn view(state: &AppState, stored: &ChannelSettings) -> BotSettingsView {
+    let settings = BotSettings::from_stored(stored);
+    BotSettingsView {
+        configured: stored.plain.is_some(),
+        token_set: stored.secrets.contains_key(bot::TOKEN),
+        api_url: settings.api_url,
+        poll_timeout_seconds: settings.poll_timeout_seconds,
+        timeout_seconds: settings.timeout_seconds,
+        updated_at: stored.updated_at,
+        status: state.telegram.status(),
+    }
+}
+
+/// The bot's settings (the token only as `token_set`) and its status.
+#[utoipa::path(
+    tag = "settings",
+    responses(
+        (status = 200, description = "The settings and the bot's status", body = BotSettingsView),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    )
+)]
+#[get("/settings/bot")]
+pub async fn get_bot(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let stored = state.store.channel_settings(bot::CHANNEL).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &stored)))
+}
+
+/// Replaces the bot's settings and restarts the bot with them, without restarting otpgate.
+#[utoipa::path(
+    tag = "settings",
+    request_body = BotSettingsRequest,
+    responses(
+        (status = 200, description = "The stored settings", body = BotSettingsView),
+        (status = 400, description = "A setting is invalid (named in `field`)", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    )
+)]
+#[put("/settings/bot")]
+pub async fn put_bot(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    body: ApiJson<BotSettingsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let body = body.0;
+    let defaults = BotSettings::default();
+    let settings = BotSettings {
+        api_url: body
+            .api_url
+            .map(|url| url.trim().to_string())
+            .filter(|url| !url.is_empty())
+            .unwrap_or(defaults.api_url),
+        poll_timeout_seconds: body
+            .poll_timeout_seconds
+            .unwrap_or(defaults.poll_timeout_seconds),
+        timeout_seconds: body.timeout_seconds.unwrap_or(defaults.timeout_seconds),
+    };
+    settings
+        .validate()
+        .map_err(|e| ApiError::field(e.field, e.message))?;
+    let secrets = match body.token.map(|t| t.trim().to_string()) {
+        None => Vec::new(),
+        Some(token) if token.is_empty() => vec![(bot::TOKEN.to_string(), SecretChange::Clear)],
+        Some(token) if !bot::valid_token(&token) => {
+            return Err(ApiError::field(
+                "token",
+                "token must be a bot token as @BotFather gives it (digits, a colon, then letters, digits, - and _)",
+            ));
+        }
+        Some(token) => vec![(
+            bot::TOKEN.to_string(),
+            SecretChange::Set(
+                state
+                    .keys
+                    .seal(crate::crypto::Purpose::Credential, token.as_bytes())?,
+            ),
+        )],
+    };
+    let plain = serde_json::to_string(&settings).map_err(anyhow::Error::from)?;
+    let now = crate::web::now();
+    let entry = crate::store::AuditEntry {
+        detail: Some(format!(
+            "api_url={}{}",
+            settings.api_url,
+            if secrets.is_empty() {
+                ""
+            } else {
+                "; token changed"
+            }
+        )),
+        ..caller.audit(now, "settings.bot.update", "ok")
+    };
+    state
+        .store
+        .save_channel_settings(bot::CHANNEL, plain, secrets, now, entry)
+        .await?;
+    state.telegram.reload();
+    let stored = state.store.channel_settings(bot::CHANNEL).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &stored)))
+}
+
+/// A BOT token's activation: the one-time code, the link that opens the bot's chat with it,
+/// and that link as a QR code. Shown once: a new request makes a new code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivationJson {
+    /// The one-time code (URL-safe, 32 characters).
+    pub code: String,
+    /// What to send the bot by hand when the link cannot be opened: `/start CODE`.
+    pub start_command: String,
+    /// `https://t.me/<bot>?start=<code>`; absent while the bot's name is not known (no bot
+    /// token set, or Telegram not reached yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The link as an SVG QR code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_code_svg: Option<String>,
+    /// When the code stops working (unix seconds).
+    pub expires_at: i64,
+}
+
+impl ActivationJson {
+    pub fn new(
+        state: &AppState,
+        code: String,
+        expires_at: i64,
+    ) -> Result<ActivationJson, ApiError> {
+        let link = state
+            .telegram
+            .username()
+            .map(|username| bot::deep_link(&username, &code));
+        let qr_code_svg = link.as_deref().map(super::tokens::qr_svg).transpose()?;
+        Ok(ActivationJson {
+            start_command: format!("/start {code}"),
+            code,
+            link,
+            qr_code_svg,
+            expires_at,
+        })
+    }
+}
+
+/// Where a BOT token's activation stands, for a page waiting for it.
+#[derive(Serialize, ToSchema)]
+pub struct ActivationStatusJson {
+    /// pending, active or reactivate.
+    state: String,
+    enabled: bool,
+    /// Whether a Telegram chat is bound to the token.
+    bound: bool,
+    /// When the outstanding activation code expires; absent when none is outstanding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_expires_at: Option<i64>,
+    /// The bot itself.
+    bot: BotStatus,
+}
+
+async fn token_id(state: &AppState, key: String) -> Result<i64, ApiError> {
+    Ok(state
+        .store
+        .token_detail(key)
+        .await?
+        .ok_or(ApiError::NotFound("token"))?
+        .record
+        .token
+        .id)
+}
+
+/// Issues a new activation code for a BOT token (the previous one stops working): for a new
+/// phone, a code that expired, or a token that needs re-activation.
+#[utoipa::path(
+    tag = "tokens",
+    params(("token" = String, Path, description = "The token's id or serial")),
+    responses(
+        (status = 200, description = "The new code, its link and QR code", body = ActivationJson),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+        (status = 409, description = "Not a BOT token", body = ErrorBody),
+    )
+)]
+#[post("/tokens/{token}/activation")]
+pub async fn issue_activation(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let id = token_id(&state, path.into_inner()).await?;
+    let (code, hash) = bot::new_activation_code()?;
+    let now = crate::web::now();
+    let expires_at = now + bot::ACTIVATION_SECONDS;
+    let entry = crate::store::AuditEntry {
+        token_id: Some(id),
+        ..caller.audit(now, "token.bot_activation", "ok")
+    };
+    match state
+        .store
+        .issue_bot_activation(id, hash, expires_at, now, entry)
+        .await?
+    {
+        Ok(()) => Ok(HttpResponse::Ok().json(ActivationJson::new(&state, code, expires_at)?)),
+        Err(IssueRefused::NoSuchToken) => Err(ApiError::NotFound("token")),
+        Err(IssueRefused::NotABotToken) => Err(ApiError::Conflict(
+            "only BOT tokens are activated through the bot".into(),
+        )),
+    }
+}
+
+/// Whether a BOT token's chat is bound yet: a page showing the QR code polls this.
+#[utoipa::path(
+    tag = "tokens",
+    params(("token" = String, Path, description = "The token's id or serial")),
+    responses(
+        (status = 200, description = "The token's activation state", body = ActivationStatusJson),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such BOT token", body = ErrorBody),
+    )
+)]
+#[get("/tokens/{token}/activation")]
+pub async fn activation_status(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let id = token_id(&state, path.into_inner()).await?;
+    let status = state
+        .store
+        .bot_activation_status(id)
+        .await?
+        .ok_or(ApiError::NotFound("BOT token"))?;
+    let now = crate::web::now();
+    Ok(HttpResponse::Ok().json(ActivationStatusJson {
+        state: status.state,
+        enabled: status.enabled,
+        bound: status.bound,
+        code_expires_at: status.code_expires_at.filter(|at| *at > now),
+        bot: state.telegram.status(),
+    }))
+}
