@@ -65,6 +65,9 @@ pub struct SmsSettings {
     /// A text the answer must contain, when the gateway answers 200 to failures too.
     pub success_body: Option<String>,
     pub timeout_seconds: u64,
+    /// A PEM file on the otpgate host with the certificate authority of an internal gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<String>,
 }
 
 fn bad(field: &'static str, message: impl Into<String>) -> BadSetting {
@@ -227,8 +230,21 @@ impl SmsSettings {
                 "the timeout must be between 1 and 120 seconds",
             ));
         }
+        if let Some(file) = &self.tls_ca_file {
+            read_certificate(file).map_err(|message| bad("tls_ca_file", message))?;
+        }
         Ok(())
     }
+}
+
+/// The certificate authority in a PEM file, trusted besides the public ones.
+fn read_certificate(file: &str) -> Result<reqwest::Certificate, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{file} holds no PEM certificate"));
+    }
+    reqwest::Certificate::from_pem(&pem)
+        .map_err(|e| format!("{file} holds no usable certificate: {e}"))
 }
 
 /// The SMS channel over one HTTP client.
@@ -253,9 +269,14 @@ pub fn build(settings: &ChannelSettings, keys: &Keys) -> Result<Arc<dyn Channel>
 
 impl SmsChannel {
     pub fn new(settings: SmsSettings, secret: Option<String>) -> Result<SmsChannel, SendError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_seconds))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(file) = &settings.tls_ca_file {
+            builder =
+                builder.add_root_certificate(read_certificate(file).map_err(SendError::Temporary)?);
+        }
+        let client = builder
             .build()
             .map_err(|e| SendError::Temporary(format!("the HTTP client cannot start: {e}")))?;
         Ok(SmsChannel {
@@ -354,7 +375,20 @@ mod tests {
             success_status: "2xx".into(),
             success_body: None,
             timeout_seconds: 10,
+            tls_ca_file: None,
         }
+    }
+
+    #[test]
+    fn a_missing_or_empty_certificate_authority_file_is_refused() {
+        let mut s = settings();
+        s.tls_ca_file = Some("/nonexistent/ca.pem".into());
+        assert_eq!(s.validate().map_err(|e| e.field), Err("tls_ca_file"));
+        let file = std::env::temp_dir().join(format!("otpgate-not-pem-{}", std::process::id()));
+        std::fs::write(&file, "not a certificate").expect("write");
+        s.tls_ca_file = Some(file.to_string_lossy().into_owned());
+        assert_eq!(s.validate().map_err(|e| e.field), Err("tls_ca_file"));
+        let _ = std::fs::remove_file(file);
     }
 
     #[test]

@@ -185,7 +185,10 @@ async fn a_bot_token_is_activated_by_its_start_code_and_then_receives_its_codes(
 
     let prepared = s.api.prepare(&s.app_key, "alice").await;
     let answered = Instant::now();
-    assert_eq!(prepared["challenges"][0]["token"]["kind"], "BOT", "{prepared}");
+    assert_eq!(
+        prepared["challenges"][0]["token"]["kind"], "BOT",
+        "{prepared}"
+    );
     assert_eq!(prepared["challenges"][0]["destination"], "Telegram");
     let messages = telegram.wait_for_messages(4242, 2, WAIT).await;
     assert_eq!(messages.len(), 2, "the code went to the bound chat");

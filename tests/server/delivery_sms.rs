@@ -408,3 +408,107 @@ async fn the_sms_settings_are_validated_hide_the_secret_and_can_be_tested() {
     app.stop().await;
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn an_internal_https_gateway_is_trusted_through_its_certificate_authority_file() {
+    let gateway = Gateway::start_tls().await;
+    let app = spawn_app().await;
+    provision(
+        &app.address,
+        &app.data_dir,
+        "vpn",
+        &[("frank", "SMS", "+4915100000011")],
+    )
+    .await;
+    let s = configure(&app, "vpn", form_settings(&gateway)).await;
+    let (status, answer) = s
+        .api
+        .call(
+            Method::POST,
+            "/settings/sms/test",
+            &s.admin,
+            json!({"to": "+4915100000011"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["ok"], false,
+        "an unknown certificate is not trusted: {answer}"
+    );
+    assert!(gateway.requests().is_empty());
+
+    let ca = app.data_dir.join("sms-ca.pem");
+    std::fs::write(&ca, gateway.cert_pem.as_deref().expect("a certificate")).expect("write");
+    let mut settings = form_settings(&gateway);
+    settings["tls_ca_file"] = json!(ca.to_str().expect("utf-8"));
+    let (status, body) = s
+        .api
+        .call(Method::PUT, "/settings/sms", &s.admin, settings)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tls_ca_file"], json!(ca.to_str().expect("utf-8")));
+
+    let prepared = s.api.prepare(&s.app_key, "frank").await;
+    let requests = gateway.wait_for(1, WAIT).await;
+    assert_eq!(requests.len(), 1, "the gateway is reached over HTTPS");
+    let code = code_in(&Captured::form(&requests[0].body)["text"]).expect("a code");
+    let answer = s
+        .api
+        .authenticate(&s.app_key, "frank", &code, &prepared["transaction"])
+        .await;
+    assert_eq!(answer["result"], "accepted", "{answer}");
+    app.stop().await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_otpgate_finishes_the_send_in_flight_and_never_sends_it_again() {
+    let gateway = Gateway::start().await;
+    let app = spawn_app().await;
+    provision(
+        &app.address,
+        &app.data_dir,
+        "vpn",
+        &[("grace", "SMS", "+4915100000012")],
+    )
+    .await;
+    let s = configure(&app, "vpn", form_settings(&gateway)).await;
+    gateway.slow(Duration::from_millis(1500));
+    s.api.prepare(&s.app_key, "grace").await;
+    assert_eq!(
+        gateway.wait_for(1, WAIT).await.len(),
+        1,
+        "the send has begun"
+    );
+
+    // A graceful stop while the gateway has not answered yet.
+    let data_dir = app.data_dir.clone();
+    let temp = app.stop().await;
+    let conn =
+        rusqlite::Connection::open(data_dir.join(otpgate::store::DATABASE_FILE)).expect("open");
+    let (status, attempts): (String, i64) = conn
+        .query_row("SELECT status, attempts FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("the message");
+    drop(conn);
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("sent", 1),
+        "the send in flight finished and was recorded before otpgate stopped"
+    );
+
+    gateway.slow(Duration::ZERO);
+    let again = crate::helpers::spawn_with(crate::helpers::test_config(&data_dir))
+        .await
+        .expect("restart");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        gateway.requests().len(),
+        1,
+        "a sent message is not sent again"
+    );
+    again.stop().await;
+    drop(temp);
+    gateway.stop().await;
+}

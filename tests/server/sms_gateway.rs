@@ -35,10 +35,14 @@ impl Captured {
 struct Shared {
     requests: Mutex<Vec<Captured>>,
     unavailable: AtomicUsize,
+    /// Milliseconds to wait before answering (after the request is recorded).
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 pub struct Gateway {
     pub url: String,
+    /// The gateway's self-signed certificate, when it speaks HTTPS.
+    pub cert_pem: Option<String>,
     shared: Arc<Shared>,
     handle: actix_web::dev::ServerHandle,
 }
@@ -62,6 +66,10 @@ async fn receive(
     };
     let seen = format!("{} {}", captured.query, captured.body);
     shared.requests.lock().expect("lock").push(captured);
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     if seen.contains("400&") || seen.contains("400\"") || seen.ends_with("400") {
         return HttpResponse::BadRequest().body("{\"error\":\"invalid number\"}");
     }
@@ -78,6 +86,33 @@ async fn receive(
 
 impl Gateway {
     pub async fn start() -> Gateway {
+        Gateway::start_with(None).await
+    }
+
+    /// A gateway on HTTPS with a self-signed certificate, as an internal one may be.
+    pub async fn start_tls() -> Gateway {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+                .expect("certificate");
+        let key = PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(certified.cert.der().to_vec())],
+            key,
+        )
+        .expect("server config");
+        let mut gateway = Gateway::start_with(Some(config)).await;
+        gateway.cert_pem = Some(certified.cert.pem());
+        gateway
+    }
+
+    async fn start_with(tls: Option<rustls::ServerConfig>) -> Gateway {
         let shared = web::Data::new(Shared::default());
         let data = shared.clone();
         let server = HttpServer::new(move || {
@@ -85,15 +120,20 @@ impl Gateway {
                 .app_data(data.clone())
                 .default_service(web::to(receive))
         })
-        .workers(1)
-        .bind("127.0.0.1:0")
+        .workers(1);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(config) => server.bind_rustls_0_23("127.0.0.1:0", config),
+            None => server.bind("127.0.0.1:0"),
+        }
         .expect("bind");
         let port = server.addrs()[0].port();
         let server = server.run();
         let handle = server.handle();
         tokio::spawn(server);
         Gateway {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            cert_pem: None,
             shared: shared.into_inner(),
             handle,
         }
@@ -102,6 +142,13 @@ impl Gateway {
     /// The next `count` requests (but those for the 400 and 222 numbers) get a 503.
     pub fn unavailable_for(&self, count: usize) {
         self.shared.unavailable.store(count, Ordering::SeqCst);
+    }
+
+    /// Answers every request only after `delay` (it is recorded at once).
+    pub fn slow(&self, delay: Duration) {
+        self.shared
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn requests(&self) -> Vec<Captured> {

@@ -88,6 +88,8 @@ pub struct SmsSettingsRequest {
     success_body: Option<String>,
     /// Seconds to wait for the gateway (1–120, default 10).
     timeout_seconds: Option<u64>,
+    /// A PEM file on the otpgate host with the certificate authority of an internal gateway.
+    tls_ca_file: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -107,6 +109,8 @@ pub struct SmsSettingsView {
     #[serde(skip_serializing_if = "Option::is_none")]
     success_body: Option<String>,
     timeout_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_ca_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     updated_at: Option<i64>,
 }
@@ -158,6 +162,7 @@ fn default_sms() -> SmsSettings {
         success_status: "2xx".into(),
         success_body: None,
         timeout_seconds: 10,
+        tls_ca_file: None,
     }
 }
 
@@ -202,6 +207,7 @@ fn sms_view(settings: &ChannelSettings) -> SmsSettingsView {
         success_status: sms.success_status,
         success_body: sms.success_body,
         timeout_seconds: sms.timeout_seconds,
+        tls_ca_file: sms.tls_ca_file,
         updated_at: settings.updated_at,
     }
 }
@@ -408,6 +414,7 @@ pub async fn put_sms(
             .unwrap_or_else(|| "2xx".into()),
         success_body: body.success_body.filter(|s| !s.is_empty()),
         timeout_seconds: body.timeout_seconds.unwrap_or(10),
+        tls_ca_file: optional_text(body.tls_ca_file),
     };
     let current = state.store.channel_settings(sms::CHANNEL).await?;
     let secret_set = match &body.secret {
