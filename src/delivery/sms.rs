@@ -383,11 +383,11 @@ mod tests {
     fn a_missing_or_empty_certificate_authority_file_is_refused() {
         let mut s = settings();
         s.tls_ca_file = Some("/nonexistent/ca.pem".into());
-        assert_eq!(s.validate().map_err(|e| e.field), Err("tls_ca_file"));
+        assert_eq!(s.validate(false).map_err(|e| e.field), Err("tls_ca_file"));
         let file = std::env::temp_dir().join(format!("otpgate-not-pem-{}", std::process::id()));
         std::fs::write(&file, "not a certificate").expect("write");
         s.tls_ca_file = Some(file.to_string_lossy().into_owned());
-        assert_eq!(s.validate().map_err(|e| e.field), Err("tls_ca_file"));
+        assert_eq!(s.validate(false).map_err(|e| e.field), Err("tls_ca_file"));
         let _ = std::fs::remove_file(file);
     }
 

@@ -1,0 +1,166 @@
+// Each benchmark uses a part of this module.
+#![allow(dead_code)]
+
+//! What the benchmarks share: starting the release binary on loopback with its own data
+//! directory and configuration, API keys from its console, and calls to its management API.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+
+/// A setting from the environment, or its default.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(text) => text.trim().parse().ok().context(format!("{name}={text}")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// The otpgate binary to measure: Cargo builds it in the bench profile, that is the release
+/// profile, before the benchmark runs; `OTPGATE_BENCH_BINARY` names another.
+pub fn release_binary() -> anyhow::Result<PathBuf> {
+    let binary = env_or(
+        "OTPGATE_BENCH_BINARY",
+        PathBuf::from(env!("CARGO_BIN_EXE_otpgate")),
+    )?;
+    let shown = binary.display();
+    if !binary.exists() {
+        println!("{shown} is missing: running cargo build --release");
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--release", "--bin", "otpgate"]);
+        let status = build.current_dir(env!("CARGO_MANIFEST_DIR")).status()?;
+        if !status.success() || !binary.exists() {
+            bail!("cargo build --release did not give {shown}");
+        }
+    }
+    Ok(binary)
+}
+
+/// The latency at fraction `p` of sorted values, by the nearest-rank method.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// The release binary running `serve` on a free loopback port, with its own data directory.
+pub struct Server {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    binary: PathBuf,
+    pub url: String,
+}
+
+impl Server {
+    fn command(binary: &Path, dir: &Path) -> Command {
+        let mut command = Command::new(binary);
+        command.env("OTPGATE_CONFIG", dir.join("config.toml"));
+        command.env("OTPGATE_DATA_DIR", dir.join("data"));
+        command
+    }
+
+    /// Starts `serve` on a free loopback port and reads the address it prints.
+    pub fn start(binary: &Path) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        // Rate 0 is unlimited: all requests come from 127.0.0.1 and each user is asked many
+        // times a second, which the default per-user and per-address limits would refuse.
+        let config = "[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n[log]\nlevel = \"warn\"\n";
+        std::fs::write(dir.path().join("config.toml"), config)?;
+        let mut command = Server::command(binary, dir.path());
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        let mut child = command.stdout(Stdio::piped()).spawn()?;
+        let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+        let binary = binary.to_path_buf();
+        let mut server = Server {
+            child,
+            dir,
+            binary,
+            url: String::new(),
+        };
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let url = line.trim().strip_prefix("listening on ");
+        server.url = url.context("the server did not start")?.to_string();
+        // Keep reading, so that the server never writes into a full or closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Ok(server)
+    }
+
+    /// Creates an API key with the console command and returns its `Authorization` header.
+    pub fn api_key(&self, scope: &[&str]) -> anyhow::Result<HeaderValue> {
+        let mut command = Server::command(&self.binary, self.dir.path());
+        command
+            .args(["apikey", "create", "--name", "bench"])
+            .args(scope);
+        let output = command.output()?;
+        if !output.status.success() {
+            bail!("apikey create: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let key = String::from_utf8_lossy(&output.stdout);
+        Ok(HeaderValue::from_str(&format!("Bearer {}", key.trim()))?)
+    }
+
+    /// Sends SIGTERM and waits up to 15 s for a clean exit (the server must still be running).
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("the server exited during the run ({status})");
+        }
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        for _ in 0..300 {
+            match self.child.try_wait()? {
+                Some(status) if status.success() => return Ok(()),
+                Some(status) => bail!("the server exited with {status} after SIGTERM"),
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        bail!("the server did not exit within 15 s of SIGTERM")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A figure of the server's `/proc/PID/status` (`VmRSS:`, `VmHWM:`) in kB; 0 when unreadable.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let value = status.lines().find_map(|line| line.strip_prefix(field));
+    value
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or(0)
+}
+
+/// POSTs to the management API with the admin key and expects 201 Created.
+pub async fn create(
+    client: &Client,
+    admin: &(String, HeaderValue),
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let request = client.post(format!("{}/api/v1{path}", admin.0));
+    let response = request
+        .header(AUTHORIZATION, admin.1.clone())
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status();
+    if status != StatusCode::CREATED {
+        let text = response.text().await.unwrap_or_default();
+        bail!("POST /api/v1{path} {body} answered {status}, not 201: {text}");
+    }
+    Ok(())
+}
