@@ -212,6 +212,7 @@ impl Application {
             throttle_caller: TokenBuckets::new(config.api.caller_rate, config.api.caller_burst),
             config: config.clone(),
             delivery: wakeup,
+            tls: tls_material.as_ref().map(|m| m.live.clone()),
         });
 
         let document = actix::Data::new(web::api::OpenApiDocument(openapi_document()?));

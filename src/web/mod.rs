@@ -62,6 +62,8 @@ pub struct AppState {
     pub throttle_caller: crate::limiter::TokenBuckets,
     /// Wakes the delivery worker when messages were queued.
     pub delivery: crate::delivery::Wakeup,
+    /// The certificate the server presents (None when TLS is off), replaceable in the panel.
+    pub tls: Option<std::sync::Arc<crate::tls::LiveCertificate>>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
