@@ -32,7 +32,7 @@ pub use admins::{Admin, AdminChange, NewAdmin};
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditFilter, AuditRecord};
 pub use directory::*;
-pub use overview::{ChannelHealth, Dashboard, Overview, TokenCounts};
+pub use overview::{ChannelHealth, Dashboard, HourlyAuthentications, Overview, TokenCounts};
 pub use sessions::{NewSession, Session, SessionKind, SessionStage};
 pub use settings::{BadGeneralSetting, GeneralSettings};
 
