@@ -331,3 +331,58 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditEntry, DATABASE_FILE, StoreOptions};
+
+    #[tokio::test]
+    async fn the_last_enabled_administrator_cannot_be_disabled() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store =
+            Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default()).expect("store");
+        let admin = |login: &str| NewAdmin {
+            login: login.into(),
+            password_hash: "x".into(),
+            totp_secret: None,
+            totp_last_step: None,
+        };
+        let one = store
+            .create_admin(admin("one"), "test".into(), 1)
+            .await
+            .expect("one");
+        let two = store
+            .create_admin(admin("two"), "test".into(), 1)
+            .await
+            .expect("two");
+        let entry = || AuditEntry::new(1, "test", "admin.disable", "ok");
+        // Each disables the other "at once": the second change finds one enabled left.
+        let (first, second) = tokio::join!(
+            store.set_admin_enabled(two, false, one, entry()),
+            store.set_admin_enabled(one, false, two, entry()),
+        );
+        let outcomes = [first.expect("first"), second.expect("second")];
+        assert!(outcomes.contains(&AdminChange::Done), "{outcomes:?}");
+        assert!(outcomes.contains(&AdminChange::LastActive), "{outcomes:?}");
+        let enabled = store
+            .list_admins()
+            .await
+            .expect("list")
+            .iter()
+            .filter(|a| a.enabled)
+            .count();
+        assert_eq!(enabled, 1);
+        assert_eq!(
+            store
+                .set_admin_enabled(one, false, one, entry())
+                .await
+                .expect("own"),
+            if outcomes[0] == AdminChange::Done {
+                AdminChange::OwnAccount
+            } else {
+                AdminChange::Unchanged
+            }
+        );
+    }
+}

@@ -53,7 +53,10 @@ async fn the_resources_pages_need_a_logged_in_administrator() {
         assert_eq!(location(&response), "/admin/login", "{path}");
     }
     let response = app
-        .post_form("/admin/resources/new", &[("name", "vpn"), ("fail_limit", "5")])
+        .post_form(
+            "/admin/resources/new",
+            &[("name", "vpn"), ("fail_limit", "5")],
+        )
         .await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/admin/login");
@@ -68,7 +71,10 @@ async fn a_resource_created_in_the_panel_exists_with_its_settings_and_is_audited
 
     let id = create_in_panel(&app, &csrf, "VPN").await;
     let page = page_text(&app, &format!("/admin/resources/{id}")).await;
-    assert!(page.contains("Resource “VPN” created."), "the flash names it");
+    assert!(
+        page.contains("Resource “VPN” created."),
+        "the flash names it"
+    );
 
     let key = app.api_key(&["--admin"]);
     let (status, resource) = send(&app, Method::GET, "/resources/VPN", &key, None).await;
@@ -138,7 +144,11 @@ async fn wrong_input_re_renders_the_form_with_what_was_typed_and_changes_nothing
             &[("csrf", &csrf), ("name", "VPN"), ("fail_limit", "5")],
         )
         .await;
-    assert_eq!(response.status(), 400, "names are unique regardless of case");
+    assert_eq!(
+        response.status(),
+        400,
+        "names are unique regardless of case"
+    );
     assert!(
         response
             .text()
@@ -194,7 +204,10 @@ async fn assign_token_with_user_assigns_the_chosen_tokens_and_their_users() {
 
     let page = page_text(&app, &format!("/admin/resources/{id}/assign/tokens")).await;
     assert!(page.contains("A-1") && page.contains("B-1"));
-    assert!(!page.contains("LOOSE-1"), "only tokens with users are offered");
+    assert!(
+        !page.contains("LOOSE-1"),
+        "only tokens with users are offered"
+    );
 
     let (first, second) = (first.to_string(), second.to_string());
     let response = app
@@ -205,7 +218,10 @@ async fn assign_token_with_user_assigns_the_chosen_tokens_and_their_users() {
         .await;
     assert_eq!(response.status(), 303);
     let page = page_text(&app, &location(&response)).await;
-    assert!(page.contains("Assigned 2 tokens with their users to “vpn”."), "{page}");
+    assert!(
+        page.contains("Assigned 2 tokens with their users to “vpn”."),
+        "{page}"
+    );
 
     let (_, tokens) = send(&app, Method::GET, "/resources/vpn/tokens", &key, None).await;
     let serials: Vec<&str> = tokens
@@ -257,7 +273,10 @@ async fn assign_users_assigns_the_chosen_users() {
     let carol = create_user(&app, &key, json!({ "login": "carol" })).await;
     create_user(&app, &key, json!({ "login": "dave" })).await;
     let page = page_text(&app, &format!("/admin/resources/{id}/assign/users?q=car")).await;
-    assert!(page.contains("carol") && !page.contains(">dave<"), "search narrows");
+    assert!(
+        page.contains("carol") && !page.contains(">dave<"),
+        "search narrows"
+    );
     let carol_id = carol["id"].to_string();
     let response = app
         .post_form(
@@ -302,7 +321,10 @@ async fn self_service_saves_the_allowed_actions_and_says_what_changed() {
     assert_eq!(response.status(), 303);
     let page = page_text(&app, &path).await;
     assert!(page.contains("Self-Service saved: Self-service enabled; address (none) → sales-vpn; allowed Enroll Token, Set Password, Change Password, Change Email, Change Phone, Change Name; enrolment of MAIL allowed."), "{page}");
-    assert!(page.contains("/portal/sales-vpn\""), "the full portal address is shown");
+    assert!(
+        page.contains("/portal/sales-vpn\""),
+        "the full portal address is shown"
+    );
     assert!(page.contains("value=\"enroll_token\" checked"));
     assert!(!page.contains("value=\"rename_token\" checked"));
     assert_eq!(
@@ -326,7 +348,10 @@ async fn self_service_saves_the_allowed_actions_and_says_what_changed() {
     let other = create_in_panel(&app, &csrf, "mail").await;
     let other_path = format!("/admin/resources/{other}/self-service");
     for (address, message) in [
-        ("sales-vpn", "Another resource&#39;s portal has this address."),
+        (
+            "sales-vpn",
+            "Another resource&#39;s portal has this address.",
+        ),
         ("no spaces!", "Please use 2 to 63 lowercase letters"),
     ] {
         let response = app
@@ -369,7 +394,10 @@ async fn a_resource_api_key_is_shown_once_works_and_stops_working_when_revoked()
     let page = response.text().await.expect("body");
     let start = page.find("value=\"og_").expect("the key is shown") + "value=\"".len();
     let api_key = page[start..].split('"').next().expect("key").to_string();
-    assert!(!page_text(&app, &path).await.contains(&api_key), "shown only once");
+    assert!(
+        !page_text(&app, &path).await.contains(&api_key),
+        "shown only once"
+    );
 
     // A resource key may call the authentication API but not the management API.
     let status = app

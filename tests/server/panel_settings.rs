@@ -65,7 +65,9 @@ async fn general_settings_are_saved_with_what_changed_and_used_in_portal_links()
     assert_eq!(response.status(), 303);
     let page = settings_page(&app).await;
     assert!(
-        page.contains("public address (automatic) → https://otp.example.lan; default OTP length 6 → 8"),
+        page.contains(
+            "public address (automatic) → https://otp.example.lan; default OTP length 6 → 8"
+        ),
         "{page}"
     );
     assert!(page.contains("value=\"https://otp.example.lan\""));
@@ -96,7 +98,10 @@ async fn general_settings_are_saved_with_what_changed_and_used_in_portal_links()
         .text()
         .await
         .expect("body");
-    assert!(page.contains("value=\"https://otp.example.lan/portal/vpn\""), "{page}");
+    assert!(
+        page.contains("value=\"https://otp.example.lan/portal/vpn\""),
+        "{page}"
+    );
 
     // Wrong values are explained and kept; nothing changes.
     let response = app
@@ -137,18 +142,37 @@ async fn mail_settings_keep_the_password_secret_and_a_test_email_shows_the_serve
     assert_eq!(response.status(), 400);
     let page = response.text().await.expect("body");
     assert!(page.contains("value=\"bad host\""));
-    assert!(page.contains("Give the SMTP server&#39;s host name or address.") || page.contains("Give the SMTP server's host name or address."), "{page}");
+    assert!(
+        page.contains("Give the SMTP server&#39;s host name or address.")
+            || page.contains("Give the SMTP server's host name or address."),
+        "{page}"
+    );
     assert!(!page.contains("smtp-secret-value"));
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM settings WHERE key = 'delivery.mail'"), 0);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM settings WHERE key = 'delivery.mail'"
+        ),
+        0
+    );
 
     let response = app
-        .post_form("/admin/settings/mail", &mail_form(&csrf, &port, "127.0.0.1"))
+        .post_form(
+            "/admin/settings/mail",
+            &mail_form(&csrf, &port, "127.0.0.1"),
+        )
         .await;
     assert_eq!(response.status(), 303);
     let page = settings_page(&app).await;
     assert!(page.contains("Mail settings saved."));
-    assert!(page.contains("Password <span class=\"secret-set\">set</span>"), "{page}");
-    assert!(!page.contains("smtp-secret-value"), "a secret is never shown");
+    assert!(
+        page.contains("Password <span class=\"secret-set\">set</span>"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("smtp-secret-value"),
+        "a secret is never shown"
+    );
     assert_eq!(
         count(
             &app,
@@ -165,16 +189,28 @@ async fn mail_settings_keep_the_password_secret_and_a_test_email_shows_the_serve
         .await;
     assert_eq!(response.status(), 200);
     let page = response.text().await.expect("body");
-    assert!(page.contains("Sent to jane@example.com. The server answered:"), "{page}");
+    assert!(
+        page.contains("Sent to jane@example.com. The server answered:"),
+        "{page}"
+    );
     let received = sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].to, ["jane@example.com"]);
 
     let response = app
-        .post_form("/admin/settings/mail/test", &[("csrf", &csrf), ("to", "nobody")])
+        .post_form(
+            "/admin/settings/mail/test",
+            &[("csrf", &csrf), ("to", "nobody")],
+        )
         .await;
     assert_eq!(response.status(), 400);
-    assert!(response.text().await.expect("body").contains("Not sent to nobody"));
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("Not sent to nobody")
+    );
 }
 
 #[tokio::test]
@@ -208,24 +244,37 @@ async fn sms_settings_are_saved_and_a_test_sms_reaches_the_gateway() {
     let response = send(form("ftp://nowhere/{phone}")).await.expect("answered");
     assert_eq!(response.status(), 400);
     let page = response.text().await.expect("body");
-    assert!(page.contains("ftp://nowhere/{phone}"), "the typed address stays");
+    assert!(
+        page.contains("ftp://nowhere/{phone}"),
+        "the typed address stays"
+    );
     assert!(!page.contains("gateway-secret-value"));
 
     let response = send(form(&url)).await.expect("answered");
     assert_eq!(response.status(), 303);
     let page = settings_page(&app).await;
-    assert!(page.contains("Secret <span class=\"secret-set\">set</span>"), "{page}");
+    assert!(
+        page.contains("Secret <span class=\"secret-set\">set</span>"),
+        "{page}"
+    );
     assert!(!page.contains("gateway-secret-value"));
 
     let response = app
-        .post_form("/admin/settings/sms/test", &[("csrf", &csrf), ("to", "+49 151 1234567")])
+        .post_form(
+            "/admin/settings/sms/test",
+            &[("csrf", &csrf), ("to", "+49 151 1234567")],
+        )
         .await;
     assert_eq!(response.status(), 200);
     let page = response.text().await.expect("body");
     assert!(page.contains("The server answered:"), "{page}");
     let requests = gateway.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(requests.len(), 1);
-    assert!(requests[0].query.contains("to=%2B491511234567"), "{:?}", requests[0]);
+    assert!(
+        requests[0].query.contains("to=%2B491511234567"),
+        "{:?}",
+        requests[0]
+    );
     gateway.stop().await;
 }
 
@@ -242,11 +291,21 @@ async fn a_forged_settings_form_is_refused_and_changes_nothing() {
     let response = app
         .post_form(
             "/admin/settings/general",
-            &[("public_url", ""), ("default_otp_length", "8"), ("challenge_validity_seconds", "90")],
+            &[
+                ("public_url", ""),
+                ("default_otp_length", "8"),
+                ("challenge_validity_seconds", "90"),
+            ],
         )
         .await;
     assert_eq!(response.status(), 403);
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM settings WHERE key IN ('delivery.mail', 'general')"), 0);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM settings WHERE key IN ('delivery.mail', 'general')"
+        ),
+        0
+    );
     assert!(!csrf.is_empty());
 }
 
@@ -268,8 +327,9 @@ async fn an_uploaded_certificate_is_checked_and_then_served_without_a_restart() 
     let old_fingerprint = app.fingerprint.clone().expect("fingerprint");
     assert!(page.contains(&old_fingerprint));
 
-    let new = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "otp.example.lan".into()])
-        .expect("certificate");
+    let new =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "otp.example.lan".into()])
+            .expect("certificate");
     let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
     let new_cert = new.cert.pem();
     let new_key = new.signing_key.serialize_pem();
@@ -287,8 +347,14 @@ async fn an_uploaded_certificate_is_checked_and_then_served_without_a_restart() 
         .await;
     assert_eq!(response.status(), 400);
     let page = response.text().await.expect("body");
-    assert!(page.contains("The private key does not belong to the certificate."), "{page}");
-    assert!(!page.contains("PRIVATE KEY-----\n"), "the key is not echoed");
+    assert!(
+        page.contains("The private key does not belong to the certificate."),
+        "{page}"
+    );
+    assert!(
+        !page.contains("PRIVATE KEY-----\n"),
+        "the key is not echoed"
+    );
     let status = client_trusting(&new_cert)
         .get(app.url("/healthz"))
         .send()
@@ -299,7 +365,11 @@ async fn an_uploaded_certificate_is_checked_and_then_served_without_a_restart() 
     let response = app
         .post_form(
             "/admin/settings/tls",
-            &[("csrf", &csrf), ("certificate", &new_cert), ("private_key", &new_key)],
+            &[
+                ("csrf", &csrf),
+                ("certificate", &new_cert),
+                ("private_key", &new_key),
+            ],
         )
         .await;
     assert_eq!(response.status(), 303);
