@@ -215,6 +215,7 @@ impl Application {
             config: config.clone(),
             delivery: wakeup,
             telegram: telegram.clone(),
+            tls: tls_material.as_ref().map(|m| m.live.clone()),
         });
 
         let document = actix::Data::new(web::api::OpenApiDocument(openapi_document()?));

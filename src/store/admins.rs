@@ -71,7 +71,118 @@ fn insert(conn: &Connection, admin: &NewAdmin, now: UnixTime) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
+/// Why an administrator's change was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminChange {
+    Done,
+    /// It was so already; nothing was written.
+    Unchanged,
+    NoSuchAdmin,
+    /// Disabling would leave no enabled administrator.
+    LastActive,
+    /// An administrator may not disable their own account.
+    OwnAccount,
+}
+
+fn create(conn: &Connection, admin: &NewAdmin, actor: &str, now: UnixTime) -> Result<i64> {
+    if by_login(conn, &admin.login)?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "an administrator named {} exists already",
+            admin.login
+        )));
+    }
+    let id = insert(conn, admin, now)?;
+    super::audit::insert(
+        conn,
+        &super::AuditEntry::new(now, actor, "admin.create", "ok").detail(admin.login.clone()),
+    )?;
+    Ok(id)
+}
+
+fn reset_2fa(conn: &Connection, id: i64, entry: super::AuditEntry) -> Result<bool> {
+    let Some(admin) = by_id(conn, id)? else {
+        return Ok(false);
+    };
+    conn.execute(
+        "UPDATE admins SET totp_secret = NULL, totp_last_step = NULL WHERE id = ?1",
+        params![id],
+    )?;
+    conn.execute("DELETE FROM sessions WHERE admin_id = ?1", params![id])?;
+    super::audit::insert(conn, &entry.detail(admin.login))?;
+    Ok(true)
+}
+
 impl Store {
+    /// Every administrator, ordered by login.
+    pub async fn list_admins(&self) -> Result<Vec<Admin>> {
+        self.read(|conn| {
+            let admins = conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM admins ORDER BY login"))?
+                .query_map([], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(admins)
+        })
+        .await
+    }
+
+    /// Creates an administrator without an authenticator app: the first login links one. A
+    /// duplicate login is a conflict naming it.
+    pub async fn create_admin(&self, admin: NewAdmin, actor: String, now: UnixTime) -> Result<i64> {
+        self.write(move |conn| create(conn, &admin, &actor, now))
+            .await
+    }
+
+    /// Enables or disables the administrator `id` on behalf of `acting_admin_id`. Disabling
+    /// ends the administrator's sessions, and is refused for one's own account and for the
+    /// last enabled administrator: the check and the change are one statement, so two
+    /// administrators disabling each other at once cannot both succeed.
+    pub async fn set_admin_enabled(
+        &self,
+        id: i64,
+        enabled: bool,
+        acting_admin_id: i64,
+        entry: super::AuditEntry,
+    ) -> Result<AdminChange> {
+        self.write(move |conn| {
+            let Some(admin) = by_id(conn, id)? else {
+                return Ok(AdminChange::NoSuchAdmin);
+            };
+            if admin.enabled == enabled {
+                return Ok(AdminChange::Unchanged);
+            }
+            if !enabled && id == acting_admin_id {
+                return Ok(AdminChange::OwnAccount);
+            }
+            let changed = if enabled {
+                conn.execute(
+                    "UPDATE admins SET enabled = 1 WHERE id = ?1 AND enabled = 0",
+                    params![id],
+                )?
+            } else {
+                conn.execute(
+                    "UPDATE admins SET enabled = 0 WHERE id = ?1 AND enabled = 1
+                       AND EXISTS (SELECT 1 FROM admins WHERE enabled = 1 AND id <> ?1)",
+                    params![id],
+                )?
+            };
+            if changed == 0 {
+                return Ok(AdminChange::LastActive);
+            }
+            if !enabled {
+                conn.execute("DELETE FROM sessions WHERE admin_id = ?1", params![id])?;
+            }
+            super::audit::insert(conn, &entry.detail(admin.login))?;
+            Ok(AdminChange::Done)
+        })
+        .await
+    }
+
+    /// Forgets the administrator's authenticator app (the next login links a new one) and
+    /// ends their sessions; false when there is no such administrator.
+    pub async fn reset_admin_2fa(&self, id: i64, entry: super::AuditEntry) -> Result<bool> {
+        self.write(move |conn| reset_2fa(conn, id, entry)).await
+    }
+
     pub async fn admin_count(&self) -> Result<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?))
             .await
@@ -123,21 +234,7 @@ impl Store {
         actor: String,
         now: UnixTime,
     ) -> Result<i64> {
-        self.write_blocking(move |conn| {
-            if by_login(conn, &admin.login)?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "an administrator named {} exists already",
-                    admin.login
-                )));
-            }
-            let id = insert(conn, &admin, now)?;
-            super::audit::insert(
-                conn,
-                &super::AuditEntry::new(now, actor, "admin.create", "ok")
-                    .detail(admin.login.clone()),
-            )?;
-            Ok(id)
-        })
+        self.write_blocking(move |conn| create(conn, &admin, &actor, now))
     }
 
     /// Sets a new password and ends every session of the administrator.
@@ -232,5 +329,60 @@ impl Store {
             Ok(changed == 1)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditEntry, DATABASE_FILE, StoreOptions};
+
+    #[tokio::test]
+    async fn the_last_enabled_administrator_cannot_be_disabled() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store =
+            Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default()).expect("store");
+        let admin = |login: &str| NewAdmin {
+            login: login.into(),
+            password_hash: "x".into(),
+            totp_secret: None,
+            totp_last_step: None,
+        };
+        let one = store
+            .create_admin(admin("one"), "test".into(), 1)
+            .await
+            .expect("one");
+        let two = store
+            .create_admin(admin("two"), "test".into(), 1)
+            .await
+            .expect("two");
+        let entry = || AuditEntry::new(1, "test", "admin.disable", "ok");
+        // Each disables the other "at once": the second change finds one enabled left.
+        let (first, second) = tokio::join!(
+            store.set_admin_enabled(two, false, one, entry()),
+            store.set_admin_enabled(one, false, two, entry()),
+        );
+        let outcomes = [first.expect("first"), second.expect("second")];
+        assert!(outcomes.contains(&AdminChange::Done), "{outcomes:?}");
+        assert!(outcomes.contains(&AdminChange::LastActive), "{outcomes:?}");
+        let enabled = store
+            .list_admins()
+            .await
+            .expect("list")
+            .iter()
+            .filter(|a| a.enabled)
+            .count();
+        assert_eq!(enabled, 1);
+        assert_eq!(
+            store
+                .set_admin_enabled(one, false, one, entry())
+                .await
+                .expect("own"),
+            if outcomes[0] == AdminChange::Done {
+                AdminChange::OwnAccount
+            } else {
+                AdminChange::Unchanged
+            }
+        );
     }
 }

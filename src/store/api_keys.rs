@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::{Result, Store, StoreError, UnixTime, optional};
+use super::{AuditEntry, Result, Store, StoreError, UnixTime, optional};
 use crate::domain::KeyScope;
 
 #[derive(Debug, Clone)]
@@ -120,5 +120,86 @@ impl Store {
             }
             Ok(changed == 1)
         })
+    }
+
+    /// The keys of a resource (by id), revoked ones included, oldest first.
+    pub async fn resource_api_keys(&self, resource_id: i64) -> Result<Vec<ApiKeyRecord>> {
+        self.read(move |conn| {
+            let keys = conn
+                .prepare_cached(&format!("{SELECT} WHERE k.resource_id = ?1 ORDER BY k.id"))?
+                .query_map(params![resource_id], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    /// Creates a key for the resource `resource_id`; None when there is no such resource.
+    pub async fn create_resource_api_key(
+        &self,
+        resource_id: i64,
+        name: String,
+        prefix: String,
+        key_hash: Vec<u8>,
+        entry: AuditEntry,
+        now: UnixTime,
+    ) -> Result<Option<i64>> {
+        self.write(move |conn| {
+            let exists = optional(conn.query_row(
+                "SELECT 1 FROM resources WHERE id = ?1",
+                params![resource_id],
+                |_| Ok(()),
+            ))?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            conn.execute(
+                "INSERT INTO api_keys (name, prefix, key_hash, scope, resource_id, created_at)
+                 VALUES (?1, ?2, ?3, 'resource', ?4, ?5)",
+                params![name, prefix, key_hash, resource_id, now],
+            )?;
+            let id = conn.last_insert_rowid();
+            super::audit::insert(
+                conn,
+                &AuditEntry {
+                    api_key_id: Some(id),
+                    resource_id: Some(resource_id),
+                    ..entry
+                }
+                .detail(name),
+            )?;
+            Ok(Some(id))
+        })
+        .await
+    }
+
+    /// Revokes the key `key_id` of the resource `resource_id`; false when the resource has no
+    /// such live key.
+    pub async fn revoke_resource_api_key(
+        &self,
+        resource_id: i64,
+        key_id: i64,
+        entry: AuditEntry,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE api_keys SET revoked_at = ?3
+                 WHERE id = ?1 AND resource_id = ?2 AND revoked_at IS NULL",
+                params![key_id, resource_id, now],
+            )?;
+            if changed == 1 {
+                super::audit::insert(
+                    conn,
+                    &AuditEntry {
+                        api_key_id: Some(key_id),
+                        resource_id: Some(resource_id),
+                        ..entry
+                    },
+                )?;
+            }
+            Ok(changed == 1)
+        })
+        .await
     }
 }

@@ -107,3 +107,192 @@ impl Store {
         .await
     }
 }
+
+/// What the audit log listing is narrowed to; every condition that is set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// From this time on (inclusive).
+    pub since: Option<UnixTime>,
+    /// Before this time (exclusive).
+    pub until: Option<UnixTime>,
+    /// The actor exactly as recorded (`admin:jane`, `apikey:3`, `system`).
+    pub actor: Option<String>,
+    /// A user by id.
+    pub user_id: Option<i64>,
+    /// A resource by id.
+    pub resource_id: Option<i64>,
+    /// An action (`resource.update`), or a family of actions (`resource`).
+    pub action: Option<String>,
+    pub result: Option<String>,
+    /// Only entries older than this id (the next page, newest first).
+    pub before_id: Option<i64>,
+}
+
+/// One line of the audit log as the panel lists it, with the names of what it refers to.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub entry: AuditEntry,
+    pub user_login: Option<String>,
+    pub resource_name: Option<String>,
+    pub token_serial: Option<String>,
+}
+
+fn filter_sql(filter: &AuditFilter) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut push = |condition: &str, value: Value| {
+        values.push(value);
+        conditions.push(condition.replace('?', &format!("?{}", values.len())));
+    };
+    if let Some(since) = filter.since {
+        push("a.at >= ?", Value::Integer(since));
+    }
+    if let Some(until) = filter.until {
+        push("a.at < ?", Value::Integer(until));
+    }
+    if let Some(actor) = &filter.actor {
+        push("a.actor = ?", Value::Text(actor.clone()));
+    }
+    if let Some(user_id) = filter.user_id {
+        push("a.user_id = ?", Value::Integer(user_id));
+    }
+    if let Some(resource_id) = filter.resource_id {
+        push("a.resource_id = ?", Value::Integer(resource_id));
+    }
+    if let Some(action) = &filter.action {
+        push(
+            "(a.action = ? OR substr(a.action, 1, length(?) + 1) = ? || '.')",
+            Value::Text(action.clone()),
+        );
+    }
+    if let Some(result) = &filter.result {
+        push("a.result = ?", Value::Text(result.clone()));
+    }
+    if let Some(before) = filter.before_id {
+        push("a.id < ?", Value::Integer(before));
+    }
+    let sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    (sql, values)
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.get(0)?,
+        entry: AuditEntry {
+            at: row.get(1)?,
+            actor: row.get(2)?,
+            action: row.get(3)?,
+            result: row.get(4)?,
+            reason: row.get(5)?,
+            client_ip: row.get(6)?,
+            end_user_ip: row.get(7)?,
+            resource_id: row.get(8)?,
+            user_id: row.get(9)?,
+            token_id: row.get(10)?,
+            api_key_id: row.get(11)?,
+            detail: row.get(12)?,
+        },
+        user_login: row.get(13)?,
+        resource_name: row.get(14)?,
+        token_serial: row.get(15)?,
+    })
+}
+
+/// The entries matching `filter`, newest first, at most `limit`.
+pub fn search(conn: &Connection, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditRecord>> {
+    let (conditions, mut values) = filter_sql(filter);
+    values.push(rusqlite::types::Value::Integer(limit));
+    let sql = format!(
+        "SELECT a.id, a.at, a.actor, a.action, a.result, a.reason, a.client_ip, a.end_user_ip,
+                a.resource_id, a.user_id, a.token_id, a.api_key_id, a.detail,
+                u.login, r.name, t.serial
+         FROM audit_log a
+         LEFT JOIN users u ON u.id = a.user_id
+         LEFT JOIN resources r ON r.id = a.resource_id
+         LEFT JOIN tokens t ON t.id = a.token_id
+         {conditions}
+         ORDER BY a.id DESC LIMIT ?{}",
+        values.len()
+    );
+    let records = conn
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(values.iter()), record_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(records)
+}
+
+impl Store {
+    /// The audit entries matching `filter`, newest first, at most `limit`.
+    pub async fn search_audit(&self, filter: AuditFilter, limit: i64) -> Result<Vec<AuditRecord>> {
+        self.read(move |conn| search(conn, &filter, limit)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DATABASE_FILE, StoreOptions};
+
+    fn entry(at: UnixTime, actor: &str, action: &str, result: &str) -> AuditEntry {
+        AuditEntry::new(at, actor, action, result)
+    }
+
+    #[test]
+    fn the_audit_filter_narrows_by_every_condition_and_pages_by_id() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store =
+            Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default()).expect("store");
+        for (at, actor, action, result) in [
+            (100, "admin:a", "resource.create", "ok"),
+            (200, "admin:b", "resource.update", "ok"),
+            (300, "apikey:1", "auth.authenticate", "rejected"),
+            (400, "admin:a", "resources.x", "ok"),
+        ] {
+            let e = entry(at, actor, action, result);
+            store
+                .write_blocking(move |conn| insert(conn, &e))
+                .expect("insert");
+        }
+        let find = |filter: AuditFilter| {
+            store
+                .read_blocking(move |conn| search(conn, &filter, 10))
+                .expect("search")
+                .into_iter()
+                .map(|r| r.entry.at)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(find(AuditFilter::default()), [400, 300, 200, 100]);
+        let family = AuditFilter {
+            action: Some("resource".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(
+            find(family),
+            [200, 100],
+            "a family is the prefix before a dot"
+        );
+        let actor = AuditFilter {
+            actor: Some("admin:a".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(find(actor), [400, 100]);
+        let window = AuditFilter {
+            since: Some(200),
+            until: Some(400),
+            result: Some("ok".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(find(window), [200]);
+        let older = AuditFilter {
+            before_id: Some(3),
+            ..AuditFilter::default()
+        };
+        assert_eq!(find(older), [200, 100]);
+    }
+}

@@ -29,12 +29,13 @@ mod settings;
 pub mod tokens;
 pub mod users;
 
-pub use admins::{Admin, NewAdmin};
+pub use admins::{Admin, AdminChange, NewAdmin};
 pub use api_keys::ApiKeyRecord;
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, AuditFilter, AuditRecord};
 pub use directory::*;
-pub use overview::Overview;
+pub use overview::{ChannelHealth, Dashboard, HourlyAuthentications, Overview, TokenCounts};
 pub use sessions::{NewSession, Session, SessionKind, SessionStage};
+pub use settings::{BadGeneralSetting, GeneralSettings};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;

@@ -1,13 +1,81 @@
 //! Managing resources and what is assigned to them, each change with its audit entry in the
 //! same transaction.
 
+use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
+
 use rusqlite::{Connection, params};
 
 use super::audit::{self, AuditEntry};
 use super::directory::{self, NewResource, RESOURCE_COLUMNS, Resource, User, resource_from_row};
 use super::users::{Listing, Page, UserFilter, like_pattern, list_users};
 use super::{Result, Store, UnixTime, optional};
-use crate::domain::TokenKind;
+use crate::domain::{Invalid, TokenKind};
+
+pub const MAX_RESOURCE_NAME: usize = 100;
+pub const MAX_DESCRIPTION: usize = 1000;
+/// Failed attempts before a token is locked.
+pub const FAIL_LIMITS: RangeInclusive<i64> = 3..=10;
+/// Seconds after which a locked token may unlock itself.
+pub const AUTO_UNLOCK: RangeInclusive<i64> = 60..=86_400;
+
+/// A resource name: trimmed, 1–100 characters without control characters, and not a number,
+/// since a number in a path is taken for an id. The API and the panel both apply it.
+pub fn parse_resource_name(text: &str) -> std::result::Result<String, Invalid> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_RESOURCE_NAME {
+        return Err(Invalid(format!(
+            "must have 1 to {MAX_RESOURCE_NAME} characters"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Invalid("may not contain control characters".into()));
+    }
+    if text.parse::<i64>().is_ok() {
+        return Err(Invalid(
+            "may not be a number (numbers are resource ids)".into(),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// A resource's description: at most 1000 characters, trimmed.
+pub fn parse_description(text: &str) -> std::result::Result<String, Invalid> {
+    if text.chars().count() > MAX_DESCRIPTION {
+        return Err(Invalid(format!(
+            "may have at most {MAX_DESCRIPTION} characters"
+        )));
+    }
+    Ok(text.trim().to_string())
+}
+
+pub fn check_fail_limit(value: i64) -> std::result::Result<i64, Invalid> {
+    if FAIL_LIMITS.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Invalid("must be from 3 to 10".into()))
+    }
+}
+
+pub fn check_auto_unlock(value: i64) -> std::result::Result<i64, Invalid> {
+    if AUTO_UNLOCK.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Invalid(
+            "must be from 60 to 86400 seconds, or null for unlocking by an administrator only"
+                .into(),
+        ))
+    }
+}
+
+/// A resource in a listing, with what is assigned to it and whether its portal is on.
+#[derive(Debug, Clone)]
+pub struct ResourceSummary {
+    pub resource: Resource,
+    pub users: i64,
+    pub tokens: i64,
+    pub self_service: bool,
+}
 
 /// A resource with how many users and tokens are assigned to it.
 #[derive(Debug, Clone)]
@@ -131,6 +199,35 @@ impl Store {
                      ORDER BY name LIMIT ?2 OFFSET ?3"
                 ))?
                 .query_map(params![pattern, page.limit, page.offset], resource_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((items, total))
+        })
+        .await
+    }
+
+    /// One page of resources ordered by name, each with its numbers of users and tokens and
+    /// whether its self-service portal is on, and how many resources there are in all.
+    pub async fn resource_summaries(&self, page: Page) -> Result<(Vec<ResourceSummary>, i64)> {
+        self.read(move |conn| {
+            let total: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM resources")?
+                .query_row([], |row| row.get(0))?;
+            let items = conn
+                .prepare_cached(&format!(
+                    "SELECT {RESOURCE_COLUMNS},
+                            (SELECT COUNT(*) FROM user_resources ur WHERE ur.resource_id = resources.id),
+                            (SELECT COUNT(*) FROM token_resources tr WHERE tr.resource_id = resources.id),
+                            COALESCE((SELECT enabled FROM self_service s WHERE s.resource_id = resources.id), 0)
+                     FROM resources ORDER BY name LIMIT ?1 OFFSET ?2"
+                ))?
+                .query_map(params![page.limit, page.offset], |row| {
+                    Ok(ResourceSummary {
+                        resource: resource_from_row(row)?,
+                        users: row.get(8)?,
+                        tokens: row.get(9)?,
+                        self_service: row.get(10)?,
+                    })
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((items, total))
         })
@@ -448,5 +545,431 @@ impl Store {
             Ok(Assignment::Changed)
         })
         .await
+    }
+}
+
+/// The two groups of Allowed Actions on a self-service portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionGroup {
+    Token,
+    User,
+}
+
+impl ActionGroup {
+    pub const ALL: [ActionGroup; 2] = [ActionGroup::Token, ActionGroup::User];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ActionGroup::Token => "Token",
+            ActionGroup::User => "User",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionGroup::Token => "token",
+            ActionGroup::User => "user",
+        }
+    }
+
+    /// The actions of this group, in the order the portal settings show them.
+    pub fn actions(self) -> impl Iterator<Item = PortalAction> {
+        PortalAction::ALL
+            .into_iter()
+            .filter(move |action| action.group() == self)
+    }
+}
+
+/// What a user may do on a resource's self-service portal. All are off until an administrator
+/// allows them; the portal checks each again on the server for every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PortalAction {
+    /// Enrol a new token ("Assign New"), of the kinds Token Enrollment allows.
+    EnrollToken,
+    /// Claim an unassigned hardware token by serial and a current code.
+    AssignExistingToken,
+    UnassignToken,
+    /// A new secret or a new activation for a token.
+    ReissueToken,
+    /// Resynchronise with two consecutive codes.
+    TokenSynchronization,
+    EnableDisableToken,
+    RenameToken,
+    SetPin,
+    RemovePin,
+    /// Set a password when the user has none.
+    SetPassword,
+    ChangePassword,
+    ChangeEmail,
+    ChangePhone,
+    ChangeName,
+}
+
+impl PortalAction {
+    pub const ALL: [PortalAction; 14] = [
+        PortalAction::EnrollToken,
+        PortalAction::AssignExistingToken,
+        PortalAction::UnassignToken,
+        PortalAction::ReissueToken,
+        PortalAction::TokenSynchronization,
+        PortalAction::EnableDisableToken,
+        PortalAction::RenameToken,
+        PortalAction::SetPin,
+        PortalAction::RemovePin,
+        PortalAction::SetPassword,
+        PortalAction::ChangePassword,
+        PortalAction::ChangeEmail,
+        PortalAction::ChangePhone,
+        PortalAction::ChangeName,
+    ];
+
+    /// The stable name stored in the database and used in forms.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortalAction::EnrollToken => "enroll_token",
+            PortalAction::AssignExistingToken => "assign_existing_token",
+            PortalAction::UnassignToken => "unassign_token",
+            PortalAction::ReissueToken => "reissue_token",
+            PortalAction::TokenSynchronization => "token_synchronization",
+            PortalAction::EnableDisableToken => "enable_disable_token",
+            PortalAction::RenameToken => "rename_token",
+            PortalAction::SetPin => "set_pin",
+            PortalAction::RemovePin => "remove_pin",
+            PortalAction::SetPassword => "set_password",
+            PortalAction::ChangePassword => "change_password",
+            PortalAction::ChangeEmail => "change_email",
+            PortalAction::ChangePhone => "change_phone",
+            PortalAction::ChangeName => "change_name",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PortalAction> {
+        PortalAction::ALL
+            .into_iter()
+            .find(|action| action.as_str() == text)
+    }
+
+    /// The action's name as administrators read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            PortalAction::EnrollToken => "Enroll Token",
+            PortalAction::AssignExistingToken => "Assign Existing Token",
+            PortalAction::UnassignToken => "Unassign Token",
+            PortalAction::ReissueToken => "Reissue Token",
+            PortalAction::TokenSynchronization => "Token Synchronization",
+            PortalAction::EnableDisableToken => "Enable/Disable Token",
+            PortalAction::RenameToken => "Rename Token",
+            PortalAction::SetPin => "Set PIN",
+            PortalAction::RemovePin => "Remove PIN",
+            PortalAction::SetPassword => "Set Password",
+            PortalAction::ChangePassword => "Change Password",
+            PortalAction::ChangeEmail => "Change Email",
+            PortalAction::ChangePhone => "Change Phone",
+            PortalAction::ChangeName => "Change Name",
+        }
+    }
+
+    pub fn group(self) -> ActionGroup {
+        match self {
+            PortalAction::SetPassword
+            | PortalAction::ChangePassword
+            | PortalAction::ChangeEmail
+            | PortalAction::ChangePhone
+            | PortalAction::ChangeName => ActionGroup::User,
+            _ => ActionGroup::Token,
+        }
+    }
+}
+
+/// A resource's Self-Service settings, as the portal reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SelfService {
+    pub enabled: bool,
+    /// The Self-Service Page Address: the portal is at `<base URL>/portal/<address>`.
+    pub address: Option<String>,
+    pub allowed_actions: BTreeSet<PortalAction>,
+    /// The token kinds users may enrol, in the order of `TokenKind::ALL`.
+    pub enrollment_kinds: Vec<TokenKind>,
+}
+
+impl SelfService {
+    pub fn allows(&self, action: PortalAction) -> bool {
+        self.allowed_actions.contains(&action)
+    }
+
+    pub fn allows_kind(&self, kind: TokenKind) -> bool {
+        self.enrollment_kinds.contains(&kind)
+    }
+
+    /// What differs from `before`, one line per setting, in words for the flash message and
+    /// the audit log.
+    pub fn changes_from(&self, before: &SelfService) -> Vec<String> {
+        let mut changes = Vec::new();
+        if self.enabled != before.enabled {
+            changes.push(format!(
+                "Self-service {}",
+                if self.enabled { "enabled" } else { "disabled" }
+            ));
+        }
+        if self.address != before.address {
+            changes.push(format!(
+                "address {} → {}",
+                before.address.as_deref().unwrap_or("(none)"),
+                self.address.as_deref().unwrap_or("(none)")
+            ));
+        }
+        let allowed: Vec<&str> = self
+            .allowed_actions
+            .difference(&before.allowed_actions)
+            .map(|a| a.label())
+            .collect();
+        if !allowed.is_empty() {
+            changes.push(format!("allowed {}", allowed.join(", ")));
+        }
+        let denied: Vec<&str> = before
+            .allowed_actions
+            .difference(&self.allowed_actions)
+            .map(|a| a.label())
+            .collect();
+        if !denied.is_empty() {
+            changes.push(format!("no longer allowed {}", denied.join(", ")));
+        }
+        let kinds_added: Vec<&str> = self
+            .enrollment_kinds
+            .iter()
+            .filter(|k| !before.enrollment_kinds.contains(k))
+            .map(|k| k.as_str())
+            .collect();
+        if !kinds_added.is_empty() {
+            changes.push(format!("enrolment of {} allowed", kinds_added.join(", ")));
+        }
+        let kinds_removed: Vec<&str> = before
+            .enrollment_kinds
+            .iter()
+            .filter(|k| !self.enrollment_kinds.contains(k))
+            .map(|k| k.as_str())
+            .collect();
+        if !kinds_removed.is_empty() {
+            changes.push(format!(
+                "enrolment of {} no longer allowed",
+                kinds_removed.join(", ")
+            ));
+        }
+        changes
+    }
+}
+
+/// A Self-Service Page Address: 2–63 lowercase letters, digits and hyphens, starting and
+/// ending with a letter or digit, so that it can stand in a URL as it is.
+pub fn parse_portal_address(text: &str) -> std::result::Result<String, Invalid> {
+    let address = text.trim().to_ascii_lowercase();
+    let valid = (2..=63).contains(&address.len())
+        && address
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !address.starts_with('-')
+        && !address.ends_with('-');
+    if valid {
+        Ok(address)
+    } else {
+        Err(Invalid(
+            "use 2 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit"
+                .into(),
+        ))
+    }
+}
+
+/// What saving Self-Service settings did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelfServiceSaved {
+    /// Saved; the changes in words (empty when nothing changed).
+    Saved(Vec<String>),
+    NoSuchResource,
+    /// Another resource's portal has this address.
+    AddressTaken,
+}
+
+fn self_service_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SelfService> {
+    let actions: String = row.get(2)?;
+    let kinds: String = row.get(3)?;
+    Ok(SelfService {
+        enabled: row.get(0)?,
+        address: row.get(1)?,
+        allowed_actions: actions.split(',').filter_map(PortalAction::parse).collect(),
+        enrollment_kinds: TokenKind::ALL
+            .into_iter()
+            .filter(|kind| kinds.split(',').any(|k| k == kind.as_str()))
+            .collect(),
+    })
+}
+
+fn load_self_service(conn: &Connection, resource_id: i64) -> Result<SelfService> {
+    Ok(optional(
+        conn.prepare_cached(
+            "SELECT enabled, address, allowed_actions, enrollment_kinds
+             FROM self_service WHERE resource_id = ?1",
+        )?
+        .query_row(params![resource_id], self_service_from_row),
+    )?
+    .unwrap_or_default())
+}
+
+impl Store {
+    /// The Self-Service settings of a resource (by id); all off when none were saved.
+    pub async fn self_service(&self, resource_id: i64) -> Result<SelfService> {
+        self.read(move |conn| load_self_service(conn, resource_id))
+            .await
+    }
+
+    /// The resource whose portal has the address `address` (any case), with its settings.
+    pub async fn self_service_by_address(
+        &self,
+        address: String,
+    ) -> Result<Option<(Resource, SelfService)>> {
+        self.read(move |conn| {
+            let id: Option<i64> = optional(
+                conn.prepare_cached("SELECT resource_id FROM self_service WHERE address = ?1")?
+                    .query_row(params![address], |row| row.get(0)),
+            )?;
+            let Some(id) = id else { return Ok(None) };
+            Ok(Some((
+                resource_by_id(conn, id)?,
+                load_self_service(conn, id)?,
+            )))
+        })
+        .await
+    }
+
+    /// Replaces a resource's Self-Service settings and records what changed, comparing with
+    /// what is stored in the same transaction. An unchanged save writes nothing.
+    pub async fn save_self_service(
+        &self,
+        resource_id: i64,
+        settings: SelfService,
+        audit: AuditEntry,
+        now: UnixTime,
+    ) -> Result<SelfServiceSaved> {
+        self.write(move |conn| {
+            let Some(resource) = optional(
+                conn.prepare_cached(&format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = ?1"
+                ))?
+                .query_row(params![resource_id], resource_from_row),
+            )?
+            else {
+                return Ok(SelfServiceSaved::NoSuchResource);
+            };
+            let before = load_self_service(conn, resource_id)?;
+            let changes = settings.changes_from(&before);
+            if changes.is_empty() {
+                return Ok(SelfServiceSaved::Saved(changes));
+            }
+            if let Some(address) = &settings.address {
+                let holder: Option<i64> = optional(
+                    conn.prepare_cached(
+                        "SELECT resource_id FROM self_service WHERE address = ?1 AND resource_id <> ?2",
+                    )?
+                    .query_row(params![address, resource_id], |row| row.get(0)),
+                )?;
+                if holder.is_some() {
+                    return Ok(SelfServiceSaved::AddressTaken);
+                }
+            }
+            let actions: Vec<&str> = settings
+                .allowed_actions
+                .iter()
+                .map(|a| a.as_str())
+                .collect();
+            let kinds: Vec<&str> = settings
+                .enrollment_kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            conn.prepare_cached(
+                "INSERT INTO self_service (resource_id, enabled, address, allowed_actions, enrollment_kinds, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (resource_id) DO UPDATE SET enabled = excluded.enabled,
+                     address = excluded.address, allowed_actions = excluded.allowed_actions,
+                     enrollment_kinds = excluded.enrollment_kinds, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                resource_id,
+                settings.enabled,
+                settings.address,
+                actions.join(","),
+                kinds.join(","),
+                now
+            ])?;
+            audit::insert(
+                conn,
+                &AuditEntry {
+                    resource_id: Some(resource.id),
+                    ..audit
+                }
+                .detail(format!("{}: {}", resource.name, changes.join("; "))),
+            )?;
+            Ok(SelfServiceSaved::Saved(changes))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod self_service_tests {
+    use super::*;
+
+    #[test]
+    fn a_portal_address_is_a_lowercase_slug() {
+        assert_eq!(
+            parse_portal_address(" Sales-VPN ").as_deref(),
+            Ok("sales-vpn")
+        );
+        for bad in [
+            "",
+            "a",
+            "-vpn",
+            "vpn-",
+            "vpn portal",
+            "vpn/x",
+            "vpn_x",
+            "ünï",
+        ] {
+            assert!(parse_portal_address(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_action_has_a_stable_name_that_parses_back() {
+        for action in PortalAction::ALL {
+            assert_eq!(PortalAction::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(ActionGroup::Token.actions().count(), 9);
+        assert_eq!(ActionGroup::User.actions().count(), 5);
+    }
+
+    #[test]
+    fn the_changes_name_what_was_turned_on_and_off() {
+        let before = SelfService {
+            allowed_actions: [PortalAction::RenameToken].into(),
+            ..SelfService::default()
+        };
+        let after = SelfService {
+            enabled: true,
+            address: Some("vpn".into()),
+            allowed_actions: [PortalAction::EnrollToken].into(),
+            enrollment_kinds: vec![TokenKind::Mail],
+        };
+        let changes = after.changes_from(&before);
+        assert_eq!(
+            changes,
+            [
+                "Self-service enabled",
+                "address (none) → vpn",
+                "allowed Enroll Token",
+                "no longer allowed Rename Token",
+                "enrolment of MAIL allowed",
+            ]
+        );
+        assert!(after.changes_from(&after).is_empty());
     }
 }

@@ -1,14 +1,13 @@
 //! First-start setup, administrator login with password and authenticator app, enrolment of a
-//! new authenticator app, logout, and the landing page of the admin panel.
+//! new authenticator app and logout.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::panel::format_time;
-use super::session::{self, ADMIN_COOKIE, LoggedIn};
-use super::views::{self, PanelFrame};
+use super::session::{self, ADMIN_COOKIE};
+use super::views;
 use super::{AppState, PageError};
 use crate::crypto::{self, Purpose};
 use crate::otp;
@@ -670,46 +669,4 @@ pub async fn logout(
         .add_cookie(&session::removal_cookie(&state, ADMIN_COOKIE))
         .map_err(|e| PageError::Internal(e.into()))?;
     Ok(response)
-}
-
-pub async fn show_dashboard(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-) -> Result<HttpResponse, PageError> {
-    let LoggedIn { admin, csrf, .. } = session::require_admin(&state, &request).await?;
-    let counts = state.store.overview().await?;
-    let recent = state.store.recent_audit(15).await?;
-    let body = html! {
-        section.tiles aria-label="Overview" {
-            @for (label, figure) in [("Users", counts.users), ("Tokens", counts.tokens), ("Resources", counts.resources), ("Administrators", counts.admins)] {
-                div.tile { div.figure { (figure) } div.label { (label) } }
-            }
-        }
-        h2 { "Recent activity" }
-        @if recent.is_empty() {
-            p.empty { "Nothing has happened yet." }
-        } @else {
-            table {
-                thead { tr { th { "When (UTC)" } th { "Who" } th { "What" } th { "Result" } th { "From" } } }
-                tbody {
-                    @for entry in &recent {
-                        tr {
-                            td { (format_time(entry.at)) }
-                            td { (entry.actor) }
-                            td { (entry.action) @if let Some(reason) = &entry.reason { " (" (reason) ")" } }
-                            td class=(if entry.result == "ok" { "result-ok" } else { "result-fail" }) { (entry.result) }
-                            td { (entry.client_ip.as_deref().unwrap_or("")) }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let frame = PanelFrame {
-        title: "Dashboard",
-        active: "Dashboard",
-        admin_login: &admin.login,
-        csrf: &csrf,
-    };
-    Ok(html_page(views::panel_page(&frame, body)))
 }

@@ -64,6 +64,8 @@ pub struct AppState {
     pub delivery: crate::delivery::Wakeup,
     /// The Telegram bot's listener: its status, and a restart after its settings changed.
     pub telegram: std::sync::Arc<crate::delivery::bot::Telegram>,
+    /// The certificate the server presents (None when TLS is off), replaceable in the panel.
+    pub tls: Option<std::sync::Arc<crate::tls::LiveCertificate>>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -76,8 +78,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(admin::submit_setup))
         .route("/setup/totp", web::get().to(admin::show_setup_totp))
         .route("/setup/totp", web::post().to(admin::submit_setup_totp))
-        .route("/admin", web::get().to(admin::show_dashboard))
-        .route("/admin/", web::get().to(admin::show_dashboard))
+        .route("/admin", web::get().to(panel::dashboard::show_dashboard))
+        .route("/admin/", web::get().to(panel::dashboard::show_dashboard))
         .route("/admin/login", web::get().to(admin::show_login))
         .route("/admin/login", web::post().to(admin::submit_login))
         .route("/admin/enrol", web::get().to(admin::show_enrol))

@@ -10,7 +10,7 @@ mod error;
 mod json;
 mod query;
 mod resources;
-mod settings;
+pub(crate) mod settings;
 pub mod tokens;
 mod users;
 

@@ -10,7 +10,7 @@ use super::query::QueryParams;
 use super::users::{UserList, present};
 use super::{ApiCaller, ApiError, ApiJson};
 use crate::domain::TokenKind;
-use crate::store::resources::{Assignment, ResourceChanges, ResourceDetail, ResourceToken};
+use crate::store::resources::{self, Assignment, ResourceChanges, ResourceDetail, ResourceToken};
 use crate::store::users::Listing;
 use crate::store::{NewResource, Resource};
 use crate::web::{AppState, now};
@@ -160,63 +160,21 @@ pub struct AssignToken {
     token: IdOrName,
 }
 
-const MAX_RESOURCE_NAME: usize = 100;
-const MAX_DESCRIPTION: usize = 1000;
-const FAIL_LIMITS: std::ops::RangeInclusive<i64> = 3..=10;
-const AUTO_UNLOCK: std::ops::RangeInclusive<i64> = 60..=86_400;
-
-/// A resource name: trimmed, 1–100 characters without control characters, and not a number,
-/// since a number in a path is taken for an id.
+// The rules live in the store so that the panel applies the same ones.
 fn parse_resource_name(text: &str) -> Result<String, ApiError> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_RESOURCE_NAME {
-        return Err(ApiError::field(
-            "name",
-            format!("must have 1 to {MAX_RESOURCE_NAME} characters"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            "name",
-            "may not contain control characters",
-        ));
-    }
-    if text.parse::<i64>().is_ok() {
-        return Err(ApiError::field(
-            "name",
-            "may not be a number (numbers are resource ids)",
-        ));
-    }
-    Ok(text.to_string())
+    resources::parse_resource_name(text).map_err(|e| ApiError::field("name", e.0))
 }
 
 fn parse_description(text: &str) -> Result<String, ApiError> {
-    if text.chars().count() > MAX_DESCRIPTION {
-        return Err(ApiError::field(
-            "description",
-            format!("may have at most {MAX_DESCRIPTION} characters"),
-        ));
-    }
-    Ok(text.trim().to_string())
+    resources::parse_description(text).map_err(|e| ApiError::field("description", e.0))
 }
 
 fn check_fail_limit(value: i64) -> Result<i64, ApiError> {
-    if FAIL_LIMITS.contains(&value) {
-        Ok(value)
-    } else {
-        Err(ApiError::field("fail_limit", "must be from 3 to 10"))
-    }
+    resources::check_fail_limit(value).map_err(|e| ApiError::field("fail_limit", e.0))
 }
 
 fn check_auto_unlock(value: i64) -> Result<i64, ApiError> {
-    if AUTO_UNLOCK.contains(&value) {
-        Ok(value)
-    } else {
-        Err(ApiError::field(
-            "auto_unlock_seconds",
-            "must be from 60 to 86400 seconds, or null for unlocking by an administrator only",
-        ))
-    }
+    resources::check_auto_unlock(value).map_err(|e| ApiError::field("auto_unlock_seconds", e.0))
 }
 
 /// Turns a violated uniqueness into a 409 naming the resource.

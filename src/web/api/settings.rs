@@ -137,7 +137,7 @@ fn bad_setting(error: BadSetting) -> ApiError {
     ApiError::field(error.field, error.message)
 }
 
-fn default_mail() -> MailSettings {
+pub(crate) fn default_mail() -> MailSettings {
     MailSettings {
         host: String::new(),
         port: 587,
@@ -150,7 +150,7 @@ fn default_mail() -> MailSettings {
     }
 }
 
-fn default_sms() -> SmsSettings {
+pub(crate) fn default_sms() -> SmsSettings {
     SmsSettings {
         method: Method::Post,
         url: String::new(),
@@ -166,7 +166,7 @@ fn default_sms() -> SmsSettings {
     }
 }
 
-fn stored<T: serde::de::DeserializeOwned>(settings: &ChannelSettings) -> Option<T> {
+pub(crate) fn stored<T: serde::de::DeserializeOwned>(settings: &ChannelSettings) -> Option<T> {
     settings
         .plain
         .as_deref()
@@ -212,18 +212,43 @@ fn sms_view(settings: &ChannelSettings) -> SmsSettingsView {
     }
 }
 
+/// Why settings could not be saved or a test not sent.
+pub(crate) enum SettingsError {
+    /// A setting is not acceptable; nothing was stored.
+    Bad(BadSetting),
+    Failed(anyhow::Error),
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(error: SettingsError) -> Self {
+        match error {
+            SettingsError::Bad(bad) => bad_setting(bad),
+            SettingsError::Failed(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for SettingsError {
+    fn from(error: E) -> Self {
+        SettingsError::Failed(error.into())
+    }
+}
+
 /// A secret as given: left out keeps, empty removes, anything else is sealed and stored.
 fn secret_change(
     state: &AppState,
-    name: &str,
+    name: &'static str,
     value: Option<String>,
-) -> Result<Vec<(String, SecretChange)>, ApiError> {
+) -> Result<Vec<(String, SecretChange)>, SettingsError> {
     Ok(match value {
         None => Vec::new(),
         Some(value) if value.is_empty() => vec![(name.to_string(), SecretChange::Clear)],
         Some(value) => {
             if value.chars().any(|c| c == '\r' || c == '\n') {
-                return Err(ApiError::field(name, "must be one line"));
+                return Err(SettingsError::Bad(BadSetting {
+                    field: name,
+                    message: "must be one line".into(),
+                }));
             }
             vec![(
                 name.to_string(),
@@ -231,6 +256,118 @@ fn secret_change(
             )]
         }
     })
+}
+
+/// The usual port of an SMTP connection protected this way.
+pub(crate) fn default_mail_port(security: Security) -> u16 {
+    match security {
+        Security::None => 25,
+        Security::Starttls => 587,
+        Security::Tls => 465,
+    }
+}
+
+/// Checks and stores the MAIL channel's settings with the password change (None keeps the
+/// stored one, an empty one removes it), and the audit line `entry` with what changed. The
+/// API and the admin panel both save through here.
+pub(crate) async fn save_mail(
+    state: &AppState,
+    settings: MailSettings,
+    password: Option<String>,
+    entry: AuditEntry,
+) -> Result<(), SettingsError> {
+    settings.validate().map_err(SettingsError::Bad)?;
+    let secrets = secret_change(state, mail::PASSWORD, password)?;
+    let plain = serde_json::to_string(&settings)?;
+    let entry = AuditEntry {
+        detail: Some(format!(
+            "host={} port={}{}",
+            settings.host,
+            settings.port,
+            if secrets.is_empty() {
+                ""
+            } else {
+                "; password changed"
+            }
+        )),
+        ..entry
+    };
+    state
+        .store
+        .save_channel_settings(mail::CHANNEL, plain, secrets, crate::web::now(), entry)
+        .await?;
+    Ok(())
+}
+
+/// Checks and stores the SMS gateway's settings with the secret change (None keeps the stored
+/// one, an empty one removes it), and the audit line `entry`.
+pub(crate) async fn save_sms(
+    state: &AppState,
+    settings: SmsSettings,
+    secret: Option<String>,
+    entry: AuditEntry,
+) -> Result<(), SettingsError> {
+    let current = state.store.channel_settings(sms::CHANNEL).await?;
+    let secret_set = match &secret {
+        Some(secret) => !secret.is_empty(),
+        None => current.secrets.contains_key(sms::SECRET),
+    };
+    settings.validate(secret_set).map_err(SettingsError::Bad)?;
+    let secrets = secret_change(state, sms::SECRET, secret)?;
+    let plain = serde_json::to_string(&settings)?;
+    let host = reqwest::Url::parse(&settings.render("+1", "x").url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let entry = AuditEntry {
+        detail: Some(format!(
+            "gateway={host}{}",
+            if secrets.is_empty() {
+                ""
+            } else {
+                "; secret changed"
+            }
+        )),
+        ..entry
+    };
+    state
+        .store
+        .save_channel_settings(sms::CHANNEL, plain, secrets, crate::web::now(), entry)
+        .await?;
+    Ok(())
+}
+
+/// Sends a test message through `channel` (mail or sms) to `to`, an email address or a phone
+/// number, and records it with `entry` (its result becomes ok or failed).
+pub(crate) async fn send_test_message(
+    state: &AppState,
+    channel: &'static str,
+    to: &str,
+    entry: AuditEntry,
+) -> Result<Result<delivery::Accepted, SendError>, SettingsError> {
+    let recipient = if channel == sms::CHANNEL {
+        Phone::parse(to)
+            .map(|phone| phone.as_str().to_string())
+            .map_err(|e| e.0)
+    } else {
+        Email::parse(to).map(Email::into_string).map_err(|e| e.0)
+    }
+    .map_err(|message| {
+        SettingsError::Bad(BadSetting {
+            field: "to",
+            message,
+        })
+    })?;
+    let result = delivery::send_test(&state.store, &state.keys, channel, recipient).await;
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    state
+        .store
+        .audit(AuditEntry {
+            result: outcome.into(),
+            ..entry
+        })
+        .await?;
+    Ok(result)
 }
 
 fn optional_text(value: Option<String>) -> Option<String> {
@@ -294,11 +431,7 @@ pub async fn put_mail(
     let body = body.0;
     let settings = MailSettings {
         host: body.host.trim().to_string(),
-        port: body.port.unwrap_or(match body.security {
-            Security::None => 25,
-            Security::Starttls => 587,
-            Security::Tls => 465,
-        }),
+        port: body.port.unwrap_or(default_mail_port(body.security)),
         security: body.security,
         username: optional_text(body.username),
         from_address: body.from_address.trim().to_string(),
@@ -309,26 +442,13 @@ pub async fn put_mail(
         timeout_seconds: body.timeout_seconds.unwrap_or(10),
         tls_ca_file: optional_text(body.tls_ca_file),
     };
-    settings.validate().map_err(bad_setting)?;
-    let secrets = secret_change(&state, mail::PASSWORD, body.password)?;
-    let plain = serde_json::to_string(&settings).map_err(anyhow::Error::from)?;
-    let entry = AuditEntry {
-        detail: Some(format!(
-            "host={} port={}{}",
-            settings.host,
-            settings.port,
-            if secrets.is_empty() {
-                ""
-            } else {
-                "; password changed"
-            }
-        )),
-        ..caller.audit(crate::web::now(), "settings.mail.update", "ok")
-    };
-    state
-        .store
-        .save_channel_settings(mail::CHANNEL, plain, secrets, crate::web::now(), entry)
-        .await?;
+    save_mail(
+        &state,
+        settings,
+        body.password,
+        caller.audit(crate::web::now(), "settings.mail.update", "ok"),
+    )
+    .await?;
     let stored = state.store.channel_settings(mail::CHANNEL).await?;
     Ok(HttpResponse::Ok().json(mail_view(&stored)))
 }
@@ -351,14 +471,13 @@ pub async fn test_mail(
     body: ApiJson<TestRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    let to = Email::parse(&body.0.to).map_err(|e| ApiError::field("to", e.0))?;
-    let result =
-        delivery::send_test(&state.store, &state.keys, mail::CHANNEL, to.into_string()).await;
-    let outcome = if result.is_ok() { "ok" } else { "failed" };
-    state
-        .store
-        .audit(caller.audit(crate::web::now(), "settings.mail.test", outcome))
-        .await?;
+    let result = send_test_message(
+        &state,
+        mail::CHANNEL,
+        &body.0.to,
+        caller.audit(crate::web::now(), "settings.mail.test", "ok"),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))
 }
 
@@ -416,33 +535,13 @@ pub async fn put_sms(
         timeout_seconds: body.timeout_seconds.unwrap_or(10),
         tls_ca_file: optional_text(body.tls_ca_file),
     };
-    let current = state.store.channel_settings(sms::CHANNEL).await?;
-    let secret_set = match &body.secret {
-        Some(secret) => !secret.is_empty(),
-        None => current.secrets.contains_key(sms::SECRET),
-    };
-    settings.validate(secret_set).map_err(bad_setting)?;
-    let secrets = secret_change(&state, sms::SECRET, body.secret)?;
-    let plain = serde_json::to_string(&settings).map_err(anyhow::Error::from)?;
-    let host = reqwest::Url::parse(&settings.render("+1", "x").url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
-    let entry = AuditEntry {
-        detail: Some(format!(
-            "gateway={host}{}",
-            if secrets.is_empty() {
-                ""
-            } else {
-                "; secret changed"
-            }
-        )),
-        ..caller.audit(crate::web::now(), "settings.sms.update", "ok")
-    };
-    state
-        .store
-        .save_channel_settings(sms::CHANNEL, plain, secrets, crate::web::now(), entry)
-        .await?;
+    save_sms(
+        &state,
+        settings,
+        body.secret,
+        caller.audit(crate::web::now(), "settings.sms.update", "ok"),
+    )
+    .await?;
     let stored = state.store.channel_settings(sms::CHANNEL).await?;
     Ok(HttpResponse::Ok().json(sms_view(&stored)))
 }
@@ -465,18 +564,12 @@ pub async fn test_sms(
     body: ApiJson<TestRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    let to = Phone::parse(&body.0.to).map_err(|e| ApiError::field("to", e.0))?;
-    let result = delivery::send_test(
-        &state.store,
-        &state.keys,
+    let result = send_test_message(
+        &state,
         sms::CHANNEL,
-        to.as_str().to_string(),
+        &body.0.to,
+        caller.audit(crate::web::now(), "settings.sms.test", "ok"),
     )
-    .await;
-    let outcome = if result.is_ok() { "ok" } else { "failed" };
-    state
-        .store
-        .audit(caller.audit(crate::web::now(), "settings.sms.test", outcome))
-        .await?;
+    .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))
 }

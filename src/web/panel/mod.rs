@@ -8,6 +8,7 @@
 
 mod admins;
 mod audit;
+pub mod dashboard;
 mod resources;
 mod settings;
 mod tokens;

@@ -1,5 +1,868 @@
-//! The admin panel's settings pages.
+//! The admin panel's Settings page: general settings, the MAIL channel (SMTP) and the SMS
+//! gateway with a test send each, the Telegram bot, and the HTTPS certificate.
+//!
+//! Secrets (the SMTP password, the gateway's secret, the certificate's private key) are
+//! write-only: the page says whether one is set and never shows it, not even after a form
+//! error. The channels are saved through the same functions as the JSON API, so both apply
+//! the same rules.
 
-use actix_web::web;
+use std::collections::BTreeMap;
 
-pub fn routes(_config: &mut web::ServiceConfig) {}
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::resources::{FieldErrors, with_status};
+use super::{Page, format_time, redirect_with_flash};
+use crate::delivery::mail::{self, BadSetting, MailSettings, Security};
+use crate::delivery::sms::{self, AuthKind, BodyFormat, Method, SmsSettings};
+use crate::store::GeneralSettings;
+use crate::tls::CertificateSource;
+use crate::web::api::settings::{
+    SettingsError, default_mail, default_mail_port, default_sms, save_mail, save_sms,
+    send_test_message, stored,
+};
+use crate::web::{AppState, PageError, now};
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/admin/settings", web::get().to(show_settings))
+        .route("/admin/settings/general", web::post().to(save_general))
+        .route("/admin/settings/mail", web::post().to(save_mail_settings))
+        .route("/admin/settings/mail/test", web::post().to(test_mail))
+        .route("/admin/settings/sms", web::post().to(save_sms_settings))
+        .route("/admin/settings/sms/test", web::post().to(test_sms))
+        .route("/admin/settings/tls", web::post().to(upload_certificate));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The forms as typed.
+
+#[derive(Deserialize, Clone, Default)]
+pub struct GeneralForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    public_url: String,
+    #[serde(default)]
+    default_otp_length: String,
+    #[serde(default)]
+    challenge_validity_seconds: String,
+}
+
+#[derive(Deserialize, Clone, Default)]
+pub struct MailForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    port: String,
+    #[serde(default)]
+    security: String,
+    #[serde(default)]
+    username: String,
+    /// Write-only: empty keeps the stored password.
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    clear_password: Option<String>,
+    #[serde(default)]
+    from_address: String,
+    #[serde(default)]
+    from_name: String,
+    #[serde(default)]
+    timeout_seconds: String,
+    #[serde(default)]
+    tls_ca_file: String,
+}
+
+#[derive(Deserialize, Clone, Default)]
+pub struct SmsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    url: String,
+    /// One `Name: value` per line.
+    #[serde(default)]
+    headers: String,
+    #[serde(default)]
+    body_format: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    auth: String,
+    #[serde(default)]
+    username: String,
+    /// Write-only: empty keeps the stored secret.
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    clear_secret: Option<String>,
+    #[serde(default)]
+    success_status: String,
+    #[serde(default)]
+    success_body: String,
+    #[serde(default)]
+    timeout_seconds: String,
+    #[serde(default)]
+    tls_ca_file: String,
+}
+
+#[derive(Deserialize, Clone, Default)]
+pub struct TestForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+}
+
+#[derive(Deserialize, Clone, Default)]
+pub struct TlsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    certificate: String,
+    /// Write-only: never shown again.
+    #[serde(default)]
+    private_key: String,
+}
+
+/// The outcome of a test send, shown under its button.
+struct TestOutcome {
+    to: String,
+    result: Result<String, String>,
+}
+
+/// Everything the page shows: the forms (as stored, or as typed when one had errors), the
+/// errors of each, and a test result.
+#[derive(Default)]
+struct SettingsView {
+    general: GeneralForm,
+    general_errors: FieldErrors,
+    mail: MailForm,
+    mail_password_set: bool,
+    mail_errors: FieldErrors,
+    mail_test: Option<TestOutcome>,
+    mail_test_to: String,
+    sms: SmsForm,
+    sms_secret_set: bool,
+    sms_errors: FieldErrors,
+    sms_test: Option<TestOutcome>,
+    sms_test_to: String,
+    tls_certificate: String,
+    tls_errors: FieldErrors,
+}
+
+fn security_name(security: Security) -> &'static str {
+    match security {
+        Security::None => "none",
+        Security::Starttls => "starttls",
+        Security::Tls => "tls",
+    }
+}
+
+fn mail_form(settings: &MailSettings) -> MailForm {
+    MailForm {
+        host: settings.host.clone(),
+        port: settings.port.to_string(),
+        security: security_name(settings.security).into(),
+        username: settings.username.clone().unwrap_or_default(),
+        from_address: settings.from_address.clone(),
+        from_name: settings.from_name.clone(),
+        timeout_seconds: settings.timeout_seconds.to_string(),
+        tls_ca_file: settings.tls_ca_file.clone().unwrap_or_default(),
+        ..MailForm::default()
+    }
+}
+
+fn sms_form(settings: &SmsSettings) -> SmsForm {
+    SmsForm {
+        method: match settings.method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+        .into(),
+        url: settings.url.clone(),
+        headers: settings
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        body_format: match settings.body_format {
+            BodyFormat::None => "none",
+            BodyFormat::Form => "form",
+            BodyFormat::Json => "json",
+        }
+        .into(),
+        body: settings.body.clone(),
+        auth: match settings.auth {
+            AuthKind::None => "none",
+            AuthKind::Basic => "basic",
+            AuthKind::Bearer => "bearer",
+        }
+        .into(),
+        username: settings.username.clone().unwrap_or_default(),
+        success_status: settings.success_status.clone(),
+        success_body: settings.success_body.clone().unwrap_or_default(),
+        timeout_seconds: settings.timeout_seconds.to_string(),
+        tls_ca_file: settings.tls_ca_file.clone().unwrap_or_default(),
+        ..SmsForm::default()
+    }
+}
+
+/// The general settings in force while none are stored.
+fn general_defaults(state: &AppState) -> GeneralSettings {
+    GeneralSettings {
+        public_url: state
+            .config
+            .server
+            .public_url
+            .trim_end_matches('/')
+            .to_string(),
+        default_otp_length: 6,
+        challenge_validity_seconds: state.config.auth.challenge_validity_seconds,
+    }
+}
+
+/// The page's forms filled from what is stored.
+async fn stored_view(state: &AppState) -> Result<SettingsView, PageError> {
+    let general = state
+        .store
+        .general_settings()
+        .await?
+        .unwrap_or_else(|| general_defaults(state));
+    let mail_stored = state.store.channel_settings(mail::CHANNEL).await?;
+    let sms_stored = state.store.channel_settings(sms::CHANNEL).await?;
+    Ok(SettingsView {
+        general: GeneralForm {
+            public_url: general.public_url,
+            default_otp_length: general.default_otp_length.to_string(),
+            challenge_validity_seconds: general.challenge_validity_seconds.to_string(),
+            ..GeneralForm::default()
+        },
+        mail: mail_form(&stored::<MailSettings>(&mail_stored).unwrap_or_else(default_mail)),
+        mail_password_set: mail_stored.secrets.contains_key(mail::PASSWORD),
+        sms: sms_form(&stored::<SmsSettings>(&sms_stored).unwrap_or_else(default_sms)),
+        sms_secret_set: sms_stored.secrets.contains_key(sms::SECRET),
+        ..SettingsView::default()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page.
+
+fn secret_state(set: bool) -> Markup {
+    html! {
+        @if set { span.secret-set { "set" } } @else { span.secret-unset { "not set" } }
+    }
+}
+
+fn select(name: &str, current: &str, options: &[(&str, &str)]) -> Markup {
+    html! {
+        select name=(name) {
+            @for (value, label) in options {
+                option value=(value) selected[*value == current] { (label) }
+            }
+        }
+    }
+}
+
+fn test_outcome(outcome: &Option<TestOutcome>) -> Markup {
+    html! {
+        @if let Some(outcome) = outcome {
+            @match &outcome.result {
+                Ok(answer) => p.flash role="status" { "Sent to " (outcome.to) ". The server answered: " code { (answer) } },
+                Err(error) => p.error role="alert" { "Not sent to " (outcome.to) ": " (error) },
+            }
+        }
+    }
+}
+
+fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
+    let form = &view.general;
+    let errors = &view.general_errors;
+    html! {
+        section #general aria-labelledby="general-heading" {
+            h2 #general-heading { "General" }
+            (errors.summary())
+            form.stack method="post" action="/admin/settings/general" {
+                input type="hidden" name="csrf" value=(page.csrf());
+                label {
+                    "Public address"
+                    small { "The address users reach otpgate at, used in links such as portal addresses. Empty: " code { (state.base_url) } "." }
+                    input type="url" name="public_url" value=(form.public_url) placeholder="https://otp.example.lan";
+                    (errors.show("public_url"))
+                }
+                label {
+                    "Default OTP length"
+                    small { "The number of digits new tokens get unless chosen otherwise." }
+                    (select("default_otp_length", &form.default_otp_length, &[("6", "6 digits"), ("8", "8 digits")]))
+                    (errors.show("default_otp_length"))
+                }
+                label {
+                    "Challenge validity (seconds)"
+                    small { "How long a code sent by mail, SMS or bot stays valid: 60 to 1800." }
+                    input type="number" name="challenge_validity_seconds" value=(form.challenge_validity_seconds) min="60" max="1800" required;
+                    (errors.show("challenge_validity_seconds"))
+                }
+                div { button type="submit" { "Save general settings" } }
+            }
+        }
+    }
+}
+
+fn mail_section(page: &Page, view: &SettingsView) -> Markup {
+    let form = &view.mail;
+    let errors = &view.mail_errors;
+    html! {
+        section #mail aria-labelledby="mail-heading" {
+            h2 #mail-heading { "Mail (SMTP)" }
+            (errors.summary())
+            form.stack method="post" action="/admin/settings/mail" {
+                input type="hidden" name="csrf" value=(page.csrf());
+                div.row {
+                    label.grow { "SMTP server" input type="text" name="host" value=(form.host) placeholder="smtp.example.lan"; (errors.show("host")) }
+                    label { "Port" small { "Empty: the usual port." } input type="number" name="port" value=(form.port) min="1" max="65535"; (errors.show("port")) }
+                }
+                label {
+                    "Connection security"
+                    (select("security", &form.security, &[("starttls", "STARTTLS (usually port 587)"), ("tls", "TLS from the start (usually port 465)"), ("none", "None (a relay on a trusted network only)")]))
+                    (errors.show("security"))
+                }
+                div.row {
+                    label.grow { "Login" small { "Empty when the server needs none." } input type="text" name="username" value=(form.username) autocomplete="off"; (errors.show("username")) }
+                    label.grow {
+                        "Password " (secret_state(view.mail_password_set))
+                        small { "Empty keeps the stored password." }
+                        input type="password" name="password" autocomplete="new-password";
+                        (errors.show("password"))
+                    }
+                }
+                @if view.mail_password_set {
+                    label.check { input type="checkbox" name="clear_password" value="on"; "Remove the stored password" }
+                }
+                div.row {
+                    label.grow { "Sender address" input type="email" name="from_address" value=(form.from_address) placeholder="otp@example.lan"; (errors.show("from_address")) }
+                    label.grow { "Sender name" input type="text" name="from_name" value=(form.from_name); (errors.show("from_name")) }
+                }
+                div.row {
+                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.show("timeout_seconds")) }
+                    label.grow { "CA certificate file" small { "A PEM file on this host, for a server with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.show("tls_ca_file")) }
+                }
+                div { button type="submit" { "Save mail settings" } }
+            }
+            form.inline-test method="post" action="/admin/settings/mail/test" {
+                input type="hidden" name="csrf" value=(page.csrf());
+                label { "Send a test email to" input type="email" name="to" value=(view.mail_test_to) required; }
+                button type="submit" { "Send test email" }
+            }
+            (test_outcome(&view.mail_test))
+        }
+    }
+}
+
+fn sms_section(page: &Page, view: &SettingsView) -> Markup {
+    let form = &view.sms;
+    let errors = &view.sms_errors;
+    html! {
+        section #sms aria-labelledby="sms-heading" {
+            h2 #sms-heading { "SMS gateway" }
+            p.note { "otpgate calls your SMS provider's HTTP interface. " code { "{phone}" } " and " code { "{message}" } " in the address or the body are replaced, encoded to fit." }
+            (errors.summary())
+            form.stack method="post" action="/admin/settings/sms" {
+                input type="hidden" name="csrf" value=(page.csrf());
+                div.row {
+                    label { "Method" (select("method", &form.method, &[("POST", "POST"), ("GET", "GET")])) (errors.show("method")) }
+                    label.grow { "Address" input type="text" name="url" value=(form.url) placeholder="https://sms.example.com/send?to={phone}&text={message}"; (errors.show("url")) }
+                }
+                label { "Extra headers" small { "One per line: " code { "Name: value" } ". " code { "{secret}" } " stands for the stored secret." } textarea name="headers" rows="2" { (form.headers) } (errors.show("headers")) }
+                div.row {
+                    label { "Body format" (select("body_format", &form.body_format, &[("none", "No body"), ("form", "Form"), ("json", "JSON")])) (errors.show("body_format")) }
+                    label.grow { "Body" textarea name="body" rows="2" { (form.body) } (errors.show("body")) }
+                }
+                div.row {
+                    label { "Authentication" (select("auth", &form.auth, &[("none", "None"), ("basic", "Basic (login and secret)"), ("bearer", "Bearer token (secret)")])) (errors.show("auth")) }
+                    label.grow { "Login" input type="text" name="username" value=(form.username) autocomplete="off"; (errors.show("username")) }
+                    label.grow {
+                        "Secret " (secret_state(view.sms_secret_set))
+                        small { "Password or token; empty keeps the stored one." }
+                        input type="password" name="secret" autocomplete="new-password";
+                        (errors.show("secret"))
+                    }
+                }
+                @if view.sms_secret_set {
+                    label.check { input type="checkbox" name="clear_secret" value="on"; "Remove the stored secret" }
+                }
+                div.row {
+                    label { "Success status" small { "e.g. 2xx or 200,202" } input type="text" name="success_status" value=(form.success_status); (errors.show("success_status")) }
+                    label.grow { "Success text" small { "Optional: a text the answer must contain." } input type="text" name="success_body" value=(form.success_body); (errors.show("success_body")) }
+                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.show("timeout_seconds")) }
+                }
+                div.row {
+                    label.grow { "CA certificate file" small { "A PEM file on this host, for a gateway with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.show("tls_ca_file")) }
+                }
+                div { button type="submit" { "Save SMS settings" } }
+            }
+            form.inline-test method="post" action="/admin/settings/sms/test" {
+                input type="hidden" name="csrf" value=(page.csrf());
+                label { "Send a test SMS to" input type="tel" name="to" value=(view.sms_test_to) required placeholder="+49 151 1234567"; }
+                button type="submit" { "Send test SMS" }
+            }
+            (test_outcome(&view.sms_test))
+        }
+    }
+}
+
+/// The Telegram bot's settings (token, the bot's name as Telegram reports it, the worker's
+/// status). They come with the Telegram channel; until then this section says so.
+fn telegram_section(_page: &Page, _state: &AppState) -> Markup {
+    html! {
+        section #telegram aria-labelledby="telegram-heading" {
+            h2 #telegram-heading { "Telegram bot" }
+            p.note { "The bot's settings come with the Telegram channel." }
+        }
+    }
+}
+
+fn tls_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
+    let errors = &view.tls_errors;
+    let info = state.tls.as_ref().and_then(|live| live.info());
+    let configured = state.config.tls.cert_file.is_some() && state.config.tls.key_file.is_some();
+    html! {
+        section #tls aria-labelledby="tls-heading" {
+            h2 #tls-heading { "HTTPS certificate" }
+            @match &info {
+                None => p.note { "otpgate serves plain HTTP: HTTPS is off in the configuration file, so a reverse proxy in front of it provides the certificate." },
+                Some(info) => {
+                    dl.facts {
+                        dt { "Names" } dd { (info.names.join(", ")) }
+                        dt { "SHA-256 fingerprint" } dd { code.fingerprint { (info.fingerprint) } }
+                        dt { "Valid from (UTC)" } dd { (format_time(info.not_before)) }
+                        dt { "Expires (UTC)" } dd class=(if info.not_after - now() < 30 * 86_400 { "result-fail" } else { "" }) { (format_time(info.not_after)) }
+                        dt { "Source" } dd { (match info.source {
+                            CertificateSource::Configured => "the configuration file (tls.cert_file)",
+                            CertificateSource::Generated => "self-signed, generated by otpgate",
+                            CertificateSource::Uploaded => "uploaded here",
+                        }) }
+                    }
+                    @if configured {
+                        p.note { "The certificate is set in the configuration file; replace the files named there and restart otpgate to change it." }
+                    } @else {
+                        h3 { "Replace the certificate" }
+                        p.note { "Paste the new certificate (with its intermediate certificates after it) and its private key, both in PEM. They are checked — readable, belonging together, valid now — before they replace the current ones; new connections use them at once, without a restart." }
+                        (errors.summary())
+                        form.stack method="post" action="/admin/settings/tls" {
+                            input type="hidden" name="csrf" value=(page.csrf());
+                            label { "Certificate (PEM)" textarea.pem name="certificate" rows="6" placeholder="-----BEGIN CERTIFICATE-----" { (view.tls_certificate) } (errors.show("certificate")) }
+                            label { "Private key (PEM)" small { "Never shown again." } textarea.pem name="private_key" rows="6" autocomplete="off" placeholder="-----BEGIN PRIVATE KEY-----" {} (errors.show("private_key")) }
+                            div { button type="submit" { "Check and use this certificate" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn settings_page(page: &Page, state: &AppState, view: &SettingsView) -> HttpResponse {
+    let body = html! {
+        nav.tabs aria-label="Settings sections" {
+            a href="#general" { "General" }
+            a href="#mail" { "Mail" }
+            a href="#sms" { "SMS" }
+            a href="#telegram" { "Telegram" }
+            a href="#tls" { "HTTPS" }
+        }
+        (general_section(page, state, view))
+        (mail_section(page, view))
+        (sms_section(page, view))
+        (telegram_section(page, state))
+        (tls_section(page, state, view))
+    };
+    page.render(state, "Settings", "Settings", body)
+}
+
+async fn show_settings(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    let view = stored_view(&state).await?;
+    Ok(settings_page(&page, &state, &view))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saving.
+
+async fn save_general(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<GeneralForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let parsed = GeneralSettings::parse(
+        &form.public_url,
+        &form.default_otp_length,
+        &form.challenge_validity_seconds,
+    );
+    let settings = match parsed {
+        Ok(settings) => settings,
+        Err(bad) => {
+            let mut view = stored_view(&state).await?;
+            view.general = form.into_inner();
+            view.general_errors.add(bad.field, bad.message);
+            return Ok(with_status(
+                settings_page(&page, &state, &view),
+                StatusCode::BAD_REQUEST,
+            ));
+        }
+    };
+    let changes = state
+        .store
+        .save_general_settings(
+            settings,
+            general_defaults(&state),
+            page.audit(&request, "settings.general.update", "ok"),
+            now(),
+        )
+        .await?;
+    let message = if changes.is_empty() {
+        "General settings saved: nothing changed.".to_string()
+    } else {
+        format!("General settings saved: {}.", changes.join("; "))
+    };
+    Ok(redirect_with_flash(
+        &state,
+        "/admin/settings#general",
+        &message,
+    ))
+}
+
+/// A number typed in a form; empty gives `default`.
+fn number_or<T: std::str::FromStr>(text: &str, default: T) -> Option<T> {
+    let text = text.trim();
+    if text.is_empty() {
+        Some(default)
+    } else {
+        text.parse().ok()
+    }
+}
+
+fn optional_text(text: &str) -> Option<String> {
+    Some(text.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+fn mail_settings_from(form: &MailForm) -> Result<MailSettings, BadSetting> {
+    let bad = |field: &'static str, message: &str| BadSetting {
+        field,
+        message: message.to_string(),
+    };
+    let security = match form.security.as_str() {
+        "none" => Security::None,
+        "starttls" => Security::Starttls,
+        "tls" => Security::Tls,
+        _ => return Err(bad("security", "choose how the connection is protected")),
+    };
+    Ok(MailSettings {
+        host: form.host.trim().to_string(),
+        port: number_or(&form.port, default_mail_port(security))
+            .ok_or_else(|| bad("port", "the port must be a number between 1 and 65535"))?,
+        security,
+        username: optional_text(&form.username),
+        from_address: form.from_address.trim().to_string(),
+        from_name: optional_text(&form.from_name).unwrap_or_else(|| "otpgate".into()),
+        timeout_seconds: number_or(&form.timeout_seconds, 10)
+            .ok_or_else(|| bad("timeout_seconds", "the timeout must be a number of seconds"))?,
+        tls_ca_file: optional_text(&form.tls_ca_file),
+    })
+}
+
+/// A write-only secret as typed: the removal box wins, an empty field keeps the stored one.
+fn secret_input(value: &str, clear: bool) -> Option<String> {
+    if clear {
+        Some(String::new())
+    } else if value.is_empty() {
+        None
+    } else {
+        Some(value.to_string())
+    }
+}
+
+/// A message as a sentence: a capital first letter and a full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+fn message_for_people(bad: BadSetting) -> (&'static str, String) {
+    (bad.field, sentence(&bad.message))
+}
+
+async fn save_mail_settings(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<MailForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let outcome = match mail_settings_from(&form) {
+        Ok(settings) => {
+            save_mail(
+                &state,
+                settings,
+                secret_input(&form.password, form.clear_password.is_some()),
+                page.audit(&request, "settings.mail.update", "ok"),
+            )
+            .await
+        }
+        Err(bad) => Err(SettingsError::Bad(bad)),
+    };
+    match outcome {
+        Ok(()) => Ok(redirect_with_flash(
+            &state,
+            "/admin/settings#mail",
+            "Mail settings saved. The next email uses them.",
+        )),
+        Err(SettingsError::Bad(bad)) => {
+            let mut view = stored_view(&state).await?;
+            view.mail = MailForm {
+                password: String::new(),
+                ..form.into_inner()
+            };
+            let (field, message) = message_for_people(bad);
+            view.mail_errors.add(field, message);
+            Ok(with_status(
+                settings_page(&page, &state, &view),
+                StatusCode::BAD_REQUEST,
+            ))
+        }
+        Err(SettingsError::Failed(error)) => Err(PageError::Internal(error)),
+    }
+}
+
+fn sms_settings_from(form: &SmsForm) -> Result<SmsSettings, BadSetting> {
+    let bad = |field: &'static str, message: String| BadSetting { field, message };
+    let method = match form.method.as_str() {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        _ => return Err(bad("method", "choose GET or POST".into())),
+    };
+    let body_format = match form.body_format.as_str() {
+        "none" => BodyFormat::None,
+        "form" => BodyFormat::Form,
+        "json" => BodyFormat::Json,
+        _ => return Err(bad("body_format", "choose a body format".into())),
+    };
+    let auth = match form.auth.as_str() {
+        "none" => AuthKind::None,
+        "basic" => AuthKind::Basic,
+        "bearer" => AuthKind::Bearer,
+        _ => return Err(bad("auth", "choose an authentication".into())),
+    };
+    let mut headers = BTreeMap::new();
+    for line in form
+        .headers
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(bad(
+                "headers",
+                format!("write each header as Name: value, not {line:?}"),
+            ));
+        };
+        headers.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    Ok(SmsSettings {
+        method,
+        url: form.url.trim().to_string(),
+        headers,
+        body_format,
+        body: form.body.replace("\r\n", "\n"),
+        auth,
+        username: optional_text(&form.username),
+        success_status: optional_text(&form.success_status).unwrap_or_else(|| "2xx".into()),
+        success_body: Some(form.success_body.clone()).filter(|s| !s.is_empty()),
+        timeout_seconds: number_or(&form.timeout_seconds, 10).ok_or_else(|| {
+            bad(
+                "timeout_seconds",
+                "the timeout must be a number of seconds".into(),
+            )
+        })?,
+        tls_ca_file: optional_text(&form.tls_ca_file),
+    })
+}
+
+async fn save_sms_settings(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<SmsForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let outcome = match sms_settings_from(&form) {
+        Ok(settings) => {
+            save_sms(
+                &state,
+                settings,
+                secret_input(&form.secret, form.clear_secret.is_some()),
+                page.audit(&request, "settings.sms.update", "ok"),
+            )
+            .await
+        }
+        Err(bad) => Err(SettingsError::Bad(bad)),
+    };
+    match outcome {
+        Ok(()) => Ok(redirect_with_flash(
+            &state,
+            "/admin/settings#sms",
+            "SMS settings saved. The next text message uses them.",
+        )),
+        Err(SettingsError::Bad(bad)) => {
+            let mut view = stored_view(&state).await?;
+            view.sms = SmsForm {
+                secret: String::new(),
+                ..form.into_inner()
+            };
+            let (field, message) = message_for_people(bad);
+            view.sms_errors.add(field, message);
+            Ok(with_status(
+                settings_page(&page, &state, &view),
+                StatusCode::BAD_REQUEST,
+            ))
+        }
+        Err(SettingsError::Failed(error)) => Err(PageError::Internal(error)),
+    }
+}
+
+/// Sends a test message and shows the page with the server's answer under the button.
+async fn run_test(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    form: TestForm,
+    channel: &'static str,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(state, request).await?;
+    page.check_csrf(&form.csrf)?;
+    let action = if channel == sms::CHANNEL {
+        "settings.sms.test"
+    } else {
+        "settings.mail.test"
+    };
+    let result =
+        send_test_message(state, channel, &form.to, page.audit(request, action, "ok")).await;
+    let mut view = stored_view(state).await?;
+    let (outcome, status) = match result {
+        Ok(sent) => (
+            Some(TestOutcome {
+                to: form.to.trim().to_string(),
+                result: sent.map(|a| a.0).map_err(|e| e.to_string()),
+            }),
+            StatusCode::OK,
+        ),
+        Err(SettingsError::Bad(bad)) => {
+            let (_, message) = message_for_people(bad);
+            (
+                Some(TestOutcome {
+                    to: form.to.trim().to_string(),
+                    result: Err(message),
+                }),
+                StatusCode::BAD_REQUEST,
+            )
+        }
+        Err(SettingsError::Failed(error)) => return Err(PageError::Internal(error)),
+    };
+    if channel == sms::CHANNEL {
+        view.sms_test = outcome;
+        view.sms_test_to = form.to;
+    } else {
+        view.mail_test = outcome;
+        view.mail_test_to = form.to;
+    }
+    Ok(with_status(settings_page(&page, state, &view), status))
+}
+
+async fn test_mail(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<TestForm>,
+) -> Result<HttpResponse, PageError> {
+    run_test(&state, &request, form.into_inner(), mail::CHANNEL).await
+}
+
+async fn test_sms(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<TestForm>,
+) -> Result<HttpResponse, PageError> {
+    run_test(&state, &request, form.into_inner(), sms::CHANNEL).await
+}
+
+async fn upload_certificate(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<TlsForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let configured = state.config.tls.cert_file.is_some() && state.config.tls.key_file.is_some();
+    let Some(live) = state.tls.clone().filter(|_| !configured) else {
+        return Err(PageError::NotFound);
+    };
+    let data_dir = crate::config::resolve_data_dir(&state.config)
+        .map_err(|e| PageError::Internal(e.into()))?;
+    let certificate = form.certificate.clone();
+    let key = form.private_key.clone();
+    let installed =
+        web::block(move || crate::tls::install_upload(&data_dir, &certificate, &key, now(), &live))
+            .await
+            .map_err(|e| PageError::Internal(e.into()))?;
+    match installed {
+        Ok(info) => {
+            state
+                .store
+                .audit(
+                    page.audit(&request, "settings.tls.update", "ok")
+                        .detail(format!("{} ({})", info.fingerprint, info.names.join(", "))),
+                )
+                .await?;
+            Ok(redirect_with_flash(
+                &state,
+                "/admin/settings#tls",
+                &format!(
+                    "New certificate in use for new connections: {}; expires {} UTC.",
+                    info.names.join(", "),
+                    format_time(info.not_after)
+                ),
+            ))
+        }
+        Err(error) => {
+            let field = match error {
+                crate::tls::UploadError::Key(_) => "private_key",
+                _ => "certificate",
+            };
+            let mut view = stored_view(&state).await?;
+            view.tls_certificate = form.certificate.clone();
+            view.tls_errors.add(field, sentence(&error.to_string()));
+            Ok(with_status(
+                settings_page(&page, &state, &view),
+                StatusCode::BAD_REQUEST,
+            ))
+        }
+    }
+}
