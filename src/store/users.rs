@@ -392,6 +392,18 @@ pub fn search_users(
     }))
 }
 
+fn taken_logins(conn: &Connection, logins: &[String]) -> Result<Vec<String>> {
+    let mut statement =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE login = ?1)")?;
+    let mut taken = Vec::new();
+    for login in logins {
+        if statement.query_row(params![login], |row| row.get::<_, bool>(0))? {
+            taken.push(login.clone());
+        }
+    }
+    Ok(taken)
+}
+
 fn user_detail(conn: &Connection, user: User) -> Result<UserDetail> {
     let tokens = conn
         .prepare_cached(
@@ -506,6 +518,35 @@ impl Store {
     /// The users matching `filter`, one page of them, ordered by login.
     pub async fn list_users(&self, filter: UserFilter, page: Page) -> Result<Listing<User>> {
         self.read(move |conn| list_users(conn, &filter, page)).await
+    }
+
+    /// Which of `logins` are taken already (any case).
+    pub async fn taken_logins(&self, logins: Vec<String>) -> Result<Vec<String>> {
+        self.read(move |conn| taken_logins(conn, &logins)).await
+    }
+
+    /// Creates every user of an import or none: when a login is taken (also by a user created
+    /// since the preview), nothing is written and the taken logins are answered. One audit
+    /// line names the count.
+    pub async fn import_users(
+        &self,
+        users: Vec<NewUser>,
+        audit: AuditEntry,
+        now: UnixTime,
+    ) -> Result<std::result::Result<usize, Vec<String>>> {
+        self.write(move |conn| {
+            let logins: Vec<String> = users.iter().map(|u| u.login.clone()).collect();
+            let taken = taken_logins(conn, &logins)?;
+            if !taken.is_empty() {
+                return Ok(Err(taken));
+            }
+            for user in &users {
+                directory::insert_user(conn, user, now)?;
+            }
+            audit::insert(conn, &audit.detail(format!("count {}", users.len())))?;
+            Ok(Ok(users.len()))
+        })
+        .await
     }
 
     /// One page of the panel's user list; `None` when the filter's resource does not exist.
