@@ -491,7 +491,7 @@ pub fn prepare_token(keys: &Keys, body: &CreateToken) -> Result<PreparedToken, A
     let pin_hash = body
         .pin
         .as_deref()
-        .map(|pin| pin_hash(&keys, pin))
+        .map(|pin| pin_hash(keys, pin))
         .transpose()?;
     let pin_position = match &body.pin_position {
         Some(text) => pin_position(text)?,
@@ -513,7 +513,7 @@ pub fn prepare_token(keys: &Keys, body: &CreateToken) -> Result<PreparedToken, A
         ));
     }
     let seed = match kind {
-        Totp | Hotp => Some(seed_of(&body)?),
+        Totp | Hotp => Some(seed_of(body)?),
         _ => None,
     };
     let digits = match &seed {
