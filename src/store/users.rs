@@ -227,7 +227,8 @@ fn trigram_phrase(text: &str) -> String {
 /// [`COUNT_CAP`] + 1): when that index finds few, the page is read from those rows and sorted;
 /// when it finds many, matches are dense, so walking the login index and filtering stops after
 /// a page's worth. The substring condition is applied in both plans, so that the answer is the
-/// same as the API's LIKE search.
+/// same as the API's LIKE search. A search of one or two characters (which no trigram holds)
+/// finds the logins that start with it.
 pub fn search_users(
     conn: &Connection,
     filter: &UserFilter,
@@ -283,14 +284,27 @@ pub fn search_users(
             ));
         }
     }
-    if let Some(text) = search {
-        values.push(Value::Text(like_pattern(text)));
-        let n = values.len();
-        conditions.push(format!(
-            "(u.login LIKE ?{n} ESCAPE '\\' OR u.first_name LIKE ?{n} ESCAPE '\\' \
-             OR u.last_name LIKE ?{n} ESCAPE '\\' OR u.email LIKE ?{n} ESCAPE '\\' \
-             OR u.phone LIKE ?{n} ESCAPE '\\')"
-        ));
+    match search {
+        // One or two characters have no trigram: they find the logins that start with them,
+        // a range of the login index (the login's NOCASE order; U+10FFFF sorts after any
+        // character that may follow the prefix).
+        Some(text) if text.chars().count() < 3 => {
+            values.push(Value::Text(text.to_string()));
+            let n = values.len();
+            conditions.push(format!(
+                "u.login >= ?{n} AND u.login < ?{n} || char(1114111)"
+            ));
+        }
+        Some(text) => {
+            values.push(Value::Text(like_pattern(text)));
+            let n = values.len();
+            conditions.push(format!(
+                "(u.login LIKE ?{n} ESCAPE '\\' OR u.first_name LIKE ?{n} ESCAPE '\\' \
+                 OR u.last_name LIKE ?{n} ESCAPE '\\' OR u.email LIKE ?{n} ESCAPE '\\' \
+                 OR u.phone LIKE ?{n} ESCAPE '\\')"
+            ));
+        }
+        None => {}
     }
     if let Some(enabled) = filter.enabled {
         values.push(Value::Integer(i64::from(enabled)));
@@ -746,7 +760,7 @@ mod tests {
         add_users(&store, 3000);
         // "Last12" is in 3 * 11 last names per thousand users (Last12, Last120..Last129): few
         // enough for the trigram plan. "user00" is in every login below 10,000: the login plan.
-        for search in ["last12", "USER00", "ast99", "+4915", "1@ex", "zz", "%"] {
+        for search in ["last12", "USER00", "ast99", "+4915", "1@ex", "zzz", "%_%"] {
             let filter = UserFilter {
                 search: Some(search.into()),
                 ..UserFilter::default()
@@ -770,6 +784,26 @@ mod tests {
                 assert_eq!(first.count, Count::MoreThan(COUNT_CAP), "search {search:?}");
             }
         }
+    }
+
+    #[test]
+    fn one_or_two_characters_find_the_logins_that_start_with_them() {
+        let (_dir, store) = temp_store();
+        add_users(&store, 30);
+        let search = |text: &str| {
+            slice(
+                &store,
+                UserFilter {
+                    search: Some(text.into()),
+                    ..UserFilter::default()
+                },
+                Cursor::First,
+                50,
+            )
+        };
+        assert_eq!(search("US").count, Count::Exact(30));
+        assert!(search("se").items.is_empty(), "a prefix, not a substring");
+        assert!(search("%").items.is_empty());
     }
 
     #[test]

@@ -265,7 +265,7 @@ pub async fn list_users(
             a.button.secondary href="/admin/users/import" { "Import users (CSV)" }
         }
         form.filters method="get" action="/admin/users" role="search" {
-            label { "Search" small { "Login, name, email or phone" }
+            label { "Search" small { "Part of a login, name, email or phone (1–2 characters: start of the login)" }
                 input type="search" name="search" value=(search); }
             label { "Status"
                 select name="enabled" {
