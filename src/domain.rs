@@ -271,3 +271,223 @@ mod value_tests {
         assert!(Login::parse("a\u{7}b").is_err());
     }
 }
+
+/// A value refused for one field of a form or request: the field's name and why, in words
+/// for the person who typed it. The API and the admin panel apply the same rules through the
+/// functions below.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// The longest first or last name of a user, and the longest token name.
+pub const MAX_NAME: usize = 128;
+/// The shortest password a user may be given.
+pub const MIN_PASSWORD: usize = 8;
+/// Long enough for any passphrase, short enough that hashing stays cheap.
+pub const MAX_PASSWORD: usize = 1024;
+
+/// A user's login for the field `field`.
+pub fn login_field(field: &'static str, text: &str) -> Result<String, FieldError> {
+    Login::parse(text)
+        .map(Login::into_string)
+        .map_err(|e| FieldError::new(field, e.0))
+}
+
+/// A user's first or last name: trimmed, at most [`MAX_NAME`] characters, one line.
+pub fn person_name(field: &'static str, text: &str) -> Result<String, FieldError> {
+    let text = text.trim();
+    if text.chars().count() > MAX_NAME {
+        return Err(FieldError::new(
+            field,
+            format!("may have at most {MAX_NAME} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "may not contain control characters"));
+    }
+    Ok(text.to_string())
+}
+
+/// A user's email address for the field `email`.
+pub fn email_field(text: &str) -> Result<String, FieldError> {
+    Email::parse(text)
+        .map(Email::into_string)
+        .map_err(|e| FieldError::new("email", e.0))
+}
+
+/// A user's phone number for the field `phone`, in E.164.
+pub fn phone_field(text: &str) -> Result<String, FieldError> {
+    Phone::parse(text)
+        .map(Phone::into_string)
+        .map_err(|e| FieldError::new("phone", e.0))
+}
+
+/// Checks the length of a user's new password (hashing is the caller's, off the async threads).
+pub fn check_new_password(password: &str) -> Result<(), FieldError> {
+    let length = password.chars().count();
+    if length < MIN_PASSWORD {
+        return Err(FieldError::new(
+            "password",
+            format!("must have at least {MIN_PASSWORD} characters"),
+        ));
+    }
+    if length > MAX_PASSWORD {
+        return Err(FieldError::new(
+            "password",
+            format!("may have at most {MAX_PASSWORD} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A trimmed single-line text of at most `max` characters.
+pub fn one_line(field: &'static str, text: &str, max: usize) -> Result<String, FieldError> {
+    let text = text.trim();
+    if text.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("{field} may have at most {max} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            format!("{field} may not contain control characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// A token's name (may be empty).
+pub fn token_name(text: &str) -> Result<String, FieldError> {
+    one_line("name", text, MAX_NAME)
+}
+
+/// The longest serial accepted, the same as the import files allow.
+pub const MAX_SERIAL: usize = 128;
+
+/// A token's serial: one line, not empty.
+pub fn token_serial(text: &str) -> Result<String, FieldError> {
+    let serial = one_line("serial", text, MAX_SERIAL)?;
+    if serial.is_empty() {
+        return Err(FieldError::new("serial", "serial may not be empty"));
+    }
+    Ok(serial)
+}
+
+/// A code length: 6 or 8 digits.
+pub fn otp_length(digits: u32) -> Result<u32, FieldError> {
+    if digits == 6 || digits == 8 {
+        Ok(digits)
+    } else {
+        Err(FieldError::new(
+            "digits",
+            format!("a code must have 6 or 8 digits, not {digits}"),
+        ))
+    }
+}
+
+/// Checks a token PIN: 4 to 64 characters without control characters (hashing is the caller's,
+/// with the server's PIN key).
+pub fn check_pin(pin: &str) -> Result<(), FieldError> {
+    let length = pin.chars().count();
+    if !(4..=64).contains(&length) || pin.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "pin",
+            "a PIN must have 4 to 64 characters and no control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Where the PIN goes, as stored: `before` or `after` the code.
+pub fn pin_position(text: &str) -> Result<String, FieldError> {
+    use std::str::FromStr;
+    crate::otp::PinPosition::from_str(text.trim())
+        .map(|position| position.as_str().to_string())
+        .map_err(|e| FieldError::new("pin_position", e.to_string()))
+}
+
+/// A MAIL token's address or an SMS token's phone number, in the form stored.
+pub fn token_destination(kind: TokenKind, text: &str) -> Result<String, FieldError> {
+    match kind {
+        TokenKind::Mail => Email::parse(text)
+            .map(Email::into_string)
+            .map_err(|e| FieldError::new("destination", e.0)),
+        TokenKind::Sms => Phone::parse(text)
+            .map(Phone::into_string)
+            .map_err(|e| FieldError::new("destination", e.0)),
+        _ => Err(FieldError::new(
+            "destination",
+            "only MAIL and SMS tokens have a destination",
+        )),
+    }
+}
+
+/// A BOT token's messenger: Telegram, the only one so far, and the default.
+pub fn messenger(text: Option<&str>) -> Result<String, FieldError> {
+    match text {
+        None => Ok("telegram".to_string()),
+        Some(name) if name.trim().eq_ignore_ascii_case("telegram") => Ok("telegram".to_string()),
+        Some(_) => Err(FieldError::new(
+            "messenger",
+            "the only messenger is \"telegram\"",
+        )),
+    }
+}
+
+impl TokenKind {
+    /// The state a new token starts in: a BOT token waits for its activation in the
+    /// messenger; every other kind is usable at once.
+    pub fn initial_state(self) -> TokenState {
+        if self == TokenKind::Bot {
+            TokenState::Pending
+        } else {
+            TokenState::Active
+        }
+    }
+}
+
+#[cfg(test)]
+mod field_tests {
+    use super::*;
+
+    #[test]
+    fn token_fields_follow_the_api_rules() {
+        assert!(otp_length(6).is_ok() && otp_length(8).is_ok());
+        assert_eq!(otp_length(7).map_err(|e| e.field), Err("digits"));
+        assert!(check_pin("123").is_err());
+        assert!(check_pin("1234").is_ok());
+        assert_eq!(pin_position(" after ").as_deref(), Ok("after"));
+        assert!(pin_position("middle").is_err());
+        assert_eq!(
+            token_destination(TokenKind::Sms, "+49 151 1234 5678").as_deref(),
+            Ok("+4915112345678")
+        );
+        assert!(token_destination(TokenKind::Totp, "x@example.com").is_err());
+        assert_eq!(messenger(Some("Telegram")).as_deref(), Ok("telegram"));
+        assert!(messenger(Some("signal")).is_err());
+        assert_eq!(TokenKind::Bot.initial_state(), TokenState::Pending);
+        assert!(token_serial("  ").is_err());
+    }
+
+    #[test]
+    fn user_fields_follow_the_api_rules() {
+        assert!(check_new_password("short").is_err());
+        assert!(check_new_password("long enough").is_ok());
+        assert_eq!(person_name("first_name", "  Ann ").as_deref(), Ok("Ann"));
+        assert_eq!(login_field("login", "7").map_err(|e| e.field), Err("login"));
+    }
+}

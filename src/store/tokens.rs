@@ -708,3 +708,40 @@ impl Store {
         self.write_blocking(move |conn| import(conn, tokens, audit_entry))
     }
 }
+
+impl Store {
+    /// Activates a pending TOTP token with its first code's time step (a compare-and-set, so
+    /// the same code cannot confirm it twice); refused when the token is not pending any more.
+    pub async fn confirm_token(
+        &self,
+        id: i64,
+        step: i64,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        self.write(move |conn| {
+            let Some(token) = token_by_id(conn, id)? else {
+                return Ok(Err(Refused::NotFound("token")));
+            };
+            let changed = conn.execute(
+                "UPDATE tokens SET state = 'active', last_step = ?2, updated_at = ?3
+                 WHERE id = ?1 AND state = 'pending' AND (last_step IS NULL OR last_step < ?2)",
+                params![id, step, audit_entry.at],
+            )?;
+            if changed == 0 {
+                return Ok(Err(Refused::Conflict(
+                    "the token is not waiting for a first code".into(),
+                )));
+            }
+            audit::insert(
+                conn,
+                &AuditEntry {
+                    token_id: Some(id),
+                    user_id: token.user_id,
+                    ..audit_entry
+                },
+            )?;
+            Ok(Ok(existing_record(conn, id)?))
+        })
+        .await
+    }
+}

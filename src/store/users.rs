@@ -181,6 +181,243 @@ pub fn list_users(conn: &Connection, filter: &UserFilter, page: Page) -> Result<
     Ok(Listing::Found { items, total })
 }
 
+/// How far the panel's listing counts before it says "more than": counting every match of a
+/// broad search at 100,000 users would cost more than the page itself.
+pub const COUNT_CAP: i64 = 1000;
+
+/// Where a page of the panel's user list starts: at the first login, after a login (next
+/// page) or before one (previous page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    First,
+    After(String),
+    Before(String),
+}
+
+/// How many users match: exactly, or more than [`COUNT_CAP`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Exact(i64),
+    MoreThan(i64),
+}
+
+/// One page of the panel's user list, in login order.
+#[derive(Debug, Clone)]
+pub struct UserSlice {
+    pub items: Vec<User>,
+    pub count: Count,
+    /// There are matching users before the first one shown.
+    pub more_before: bool,
+    /// There are matching users after the last one shown.
+    pub more_after: bool,
+}
+
+/// An FTS5 query for `text` as one phrase: with the trigram tokenizer it matches every row
+/// that contains `text` in one of the columns.
+fn trigram_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// The panel's user list: keyset pagination in login order, so that every page costs about
+/// the same at any depth, and a search that finds few users starts from the trigram index (or
+/// a resource filter from the resource's members) instead of reading every user. `None` when
+/// the resource named in the filter does not exist.
+///
+/// Two plans, chosen by how many users the narrowest index finds (counted up to
+/// [`COUNT_CAP`] + 1): when that index finds few, the page is read from those rows and sorted;
+/// when it finds many, matches are dense, so walking the login index and filtering stops after
+/// a page's worth. The substring condition is applied in both plans, so that the answer is the
+/// same as the API's LIKE search. A search of one or two characters (which no trigram holds)
+/// finds the logins that start with it.
+pub fn search_users(
+    conn: &Connection,
+    filter: &UserFilter,
+    cursor: &Cursor,
+    limit: i64,
+) -> Result<Option<UserSlice>> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let search = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let resource = match &filter.resource {
+        None => None,
+        Some(key) => match directory::find_resource(conn, key)? {
+            Some(resource) => Some(resource),
+            None => return Ok(None),
+        },
+    };
+    // The narrow source of candidate ids, when one finds at most COUNT_CAP users.
+    let mut source: Option<String> = None;
+    if let Some(text) = search
+        && text.chars().count() >= 3
+    {
+        let phrase = trigram_phrase(text);
+        let found: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT rowid FROM users_search WHERE users_search MATCH ?1 LIMIT ?2)",
+            )?
+            .query_row(params![phrase, COUNT_CAP + 1], |row| row.get(0))?;
+        if found <= COUNT_CAP {
+            values.push(Value::Text(phrase));
+            source = Some(format!(
+                "(SELECT rowid AS id FROM users_search WHERE users_search MATCH ?{}) m CROSS JOIN users u ON u.id = m.id",
+                values.len()
+            ));
+        }
+    }
+    if source.is_none()
+        && let Some(resource) = &resource
+    {
+        let members: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM user_resources WHERE resource_id = ?1 LIMIT ?2)",
+            )?
+            .query_row(params![resource.id, COUNT_CAP + 1], |row| row.get(0))?;
+        if members <= COUNT_CAP {
+            values.push(Value::Integer(resource.id));
+            source = Some(format!(
+                "(SELECT user_id AS id FROM user_resources WHERE resource_id = ?{}) m CROSS JOIN users u ON u.id = m.id",
+                values.len()
+            ));
+        }
+    }
+    match search {
+        // One or two characters have no trigram: they find the logins that start with them,
+        // a range of the login index (the login's NOCASE order; U+10FFFF sorts after any
+        // character that may follow the prefix).
+        Some(text) if text.chars().count() < 3 => {
+            values.push(Value::Text(text.to_string()));
+            let n = values.len();
+            conditions.push(format!(
+                "u.login >= ?{n} AND u.login < ?{n} || char(1114111)"
+            ));
+        }
+        Some(text) => {
+            values.push(Value::Text(like_pattern(text)));
+            let n = values.len();
+            conditions.push(format!(
+                "(u.login LIKE ?{n} ESCAPE '\\' OR u.first_name LIKE ?{n} ESCAPE '\\' \
+                 OR u.last_name LIKE ?{n} ESCAPE '\\' OR u.email LIKE ?{n} ESCAPE '\\' \
+                 OR u.phone LIKE ?{n} ESCAPE '\\')"
+            ));
+        }
+        None => {}
+    }
+    if let Some(enabled) = filter.enabled {
+        values.push(Value::Integer(i64::from(enabled)));
+        conditions.push(format!("u.enabled = ?{}", values.len()));
+    }
+    if let Some(resource) = &resource {
+        values.push(Value::Integer(resource.id));
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM user_resources ur WHERE ur.resource_id = ?{} AND ur.user_id = u.id)",
+            values.len()
+        ));
+    }
+    if let Some(has_token) = filter.has_token {
+        let negation = if has_token { "" } else { "NOT " };
+        conditions.push(format!(
+            "{negation}EXISTS (SELECT 1 FROM tokens t WHERE t.user_id = u.id)"
+        ));
+    }
+    let narrow = source.is_some();
+    let from = source.unwrap_or_else(|| "users u".to_string());
+    let where_clause = |extra: Option<String>| {
+        let all: Vec<String> = conditions.iter().cloned().chain(extra).collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", all.join(" AND "))
+        }
+    };
+    let count = if conditions.is_empty() && !narrow {
+        Count::Exact(
+            conn.prepare_cached("SELECT COUNT(*) FROM users")?
+                .query_row([], |row| row.get(0))?,
+        )
+    } else if narrow {
+        let total: i64 = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM {from} {}",
+                where_clause(None)
+            ))?
+            .query_row(params_from_iter(values.iter()), |row| row.get(0))?;
+        Count::Exact(total)
+    } else {
+        let mut capped = values.clone();
+        capped.push(Value::Integer(COUNT_CAP + 1));
+        let total: i64 = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {from} {} LIMIT ?{})",
+                where_clause(None),
+                capped.len()
+            ))?
+            .query_row(params_from_iter(capped.iter()), |row| row.get(0))?;
+        if total > COUNT_CAP {
+            Count::MoreThan(COUNT_CAP)
+        } else {
+            Count::Exact(total)
+        }
+    };
+    let columns = USER_COLUMNS
+        .split(", ")
+        .map(|c| format!("u.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (keyset, order) = match cursor {
+        Cursor::First => (None, "ASC"),
+        Cursor::After(login) => {
+            values.push(Value::Text(login.clone()));
+            (Some(format!("u.login > ?{}", values.len())), "ASC")
+        }
+        Cursor::Before(login) => {
+            values.push(Value::Text(login.clone()));
+            (Some(format!("u.login < ?{}", values.len())), "DESC")
+        }
+    };
+    // One more than a page tells whether another page follows in this direction.
+    values.push(Value::Integer(limit + 1));
+    let mut items = conn
+        .prepare_cached(&format!(
+            "SELECT {columns} FROM {from} {} ORDER BY u.login {order} LIMIT ?{}",
+            where_clause(keyset),
+            values.len()
+        ))?
+        .query_map(params_from_iter(values.iter()), user_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = items.len() as i64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(0));
+    let (more_before, more_after) = match cursor {
+        Cursor::First => (false, more),
+        Cursor::After(_) => (true, more),
+        Cursor::Before(_) => {
+            items.reverse();
+            (more, true)
+        }
+    };
+    Ok(Some(UserSlice {
+        items,
+        count,
+        more_before,
+        more_after,
+    }))
+}
+
+fn taken_logins(conn: &Connection, logins: &[String]) -> Result<Vec<String>> {
+    let mut statement =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE login = ?1)")?;
+    let mut taken = Vec::new();
+    for login in logins {
+        if statement.query_row(params![login], |row| row.get::<_, bool>(0))? {
+            taken.push(login.clone());
+        }
+    }
+    Ok(taken)
+}
+
 fn user_detail(conn: &Connection, user: User) -> Result<UserDetail> {
     let tokens = conn
         .prepare_cached(
@@ -295,6 +532,46 @@ impl Store {
     /// The users matching `filter`, one page of them, ordered by login.
     pub async fn list_users(&self, filter: UserFilter, page: Page) -> Result<Listing<User>> {
         self.read(move |conn| list_users(conn, &filter, page)).await
+    }
+
+    /// Which of `logins` are taken already (any case).
+    pub async fn taken_logins(&self, logins: Vec<String>) -> Result<Vec<String>> {
+        self.read(move |conn| taken_logins(conn, &logins)).await
+    }
+
+    /// Creates every user of an import or none: when a login is taken (also by a user created
+    /// since the preview), nothing is written and the taken logins are answered. One audit
+    /// line names the count.
+    pub async fn import_users(
+        &self,
+        users: Vec<NewUser>,
+        audit: AuditEntry,
+        now: UnixTime,
+    ) -> Result<std::result::Result<usize, Vec<String>>> {
+        self.write(move |conn| {
+            let logins: Vec<String> = users.iter().map(|u| u.login.clone()).collect();
+            let taken = taken_logins(conn, &logins)?;
+            if !taken.is_empty() {
+                return Ok(Err(taken));
+            }
+            for user in &users {
+                directory::insert_user(conn, user, now)?;
+            }
+            audit::insert(conn, &audit.detail(format!("count {}", users.len())))?;
+            Ok(Ok(users.len()))
+        })
+        .await
+    }
+
+    /// One page of the panel's user list; `None` when the filter's resource does not exist.
+    pub async fn search_users(
+        &self,
+        filter: UserFilter,
+        cursor: Cursor,
+        limit: i64,
+    ) -> Result<Option<UserSlice>> {
+        self.read(move |conn| search_users(conn, &filter, &cursor, limit))
+            .await
     }
 
     /// A user by id or login with their tokens and resources.
@@ -464,6 +741,137 @@ mod tests {
             0,
         );
         assert_eq!(total, 0, "% is searched for, not used as a wildcard");
+    }
+
+    fn slice(store: &Store, filter: UserFilter, cursor: Cursor, limit: i64) -> UserSlice {
+        store
+            .read_blocking(move |conn| search_users(conn, &filter, &cursor, limit))
+            .expect("search")
+            .expect("no resource filter")
+    }
+
+    fn logins(users: &[User]) -> Vec<String> {
+        users.iter().map(|u| u.login.clone()).collect()
+    }
+
+    #[test]
+    fn the_panel_search_finds_what_the_api_search_finds_on_both_plans() {
+        let (_dir, store) = temp_store();
+        add_users(&store, 3000);
+        // "Last12" is in 3 * 11 last names per thousand users (Last12, Last120..Last129): few
+        // enough for the trigram plan. "user00" is in every login below 10,000: the login plan.
+        for search in ["last12", "USER00", "ast99", "+4915", "1@ex", "zzz", "%_%"] {
+            let filter = UserFilter {
+                search: Some(search.into()),
+                ..UserFilter::default()
+            };
+            let (expected, total) = list(&store, filter.clone(), 5000, 0);
+            let mut found = Vec::new();
+            let mut cursor = Cursor::First;
+            loop {
+                let page = slice(&store, filter.clone(), cursor, 400);
+                found.extend(logins(&page.items));
+                if !page.more_after {
+                    break;
+                }
+                cursor = Cursor::After(found.last().cloned().expect("a login"));
+            }
+            assert_eq!(found, logins(&expected), "search {search:?}");
+            let first = slice(&store, filter.clone(), Cursor::First, 10);
+            if total <= COUNT_CAP {
+                assert_eq!(first.count, Count::Exact(total), "search {search:?}");
+            } else {
+                assert_eq!(first.count, Count::MoreThan(COUNT_CAP), "search {search:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_or_two_characters_find_the_logins_that_start_with_them() {
+        let (_dir, store) = temp_store();
+        add_users(&store, 30);
+        let search = |text: &str| {
+            slice(
+                &store,
+                UserFilter {
+                    search: Some(text.into()),
+                    ..UserFilter::default()
+                },
+                Cursor::First,
+                50,
+            )
+        };
+        assert_eq!(search("US").count, Count::Exact(30));
+        assert!(search("se").items.is_empty(), "a prefix, not a substring");
+        assert!(search("%").items.is_empty());
+    }
+
+    #[test]
+    fn a_previous_page_ends_where_the_next_one_started() {
+        let (_dir, store) = temp_store();
+        add_users(&store, 30);
+        let first = slice(&store, UserFilter::default(), Cursor::First, 10);
+        assert!(!first.more_before && first.more_after);
+        assert_eq!(first.count, Count::Exact(30));
+        let second = slice(
+            &store,
+            UserFilter::default(),
+            Cursor::After(first.items[9].login.clone()),
+            10,
+        );
+        assert_eq!(second.items[0].login, "user000010");
+        let back = slice(
+            &store,
+            UserFilter::default(),
+            Cursor::Before(second.items[0].login.clone()),
+            10,
+        );
+        assert_eq!(logins(&back.items), logins(&first.items));
+        assert!(!back.more_before && back.more_after);
+    }
+
+    #[test]
+    fn the_search_index_follows_renames_and_deletions() {
+        let (_dir, store) = temp_store();
+        add_users(&store, 5);
+        let search = |text: &str| {
+            logins(
+                &slice(
+                    &store,
+                    UserFilter {
+                        search: Some(text.into()),
+                        ..UserFilter::default()
+                    },
+                    Cursor::First,
+                    10,
+                )
+                .items,
+            )
+        };
+        assert_eq!(search("First3"), vec!["user000003"]);
+        store
+            .write_blocking(|conn| {
+                conn.execute(
+                    "UPDATE users SET first_name = 'Zebulon' WHERE login = 'user000003'",
+                    [],
+                )?;
+                conn.execute("DELETE FROM users WHERE login = 'user000004'", [])?;
+                Ok(())
+            })
+            .expect("changed");
+        assert!(search("First3").is_empty());
+        assert_eq!(search("ebulo"), vec!["user000003"]);
+        assert!(search("First4").is_empty());
+        // FTS5 compares its index with the users table and fails on any difference.
+        store
+            .write_blocking(|conn| {
+                conn.execute(
+                    "INSERT INTO users_search (users_search, rank) VALUES ('integrity-check', 1)",
+                    [],
+                )?;
+                Ok(())
+            })
+            .expect("the search index matches the users table");
     }
 
     /// Lists 100,000 users in the ways the API does and prints how long each took; the

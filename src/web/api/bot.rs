@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
+use super::settings::SettingsError;
+use crate::delivery::mail::BadSetting;
 use super::{ApiCaller, ApiError, ApiJson};
 use crate::delivery::bot::{self, BotSettings, BotStatus};
 use crate::store::bot::IssueRefused;
@@ -44,7 +46,7 @@ pub struct BotSettingsView {
     status: BotStatus,
 }
 
-fn view(state: &AppState, stored: &ChannelSettings) -> BotSettingsView {
+pub(crate) fn view(state: &AppState, stored: &ChannelSettings) -> BotSettingsView {
     let settings = BotSettings::from_stored(stored);
     BotSettingsView {
         configured: stored.plain.is_some(),
@@ -107,17 +109,36 @@ pub async fn put_bot(
             .unwrap_or(defaults.poll_timeout_seconds),
         timeout_seconds: body.timeout_seconds.unwrap_or(defaults.timeout_seconds),
     };
-    settings
-        .validate()
-        .map_err(|e| ApiError::field(e.field, e.message))?;
-    let secrets = match body.token.map(|t| t.trim().to_string()) {
+    let now = crate::web::now();
+    save_bot(
+        &state,
+        settings,
+        body.token,
+        caller.audit(now, "settings.bot.update", "ok"),
+    )
+    .await?;
+    let stored = state.store.channel_settings(bot::CHANNEL).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &stored)))
+}
+
+/// Checks and stores the bot's settings with the token change (None keeps the stored one, an
+/// empty one removes it) and the audit line `entry`, then restarts the bot with them. The API
+/// and the admin panel both save through here.
+pub(crate) async fn save_bot(
+    state: &AppState,
+    settings: BotSettings,
+    token: Option<String>,
+    entry: crate::store::AuditEntry,
+) -> Result<(), SettingsError> {
+    settings.validate().map_err(SettingsError::Bad)?;
+    let secrets = match token.map(|t| t.trim().to_string()) {
         None => Vec::new(),
         Some(token) if token.is_empty() => vec![(bot::TOKEN.to_string(), SecretChange::Clear)],
         Some(token) if !bot::valid_token(&token) => {
-            return Err(ApiError::field(
-                "token",
-                "token must be a bot token as @BotFather gives it (digits, a colon, then letters, digits, - and _)",
-            ));
+            return Err(SettingsError::Bad(BadSetting {
+                field: "token",
+                message: "token must be a bot token as @BotFather gives it (digits, a colon, then letters, digits, - and _)".into(),
+            }));
         }
         Some(token) => vec![(
             bot::TOKEN.to_string(),
@@ -128,8 +149,7 @@ pub async fn put_bot(
             ),
         )],
     };
-    let plain = serde_json::to_string(&settings).map_err(anyhow::Error::from)?;
-    let now = crate::web::now();
+    let plain = serde_json::to_string(&settings)?;
     let entry = crate::store::AuditEntry {
         detail: Some(format!(
             "api_url={}{}",
@@ -140,15 +160,14 @@ pub async fn put_bot(
                 "; token changed"
             }
         )),
-        ..caller.audit(now, "settings.bot.update", "ok")
+        ..entry
     };
     state
         .store
-        .save_channel_settings(bot::CHANNEL, plain, secrets, now, entry)
+        .save_channel_settings(bot::CHANNEL, plain, secrets, crate::web::now(), entry)
         .await?;
     state.telegram.reload();
-    let stored = state.store.channel_settings(bot::CHANNEL).await?;
-    Ok(HttpResponse::Ok().json(view(&state, &stored)))
+    Ok(())
 }
 
 /// A BOT token's activation: the one-time code, the link that opens the bot's chat with it,

@@ -3,7 +3,7 @@
 //! stable codes; the OpenAPI document is generated from the handlers' annotations.
 
 mod auth;
-mod bot;
+pub(crate) mod bot;
 mod caller;
 mod deliveries;
 mod error;

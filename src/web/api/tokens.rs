@@ -13,19 +13,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::query::QueryParams;
 use super::{ApiCaller, ApiError, ApiJson, IdOrName};
 use crate::crypto::{self, Keys, Purpose};
-use crate::domain::{Email, Phone, TokenKind, TokenState};
+use crate::domain::{self, TokenKind, TokenState};
 use crate::import::{self, ImportedToken, PskcKey, TokenType};
 use crate::otp::{self, Algorithm, Kind, Params, PinPosition};
 use crate::store::tokens::{
     Outcome, Refused, StateFilter, TokenChanges, TokenCreation, TokenFilter, TokenRecord,
 };
-use crate::store::{NewToken, StoreError};
+use crate::store::{NewToken, StoreError, Token};
 use crate::web::AppState;
 
-/// The longest token name accepted.
-const MAX_NAME: usize = 128;
-/// The longest serial accepted, the same as the import files allow.
-const MAX_SERIAL: usize = 128;
 /// The longest seed accepted, in bytes (a SHA-512 key is 64).
 const MAX_SECRET: usize = 128;
 
@@ -53,33 +49,56 @@ pub enum ImportFormat {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    kind: TokenKind,
-    name: Option<String>,
+    pub kind: TokenKind,
+    pub name: Option<String>,
     /// Generated from the kind and random characters when absent.
-    serial: Option<String>,
+    pub serial: Option<String>,
     /// The user (id or login) the token is assigned to.
-    user: Option<IdOrName>,
+    pub user: Option<IdOrName>,
     /// A resource (id or name) the token is assigned to together with its user; needs `user`.
-    resource: Option<IdOrName>,
+    pub resource: Option<IdOrName>,
     /// TOTP and HOTP: the seed, generated when absent.
-    secret: Option<String>,
+    pub secret: Option<String>,
     /// TOTP and HOTP: how `secret` is written, base32 (default) or hex.
-    secret_format: Option<SecretFormat>,
+    pub secret_format: Option<SecretFormat>,
     /// TOTP and HOTP: SHA1 (default), SHA256 or SHA512.
-    algorithm: Option<String>,
+    pub algorithm: Option<String>,
     /// 6 (default) or 8.
-    digits: Option<u32>,
+    pub digits: Option<u32>,
     /// TOTP: 30 (default) or 60 seconds.
-    period: Option<u32>,
+    pub period: Option<u32>,
     /// HOTP: the counter of the next code (default 0).
-    counter: Option<u64>,
+    pub counter: Option<u64>,
     /// MAIL: an email address; SMS: a phone number in international form. Default: the user's.
-    destination: Option<String>,
+    pub destination: Option<String>,
     /// BOT: "telegram" (default).
-    messenger: Option<String>,
-    pin: Option<String>,
+    pub messenger: Option<String>,
+    pub pin: Option<String>,
     /// "before" (default) or "after" the code.
-    pin_position: Option<String>,
+    pub pin_position: Option<String>,
+}
+
+impl CreateToken {
+    /// A request for a token of `kind` with every other field left to its default.
+    pub fn new(kind: TokenKind) -> CreateToken {
+        CreateToken {
+            kind,
+            name: None,
+            serial: None,
+            user: None,
+            resource: None,
+            secret: None,
+            secret_format: None,
+            algorithm: None,
+            digits: None,
+            period: None,
+            counter: None,
+            destination: None,
+            messenger: None,
+            pin: None,
+            pin_position: None,
+        }
+    }
 }
 
 /// Reads a field that may be absent (outer `None`), `null` (inner `None`) or a value.
@@ -293,75 +312,36 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     }
 }
 
-/// A trimmed single-line text of at most `max` characters.
-fn clean_text(field: &str, text: &str, max: usize) -> Result<String, ApiError> {
-    let text = text.trim();
-    if text.chars().count() > max {
-        return Err(ApiError::field(
-            field,
-            format!("{field} may have at most {max} characters"),
-        ));
+impl From<crate::domain::FieldError> for ApiError {
+    fn from(error: crate::domain::FieldError) -> ApiError {
+        ApiError::field(error.field, error.message)
     }
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            field,
-            format!("{field} may not contain control characters"),
-        ));
-    }
-    Ok(text.to_string())
+}
+
+fn clean_text(text: &str) -> Result<String, ApiError> {
+    Ok(domain::token_name(text)?)
 }
 
 fn clean_serial(text: &str) -> Result<String, ApiError> {
-    let serial = clean_text("serial", text, MAX_SERIAL)?;
-    if serial.is_empty() {
-        return Err(ApiError::field("serial", "serial may not be empty"));
-    }
-    Ok(serial)
+    Ok(domain::token_serial(text)?)
 }
 
 fn check_digits(digits: u32) -> Result<u32, ApiError> {
-    if digits == 6 || digits == 8 {
-        Ok(digits)
-    } else {
-        Err(ApiError::field(
-            "digits",
-            format!("a code must have 6 or 8 digits, not {digits}"),
-        ))
-    }
+    Ok(domain::otp_length(digits)?)
 }
 
-/// A PIN: 4 to 64 characters without control characters, hashed with the server's PIN key.
+/// A PIN checked by the shared rule, hashed with the server's PIN key.
 fn pin_hash(keys: &Keys, pin: &str) -> Result<Vec<u8>, ApiError> {
-    let length = pin.chars().count();
-    if !(4..=64).contains(&length) || pin.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            "pin",
-            "a PIN must have 4 to 64 characters and no control characters",
-        ));
-    }
+    domain::check_pin(pin)?;
     Ok(keys.pin_hash(pin))
 }
 
 fn pin_position(text: &str) -> Result<String, ApiError> {
-    PinPosition::from_str(text.trim())
-        .map(|position| position.as_str().to_string())
-        .map_err(|e| ApiError::field("pin_position", e.to_string()))
+    Ok(domain::pin_position(text)?)
 }
 
-/// A MAIL token's address or an SMS token's phone number, in the form stored.
 fn destination_for(kind: TokenKind, text: &str) -> Result<String, ApiError> {
-    match kind {
-        TokenKind::Mail => Email::parse(text)
-            .map(Email::into_string)
-            .map_err(|e| ApiError::field("destination", e.0)),
-        TokenKind::Sms => Phone::parse(text)
-            .map(Phone::into_string)
-            .map_err(|e| ApiError::field("destination", e.0)),
-        _ => Err(ApiError::field(
-            "destination",
-            "only MAIL and SMS tokens have a destination",
-        )),
-    }
+    Ok(domain::token_destination(kind, text)?)
 }
 
 /// Refuses a field given for a kind it does not apply to, naming it.
@@ -415,10 +395,19 @@ fn random_seed(algorithm: Algorithm) -> Result<Vec<u8>, ApiError> {
 }
 
 /// The seed parameters of a create request: the seed, its parameters and the start counter.
-struct Seed {
-    secret: Vec<u8>,
-    params: Params,
-    counter: u64,
+pub struct Seed {
+    pub secret: Vec<u8>,
+    pub params: Params,
+    pub counter: u64,
+}
+
+/// A create request checked and turned into what the store takes, with the seed of a TOTP or
+/// HOTP token kept for its enrolment URI.
+pub struct PreparedToken {
+    pub creation: TokenCreation,
+    pub seed: Option<Seed>,
+    /// BOT: the one-time activation code (its hash is in `creation`), to show once.
+    pub activation_code: Option<String>,
 }
 
 fn seed_of(body: &CreateToken) -> Result<Seed, ApiError> {
@@ -478,28 +467,14 @@ fn seed_of(body: &CreateToken) -> Result<Seed, ApiError> {
     })
 }
 
-/// Creates a token. TOTP and HOTP tokens answer with their enrolment URI and QR code, which no
-/// other call ever shows again.
-#[utoipa::path(
-    tag = "tokens",
-    request_body = CreateToken,
-    responses(
-        (status = 201, description = "The token was created", body = CreatedToken),
-        (status = 400, description = "A field is invalid", body = super::error::ErrorBody),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
-        (status = 409, description = "The serial is taken", body = super::error::ErrorBody),
-    )
-)]
-#[post("/tokens")]
-pub(super) async fn create_token(
-    caller: ApiCaller,
-    state: web::Data<AppState>,
-    body: ApiJson<CreateToken>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
-    let now = crate::web::now();
-    let body = body.0;
+/// Checks a create request and turns it into the store's creation: the rules of every kind
+/// (which fields apply, code length, PIN, destination, messenger, seed) live here once, for the
+/// API and the admin panel.
+pub fn prepare_token(
+    keys: &Keys,
+    body: &CreateToken,
+    now: i64,
+) -> Result<PreparedToken, ApiError> {
     let kind = body.kind;
     use TokenKind::{Bot, Hotp, Mail, Sms, Totp};
     refuse_for_kind(kind, "secret", body.secret.is_some(), &[Totp, Hotp])?;
@@ -520,12 +495,12 @@ pub(super) async fn create_token(
     )?;
     refuse_for_kind(kind, "messenger", body.messenger.is_some(), &[Bot])?;
 
-    let name = clean_text("name", body.name.as_deref().unwrap_or(""), MAX_NAME)?;
+    let name = clean_text(body.name.as_deref().unwrap_or(""))?;
     let serial = body.serial.as_deref().map(clean_serial).transpose()?;
     let pin_hash = body
         .pin
         .as_deref()
-        .map(|pin| pin_hash(&state.keys, pin))
+        .map(|pin| pin_hash(keys, pin))
         .transpose()?;
     let pin_position = match &body.pin_position {
         Some(text) => pin_position(text)?,
@@ -536,17 +511,8 @@ pub(super) async fn create_token(
         .as_deref()
         .map(|text| destination_for(kind, text))
         .transpose()?;
-    let messenger = match (kind, &body.messenger) {
-        (Bot, None) => Some("telegram".to_string()),
-        (Bot, Some(name)) if name.trim().eq_ignore_ascii_case("telegram") => {
-            Some("telegram".to_string())
-        }
-        (Bot, Some(_)) => {
-            return Err(ApiError::field(
-                "messenger",
-                "the only messenger is \"telegram\"",
-            ));
-        }
+    let messenger = match kind {
+        Bot => Some(domain::messenger(body.messenger.as_deref())?),
         _ => None,
     };
     if body.resource.is_some() && body.user.is_none() {
@@ -556,7 +522,7 @@ pub(super) async fn create_token(
         ));
     }
     let seed = match kind {
-        Totp | Hotp => Some(seed_of(&body)?),
+        Totp | Hotp => Some(seed_of(body)?),
         _ => None,
     };
     let digits = match &seed {
@@ -565,7 +531,7 @@ pub(super) async fn create_token(
     };
     let sealed = seed
         .as_ref()
-        .map(|seed| state.keys.seal(Purpose::TokenSecret, &seed.secret))
+        .map(|seed| keys.seal(Purpose::TokenSecret, &seed.secret))
         .transpose()?;
     let activation = (kind == Bot)
         .then(crate::delivery::bot::new_activation_code)
@@ -595,11 +561,7 @@ pub(super) async fn create_token(
         messenger,
         pin_hash,
         pin_position,
-        state: if kind == Bot {
-            TokenState::Pending
-        } else {
-            TokenState::Active
-        },
+        state: kind.initial_state(),
         activation: activation
             .as_ref()
             .map(|(_, hash)| (hash.clone(), now + crate::delivery::bot::ACTIVATION_SECONDS)),
@@ -610,6 +572,48 @@ pub(super) async fn create_token(
         user: body.user.as_ref().map(IdOrName::as_key),
         resource: body.resource.as_ref().map(IdOrName::as_key),
     };
+    Ok(PreparedToken {
+        creation,
+        seed,
+        activation_code: activation.map(|(code, _)| code),
+    })
+}
+
+/// The `otpauth://` URI of a new TOTP or HOTP token, named after its user or else its serial.
+pub fn enrolment_uri(issuer: &str, record: &TokenRecord, seed: &Seed) -> String {
+    let account = record
+        .user_login
+        .clone()
+        .unwrap_or_else(|| record.token.serial.clone());
+    otp::otpauth_uri(&seed.secret, &seed.params, issuer, &account, seed.counter)
+}
+
+/// Creates a token. TOTP and HOTP tokens answer with their enrolment URI and QR code, which no
+/// other call ever shows again.
+#[utoipa::path(
+    tag = "tokens",
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token was created", body = CreatedToken),
+        (status = 400, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
+        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        (status = 409, description = "The serial is taken", body = super::error::ErrorBody),
+    )
+)]
+#[post("/tokens")]
+pub(super) async fn create_token(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: ApiJson<CreateToken>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let now = crate::web::now();
+    let PreparedToken {
+        creation,
+        seed,
+        activation_code,
+    } = prepare_token(&state.keys, &body.0, now)?;
     let record = settled(
         state
             .store
@@ -618,24 +622,14 @@ pub(super) async fn create_token(
     )?;
     let (otpauth_uri, qr_code_svg) = match &seed {
         Some(seed) => {
-            let account = record
-                .user_login
-                .clone()
-                .unwrap_or_else(|| record.token.serial.clone());
-            let uri = otp::otpauth_uri(
-                &seed.secret,
-                &seed.params,
-                &state.issuer,
-                &account,
-                seed.counter,
-            );
+            let uri = enrolment_uri(&state.issuer, &record, seed);
             let svg = qr_svg(&uri)?;
             (Some(uri), Some(svg))
         }
         None => (None, None),
     };
-    let activation = activation
-        .map(|(code, _)| {
+    let activation = activation_code
+        .map(|code| {
             super::bot::ActivationJson::new(
                 &state,
                 code,
@@ -810,11 +804,7 @@ pub(super) async fn update_token(
         &[Mail, Sms],
     )?;
     let changes = TokenChanges {
-        name: body
-            .name
-            .as_deref()
-            .map(|name| clean_text("name", name, MAX_NAME))
-            .transpose()?,
+        name: body.name.as_deref().map(clean_text).transpose()?,
         digits: body.digits.map(check_digits).transpose()?,
         pin_hash: match &body.pin {
             None => None,
@@ -952,6 +942,62 @@ fn check_code(field: &str, code: &str, digits: u32) -> Result<(), ApiError> {
     }
 }
 
+/// Finds where two consecutive codes of a TOTP or HOTP token are: the moving factor of the
+/// second and the drift to store. Shared by the API and the admin panel.
+pub async fn find_resync(
+    state: &AppState,
+    token: &Token,
+    otp1: &str,
+    otp2: &str,
+) -> Result<(i64, i64), ApiError> {
+    if !matches!(token.kind, TokenKind::Totp | TokenKind::Hotp) {
+        return Err(bad_request(
+            "only TOTP and HOTP tokens can be resynchronised",
+        ));
+    }
+    let params = stored_params(token.kind, &token.algorithm, token.digits, token.period)
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "token {} has unusable parameters",
+                token.id
+            ))
+        })?;
+    check_code("otp1", otp1, params.digits)?;
+    check_code("otp2", otp2, params.digits)?;
+    let sealed = token
+        .secret
+        .clone()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("token {} has no seed", token.id)))?;
+    let secret = state.keys.open(Purpose::TokenSecret, &sealed)?;
+    let search = state.config.auth.resync_search;
+    let last_used = token.last_step.and_then(|step| u64::try_from(step).ok());
+    let drift = token.drift;
+    let now_unix = u64::try_from(crate::web::now()).unwrap_or(0);
+    let (otp1, otp2) = (otp1.trim().to_string(), otp2.trim().to_string());
+    // Up to twice `search` HMACs: kept off the async threads.
+    let found = web::block(move || {
+        otp::resync(
+            &secret, &params, &otp1, &otp2, search, last_used, drift, now_unix,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("resync did not finish: {e}")))?;
+    let Some(found) = found else {
+        return Err(ApiError::field(
+            "otp2",
+            "the codes were not found as consecutive codes",
+        ));
+    };
+    let step = i64::try_from(found.step)
+        .map_err(|_| ApiError::field("otp2", "the codes were not found as consecutive codes"))?;
+    // An HOTP counter is absolute, so only a TOTP token keeps a drift.
+    let drift = match params.kind {
+        Kind::Totp { .. } => found.drift,
+        Kind::Hotp => 0,
+    };
+    Ok((step, drift))
+}
+
 /// Resynchronises a TOTP or HOTP token from two consecutive codes, for a token that drifted
 /// beyond the verification window.
 #[utoipa::path(
@@ -982,51 +1028,7 @@ pub(super) async fn resync_token(
         .find_token(path.into_inner())
         .await?
         .ok_or(ApiError::NotFound("token"))?;
-    if !matches!(token.kind, TokenKind::Totp | TokenKind::Hotp) {
-        return Err(bad_request(
-            "only TOTP and HOTP tokens can be resynchronised",
-        ));
-    }
-    let params = stored_params(token.kind, &token.algorithm, token.digits, token.period)
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!(
-                "token {} has unusable parameters",
-                token.id
-            ))
-        })?;
-    check_code("otp1", &body.otp1, params.digits)?;
-    check_code("otp2", &body.otp2, params.digits)?;
-    let sealed = token
-        .secret
-        .clone()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("token {} has no seed", token.id)))?;
-    let secret = state.keys.open(Purpose::TokenSecret, &sealed)?;
-    let search = state.config.auth.resync_search;
-    let last_used = token.last_step.and_then(|step| u64::try_from(step).ok());
-    let drift = token.drift;
-    let now_unix = u64::try_from(now).unwrap_or(0);
-    let (otp1, otp2) = (body.otp1.trim().to_string(), body.otp2.trim().to_string());
-    // Up to twice `search` HMACs: kept off the async threads.
-    let found = web::block(move || {
-        otp::resync(
-            &secret, &params, &otp1, &otp2, search, last_used, drift, now_unix,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("resync did not finish: {e}")))?;
-    let Some(found) = found else {
-        return Err(ApiError::field(
-            "otp2",
-            "the codes were not found as consecutive codes",
-        ));
-    };
-    let step = i64::try_from(found.step)
-        .map_err(|_| ApiError::field("otp2", "the codes were not found as consecutive codes"))?;
-    // An HOTP counter is absolute, so only a TOTP token keeps a drift.
-    let drift = match params.kind {
-        Kind::Totp { .. } => found.drift,
-        Kind::Hotp => 0,
-    };
+    let (step, drift) = find_resync(&state, &token, &body.otp1, &body.otp2).await?;
     let record = settled(
         state
             .store

@@ -8,7 +8,7 @@ use super::error::ErrorBody;
 use super::query::QueryParams;
 use super::{ApiCaller, ApiError, ApiJson};
 use crate::crypto;
-use crate::domain::{Email, Login, Phone, TokenKind, TokenState};
+use crate::domain::{self, TokenKind, TokenState};
 use crate::store::users::{Listing, Page, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, User};
 use crate::web::{AppState, now};
@@ -197,58 +197,25 @@ pub struct SetPassword {
     password: Option<Option<String>>,
 }
 
-const MAX_NAME: usize = 128;
-const MIN_PASSWORD: usize = 8;
-/// Long enough for any passphrase, short enough that hashing stays cheap.
-const MAX_PASSWORD: usize = 1024;
-
-fn parse_login(field: &str, text: &str) -> Result<String, ApiError> {
-    Login::parse(text)
-        .map(Login::into_string)
-        .map_err(|e| ApiError::field(field, e.0))
+fn parse_login(field: &'static str, text: &str) -> Result<String, ApiError> {
+    Ok(domain::login_field(field, text)?)
 }
 
-fn parse_person_name(field: &str, text: &str) -> Result<String, ApiError> {
-    let text = text.trim();
-    if text.chars().count() > MAX_NAME {
-        return Err(ApiError::field(
-            field,
-            format!("may have at most {MAX_NAME} characters"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::field(field, "may not contain control characters"));
-    }
-    Ok(text.to_string())
+fn parse_person_name(field: &'static str, text: &str) -> Result<String, ApiError> {
+    Ok(domain::person_name(field, text)?)
 }
 
 fn parse_email(text: &str) -> Result<String, ApiError> {
-    Email::parse(text)
-        .map(Email::into_string)
-        .map_err(|e| ApiError::field("email", e.0))
+    Ok(domain::email_field(text)?)
 }
 
 fn parse_phone(text: &str) -> Result<String, ApiError> {
-    Phone::parse(text)
-        .map(Phone::into_string)
-        .map_err(|e| ApiError::field("phone", e.0))
+    Ok(domain::phone_field(text)?)
 }
 
 /// Checks a password's length and hashes it off the async threads.
 async fn hash_new_password(password: String) -> Result<String, ApiError> {
-    let length = password.chars().count();
-    if length < MIN_PASSWORD {
-        return Err(ApiError::field(
-            "password",
-            format!("must have at least {MIN_PASSWORD} characters"),
-        ));
-    }
-    if length > MAX_PASSWORD {
-        return Err(ApiError::field(
-            "password",
-            format!("may have at most {MAX_PASSWORD} characters"),
-        ));
-    }
+    domain::check_new_password(&password)?;
     let hash = web::block(move || crypto::hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing stopped: {e}")))??;
@@ -420,7 +387,7 @@ pub(super) async fn update_user(
         Some(None) => return Err(ApiError::field("login", "a user must have a login")),
         Some(Some(login)) => Some(parse_login("login", &login)?),
     };
-    let name = |field: &str, value: Option<Option<String>>| {
+    let name = |field: &'static str, value: Option<Option<String>>| {
         value
             .map(|v| parse_person_name(field, v.as_deref().unwrap_or("")))
             .transpose()

@@ -12,7 +12,9 @@ pub mod dashboard;
 mod resources;
 mod settings;
 mod tokens;
+mod tokens_add;
 mod users;
+mod users_import;
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::header;

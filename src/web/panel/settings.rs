@@ -1,7 +1,7 @@
 //! The admin panel's Settings page: general settings, the MAIL channel (SMTP) and the SMS
 //! gateway with a test send each, the Telegram bot, and the HTTPS certificate.
 //!
-//! Secrets (the SMTP password, the gateway's secret, the certificate's private key) are
+//! Secrets (the SMTP password, the gateway's secret, the bot token, the certificate's key) are
 //! write-only: the page says whether one is set and never shows it, not even after a form
 //! error. The channels are saved through the same functions as the JSON API, so both apply
 //! the same rules.
@@ -15,10 +15,12 @@ use serde::Deserialize;
 
 use super::resources::{FieldErrors, with_status};
 use super::{Page, format_time, redirect_with_flash};
+use crate::delivery::bot::{self, BotSettings, BotState};
 use crate::delivery::mail::{self, BadSetting, MailSettings, Security};
 use crate::delivery::sms::{self, AuthKind, BodyFormat, Method, SmsSettings};
 use crate::store::GeneralSettings;
 use crate::tls::CertificateSource;
+use crate::web::api::bot::save_bot;
 use crate::web::api::settings::{
     SettingsError, default_mail, default_mail_port, default_sms, save_mail, save_sms,
     send_test_message, stored,
@@ -33,7 +35,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/settings/mail/test", web::post().to(test_mail))
         .route("/admin/settings/sms", web::post().to(save_sms_settings))
         .route("/admin/settings/sms/test", web::post().to(test_sms))
-        .route("/admin/settings/tls", web::post().to(upload_certificate));
+        .route("/admin/settings/tls", web::post().to(upload_certificate))
+        .route("/admin/settings/telegram", web::post().to(save_telegram));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -49,6 +52,32 @@ pub struct GeneralForm {
     default_otp_length: String,
     #[serde(default)]
     challenge_validity_seconds: String,
+}
+
+#[derive(Deserialize, Clone, Default)]
+pub struct BotForm {
+    #[serde(default)]
+    csrf: String,
+    /// Write-only: empty keeps the stored token.
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    clear_token: Option<String>,
+    #[serde(default)]
+    api_url: String,
+    #[serde(default)]
+    poll_timeout_seconds: String,
+    #[serde(default)]
+    timeout_seconds: String,
+}
+
+fn bot_form(settings: &BotSettings) -> BotForm {
+    BotForm {
+        api_url: settings.api_url.clone(),
+        poll_timeout_seconds: settings.poll_timeout_seconds.to_string(),
+        timeout_seconds: settings.timeout_seconds.to_string(),
+        ..BotForm::default()
+    }
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -155,6 +184,9 @@ struct SettingsView {
     sms_test_to: String,
     tls_certificate: String,
     tls_errors: FieldErrors,
+    bot: BotForm,
+    bot_token_set: bool,
+    bot_errors: FieldErrors,
 }
 
 fn security_name(security: Security) -> &'static str {
@@ -238,7 +270,10 @@ async fn stored_view(state: &AppState) -> Result<SettingsView, PageError> {
         .unwrap_or_else(|| general_defaults(state));
     let mail_stored = state.store.channel_settings(mail::CHANNEL).await?;
     let sms_stored = state.store.channel_settings(sms::CHANNEL).await?;
+    let bot_stored = state.store.channel_settings(bot::CHANNEL).await?;
     Ok(SettingsView {
+        bot: bot_form(&BotSettings::from_stored(&bot_stored)),
+        bot_token_set: bot_stored.secrets.contains_key(bot::TOKEN),
         general: GeneralForm {
             public_url: general.public_url,
             default_otp_length: general.default_otp_length.to_string(),
@@ -418,14 +453,108 @@ fn sms_section(page: &Page, view: &SettingsView) -> Markup {
     }
 }
 
-/// The Telegram bot's settings (token, the bot's name as Telegram reports it, the worker's
-/// status). They come with the Telegram channel; until then this section says so.
-fn telegram_section(_page: &Page, _state: &AppState) -> Markup {
+/// The Telegram bot's settings: its token (write-only), where the Bot API is, and what the bot
+/// is doing now, with its name as Telegram reports it.
+fn telegram_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
+    let form = &view.bot;
+    let errors = &view.bot_errors;
+    let status = state.telegram.status();
     html! {
         section #telegram aria-labelledby="telegram-heading" {
             h2 #telegram-heading { "Telegram bot" }
-            p.note { "The bot's settings come with the Telegram channel." }
+            p.note { "BOT tokens get their codes from otpgate's own Telegram bot. Create one with @BotFather in Telegram and paste its token here. otpgate asks Telegram for news (long polling), so it needs outbound HTTPS only: no webhook, no public address." }
+            dl.facts {
+                dt { "Status" }
+                dd {
+                    span class=(if status.state == BotState::Running { "badge badge-ok" } else { "badge badge-off" }) {
+                        (super::tokens::bot_state_text(&status))
+                    }
+                }
+                @if let Some(username) = &status.username {
+                    dt { "Bot" } dd { a href={ "https://t.me/" (username) } { "@" (username) } }
+                }
+            }
+            (errors.summary())
+            form.stack method="post" action="/admin/settings/telegram" {
+                input type="hidden" name="csrf" value=(page.csrf());
+                label.grow {
+                    "Bot token " (secret_state(view.bot_token_set))
+                    small { "From @BotFather, like 123456:ABC-DEF…; empty keeps the stored token." }
+                    input type="password" name="token" autocomplete="off";
+                    (errors.show("token"))
+                }
+                @if view.bot_token_set {
+                    label.check { input type="checkbox" name="clear_token" value="on"; "Remove the stored token (stops the bot)" }
+                }
+                div.row {
+                    label.grow { "Bot API address" small { "Telegram's, or a self-hosted Bot API server." } input type="url" name="api_url" value=(form.api_url); (errors.show("api_url")) }
+                    label { "Long poll (seconds)" input type="number" name="poll_timeout_seconds" value=(form.poll_timeout_seconds) min="1" max="50"; (errors.show("poll_timeout_seconds")) }
+                    label { "Send timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.show("timeout_seconds")) }
+                }
+                div { button type="submit" { "Save and restart the bot" } }
+            }
         }
+    }
+}
+
+fn bot_settings_from(form: &BotForm) -> Result<BotSettings, BadSetting> {
+    let defaults = BotSettings::default();
+    let number = |text: &str, default: u64, field: &'static str| {
+        number_or(text, default).ok_or_else(|| BadSetting {
+            field,
+            message: "give a number of seconds".into(),
+        })
+    };
+    Ok(BotSettings {
+        api_url: optional_text(&form.api_url).unwrap_or(defaults.api_url),
+        poll_timeout_seconds: number(
+            &form.poll_timeout_seconds,
+            defaults.poll_timeout_seconds,
+            "poll_timeout_seconds",
+        )?,
+        timeout_seconds: number(&form.timeout_seconds, defaults.timeout_seconds, "timeout_seconds")?,
+    })
+}
+
+async fn save_telegram(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<BotForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let outcome = match bot_settings_from(&form) {
+        Ok(settings) => {
+            save_bot(
+                &state,
+                settings,
+                secret_input(&form.token, form.clear_token.is_some()),
+                page.audit(&request, "settings.bot.update", "ok"),
+            )
+            .await
+        }
+        Err(bad) => Err(SettingsError::Bad(bad)),
+    };
+    match outcome {
+        Ok(()) => Ok(redirect_with_flash(
+            &state,
+            "/admin/settings#telegram",
+            "Telegram bot settings saved: the bot restarts with them.",
+        )),
+        Err(SettingsError::Bad(bad)) => {
+            let mut view = stored_view(&state).await?;
+            view.bot = BotForm {
+                token: String::new(),
+                ..form.into_inner()
+            };
+            let (field, message) = message_for_people(bad);
+            view.bot_errors.add(field, message);
+            Ok(with_status(
+                settings_page(&page, &state, &view),
+                StatusCode::BAD_REQUEST,
+            ))
+        }
+        Err(SettingsError::Failed(error)) => Err(PageError::Internal(error)),
     }
 }
 
@@ -481,7 +610,7 @@ fn settings_page(page: &Page, state: &AppState, view: &SettingsView) -> HttpResp
         (general_section(page, state, view))
         (mail_section(page, view))
         (sms_section(page, view))
-        (telegram_section(page, state))
+        (telegram_section(page, state, view))
         (tls_section(page, state, view))
     };
     page.render(state, "Settings", "Settings", body)

@@ -1,0 +1,284 @@
+//! Importing users from a CSV file (`login,first,last,email,phone`): the administrator uploads
+//! the file, sees every row with its problems, and imports all rows or none.
+
+use std::collections::HashMap;
+
+use actix_multipart::Multipart;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::Page;
+use super::redirect_with_flash;
+use super::users::{Problems, csrf_field, invalid};
+use crate::import::{self, UserRow};
+use crate::store::NewUser;
+use crate::web::{AppState, PageError};
+
+/// The largest file the panel takes (users or token seeds).
+pub(super) const MAX_UPLOAD: usize = 4 * 1024 * 1024;
+
+/// The fields of a `multipart/form-data` form: text fields and files, by name.
+pub(super) struct Upload {
+    pub fields: HashMap<String, Vec<u8>>,
+}
+
+impl Upload {
+    pub fn text(&self, name: &str) -> String {
+        self.fields
+            .get(name)
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn bytes(&self, name: &str) -> &[u8] {
+        self.fields.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// Why an upload could not be read.
+pub(super) enum UploadProblem {
+    TooLarge,
+    Malformed,
+}
+
+impl UploadProblem {
+    pub fn message(&self) -> String {
+        match self {
+            UploadProblem::TooLarge => format!(
+                "The file is too large: at most {} MB.",
+                MAX_UPLOAD / 1024 / 1024
+            ),
+            UploadProblem::Malformed => {
+                "The upload could not be read; choose the file again.".into()
+            }
+        }
+    }
+}
+
+/// Reads a whole `multipart/form-data` body of at most [`MAX_UPLOAD`] bytes.
+pub(super) async fn read_upload(
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Upload, UploadProblem> {
+    let mut multipart = Multipart::new(request.headers(), payload);
+    let mut fields = HashMap::new();
+    let mut total = 0usize;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(|_| UploadProblem::Malformed)?;
+        let name = field.name().unwrap_or_default().to_string();
+        let mut data = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|_| UploadProblem::Malformed)?;
+            total += chunk.len();
+            if total > MAX_UPLOAD {
+                return Err(UploadProblem::TooLarge);
+            }
+            data.extend_from_slice(&chunk);
+        }
+        fields.insert(name, data);
+    }
+    Ok(Upload { fields })
+}
+
+fn upload_form(page: &Page, problems: &Problems) -> Markup {
+    html! {
+        (problems.summary())
+        p { "One user per line: " code { "login,first,last,email,phone" } ". A first line starting with "
+            code { "login" } " is a header and is skipped. Only the login is required; phone numbers in international form." }
+        form.stack.narrow method="post" action="/admin/users/import" enctype="multipart/form-data" {
+            (csrf_field(page))
+            label { "CSV file" input type="file" name="file" accept=".csv,text/csv,text/plain" required; (problems.note("file")) }
+            div.buttons {
+                button type="submit" { "Preview" }
+                a href="/admin/users" { "Cancel" }
+            }
+        }
+    }
+}
+
+pub async fn show_import(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    let body = upload_form(&page, &Problems::default());
+    Ok(page.render(&state, "Import users", "Users", body))
+}
+
+/// The rows of a file, checked also against the users stored already.
+async fn checked_rows(
+    state: &AppState,
+    text: &str,
+) -> Result<Result<Vec<UserRow>, String>, PageError> {
+    let mut rows = match import::parse_users_csv(text) {
+        Ok(rows) => rows,
+        Err(error) => return Ok(Err(format!("The file was not read: {error}."))),
+    };
+    let logins: Vec<String> = rows
+        .iter()
+        .filter(|row| !row.login.is_empty())
+        .map(|row| row.login.clone())
+        .collect();
+    let taken = state.store.taken_logins(logins).await?;
+    for row in &mut rows {
+        if taken.iter().any(|login| login == &row.login) {
+            row.problems.push(format!(
+                "a user with the login {:?} exists already",
+                row.login
+            ));
+        }
+    }
+    Ok(Ok(rows))
+}
+
+fn preview(page: &Page, text: &str, rows: &[UserRow]) -> Markup {
+    let bad = rows.iter().filter(|row| !row.problems.is_empty()).count();
+    html! {
+        @if bad > 0 {
+            p.error role="alert" { (bad) " of " (rows.len()) " rows have problems. Nothing was imported: correct the file and upload it again." }
+        } @else {
+            p { "The file holds " (rows.len()) " new user(s). Check them, then import them all." }
+        }
+        table {
+            thead { tr { th { "Line" } th { "Login" } th { "First name" } th { "Last name" } th { "Email" } th { "Phone" } th { "Problems" } } }
+            tbody {
+                @for row in rows {
+                    tr class=[(!row.problems.is_empty()).then_some("row-error")] {
+                        td { (row.line) }
+                        td { (row.login) }
+                        td { (row.first_name) }
+                        td { (row.last_name) }
+                        td { (row.email.as_deref().unwrap_or("")) }
+                        td { (row.phone.as_deref().unwrap_or("")) }
+                        td { @for problem in &row.problems { span.field-error { (problem) } } }
+                    }
+                }
+            }
+        }
+        @if bad == 0 {
+            form.stack.narrow method="post" action="/admin/users/import/confirm" {
+                (csrf_field(page))
+                input type="hidden" name="csv" value=(text);
+                div.buttons {
+                    button type="submit" { "Import " (rows.len()) " user(s)" }
+                    a href="/admin/users/import" { "Choose another file" }
+                }
+            }
+        } @else {
+            p { a href="/admin/users/import" { "Upload a corrected file" } }
+        }
+    }
+}
+
+pub async fn upload_import(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    let upload = read_upload(&request, payload).await;
+    let upload = match upload {
+        Ok(upload) => upload,
+        Err(problem) => {
+            let mut problems = Problems::default();
+            problems.general(problem.message());
+            let body = upload_form(&page, &problems);
+            return Ok(invalid(page.render(&state, "Import users", "Users", body)));
+        }
+    };
+    page.check_csrf(&upload.text("csrf"))?;
+    let mut problems = Problems::default();
+    let text = match std::str::from_utf8(upload.bytes("file")) {
+        Ok(text) if !text.trim().is_empty() => text.to_string(),
+        Ok(_) => {
+            problems.at("file", "choose a CSV file that is not empty");
+            String::new()
+        }
+        Err(_) => {
+            problems.at("file", "the file is not UTF-8 text; save it as CSV (UTF-8)");
+            String::new()
+        }
+    };
+    if problems.is_empty() {
+        match checked_rows(&state, &text).await? {
+            Ok(rows) => {
+                let bad = rows.iter().any(|row| !row.problems.is_empty());
+                let response = page.render(
+                    &state,
+                    "Import users",
+                    "Users",
+                    preview(&page, &text, &rows),
+                );
+                return Ok(if bad { invalid(response) } else { response });
+            }
+            Err(message) => problems.at("file", message),
+        }
+    }
+    let body = upload_form(&page, &problems);
+    Ok(invalid(page.render(&state, "Import users", "Users", body)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ConfirmForm {
+    csrf: String,
+    csv: String,
+}
+
+pub async fn confirm_import(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<ConfirmForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    // The file is checked again: it came back from the browser, and users may have been
+    // created since the preview.
+    let rows = match checked_rows(&state, &form.csv).await? {
+        Ok(rows) => rows,
+        Err(message) => {
+            let mut problems = Problems::default();
+            problems.general(message);
+            let body = upload_form(&page, &problems);
+            return Ok(invalid(page.render(&state, "Import users", "Users", body)));
+        }
+    };
+    if rows.iter().any(|row| !row.problems.is_empty()) {
+        let body = preview(&page, &form.csv, &rows);
+        return Ok(invalid(page.render(&state, "Import users", "Users", body)));
+    }
+    let users: Vec<NewUser> = rows
+        .into_iter()
+        .map(|row| NewUser {
+            login: row.login,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            email: row.email,
+            phone: row.phone,
+            password_hash: None,
+        })
+        .collect();
+    let now = crate::web::now();
+    match state
+        .store
+        .import_users(users, page.audit(&request, "user.import", "ok"), now)
+        .await?
+    {
+        Ok(count) => Ok(redirect_with_flash(
+            &state,
+            "/admin/users",
+            &format!("{count} user(s) imported."),
+        )),
+        Err(taken) => {
+            let mut problems = Problems::default();
+            problems.general(format!(
+                "Nothing was imported: these logins were taken meanwhile: {}.",
+                taken.join(", ")
+            ));
+            let body = upload_form(&page, &problems);
+            Ok(invalid(page.render(&state, "Import users", "Users", body)))
+        }
+    }
+}
