@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::api_users::{create_user, send};
 use crate::helpers::{TestApp, location, secret_on_page, spawn_app, totp_now, wait_for_fresh_step};
 use crate::panel_users::{audit_actors, follow, post_multipart};
+use crate::telegram_api::{TelegramApi, USERNAME};
 
 async fn token_json(app: &TestApp, key: &str, token: &str) -> (u16, Value) {
     let (status, token) = send(app, Method::GET, &format!("/tokens/{token}"), key, None).await;
@@ -174,11 +175,67 @@ async fn an_authenticator_app_shows_its_qr_code_once_and_is_active_after_its_fir
     assert_eq!(audit_actors(&app, "token.activate"), vec!["admin:admin"]);
 }
 
+/// The first `https://t.me/…?start=CODE` link on a page, and its code.
+fn deep_link_on(page: &str) -> (String, String) {
+    let start = page
+        .find("https://t.me/")
+        .unwrap_or_else(|| panic!("no activation link on the page:\n{page}"));
+    let link: String = page[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '<' | ' '))
+        .collect();
+    let code = link.split("?start=").nth(1).expect("a code").to_string();
+    (link, code)
+}
+
 #[tokio::test]
-async fn a_bot_token_waits_for_its_activation_and_resending_is_not_available_yet() {
+async fn a_bot_token_added_in_the_panel_shows_its_activation_qr_and_is_activated_through_the_bot() {
+    let telegram = TelegramApi::start().await;
     let app = spawn_app().await;
     let csrf = app.logged_in_admin().await;
     let key = app.api_key(&["--admin"]);
+    let bot_token = "5555:panel-bot-token";
+    let settings = |token: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("token", token.to_string()),
+            ("api_url", telegram.url.clone()),
+            ("poll_timeout_seconds", "1".to_string()),
+            ("timeout_seconds", "5".to_string()),
+        ]
+    };
+    let as_refs = |pairs: &[(&'static str, String)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect::<Vec<_>>()
+    };
+    let form = as_refs(&settings("not a token"));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = app.post_form("/admin/settings/telegram", &form).await;
+    assert_eq!(refused.status(), 400);
+    let page = refused.text().await.expect("body");
+    assert!(page.contains("@BotFather gives it"), "{page}");
+    assert!(!page.contains("not a token"), "a typed token is never echoed back");
+    assert!(page.contains(&telegram.url), "the other values are kept");
+
+    let form = as_refs(&settings(bot_token));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = app.post_form("/admin/settings/telegram", &form).await;
+    assert_eq!(saved.status(), 303);
+    assert_eq!(location(&saved), "/admin/settings#telegram");
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = app.get("/admin/settings").await.text().await.expect("body");
+        if page.contains(&format!("running as @{USERNAME}")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(page.contains(&format!("running as @{USERNAME}")), "{page}");
+    assert!(!page.contains(bot_token), "the stored token is never shown");
+    assert_eq!(audit_actors(&app, "settings.bot.update"), vec!["admin:admin"]);
+
     let response = app
         .post_form(
             "/admin/tokens/new/bot",
@@ -190,23 +247,50 @@ async fn a_bot_token_waits_for_its_activation_and_resending_is_not_available_yet
             ],
         )
         .await;
-    let id = token_id(&location(&response));
-    let page = follow(&app, response).await;
-    assert!(page.contains("activation link appears here"), "{page}");
-    let (_, token) = token_json(&app, &key, &id).await;
+    assert_eq!(response.status(), 200, "the code is shown once, on this answer");
+    let page = response.text().await.expect("body");
+    let (link, code) = deep_link_on(&page);
+    assert_eq!(link, format!("https://t.me/{USERNAME}?start={code}"));
+    assert!(page.contains("data:image/svg+xml;base64,"), "a QR code of the link");
+    assert!(page.contains(&format!("/start {code}")));
+    let back = page
+        .split("href=\"/admin/tokens/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link back to the token")
+        .to_string();
+    let (_, token) = token_json(&app, &key, &back).await;
     assert_eq!(token["state"], "pending");
-    assert_eq!(token["messenger"], "telegram");
-    let resend = app
-        .post_form(
-            &format!("/admin/tokens/{id}/activation"),
-            &[("csrf", &csrf)],
-        )
+    let shown = app.get(&format!("/admin/tokens/{back}")).await.text().await.expect("body");
+    assert!(shown.contains("Waiting for the user"), "{shown}");
+    assert!(!shown.contains(&code), "the code is not shown again");
+
+    telegram.user_writes(9001, 9001, &format!("/start {code}"));
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = token_json(&app, &key, &back).await.1["state"].clone();
+        if state == "active" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "active");
+    let shown = app.get(&format!("/admin/tokens/{back}")).await.text().await.expect("body");
+    assert!(shown.contains("Active: its codes go to"), "{shown}");
+
+    let again = app
+        .post_form(&format!("/admin/tokens/{back}/activation"), &[("csrf", &csrf)])
         .await;
-    assert!(follow(&app, resend).await.contains("not available yet"));
+    assert_eq!(again.status(), 200);
+    let (_, fresh) = deep_link_on(&again.text().await.expect("body"));
+    assert_ne!(fresh, code, "a new activation is a new code");
+    assert_eq!(audit_actors(&app, "token.bot_activation"), vec!["admin:admin"]);
     let forged = app
-        .post_form(&format!("/admin/tokens/{id}/activation"), &[("csrf", "x")])
+        .post_form(&format!("/admin/tokens/{back}/activation"), &[("csrf", "x")])
         .await;
     assert_eq!(forged.status(), 403);
+    assert_eq!(audit_actors(&app, "token.bot_activation").len(), 1, "nothing changed");
+    telegram.stop().await;
 }
 
 #[tokio::test]
