@@ -8,6 +8,8 @@ mod api_openapi;
 mod api_resources;
 mod api_tokens;
 mod api_users;
+mod browser;
+mod browser_admin;
 mod command_line;
 mod crash;
 mod delivery_bot;
