@@ -450,6 +450,9 @@ async fn changing_the_bot_token_restarts_the_bot_without_restarting_otpgate() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     wait_for_bot(&s.api, &s.admin, "running").await;
+    telegram.user_writes(6101, 6101, "/help");
+    let replies = telegram.wait_for_messages(6101, 1, WAIT).await;
+    assert_eq!(replies[0].token, other, "the new bot answers");
     let before = telegram.calls_with(BOT_TOKEN).len();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(

@@ -216,7 +216,10 @@ async fn a_bot_token_added_in_the_panel_shows_its_activation_qr_and_is_activated
     assert_eq!(refused.status(), 400);
     let page = refused.text().await.expect("body");
     assert!(page.contains("@BotFather gives it"), "{page}");
-    assert!(!page.contains("not a token"), "a typed token is never echoed back");
+    assert!(
+        !page.contains("not a token"),
+        "a typed token is never echoed back"
+    );
     assert!(page.contains(&telegram.url), "the other values are kept");
 
     let form = as_refs(&settings(bot_token));
@@ -234,7 +237,10 @@ async fn a_bot_token_added_in_the_panel_shows_its_activation_qr_and_is_activated
     }
     assert!(page.contains(&format!("running as @{USERNAME}")), "{page}");
     assert!(!page.contains(bot_token), "the stored token is never shown");
-    assert_eq!(audit_actors(&app, "settings.bot.update"), vec!["admin:admin"]);
+    assert_eq!(
+        audit_actors(&app, "settings.bot.update"),
+        vec!["admin:admin"]
+    );
 
     let response = app
         .post_form(
@@ -247,11 +253,18 @@ async fn a_bot_token_added_in_the_panel_shows_its_activation_qr_and_is_activated
             ],
         )
         .await;
-    assert_eq!(response.status(), 200, "the code is shown once, on this answer");
+    assert_eq!(
+        response.status(),
+        200,
+        "the code is shown once, on this answer"
+    );
     let page = response.text().await.expect("body");
     let (link, code) = deep_link_on(&page);
     assert_eq!(link, format!("https://t.me/{USERNAME}?start={code}"));
-    assert!(page.contains("data:image/svg+xml;base64,"), "a QR code of the link");
+    assert!(
+        page.contains("data:image/svg+xml;base64,"),
+        "a QR code of the link"
+    );
     assert!(page.contains(&format!("/start {code}")));
     let back = page
         .split("href=\"/admin/tokens/")
@@ -261,7 +274,12 @@ async fn a_bot_token_added_in_the_panel_shows_its_activation_qr_and_is_activated
         .to_string();
     let (_, token) = token_json(&app, &key, &back).await;
     assert_eq!(token["state"], "pending");
-    let shown = app.get(&format!("/admin/tokens/{back}")).await.text().await.expect("body");
+    let shown = app
+        .get(&format!("/admin/tokens/{back}"))
+        .await
+        .text()
+        .await
+        .expect("body");
     assert!(shown.contains("Waiting for the user"), "{shown}");
     assert!(!shown.contains(&code), "the code is not shown again");
 
@@ -275,21 +293,39 @@ async fn a_bot_token_added_in_the_panel_shows_its_activation_qr_and_is_activated
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(state, "active");
-    let shown = app.get(&format!("/admin/tokens/{back}")).await.text().await.expect("body");
+    let shown = app
+        .get(&format!("/admin/tokens/{back}"))
+        .await
+        .text()
+        .await
+        .expect("body");
     assert!(shown.contains("Active: its codes go to"), "{shown}");
 
     let again = app
-        .post_form(&format!("/admin/tokens/{back}/activation"), &[("csrf", &csrf)])
+        .post_form(
+            &format!("/admin/tokens/{back}/activation"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(again.status(), 200);
     let (_, fresh) = deep_link_on(&again.text().await.expect("body"));
     assert_ne!(fresh, code, "a new activation is a new code");
-    assert_eq!(audit_actors(&app, "token.bot_activation"), vec!["admin:admin"]);
+    assert_eq!(
+        audit_actors(&app, "token.bot_activation"),
+        vec!["admin:admin"]
+    );
     let forged = app
-        .post_form(&format!("/admin/tokens/{back}/activation"), &[("csrf", "x")])
+        .post_form(
+            &format!("/admin/tokens/{back}/activation"),
+            &[("csrf", "x")],
+        )
         .await;
     assert_eq!(forged.status(), 403);
-    assert_eq!(audit_actors(&app, "token.bot_activation").len(), 1, "nothing changed");
+    assert_eq!(
+        audit_actors(&app, "token.bot_activation").len(),
+        1,
+        "nothing changed"
+    );
     telegram.stop().await;
 }
 

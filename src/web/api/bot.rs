@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::settings::SettingsError;
-use crate::delivery::mail::BadSetting;
 use super::{ApiCaller, ApiError, ApiJson};
 use crate::delivery::bot::{self, BotSettings, BotStatus};
+use crate::delivery::mail::BadSetting;
 use crate::store::bot::IssueRefused;
 use crate::store::delivery_settings::{ChannelSettings, SecretChange};
 use crate::web::AppState;

@@ -470,11 +470,7 @@ fn seed_of(body: &CreateToken) -> Result<Seed, ApiError> {
 /// Checks a create request and turns it into the store's creation: the rules of every kind
 /// (which fields apply, code length, PIN, destination, messenger, seed) live here once, for the
 /// API and the admin panel.
-pub fn prepare_token(
-    keys: &Keys,
-    body: &CreateToken,
-    now: i64,
-) -> Result<PreparedToken, ApiError> {
+pub fn prepare_token(keys: &Keys, body: &CreateToken, now: i64) -> Result<PreparedToken, ApiError> {
     let kind = body.kind;
     use TokenKind::{Bot, Hotp, Mail, Sms, Totp};
     refuse_for_kind(kind, "secret", body.secret.is_some(), &[Totp, Hotp])?;

@@ -512,7 +512,11 @@ fn bot_settings_from(form: &BotForm) -> Result<BotSettings, BadSetting> {
             defaults.poll_timeout_seconds,
             "poll_timeout_seconds",
         )?,
-        timeout_seconds: number(&form.timeout_seconds, defaults.timeout_seconds, "timeout_seconds")?,
+        timeout_seconds: number(
+            &form.timeout_seconds,
+            defaults.timeout_seconds,
+            "timeout_seconds",
+        )?,
     })
 }
 

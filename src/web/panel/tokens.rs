@@ -12,12 +12,12 @@ use super::users::{CsrfForm, Problems, csrf_field, invalid, path_id, post_button
 use super::{Page, format_time, redirect_with_flash};
 use crate::delivery::bot::{self, BotState, BotStatus};
 use crate::domain::{self, TokenKind, TokenState};
+use crate::otp;
 use crate::store::AuditEntry;
 use crate::store::bot::IssueRefused;
-use crate::web::views;
-use crate::otp;
 use crate::store::tokens::{Refused, StateFilter, TokenChanges, TokenDetail, TokenFilter};
 use crate::web::api::ApiError;
+use crate::web::views;
 use crate::web::{AppState, PageError};
 
 /// Tokens per page of the list.
@@ -345,7 +345,11 @@ pub(super) fn activation_code_view(
         .telegram
         .username()
         .map(|username| bot::deep_link(&username, code));
-    let name = if token.name.is_empty() { &token.serial } else { &token.name };
+    let name = if token.name.is_empty() {
+        &token.serial
+    } else {
+        &token.name
+    };
     html! {
         section.activation aria-labelledby="activation" {
             h2 #activation { "Activate “" (name) "” in Telegram" }
