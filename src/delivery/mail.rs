@@ -2,13 +2,20 @@
 //! STARTTLS or implicit TLS, with an optional login. The HTML part is rendered from the text
 //! with escaping, so the one text stays the only thing to translate.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde::{Deserialize, Serialize};
 
 use super::{Accepted, Channel, SendError, SendFuture, open_secret};
@@ -110,14 +117,35 @@ fn read_certificate(file: &str) -> Result<Certificate, String> {
     Certificate::from_pem(&pem).map_err(|e| format!("{file} holds no usable certificate: {e}"))
 }
 
-/// The MAIL channel over one SMTP transport (which keeps a small connection pool).
+/// The MAIL channel: SMTP connections of its own, kept open between messages.
+///
+/// lettre speaks SMTP; otpgate opens the TCP connections itself so that they carry
+/// `TCP_NODELAY`. lettre writes a message's body and its final `.` separately, and with
+/// Nagle's algorithm the final line waits for the server to acknowledge the body — which a
+/// server holds back for its delayed-ACK time (40 ms on Linux) before it answers. Every email
+/// would pay those 40 ms, and one connection could carry at most 25 emails a second.
 pub struct MailChannel {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    security: Security,
+    /// STARTTLS: lettre's TLS parameters; implicit TLS: our own rustls client.
+    starttls: Option<TlsParameters>,
+    implicit_tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
     from: Mailbox,
-    /// The limit of one whole conversation: lettre's own timeout covers only the connect, and
-    /// a server that accepts and then stays silent must not hold a send forever.
+    /// The limit of one whole conversation, connection included: a server that accepts and
+    /// then stays silent must not hold a send forever.
     timeout: Duration,
+    /// Connections that finished a message cleanly, with when they did.
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
 }
+
+/// How many idle connections are kept (as many as the worker sends at once).
+const IDLE_CONNECTIONS: usize = super::CONCURRENCY;
+/// An idle connection older than this is closed rather than reused: servers drop idle
+/// clients after a while, and a reused dead connection costs a failed try.
+const IDLE_LIFETIME: Duration = Duration::from_secs(30);
 
 /// Builds the channel from the stored settings; for the worker's [`super::StoredChannel`].
 pub fn build(settings: &ChannelSettings, keys: &Keys) -> Result<Arc<dyn Channel>, SendError> {
@@ -132,37 +160,109 @@ pub fn build(settings: &ChannelSettings, keys: &Keys) -> Result<Arc<dyn Channel>
     Ok(Arc::new(MailChannel::new(&mail, password)?))
 }
 
+/// A TLS stream to the SMTP server that lettre can talk through (implicit TLS).
+#[derive(Debug)]
+struct TlsTcp(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
+
+impl tokio::io::AsyncRead for TlsTcp {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsTcp {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsTcp {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+/// A rustls client trusting the public web roots, or the CA file's certificates instead.
+fn rustls_client(ca_file: Option<&str>) -> Result<tokio_rustls::TlsConnector, SendError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(file) => {
+            let pem = std::fs::read(file)
+                .map_err(|e| SendError::Temporary(format!("cannot read {file}: {e}")))?;
+            for certificate in CertificateDer::pem_slice_iter(&pem) {
+                let certificate = certificate.map_err(|e| {
+                    SendError::Temporary(format!("{file} holds no usable certificate: {e}"))
+                })?;
+                roots.add(certificate).map_err(|e| {
+                    SendError::Temporary(format!("{file} holds no usable certificate: {e}"))
+                })?;
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| SendError::Temporary(format!("TLS set-up failed: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 impl MailChannel {
     pub fn new(
         settings: &MailSettings,
         password: Option<String>,
     ) -> Result<MailChannel, SendError> {
         let host = settings.host.trim().to_string();
-        let tls_parameters = || -> Result<TlsParameters, SendError> {
-            let mut builder = TlsParameters::builder(host.clone());
-            if let Some(file) = &settings.tls_ca_file {
-                builder = builder
-                    .add_root_certificate(read_certificate(file).map_err(SendError::Temporary)?);
+        let starttls = match settings.security {
+            Security::Starttls => {
+                let mut builder = TlsParameters::builder(host.clone());
+                if let Some(file) = &settings.tls_ca_file {
+                    builder = builder.add_root_certificate(
+                        read_certificate(file).map_err(SendError::Temporary)?,
+                    );
+                }
+                Some(
+                    builder
+                        .build_rustls()
+                        .map_err(|e| SendError::Temporary(format!("TLS set-up failed: {e}")))?,
+                )
             }
-            builder
-                .build_rustls()
-                .map_err(|e| SendError::Temporary(format!("TLS set-up failed: {e}")))
+            _ => None,
         };
-        let tls = match settings.security {
-            Security::None => Tls::None,
-            Security::Starttls => Tls::Required(tls_parameters()?),
-            Security::Tls => Tls::Wrapper(tls_parameters()?),
+        let implicit_tls = match settings.security {
+            Security::Tls => {
+                let name = ServerName::try_from(host.clone()).map_err(|_| {
+                    SendError::Temporary(format!("{host} is not a valid TLS server name"))
+                })?;
+                Some((rustls_client(settings.tls_ca_file.as_deref())?, name))
+            }
+            _ => None,
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(settings.port)
-            .tls(tls)
-            .timeout(Some(Duration::from_secs(settings.timeout_seconds)));
-        if let Some(username) = &settings.username {
-            builder = builder.credentials(Credentials::new(
-                username.clone(),
-                password.unwrap_or_default(),
-            ));
-        }
         let address = settings
             .from_address
             .trim()
@@ -170,10 +270,120 @@ impl MailChannel {
             .map_err(|_| SendError::Temporary("the sender address is invalid".into()))?;
         let name = settings.from_name.trim();
         Ok(MailChannel {
-            transport: builder.build(),
+            host,
+            port: settings.port,
+            security: settings.security,
+            starttls,
+            implicit_tls,
+            credentials: settings
+                .username
+                .as_ref()
+                .map(|username| Credentials::new(username.clone(), password.unwrap_or_default())),
+            hello: ClientId::default(),
             from: Mailbox::new((!name.is_empty()).then(|| name.to_string()), address),
             timeout: Duration::from_secs(settings.timeout_seconds),
+            idle: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A new connection: TCP without Nagle, TLS as configured, greeting, EHLO, login.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| {
+                SendError::Temporary(format!(
+                    "cannot connect to {}:{}: {e}",
+                    self.host, self.port
+                ))
+            })?;
+        tcp.set_nodelay(true)
+            .map_err(|e| SendError::Temporary(format!("cannot set TCP_NODELAY: {e}")))?;
+        let mut connection = match &self.implicit_tls {
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| SendError::Temporary(format!("TLS handshake failed: {e}")))?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(TlsTcp(tls)), &self.hello)
+                    .await
+                    .map_err(|e| classify(&e))?
+            }
+            None => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                .await
+                .map_err(|e| classify(&e))?,
+        };
+        if let (Security::Starttls, Some(parameters)) = (self.security, &self.starttls) {
+            if !connection.can_starttls() {
+                connection.abort().await;
+                return Err(SendError::Temporary(
+                    "the server does not offer STARTTLS, which the settings require".into(),
+                ));
+            }
+            connection
+                .starttls(parameters.clone(), &self.hello)
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+        if let Some(credentials) = &self.credentials
+            && let Err(e) = connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+        {
+            connection.abort().await;
+            return Err(classify(&e));
+        }
+        Ok(connection)
+    }
+
+    /// An idle connection young enough to reuse, if there is one.
+    fn reuse(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some((connection, since)) = idle.pop() {
+            if since.elapsed() < IDLE_LIFETIME && !connection.has_broken() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn keep(&self, connection: AsyncSmtpConnection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_CONNECTIONS
+            && !connection.has_broken()
+        {
+            idle.push((connection, Instant::now()));
+        }
+    }
+
+    /// Sends one email over a reused connection or, when there is none or it turns out to be
+    /// dead before the server said anything about this email, over a new one.
+    async fn transmit(&self, envelope: &Envelope, email: &[u8]) -> Result<Response, SendError> {
+        if let Some(mut connection) = self.reuse() {
+            match connection.send(envelope, email).await {
+                Ok(response) => {
+                    self.keep(connection);
+                    return Ok(response);
+                }
+                // The server answered: that answer is about this email.
+                Err(e) if e.status().is_some() => {
+                    connection.abort().await;
+                    return Err(classify(&e));
+                }
+                // The connection died while idle: try once more on a fresh one.
+                Err(_) => connection.abort().await,
+            }
+        }
+        let mut connection = self.connect().await?;
+        match connection.send(envelope, email).await {
+            Ok(response) => {
+                self.keep(connection);
+                Ok(response)
+            }
+            Err(e) => {
+                connection.abort().await;
+                Err(classify(&e))
+            }
+        }
     }
 
     async fn deliver(&self, message: &super::Outgoing) -> Result<Accepted, SendError> {
@@ -190,7 +400,9 @@ impl MailChannel {
                 render_html(&message.subject, &message.text),
             ))
             .map_err(|e| SendError::Permanent(format!("the email cannot be built: {e}")))?;
-        let sent = tokio::time::timeout(self.timeout, self.transport.send(email))
+        let envelope = email.envelope().clone();
+        let bytes = email.formatted();
+        let sent = tokio::time::timeout(self.timeout, self.transmit(&envelope, &bytes))
             .await
             .map_err(|_| {
                 SendError::Temporary(format!(
@@ -198,13 +410,9 @@ impl MailChannel {
                     self.timeout.as_secs()
                 ))
             })?;
-        match sent {
-            Ok(response) => {
-                let lines: Vec<&str> = response.message().collect();
-                Ok(Accepted(format!("{} {}", response.code(), lines.join(" "))))
-            }
-            Err(e) => Err(classify(&e)),
-        }
+        let response = sent?;
+        let lines: Vec<&str> = response.message().collect();
+        Ok(Accepted(format!("{} {}", response.code(), lines.join(" "))))
     }
 }
 

@@ -189,7 +189,7 @@ impl Wakeup {
 }
 
 /// How many messages of one channel are sent at the same time.
-const CONCURRENCY: usize = 4;
+pub(crate) const CONCURRENCY: usize = 4;
 /// How many due messages one pass reads.
 const BATCH: i64 = 64;
 /// The slow sweep that catches what no wake-up announced.

@@ -34,6 +34,33 @@ async fn configure(app: &crate::helpers::TestApp, settings: Value) -> Setup {
 }
 
 #[tokio::test]
+async fn consecutive_emails_share_one_smtp_connection() {
+    let sink = SmtpSink::start(Mode::Starttls).await;
+    let app = spawn_app().await;
+    provision(
+        &app.address,
+        &app.data_dir,
+        "vpn",
+        &[
+            ("kim", "MAIL", "kim@example.com"),
+            ("lou", "MAIL", "lou@example.com"),
+            ("max", "MAIL", "max@example.com"),
+        ],
+    )
+    .await;
+    let ca = app.data_dir.join("smtp-ca.pem");
+    std::fs::write(&ca, &sink.cert_pem).expect("write the CA");
+    let s = configure(&app, mail_settings(sink.port, "starttls", Some(&ca))).await;
+    for (n, user) in ["kim", "lou", "max"].into_iter().enumerate() {
+        s.api.prepare(&s.app_key, user).await;
+        assert_eq!(sink.wait_for(n + 1, WAIT).await.len(), n + 1);
+    }
+    assert!(sink.messages().iter().all(|m| m.tls), "every email went over TLS");
+    assert_eq!(sink.connections(), 1, "the connection was kept open and reused");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_code_sent_by_mail_over_plain_smtp_logs_the_user_in() {
     let sink = SmtpSink::start(Mode::Plain).await;
     let app = spawn_app().await;

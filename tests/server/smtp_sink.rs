@@ -35,6 +35,8 @@ pub struct SmtpSink {
     mode: Mode,
     tls: tokio_rustls::TlsAcceptor,
     messages: Arc<Mutex<Vec<Received>>>,
+    /// Connections accepted so far.
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -75,6 +77,7 @@ impl SmtpSink {
             mode,
             tls: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             messages: Arc::default(),
+            connections: Arc::default(),
             server: Mutex::new(None),
         }
     }
@@ -85,10 +88,12 @@ impl SmtpSink {
             .await
             .expect("the port is free again");
         let (mode, tls, messages) = (self.mode, self.tls.clone(), self.messages.clone());
+        let accepted = self.connections.clone();
         let task = tokio::spawn(async move {
             // Dropping the set (when the sink goes down) ends every open connection.
             let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (tls, messages) = (tls.clone(), messages.clone());
                 connections.spawn(async move {
                     let _ = match mode {
@@ -124,6 +129,11 @@ impl SmtpSink {
             task.abort();
             let _ = task.await;
         }
+    }
+
+    /// How many connections the sink accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn messages(&self) -> Vec<Received> {
