@@ -60,7 +60,7 @@ pub struct Server {
 }
 
 impl Server {
-    fn command(binary: &Path, dir: &Path) -> Command {
+    pub fn command(binary: &Path, dir: &Path) -> Command {
         let mut command = Command::new(binary);
         command.env("OTPGATE_CONFIG", dir.join("config.toml"));
         command.env("OTPGATE_DATA_DIR", dir.join("data"));

@@ -55,8 +55,15 @@ async fn consecutive_emails_share_one_smtp_connection() {
         s.api.prepare(&s.app_key, user).await;
         assert_eq!(sink.wait_for(n + 1, WAIT).await.len(), n + 1);
     }
-    assert!(sink.messages().iter().all(|m| m.tls), "every email went over TLS");
-    assert_eq!(sink.connections(), 1, "the connection was kept open and reused");
+    assert!(
+        sink.messages().iter().all(|m| m.tls),
+        "every email went over TLS"
+    );
+    assert_eq!(
+        sink.connections(),
+        1,
+        "the connection was kept open and reused"
+    );
     app.stop().await;
 }
 
