@@ -41,7 +41,9 @@ async fn first_run_setup_with_totp_then_logout_and_login_again_in_a_browser() {
     browser.click("Confirm").await;
 
     browser.wait_for_path("/admin").await;
-    browser.wait_for_text("Authentications in the last 24 hours").await;
+    browser
+        .wait_for_text("Authentications in the last 24 hours")
+        .await;
     let dashboard = browser.text().await;
     assert!(dashboard.contains("Dashboard"), "{dashboard}");
     assert!(dashboard.contains("alice"), "the administrator is named");
@@ -55,7 +57,9 @@ async fn first_run_setup_with_totp_then_logout_and_login_again_in_a_browser() {
     // it now: the server accepts a code one step ahead.
     let code = code_for_step(&secret, (unix_now() / 30).max(setup_step + 1));
     browser.log_in(&app, "alice", PASSWORD, &code).await;
-    browser.wait_for_text("Authentications in the last 24 hours").await;
+    browser
+        .wait_for_text("Authentications in the last 24 hours")
+        .await;
 
     let problems = browser.console_problems().await;
     assert!(
