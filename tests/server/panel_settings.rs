@@ -129,6 +129,37 @@ async fn general_settings_are_saved_with_what_changed_and_used_in_portal_links()
 }
 
 #[tokio::test]
+async fn a_saved_section_shows_its_confirmation_inside_that_section_where_the_page_opens() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let response = app
+        .post_form(
+            "/admin/settings/mail",
+            &mail_form(&csrf, "2525", "127.0.0.1"),
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    // The browser opens the page at the mail section, so the confirmation is shown there,
+    // not on top of the page (out of sight), and only once.
+    assert_eq!(location(&response), "/admin/settings?saved=mail#mail");
+    let response = app.get("/admin/settings?saved=mail").await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.expect("body");
+    let message =
+        "<p class=\"flash\" role=\"status\">Mail settings saved. The next email uses them.</p>";
+    assert_eq!(page.matches(message).count(), 1, "{page}");
+    let mail = page.find("<section id=\"mail\"").expect("the mail section");
+    let sms = page.find("<section id=\"sms\"").expect("the SMS section");
+    let shown = page.find(message).expect("the confirmation");
+    assert!(mail < shown && shown < sms, "{page}");
+
+    // Seen once: the next visit shows no confirmation.
+    let page = settings_page(&app).await;
+    assert!(!page.contains("Mail settings saved."), "{page}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn mail_settings_keep_the_password_secret_and_a_test_email_shows_the_server_answer() {
     let sink = SmtpSink::start(Mode::Plain).await;
     let app = spawn_app().await;

@@ -226,7 +226,7 @@ async fn a_bot_token_added_in_the_panel_shows_its_activation_qr_and_is_activated
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let saved = app.post_form("/admin/settings/telegram", &form).await;
     assert_eq!(saved.status(), 303);
-    assert_eq!(location(&saved), "/admin/settings#telegram");
+    assert_eq!(location(&saved), "/admin/settings?saved=telegram#telegram");
     let mut page = String::new();
     for _ in 0..200 {
         page = app.get("/admin/settings").await.text().await.expect("body");

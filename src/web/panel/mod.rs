@@ -45,6 +45,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
 pub struct Page {
     pub logged_in: LoggedIn,
     flash: Option<String>,
+    /// Whether the request brought a flash cookie, which the answer then clears.
+    flash_cookie: bool,
 }
 
 impl Page {
@@ -59,7 +61,17 @@ impl Page {
             .map(|c| c.value().to_string())
             .filter(|v| !v.is_empty())
             .map(|v| percent_decode(&v));
-        Ok(Page { logged_in, flash })
+        Ok(Page {
+            logged_in,
+            flash_cookie: flash.is_some(),
+            flash,
+        })
+    }
+
+    /// Takes the flash message, for a page that shows it beside the form it is about rather
+    /// than on top (where it may be out of sight).
+    pub fn take_flash(&mut self) -> Option<String> {
+        self.flash.take()
     }
 
     /// The acting administrator's name as the audit log records it.
@@ -109,7 +121,7 @@ impl Page {
         let mut response = HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .body(markup.into_string());
-        if self.flash.is_some() {
+        if self.flash_cookie {
             let _ = response.add_cookie(&session::removal_cookie(state, FLASH_COOKIE));
         }
         response

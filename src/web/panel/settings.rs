@@ -187,6 +187,8 @@ struct SettingsView {
     bot: BotForm,
     bot_token_set: bool,
     bot_errors: FieldErrors,
+    /// The confirmation of a save, shown in the section it is about: (section, message).
+    saved: Option<(&'static str, String)>,
 }
 
 fn security_name(security: Security) -> &'static str {
@@ -318,14 +320,24 @@ fn test_outcome(outcome: &Option<TestOutcome>) -> Markup {
     }
 }
 
+/// The confirmation of the last save, when it was about `section`.
+fn saved_note(view: &SettingsView, section: &str) -> Markup {
+    html! {
+        @if let Some((saved, message)) = &view.saved {
+            @if *saved == section { p.flash role="status" { (message) } }
+        }
+    }
+}
+
 fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
     let form = &view.general;
     let errors = &view.general_errors;
     html! {
         section #general aria-labelledby="general-heading" {
             h2 #general-heading { "General" }
+            (saved_note(view, "general"))
             (errors.summary())
-            form.stack method="post" action="/admin/settings/general" {
+            form.stack method="post" action="/admin/settings/general#general" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 label {
                     "Public address"
@@ -357,8 +369,9 @@ fn mail_section(page: &Page, view: &SettingsView) -> Markup {
     html! {
         section #mail aria-labelledby="mail-heading" {
             h2 #mail-heading { "Mail (SMTP)" }
+            (saved_note(view, "mail"))
             (errors.summary())
-            form.stack method="post" action="/admin/settings/mail" {
+            form.stack method="post" action="/admin/settings/mail#mail" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 div.row {
                     label.grow { "SMTP server" input type="text" name="host" value=(form.host) placeholder="smtp.example.lan"; (errors.show("host")) }
@@ -391,7 +404,7 @@ fn mail_section(page: &Page, view: &SettingsView) -> Markup {
                 }
                 div { button type="submit" { "Save mail settings" } }
             }
-            form.inline-test method="post" action="/admin/settings/mail/test" {
+            form.inline-test #mail-test method="post" action="/admin/settings/mail/test#mail-test" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 label { "Send a test email to" input type="email" name="to" value=(view.mail_test_to) required; }
                 button type="submit" { "Send test email" }
@@ -407,9 +420,10 @@ fn sms_section(page: &Page, view: &SettingsView) -> Markup {
     html! {
         section #sms aria-labelledby="sms-heading" {
             h2 #sms-heading { "SMS gateway" }
+            (saved_note(view, "sms"))
             p.note { "otpgate calls your SMS provider's HTTP interface. " code { "{phone}" } " and " code { "{message}" } " in the address or the body are replaced, encoded to fit." }
             (errors.summary())
-            form.stack method="post" action="/admin/settings/sms" {
+            form.stack method="post" action="/admin/settings/sms#sms" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 div.row {
                     label { "Method" (select("method", &form.method, &[("POST", "POST"), ("GET", "GET")])) (errors.show("method")) }
@@ -443,7 +457,7 @@ fn sms_section(page: &Page, view: &SettingsView) -> Markup {
                 }
                 div { button type="submit" { "Save SMS settings" } }
             }
-            form.inline-test method="post" action="/admin/settings/sms/test" {
+            form.inline-test #sms-test method="post" action="/admin/settings/sms/test#sms-test" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 label { "Send a test SMS to" input type="tel" name="to" value=(view.sms_test_to) required placeholder="+49 151 1234567"; }
                 button type="submit" { "Send test SMS" }
@@ -462,6 +476,7 @@ fn telegram_section(page: &Page, state: &AppState, view: &SettingsView) -> Marku
     html! {
         section #telegram aria-labelledby="telegram-heading" {
             h2 #telegram-heading { "Telegram bot" }
+            (saved_note(view, "telegram"))
             p.note { "BOT tokens get their codes from otpgate's own Telegram bot. Create one with @BotFather in Telegram and paste its token here. otpgate asks Telegram for news (long polling), so it needs outbound HTTPS only: no webhook, no public address." }
             dl.facts {
                 dt { "Status" }
@@ -475,7 +490,7 @@ fn telegram_section(page: &Page, state: &AppState, view: &SettingsView) -> Marku
                 }
             }
             (errors.summary())
-            form.stack method="post" action="/admin/settings/telegram" {
+            form.stack method="post" action="/admin/settings/telegram#telegram" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 label.grow {
                     "Bot token " (secret_state(view.bot_token_set))
@@ -542,7 +557,7 @@ async fn save_telegram(
     match outcome {
         Ok(()) => Ok(redirect_with_flash(
             &state,
-            "/admin/settings#telegram",
+            "/admin/settings?saved=telegram#telegram",
             "Telegram bot settings saved: the bot restarts with them.",
         )),
         Err(SettingsError::Bad(bad)) => {
@@ -569,6 +584,7 @@ fn tls_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
     html! {
         section #tls aria-labelledby="tls-heading" {
             h2 #tls-heading { "HTTPS certificate" }
+            (saved_note(view, "tls"))
             @match &info {
                 None => p.note { "otpgate serves plain HTTP: HTTPS is off in the configuration file, so a reverse proxy in front of it provides the certificate." },
                 Some(info) => {
@@ -589,7 +605,7 @@ fn tls_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
                         h3 { "Replace the certificate" }
                         p.note { "Paste the new certificate (with its intermediate certificates after it) and its private key, both in PEM. They are checked — readable, belonging together, valid now — before they replace the current ones; new connections use them at once, without a restart." }
                         (errors.summary())
-                        form.stack method="post" action="/admin/settings/tls" {
+                        form.stack method="post" action="/admin/settings/tls#tls" {
                             input type="hidden" name="csrf" value=(page.csrf());
                             label { "Certificate (PEM)" textarea.pem name="certificate" rows="6" placeholder="-----BEGIN CERTIFICATE-----" { (view.tls_certificate) } (errors.show("certificate")) }
                             label { "Private key (PEM)" small { "Never shown again." } textarea.pem name="private_key" rows="6" autocomplete="off" placeholder="-----BEGIN PRIVATE KEY-----" {} (errors.show("private_key")) }
@@ -602,6 +618,9 @@ fn tls_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
     }
 }
 
+/// The whole page. It is long, so every form posts to an address ending in its section's
+/// fragment (`#mail`, or `#mail-test` for the test message): the answer (inline errors, a
+/// test's outcome) opens where the administrator was, not at the top of the page.
 fn settings_page(page: &Page, state: &AppState, view: &SettingsView) -> HttpResponse {
     let body = html! {
         nav.tabs aria-label="Settings sections" {
@@ -620,12 +639,27 @@ fn settings_page(page: &Page, state: &AppState, view: &SettingsView) -> HttpResp
     page.render(state, "Settings", "Settings", body)
 }
 
+/// The sections of the page, by the ids their links and `?saved=` use.
+const SECTIONS: [&str; 5] = ["general", "mail", "sms", "telegram", "tls"];
+
+#[derive(Deserialize, Default)]
+pub struct SettingsQuery {
+    /// The section just saved: its confirmation is shown there, where the page opens (the
+    /// redirect's `#section`), instead of on top of the page, out of sight.
+    #[serde(default)]
+    saved: String,
+}
+
 async fn show_settings(
     state: web::Data<AppState>,
     request: HttpRequest,
+    query: web::Query<SettingsQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    let view = stored_view(&state).await?;
+    let mut page = Page::open(&state, &request).await?;
+    let mut view = stored_view(&state).await?;
+    if let Some(section) = SECTIONS.into_iter().find(|s| *s == query.saved) {
+        view.saved = page.take_flash().map(|message| (section, message));
+    }
     Ok(settings_page(&page, &state, &view))
 }
 
@@ -672,7 +706,7 @@ async fn save_general(
     };
     Ok(redirect_with_flash(
         &state,
-        "/admin/settings#general",
+        "/admin/settings?saved=general#general",
         &message,
     ))
 }
@@ -767,7 +801,7 @@ async fn save_mail_settings(
     match outcome {
         Ok(()) => Ok(redirect_with_flash(
             &state,
-            "/admin/settings#mail",
+            "/admin/settings?saved=mail#mail",
             "Mail settings saved. The next email uses them.",
         )),
         Err(SettingsError::Bad(bad)) => {
@@ -863,7 +897,7 @@ async fn save_sms_settings(
     match outcome {
         Ok(()) => Ok(redirect_with_flash(
             &state,
-            "/admin/settings#sms",
+            "/admin/settings?saved=sms#sms",
             "SMS settings saved. The next text message uses them.",
         )),
         Err(SettingsError::Bad(bad)) => {
@@ -976,7 +1010,7 @@ async fn upload_certificate(
                 .await?;
             Ok(redirect_with_flash(
                 &state,
-                "/admin/settings#tls",
+                "/admin/settings?saved=tls#tls",
                 &format!(
                     "New certificate in use for new connections: {}; expires {} UTC.",
                     info.names.join(", "),
