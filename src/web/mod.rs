@@ -73,6 +73,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/assets/style.css", web::get().to(ops::stylesheet))
+        .route("/assets/panel.js", web::get().to(ops::panel_script))
         .route("/", web::get().to(admin::root))
         .route("/setup", web::get().to(admin::show_setup))
         .route("/setup", web::post().to(admin::submit_setup))

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use super::AppState;
 
 const STYLESHEET: &str = include_str!("../../assets/style.css");
+const PANEL_SCRIPT: &str = include_str!("../../assets/panel.js");
 
 /// 200 when the database answers, 503 otherwise, for load balancers and monitoring.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
@@ -29,4 +30,12 @@ pub async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(STYLESHEET)
+}
+
+/// The admin panel's small script (a copy button); pages work without it.
+pub async fn panel_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(PANEL_SCRIPT)
 }

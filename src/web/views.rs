@@ -52,6 +52,7 @@ pub fn panel_page(frame: &PanelFrame<'_>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (frame.title) " · otpgate" }
                 link rel="stylesheet" href="/assets/style.css";
+                script src="/assets/panel.js" defer {}
             }
             body {
                 header.topbar {

@@ -166,6 +166,9 @@ async fn self_service_is_enabled_with_enroll_token_and_mail_enrolment_and_says_w
         panel.value_of("Page address to send to users").await,
         format!("{}/portal/sales", panel.app.address)
     );
+    // With JavaScript, a button copies it.
+    browser.click("Copy").await;
+    browser.wait_for_text("Copied").await;
     // What was saved is what the form shows now, and nothing more.
     assert!(panel.is_ticked("Self-service portal enabled").await);
     assert!(panel.is_ticked("Enroll Token").await);

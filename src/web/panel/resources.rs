@@ -1465,7 +1465,10 @@ fn self_service_form(
                 label {
                     "Page address to send to users"
                     small { "Select the address and copy it." }
-                    input.copy type="text" readonly value=(format!("{base_url}/portal/{address}")) id="portal-url";
+                    span.copy-row {
+                        input.copy type="text" readonly value=(format!("{base_url}/portal/{address}")) id="portal-url";
+                        button.secondary type="button" data-copy="portal-url" hidden { "Copy" }
+                    }
                 }
             }
             fieldset {
