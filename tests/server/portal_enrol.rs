@@ -368,3 +368,61 @@ async fn a_user_renames_disables_and_unassigns_tokens_but_keeps_the_last_one() {
         "a token that is not the user's is not found"
     );
 }
+
+#[tokio::test]
+async fn a_user_enrols_an_sms_token_with_the_code_sent_to_the_new_number() {
+    let gateway = crate::sms_gateway::Gateway::start().await;
+    let portal = Portal::start(&["enroll_token"], &["SMS"]).await;
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PUT,
+            "/settings/sms",
+            &portal.admin,
+            json!({
+                "method": "POST",
+                "url": format!("{}/send", gateway.url),
+                "body_format": "form",
+                "body": "text={message}&to={phone}",
+                "auth": "none",
+                "success_status": "2xx",
+                "timeout_seconds": 5,
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let browser = logged_in(&portal, "gina").await;
+    let bad = add(
+        &browser,
+        "sms",
+        &[("name", "Phone"), ("destination", "not a number")],
+    )
+    .await;
+    assert_eq!(bad.status(), 400, "the number is checked");
+    assert_eq!(portal.count("SELECT COUNT(*) FROM tokens"), 0);
+    let saved = add(
+        &browser,
+        "sms",
+        &[("name", "Phone"), ("destination", "+41 79 123 45 67")],
+    )
+    .await;
+    assert_eq!(saved.status(), 303);
+    let activate = location(&saved);
+    let sent = gateway.wait_for(1, WAIT).await;
+    let form = crate::sms_gateway::Captured::form(&sent[0].body);
+    assert_eq!(form["to"], "+41791234567");
+    let code = crate::sms_gateway::code_in(&form["text"]).expect("a code");
+    let resend = browser
+        .submit(&activate, &activate.replace("/activate", "/resend"), &[])
+        .await;
+    assert_eq!(resend.status(), 303);
+    assert!(
+        browser.page(&activate).await.contains("a moment ago"),
+        "a new code waits for the cooldown"
+    );
+    let right = browser
+        .submit(&activate, &activate, &[("code", &code)])
+        .await;
+    assert_eq!(right.status(), 303);
+    assert!(browser.page("/portal/vpn").await.contains("is active"));
+}
