@@ -26,7 +26,10 @@ use crate::store::{AuditEntry, Store, StoreError, Token, UnixTime};
 /// Who asks.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub key_id: i64,
+    /// The API key that asks; None for the self-service portal's login.
+    pub key_id: Option<i64>,
+    /// The audit log's actor: `apikey:ID`, or `user:LOGIN` at the portal.
+    pub actor: String,
     /// The resource a resource key is limited to; None for an admin key.
     pub resource_scope: Option<i64>,
     pub client_ip: Option<String>,
@@ -34,7 +37,7 @@ pub struct Caller {
 
 impl Caller {
     fn actor(&self) -> String {
-        format!("apikey:{}", self.key_id)
+        self.actor.clone()
     }
 }
 
@@ -46,6 +49,9 @@ pub struct Attempt {
     pub otp: Option<String>,
     pub transaction: Option<String>,
     pub end_user_ip: Option<String>,
+    /// The caller checked the user's first factor itself (the portal's login: a password or an
+    /// emailed code), so a resource that requires a password does not ask for it again.
+    pub first_factor_checked: bool,
 }
 
 /// A token as named in answers.
@@ -282,7 +288,7 @@ impl Audit {
     fn new(caller: &Caller, action: &str, end_user_ip: Option<String>, now: UnixTime) -> Audit {
         Audit {
             entry: AuditEntry {
-                api_key_id: Some(caller.key_id),
+                api_key_id: caller.key_id,
                 client_ip: caller.client_ip.clone(),
                 end_user_ip,
                 ..AuditEntry::new(now, caller.actor(), action, "rejected")
@@ -409,7 +415,7 @@ impl Authenticator<'_> {
                 return self.reject(&audit, "bad_password").await;
             }
             Some(_) => {}
-            None if resource.password_required => {
+            None if resource.password_required && !attempt.first_factor_checked => {
                 return self.reject(&audit, "password_required").await;
             }
             None => {}

@@ -23,6 +23,7 @@ pub mod delivery_settings;
 mod directory;
 pub mod outbox;
 mod overview;
+pub mod portal;
 pub mod resources;
 mod sessions;
 mod settings;

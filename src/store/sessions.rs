@@ -97,30 +97,31 @@ fn get(
     ))
 }
 
+pub(super) fn insert(conn: &Connection, session: &NewSession, now: UnixTime) -> Result<()> {
+    conn.execute(
+        "INSERT INTO sessions (id_hash, kind, stage, admin_id, user_id, resource_id, csrf_token,
+                               pending_secret, client_ip, created_at, last_seen_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
+        params![
+            session.id_hash,
+            session.kind.as_str(),
+            session.stage.as_str(),
+            session.admin_id,
+            session.user_id,
+            session.resource_id,
+            session.csrf_token,
+            session.pending_secret,
+            session.client_ip,
+            now,
+            session.expires_at,
+        ],
+    )?;
+    Ok(())
+}
+
 impl Store {
     pub async fn create_session(&self, session: NewSession, now: UnixTime) -> Result<()> {
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO sessions (id_hash, kind, stage, admin_id, user_id, resource_id, csrf_token,
-                                       pending_secret, client_ip, created_at, last_seen_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
-                params![
-                    session.id_hash,
-                    session.kind.as_str(),
-                    session.stage.as_str(),
-                    session.admin_id,
-                    session.user_id,
-                    session.resource_id,
-                    session.csrf_token,
-                    session.pending_secret,
-                    session.client_ip,
-                    now,
-                    session.expires_at,
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| insert(conn, &session, now)).await
     }
 
     /// A live session of this kind, or None when it is unknown, expired or revoked.

@@ -155,7 +155,7 @@ fn resources_of(conn: &Connection, token_id: i64) -> Result<Vec<(i64, String)>> 
     Ok(resources)
 }
 
-fn create(
+pub(super) fn create(
     conn: &Connection,
     creation: TokenCreation,
     audit_entry: AuditEntry,

@@ -6,6 +6,7 @@ pub mod api;
 mod error;
 mod ops;
 mod panel;
+mod portal;
 mod session;
 mod views;
 
@@ -86,7 +87,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/enrol", web::get().to(admin::show_enrol))
         .route("/admin/enrol", web::post().to(admin::submit_enrol))
         .route("/admin/logout", web::post().to(admin::logout))
-        .configure(panel::routes);
+        .configure(panel::routes)
+        .configure(portal::routes);
 }
 
 /// Adds the security headers to every response and records its metrics.

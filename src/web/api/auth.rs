@@ -185,7 +185,8 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
 
 fn caller_of(caller: &ApiCaller) -> Caller {
     Caller {
-        key_id: caller.key_id,
+        key_id: Some(caller.key_id),
+        actor: format!("apikey:{}", caller.key_id),
         resource_scope: match caller.scope {
             KeyScope::Resource(id) => Some(id),
             KeyScope::Admin => None,
@@ -237,6 +238,7 @@ pub async fn authenticate(
         otp: request.otp,
         transaction: request.transaction,
         end_user_ip: ip,
+        first_factor_checked: false,
     };
     let answer = authenticator(&state)
         .authenticate(&caller_of(&caller), attempt, crate::web::now())

@@ -1,0 +1,485 @@
+//! The self-service portal's statements: logins in progress, the user's tokens within one
+//! resource, and enrolment by the user (a pending token with its confirmation code and the
+//! message that carries it, created together).
+
+use rusqlite::{Connection, params};
+
+use super::audit::{self, AuditEntry};
+use super::directory::{TOKEN_COLUMNS, Token, USER_COLUMNS, User, token_from_row, user_from_row};
+use super::sessions::NewSession;
+use super::tokens::{Outcome, Refused, TokenCreation, TokenRecord};
+use super::{Result, Store, UnixTime, optional};
+
+/// What a portal login in progress still asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStage {
+    Password,
+    EmailCode,
+    Otp,
+}
+
+impl LoginStage {
+    fn as_str(self) -> &'static str {
+        match self {
+            LoginStage::Password => "password",
+            LoginStage::EmailCode => "email_code",
+            LoginStage::Otp => "otp",
+        }
+    }
+
+    fn parse(text: &str) -> LoginStage {
+        match text {
+            "email_code" => LoginStage::EmailCode,
+            "otp" => LoginStage::Otp,
+            _ => LoginStage::Password,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PortalLogin {
+    pub resource_id: i64,
+    pub user_id: Option<i64>,
+    pub login: String,
+    pub stage: LoginStage,
+    pub code_hash: Option<Vec<u8>>,
+    pub tries_left: i64,
+    pub transaction_id: Option<String>,
+    pub sent_at: Option<UnixTime>,
+    pub csrf_token: String,
+    pub expires_at: UnixTime,
+}
+
+/// A message to queue in the outbox, sealed (it carries a code).
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub channel: &'static str,
+    pub recipient: String,
+    pub subject: String,
+    pub sealed_body: Vec<u8>,
+    pub expires_at: UnixTime,
+}
+
+pub struct NewPortalLogin {
+    pub id_hash: Vec<u8>,
+    pub resource_id: i64,
+    pub user_id: Option<i64>,
+    pub login: String,
+    pub stage: LoginStage,
+    /// The emailed verification code's hash, its tries and its message.
+    pub code: Option<(Vec<u8>, i64, Message)>,
+    pub csrf_token: String,
+    pub expires_at: UnixTime,
+}
+
+/// A confirmation code to send for a new MAIL or SMS token.
+#[derive(Debug, Clone)]
+pub struct EnrolCode {
+    pub code_hash: Vec<u8>,
+    pub tries: i64,
+    pub message: Message,
+}
+
+/// The live confirmation code of a pending token.
+#[derive(Debug, Clone)]
+pub struct PendingCode {
+    pub challenge_id: i64,
+    pub code_hash: Vec<u8>,
+    pub tries_left: i64,
+    pub created_at: UnixTime,
+}
+
+/// What a wrong confirmation code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// Tries remain.
+    TryAgain,
+    /// The tries are used up: the pending token was removed.
+    Discarded,
+}
+
+fn queue(
+    conn: &Connection,
+    message: &Message,
+    challenge_id: Option<i64>,
+    token_id: Option<i64>,
+    now: UnixTime,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (channel, recipient, subject, body, challenge_id, token_id, next_attempt_at, expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)",
+    )?
+    .execute(params![
+        message.channel,
+        message.recipient,
+        message.subject,
+        message.sealed_body,
+        challenge_id,
+        token_id,
+        now,
+        message.expires_at
+    ])?;
+    Ok(())
+}
+
+/// Replaces the token's enrolment code and queues its message.
+fn put_enrol_code(conn: &Connection, token_id: i64, code: &EnrolCode, now: UnixTime) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO challenges (transaction_id, token_id, purpose, code_hash, tries_left, expires_at, created_at)
+         VALUES ('', ?1, 'enrol', ?2, ?3, ?4, ?5)
+         ON CONFLICT (token_id, purpose) DO UPDATE SET code_hash = excluded.code_hash,
+             tries_left = excluded.tries_left, expires_at = excluded.expires_at,
+             created_at = excluded.created_at",
+    )?
+    .execute(params![
+        token_id,
+        code.code_hash,
+        code.tries,
+        code.message.expires_at,
+        now
+    ])?;
+    let challenge_id: i64 = conn
+        .prepare_cached("SELECT id FROM challenges WHERE token_id = ?1 AND purpose = 'enrol'")?
+        .query_row(params![token_id], |row| row.get(0))?;
+    queue(conn, &code.message, Some(challenge_id), Some(token_id), now)
+}
+
+fn login_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PortalLogin> {
+    Ok(PortalLogin {
+        resource_id: row.get(0)?,
+        user_id: row.get(1)?,
+        login: row.get(2)?,
+        stage: LoginStage::parse(&row.get::<_, String>(3)?),
+        code_hash: row.get(4)?,
+        tries_left: row.get(5)?,
+        transaction_id: row.get(6)?,
+        sent_at: row.get(7)?,
+        csrf_token: row.get(8)?,
+        expires_at: row.get(9)?,
+    })
+}
+
+impl Store {
+    /// The user by login when enabled and assigned to the resource; None otherwise.
+    pub async fn portal_user(&self, resource_id: i64, login: String) -> Result<Option<User>> {
+        self.read(move |conn| {
+            optional(
+                conn.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE login = ?2 AND enabled = 1
+                       AND EXISTS (SELECT 1 FROM user_resources WHERE resource_id = ?1 AND user_id = users.id)"
+                ))?
+                .query_row(params![resource_id, login], user_from_row),
+            )
+        })
+        .await
+    }
+
+    /// The user by id when still enabled and assigned to the resource.
+    pub async fn portal_user_by_id(&self, resource_id: i64, user_id: i64) -> Result<Option<User>> {
+        self.read(move |conn| {
+            optional(
+                conn.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE id = ?2 AND enabled = 1
+                       AND EXISTS (SELECT 1 FROM user_resources WHERE resource_id = ?1 AND user_id = users.id)"
+                ))?
+                .query_row(params![resource_id, user_id], user_from_row),
+            )
+        })
+        .await
+    }
+
+    /// Starts a login (and queues its emailed code), dropping logins that have expired.
+    pub async fn start_portal_login(
+        &self,
+        login: NewPortalLogin,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute("DELETE FROM portal_logins WHERE expires_at <= ?1", params![now])?;
+            let (code_hash, tries) = match &login.code {
+                Some((hash, tries, _)) => (Some(hash.clone()), *tries),
+                None => (None, 0),
+            };
+            conn.execute(
+                "INSERT INTO portal_logins (id_hash, resource_id, user_id, login, stage, code_hash, tries_left,
+                                            sent_at, csrf_token, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10)",
+                params![
+                    login.id_hash,
+                    login.resource_id,
+                    login.user_id,
+                    login.login,
+                    login.stage.as_str(),
+                    code_hash,
+                    tries,
+                    now,
+                    login.csrf_token,
+                    login.expires_at
+                ],
+            )?;
+            if let Some((_, _, message)) = &login.code {
+                queue(conn, message, None, None, now)?;
+            }
+            audit::insert(conn, &entry)
+        })
+        .await
+    }
+
+    pub async fn portal_login(
+        &self,
+        id_hash: Vec<u8>,
+        now: UnixTime,
+    ) -> Result<Option<PortalLogin>> {
+        self.read(move |conn| {
+            optional(
+                conn.prepare_cached(
+                    "SELECT resource_id, user_id, login, stage, code_hash, tries_left, transaction_id, sent_at,
+                            csrf_token, expires_at
+                     FROM portal_logins WHERE id_hash = ?1 AND expires_at > ?2",
+                )?
+                .query_row(params![id_hash, now], login_from_row),
+            )
+        })
+        .await
+    }
+
+    /// Moves a login on to the one-time password step.
+    pub async fn portal_login_to_otp(
+        &self,
+        id_hash: Vec<u8>,
+        transaction: Option<String>,
+        now: UnixTime,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE portal_logins SET stage = 'otp', code_hash = NULL, tries_left = 0,
+                        transaction_id = ?2, sent_at = CASE WHEN ?2 IS NULL THEN sent_at ELSE ?3 END
+                 WHERE id_hash = ?1",
+                params![id_hash, transaction, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Uses up a try of the login's emailed code; the login ends with the last one.
+    pub async fn portal_login_missed(&self, id_hash: Vec<u8>, entry: AuditEntry) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE portal_logins SET tries_left = tries_left - 1 WHERE id_hash = ?1",
+                params![id_hash],
+            )?;
+            conn.execute(
+                "DELETE FROM portal_logins WHERE id_hash = ?1 AND stage = 'email_code' AND tries_left <= 0",
+                params![id_hash],
+            )?;
+            audit::insert(conn, &entry)
+        })
+        .await
+    }
+
+    pub async fn end_portal_login(&self, id_hash: Vec<u8>) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM portal_logins WHERE id_hash = ?1",
+                params![id_hash],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the login in progress and opens the portal session, with the audit line.
+    pub async fn finish_portal_login(
+        &self,
+        login_hash: Vec<u8>,
+        session: NewSession,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM portal_logins WHERE id_hash = ?1",
+                params![login_hash],
+            )?;
+            super::sessions::insert(conn, &session, now)?;
+            audit::insert(conn, &entry)
+        })
+        .await
+    }
+
+    /// The user's tokens within the resource, oldest first.
+    pub async fn portal_tokens(&self, user_id: i64, resource_id: i64) -> Result<Vec<Token>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1
+                   AND EXISTS (SELECT 1 FROM token_resources WHERE resource_id = ?2 AND token_id = tokens.id)
+                 ORDER BY id"
+            ))?;
+            Ok(statement
+                .query_map(params![user_id, resource_id], token_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    /// Creates a token assigned to the user and the resource; for MAIL and SMS with its
+    /// confirmation code and the message that carries it, in the same transaction.
+    pub async fn enrol_portal_token(
+        &self,
+        creation: TokenCreation,
+        code: Option<EnrolCode>,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<Outcome<TokenRecord>> {
+        self.write(move |conn| {
+            let record = match super::tokens::create(conn, creation, entry)? {
+                Ok(record) => record,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            if let Some(code) = &code {
+                put_enrol_code(conn, record.token.id, code, now)?;
+            }
+            Ok(Ok(record))
+        })
+        .await
+    }
+
+    /// The pending token's live confirmation code.
+    pub async fn pending_code(&self, token_id: i64, now: UnixTime) -> Result<Option<PendingCode>> {
+        self.read(move |conn| {
+            optional(
+                conn.prepare_cached(
+                    "SELECT id, code_hash, tries_left, created_at FROM challenges
+                     WHERE token_id = ?1 AND purpose = 'enrol' AND expires_at > ?2 AND tries_left > 0",
+                )?
+                .query_row(params![token_id, now], |row| {
+                    Ok(PendingCode {
+                        challenge_id: row.get(0)?,
+                        code_hash: row.get(1)?,
+                        tries_left: row.get(2)?,
+                        created_at: row.get(3)?,
+                    })
+                }),
+            )
+        })
+        .await
+    }
+
+    /// Sends a new confirmation code for a pending token.
+    pub async fn resend_enrol_code(
+        &self,
+        token_id: i64,
+        code: EnrolCode,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            put_enrol_code(conn, token_id, &code, now)?;
+            audit::insert(conn, &entry)
+        })
+        .await
+    }
+
+    /// Activates a pending token whose confirmation code was right: the code is used up in the
+    /// same statement (compare-and-set), so it confirms once. False when it was already used.
+    pub async fn confirm_enrol_code(
+        &self,
+        token_id: i64,
+        challenge_id: i64,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let used = conn.execute(
+                "DELETE FROM challenges WHERE id = ?1 AND token_id = ?2 AND tries_left > 0 AND expires_at > ?3",
+                params![challenge_id, token_id, now],
+            )? == 1;
+            if !used {
+                return Ok(false);
+            }
+            conn.execute(
+                "UPDATE tokens SET state = 'active', updated_at = ?2 WHERE id = ?1 AND state = 'pending'",
+                params![token_id, now],
+            )?;
+            audit::insert(conn, &entry)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Counts a wrong confirmation code of a pending token: against its code (MAIL, SMS) or its
+    /// fail counter (TOTP). At `max_tries` the pending token is removed.
+    pub async fn enrol_code_missed(
+        &self,
+        token_id: i64,
+        max_tries: i64,
+        entry: AuditEntry,
+    ) -> Result<Miss> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE challenges SET tries_left = tries_left - 1 WHERE token_id = ?1 AND purpose = 'enrol'",
+                params![token_id],
+            )?;
+            conn.execute(
+                "UPDATE tokens SET fail_count = fail_count + 1 WHERE id = ?1 AND state = 'pending'",
+                params![token_id],
+            )?;
+            let spent: bool = conn
+                .prepare_cached(
+                    "SELECT fail_count >= ?2 OR EXISTS (SELECT 1 FROM challenges
+                              WHERE token_id = tokens.id AND purpose = 'enrol' AND tries_left <= 0)
+                     FROM tokens WHERE id = ?1",
+                )?
+                .query_row(params![token_id, max_tries], |row| row.get(0))?;
+            audit::insert(conn, &entry)?;
+            if spent {
+                conn.execute(
+                    "DELETE FROM tokens WHERE id = ?1 AND state = 'pending'",
+                    params![token_id],
+                )?;
+                return Ok(Miss::Discarded);
+            }
+            Ok(Miss::TryAgain)
+        })
+        .await
+    }
+
+    /// Removes a token the user gave up before it was ever active.
+    pub async fn discard_pending_token(&self, token_id: i64, entry: AuditEntry) -> Result<bool> {
+        self.write(move |conn| {
+            let removed = conn.execute(
+                "DELETE FROM tokens WHERE id = ?1 AND state = 'pending'",
+                params![token_id],
+            )? == 1;
+            if removed {
+                audit::insert(conn, &entry)?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    /// Renames a token of the user.
+    pub async fn rename_portal_token(
+        &self,
+        token_id: i64,
+        name: String,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<Outcome<()>> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE tokens SET name = ?2, updated_at = ?3 WHERE id = ?1",
+                params![token_id, name, now],
+            )?;
+            if changed == 0 {
+                return Ok(Err(Refused::NotFound("token")));
+            }
+            audit::insert(conn, &entry)?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+}

@@ -1,0 +1,692 @@
+//! Logging in to a portal: the login name, then the password (or, for a user without one, a
+//! verification code emailed through the outbox), then — when the user has an active token in
+//! this resource — a one-time password through the same authentication decision as the API, so
+//! that fail counters, lockout and replay protection apply.
+//!
+//! Every failure gets the same message; attempts are throttled per address and per login name.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE, csrf_field, form_error};
+use crate::auth::{Answer, Attempt, Authenticator, Caller};
+use crate::crypto::{self, Purpose};
+use crate::domain::{TokenKind, TokenState, mask_destination};
+use crate::store::auth::AuthTarget;
+use crate::store::portal::{LoginStage, Message, NewPortalLogin, PortalLogin};
+use crate::store::{NewSession, SessionKind, SessionStage, Token, User};
+use crate::web::{AppState, session};
+
+/// The one message for every failed login step.
+const FAILED: &str = "The login name, password or code is not right. Try again.";
+/// How long a login in progress may take.
+const LOGIN_SECONDS: i64 = 10 * 60;
+/// Tries of an emailed verification code.
+const CODE_TRIES: i64 = 3;
+/// How long before another code may be sent.
+const RESEND_SECONDS: i64 = 30;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/portal/{address}/login", web::post().to(submit_login_name))
+        .route("/portal/{address}/login/verify", web::get().to(show_verify))
+        .route(
+            "/portal/{address}/login/password",
+            web::post().to(submit_password),
+        )
+        .route("/portal/{address}/login/code", web::post().to(submit_code))
+        .route("/portal/{address}/login/send", web::post().to(send_code))
+        .route("/portal/{address}/login/otp", web::post().to(submit_otp))
+        .route("/portal/{address}/logout", web::post().to(logout));
+}
+
+/// The login name form, with an error when the last attempt failed.
+pub fn login_form(portal: &Portal, csrf: &str, error: Option<&str>) -> Markup {
+    html! {
+        p { "Log in to manage your second factors for " strong { (portal.resource.name) } "." }
+        (form_error(error))
+        form.stack method="post" action=(portal.path("/login")) {
+            (csrf_field(csrf))
+            label { "Login name" input type="text" name="login" autocomplete="username" autocapitalize="none" required autofocus; }
+            div.buttons { button type="submit" { "Next" } }
+        }
+    }
+}
+
+/// The login page of a visitor without a session.
+pub async fn show_login(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    error: Option<&str>,
+) -> Result<HttpResponse, PortalError> {
+    let (csrf, new_cookie) = session::pre_session_csrf(state, request)?;
+    let frame = Frame {
+        portal,
+        title: "Log in",
+        visitor: None,
+        flash: super::flash_of(request),
+    };
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::UNAUTHORIZED
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    let mut response = frame.render_with(state, status, login_form(portal, &csrf, error));
+    if let Some(cookie) = new_cookie {
+        let _ = response.add_cookie(&cookie);
+    }
+    Ok(response)
+}
+
+fn throttle(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    login: &str,
+) -> Result<(), PortalError> {
+    let ip = session::client_ip(request).unwrap_or_else(|| "unknown".into());
+    let instant = std::time::Instant::now();
+    state
+        .login_per_ip
+        .attempt(&format!("portal:{ip}"), instant)
+        .and_then(|_| {
+            state.login_per_name.attempt(
+                &format!("portal:{}:{}", portal.resource.id, login.to_lowercase()),
+                instant,
+            )
+        })
+        .map_err(|retry| {
+            PortalError::Page(crate::web::PageError::TooManyRequests {
+                retry_after_seconds: retry.0.as_secs().max(1),
+            })
+        })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginNameForm {
+    csrf: String,
+    login: String,
+}
+
+pub async fn submit_login_name(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<LoginNameForm>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    session::check_pre_session_csrf(&request, &form.csrf)?;
+    let login = form.login.trim().to_string();
+    if login.is_empty() || login.len() > 200 {
+        return show_login(&state, &request, &portal, Some(FAILED)).await;
+    }
+    throttle(&state, &request, &portal, &login)?;
+    let user = state
+        .store
+        .portal_user(portal.resource.id, login.clone())
+        .await?;
+    let now = session::now();
+    let expires_at = now + LOGIN_SECONDS;
+    // A user without a password but with an email address gets a code by email; everyone
+    // else, including unknown names, is asked for a password.
+    let code = match &user {
+        Some(User {
+            password_hash: None,
+            email: Some(email),
+            ..
+        }) => Some(verification_mail(&state, &portal, email, expires_at)?),
+        _ => None,
+    };
+    let (value, id_hash) = session::new_session_id()?;
+    let stage = if code.is_some() {
+        LoginStage::EmailCode
+    } else {
+        LoginStage::Password
+    };
+    let mut entry = portal.audit(&request, &login, "portal.login_start", "ok");
+    entry.user_id = user.as_ref().map(|u| u.id);
+    if user.is_none() {
+        entry.result = "rejected".into();
+        entry.reason = Some("unknown_user".into());
+    } else if code.is_some() {
+        entry.detail = Some("verification code emailed".into());
+    }
+    state
+        .store
+        .start_portal_login(
+            NewPortalLogin {
+                id_hash,
+                resource_id: portal.resource.id,
+                user_id: user.as_ref().map(|u| u.id),
+                login,
+                stage,
+                code: code.map(|(hash, message)| (hash, CODE_TRIES, message)),
+                csrf_token: crypto::random_token::<32>()?,
+                expires_at,
+            },
+            now,
+            entry,
+        )
+        .await?;
+    if stage == LoginStage::EmailCode {
+        state.delivery.wake();
+    }
+    let mut response = super::see_other(&portal.path("/login/verify"));
+    let _ = response.add_cookie(&portal.cookie(&state, LOGIN_COOKIE, value));
+    Ok(response)
+}
+
+/// A fresh verification code for the login, and the email that carries it.
+fn verification_mail(
+    state: &AppState,
+    portal: &Portal,
+    email: &str,
+    expires_at: i64,
+) -> Result<(Vec<u8>, Message), PortalError> {
+    let random = crypto::random_bytes::<64>()?;
+    let code = crate::otp::numeric_code(&random, 6)
+        .ok_or_else(|| anyhow::anyhow!("cannot make a verification code"))
+        .map_err(crate::web::PageError::Internal)?;
+    let body = format!(
+        "{code} is your verification code for the self-service page of {}. It is valid for {} minutes. \
+         If you did not try to log in, tell your administrator.",
+        portal.resource.name,
+        LOGIN_SECONDS / 60
+    );
+    Ok((
+        state.keys.code_hash(&code),
+        Message {
+            channel: "mail",
+            recipient: email.to_string(),
+            subject: format!("Your verification code for {}", portal.resource.name),
+            sealed_body: state.keys.seal(Purpose::Message, body.as_bytes())?,
+            expires_at,
+        },
+    ))
+}
+
+/// The login in progress behind the request's cookie, for this portal.
+async fn login_in_progress(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+) -> Result<(Vec<u8>, PortalLogin), PortalError> {
+    let required = || PortalError::LoginRequired(portal.address.clone());
+    let cookie = request.cookie(LOGIN_COOKIE).ok_or_else(required)?;
+    let id_hash = crypto::sha256(cookie.value().as_bytes());
+    let login = state
+        .store
+        .portal_login(id_hash.clone(), session::now())
+        .await?
+        .filter(|login| login.resource_id == portal.resource.id)
+        .ok_or_else(required)?;
+    Ok((id_hash, login))
+}
+
+fn usable(token: &Token) -> bool {
+    token.enabled && token.state == TokenState::Active
+}
+
+/// Where a code for this token goes, as the page shows it.
+pub fn destination_label(token: &Token) -> String {
+    match token.kind {
+        TokenKind::Bot => "Telegram".to_string(),
+        _ => token
+            .destination
+            .as_deref()
+            .map(mask_destination)
+            .unwrap_or_default(),
+    }
+}
+
+fn verify_page(
+    portal: &Portal,
+    login: &PortalLogin,
+    tokens: &[Token],
+    error: Option<&str>,
+) -> Markup {
+    let csrf = &login.csrf_token;
+    let delivered: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| usable(t) && t.kind.is_delivered())
+        .collect();
+    let has_app = tokens.iter().any(|t| usable(t) && !t.kind.is_delivered());
+    html! {
+        p { "Logging in as " strong { (login.login) } ". " a href=(portal.path("")) { "Not you?" } }
+        (form_error(error))
+        @match login.stage {
+            LoginStage::Password => {
+                form.stack method="post" action=(portal.path("/login/password")) {
+                    (csrf_field(csrf))
+                    label { "Password" input type="password" name="password" autocomplete="current-password" required autofocus; }
+                    div.buttons { button type="submit" { "Log in" } }
+                }
+            }
+            LoginStage::EmailCode => {
+                p { "We have emailed you a verification code. Type it here." }
+                form.stack method="post" action=(portal.path("/login/code")) {
+                    (csrf_field(csrf))
+                    label { "Verification code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
+                    div.buttons { button type="submit" { "Log in" } }
+                }
+            }
+            LoginStage::Otp => {
+                @if login.transaction_id.is_some() {
+                    p { "We have sent you a one-time password. Type it here." }
+                } @else if has_app {
+                    p { "Type the code your authenticator app or hardware token shows." }
+                }
+                @if login.transaction_id.is_some() || has_app {
+                    form.stack method="post" action=(portal.path("/login/otp")) {
+                        (csrf_field(csrf))
+                        label { "One-time password" small { "With your PIN in front or behind it, if your token has one." }
+                            input type="text" name="otp" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
+                        div.buttons { button type="submit" { "Log in" } }
+                    }
+                }
+                @if !delivered.is_empty() {
+                    @if login.transaction_id.is_some() || has_app {
+                        p.note { "Or have a code sent to you:" }
+                    } @else {
+                        p { "Where should we send your one-time password?" }
+                    }
+                    ul.choices {
+                        @for token in &delivered {
+                            li {
+                                form.inline method="post" action=(portal.path("/login/send")) {
+                                    (csrf_field(csrf))
+                                    input type="hidden" name="token" value=(token.id);
+                                    button type="submit" { "Send a code by " (token.kind.as_str()) " (" (destination_label(token)) ")" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn render_verify(
+    state: &AppState,
+    portal: &Portal,
+    login: &PortalLogin,
+    error: Option<&str>,
+) -> Result<HttpResponse, PortalError> {
+    let tokens = match (login.stage, login.user_id) {
+        (LoginStage::Otp, Some(user_id)) => {
+            state
+                .store
+                .portal_tokens(user_id, portal.resource.id)
+                .await?
+        }
+        _ => Vec::new(),
+    };
+    let frame = Frame {
+        portal,
+        title: "Log in",
+        visitor: None,
+        flash: None,
+    };
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::UNAUTHORIZED
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    Ok(frame.render_with(state, status, verify_page(portal, login, &tokens, error)))
+}
+
+pub async fn show_verify(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let (_, login) = login_in_progress(&state, &request, &portal).await?;
+    render_verify(&state, &portal, &login, None).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SecretForm {
+    csrf: String,
+    password: String,
+    code: String,
+    otp: String,
+    token: String,
+}
+
+async fn password_matches(password: String, hash: Option<String>) -> bool {
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| crypto::dummy_password_hash().to_string());
+    let verified = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    verified && known
+}
+
+pub async fn submit_password(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<SecretForm>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let (id_hash, login) = login_in_progress(&state, &request, &portal).await?;
+    session::check_csrf(&login.csrf_token, &form.csrf)?;
+    if login.stage != LoginStage::Password {
+        return render_verify(&state, &portal, &login, None).await;
+    }
+    throttle(&state, &request, &portal, &login.login)?;
+    let user = match login.user_id {
+        Some(id) => {
+            state
+                .store
+                .portal_user_by_id(portal.resource.id, id)
+                .await?
+        }
+        None => None,
+    };
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    if form.password.is_empty() || form.password.len() > 1024 {
+        return render_verify(&state, &portal, &login, Some(FAILED)).await;
+    }
+    if !password_matches(form.password.clone(), hash).await {
+        let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
+        entry.user_id = login.user_id;
+        entry.reason = Some(
+            if user.is_some() {
+                "bad_password"
+            } else {
+                "unknown_user"
+            }
+            .into(),
+        );
+        state.store.audit(entry).await?;
+        return render_verify(&state, &portal, &login, Some(FAILED)).await;
+    }
+    let Some(user) = user else {
+        return render_verify(&state, &portal, &login, Some(FAILED)).await;
+    };
+    first_factor_passed(&state, &request, &portal, id_hash, login, user).await
+}
+
+pub async fn submit_code(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<SecretForm>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let (id_hash, login) = login_in_progress(&state, &request, &portal).await?;
+    session::check_csrf(&login.csrf_token, &form.csrf)?;
+    if login.stage != LoginStage::EmailCode {
+        return render_verify(&state, &portal, &login, None).await;
+    }
+    throttle(&state, &request, &portal, &login.login)?;
+    let typed = form.code.trim();
+    let right = login.tries_left > 0
+        && typed.len() <= 16
+        && login.code_hash.as_deref().is_some_and(|expected| {
+            crypto::constant_time_eq(&state.keys.code_hash(typed), expected)
+        });
+    let user = match (right, login.user_id) {
+        (true, Some(id)) => {
+            state
+                .store
+                .portal_user_by_id(portal.resource.id, id)
+                .await?
+        }
+        _ => None,
+    };
+    let Some(user) = user else {
+        let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
+        entry.user_id = login.user_id;
+        entry.reason = Some("bad_verification_code".into());
+        state.store.portal_login_missed(id_hash, entry).await?;
+        if login.tries_left <= 1 {
+            return show_login(&state, &request, &portal, Some(FAILED)).await;
+        }
+        return render_verify(&state, &portal, &login, Some(FAILED)).await;
+    };
+    first_factor_passed(&state, &request, &portal, id_hash, login, user).await
+}
+
+fn authenticator(state: &AppState) -> Authenticator<'_> {
+    Authenticator {
+        store: &state.store,
+        keys: &state.keys,
+        config: &state.config.auth,
+        metrics: &state.metrics,
+        wakeup: &state.delivery,
+    }
+}
+
+fn caller(request: &HttpRequest, portal: &Portal, login: &str) -> Caller {
+    Caller {
+        key_id: None,
+        actor: format!("user:{login}"),
+        resource_scope: Some(portal.resource.id),
+        client_ip: session::client_ip(request),
+    }
+}
+
+/// After the password or the emailed code: the one-time password when the user has an active
+/// token here (a code is sent at once when a single MAIL, SMS or BOT token is all there is),
+/// otherwise the session.
+async fn first_factor_passed(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    id_hash: Vec<u8>,
+    login: PortalLogin,
+    user: User,
+) -> Result<HttpResponse, PortalError> {
+    let tokens = state
+        .store
+        .portal_tokens(user.id, portal.resource.id)
+        .await?;
+    let usable_tokens: Vec<&Token> = tokens.iter().filter(|t| usable(t)).collect();
+    if usable_tokens.is_empty() {
+        return open_session(state, request, portal, id_hash, &user).await;
+    }
+    let transaction = match usable_tokens.as_slice() {
+        [only] if only.kind.is_delivered() => {
+            send_to(state, request, portal, &login.login, only).await?
+        }
+        _ => None,
+    };
+    state
+        .store
+        .portal_login_to_otp(id_hash, transaction, session::now())
+        .await?;
+    Ok(super::see_other(&portal.path("/login/verify")))
+}
+
+/// Sends a code to one token through the authentication's `prepare`; its transaction id.
+async fn send_to(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    login: &str,
+    token: &Token,
+) -> Result<Option<String>, PortalError> {
+    let answer = authenticator(state)
+        .prepare(
+            &caller(request, portal, login),
+            AuthTarget {
+                resource: portal.resource.id.to_string(),
+                user: Some(login.to_string()),
+                token: Some(token.serial.clone()),
+            },
+            session::client_ip(request),
+            session::now(),
+        )
+        .await
+        .map_err(|e| crate::web::PageError::Internal(e.into()))?;
+    Ok(match answer {
+        Answer::Challenge { transaction, .. } if !transaction.is_empty() => Some(transaction),
+        _ => None,
+    })
+}
+
+pub async fn send_code(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<SecretForm>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let (id_hash, login) = login_in_progress(&state, &request, &portal).await?;
+    session::check_csrf(&login.csrf_token, &form.csrf)?;
+    let Some(user_id) = login.user_id.filter(|_| login.stage == LoginStage::Otp) else {
+        return render_verify(&state, &portal, &login, None).await;
+    };
+    throttle(&state, &request, &portal, &login.login)?;
+    let now = session::now();
+    if login.transaction_id.is_some() && login.sent_at.is_some_and(|at| now - at < RESEND_SECONDS) {
+        return render_verify(
+            &state,
+            &portal,
+            &login,
+            Some("A code was sent a moment ago. Wait half a minute before asking for another."),
+        )
+        .await;
+    }
+    let tokens = state
+        .store
+        .portal_tokens(user_id, portal.resource.id)
+        .await?;
+    let Some(token) = tokens
+        .iter()
+        .find(|t| t.id.to_string() == form.token.trim() && usable(t) && t.kind.is_delivered())
+    else {
+        return render_verify(&state, &portal, &login, None).await;
+    };
+    let transaction = send_to(&state, &request, &portal, &login.login, token).await?;
+    state
+        .store
+        .portal_login_to_otp(id_hash, transaction, now)
+        .await?;
+    Ok(super::see_other(&portal.path("/login/verify")))
+}
+
+pub async fn submit_otp(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<SecretForm>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let (id_hash, login) = login_in_progress(&state, &request, &portal).await?;
+    session::check_csrf(&login.csrf_token, &form.csrf)?;
+    let Some(user_id) = login.user_id.filter(|_| login.stage == LoginStage::Otp) else {
+        return render_verify(&state, &portal, &login, None).await;
+    };
+    throttle(&state, &request, &portal, &login.login)?;
+    let typed = form.otp.trim();
+    if typed.is_empty() || typed.len() > 128 {
+        return render_verify(&state, &portal, &login, Some(FAILED)).await;
+    }
+    let answer = authenticator(&state)
+        .authenticate(
+            &caller(&request, &portal, &login.login),
+            Attempt {
+                target: AuthTarget {
+                    resource: portal.resource.id.to_string(),
+                    user: Some(login.login.clone()),
+                    token: None,
+                },
+                password: None,
+                otp: Some(typed.to_string()),
+                transaction: login.transaction_id.clone(),
+                end_user_ip: session::client_ip(&request),
+                first_factor_checked: true,
+            },
+            session::now(),
+        )
+        .await
+        .map_err(|e| crate::web::PageError::Internal(e.into()))?;
+    let user = match answer {
+        Answer::Accepted { .. } => {
+            state
+                .store
+                .portal_user_by_id(portal.resource.id, user_id)
+                .await?
+        }
+        _ => None,
+    };
+    match user {
+        Some(user) => open_session(&state, &request, &portal, id_hash, &user).await,
+        None => render_verify(&state, &portal, &login, Some(FAILED)).await,
+    }
+}
+
+async fn open_session(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    login_hash: Vec<u8>,
+    user: &User,
+) -> Result<HttpResponse, PortalError> {
+    let now = session::now();
+    let (value, id_hash) = session::new_session_id()?;
+    let entry = AuditEntry {
+        user_id: Some(user.id),
+        ..portal.audit(request, &user.login, "portal.login", "ok")
+    };
+    state
+        .store
+        .finish_portal_login(
+            login_hash,
+            NewSession {
+                id_hash,
+                kind: SessionKind::Portal,
+                stage: SessionStage::Full,
+                admin_id: None,
+                user_id: Some(user.id),
+                resource_id: Some(portal.resource.id),
+                csrf_token: crypto::random_token::<32>()?,
+                pending_secret: None,
+                client_ip: session::client_ip(request),
+                expires_at: now + super::IDLE_SECONDS,
+            },
+            now,
+            entry,
+        )
+        .await?;
+    let mut response = super::see_other(&portal.path(""));
+    let _ = response.add_cookie(&portal.cookie(state, SESSION_COOKIE, value));
+    let _ = response.add_cookie(&portal.removal_cookie(state, LOGIN_COOKIE));
+    Ok(response)
+}
+
+use crate::store::AuditEntry;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let visitor = super::require_visitor(&state, &request, &portal).await?;
+    visitor.check_csrf(&form.csrf)?;
+    state.store.delete_session(visitor.id_hash.clone()).await?;
+    state
+        .store
+        .audit(visitor.audit(&portal, &request, "portal.logout", "ok"))
+        .await?;
+    let mut response = portal.redirect_with_flash(&state, "", "You are logged out.");
+    let _ = response.add_cookie(&portal.removal_cookie(&state, SESSION_COOKIE));
+    Ok(response)
+}

@@ -1,0 +1,412 @@
+//! The self-service portal: users of a resource log in at `/portal/<address>` and enrol and
+//! manage their own second factors there, within what the resource's Self-Service settings
+//! allow.
+//!
+//! - The address is looked up on every request; an unknown address and a disabled portal get
+//!   the same "not available" page.
+//! - A portal session is a `sessions` row of kind `portal`, bound to the user and the resource,
+//!   with a short idle timeout; its cookie is scoped to the portal's path, so it is never an
+//!   admin session and one browser may be logged in to two portals.
+//! - Every action is checked again against the Allowed Actions (403 and nothing changed when
+//!   off), every form carries the session's CSRF token, and everything is audited with the actor
+//!   `user:LOGIN`.
+
+mod enrol;
+mod login;
+mod tokens;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use maud::{DOCTYPE, Markup, html};
+
+use super::session;
+use super::{AppState, PageError};
+use crate::crypto;
+use crate::store::resources::{PortalAction, SelfService};
+use crate::store::{AuditEntry, Resource, SessionKind, SessionStage, User};
+
+/// The portal session's cookie, scoped to `/portal/<address>`.
+const SESSION_COOKIE: &str = "otpgate_portal";
+/// The cookie of a login in progress, scoped the same way.
+const LOGIN_COOKIE: &str = "otpgate_portal_login";
+/// The flash message after a redirect, scoped the same way.
+const FLASH_COOKIE: &str = "otpgate_portal_flash";
+/// A portal session ends after this long without a request…
+const IDLE_SECONDS: i64 = 15 * 60;
+/// …and after this long in any case.
+const MAX_SECONDS: i64 = 8 * 3600;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/assets/portal.js", web::get().to(script))
+        .route("/portal/{address}", web::get().to(tokens::show_home))
+        .route("/portal/{address}/", web::get().to(tokens::show_home))
+        .configure(login::routes)
+        .configure(tokens::routes)
+        .configure(enrol::routes);
+}
+
+const SCRIPT: &str = include_str!("../../../assets/portal.js");
+
+async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(SCRIPT)
+}
+
+/// Errors of portal pages: the one place they become responses.
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    /// An unknown address or a disabled portal: the same answer for both.
+    #[error("not available")]
+    NotAvailable,
+    /// Not logged in (or the session ended): back to the portal's login.
+    #[error("login required")]
+    LoginRequired(String),
+    /// The action is not among the resource's Allowed Actions, or the object is not the user's.
+    #[error("not allowed")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Page(#[from] PageError),
+}
+
+impl From<crate::store::StoreError> for PortalError {
+    fn from(error: crate::store::StoreError) -> Self {
+        PortalError::Page(error.into())
+    }
+}
+
+impl From<crate::crypto::CryptoError> for PortalError {
+    fn from(error: crate::crypto::CryptoError) -> Self {
+        PortalError::Page(error.into())
+    }
+}
+
+fn plain_page(title: &str, message: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body.bare.portal {
+                main.card {
+                    h1 { (title) }
+                    p { (message) }
+                }
+            }
+        }
+    }
+}
+
+impl ResponseError for PortalError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PortalError::NotAvailable | PortalError::NotFound => StatusCode::NOT_FOUND,
+            PortalError::LoginRequired(_) => StatusCode::SEE_OTHER,
+            PortalError::Forbidden => StatusCode::FORBIDDEN,
+            PortalError::Page(error) => error.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message) = match self {
+            PortalError::Page(error) => return error.error_response(),
+            PortalError::LoginRequired(address) => {
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, format!("/portal/{address}")))
+                    .finish();
+            }
+            PortalError::NotAvailable => (
+                "Not available",
+                "This self-service page is not available. Check the address you were given.",
+            ),
+            PortalError::NotFound => ("Not found", "There is nothing at this address."),
+            PortalError::Forbidden => (
+                "Not allowed",
+                "This action is not available on this self-service page. Nothing was changed.",
+            ),
+        };
+        HttpResponse::build(self.status_code())
+            .content_type("text/html; charset=utf-8")
+            .body(plain_page(title, message).into_string())
+    }
+}
+
+/// One resource's portal, looked up by its address.
+pub struct Portal {
+    pub resource: Resource,
+    pub settings: SelfService,
+    /// The address as stored (the cookies' path uses it).
+    pub address: String,
+}
+
+impl Portal {
+    pub async fn open(state: &AppState, address: &str) -> Result<Portal, PortalError> {
+        let address = address.trim().to_lowercase();
+        if address.is_empty() || address.len() > 100 {
+            return Err(PortalError::NotAvailable);
+        }
+        let Some((resource, settings)) = state.store.self_service_by_address(address).await? else {
+            return Err(PortalError::NotAvailable);
+        };
+        let Some(address) = settings.address.clone().filter(|_| settings.enabled) else {
+            return Err(PortalError::NotAvailable);
+        };
+        Ok(Portal {
+            resource,
+            settings,
+            address,
+        })
+    }
+
+    /// The portal's own path, with `rest` appended (`""` for the home page).
+    pub fn path(&self, rest: &str) -> String {
+        format!("/portal/{}{rest}", self.address)
+    }
+
+    pub fn require(&self, action: PortalAction) -> Result<(), PortalError> {
+        if self.settings.allows(action) {
+            Ok(())
+        } else {
+            Err(PortalError::Forbidden)
+        }
+    }
+
+    /// A cookie scoped to this portal.
+    pub fn cookie(
+        &self,
+        state: &AppState,
+        name: &'static str,
+        value: String,
+    ) -> actix_web::cookie::Cookie<'static> {
+        let mut cookie = session::cookie(state, name, value);
+        cookie.set_path(self.path(""));
+        cookie
+    }
+
+    pub fn removal_cookie(
+        &self,
+        state: &AppState,
+        name: &'static str,
+    ) -> actix_web::cookie::Cookie<'static> {
+        let mut cookie = session::removal_cookie(state, name);
+        cookie.set_path(self.path(""));
+        cookie
+    }
+
+    /// A redirect (303) within the portal that shows `message` on the next page.
+    pub fn redirect_with_flash(&self, state: &AppState, rest: &str, message: &str) -> HttpResponse {
+        let mut cookie = self.cookie(state, FLASH_COOKIE, encode_flash(message));
+        cookie.set_max_age(actix_web::cookie::time::Duration::seconds(60));
+        let mut response = see_other(&self.path(rest));
+        let _ = response.add_cookie(&cookie);
+        response
+    }
+
+    /// An audit entry for this resource.
+    pub fn audit(
+        &self,
+        request: &HttpRequest,
+        actor: &str,
+        action: &str,
+        result: &str,
+    ) -> AuditEntry {
+        AuditEntry {
+            resource_id: Some(self.resource.id),
+            ..AuditEntry::new(session::now(), format!("user:{actor}"), action, result)
+                .client_ip(session::client_ip(request))
+        }
+    }
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Flash text in a cookie value: hexadecimal, so no character can break the cookie.
+fn encode_flash(text: &str) -> String {
+    data_encoding::HEXLOWER.encode(text.as_bytes())
+}
+
+fn decode_flash(text: &str) -> Option<String> {
+    let bytes = data_encoding::HEXLOWER.decode(text.as_bytes()).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// A logged-in portal user.
+pub struct Visitor {
+    pub user: User,
+    pub csrf: String,
+    id_hash: Vec<u8>,
+}
+
+impl Visitor {
+    pub fn check_csrf(&self, given: &str) -> Result<(), PortalError> {
+        Ok(session::check_csrf(&self.csrf, given)?)
+    }
+
+    /// An audit entry by this user in this portal.
+    pub fn audit(
+        &self,
+        portal: &Portal,
+        request: &HttpRequest,
+        action: &str,
+        result: &str,
+    ) -> AuditEntry {
+        AuditEntry {
+            user_id: Some(self.user.id),
+            ..portal.audit(request, &self.user.login, action, result)
+        }
+    }
+}
+
+/// The logged-in user of this portal, or `LoginRequired`. The session must be bound to this
+/// resource and the user still enabled and assigned to it. Extends the idle timeout.
+pub async fn require_visitor(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+) -> Result<Visitor, PortalError> {
+    let required = || PortalError::LoginRequired(portal.address.clone());
+    let cookie = request.cookie(SESSION_COOKIE).ok_or_else(required)?;
+    let id_hash = crypto::sha256(cookie.value().as_bytes());
+    let now = session::now();
+    let found = state
+        .store
+        .session(id_hash.clone(), SessionKind::Portal, now)
+        .await?
+        .ok_or_else(required)?;
+    if found.stage != SessionStage::Full || found.resource_id != Some(portal.resource.id) {
+        return Err(required());
+    }
+    let user_id = found.user_id.ok_or_else(required)?;
+    let user = state
+        .store
+        .portal_user_by_id(portal.resource.id, user_id)
+        .await?
+        .ok_or_else(required)?;
+    if now - found.last_seen_at >= 30 {
+        state
+            .store
+            .touch_session(id_hash.clone(), now, now + IDLE_SECONDS, MAX_SECONDS)
+            .await?;
+    }
+    Ok(Visitor {
+        user,
+        csrf: found.csrf_token,
+        id_hash,
+    })
+}
+
+/// The flash message the previous redirect left, if any.
+pub fn flash_of(request: &HttpRequest) -> Option<String> {
+    request
+        .cookie(FLASH_COOKIE)
+        .and_then(|c| decode_flash(c.value()))
+        .filter(|text| !text.is_empty())
+}
+
+/// A page of the portal: the resource's name on top, and logout for a logged-in user.
+pub struct Frame<'a> {
+    pub portal: &'a Portal,
+    pub title: &'a str,
+    pub visitor: Option<&'a Visitor>,
+    pub flash: Option<String>,
+}
+
+impl Frame<'_> {
+    pub fn render(self, state: &AppState, body: Markup) -> HttpResponse {
+        self.render_with(state, StatusCode::OK, body)
+    }
+
+    pub fn render_with(self, state: &AppState, status: StatusCode, body: Markup) -> HttpResponse {
+        let portal = self.portal;
+        let markup = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (self.title) " · " (portal.resource.name) }
+                    link rel="stylesheet" href="/assets/style.css";
+                    script src="/assets/portal.js" defer {}
+                }
+                body.portal {
+                    header.portal-bar {
+                        span.portal-resource { (portal.resource.name) }
+                        span.portal-what { "Self-service" }
+                        @if let Some(visitor) = self.visitor {
+                            form.logout method="post" action=(portal.path("/logout")) {
+                                input type="hidden" name="csrf" value=(visitor.csrf);
+                                span.who { (visitor.user.login) }
+                                button.link type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                    main.card.portal-main {
+                        h1 { (self.title) }
+                        @if let Some(flash) = &self.flash {
+                            p.flash role="status" { (flash) }
+                        }
+                        (body)
+                    }
+                }
+            }
+        };
+        let mut response = HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(markup.into_string());
+        if self.flash.is_some() {
+            let _ = response.add_cookie(&portal.removal_cookie(state, FLASH_COOKIE));
+        }
+        response
+    }
+}
+
+/// The hidden CSRF field of a form.
+pub fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
+/// An error line above a form.
+pub fn form_error(message: Option<&str>) -> Markup {
+    super::views::form_error(message)
+}
+
+/// A form with one button that posts to `action`.
+pub fn post_button(csrf: &str, action: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf_field(csrf))
+            button type="submit" { (label) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flash_message_survives_its_cookie() {
+        for text in ["Token “Phone” is active.", "a; b, c=d %41", "ünïcödé"] {
+            assert_eq!(decode_flash(&encode_flash(text)).as_deref(), Some(text));
+        }
+        assert_eq!(decode_flash("zz"), None);
+    }
+
+    #[test]
+    fn the_not_available_page_names_neither_reason() {
+        let response = PortalError::NotAvailable.error_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+}

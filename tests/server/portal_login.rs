@@ -1,0 +1,283 @@
+//! Logging in to the self-service portal: the address, password, emailed code, the one-time
+//! password step through the authentication decision, sessions and logout.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::delivery_support::mail_settings;
+use crate::helpers::{hidden_value, location};
+use crate::portal_support::{Portal, SECRET_HEX, totp_now};
+use crate::smtp_sink::{Mode, SmtpSink, code_in};
+
+const FAILED: &str = "The login name, password or code is not right.";
+
+#[tokio::test]
+async fn unknown_and_disabled_portals_get_the_same_not_available_page() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let browser = portal.browser();
+    let unknown = browser.get("/portal/nothing-here").await;
+    assert_eq!(unknown.status(), 404);
+    let unknown_page = unknown.text().await.expect("body");
+    assert!(unknown_page.contains("not available"), "{unknown_page}");
+
+    let open = browser.page("/portal/vpn").await;
+    assert!(
+        open.contains("vpn") && open.contains("Login name"),
+        "{open}"
+    );
+
+    portal.configure(false, &["enroll_token"], &["MAIL"]).await;
+    let disabled = browser.get("/portal/vpn").await;
+    assert_eq!(disabled.status(), 404);
+    assert_eq!(disabled.text().await.expect("body"), unknown_page);
+}
+
+#[tokio::test]
+async fn a_user_logs_in_with_a_password_sees_the_second_factor_section_and_logs_out() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    portal
+        .user(json!({"login": "alice", "password": "alice's long password"}))
+        .await;
+    let browser = portal.browser();
+    let response = browser
+        .log_in_with_password("alice", "alice's long password")
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/portal/vpn");
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_string())
+        .find(|c| c.starts_with("otpgate_portal="))
+        .expect("a portal session cookie");
+    assert!(cookie.contains("Path=/portal/vpn"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+
+    let home = browser.page("/portal/vpn").await;
+    assert!(home.contains("2nd Factor"), "{home}");
+    assert!(home.contains("Assign New"));
+    assert!(home.contains("alice"));
+
+    // The portal session is no admin session.
+    assert_eq!(
+        location(&browser.get("/admin").await),
+        "/admin/login",
+        "a portal login opens no admin page"
+    );
+
+    let csrf = hidden_value(&home, "csrf");
+    assert_eq!(
+        browser
+            .post("/portal/vpn/logout", &[("csrf", "forged")])
+            .await
+            .status(),
+        403,
+        "logout needs the CSRF token"
+    );
+    let out = browser.post("/portal/vpn/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), 303);
+    let after = browser.page("/portal/vpn").await;
+    assert!(after.contains("Login name"), "logged out: {after}");
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM audit_log WHERE action = 'portal.login' AND result = 'ok' AND actor = 'user:alice'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unknown_users_wrong_passwords_and_other_resources_users_get_the_same_message() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    portal
+        .user(json!({"login": "alice", "password": "alice's long password"}))
+        .await;
+    let (status, _) = portal
+        .api
+        .call(
+            Method::POST,
+            "/users",
+            &portal.admin,
+            json!({"login": "bob", "password": "bob's long password"}),
+        )
+        .await;
+    assert_eq!(status, 201, "bob exists but is not assigned to vpn");
+
+    for (login, password) in [
+        ("alice", "not her password"),
+        ("nobody", "whatever it is"),
+        ("bob", "bob's long password"),
+    ] {
+        let browser = portal.browser();
+        let response = browser.log_in_with_password(login, password).await;
+        assert_eq!(response.status(), 401, "{login}");
+        let page = response.text().await.expect("body");
+        assert!(page.contains(FAILED), "{login}: {page}");
+        assert!(!page.contains("2nd Factor"));
+    }
+}
+
+#[tokio::test]
+async fn a_user_without_a_password_logs_in_with_a_code_from_their_email() {
+    let sink = SmtpSink::start(Mode::Plain).await;
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PUT,
+            "/settings/mail",
+            &portal.admin,
+            mail_settings(sink.port, "none", None),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    portal
+        .user(json!({"login": "carol", "email": "carol@example.com"}))
+        .await;
+    let browser = portal.browser();
+    assert_eq!(
+        browser.start_login("carol").await,
+        "/portal/vpn/login/verify"
+    );
+    let page = browser.page("/portal/vpn/login/verify").await;
+    assert!(page.contains("Verification code"), "{page}");
+    let mail = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(mail.len(), 1, "one email arrives");
+    assert_eq!(mail[0].to, vec!["carol@example.com".to_string()]);
+    let code = code_in(&mail[0].data).expect("a code in the email");
+
+    let wrong = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/code",
+            &[("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.expect("body").contains(FAILED));
+
+    let right = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/code",
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(right.status(), 303);
+    assert_eq!(location(&right), "/portal/vpn");
+    assert!(browser.page("/portal/vpn").await.contains("2nd Factor"));
+}
+
+#[tokio::test]
+async fn a_user_with_an_authenticator_app_must_type_its_code_and_wrong_codes_count() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    portal
+        .user(json!({"login": "dave", "password": "dave's long password"}))
+        .await;
+    let token = portal
+        .token(
+            json!({"kind": "TOTP", "user": "dave", "resource": "vpn", "name": "Phone",
+                       "secret": SECRET_HEX, "secret_format": "hex"}),
+        )
+        .await;
+    let browser = portal.browser();
+    let response = browser
+        .log_in_with_password("dave", "dave's long password")
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/portal/vpn/login/verify");
+    let page = browser.page("/portal/vpn/login/verify").await;
+    assert!(page.contains("One-time password"), "{page}");
+    assert!(
+        !browser.page("/portal/vpn").await.contains("2nd Factor"),
+        "no session before the code"
+    );
+
+    let wrong = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/otp",
+            &[("otp", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.expect("body").contains(FAILED));
+    assert_eq!(
+        portal.token_json(token).await["fail_count"],
+        1,
+        "the wrong code counts against the token as in authentication"
+    );
+
+    let right = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/otp",
+            &[("otp", &totp_now())],
+        )
+        .await;
+    assert_eq!(right.status(), 303);
+    assert_eq!(location(&right), "/portal/vpn");
+    let home = browser.page("/portal/vpn").await;
+    assert!(home.contains("Phone") && home.contains("Active"), "{home}");
+    assert_eq!(portal.token_json(token).await["fail_count"], 0);
+}
+
+#[tokio::test]
+async fn a_user_with_a_mail_token_gets_a_code_sent_at_login() {
+    let sink = SmtpSink::start(Mode::Plain).await;
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PUT,
+            "/settings/mail",
+            &portal.admin,
+            mail_settings(sink.port, "none", None),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    portal
+        .user(json!({"login": "erin", "password": "erin's long password"}))
+        .await;
+    portal
+        .token(
+            json!({"kind": "MAIL", "user": "erin", "resource": "vpn", "name": "Mail",
+                       "destination": "erin@example.com"}),
+        )
+        .await;
+    let browser = portal.browser();
+    let response = browser
+        .log_in_with_password("erin", "erin's long password")
+        .await;
+    assert_eq!(location(&response), "/portal/vpn/login/verify");
+    let mail = sink.wait_for(1, Duration::from_secs(20)).await;
+    let code = code_in(&mail[0].data).expect("a code");
+    let right = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/otp",
+            &[("otp", &code)],
+        )
+        .await;
+    assert_eq!(location(&right), "/portal/vpn");
+    assert!(browser.page("/portal/vpn").await.contains("2nd Factor"));
+}
+
+#[tokio::test]
+async fn login_attempts_are_throttled() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    portal
+        .user(json!({"login": "alice", "password": "alice's long password"}))
+        .await;
+    let browser = portal.browser();
+    let mut refused = false;
+    for _ in 0..30 {
+        let response = browser.log_in_with_password_raw("alice", "wrong").await;
+        if response == 429 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "many wrong passwords are throttled");
+}

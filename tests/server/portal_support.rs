@@ -1,0 +1,219 @@
+//! What the portal tests share: a resource with self-service set up in the admin panel, users
+//! made through the management API, and a user's own browser (a client with its own cookies)
+//! that logs in to the portal.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::delivery_support::Api;
+use crate::helpers::{TestApp, client_for, hidden_value, location, spawn_app};
+
+pub const SECRET: &[u8] = b"12345678901234567890";
+pub const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
+
+pub struct Portal {
+    pub app: TestApp,
+    pub api: Api,
+    pub admin: String,
+    pub admin_csrf: String,
+    pub resource_id: i64,
+}
+
+impl Portal {
+    /// A resource `vpn` whose portal `/portal/vpn` allows `actions` and the enrolment of `kinds`.
+    pub async fn start(actions: &[&str], kinds: &[&str]) -> Portal {
+        let app = spawn_app().await;
+        let admin_csrf = app.logged_in_admin().await;
+        let admin = app.api_key(&["--admin"]);
+        let api = Api::of(&app);
+        let (status, body) = api
+            .call(Method::POST, "/resources", &admin, json!({"name": "vpn"}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let resource_id = body["id"].as_i64().expect("id");
+        let portal = Portal {
+            app,
+            api,
+            admin,
+            admin_csrf,
+            resource_id,
+        };
+        portal.configure(true, actions, kinds).await;
+        portal
+    }
+
+    /// Saves the Self-Service tab as an administrator would.
+    pub async fn configure(&self, enabled: bool, actions: &[&str], kinds: &[&str]) {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("csrf", &self.admin_csrf),
+            ("shown_all", "off"),
+            ("shown_all_token", "off"),
+            ("shown_all_user", "off"),
+            ("shown_all_kinds", "off"),
+            ("address", "vpn"),
+        ];
+        if enabled {
+            form.push(("enabled", "on"));
+        }
+        for action in actions {
+            form.push(("action", action));
+        }
+        for kind in kinds {
+            form.push(("kind", kind));
+        }
+        let response = self
+            .app
+            .post_form(
+                &format!("/admin/resources/{}/self-service", self.resource_id),
+                &form,
+            )
+            .await;
+        assert_eq!(response.status(), 303, "the self-service form is saved");
+    }
+
+    /// A user assigned to `vpn`, from the API's user fields.
+    pub async fn user(&self, fields: Value) {
+        let login = fields["login"].as_str().expect("login").to_string();
+        let (status, body) = self
+            .api
+            .call(Method::POST, "/users", &self.admin, fields)
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = self
+            .api
+            .call(
+                Method::POST,
+                "/resources/vpn/users",
+                &self.admin,
+                json!({"user": login}),
+            )
+            .await;
+        assert!(status == 204 || status == 200, "{status} {body}");
+    }
+
+    /// A token made through the API, assigned to the user and to `vpn`; its id.
+    pub async fn token(&self, fields: Value) -> i64 {
+        let (status, body) = self
+            .api
+            .call(Method::POST, "/tokens", &self.admin, fields)
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_i64().expect("token id")
+    }
+
+    pub async fn token_json(&self, id: i64) -> Value {
+        let (status, body) = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/tokens/{id}"),
+                &self.admin,
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// A new browser of an end user.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            client: client_for(&self.app.data_dir),
+            address: self.app.address.clone(),
+        }
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        let conn =
+            rusqlite::Connection::open(self.app.data_dir.join(otpgate::store::DATABASE_FILE))
+                .expect("open");
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .expect("timeout");
+        conn.query_row(sql, [], |row| row.get(0)).expect("count")
+    }
+}
+
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub address: String,
+}
+
+impl Browser {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("GET answered")
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("body")
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .form(form)
+            .send()
+            .await
+            .expect("POST answered")
+    }
+
+    /// Posts a form found on the page at `page_path`, with its CSRF token.
+    pub async fn submit(
+        &self,
+        page_path: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let page = self.page(page_path).await;
+        let csrf = hidden_value(&page, "csrf");
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post(action, &form).await
+    }
+
+    /// Gives the login name; answers the redirect's target.
+    pub async fn start_login(&self, login: &str) -> String {
+        let response = self
+            .submit("/portal/vpn", "/portal/vpn/login", &[("login", login)])
+            .await;
+        assert_eq!(response.status(), 303);
+        location(&response)
+    }
+
+    /// A whole password login; the status of the step that answered last.
+    pub async fn log_in_with_password_raw(&self, login: &str, password: &str) -> u16 {
+        let response = self
+            .submit("/portal/vpn", "/portal/vpn/login", &[("login", login)])
+            .await;
+        if response.status() != 303 {
+            return response.status().as_u16();
+        }
+        self.submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/password",
+            &[("password", password)],
+        )
+        .await
+        .status()
+        .as_u16()
+    }
+
+    /// Logs in with login name and password (no second factor); answers the last response.
+    pub async fn log_in_with_password(&self, login: &str, password: &str) -> reqwest::Response {
+        assert_eq!(self.start_login(login).await, "/portal/vpn/login/verify");
+        self.submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/password",
+            &[("password", password)],
+        )
+        .await
+    }
+}
+
+/// The TOTP code of `SECRET` now.
+pub fn totp_now() -> String {
+    crate::helpers::totp_now(SECRET, 0)
+}
