@@ -397,21 +397,10 @@ async fn run() -> anyhow::Result<u64> {
 }
 
 fn main() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build();
-    match runtime
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(run()))
-    {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(errors) => {
-            eprintln!("bench: {errors} wrong answers");
-            ExitCode::FAILURE
+    support::run_main(async {
+        match run().await? {
+            0 => Ok(()),
+            errors => bail!("{errors} wrong answers"),
         }
-        Err(error) => {
-            eprintln!("bench: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -4,9 +4,10 @@
 //! What the benchmarks share: starting the release binary on loopback with its own data
 //! directory and configuration, API keys from its console, and calls to its management API.
 
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -163,4 +164,22 @@ pub async fn create(
         bail!("POST /api/v1{path} {body} answered {status}, not 201: {text}");
     }
     Ok(())
+}
+
+/// Runs a benchmark on a multi-threaded runtime: exit 0 when it reports success, 1 with its
+/// message otherwise.
+pub fn run_main<F: Future<Output = anyhow::Result<()>>>(run: F) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
