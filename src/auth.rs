@@ -488,7 +488,14 @@ impl Authenticator<'_> {
             return Err(AuthError::NotFound("resource"));
         };
         let transaction = crypto::random_token::<16>()?;
-        let validity = self.config.challenge_validity_seconds as i64;
+        // The general settings' validity when stored, else the configuration file's.
+        let validity = self
+            .store
+            .general_settings()
+            .await?
+            .map_or(self.config.challenge_validity_seconds, |general| {
+                general.challenge_validity_seconds
+            }) as i64;
         let minutes = (validity + 59) / 60;
         let mut expected = Vec::new();
         let mut challenges = Vec::new();

@@ -136,3 +136,28 @@ pub async fn observe(
     }
     Ok(response)
 }
+
+impl AppState {
+    /// The general settings in force while none are stored: from the configuration file.
+    pub fn general_defaults(&self) -> crate::store::GeneralSettings {
+        crate::store::GeneralSettings {
+            public_url: self
+                .config
+                .server
+                .public_url
+                .trim_end_matches('/')
+                .to_string(),
+            default_otp_length: 6,
+            challenge_validity_seconds: self.config.auth.challenge_validity_seconds,
+        }
+    }
+
+    /// The general settings: the stored ones, or the defaults.
+    pub async fn general(&self) -> Result<crate::store::GeneralSettings, crate::store::StoreError> {
+        Ok(self
+            .store
+            .general_settings()
+            .await?
+            .unwrap_or_else(|| self.general_defaults()))
+    }
+}

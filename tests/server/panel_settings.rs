@@ -422,3 +422,58 @@ async fn an_uploaded_certificate_is_checked_and_then_served_without_a_restart() 
         .expect("the certificate is kept for the next start");
     assert_eq!(stored, new_cert);
 }
+
+#[tokio::test]
+async fn the_default_otp_length_and_challenge_validity_apply_to_new_tokens_and_sent_codes() {
+    use crate::delivery_support::{Api, api_key, provision};
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let response = app
+        .post_form(
+            "/admin/settings/general",
+            &[
+                ("csrf", &csrf),
+                ("public_url", ""),
+                ("default_otp_length", "8"),
+                ("challenge_validity_seconds", "120"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let tokens = provision(
+        &app.address,
+        &app.data_dir,
+        "vpn",
+        &[("nina", "MAIL", "nina@example.com")],
+    )
+    .await;
+    let api = Api::of(&app);
+    let admin = api_key(&app.data_dir, &["--admin"]);
+    let (_, token) = api
+        .call(Method::GET, &format!("/tokens/{}", tokens[0]), &admin, Value::Null)
+        .await;
+    assert_eq!(token["digits"], 8, "a MAIL token without a length gets the default: {token}");
+    let (status, totp) = api
+        .call(Method::POST, "/tokens", &admin, json!({"kind": "TOTP"}))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(totp["digits"], 6, "authenticator apps keep 6 digits");
+
+    let app_key = api_key(&app.data_dir, &["--resource", "vpn"]);
+    let before = crate::helpers::unix_now() as i64;
+    api.prepare(&app_key, "nina").await;
+    let (_, deliveries) = api
+        .call(Method::GET, "/deliveries", &admin, Value::Null)
+        .await;
+    let expires_at = deliveries["deliveries"][0]["expires_at"]
+        .as_i64()
+        .expect("the message expires");
+    let after = crate::helpers::unix_now() as i64;
+    assert!(
+        (before + 120..=after + 120).contains(&expires_at),
+        "the code is valid for the 120 s of the settings: {expires_at} vs {before}"
+    );
+}

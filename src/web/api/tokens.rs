@@ -469,8 +469,15 @@ fn seed_of(body: &CreateToken) -> Result<Seed, ApiError> {
 
 /// Checks a create request and turns it into the store's creation: the rules of every kind
 /// (which fields apply, code length, PIN, destination, messenger, seed) live here once, for the
-/// API and the admin panel.
-pub fn prepare_token(keys: &Keys, body: &CreateToken, now: i64) -> Result<PreparedToken, ApiError> {
+/// API and the admin panel. `default_digits` is the code length of MAIL, SMS and BOT tokens
+/// when the body names none (the general settings'); TOTP and HOTP default to 6, which every
+/// authenticator app shows.
+pub fn prepare_token(
+    keys: &Keys,
+    body: &CreateToken,
+    now: i64,
+    default_digits: u32,
+) -> Result<PreparedToken, ApiError> {
     let kind = body.kind;
     use TokenKind::{Bot, Hotp, Mail, Sms, Totp};
     refuse_for_kind(kind, "secret", body.secret.is_some(), &[Totp, Hotp])?;
@@ -523,7 +530,7 @@ pub fn prepare_token(keys: &Keys, body: &CreateToken, now: i64) -> Result<Prepar
     };
     let digits = match &seed {
         Some(seed) => seed.params.digits,
-        None => check_digits(body.digits.unwrap_or(6))?,
+        None => check_digits(body.digits.unwrap_or(default_digits))?,
     };
     let sealed = seed
         .as_ref()
@@ -609,7 +616,12 @@ pub(super) async fn create_token(
         creation,
         seed,
         activation_code,
-    } = prepare_token(&state.keys, &body.0, now)?;
+    } = prepare_token(
+        &state.keys,
+        &body.0,
+        now,
+        state.general().await?.default_otp_length,
+    )?;
     let record = settled(
         state
             .store

@@ -250,18 +250,6 @@ fn sms_form(settings: &SmsSettings) -> SmsForm {
 }
 
 /// The general settings in force while none are stored.
-fn general_defaults(state: &AppState) -> GeneralSettings {
-    GeneralSettings {
-        public_url: state
-            .config
-            .server
-            .public_url
-            .trim_end_matches('/')
-            .to_string(),
-        default_otp_length: 6,
-        challenge_validity_seconds: state.config.auth.challenge_validity_seconds,
-    }
-}
 
 /// The page's forms filled from what is stored.
 async fn stored_view(state: &AppState) -> Result<SettingsView, PageError> {
@@ -269,7 +257,7 @@ async fn stored_view(state: &AppState) -> Result<SettingsView, PageError> {
         .store
         .general_settings()
         .await?
-        .unwrap_or_else(|| general_defaults(state));
+        .unwrap_or_else(|| state.general_defaults());
     let mail_stored = state.store.channel_settings(mail::CHANNEL).await?;
     let sms_stored = state.store.channel_settings(sms::CHANNEL).await?;
     let bot_stored = state.store.channel_settings(bot::CHANNEL).await?;
@@ -347,7 +335,7 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                 }
                 label {
                     "Default OTP length"
-                    small { "The number of digits new tokens get unless chosen otherwise." }
+                    small { "The number of digits of the codes otpgate sends (MAIL, SMS and BOT tokens) unless chosen otherwise; authenticator apps keep 6, which every app shows." }
                     (select("default_otp_length", &form.default_otp_length, &[("6", "6 digits"), ("8", "8 digits")]))
                     (errors.show("default_otp_length"))
                 }
@@ -694,7 +682,7 @@ async fn save_general(
         .store
         .save_general_settings(
             settings,
-            general_defaults(&state),
+            state.general_defaults(),
             page.audit(&request, "settings.general.update", "ok"),
             now(),
         )

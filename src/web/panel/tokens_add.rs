@@ -385,7 +385,9 @@ pub async fn submit_add(
         Ok(create) => create,
         Err(problems) => return Ok(render_again(problems)),
     };
-    let mut prepared = match prepare_token(&state.keys, &create, crate::web::now()) {
+    let default_digits = state.general().await?.default_otp_length;
+    let mut prepared = match prepare_token(&state.keys, &create, crate::web::now(), default_digits)
+    {
         Ok(prepared) => prepared,
         Err(error) => return Ok(render_again(problems_of(error)?)),
     };
