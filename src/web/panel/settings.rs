@@ -249,7 +249,6 @@ fn sms_form(settings: &SmsSettings) -> SmsForm {
     }
 }
 
-/// The general settings in force while none are stored.
 
 /// The page's forms filled from what is stored.
 async fn stored_view(state: &AppState) -> Result<SettingsView, PageError> {
