@@ -203,7 +203,7 @@ async fn run() -> anyhow::Result<()> {
 
     let mut command = Server::command(&binary, server.dir.path());
     command
-        .args(["admin", "create", "--login", "bench", "--password-stdin"])
+        .args(["admin", "create", "bench", "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null());
     let mut child = command.spawn()?;

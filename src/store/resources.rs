@@ -367,6 +367,19 @@ impl Store {
     /// The tokens assigned to the resource `key`, ordered by serial; None when there is no
     /// such resource.
     pub async fn resource_tokens(&self, key: String) -> Result<Option<Vec<ResourceToken>>> {
+        Ok(self
+            .resource_tokens_window(key, i64::MAX, 0)
+            .await?
+            .map(|(tokens, _)| tokens))
+    }
+
+    /// One page of the tokens assigned to a resource, by serial, and how many there are.
+    pub async fn resource_tokens_window(
+        &self,
+        key: String,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Option<(Vec<ResourceToken>, i64)>> {
         self.read(move |conn| {
             let Some(resource) = directory::find_resource(conn, &key)? else {
                 return Ok(None);
@@ -378,9 +391,10 @@ impl Store {
                      JOIN tokens t ON t.id = tr.token_id
                      LEFT JOIN users u ON u.id = t.user_id
                      WHERE tr.resource_id = ?1
-                     ORDER BY t.serial",
+                     ORDER BY t.serial
+                     LIMIT ?2 OFFSET ?3",
                 )?
-                .query_map(params![resource.id], |row| {
+                .query_map(params![resource.id, limit, offset], |row| {
                     let kind: String = row.get(3)?;
                     let user_id: Option<i64> = row.get(4)?;
                     let login: Option<String> = row.get(5)?;
@@ -393,7 +407,10 @@ impl Store {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Some(tokens))
+            let total: i64 = conn
+                .prepare_cached("SELECT count(*) FROM token_resources WHERE resource_id = ?1")?
+                .query_row(params![resource.id], |row| row.get(0))?;
+            Ok(Some((tokens, total)))
         })
         .await
     }

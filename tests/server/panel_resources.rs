@@ -443,3 +443,37 @@ async fn deleting_a_resource_asks_first() {
     assert_eq!(location(&response), "/admin/resources");
     assert_eq!(count(&app, "SELECT COUNT(*) FROM resources"), 0);
 }
+
+#[tokio::test]
+async fn a_resource_with_many_tokens_shows_them_a_page_at_a_time() {
+    let app = spawn_app().await;
+    app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let resource = create_resource(&app, &key, "wide").await;
+    let id = resource["id"].as_i64().expect("id");
+    for i in 0..51 {
+        let login = format!("user{i:02}");
+        create_user(&app, &key, json!({ "login": login })).await;
+        let (status, token) = send(
+            &app,
+            Method::POST,
+            "/tokens",
+            &key,
+            Some(json!({"kind": "TOTP", "serial": format!("S{i:02}"), "user": login, "resource": "wide"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{token}");
+    }
+    let first = page_text(&app, &format!("/admin/resources/{id}")).await;
+    assert!(first.contains("Tokens with users (51)"), "{first}");
+    assert!(
+        first.contains(">S49<") && !first.contains(">S50<"),
+        "50 on the first page"
+    );
+    assert!(first.contains("tokens_page=2"), "a link to the next page");
+    let second = page_text(&app, &format!("/admin/resources/{id}?tokens_page=2")).await;
+    assert!(
+        second.contains(">S50<") && !second.contains(">S00<"),
+        "{second}"
+    );
+}

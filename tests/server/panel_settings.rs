@@ -453,9 +453,17 @@ async fn the_default_otp_length_and_challenge_validity_apply_to_new_tokens_and_s
     let api = Api::of(&app);
     let admin = api_key(&app.data_dir, &["--admin"]);
     let (_, token) = api
-        .call(Method::GET, &format!("/tokens/{}", tokens[0]), &admin, Value::Null)
+        .call(
+            Method::GET,
+            &format!("/tokens/{}", tokens[0]),
+            &admin,
+            Value::Null,
+        )
         .await;
-    assert_eq!(token["digits"], 8, "a MAIL token without a length gets the default: {token}");
+    assert_eq!(
+        token["digits"], 8,
+        "a MAIL token without a length gets the default: {token}"
+    );
     let (status, totp) = api
         .call(Method::POST, "/tokens", &admin, json!({"kind": "TOTP"}))
         .await;

@@ -478,6 +478,9 @@ fn form_from_resource(resource: &Resource) -> ResourceForm {
 pub struct ResourceQuery {
     #[serde(default)]
     page: Option<String>,
+    /// The page of the tokens' table.
+    #[serde(default)]
+    tokens_page: Option<String>,
 }
 
 async fn resource_page(
@@ -487,6 +490,7 @@ async fn resource_page(
     form: &ResourceForm,
     errors: &FieldErrors,
     users_page: i64,
+    tokens_page: i64,
 ) -> Result<HttpResponse, PageError> {
     let window = Window {
         limit: PER_PAGE,
@@ -500,9 +504,13 @@ async fn resource_page(
         Listing::Found { items, total } => (items, total),
         Listing::NoSuchResource => return Err(PageError::NotFound),
     };
-    let tokens = state
+    let (tokens, tokens_total) = state
         .store
-        .resource_tokens(resource.id.to_string())
+        .resource_tokens_window(
+            resource.id.to_string(),
+            PER_PAGE,
+            (tokens_page - 1) * PER_PAGE,
+        )
         .await?
         .ok_or(PageError::NotFound)?;
     let base = format!("/admin/resources/{}", resource.id);
@@ -540,7 +548,7 @@ async fn resource_page(
             }
         }
         section aria-labelledby="tokens-heading" {
-            h2 #tokens-heading { "Tokens with users (" (tokens.len()) ")" }
+            h2 #tokens-heading { "Tokens with users (" (tokens_total) ")" }
             @if tokens.is_empty() {
                 p.empty { "No tokens are assigned. " a href=(format!("{base}/assign/tokens")) { "Assign tokens with users" } }
             } @else {
@@ -558,6 +566,7 @@ async fn resource_page(
                         }
                     }
                 }
+                (pager(tokens_page, tokens_total, PER_PAGE, |n| format!("{base}?page={users_page}&tokens_page={n}#tokens-heading")))
             }
         }
         section aria-labelledby="danger-heading" {
@@ -585,6 +594,7 @@ async fn show_resource(
         &form,
         &FieldErrors::default(),
         page_number(query.page.as_deref()),
+        page_number(query.tokens_page.as_deref()),
     )
     .await
 }
@@ -601,7 +611,7 @@ async fn update_resource(
     let input = match parse_resource_form(&form) {
         Ok(input) => input,
         Err(errors) => {
-            let response = resource_page(&page, &state, &resource, &form, &errors, 1).await?;
+            let response = resource_page(&page, &state, &resource, &form, &errors, 1, 1).await?;
             return Ok(with_status(response, StatusCode::BAD_REQUEST));
         }
     };
@@ -652,7 +662,7 @@ async fn update_resource(
         Err(error) if error.is_unique_violation() => {
             let mut errors = FieldErrors::default();
             errors.add("name", "A resource with this name exists already.");
-            let response = resource_page(&page, &state, &resource, &form, &errors, 1).await?;
+            let response = resource_page(&page, &state, &resource, &form, &errors, 1, 1).await?;
             Ok(with_status(response, StatusCode::BAD_REQUEST))
         }
         Err(error) => Err(error.into()),

@@ -249,7 +249,6 @@ fn sms_form(settings: &SmsSettings) -> SmsForm {
     }
 }
 
-
 /// The page's forms filled from what is stored.
 async fn stored_view(state: &AppState) -> Result<SettingsView, PageError> {
     let general = state
