@@ -483,3 +483,64 @@ impl Store {
         .await
     }
 }
+
+/// A user's contact field the portal may change after a code sent to the new value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactField {
+    Email,
+    Phone,
+}
+
+impl Store {
+    /// Keeps (or clears, with None) what the portal session is in the middle of, sealed by the
+    /// caller, and queues the message that carries its code in the same transaction.
+    pub async fn set_portal_pending(
+        &self,
+        id_hash: Vec<u8>,
+        sealed: Option<Vec<u8>>,
+        message: Option<Message>,
+        now: UnixTime,
+        entry: Option<AuditEntry>,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET pending_secret = ?2 WHERE id_hash = ?1 AND kind = 'portal'",
+                params![id_hash, sealed],
+            )?;
+            if let Some(message) = &message {
+                queue(conn, message, None, None, now)?;
+            }
+            if let Some(entry) = &entry {
+                audit::insert(conn, entry)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the user's email address or phone number with the verified new one and ends
+    /// the session's pending change, with the audit line.
+    pub async fn change_portal_contact(
+        &self,
+        id_hash: Vec<u8>,
+        user_id: i64,
+        field: ContactField,
+        value: String,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            let statement = match field {
+                ContactField::Email => "UPDATE users SET email = ?2, updated_at = ?3 WHERE id = ?1",
+                ContactField::Phone => "UPDATE users SET phone = ?2, updated_at = ?3 WHERE id = ?1",
+            };
+            conn.execute(statement, params![user_id, value, now])?;
+            conn.execute(
+                "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
+                params![id_hash],
+            )?;
+            audit::insert(conn, &entry)
+        })
+        .await
+    }
+}

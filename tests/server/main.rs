@@ -30,6 +30,7 @@ mod panel_resources;
 mod panel_settings;
 mod panel_tokens;
 mod panel_users;
+mod portal_account;
 mod portal_enrol;
 mod portal_login;
 mod portal_support;

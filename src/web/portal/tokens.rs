@@ -121,6 +121,9 @@ pub async fn show_home(
                 p { a.button href=(portal.path("/tokens/new")) { "Assign New" } }
             }
         }
+        @if super::account::any_user_action(&portal) {
+            p { a href=(portal.path("/account")) { "Your details" } " — your name, password, email address and phone number." }
+        }
     };
     let frame = Frame {
         portal: &portal,
