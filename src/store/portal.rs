@@ -544,3 +544,66 @@ impl Store {
         .await
     }
 }
+
+impl Store {
+    /// Replaces a TOTP token's seed with the reissued one whose first code matched at `step`,
+    /// and ends the session's pending reissue: from now on only the new seed works.
+    pub async fn reissue_totp_seed(
+        &self,
+        id_hash: Vec<u8>,
+        token_id: i64,
+        sealed_secret: Vec<u8>,
+        step: i64,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE tokens SET secret = ?2, last_step = ?3, drift = 0, fail_count = 0,
+                        locked_at = NULL, updated_at = ?4
+                 WHERE id = ?1 AND kind = 'TOTP'",
+                params![token_id, sealed_secret, step, now],
+            )? == 1;
+            conn.execute(
+                "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
+                params![id_hash],
+            )?;
+            if changed {
+                audit::insert(conn, &entry)?;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
+    /// Gives an unassigned token to the user and this resource, with the moving factor of the
+    /// code that proved the user holds it (a compare-and-set: a token claimed meanwhile, or a
+    /// code already used, is refused).
+    pub async fn claim_portal_token(
+        &self,
+        token_id: i64,
+        user_id: i64,
+        resource_id: i64,
+        step: i64,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let claimed = conn.execute(
+                "UPDATE tokens SET user_id = ?2, last_step = ?3, updated_at = ?4
+                 WHERE id = ?1 AND user_id IS NULL AND (last_step IS NULL OR last_step < ?3)",
+                params![token_id, user_id, step, now],
+            )? == 1;
+            if !claimed {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT OR IGNORE INTO token_resources (resource_id, token_id) VALUES (?1, ?2)",
+                params![resource_id, token_id],
+            )?;
+            audit::insert(conn, &entry)?;
+            Ok(true)
+        })
+        .await
+    }
+}

@@ -34,6 +34,7 @@ mod portal_account;
 mod portal_enrol;
 mod portal_login;
 mod portal_support;
+mod portal_tokens;
 mod setup;
 mod sms_gateway;
 mod smtp_sink;

@@ -12,6 +12,7 @@
 //!   `user:LOGIN`.
 
 mod account;
+mod actions;
 mod enrol;
 mod login;
 mod tokens;
@@ -45,7 +46,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .configure(login::routes)
         .configure(tokens::routes)
         .configure(enrol::routes)
-        .configure(account::routes);
+        .configure(account::routes)
+        .configure(actions::routes);
 }
 
 const SCRIPT: &str = include_str!("../../../assets/portal.js");

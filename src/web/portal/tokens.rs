@@ -79,6 +79,24 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
                 @if allows(PortalAction::UnassignToken) {
                     (post_button(&visitor.csrf, &format!("{base}/unassign"), "Unassign"))
                 }
+                @if allows(PortalAction::SetPin) {
+                    form.inline method="post" action={ (base) "/pin" } {
+                        (csrf_field(&visitor.csrf))
+                        label.compact { span.visually-hidden { "New PIN" } input type="password" name="pin" placeholder="PIN" autocomplete="new-password" required minlength="4" maxlength="64"; }
+                        label.compact { span.visually-hidden { "Where the PIN goes" }
+                            select name="pin_position" { option value="before" { "before the code" } option value="after" { "after the code" } } }
+                        button type="submit" { @if token.pin_hash.is_some() { "Change PIN" } @else { "Set PIN" } }
+                    }
+                }
+                @if allows(PortalAction::RemovePin) && token.pin_hash.is_some() {
+                    (post_button(&visitor.csrf, &format!("{base}/pin/remove"), "Remove PIN"))
+                }
+                @if allows(PortalAction::TokenSynchronization) && super::actions::can_sync(token) {
+                    a.button href={ (base) "/sync" } { "Synchronize" }
+                }
+                @if allows(PortalAction::ReissueToken) && super::actions::can_reissue(token) {
+                    a.button href={ (base) "/reissue" } { "Reissue" }
+                }
             }
         }
     }
@@ -117,8 +135,13 @@ pub async fn show_home(
                     }
                 }
             }
-            @if can_enrol {
-                p { a.button href=(portal.path("/tokens/new")) { "Assign New" } }
+            @if can_enrol || portal.settings.allows(PortalAction::AssignExistingToken) {
+                p.buttons {
+                    @if can_enrol { a.button href=(portal.path("/tokens/new")) { "Assign New" } }
+                    @if portal.settings.allows(PortalAction::AssignExistingToken) {
+                        " " a.button href=(portal.path("/tokens/claim")) { "Assign Existing Token" }
+                    }
+                }
             }
         }
         @if super::account::any_user_action(&portal) {
