@@ -16,6 +16,7 @@ mod browser_panel_settings;
 mod browser_panel_support;
 mod browser_panel_tokens;
 mod browser_panel_users;
+mod browser_portal;
 mod command_line;
 mod crash;
 mod delivery_bot;
