@@ -79,15 +79,10 @@ async fn set_up(panel: &Panel) -> (SmtpSink, TelegramApi) {
     (sink, telegram)
 }
 
-#[tokio::test]
-async fn a_user_enrols_mail_and_bot_tokens_in_the_portal_an_administrator_enabled() {
-    let Some(panel) = Panel::open().await else {
-        return;
-    };
-    let (sink, telegram) = set_up(&panel).await;
+/// Turns on vpn's portal at `/portal/vpn` in the admin panel's Self-Service tab with the
+/// boxes `ticks` (Allowed Actions and kinds); the address to send to users.
+async fn enable_self_service(panel: &Panel, ticks: &[&str]) -> String {
     let browser = &panel.browser;
-
-    // The administrator enables self-service for vpn with MAIL and BOT enrolment.
     browser.click("Resources").await;
     browser.wait_for_path("/admin/resources").await;
     browser.click("vpn").await;
@@ -97,13 +92,26 @@ async fn a_user_enrols_mail_and_bot_tokens_in_the_portal_an_administrator_enable
         .await;
     panel.tick("Self-service portal enabled").await;
     browser.fill("Self-Service Page Address", "vpn").await;
-    panel.tick("Enroll Token").await;
-    panel.tick("MAIL").await;
-    panel.tick("BOT").await;
+    for tick in ticks {
+        panel.tick(tick).await;
+    }
     browser.click("Save").await;
     browser.wait_for_text("Self-Service saved:").await;
     let address = panel.value_of("Page address to send to users").await;
     assert_eq!(address, format!("{}/portal/vpn", panel.app.address));
+    address
+}
+
+#[tokio::test]
+async fn a_user_enrols_mail_and_bot_tokens_in_the_portal_an_administrator_enabled() {
+    let Some(panel) = Panel::open().await else {
+        return;
+    };
+    let (sink, telegram) = set_up(&panel).await;
+    let browser = &panel.browser;
+
+    // The administrator enables self-service for vpn with MAIL and BOT enrolment.
+    let address = enable_self_service(&panel, &["Enroll Token", "MAIL", "BOT"]).await;
     browser
         .screenshot("portal-admin-enables-self-service")
         .await;
@@ -196,6 +204,80 @@ async fn a_user_enrols_mail_and_bot_tokens_in_the_portal_an_administrator_enable
         "{rows:?}"
     );
     browser.screenshot("portal-bot-active").await;
+
+    telegram.stop().await;
+    panel.finish().await;
+}
+
+#[tokio::test]
+async fn a_user_with_an_app_and_every_token_action_sets_a_pin_and_the_page_fits_a_phone() {
+    let Some(panel) = Panel::open().await else {
+        return;
+    };
+    let (_sink, telegram) = set_up(&panel).await;
+    let browser = &panel.browser;
+    api(
+        &panel,
+        Method::POST,
+        "/tokens",
+        json!({"kind": "TOTP", "user": "alice", "resource": "vpn", "name": "Phone app",
+               "secret": crate::portal_support::SECRET_HEX, "secret_format": "hex"}),
+    )
+    .await;
+    let address = enable_self_service(
+        &panel,
+        &[
+            "Assign Existing Token",
+            "Unassign Token",
+            "Reissue Token",
+            "Token Synchronization",
+            "Enable/Disable Token",
+            "Rename Token",
+            "Set PIN",
+            "Remove PIN",
+        ],
+    )
+    .await;
+
+    // A phone-sized window.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    browser.goto(&address).await;
+    browser.fill("Login name", "alice").await;
+    browser.click("Next").await;
+    browser.wait_for_path("/portal/vpn/login/verify").await;
+    browser.fill("Password", USER_PASSWORD).await;
+    browser.click("Log in").await;
+    browser.wait_for_text("One-time password").await;
+    browser
+        .fill("One-time password", &crate::portal_support::totp_now())
+        .await;
+    browser.click("Log in").await;
+    browser.wait_for_path("/portal/vpn").await;
+    browser.wait_for_text("Phone app").await;
+    for action in [
+        "Set PIN",
+        "Synchronize",
+        "Reissue",
+        "Assign Existing Token",
+        "Rename",
+        "Disable",
+    ] {
+        assert!(browser.text().await.contains(action), "{action}");
+    }
+    browser.screenshot("portal-phone-token-actions").await;
+    panel.assert_fits_the_width("the 2nd Factor page").await;
+
+    browser.fill("pin", "2468").await;
+    browser.click("Set PIN").await;
+    browser.wait_for_text("“Phone app” has a PIN now").await;
+    assert!(browser.text().await.contains("Remove PIN"));
+    browser.screenshot("portal-phone-pin-set").await;
+    let tokens = api(&panel, Method::GET, "/tokens", Value::Null).await;
+    assert_eq!(tokens["items"][0]["has_pin"], true);
 
     telegram.stop().await;
     panel.finish().await;

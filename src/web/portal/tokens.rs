@@ -53,11 +53,11 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
     let base = portal.path(&format!("/tokens/{}", token.id));
     html! {
         tr {
-            td { (token.name) }
-            td { (token.kind.as_str()) }
-            td { (destination_label(token)) }
-            td.state { (state_label(token, now, portal.resource.auto_unlock_seconds)) }
-            td { @match token.last_used_at { Some(at) => { (crate::web::panel::format_time(at)) " UTC" } None => { "Never" } } }
+            td data-label="Name" { (token.name) }
+            td data-label="Type" { (token.kind.as_str()) }
+            td data-label="Sent to" { (destination_label(token)) }
+            td.state data-label="State" { (state_label(token, now, portal.resource.auto_unlock_seconds)) }
+            td data-label="Last used" { @match token.last_used_at { Some(at) => { (crate::web::panel::format_time(at)) " UTC" } None => { "Never" } } }
             td.actions {
                 @if token.state == TokenState::Pending && allows(PortalAction::EnrollToken) {
                     a.button href={ (base) "/activate" } { "Activate" }
