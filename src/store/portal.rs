@@ -483,3 +483,127 @@ impl Store {
         .await
     }
 }
+
+/// A user's contact field the portal may change after a code sent to the new value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactField {
+    Email,
+    Phone,
+}
+
+impl Store {
+    /// Keeps (or clears, with None) what the portal session is in the middle of, sealed by the
+    /// caller, and queues the message that carries its code in the same transaction.
+    pub async fn set_portal_pending(
+        &self,
+        id_hash: Vec<u8>,
+        sealed: Option<Vec<u8>>,
+        message: Option<Message>,
+        now: UnixTime,
+        entry: Option<AuditEntry>,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET pending_secret = ?2 WHERE id_hash = ?1 AND kind = 'portal'",
+                params![id_hash, sealed],
+            )?;
+            if let Some(message) = &message {
+                queue(conn, message, None, None, now)?;
+            }
+            if let Some(entry) = &entry {
+                audit::insert(conn, entry)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the user's email address or phone number with the verified new one and ends
+    /// the session's pending change, with the audit line.
+    pub async fn change_portal_contact(
+        &self,
+        id_hash: Vec<u8>,
+        user_id: i64,
+        field: ContactField,
+        value: String,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<()> {
+        self.write(move |conn| {
+            let statement = match field {
+                ContactField::Email => "UPDATE users SET email = ?2, updated_at = ?3 WHERE id = ?1",
+                ContactField::Phone => "UPDATE users SET phone = ?2, updated_at = ?3 WHERE id = ?1",
+            };
+            conn.execute(statement, params![user_id, value, now])?;
+            conn.execute(
+                "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
+                params![id_hash],
+            )?;
+            audit::insert(conn, &entry)
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Replaces a TOTP token's seed with the reissued one whose first code matched at `step`,
+    /// and ends the session's pending reissue: from now on only the new seed works.
+    pub async fn reissue_totp_seed(
+        &self,
+        id_hash: Vec<u8>,
+        token_id: i64,
+        sealed_secret: Vec<u8>,
+        step: i64,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE tokens SET secret = ?2, last_step = ?3, drift = 0, fail_count = 0,
+                        locked_at = NULL, updated_at = ?4
+                 WHERE id = ?1 AND kind = 'TOTP'",
+                params![token_id, sealed_secret, step, now],
+            )? == 1;
+            conn.execute(
+                "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
+                params![id_hash],
+            )?;
+            if changed {
+                audit::insert(conn, &entry)?;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
+    /// Gives an unassigned token to the user and this resource, with the moving factor of the
+    /// code that proved the user holds it (a compare-and-set: a token claimed meanwhile, or a
+    /// code already used, is refused).
+    pub async fn claim_portal_token(
+        &self,
+        token_id: i64,
+        user_id: i64,
+        resource_id: i64,
+        step: i64,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let claimed = conn.execute(
+                "UPDATE tokens SET user_id = ?2, last_step = ?3, updated_at = ?4
+                 WHERE id = ?1 AND user_id IS NULL AND (last_step IS NULL OR last_step < ?3)",
+                params![token_id, user_id, step, now],
+            )? == 1;
+            if !claimed {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT OR IGNORE INTO token_resources (resource_id, token_id) VALUES (?1, ?2)",
+                params![resource_id, token_id],
+            )?;
+            audit::insert(conn, &entry)?;
+            Ok(true)
+        })
+        .await
+    }
+}

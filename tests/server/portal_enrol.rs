@@ -14,7 +14,7 @@ use crate::telegram_api::TelegramApi;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn logged_in(portal: &Portal, login: &str) -> Browser {
+pub async fn logged_in(portal: &Portal, login: &str) -> Browser {
     portal
         .user(json!({"login": login, "password": "a long enough password", "email": format!("{login}@example.com")}))
         .await;
@@ -26,7 +26,7 @@ async fn logged_in(portal: &Portal, login: &str) -> Browser {
     browser
 }
 
-async fn with_mail(portal: &Portal) -> SmtpSink {
+pub async fn with_mail(portal: &Portal) -> SmtpSink {
     let sink = SmtpSink::start(Mode::Plain).await;
     let (status, body) = portal
         .api
@@ -371,26 +371,8 @@ async fn a_user_renames_disables_and_unassigns_tokens_but_keeps_the_last_one() {
 
 #[tokio::test]
 async fn a_user_enrols_an_sms_token_with_the_code_sent_to_the_new_number() {
-    let gateway = crate::sms_gateway::Gateway::start().await;
     let portal = Portal::start(&["enroll_token"], &["SMS"]).await;
-    let (status, body) = portal
-        .api
-        .call(
-            Method::PUT,
-            "/settings/sms",
-            &portal.admin,
-            json!({
-                "method": "POST",
-                "url": format!("{}/send", gateway.url),
-                "body_format": "form",
-                "body": "text={message}&to={phone}",
-                "auth": "none",
-                "success_status": "2xx",
-                "timeout_seconds": 5,
-            }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let gateway = with_sms(&portal).await;
     let browser = logged_in(&portal, "gina").await;
     let bad = add(
         &browser,
@@ -425,4 +407,28 @@ async fn a_user_enrols_an_sms_token_with_the_code_sent_to_the_new_number() {
         .await;
     assert_eq!(right.status(), 303);
     assert!(browser.page("/portal/vpn").await.contains("is active"));
+}
+
+/// An SMS gateway the server sends its text messages to.
+pub async fn with_sms(portal: &Portal) -> crate::sms_gateway::Gateway {
+    let gateway = crate::sms_gateway::Gateway::start().await;
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PUT,
+            "/settings/sms",
+            &portal.admin,
+            json!({
+                "method": "POST",
+                "url": format!("{}/send", gateway.url),
+                "body_format": "form",
+                "body": "text={message}&to={phone}",
+                "auth": "none",
+                "success_status": "2xx",
+                "timeout_seconds": 5,
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    gateway
 }

@@ -399,7 +399,10 @@ pub async fn submit_add(
         return Ok(activation_frame(&state, &portal, &visitor, body));
     }
     match activation_code {
-        Some(code) => Ok(bot_page(&state, &portal, &visitor, &token, &code)),
+        Some(code) => {
+            let status = portal.path(&format!("/tokens/{}/status", token.id));
+            Ok(bot_page(&state, &portal, &visitor, &token, &code, &status))
+        }
         None => Ok(portal.redirect_with_flash(&state, "", "The token was added.")),
     }
 }
@@ -431,12 +434,13 @@ fn code_form(portal: &Portal, visitor: &Visitor, token: &Token, label: &str) -> 
 
 /// The BOT activation page: the QR code of the deep link, the link, and the status the script
 /// polls (or the Check button without JavaScript).
-fn bot_page(
+pub(super) fn bot_page(
     state: &AppState,
     portal: &Portal,
     visitor: &Visitor,
     token: &Token,
     code: &str,
+    status_url: &str,
 ) -> HttpResponse {
     let link = state
         .telegram
@@ -450,7 +454,7 @@ fn bot_page(
             p { a.deep-link href=(link) { (link) } }
         }
         p.note { "Or send the bot this message: " code.command { "/start " (code) } }
-        p #activation-status data-status-url={ (base) "/status" } data-done-url=(portal.path("")) role="status" {
+        p #activation-status data-status-url=(status_url) data-done-url=(portal.path("")) role="status" {
             "Waiting for the bot… This page updates by itself once the token is active."
         }
         form.inline method="get" action={ (base) "/activate" } {
@@ -703,7 +707,8 @@ pub async fn resend(
             if issued.is_err() {
                 return Err(PortalError::NotFound);
             }
-            Ok(bot_page(&state, &portal, &visitor, &token, &code))
+            let status = portal.path(&format!("/tokens/{}/status", token.id));
+            Ok(bot_page(&state, &portal, &visitor, &token, &code, &status))
         }
         _ => Err(PortalError::NotFound),
     }

@@ -80,7 +80,7 @@ pub async fn show_login(
     Ok(response)
 }
 
-fn throttle(
+pub(super) fn throttle(
     state: &AppState,
     request: &HttpRequest,
     portal: &Portal,
@@ -359,7 +359,7 @@ pub struct SecretForm {
     token: String,
 }
 
-async fn password_matches(password: String, hash: Option<String>) -> bool {
+pub(super) async fn password_matches(password: String, hash: Option<String>) -> bool {
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| crypto::dummy_password_hash().to_string());
     let verified = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &hash))

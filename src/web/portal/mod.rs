@@ -11,6 +11,8 @@
 //!   off), every form carries the session's CSRF token, and everything is audited with the actor
 //!   `user:LOGIN`.
 
+mod account;
+mod actions;
 mod enrol;
 mod login;
 mod tokens;
@@ -43,7 +45,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/portal/{address}/", web::get().to(tokens::show_home))
         .configure(login::routes)
         .configure(tokens::routes)
-        .configure(enrol::routes);
+        .configure(enrol::routes)
+        .configure(account::routes)
+        .configure(actions::routes);
 }
 
 const SCRIPT: &str = include_str!("../../../assets/portal.js");
@@ -247,6 +251,8 @@ pub struct Visitor {
     pub user: User,
     pub csrf: String,
     id_hash: Vec<u8>,
+    /// What the session is in the middle of, sealed (see `account::Pending`).
+    pending: Option<Vec<u8>>,
 }
 
 impl Visitor {
@@ -304,6 +310,7 @@ pub async fn require_visitor(
         user,
         csrf: found.csrf_token,
         id_hash,
+        pending: found.pending_secret,
     })
 }
 

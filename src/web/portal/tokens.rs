@@ -53,11 +53,11 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
     let base = portal.path(&format!("/tokens/{}", token.id));
     html! {
         tr {
-            td { (token.name) }
-            td { (token.kind.as_str()) }
-            td { (destination_label(token)) }
-            td.state { (state_label(token, now, portal.resource.auto_unlock_seconds)) }
-            td { @match token.last_used_at { Some(at) => { (crate::web::panel::format_time(at)) " UTC" } None => { "Never" } } }
+            td data-label="Name" { (token.name) }
+            td data-label="Type" { (token.kind.as_str()) }
+            td data-label="Sent to" { (destination_label(token)) }
+            td.state data-label="State" { (state_label(token, now, portal.resource.auto_unlock_seconds)) }
+            td data-label="Last used" { @match token.last_used_at { Some(at) => { (crate::web::panel::format_time(at)) " UTC" } None => { "Never" } } }
             td.actions {
                 @if token.state == TokenState::Pending && allows(PortalAction::EnrollToken) {
                     a.button href={ (base) "/activate" } { "Activate" }
@@ -78,6 +78,24 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
                 }
                 @if allows(PortalAction::UnassignToken) {
                     (post_button(&visitor.csrf, &format!("{base}/unassign"), "Unassign"))
+                }
+                @if allows(PortalAction::SetPin) {
+                    form.inline method="post" action={ (base) "/pin" } {
+                        (csrf_field(&visitor.csrf))
+                        label.compact { span.visually-hidden { "New PIN" } input type="password" name="pin" placeholder="PIN" autocomplete="new-password" required minlength="4" maxlength="64"; }
+                        label.compact { span.visually-hidden { "Where the PIN goes" }
+                            select name="pin_position" { option value="before" { "before the code" } option value="after" { "after the code" } } }
+                        button type="submit" { @if token.pin_hash.is_some() { "Change PIN" } @else { "Set PIN" } }
+                    }
+                }
+                @if allows(PortalAction::RemovePin) && token.pin_hash.is_some() {
+                    (post_button(&visitor.csrf, &format!("{base}/pin/remove"), "Remove PIN"))
+                }
+                @if allows(PortalAction::TokenSynchronization) && super::actions::can_sync(token) {
+                    a.button href={ (base) "/sync" } { "Synchronize" }
+                }
+                @if allows(PortalAction::ReissueToken) && super::actions::can_reissue(token) {
+                    a.button href={ (base) "/reissue" } { "Reissue" }
                 }
             }
         }
@@ -117,9 +135,17 @@ pub async fn show_home(
                     }
                 }
             }
-            @if can_enrol {
-                p { a.button href=(portal.path("/tokens/new")) { "Assign New" } }
+            @if can_enrol || portal.settings.allows(PortalAction::AssignExistingToken) {
+                p.buttons {
+                    @if can_enrol { a.button href=(portal.path("/tokens/new")) { "Assign New" } }
+                    @if portal.settings.allows(PortalAction::AssignExistingToken) {
+                        " " a.button href=(portal.path("/tokens/claim")) { "Assign Existing Token" }
+                    }
+                }
             }
+        }
+        @if super::account::any_user_action(&portal) {
+            p { a href=(portal.path("/account")) { "Your details" } " — your name, password, email address and phone number." }
         }
     };
     let frame = Frame {

@@ -1,0 +1,681 @@
+//! Your details: the user actions the resource's Allowed Actions permit — Set Password (when
+//! the user has none), Change Password (the current one required), Change Name, and Change
+//! Email / Change Phone, where the new address or number only replaces the old one after the
+//! code sent to it was typed back.
+//!
+//! What the session is in the middle of (a new address waiting for its code, a reissued seed
+//! waiting for its first code) is kept sealed in the portal session's row, so it ends with the
+//! session and is bound to the user and the resource.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::{Deserialize, Serialize};
+
+use super::{Frame, Portal, PortalError, Visitor, csrf_field, form_error, require_visitor};
+use crate::crypto::{self, Purpose};
+use crate::domain;
+use crate::store::portal::{ContactField, Message};
+use crate::store::resources::PortalAction;
+use crate::web::AppState;
+
+/// Wrong codes allowed for a new address before it has to be given again.
+const CODE_TRIES: i64 = 3;
+/// How long the code for a new address is valid.
+const CODE_SECONDS: i64 = 10 * 60;
+/// How long before another code may be sent.
+const RESEND_SECONDS: i64 = 30;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/portal/{address}/account", web::get().to(show_account))
+        .route(
+            "/portal/{address}/account/name",
+            web::post().to(change_name),
+        )
+        .route(
+            "/portal/{address}/account/password",
+            web::post().to(change_password),
+        )
+        .route(
+            "/portal/{address}/account/email",
+            web::post().to(change_email),
+        )
+        .route(
+            "/portal/{address}/account/phone",
+            web::post().to(change_phone),
+        )
+        .route(
+            "/portal/{address}/account/verify",
+            web::get().to(show_verify),
+        )
+        .route(
+            "/portal/{address}/account/verify",
+            web::post().to(submit_verify),
+        );
+}
+
+/// What a portal session is in the middle of, sealed in its row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Pending {
+    /// A new email address or phone number waiting for the code sent to it.
+    Contact {
+        phone: bool,
+        value: String,
+        code_hash: Vec<u8>,
+        tries_left: i64,
+        sent_at: i64,
+        expires_at: i64,
+    },
+    /// A reissued TOTP seed waiting for the app's first code.
+    Reissue {
+        token_id: i64,
+        secret: Vec<u8>,
+        tries_left: i64,
+        expires_at: i64,
+    },
+}
+
+impl Pending {
+    pub fn seal(&self, state: &AppState) -> Result<Vec<u8>, PortalError> {
+        let json = serde_json::to_vec(self)
+            .map_err(|e| crate::web::PageError::Internal(anyhow::anyhow!("pending: {e}")))?;
+        Ok(state.keys.seal(Purpose::Credential, &json)?)
+    }
+
+    /// The visitor's pending change, if any is still live.
+    pub fn of(state: &AppState, visitor: &Visitor, now: i64) -> Option<Pending> {
+        let sealed = visitor.pending.as_deref()?;
+        let json = state.keys.open(Purpose::Credential, sealed).ok()?;
+        let pending: Pending = serde_json::from_slice(&json).ok()?;
+        let expires_at = match &pending {
+            Pending::Contact { expires_at, .. } | Pending::Reissue { expires_at, .. } => {
+                *expires_at
+            }
+        };
+        (expires_at > now).then_some(pending)
+    }
+}
+
+/// Opens the portal and the session, checks the CSRF token and the Allowed Action; a forged
+/// request for an action that is off is audited and refused with 403.
+pub async fn user_action_context(
+    state: &AppState,
+    request: &HttpRequest,
+    address: &str,
+    csrf: &str,
+    action: PortalAction,
+) -> Result<(Portal, Visitor), PortalError> {
+    let portal = Portal::open(state, address).await?;
+    let visitor = require_visitor(state, request, &portal).await?;
+    visitor.check_csrf(csrf)?;
+    refuse_unless_allowed(state, request, &portal, &visitor, action).await?;
+    Ok((portal, visitor))
+}
+
+pub async fn refuse_unless_allowed(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    visitor: &Visitor,
+    action: PortalAction,
+) -> Result<(), PortalError> {
+    if let Err(refused) = portal.require(action) {
+        let mut entry = visitor.audit(portal, request, "portal.forbidden", "refused");
+        entry.detail = Some(action.as_str().to_string());
+        state.store.audit(entry).await?;
+        return Err(refused);
+    }
+    Ok(())
+}
+
+/// Whether the details page has anything to offer.
+pub fn any_user_action(portal: &Portal) -> bool {
+    [
+        PortalAction::SetPassword,
+        PortalAction::ChangePassword,
+        PortalAction::ChangeName,
+        PortalAction::ChangeEmail,
+        PortalAction::ChangePhone,
+    ]
+    .into_iter()
+    .any(|action| portal.settings.allows(action))
+}
+
+fn account_body(portal: &Portal, visitor: &Visitor, error: Option<&str>) -> Markup {
+    let allows = |action| portal.settings.allows(action);
+    let user = &visitor.user;
+    let has_password = user.password_hash.is_some();
+    html! {
+        (form_error(error))
+        dl.details {
+            dt { "Login name" } dd { (user.login) }
+            dt { "Name" } dd { (user.first_name) " " (user.last_name) }
+            dt { "Email address" } dd { (user.email.as_deref().unwrap_or("—")) }
+            dt { "Phone number" } dd { (user.phone.as_deref().unwrap_or("—")) }
+        }
+        @if allows(PortalAction::ChangeName) {
+            section aria-labelledby="change-name" {
+                h2 #change-name { "Change Name" }
+                form.stack method="post" action=(portal.path("/account/name")) {
+                    (csrf_field(&visitor.csrf))
+                    label { "First name" input type="text" name="first_name" value=(user.first_name) maxlength="128"; }
+                    label { "Last name" input type="text" name="last_name" value=(user.last_name) maxlength="128"; }
+                    div.buttons { button type="submit" { "Save" } }
+                }
+            }
+        }
+        @if (has_password && allows(PortalAction::ChangePassword)) || (!has_password && allows(PortalAction::SetPassword)) {
+            section aria-labelledby="password" {
+                h2 #password { @if has_password { "Change Password" } @else { "Set Password" } }
+                form.stack method="post" action=(portal.path("/account/password")) {
+                    (csrf_field(&visitor.csrf))
+                    @if has_password {
+                        label { "Current password" input type="password" name="current" autocomplete="current-password" required; }
+                    }
+                    label { "New password" small { "At least " (domain::MIN_PASSWORD) " characters." }
+                        input type="password" name="password" autocomplete="new-password" required minlength=(domain::MIN_PASSWORD); }
+                    label { "New password again" input type="password" name="again" autocomplete="new-password" required; }
+                    div.buttons { button type="submit" { "Save" } }
+                }
+            }
+        }
+        @if allows(PortalAction::ChangeEmail) {
+            section aria-labelledby="change-email" {
+                h2 #change-email { "Change Email" }
+                form.stack method="post" action=(portal.path("/account/email")) {
+                    (csrf_field(&visitor.csrf))
+                    label { "New email address" small { "We send a code there; the new address counts once you type it." }
+                        input type="email" name="value" required; }
+                    div.buttons { button type="submit" { "Next" } }
+                }
+            }
+        }
+        @if allows(PortalAction::ChangePhone) {
+            section aria-labelledby="change-phone" {
+                h2 #change-phone { "Change Phone" }
+                form.stack method="post" action=(portal.path("/account/phone")) {
+                    (csrf_field(&visitor.csrf))
+                    label { "New phone number" small { "In international form, e.g. +41 79 123 45 67. We send a code there by SMS." }
+                        input type="tel" name="value" required; }
+                    div.buttons { button type="submit" { "Next" } }
+                }
+            }
+        }
+        p { a href=(portal.path("")) { "Back" } }
+    }
+}
+
+fn render_account(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    visitor: &Visitor,
+    error: Option<&str>,
+) -> HttpResponse {
+    let frame = Frame {
+        portal,
+        title: "Your details",
+        visitor: Some(visitor),
+        flash: super::flash_of(request),
+    };
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::BAD_REQUEST
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    frame.render_with(state, status, account_body(portal, visitor, error))
+}
+
+pub async fn show_account(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let visitor = require_visitor(&state, &request, &portal).await?;
+    Ok(render_account(&state, &request, &portal, &visitor, None))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NameForm {
+    csrf: String,
+    first_name: String,
+    last_name: String,
+}
+
+pub async fn change_name(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<NameForm>,
+) -> Result<HttpResponse, PortalError> {
+    let (portal, visitor) = user_action_context(
+        &state,
+        &request,
+        &path,
+        &form.csrf,
+        PortalAction::ChangeName,
+    )
+    .await?;
+    let names = domain::person_name("first_name", &form.first_name)
+        .and_then(|first| Ok((first, domain::person_name("last_name", &form.last_name)?)));
+    let (first_name, last_name) = match names {
+        Ok(names) => names,
+        Err(error) => {
+            let message = format!("The name was not changed: it {}.", error.message);
+            return Ok(render_account(
+                &state,
+                &request,
+                &portal,
+                &visitor,
+                Some(&message),
+            ));
+        }
+    };
+    let entry = visitor.audit(&portal, &request, "portal.change_name", "ok");
+    let changes = crate::store::users::UserChanges {
+        first_name: Some(first_name),
+        last_name: Some(last_name),
+        ..Default::default()
+    };
+    state
+        .store
+        .update_user(
+            visitor.user.id.to_string(),
+            changes,
+            entry,
+            crate::web::now(),
+        )
+        .await?;
+    Ok(portal.redirect_with_flash(&state, "/account", "Your name was saved."))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordForm {
+    csrf: String,
+    current: String,
+    password: String,
+    again: String,
+}
+
+/// The minimal strength policy: the length rule every password follows, and not the login
+/// name itself.
+fn password_problem(login: &str, password: &str, again: &str) -> Option<String> {
+    if let Err(error) = domain::check_new_password(password) {
+        return Some(format!("The new password {}.", error.message));
+    }
+    if password.trim().eq_ignore_ascii_case(login) {
+        return Some("The new password may not be your login name.".into());
+    }
+    if !crypto::constant_time_eq(password.as_bytes(), again.as_bytes()) {
+        return Some("The two new passwords are not the same.".into());
+    }
+    None
+}
+
+pub async fn change_password(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let visitor = require_visitor(&state, &request, &portal).await?;
+    visitor.check_csrf(&form.csrf)?;
+    let current_hash = visitor.user.password_hash.clone();
+    let action = if current_hash.is_some() {
+        PortalAction::ChangePassword
+    } else {
+        PortalAction::SetPassword
+    };
+    refuse_unless_allowed(&state, &request, &portal, &visitor, action).await?;
+    let render = |message: &str| render_account(&state, &request, &portal, &visitor, Some(message));
+    if let Some(problem) = password_problem(&visitor.user.login, &form.password, &form.again) {
+        return Ok(render(&problem));
+    }
+    if let Some(hash) = current_hash {
+        super::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+        let typed = form.current.clone();
+        if typed.is_empty()
+            || typed.len() > domain::MAX_PASSWORD * 4
+            || !super::login::password_matches(typed, Some(hash)).await
+        {
+            let mut entry = visitor.audit(&portal, &request, "portal.change_password", "rejected");
+            entry.reason = Some("bad_password".into());
+            state.store.audit(entry).await?;
+            return Ok(render(
+                "The current password is not right. Nothing was changed.",
+            ));
+        }
+    }
+    let password = form.password.clone();
+    let hash = web::block(move || crypto::hash_password(&password))
+        .await
+        .map_err(|e| crate::web::PageError::Internal(anyhow::anyhow!("hashing: {e}")))??;
+    let name = match action {
+        PortalAction::SetPassword => "portal.set_password",
+        _ => "portal.change_password",
+    };
+    let entry = visitor.audit(&portal, &request, name, "ok");
+    let changes = crate::store::users::UserChanges {
+        password_hash: Some(Some(hash)),
+        ..Default::default()
+    };
+    state
+        .store
+        .update_user(
+            visitor.user.id.to_string(),
+            changes,
+            entry,
+            crate::web::now(),
+        )
+        .await?;
+    Ok(portal.redirect_with_flash(&state, "/account", "Your new password is saved."))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ContactForm {
+    csrf: String,
+    value: String,
+}
+
+pub async fn change_email(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<ContactForm>,
+) -> Result<HttpResponse, PortalError> {
+    start_contact_change(&state, &request, &path, form.into_inner(), false).await
+}
+
+pub async fn change_phone(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<ContactForm>,
+) -> Result<HttpResponse, PortalError> {
+    start_contact_change(&state, &request, &path, form.into_inner(), true).await
+}
+
+fn contact_action(phone: bool) -> PortalAction {
+    if phone {
+        PortalAction::ChangePhone
+    } else {
+        PortalAction::ChangeEmail
+    }
+}
+
+/// A code for a new address or number, and the message that carries it there.
+fn contact_code(
+    state: &AppState,
+    portal: &Portal,
+    phone: bool,
+    value: &str,
+    now: i64,
+) -> Result<(Vec<u8>, Message), PortalError> {
+    let random = crypto::random_bytes::<64>()?;
+    let code = crate::otp::numeric_code(&random, 6)
+        .ok_or_else(|| crate::web::PageError::Internal(anyhow::anyhow!("no code")))?;
+    let what = if phone {
+        "phone number"
+    } else {
+        "email address"
+    };
+    let body = format!(
+        "{code} is the code that confirms your new {what} for {}. It is valid for {} minutes. \
+         If you did not ask for it, tell your administrator.",
+        portal.resource.name,
+        CODE_SECONDS / 60
+    );
+    Ok((
+        state.keys.code_hash(&code),
+        Message {
+            channel: if phone { "sms" } else { "mail" },
+            recipient: value.to_string(),
+            subject: format!("Confirm your new {what} for {}", portal.resource.name),
+            sealed_body: state.keys.seal(Purpose::Message, body.as_bytes())?,
+            expires_at: now + CODE_SECONDS,
+        },
+    ))
+}
+
+async fn start_contact_change(
+    state: &AppState,
+    request: &HttpRequest,
+    address: &str,
+    form: ContactForm,
+    phone: bool,
+) -> Result<HttpResponse, PortalError> {
+    let (portal, visitor) =
+        user_action_context(state, request, address, &form.csrf, contact_action(phone)).await?;
+    let parsed = if phone {
+        domain::phone_field(&form.value)
+    } else {
+        domain::email_field(&form.value)
+    };
+    let value = match parsed {
+        Ok(value) => value,
+        Err(error) => {
+            let message = format!("Check the new value: {}.", error.message);
+            return Ok(render_account(
+                state,
+                request,
+                &portal,
+                &visitor,
+                Some(&message),
+            ));
+        }
+    };
+    let now = crate::web::now();
+    if let Some(Pending::Contact { sent_at, .. }) = Pending::of(state, &visitor, now)
+        && now - sent_at < RESEND_SECONDS
+    {
+        return Ok(portal.redirect_with_flash(
+            state,
+            "/account/verify",
+            "A code was sent a moment ago. Wait half a minute before asking for another.",
+        ));
+    }
+    let (code_hash, message) = contact_code(state, &portal, phone, &value, now)?;
+    let pending = Pending::Contact {
+        phone,
+        value,
+        code_hash,
+        tries_left: CODE_TRIES,
+        sent_at: now,
+        expires_at: now + CODE_SECONDS,
+    };
+    let name = if phone {
+        "portal.change_phone"
+    } else {
+        "portal.change_email"
+    };
+    let entry = visitor.audit(&portal, request, name, "code_sent");
+    state
+        .store
+        .set_portal_pending(
+            visitor.id_hash.clone(),
+            Some(pending.seal(state)?),
+            Some(message),
+            now,
+            Some(entry),
+        )
+        .await?;
+    state.delivery.wake();
+    Ok(portal.redirect_with_flash(
+        state,
+        "/account/verify",
+        "We have sent a code to the new address. Type it here to confirm it.",
+    ))
+}
+
+fn verify_body(
+    portal: &Portal,
+    visitor: &Visitor,
+    pending: &Pending,
+    error: Option<&str>,
+) -> Markup {
+    let (what, value) = match pending {
+        Pending::Contact {
+            phone: true, value, ..
+        } => ("phone number", value.as_str()),
+        Pending::Contact { value, .. } => ("email address", value.as_str()),
+        Pending::Reissue { .. } => ("token", ""),
+    };
+    html! {
+        (form_error(error))
+        p { "Type the code we sent to your new " (what) " " strong { (value) } ". Until then your old one stays." }
+        form.stack method="post" action=(portal.path("/account/verify")) {
+            (csrf_field(&visitor.csrf))
+            label { "Code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
+            div.buttons { button type="submit" { "Confirm" } }
+        }
+        p { a href=(portal.path("/account")) { "Back" } }
+    }
+}
+
+pub async fn show_verify(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let visitor = require_visitor(&state, &request, &portal).await?;
+    let Some(pending @ Pending::Contact { .. }) = Pending::of(&state, &visitor, crate::web::now())
+    else {
+        return Ok(portal.redirect_with_flash(
+            &state,
+            "/account",
+            "There is no change waiting for a code. Start again.",
+        ));
+    };
+    Ok(Frame {
+        portal: &portal,
+        title: "Confirm the new address",
+        visitor: Some(&visitor),
+        flash: super::flash_of(&request),
+    }
+    .render(&state, verify_body(&portal, &visitor, &pending, None)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+pub async fn submit_verify(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path).await?;
+    let visitor = require_visitor(&state, &request, &portal).await?;
+    visitor.check_csrf(&form.csrf)?;
+    super::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+    let now = crate::web::now();
+    let Some(pending) = Pending::of(&state, &visitor, now) else {
+        return Ok(portal.redirect_with_flash(
+            &state,
+            "/account",
+            "The code has expired. Give the new address again.",
+        ));
+    };
+    let Pending::Contact {
+        phone,
+        value,
+        code_hash,
+        tries_left,
+        sent_at,
+        expires_at,
+    } = pending.clone()
+    else {
+        return Err(PortalError::NotFound);
+    };
+    // The Allowed Action may have been turned off since the code was sent.
+    refuse_unless_allowed(&state, &request, &portal, &visitor, contact_action(phone)).await?;
+    let name = if phone {
+        "portal.change_phone"
+    } else {
+        "portal.change_email"
+    };
+    let typed = form.code.trim();
+    if typed.len() <= 16 && crypto::constant_time_eq(&state.keys.code_hash(typed), &code_hash) {
+        let field = if phone {
+            ContactField::Phone
+        } else {
+            ContactField::Email
+        };
+        let entry = visitor.audit(&portal, &request, name, "ok");
+        state
+            .store
+            .change_portal_contact(
+                visitor.id_hash.clone(),
+                visitor.user.id,
+                field,
+                value,
+                now,
+                entry,
+            )
+            .await?;
+        let message = if phone {
+            "Your new phone number is saved."
+        } else {
+            "Your new email address is saved."
+        };
+        return Ok(portal.redirect_with_flash(&state, "/account", message));
+    }
+    let mut entry = visitor.audit(&portal, &request, name, "rejected");
+    entry.reason = Some("bad_code".into());
+    let left = tries_left - 1;
+    if left <= 0 {
+        state
+            .store
+            .set_portal_pending(visitor.id_hash.clone(), None, None, now, Some(entry))
+            .await?;
+        return Ok(portal.redirect_with_flash(
+            &state,
+            "/account",
+            "Too many wrong codes: nothing was changed. Give the new address again to get a new code.",
+        ));
+    }
+    let pending = Pending::Contact {
+        phone,
+        value,
+        code_hash,
+        tries_left: left,
+        sent_at,
+        expires_at,
+    };
+    state
+        .store
+        .set_portal_pending(
+            visitor.id_hash.clone(),
+            Some(pending.seal(&state)?),
+            None,
+            now,
+            Some(entry),
+        )
+        .await?;
+    Ok(Frame {
+        portal: &portal,
+        title: "Confirm the new address",
+        visitor: Some(&visitor),
+        flash: None,
+    }
+    .render_with(
+        &state,
+        actix_web::http::StatusCode::BAD_REQUEST,
+        verify_body(
+            &portal,
+            &visitor,
+            &pending,
+            Some("The code is not right. Check it and try again."),
+        ),
+    ))
+}
