@@ -296,7 +296,7 @@ impl Worker {
                     context: self.context.clone(),
                     notify: self.wakeup.register(),
                     source,
-                    in_flight: Arc::new(Mutex::new(HashSet::new())),
+                    in_flight: Arc::new(Mutex::new(Sends::default())),
                     permits: Arc::new(Semaphore::new(CONCURRENCY)),
                 };
                 tokio::spawn(task.run(stopped.clone()))
@@ -320,8 +320,19 @@ struct ChannelTask {
     context: Arc<Context>,
     notify: Arc<Notify>,
     source: Arc<dyn ChannelSource>,
-    in_flight: Arc<Mutex<HashSet<i64>>>,
+    in_flight: Arc<Mutex<Sends>>,
     permits: Arc<Semaphore>,
+}
+
+/// The messages of one channel being sent, and those whose send finished since the current
+/// pass began. A pass reads the due messages from a snapshot that may predate a send's
+/// record: a message whose send finished meanwhile still looks queued there, and must not be
+/// sent again. So finished ids stay known until the next pass begins, whose read then sees
+/// their new status.
+#[derive(Default)]
+struct Sends {
+    running: HashSet<i64>,
+    finished: HashSet<i64>,
 }
 
 /// What one pass over the outbox found.
@@ -364,10 +375,11 @@ impl ChannelTask {
         while sends.join_next().await.is_some() {}
     }
 
+    /// Whether the message is being sent, or was sent since this pass began.
     fn is_in_flight(&self, id: i64) -> bool {
         self.in_flight
             .lock()
-            .map(|set| set.contains(&id))
+            .map(|sends| sends.running.contains(&id) || sends.finished.contains(&id))
             .unwrap_or(true)
     }
 
@@ -378,6 +390,10 @@ impl ChannelTask {
     ) -> Result<Pass, crate::store::StoreError> {
         let name = self.source.name();
         let now = unix_now();
+        // Sends that finished before this read are recorded, and the read will see it.
+        if let Ok(mut sends) = self.in_flight.lock() {
+            sends.finished.clear();
+        }
         let (due, next_due) = self.context.store.due_messages(name, now, BATCH).await?;
         let full = due.len() as i64 == BATCH;
         let (expired, fresh): (Vec<DueMessage>, Vec<DueMessage>) = due
@@ -410,8 +426,8 @@ impl ChannelTask {
             if *stopped.borrow() {
                 break;
             }
-            if let Ok(mut set) = self.in_flight.lock() {
-                set.insert(message.id);
+            if let Ok(mut sends) = self.in_flight.lock() {
+                sends.running.insert(message.id);
             }
             dispatched += 1;
             let context = self.context.clone();
@@ -420,8 +436,9 @@ impl ChannelTask {
             sends.spawn(async move {
                 let id = message.id;
                 deliver(&context, channel, message).await;
-                if let Ok(mut set) = in_flight.lock() {
-                    set.remove(&id);
+                if let Ok(mut sends) = in_flight.lock() {
+                    sends.running.remove(&id);
+                    sends.finished.insert(id);
                 }
                 drop(permit);
             });
