@@ -707,6 +707,9 @@ pub struct SelfService {
     pub allowed_actions: BTreeSet<PortalAction>,
     /// The token kinds users may enrol, in the order of `TokenKind::ALL`.
     pub enrollment_kinds: Vec<TokenKind>,
+    /// "Users may remove their last second factor": Disable Token and Unassign Token may take
+    /// away a user's last active token here. Off, a user keeps at least one.
+    pub allow_remove_last: bool,
 }
 
 impl SelfService {
@@ -772,6 +775,16 @@ impl SelfService {
                 kinds_removed.join(", ")
             ));
         }
+        if self.allow_remove_last != before.allow_remove_last {
+            changes.push(
+                if self.allow_remove_last {
+                    "users may remove their last second factor"
+                } else {
+                    "users may no longer remove their last second factor"
+                }
+                .to_string(),
+            );
+        }
         changes
     }
 }
@@ -817,13 +830,14 @@ fn self_service_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SelfServic
             .into_iter()
             .filter(|kind| kinds.split(',').any(|k| k == kind.as_str()))
             .collect(),
+        allow_remove_last: row.get(4)?,
     })
 }
 
 fn load_self_service(conn: &Connection, resource_id: i64) -> Result<SelfService> {
     Ok(optional(
         conn.prepare_cached(
-            "SELECT enabled, address, allowed_actions, enrollment_kinds
+            "SELECT enabled, address, allowed_actions, enrollment_kinds, allow_remove_last
              FROM self_service WHERE resource_id = ?1",
         )?
         .query_row(params![resource_id], self_service_from_row),
@@ -903,11 +917,13 @@ impl Store {
                 .map(|k| k.as_str())
                 .collect();
             conn.prepare_cached(
-                "INSERT INTO self_service (resource_id, enabled, address, allowed_actions, enrollment_kinds, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO self_service (resource_id, enabled, address, allowed_actions, enrollment_kinds,
+                                           allow_remove_last, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (resource_id) DO UPDATE SET enabled = excluded.enabled,
                      address = excluded.address, allowed_actions = excluded.allowed_actions,
-                     enrollment_kinds = excluded.enrollment_kinds, updated_at = excluded.updated_at",
+                     enrollment_kinds = excluded.enrollment_kinds,
+                     allow_remove_last = excluded.allow_remove_last, updated_at = excluded.updated_at",
             )?
             .execute(params![
                 resource_id,
@@ -915,6 +931,7 @@ impl Store {
                 settings.address,
                 actions.join(","),
                 kinds.join(","),
+                settings.allow_remove_last,
                 now
             ])?;
             audit::insert(
@@ -975,6 +992,7 @@ mod self_service_tests {
             address: Some("vpn".into()),
             allowed_actions: [PortalAction::EnrollToken].into(),
             enrollment_kinds: vec![TokenKind::Mail],
+            allow_remove_last: true,
         };
         let changes = after.changes_from(&before);
         assert_eq!(
@@ -985,7 +1003,12 @@ mod self_service_tests {
                 "allowed Enroll Token",
                 "no longer allowed Rename Token",
                 "enrolment of MAIL allowed",
+                "users may remove their last second factor",
             ]
+        );
+        assert_eq!(
+            before.changes_from(&after).last().map(String::as_str),
+            Some("users may no longer remove their last second factor")
         );
         assert!(after.changes_from(&after).is_empty());
     }

@@ -34,6 +34,7 @@ mod panel_users;
 mod portal_account;
 mod portal_enrol;
 mod portal_login;
+mod portal_policy;
 mod portal_support;
 mod portal_tokens;
 mod setup;

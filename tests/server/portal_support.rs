@@ -44,6 +44,17 @@ impl Portal {
 
     /// Saves the Self-Service tab as an administrator would.
     pub async fn configure(&self, enabled: bool, actions: &[&str], kinds: &[&str]) {
+        self.configure_with(enabled, actions, kinds, &[]).await;
+    }
+
+    /// Saves the Self-Service tab with further fields (`("allow_remove_last", "on")`).
+    pub async fn configure_with(
+        &self,
+        enabled: bool,
+        actions: &[&str],
+        kinds: &[&str],
+        extra: &[(&str, &str)],
+    ) {
         let mut form: Vec<(&str, &str)> = vec![
             ("csrf", &self.admin_csrf),
             ("shown_all", "off"),
@@ -61,6 +72,7 @@ impl Portal {
         for kind in kinds {
             form.push(("kind", kind));
         }
+        form.extend_from_slice(extra);
         let response = self
             .app
             .post_form(

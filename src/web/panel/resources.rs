@@ -1504,6 +1504,12 @@ fn self_service_form(
                         }
                     }
                 }
+                // Not an action, so no "All" box turns it on.
+                label.check {
+                    input type="checkbox" name="allow_remove_last" value="on" checked[settings.allow_remove_last];
+                    "Users may remove their last second factor"
+                }
+                p.note { "Off, Disable Token and Unassign Token keep at least one active token per user. On, a user may take away the last one and then logs in with the password alone." }
             }
             fieldset {
                 legend { "Token Enrollment" }
@@ -1632,6 +1638,7 @@ fn self_service_from_form(form: &[(String, String)]) -> SelfService {
             .into_iter()
             .map(|i| TokenKind::ALL[i])
             .collect(),
+        allow_remove_last: ticked("allow_remove_last"),
     }
 }
 

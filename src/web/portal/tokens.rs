@@ -182,6 +182,8 @@ pub async fn own_token(
 pub struct ActionForm {
     csrf: String,
     name: String,
+    /// `yes` once the user confirmed taking away their last second factor.
+    confirm: String,
 }
 
 /// Opens the portal and the session, checks the CSRF token and the Allowed Action, and finds
@@ -250,13 +252,23 @@ async fn set_enabled(
     state: &AppState,
     request: &HttpRequest,
     path: &(String, String),
-    csrf: &str,
+    form: &ActionForm,
     enabled: bool,
 ) -> Result<HttpResponse, PortalError> {
-    let (portal, visitor, token, tokens) =
-        action_context(state, request, path, csrf, PortalAction::EnableDisableToken).await?;
-    if !enabled && is_last_usable(&token, &tokens) {
-        return Ok(portal.redirect_with_flash(state, "", LAST_TOKEN));
+    let (portal, visitor, token, tokens) = action_context(
+        state,
+        request,
+        path,
+        &form.csrf,
+        PortalAction::EnableDisableToken,
+    )
+    .await?;
+    let last = !enabled && is_last_usable(&token, &tokens);
+    if last
+        && let Some(refusal) =
+            last_factor_check(state, &portal, &visitor, &token, form, Removal::Disable)
+    {
+        return Ok(refusal);
     }
     let action = if enabled {
         "portal.token_enable"
@@ -265,6 +277,9 @@ async fn set_enabled(
     };
     let mut entry = visitor.audit(&portal, request, action, "ok");
     entry.token_id = Some(token.id);
+    if last {
+        entry.detail = Some(LAST_DETAIL.into());
+    }
     let outcome = state
         .store
         .set_token_enabled(token.id.to_string(), enabled, entry)
@@ -284,11 +299,68 @@ async fn set_enabled(
 }
 
 const LAST_TOKEN: &str = "This is your last active second factor here: without it you could not log in any more. Add another one first.";
+/// The audit detail of taking away a user's last second factor.
+const LAST_DETAIL: &str = "last second factor";
 
 /// Whether taking this token away would leave the user without a usable second factor here.
 fn is_last_usable(token: &Token, tokens: &[Token]) -> bool {
     let usable = |t: &Token| t.enabled && t.state == TokenState::Active;
     usable(token) && tokens.iter().filter(|t| usable(t)).count() == 1
+}
+
+/// The two ways of taking a token away.
+#[derive(Clone, Copy)]
+enum Removal {
+    Disable,
+    Unassign,
+}
+
+/// For the user's last second factor: a refusal when the resource does not let users remove
+/// it, the confirmation page when it does and the user has not confirmed yet, or None to go on.
+fn last_factor_check(
+    state: &AppState,
+    portal: &Portal,
+    visitor: &Visitor,
+    token: &Token,
+    form: &ActionForm,
+    removal: Removal,
+) -> Option<HttpResponse> {
+    if !portal.settings.allow_remove_last {
+        return Some(portal.redirect_with_flash(state, "", LAST_TOKEN));
+    }
+    if form.confirm == "yes" {
+        return None;
+    }
+    let (verb, title, button) = match removal {
+        Removal::Disable => (
+            "disable",
+            "Disable your last second factor?",
+            "Disable it anyway",
+        ),
+        Removal::Unassign => (
+            "unassign",
+            "Unassign your last second factor?",
+            "Unassign it anyway",
+        ),
+    };
+    let body = html! {
+        p { "“" (token.name) "” is your last active second factor for " strong { (portal.resource.name) } "." }
+        p { strong { "If you " (verb) " it, you will log in to " (portal.resource.name) " without a second factor" } " — nobody will ask you for a one-time password — until you add a new one." }
+        form.stack method="post" action=(portal.path(&format!("/tokens/{}/{verb}", token.id))) {
+            (csrf_field(&visitor.csrf))
+            input type="hidden" name="confirm" value="yes";
+            div.buttons { button.danger type="submit" { (button) } a href=(portal.path("")) { "Keep it" } }
+        }
+    };
+    Some(
+        Frame {
+            portal,
+            title,
+            visitor: Some(visitor),
+            flash: None,
+        }
+        .render(state, body),
+    )
 }
 
 pub async fn enable_token(
@@ -297,7 +369,7 @@ pub async fn enable_token(
     path: web::Path<(String, String)>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PortalError> {
-    set_enabled(&state, &request, &path, &form.csrf, true).await
+    set_enabled(&state, &request, &path, &form, true).await
 }
 
 pub async fn disable_token(
@@ -306,7 +378,7 @@ pub async fn disable_token(
     path: web::Path<(String, String)>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PortalError> {
-    set_enabled(&state, &request, &path, &form.csrf, false).await
+    set_enabled(&state, &request, &path, &form, false).await
 }
 
 pub async fn unassign_token(
@@ -323,11 +395,18 @@ pub async fn unassign_token(
         PortalAction::UnassignToken,
     )
     .await?;
-    if is_last_usable(&token, &tokens) {
-        return Ok(portal.redirect_with_flash(&state, "", LAST_TOKEN));
+    let last = is_last_usable(&token, &tokens);
+    if last
+        && let Some(refusal) =
+            last_factor_check(&state, &portal, &visitor, &token, &form, Removal::Unassign)
+    {
+        return Ok(refusal);
     }
     let mut entry = visitor.audit(&portal, &request, "portal.token_unassign", "ok");
     entry.token_id = Some(token.id);
+    if last {
+        entry.detail = Some(LAST_DETAIL.into());
+    }
     let outcome = state
         .store
         .unassign_token_user(token.id.to_string(), entry)
