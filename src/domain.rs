@@ -399,15 +399,62 @@ pub fn otp_length(digits: u32) -> Result<u32, FieldError> {
     }
 }
 
-/// Checks a token PIN: 4 to 64 characters without control characters (hashing is the caller's,
-/// with the server's PIN key).
-pub fn check_pin(pin: &str) -> Result<(), FieldError> {
-    let length = pin.chars().count();
-    if !(4..=64).contains(&length) || pin.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "pin",
-            "a PIN must have 4 to 64 characters and no control characters",
-        ));
+/// The lengths a PIN policy may ask for: never shorter than 4, never longer than 64.
+pub const PIN_LENGTHS: std::ops::RangeInclusive<u32> = 4..=64;
+
+/// The PIN rule of the general settings, which every place that sets a PIN obeys: its length,
+/// and whether it is digits only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinPolicy {
+    pub min_length: u32,
+    pub max_length: u32,
+    pub digits_only: bool,
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        PinPolicy {
+            min_length: *PIN_LENGTHS.start(),
+            max_length: *PIN_LENGTHS.end(),
+            digits_only: false,
+        }
+    }
+}
+
+impl PinPolicy {
+    /// The rule in plain words, to follow "a PIN has": "4 to 8 digits", "exactly 6 digits",
+    /// "4 to 64 characters".
+    pub fn describe(&self) -> String {
+        let what = if self.digits_only {
+            "digits"
+        } else {
+            "characters"
+        };
+        if self.min_length == self.max_length {
+            format!("exactly {} {what}", self.min_length)
+        } else {
+            format!("{} to {} {what}", self.min_length, self.max_length)
+        }
+    }
+}
+
+/// Checks a token PIN against the policy: its length, digits only when the policy says so, and
+/// never a control character (hashing is the caller's, with the server's PIN key).
+pub fn check_pin(pin: &str, policy: &PinPolicy) -> Result<(), FieldError> {
+    let length = u32::try_from(pin.chars().count()).unwrap_or(u32::MAX);
+    let fits = (policy.min_length..=policy.max_length).contains(&length)
+        && !pin.chars().any(char::is_control)
+        && (!policy.digits_only || pin.chars().all(|c| c.is_ascii_digit()));
+    if !fits {
+        let message = if policy.digits_only {
+            format!("a PIN must have {}", policy.describe())
+        } else {
+            format!(
+                "a PIN must have {} and no control characters",
+                policy.describe()
+            )
+        };
+        return Err(FieldError::new("pin", message));
     }
     Ok(())
 }
@@ -468,8 +515,10 @@ mod field_tests {
     fn token_fields_follow_the_api_rules() {
         assert!(otp_length(6).is_ok() && otp_length(8).is_ok());
         assert_eq!(otp_length(7).map_err(|e| e.field), Err("digits"));
-        assert!(check_pin("123").is_err());
-        assert!(check_pin("1234").is_ok());
+        let usual = PinPolicy::default();
+        assert!(check_pin("123", &usual).is_err());
+        assert!(check_pin("1234", &usual).is_ok());
+        assert!(check_pin("abc\u{7}", &usual).is_err());
         assert_eq!(pin_position(" after ").as_deref(), Ok("after"));
         assert!(pin_position("middle").is_err());
         assert_eq!(
@@ -481,6 +530,31 @@ mod field_tests {
         assert!(messenger(Some("signal")).is_err());
         assert_eq!(TokenKind::Bot.initial_state(), TokenState::Pending);
         assert!(token_serial("  ").is_err());
+    }
+
+    #[test]
+    fn a_pin_policy_sets_the_length_and_may_ask_for_digits_only() {
+        let policy = PinPolicy {
+            min_length: 4,
+            max_length: 8,
+            digits_only: true,
+        };
+        assert_eq!(policy.describe(), "4 to 8 digits");
+        assert!(check_pin("2468", &policy).is_ok());
+        assert!(check_pin("24681357", &policy).is_ok());
+        assert!(check_pin("246813579", &policy).is_err());
+        assert!(check_pin("24a8", &policy).is_err());
+        assert!(check_pin("２４６８", &policy).is_err(), "ASCII digits only");
+        let error = check_pin("12", &policy).expect_err("too short");
+        assert_eq!(error.field, "pin");
+        assert_eq!(error.message, "a PIN must have 4 to 8 digits");
+        let exact = PinPolicy {
+            min_length: 6,
+            max_length: 6,
+            digits_only: false,
+        };
+        assert_eq!(exact.describe(), "exactly 6 characters");
+        assert_eq!(PinPolicy::default().describe(), "4 to 64 characters");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, params};
 
 use super::{Result, UnixTime, optional};
+use crate::domain::{PIN_LENGTHS, PinPolicy};
 
 pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
     optional(conn.query_row(
@@ -22,6 +23,7 @@ pub fn set(conn: &Connection, key: &str, value: &str, now: UnixTime) -> Result<(
 }
 
 /// The general settings an administrator changes in the panel, stored as one JSON document.
+/// Fields added later carry a serde default, so a document saved before them still reads.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GeneralSettings {
     /// The address users reach otpgate at, used in links (portal addresses, setup links);
@@ -31,6 +33,30 @@ pub struct GeneralSettings {
     pub default_otp_length: u32,
     /// How long a code sent by mail, SMS or bot stays valid.
     pub challenge_validity_seconds: u64,
+    /// The shortest PIN accepted: 4 to 64.
+    #[serde(default = "default_pin_min_length")]
+    pub pin_min_length: u32,
+    /// The longest PIN accepted: from the shortest to 64.
+    #[serde(default = "default_pin_max_length")]
+    pub pin_max_length: u32,
+    /// Whether a PIN may only have digits.
+    #[serde(default)]
+    pub pin_digits_only: bool,
+    /// A portal session ends after this many minutes without a request: 5 to 240.
+    #[serde(default = "default_portal_idle_minutes")]
+    pub portal_idle_minutes: u32,
+}
+
+fn default_pin_min_length() -> u32 {
+    PinPolicy::default().min_length
+}
+
+fn default_pin_max_length() -> u32 {
+    PinPolicy::default().max_length
+}
+
+fn default_portal_idle_minutes() -> u32 {
+    GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES
 }
 
 /// A general setting that is not acceptable, by field name.
@@ -42,21 +68,42 @@ pub struct BadGeneralSetting {
 
 /// Challenges live from one minute to half an hour.
 pub const CHALLENGE_VALIDITY: std::ops::RangeInclusive<u64> = 60..=1800;
+/// A portal session's idle timeout, in minutes.
+const PORTAL_IDLE_MINUTES: std::ops::RangeInclusive<u32> = 5..=240;
 
 const GENERAL_KEY: &str = "general";
 
+/// A whole number typed in a form, `default` when empty, or None when it is no number in `range`.
+fn number_in<T>(text: &str, default: T, range: std::ops::RangeInclusive<T>) -> Option<T>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    let text = text.trim();
+    let value = if text.is_empty() {
+        default
+    } else {
+        text.parse().ok()?
+    };
+    range.contains(&value).then_some(value)
+}
+
 impl GeneralSettings {
-    /// Parses the settings as typed in a form.
-    pub fn parse(
-        public_url: &str,
-        default_otp_length: &str,
-        challenge_validity_seconds: &str,
+    /// The portal session idle timeout unless an administrator chose another.
+    pub const DEFAULT_PORTAL_IDLE_MINUTES: u32 = 15;
+
+    /// Parses the settings as typed in a form, whose fields `typed` gives by their names (the
+    /// names the errors report): `public_url`, `default_otp_length`,
+    /// `challenge_validity_seconds`, `pin_min_length`, `pin_max_length`, `pin_digits_only` (a
+    /// checkbox: `on`) and `portal_idle_minutes`. An empty PIN length or idle timeout means its
+    /// default.
+    pub fn parse<'a>(
+        typed: impl Fn(&'static str) -> &'a str,
     ) -> std::result::Result<GeneralSettings, BadGeneralSetting> {
         let bad = |field: &'static str, message: &str| BadGeneralSetting {
             field,
             message: message.to_string(),
         };
-        let public_url = public_url.trim().trim_end_matches('/').to_string();
+        let public_url = typed("public_url").trim().trim_end_matches('/').to_string();
         if !public_url.is_empty() {
             let parsed = reqwest::Url::parse(&public_url);
             let acceptable = parsed.as_ref().is_ok_and(|url| {
@@ -73,12 +120,12 @@ impl GeneralSettings {
                 ));
             }
         }
-        let default_otp_length = match default_otp_length.trim() {
+        let default_otp_length = match typed("default_otp_length").trim() {
             "6" => 6,
             "8" => 8,
             _ => return Err(bad("default_otp_length", "a code has 6 or 8 digits")),
         };
-        let challenge_validity_seconds = challenge_validity_seconds
+        let challenge_validity_seconds = typed("challenge_validity_seconds")
             .trim()
             .parse::<u64>()
             .ok()
@@ -89,11 +136,57 @@ impl GeneralSettings {
                     "give a number of seconds from 60 to 1800",
                 )
             })?;
+        let pins = PinPolicy::default();
+        let pin_min_length = number_in(typed("pin_min_length"), pins.min_length, PIN_LENGTHS)
+            .ok_or_else(|| bad("pin_min_length", "give a number from 4 to 64"))?;
+        let pin_max_length = number_in(
+            typed("pin_max_length"),
+            pins.max_length,
+            pin_min_length..=*PIN_LENGTHS.end(),
+        )
+        .ok_or_else(|| {
+            bad(
+                "pin_max_length",
+                &format!(
+                    "give a number from the minimum length ({pin_min_length}) to {}",
+                    PIN_LENGTHS.end()
+                ),
+            )
+        })?;
+        let portal_idle_minutes = number_in(
+            typed("portal_idle_minutes"),
+            GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES,
+            PORTAL_IDLE_MINUTES,
+        )
+        .ok_or_else(|| {
+            bad(
+                "portal_idle_minutes",
+                "give a number of minutes from 5 to 240",
+            )
+        })?;
         Ok(GeneralSettings {
             public_url,
             default_otp_length,
             challenge_validity_seconds,
+            pin_min_length,
+            pin_max_length,
+            pin_digits_only: typed("pin_digits_only") == "on",
+            portal_idle_minutes,
         })
+    }
+
+    /// The PIN rule every place that sets a PIN obeys.
+    pub fn pin_policy(&self) -> PinPolicy {
+        PinPolicy {
+            min_length: self.pin_min_length,
+            max_length: self.pin_max_length,
+            digits_only: self.pin_digits_only,
+        }
+    }
+
+    /// How long a portal session may stay unused.
+    pub fn portal_idle_seconds(&self) -> i64 {
+        i64::from(self.portal_idle_minutes) * 60
     }
 
     /// What differs from `before`, in words.
@@ -124,6 +217,33 @@ impl GeneralSettings {
             changes.push(format!(
                 "challenge validity {} s → {} s",
                 before.challenge_validity_seconds, self.challenge_validity_seconds
+            ));
+        }
+        if (self.pin_min_length, self.pin_max_length)
+            != (before.pin_min_length, before.pin_max_length)
+        {
+            changes.push(format!(
+                "PIN length {}–{} → {}–{}",
+                before.pin_min_length,
+                before.pin_max_length,
+                self.pin_min_length,
+                self.pin_max_length
+            ));
+        }
+        if self.pin_digits_only != before.pin_digits_only {
+            changes.push(
+                if self.pin_digits_only {
+                    "PINs digits only"
+                } else {
+                    "PINs of any characters"
+                }
+                .to_string(),
+            );
+        }
+        if self.portal_idle_minutes != before.portal_idle_minutes {
+            changes.push(format!(
+                "portal session idle timeout {} min → {} min",
+                before.portal_idle_minutes, self.portal_idle_minutes
             ));
         }
         changes
@@ -169,21 +289,104 @@ impl super::Store {
 mod tests {
     use super::*;
 
+    /// The settings parsed from `fields`, the others empty.
+    fn parse_fields(
+        fields: &[(&'static str, &'static str)],
+    ) -> std::result::Result<GeneralSettings, BadGeneralSetting> {
+        GeneralSettings::parse(|name| {
+            fields
+                .iter()
+                .find(|(field, _)| *field == name)
+                .map_or("", |(_, value)| *value)
+        })
+    }
+
     #[test]
     fn general_settings_are_checked_field_by_field() {
-        let good = GeneralSettings::parse("https://otp.example.lan/", "8", "300").expect("valid");
+        let good = parse_fields(&[
+            ("public_url", "https://otp.example.lan/"),
+            ("default_otp_length", "8"),
+            ("challenge_validity_seconds", "300"),
+        ])
+        .expect("valid");
         assert_eq!(good.public_url, "https://otp.example.lan");
         assert_eq!(good.default_otp_length, 8);
-        assert!(GeneralSettings::parse("", "6", "60").is_ok());
-        let field = |url: &str, len: &str, validity: &str| {
-            GeneralSettings::parse(url, len, validity)
-                .err()
-                .map(|e| e.field)
+        assert_eq!(
+            good.pin_policy(),
+            PinPolicy::default(),
+            "empty: the defaults"
+        );
+        assert_eq!(good.portal_idle_minutes, 15);
+        let field = |extra: &[(&'static str, &'static str)]| {
+            let mut fields = vec![
+                ("default_otp_length", "6"),
+                ("challenge_validity_seconds", "300"),
+            ];
+            fields.extend_from_slice(extra);
+            parse_fields(&fields).err().map(|e| e.field)
         };
-        assert_eq!(field("ftp://x", "6", "300"), Some("public_url"));
-        assert_eq!(field("https://x?a=1", "6", "300"), Some("public_url"));
-        assert_eq!(field("", "7", "300"), Some("default_otp_length"));
-        assert_eq!(field("", "6", "59"), Some("challenge_validity_seconds"));
-        assert_eq!(field("", "6", "soon"), Some("challenge_validity_seconds"));
+        assert_eq!(field(&[]), None);
+        assert_eq!(field(&[("public_url", "ftp://x")]), Some("public_url"));
+        assert_eq!(
+            field(&[("public_url", "https://x?a=1")]),
+            Some("public_url")
+        );
+        assert_eq!(
+            parse_fields(&[
+                ("default_otp_length", "7"),
+                ("challenge_validity_seconds", "300")
+            ])
+            .err()
+            .map(|e| e.field),
+            Some("default_otp_length")
+        );
+        assert_eq!(
+            parse_fields(&[
+                ("default_otp_length", "6"),
+                ("challenge_validity_seconds", "59")
+            ])
+            .err()
+            .map(|e| e.field),
+            Some("challenge_validity_seconds")
+        );
+        assert_eq!(field(&[("pin_min_length", "3")]), Some("pin_min_length"));
+        assert_eq!(field(&[("pin_min_length", "65")]), Some("pin_min_length"));
+        assert_eq!(field(&[("pin_min_length", "four")]), Some("pin_min_length"));
+        assert_eq!(
+            field(&[("pin_min_length", "6"), ("pin_max_length", "5")]),
+            Some("pin_max_length")
+        );
+        assert_eq!(field(&[("pin_max_length", "65")]), Some("pin_max_length"));
+        assert_eq!(
+            field(&[("portal_idle_minutes", "4")]),
+            Some("portal_idle_minutes")
+        );
+        assert_eq!(
+            field(&[("portal_idle_minutes", "241")]),
+            Some("portal_idle_minutes")
+        );
+        let set = parse_fields(&[
+            ("default_otp_length", "6"),
+            ("challenge_validity_seconds", "300"),
+            ("pin_min_length", "6"),
+            ("pin_max_length", "6"),
+            ("pin_digits_only", "on"),
+            ("portal_idle_minutes", "240"),
+        ])
+        .expect("valid");
+        assert_eq!(set.pin_policy().describe(), "exactly 6 digits");
+        assert_eq!(set.portal_idle_seconds(), 240 * 60);
+    }
+
+    #[test]
+    fn settings_saved_before_the_pin_and_idle_fields_read_with_their_defaults() {
+        let old = r#"{"public_url":"","default_otp_length":8,"challenge_validity_seconds":300}"#;
+        let read: GeneralSettings = serde_json::from_str(old).expect("an old document reads");
+        assert_eq!(read.default_otp_length, 8);
+        assert_eq!(read.pin_policy(), PinPolicy::default());
+        assert_eq!(
+            read.portal_idle_minutes,
+            GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES
+        );
     }
 }

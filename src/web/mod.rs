@@ -149,6 +149,10 @@ impl AppState {
                 .to_string(),
             default_otp_length: 6,
             challenge_validity_seconds: self.config.auth.challenge_validity_seconds,
+            pin_min_length: crate::domain::PinPolicy::default().min_length,
+            pin_max_length: crate::domain::PinPolicy::default().max_length,
+            pin_digits_only: false,
+            portal_idle_minutes: crate::store::GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES,
         }
     }
 

@@ -129,6 +129,115 @@ async fn general_settings_are_saved_with_what_changed_and_used_in_portal_links()
 }
 
 #[tokio::test]
+async fn the_pin_policy_and_the_portal_idle_timeout_are_saved_with_the_general_settings_and_checked()
+ {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let page = settings_page(&app).await;
+    for shown in [
+        "PIN minimum length",
+        "name=\"pin_min_length\" value=\"4\"",
+        "PIN maximum length",
+        "name=\"pin_max_length\" value=\"64\"",
+        "PIN digits only",
+        "Portal session idle timeout (minutes)",
+        "name=\"portal_idle_minutes\" value=\"15\"",
+    ] {
+        assert!(page.contains(shown), "{shown}: {page}");
+    }
+    assert!(!page.contains("name=\"pin_digits_only\" value=\"on\" checked"));
+
+    let general = |extra: &[(&'static str, &'static str)]| {
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("public_url", ""),
+            ("default_otp_length", "6"),
+            ("challenge_validity_seconds", "300"),
+        ];
+        form.extend_from_slice(extra);
+        form
+    };
+    let response = app
+        .post_form(
+            "/admin/settings/general",
+            &general(&[
+                ("pin_min_length", "6"),
+                ("pin_max_length", "8"),
+                ("pin_digits_only", "on"),
+                ("portal_idle_minutes", "30"),
+            ]),
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let page = settings_page(&app).await;
+    assert!(
+        page.contains(
+            "General settings saved: PIN length 4–64 → 6–8; PINs digits only; \
+             portal session idle timeout 15 min → 30 min."
+        ),
+        "{page}"
+    );
+    for shown in [
+        "name=\"pin_min_length\" value=\"6\"",
+        "name=\"pin_max_length\" value=\"8\"",
+        "name=\"pin_digits_only\" value=\"on\" checked",
+        "name=\"portal_idle_minutes\" value=\"30\"",
+    ] {
+        assert!(page.contains(shown), "{shown}");
+    }
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'settings.general.update' AND detail LIKE '%PIN length%'"
+        ),
+        1
+    );
+
+    // Each wrong value is explained at its field, kept as typed, and nothing changes.
+    for (fields, explained) in [
+        (vec![("pin_min_length", "3")], "give a number from 4 to 64"),
+        (
+            vec![("pin_min_length", "8"), ("pin_max_length", "6")],
+            "give a number from the minimum length (8) to 64",
+        ),
+        (
+            vec![("pin_max_length", "65")],
+            "give a number from the minimum length (4) to 64",
+        ),
+        (
+            vec![("portal_idle_minutes", "241")],
+            "give a number of minutes from 5 to 240",
+        ),
+        (
+            vec![("portal_idle_minutes", "soon")],
+            "give a number of minutes from 5 to 240",
+        ),
+    ] {
+        let response = app
+            .post_form("/admin/settings/general", &general(&fields))
+            .await;
+        assert_eq!(response.status(), 400, "{fields:?}");
+        let page = response.text().await.expect("body");
+        assert!(page.contains(explained), "{fields:?}: {page}");
+        let (name, value) = fields[fields.len() - 1];
+        assert!(
+            page.contains(&format!("name=\"{name}\" value=\"{value}\"")),
+            "typed value kept: {name}"
+        );
+    }
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM settings WHERE key = 'general'
+               AND value LIKE '%\"pin_min_length\":6,\"pin_max_length\":8,\"pin_digits_only\":true,\"portal_idle_minutes\":30%'"
+        ),
+        1,
+        "the stored settings are unchanged"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_saved_section_shows_its_confirmation_inside_that_section_where_the_page_opens() {
     let app = spawn_app().await;
     let csrf = app.logged_in_admin().await;

@@ -1,10 +1,13 @@
 //! What administrators decide for the portal beyond its Allowed Actions: whether users may
-//! remove their last second factor (the resource's Self-Service tab) — through real HTTPS, in
-//! the panel and in the portal.
+//! remove their last second factor (the resource's Self-Service tab), the PIN policy and the
+//! portal session's idle timeout (the General settings) — each through real HTTPS, in the panel
+//! and in the portal.
 
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 use crate::helpers::location;
+use crate::portal_enrol::logged_in;
 use crate::portal_support::{Browser, Portal, SECRET_HEX, totp_now};
 
 const PASSWORD: &str = "a long enough password";
@@ -184,5 +187,184 @@ async fn the_self_service_tab_saves_whether_users_may_remove_their_last_second_f
         ),
         2,
         "turned on and off, both audited"
+    );
+}
+
+#[tokio::test]
+async fn the_portal_set_pin_form_states_and_follows_the_pin_policy_of_the_general_settings() {
+    let portal = Portal::start(&["set_pin"], &[]).await;
+    let browser = logged_in(&portal, "carol").await;
+    let token = portal
+        .token(
+            json!({"kind": "TOTP", "user": "carol", "resource": "vpn", "name": "Phone",
+                   "secret": SECRET_HEX, "secret_format": "hex"}),
+        )
+        .await;
+    let pin = format!("/portal/vpn/tokens/{token}/pin");
+    let set = |value: &'static str| {
+        let (browser, pin) = (&browser, &pin);
+        async move {
+            browser
+                .submit(
+                    "/portal/vpn",
+                    pin,
+                    &[("pin", value), ("pin_position", "before")],
+                )
+                .await
+        }
+    };
+    assert!(
+        browser
+            .page("/portal/vpn")
+            .await
+            .contains("A PIN has 4 to 64 characters.")
+    );
+    assert_eq!(set("abc5").await.status(), 303);
+    assert_eq!(
+        portal.token_json(token).await["has_pin"],
+        true,
+        "letters pass the default policy"
+    );
+
+    let saved = portal
+        .save_general(&[
+            ("pin_min_length", "4"),
+            ("pin_max_length", "8"),
+            ("pin_digits_only", "on"),
+        ])
+        .await;
+    assert_eq!(saved.status(), 303);
+    let home = browser.page("/portal/vpn").await;
+    assert!(home.contains("A PIN has 4 to 8 digits."), "{home}");
+    assert!(home.contains("inputmode=\"numeric\""));
+
+    portal.execute("UPDATE tokens SET pin_hash = NULL");
+    for refused in ["abcd", "123456789", "12 34", "123"] {
+        let response = set(refused).await;
+        assert_eq!(location(&response), "/portal/vpn", "{refused}");
+        let home = browser.page("/portal/vpn").await;
+        assert!(
+            home.contains("The PIN was not set: a PIN must have 4 to 8 digits."),
+            "{refused}: {home}"
+        );
+        assert_eq!(
+            portal.token_json(token).await["has_pin"],
+            false,
+            "{refused}"
+        );
+    }
+    assert_eq!(set("24681357").await.status(), 303);
+    assert_eq!(portal.token_json(token).await["has_pin"], true);
+    assert!(browser.page("/portal/vpn").await.contains("has a PIN now"));
+}
+
+#[tokio::test]
+async fn the_api_refuses_a_pin_against_the_policy_with_400_naming_the_field_pin() {
+    let portal = Portal::start(&["set_pin"], &[]).await;
+    let saved = portal
+        .save_general(&[("pin_min_length", "6"), ("pin_digits_only", "on")])
+        .await;
+    assert_eq!(saved.status(), 303);
+    let create = |pin: &'static str| {
+        let portal = &portal;
+        async move {
+            portal
+                .api
+                .call(
+                    Method::POST,
+                    "/tokens",
+                    &portal.admin,
+                    json!({"kind": "TOTP", "pin": pin}),
+                )
+                .await
+        }
+    };
+    for refused in ["12345", "abcdef"] {
+        let (status, body) = create(refused).await;
+        assert_eq!(status, 400, "{refused}: {body}");
+        assert_eq!(body["error"]["field"], "pin", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("6 to 64 digits")),
+            "{body}"
+        );
+    }
+    assert_eq!(portal.count("SELECT COUNT(*) FROM tokens"), 0);
+    let (status, body) = create("135792").await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().expect("id");
+
+    let update = |pin: &'static str| {
+        let portal = &portal;
+        async move {
+            portal
+                .api
+                .call(
+                    Method::PATCH,
+                    &format!("/tokens/{id}"),
+                    &portal.admin,
+                    json!({"pin": pin}),
+                )
+                .await
+        }
+    };
+    let (status, body) = update("1234").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "pin");
+    let (status, body) = update("97531864").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["has_pin"], Value::Bool(true));
+}
+
+#[tokio::test]
+async fn a_portal_session_idle_longer_than_the_general_settings_allow_is_gone() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let browser = logged_in(&portal, "dave").await;
+    // Time passes: the session was last used `minutes` ago.
+    let idle_for = |minutes: i64| {
+        let changed = portal.execute(&format!(
+            "UPDATE sessions SET last_seen_at = CAST(strftime('%s', 'now') AS INTEGER) - {}
+              WHERE kind = 'portal'",
+            minutes * 60
+        ));
+        assert_eq!(changed, 1);
+    };
+
+    idle_for(6);
+    assert!(
+        browser.page("/portal/vpn").await.contains("2nd Factor"),
+        "6 minutes are within the default 15"
+    );
+
+    let saved = portal.save_general(&[("portal_idle_minutes", "5")]).await;
+    assert_eq!(saved.status(), 303);
+    let settings = portal
+        .app
+        .get("/admin/settings")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        settings.contains("name=\"portal_idle_minutes\" value=\"5\""),
+        "{settings}"
+    );
+
+    idle_for(4);
+    assert!(
+        browser.page("/portal/vpn").await.contains("2nd Factor"),
+        "4 minutes are within 5"
+    );
+    idle_for(6);
+    let page = browser.page("/portal/vpn").await;
+    assert!(
+        page.contains("Login name") && !page.contains("2nd Factor"),
+        "6 minutes are past 5: {page}"
+    );
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM sessions WHERE kind = 'portal'"),
+        0,
+        "the idle session is gone"
     );
 }

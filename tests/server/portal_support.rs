@@ -135,6 +135,33 @@ impl Portal {
         }
     }
 
+    /// Changes the database file behind the server's back, as time passing would (a session
+    /// left idle, a token locked); answers the rows changed.
+    pub fn execute(&self, sql: &str) -> usize {
+        let conn =
+            rusqlite::Connection::open(self.app.data_dir.join(otpgate::store::DATABASE_FILE))
+                .expect("open");
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .expect("timeout");
+        conn.execute(sql, []).expect("execute")
+    }
+
+    /// Saves the General settings in the panel with `fields` (the OTP length and challenge
+    /// validity as they are by default, unless given).
+    pub async fn save_general(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &self.admin_csrf)];
+        for (name, default) in [
+            ("default_otp_length", "6"),
+            ("challenge_validity_seconds", "300"),
+        ] {
+            if !fields.iter().any(|(field, _)| *field == name) {
+                form.push((name, default));
+            }
+        }
+        form.extend_from_slice(fields);
+        self.app.post_form("/admin/settings/general", &form).await
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         let conn =
             rusqlite::Connection::open(self.app.data_dir.join(otpgate::store::DATABASE_FILE))

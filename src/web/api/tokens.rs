@@ -19,7 +19,7 @@ use crate::otp::{self, Algorithm, Kind, Params, PinPosition};
 use crate::store::tokens::{
     Outcome, Refused, StateFilter, TokenChanges, TokenCreation, TokenFilter, TokenRecord,
 };
-use crate::store::{NewToken, StoreError, Token};
+use crate::store::{GeneralSettings, NewToken, StoreError, Token};
 use crate::web::AppState;
 
 /// The longest seed accepted, in bytes (a SHA-512 key is 64).
@@ -330,9 +330,9 @@ fn check_digits(digits: u32) -> Result<u32, ApiError> {
     Ok(domain::otp_length(digits)?)
 }
 
-/// A PIN checked by the shared rule, hashed with the server's PIN key.
-fn pin_hash(keys: &Keys, pin: &str) -> Result<Vec<u8>, ApiError> {
-    domain::check_pin(pin)?;
+/// A PIN checked by the general settings' PIN policy, hashed with the server's PIN key.
+fn pin_hash(keys: &Keys, pin: &str, policy: &domain::PinPolicy) -> Result<Vec<u8>, ApiError> {
+    domain::check_pin(pin, policy)?;
     Ok(keys.pin_hash(pin))
 }
 
@@ -469,15 +469,16 @@ fn seed_of(body: &CreateToken) -> Result<Seed, ApiError> {
 
 /// Checks a create request and turns it into the store's creation: the rules of every kind
 /// (which fields apply, code length, PIN, destination, messenger, seed) live here once, for the
-/// API and the admin panel. `default_digits` is the code length of MAIL, SMS and BOT tokens
-/// when the body names none (the general settings'); TOTP and HOTP default to 6, which every
-/// authenticator app shows.
+/// API and the admin panel. From the general settings: the code length of MAIL, SMS and BOT
+/// tokens when the body names none (TOTP and HOTP default to 6, which every authenticator app
+/// shows), and the PIN policy.
 pub fn prepare_token(
     keys: &Keys,
     body: &CreateToken,
     now: i64,
-    default_digits: u32,
+    general: &GeneralSettings,
 ) -> Result<PreparedToken, ApiError> {
+    let default_digits = general.default_otp_length;
     let kind = body.kind;
     use TokenKind::{Bot, Hotp, Mail, Sms, Totp};
     refuse_for_kind(kind, "secret", body.secret.is_some(), &[Totp, Hotp])?;
@@ -503,7 +504,7 @@ pub fn prepare_token(
     let pin_hash = body
         .pin
         .as_deref()
-        .map(|pin| pin_hash(keys, pin))
+        .map(|pin| pin_hash(keys, pin, &general.pin_policy()))
         .transpose()?;
     let pin_position = match &body.pin_position {
         Some(text) => pin_position(text)?,
@@ -616,12 +617,7 @@ pub(super) async fn create_token(
         creation,
         seed,
         activation_code,
-    } = prepare_token(
-        &state.keys,
-        &body.0,
-        now,
-        state.general().await?.default_otp_length,
-    )?;
+    } = prepare_token(&state.keys, &body.0, now, &state.general().await?)?;
     let record = settled(
         state
             .store
@@ -817,7 +813,11 @@ pub(super) async fn update_token(
         pin_hash: match &body.pin {
             None => None,
             Some(None) => Some(None),
-            Some(Some(pin)) => Some(Some(pin_hash(&state.keys, pin)?)),
+            Some(Some(pin)) => Some(Some(pin_hash(
+                &state.keys,
+                pin,
+                &state.general().await?.pin_policy(),
+            )?)),
         },
         pin_position: body.pin_position.as_deref().map(pin_position).transpose()?,
         enabled: body.enabled,

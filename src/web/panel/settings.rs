@@ -52,6 +52,31 @@ pub struct GeneralForm {
     default_otp_length: String,
     #[serde(default)]
     challenge_validity_seconds: String,
+    #[serde(default)]
+    pin_min_length: String,
+    #[serde(default)]
+    pin_max_length: String,
+    /// A checkbox: `on` when ticked, absent otherwise.
+    #[serde(default)]
+    pin_digits_only: String,
+    #[serde(default)]
+    portal_idle_minutes: String,
+}
+
+impl GeneralForm {
+    /// A field as typed, by the name the settings' errors use.
+    fn value(&self, name: &str) -> &str {
+        match name {
+            "public_url" => &self.public_url,
+            "default_otp_length" => &self.default_otp_length,
+            "challenge_validity_seconds" => &self.challenge_validity_seconds,
+            "pin_min_length" => &self.pin_min_length,
+            "pin_max_length" => &self.pin_max_length,
+            "pin_digits_only" => &self.pin_digits_only,
+            "portal_idle_minutes" => &self.portal_idle_minutes,
+            _ => "",
+        }
+    }
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -266,6 +291,14 @@ async fn stored_view(state: &AppState) -> Result<SettingsView, PageError> {
             public_url: general.public_url,
             default_otp_length: general.default_otp_length.to_string(),
             challenge_validity_seconds: general.challenge_validity_seconds.to_string(),
+            pin_min_length: general.pin_min_length.to_string(),
+            pin_max_length: general.pin_max_length.to_string(),
+            pin_digits_only: if general.pin_digits_only {
+                "on".into()
+            } else {
+                String::new()
+            },
+            portal_idle_minutes: general.portal_idle_minutes.to_string(),
             ..GeneralForm::default()
         },
         mail: mail_form(&stored::<MailSettings>(&mail_stored).unwrap_or_else(default_mail)),
@@ -342,6 +375,32 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                     small { "How long a code sent by mail, SMS or bot stays valid: 60 to 1800." }
                     input type="number" name="challenge_validity_seconds" value=(form.challenge_validity_seconds) min="60" max="1800" required;
                     (errors.show("challenge_validity_seconds"))
+                }
+                fieldset {
+                    legend { "PINs" }
+                    p.note { "The rule for every PIN set from now on, by administrators, the API and users on the self-service portal. PINs set before keep working." }
+                    label {
+                        "PIN minimum length"
+                        small { "4 to 64 characters. Empty: 4." }
+                        input type="number" name="pin_min_length" value=(form.pin_min_length) min="4" max="64";
+                        (errors.show("pin_min_length"))
+                    }
+                    label {
+                        "PIN maximum length"
+                        small { "At least the minimum, at most 64. Empty: 64." }
+                        input type="number" name="pin_max_length" value=(form.pin_max_length) min="4" max="64";
+                        (errors.show("pin_max_length"))
+                    }
+                    label.check {
+                        input type="checkbox" name="pin_digits_only" value="on" checked[form.pin_digits_only == "on"];
+                        "PIN digits only"
+                    }
+                }
+                label {
+                    "Portal session idle timeout (minutes)"
+                    small { "A self-service portal session ends after this long without use: 5 to 240. Empty: 15." }
+                    input type="number" name="portal_idle_minutes" value=(form.portal_idle_minutes) min="5" max="240";
+                    (errors.show("portal_idle_minutes"))
                 }
                 div { button type="submit" { "Save general settings" } }
             }
@@ -659,11 +718,7 @@ async fn save_general(
 ) -> Result<HttpResponse, PageError> {
     let page = Page::open(&state, &request).await?;
     page.check_csrf(&form.csrf)?;
-    let parsed = GeneralSettings::parse(
-        &form.public_url,
-        &form.default_otp_length,
-        &form.challenge_validity_seconds,
-    );
+    let parsed = GeneralSettings::parse(|name| form.value(name));
     let settings = match parsed {
         Ok(settings) => settings,
         Err(bad) => {

@@ -445,7 +445,7 @@ fn token_page(page: &Page, state: &AppState, detail: &TokenDetail, problems: &Pr
                 h2 { "PIN" }
                 form.stack method="post" action={ (base) "/pin" } {
                     (csrf_field(page))
-                    label { "New PIN" small { "4 to 64 characters, typed together with the code." }
+                    label { "New PIN" small { "Typed together with the code. The PIN rule is set under " a href="/admin/settings#general" { "Settings → General" } "." }
                         input type="password" name="pin" autocomplete="new-password"; (problems.note("pin")) }
                     (pin_position_select(&token.pin_position))
                     div.buttons {
@@ -721,7 +721,8 @@ pub async fn change_pin(
             ..TokenChanges::default()
         }
     } else {
-        if let Err(error) = domain::check_pin(&form.pin) {
+        let pins = state.general().await?.pin_policy();
+        if let Err(error) = domain::check_pin(&form.pin, &pins) {
             problems.field(error);
         }
         let position = domain::pin_position(&form.pin_position).map_err(|e| problems.field(e));

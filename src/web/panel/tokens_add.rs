@@ -216,7 +216,7 @@ fn add_form(
             fieldset {
                 legend { "PIN (optional)" }
                 p.note { "The user types the PIN and the one-time password as one string." }
-                label { "PIN" small { "4 to 64 characters." }
+                label { "PIN" small { "The PIN rule is set under " a href="/admin/settings#general" { "Settings → General" } "." }
                     input type="password" name="pin" autocomplete="new-password"; (problems.note("pin")) }
                 (pin_position_select(if form.pin_position.is_empty() { "before" } else { &form.pin_position }))
                 (problems.note("pin_position"))
@@ -385,9 +385,8 @@ pub async fn submit_add(
         Ok(create) => create,
         Err(problems) => return Ok(render_again(problems)),
     };
-    let default_digits = state.general().await?.default_otp_length;
-    let mut prepared = match prepare_token(&state.keys, &create, crate::web::now(), default_digits)
-    {
+    let general = state.general().await?;
+    let mut prepared = match prepare_token(&state.keys, &create, crate::web::now(), &general) {
         Ok(prepared) => prepared,
         Err(error) => return Ok(render_again(problems_of(error)?)),
     };

@@ -1,7 +1,7 @@
 //! The further token actions of the 2nd Factor section, each only when the resource's Allowed
 //! Actions permit it (checked again here, 403 and audited otherwise):
 //!
-//! - Set PIN / Remove PIN, with the PIN rules every token follows;
+//! - Set PIN / Remove PIN, with the PIN policy of the general settings;
 //! - Token Synchronization: two consecutive codes, found by the same search the API and the
 //!   admin panel use;
 //! - Reissue Token: a new seed for an authenticator app (QR code, then its first code — the
@@ -196,7 +196,7 @@ pub async fn set_pin(
         PortalAction::SetPin,
     )
     .await?;
-    if let Err(error) = domain::check_pin(&form.pin) {
+    if let Err(error) = domain::check_pin(&form.pin, &portal.general.pin_policy()) {
         let message = format!("The PIN was not set: {}.", error.message);
         return Ok(portal.redirect_with_flash(&state, "", &message));
     }

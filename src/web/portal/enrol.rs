@@ -329,8 +329,8 @@ pub async fn submit_add(
         _ => {}
     }
     let now = crate::web::now();
-    let default_digits = state.general().await?.default_otp_length;
-    let mut prepared = match prepare_token(&state.keys, &create, now, default_digits) {
+    let general = state.general().await?;
+    let mut prepared = match prepare_token(&state.keys, &create, now, &general) {
         Ok(prepared) => prepared,
         Err(crate::web::api::ApiError::BadRequest { message, .. }) => {
             return Ok(render_again(&format!("Check the form: {message}.")));

@@ -652,7 +652,7 @@ async fn open_session(
                 csrf_token: crypto::random_token::<32>()?,
                 pending_secret: None,
                 client_ip: session::client_ip(request),
-                expires_at: now + super::IDLE_SECONDS,
+                expires_at: now + portal.general.portal_idle_seconds(),
             },
             now,
             entry,

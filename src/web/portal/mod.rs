@@ -25,7 +25,7 @@ use super::session;
 use super::{AppState, PageError};
 use crate::crypto;
 use crate::store::resources::{PortalAction, SelfService};
-use crate::store::{AuditEntry, Resource, SessionKind, SessionStage, User};
+use crate::store::{AuditEntry, GeneralSettings, Resource, SessionKind, SessionStage, User};
 
 /// The portal session's cookie, scoped to `/portal/<address>`.
 const SESSION_COOKIE: &str = "otpgate_portal";
@@ -33,9 +33,8 @@ const SESSION_COOKIE: &str = "otpgate_portal";
 const LOGIN_COOKIE: &str = "otpgate_portal_login";
 /// The flash message after a redirect, scoped the same way.
 const FLASH_COOKIE: &str = "otpgate_portal_flash";
-/// A portal session ends after this long without a request…
-const IDLE_SECONDS: i64 = 15 * 60;
-/// …and after this long in any case.
+/// A portal session ends after the general settings' idle timeout without a request, and
+/// after this long in any case.
 const MAX_SECONDS: i64 = 8 * 3600;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -149,6 +148,8 @@ pub struct Portal {
     pub settings: SelfService,
     /// The address as stored (the cookies' path uses it).
     pub address: String,
+    /// The general settings in force: the PIN policy and the session idle timeout.
+    pub general: GeneralSettings,
 }
 
 impl Portal {
@@ -167,6 +168,7 @@ impl Portal {
             resource,
             settings,
             address,
+            general: state.general().await?,
         })
     }
 
@@ -276,7 +278,9 @@ impl Visitor {
 }
 
 /// The logged-in user of this portal, or `LoginRequired`. The session must be bound to this
-/// resource and the user still enabled and assigned to it. Extends the idle timeout.
+/// resource, used within the idle timeout of the general settings (as they are now, so that a
+/// shorter timeout applies to open sessions at once), and the user still enabled and assigned
+/// to it. Extends the idle timeout.
 pub async fn require_visitor(
     state: &AppState,
     request: &HttpRequest,
@@ -294,6 +298,11 @@ pub async fn require_visitor(
     if found.stage != SessionStage::Full || found.resource_id != Some(portal.resource.id) {
         return Err(required());
     }
+    let idle_seconds = portal.general.portal_idle_seconds();
+    if now - found.last_seen_at >= idle_seconds {
+        state.store.delete_session(id_hash).await?;
+        return Err(required());
+    }
     let user_id = found.user_id.ok_or_else(required)?;
     let user = state
         .store
@@ -303,7 +312,7 @@ pub async fn require_visitor(
     if now - found.last_seen_at >= 30 {
         state
             .store
-            .touch_session(id_hash.clone(), now, now + IDLE_SECONDS, MAX_SECONDS)
+            .touch_session(id_hash.clone(), now, now + idle_seconds, MAX_SECONDS)
             .await?;
     }
     Ok(Visitor {

@@ -51,6 +51,7 @@ fn state_label(token: &Token, now: i64, auto_unlock: Option<i64>) -> &'static st
 fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Markup {
     let allows = |action| portal.settings.allows(action);
     let base = portal.path(&format!("/tokens/{}", token.id));
+    let pins = portal.general.pin_policy();
     html! {
         tr {
             td data-label="Name" { (token.name) }
@@ -82,10 +83,17 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
                 @if allows(PortalAction::SetPin) {
                     form.inline method="post" action={ (base) "/pin" } {
                         (csrf_field(&visitor.csrf))
-                        label.compact { span.visually-hidden { "New PIN" } input type="password" name="pin" placeholder="PIN" autocomplete="new-password" required minlength="4" maxlength="64"; }
+                        label.compact { span.visually-hidden { "New PIN" }
+                            @if pins.digits_only {
+                                input type="password" name="pin" placeholder="PIN" autocomplete="new-password" required inputmode="numeric" pattern="[0-9]*" minlength=(pins.min_length) maxlength=(pins.max_length);
+                            } @else {
+                                input type="password" name="pin" placeholder="PIN" autocomplete="new-password" required minlength=(pins.min_length) maxlength=(pins.max_length);
+                            }
+                        }
                         label.compact { span.visually-hidden { "Where the PIN goes" }
                             select name="pin_position" { option value="before" { "before the code" } option value="after" { "after the code" } } }
                         button type="submit" { @if token.pin_hash.is_some() { "Change PIN" } @else { "Set PIN" } }
+                        small.pin-rule { "A PIN has " (pins.describe()) "." }
                     }
                 }
                 @if allows(PortalAction::RemovePin) && token.pin_hash.is_some() {
