@@ -112,6 +112,19 @@ pub struct Token {
     pub updated_at: UnixTime,
 }
 
+impl Token {
+    /// Whether the token is locked now: its fail counter reached the resource's limit, and the
+    /// resource's automatic unlock (if any) has not yet come. The authentication decision
+    /// applies the same rule.
+    pub fn is_locked(&self, auto_unlock_seconds: Option<i64>, now: UnixTime) -> bool {
+        match (self.locked_at, auto_unlock_seconds) {
+            (None, _) => false,
+            (Some(at), Some(seconds)) => at > now - seconds,
+            (Some(_), None) => true,
+        }
+    }
+}
+
 pub const TOKEN_COLUMNS: &str = "id, serial, name, kind, user_id, secret, algorithm, digits, period, last_step, drift, \
      window_behind, window_ahead, destination, messenger, bot_chat_id, pin_hash, pin_position, enabled, state, \
      fail_count, locked_at, last_used_at, created_at, updated_at";

@@ -281,3 +281,251 @@ async fn login_attempts_are_throttled() {
     }
     assert!(refused, "many wrong passwords are throttled");
 }
+
+const PASSWORD: &str = "a long enough password";
+
+/// The password step done; the browser is on the one-time password page.
+async fn past_the_password(portal: &Portal, login: &str) -> crate::portal_support::Browser {
+    let browser = portal.browser();
+    let response = browser.log_in_with_password(login, PASSWORD).await;
+    assert_eq!(location(&response), "/portal/vpn/login/verify");
+    browser
+}
+
+#[tokio::test]
+async fn a_user_with_mail_and_sms_tokens_picks_sms_and_logs_in_with_the_texted_code() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let sink = crate::portal_enrol::with_mail(&portal).await;
+    let gateway = crate::portal_enrol::with_sms(&portal).await;
+    portal
+        .user(json!({"login": "ivy", "password": PASSWORD}))
+        .await;
+    portal
+        .token(
+            json!({"kind": "MAIL", "user": "ivy", "resource": "vpn", "name": "Mail",
+                      "destination": "ivy@example.com"}),
+        )
+        .await;
+    let sms = portal
+        .token(
+            json!({"kind": "SMS", "user": "ivy", "resource": "vpn", "name": "Phone",
+                      "destination": "+41791112233"}),
+        )
+        .await;
+    let browser = past_the_password(&portal, "ivy").await;
+    let page = browser.page("/portal/vpn/login/verify").await;
+    assert!(
+        page.contains("Where should we send your one-time password?"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Send a code by MAIL (i***@example.com)"),
+        "{page}"
+    );
+    assert!(page.contains("Send a code by SMS"), "{page}");
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM outbox"),
+        0,
+        "nothing is sent before the user picks"
+    );
+
+    let picked = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/send",
+            &[("token", &sms.to_string())],
+        )
+        .await;
+    assert_eq!(location(&picked), "/portal/vpn/login/verify");
+    assert!(
+        browser
+            .page("/portal/vpn/login/verify")
+            .await
+            .contains("We have sent you a one-time password.")
+    );
+    let texts = gateway.wait_for(1, Duration::from_secs(20)).await;
+    let form = crate::sms_gateway::Captured::form(&texts[0].body);
+    assert_eq!(form["to"], "+41791112233");
+    let code = crate::sms_gateway::code_in(&form["text"]).expect("a code");
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM outbox WHERE channel = 'mail'"),
+        0,
+        "only the SMS token got a code"
+    );
+    assert!(sink.messages().is_empty());
+
+    let done = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/otp",
+            &[("otp", &code)],
+        )
+        .await;
+    assert_eq!(location(&done), "/portal/vpn");
+    assert!(browser.page("/portal/vpn").await.contains("2nd Factor"));
+}
+
+#[tokio::test]
+async fn a_user_with_a_bot_token_logs_in_with_the_code_the_bot_sends() {
+    let portal = Portal::start(&["enroll_token"], &["BOT"]).await;
+    let telegram = crate::portal_tokens::with_bot(&portal).await;
+    portal
+        .user(json!({"login": "jon", "password": PASSWORD}))
+        .await;
+    let (status, created) = portal
+        .api
+        .call(
+            Method::POST,
+            "/tokens",
+            &portal.admin,
+            json!({"kind": "BOT", "user": "jon", "resource": "vpn", "name": "Telegram"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["id"].as_i64().expect("id");
+    let activation = created["activation"]["code"].as_str().expect("a code");
+    telegram.user_writes(7070, 7070, &format!("/start {activation}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while portal.token_json(token).await["state"] != "active" {
+        assert!(std::time::Instant::now() < deadline, "never activated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = telegram
+        .wait_for_messages(7070, 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(before.len(), 1, "the activation's confirmation");
+
+    let browser = past_the_password(&portal, "jon").await;
+    assert!(
+        browser
+            .page("/portal/vpn/login/verify")
+            .await
+            .contains("We have sent you a one-time password.")
+    );
+    let messages = telegram
+        .wait_for_messages(7070, 2, Duration::from_secs(20))
+        .await;
+    assert_eq!(messages.len(), 2, "the code went to the bound chat");
+    let code = crate::sms_gateway::code_in(&messages[1].text).expect("a code");
+    let done = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/otp",
+            &[("otp", &code)],
+        )
+        .await;
+    assert_eq!(location(&done), "/portal/vpn");
+    assert!(browser.page("/portal/vpn").await.contains("Telegram"));
+    telegram.stop().await;
+}
+
+#[tokio::test]
+async fn a_locked_token_is_named_locked_at_login_and_gets_no_code() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let _sink = crate::portal_enrol::with_mail(&portal).await;
+    portal
+        .user(json!({"login": "kim", "password": PASSWORD}))
+        .await;
+    let token = portal
+        .token(
+            json!({"kind": "MAIL", "user": "kim", "resource": "vpn", "name": "Mail",
+                      "destination": "kim@example.com"}),
+        )
+        .await;
+    portal.execute(&format!(
+        "UPDATE tokens SET fail_count = 5, locked_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE id = {token}"
+    ));
+    let browser = past_the_password(&portal, "kim").await;
+    let page = browser.page("/portal/vpn/login/verify").await;
+    assert!(
+        page.contains(
+            "Your second factor “Mail” is locked after too many wrong codes, so you cannot log in now. Ask your administrator to unlock it."
+        ),
+        "{page}"
+    );
+    assert!(
+        !page.contains("One-time password") && !page.contains("Send a code"),
+        "{page}"
+    );
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM outbox"),
+        0,
+        "no code is sent"
+    );
+    assert_eq!(
+        portal.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'portal.login' AND reason = 'token_locked'"
+        ),
+        1
+    );
+    assert!(!browser.page("/portal/vpn").await.contains("2nd Factor"));
+}
+
+#[tokio::test]
+async fn wrong_codes_at_login_count_towards_the_token_until_it_locks() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PATCH,
+            "/resources/vpn",
+            &portal.admin,
+            json!({"fail_limit": 3}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    portal
+        .user(json!({"login": "lea", "password": PASSWORD}))
+        .await;
+    let token = portal
+        .token(
+            json!({"kind": "TOTP", "user": "lea", "resource": "vpn", "name": "Phone",
+                   "secret": SECRET_HEX, "secret_format": "hex"}),
+        )
+        .await;
+    let browser = past_the_password(&portal, "lea").await;
+    let csrf = hidden_value(&browser.page("/portal/vpn/login/verify").await, "csrf");
+    let wrong = if totp_now() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for count in 1..=3 {
+        let response = browser
+            .submit(
+                "/portal/vpn/login/verify",
+                "/portal/vpn/login/otp",
+                &[("otp", wrong)],
+            )
+            .await;
+        assert_eq!(response.status(), 401);
+        let page = response.text().await.expect("body");
+        assert!(page.contains(FAILED), "{page}");
+        let json = portal.token_json(token).await;
+        assert_eq!(json["fail_count"], count, "{json}");
+        assert_eq!(json["locked"], count == 3, "{json}");
+        assert_eq!(
+            page.contains("is locked after too many wrong codes"),
+            count == 3,
+            "the page says so once it is locked: {page}"
+        );
+    }
+    let page = browser.page("/portal/vpn/login/verify").await;
+    assert!(
+        !page.contains("One-time password"),
+        "no form for a locked token"
+    );
+    let refused = browser
+        .post(
+            "/portal/vpn/login/otp",
+            &[("csrf", &csrf), ("otp", &totp_now())],
+        )
+        .await;
+    assert_eq!(
+        refused.status(),
+        401,
+        "a locked token denies even its right code"
+    );
+    assert_eq!(portal.token_json(token).await["locked"], true);
+    assert!(!browser.page("/portal/vpn").await.contains("2nd Factor"));
+}

@@ -230,6 +230,28 @@ fn usable(token: &Token) -> bool {
     token.enabled && token.state == TokenState::Active
 }
 
+/// The user's tokens in this resource that would be asked for (usable) and that can answer
+/// now (usable and not locked).
+fn open_now(portal: &Portal, token: &Token, now: i64) -> bool {
+    usable(token) && !token.is_locked(portal.resource.auto_unlock_seconds, now)
+}
+
+/// The names of the usable tokens that are locked now, quoted and joined.
+fn locked_names(portal: &Portal, tokens: &[Token], now: i64) -> Option<(String, usize)> {
+    let locked: Vec<String> = tokens
+        .iter()
+        .filter(|t| usable(t) && !open_now(portal, t, now))
+        .map(|t| {
+            if t.name.is_empty() {
+                format!("“{}”", t.serial)
+            } else {
+                format!("“{}”", t.name)
+            }
+        })
+        .collect();
+    (!locked.is_empty()).then(|| (locked.join(", "), locked.len()))
+}
+
 /// Where a code for this token goes, as the page shows it.
 pub fn destination_label(token: &Token) -> String {
     match token.kind {
@@ -249,11 +271,16 @@ fn verify_page(
     error: Option<&str>,
 ) -> Markup {
     let csrf = &login.csrf_token;
+    let now = session::now();
     let delivered: Vec<&Token> = tokens
         .iter()
-        .filter(|t| usable(t) && t.kind.is_delivered())
+        .filter(|t| open_now(portal, t, now) && t.kind.is_delivered())
         .collect();
-    let has_app = tokens.iter().any(|t| usable(t) && !t.kind.is_delivered());
+    let has_app = tokens
+        .iter()
+        .any(|t| open_now(portal, t, now) && !t.kind.is_delivered());
+    let any_open = has_app || !delivered.is_empty();
+    let locked = locked_names(portal, tokens, now);
     html! {
         p { "Logging in as " strong { (login.login) } ". " a href=(portal.path("")) { "Not you?" } }
         (form_error(error))
@@ -274,12 +301,22 @@ fn verify_page(
                 }
             }
             LoginStage::Otp => {
-                @if login.transaction_id.is_some() {
+                @if let Some((names, count)) = &locked {
+                    @if any_open {
+                        p.note { (names) " " @if *count == 1 { "is" } @else { "are" } " locked after too many wrong codes. Use another second factor, or ask your administrator to unlock it." }
+                    } @else {
+                        p.error role="alert" {
+                            @if *count == 1 { "Your second factor " (names) " is" } @else { "Your second factors " (names) " are" }
+                            " locked after too many wrong codes, so you cannot log in now. Ask your administrator to unlock it."
+                        }
+                    }
+                }
+                @if any_open && login.transaction_id.is_some() {
                     p { "We have sent you a one-time password. Type it here." }
                 } @else if has_app {
                     p { "Type the code your authenticator app or hardware token shows." }
                 }
-                @if login.transaction_id.is_some() || has_app {
+                @if any_open && (login.transaction_id.is_some() || has_app) {
                     form.stack method="post" action=(portal.path("/login/otp")) {
                         (csrf_field(csrf))
                         label { "One-time password" small { "With your PIN in front or behind it, if your token has one." }
@@ -489,11 +526,19 @@ async fn first_factor_passed(
         .store
         .portal_tokens(user.id, portal.resource.id)
         .await?;
-    let usable_tokens: Vec<&Token> = tokens.iter().filter(|t| usable(t)).collect();
-    if usable_tokens.is_empty() {
+    if !tokens.iter().any(usable) {
         return open_session(state, request, portal, id_hash, &user).await;
     }
-    let transaction = match usable_tokens.as_slice() {
+    // Locked tokens get no code: the page says they are locked instead.
+    let now = session::now();
+    let open_tokens: Vec<&Token> = tokens.iter().filter(|t| open_now(portal, t, now)).collect();
+    if open_tokens.is_empty() {
+        let mut entry = portal.audit(request, &login.login, "portal.login", "rejected");
+        entry.user_id = Some(user.id);
+        entry.reason = Some("token_locked".into());
+        state.store.audit(entry).await?;
+    }
+    let transaction = match open_tokens.as_slice() {
         [only] if only.kind.is_delivered() => {
             send_to(state, request, portal, &login.login, only).await?
         }
@@ -560,10 +605,9 @@ pub async fn send_code(
         .store
         .portal_tokens(user_id, portal.resource.id)
         .await?;
-    let Some(token) = tokens
-        .iter()
-        .find(|t| t.id.to_string() == form.token.trim() && usable(t) && t.kind.is_delivered())
-    else {
+    let Some(token) = tokens.iter().find(|t| {
+        t.id.to_string() == form.token.trim() && open_now(&portal, t, now) && t.kind.is_delivered()
+    }) else {
         return render_verify(&state, &portal, &login, None).await;
     };
     let transaction = send_to(&state, &request, &portal, &login.login, token).await?;

@@ -34,11 +34,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 /// The state as the user reads it.
 fn state_label(token: &Token, now: i64, auto_unlock: Option<i64>) -> &'static str {
-    let locked = match (token.locked_at, auto_unlock) {
-        (None, _) => false,
-        (Some(at), Some(seconds)) => at > now - seconds,
-        (Some(_), None) => true,
-    };
+    let locked = token.is_locked(auto_unlock, now);
     match token.state {
         TokenState::Pending => "Pending activation",
         TokenState::Reactivate => "Needs re-activation",
