@@ -123,6 +123,15 @@ impl Token {
             (Some(_), None) => true,
         }
     }
+
+    /// Whether this is a hardware token: a TOTP or HOTP token whose serial came from outside
+    /// (a seed file, or an administrator typing the serial printed on the device) rather than
+    /// one otpgate generated for a software token. Its seed lives in the device, so it can
+    /// never be reissued.
+    pub fn is_hardware(&self) -> bool {
+        matches!(self.kind, TokenKind::Totp | TokenKind::Hotp)
+            && !super::tokens::is_generated_serial(self.kind, &self.serial)
+    }
 }
 
 pub const TOKEN_COLUMNS: &str = "id, serial, name, kind, user_id, secret, algorithm, digits, period, last_step, drift, \

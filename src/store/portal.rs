@@ -546,9 +546,10 @@ impl Store {
 }
 
 impl Store {
-    /// Replaces a TOTP token's seed with the reissued one whose first code matched at `step`,
-    /// and ends the session's pending reissue: from now on only the new seed works.
-    pub async fn reissue_totp_seed(
+    /// Replaces a TOTP or HOTP token's seed with the reissued one whose first code matched at
+    /// `step` (a time step, or the new counter: an HOTP token's counting starts afresh), and
+    /// ends the session's pending reissue: from now on only the new seed works.
+    pub async fn reissue_seed(
         &self,
         id_hash: Vec<u8>,
         token_id: i64,
@@ -561,8 +562,36 @@ impl Store {
             let changed = conn.execute(
                 "UPDATE tokens SET secret = ?2, last_step = ?3, drift = 0, fail_count = 0,
                         locked_at = NULL, updated_at = ?4
-                 WHERE id = ?1 AND kind = 'TOTP'",
+                 WHERE id = ?1 AND kind IN ('TOTP', 'HOTP')",
                 params![token_id, sealed_secret, step, now],
+            )? == 1;
+            conn.execute(
+                "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
+                params![id_hash],
+            )?;
+            if changed {
+                audit::insert(conn, &entry)?;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
+    /// Moves a MAIL or SMS token to the new address or number whose code was typed back, and
+    /// ends the session's pending activation: from now on its codes go there.
+    pub async fn reissue_destination(
+        &self,
+        id_hash: Vec<u8>,
+        token_id: i64,
+        destination: String,
+        now: UnixTime,
+        entry: AuditEntry,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE tokens SET destination = ?2, updated_at = ?3
+                 WHERE id = ?1 AND kind IN ('MAIL', 'SMS')",
+                params![token_id, destination, now],
             )? == 1;
             conn.execute(
                 "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",

@@ -133,6 +133,17 @@ fn serial_taken(conn: &Connection, serial: &str) -> Result<bool> {
         .query_row(params![serial], |row| row.get(0))?)
 }
 
+/// Whether `serial` has the form of the serials otpgate generates for tokens of `kind` (see
+/// `random_serial`).
+pub fn is_generated_serial(kind: TokenKind, serial: &str) -> bool {
+    serial.strip_prefix(kind.as_str()).is_some_and(|rest| {
+        rest.len() == 8
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    })
+}
+
 /// A serial of the kind's name and eight random upper-case hexadecimal characters.
 fn random_serial(kind: TokenKind) -> Result<String> {
     let bytes = crate::crypto::random_bytes::<4>()
@@ -750,5 +761,31 @@ impl Store {
             Ok(Ok(existing_record(conn, id)?))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_serials_are_told_apart_from_serials_given_from_outside() {
+        for kind in TokenKind::ALL {
+            let serial = random_serial(kind).expect("a serial");
+            assert!(is_generated_serial(kind, &serial), "{serial}");
+        }
+        assert!(!is_generated_serial(TokenKind::Hotp, "HW-0001"));
+        assert!(
+            !is_generated_serial(TokenKind::Hotp, "TOTP0A1B2C3D"),
+            "another kind's"
+        );
+        assert!(
+            !is_generated_serial(TokenKind::Totp, "TOTP0a1b2c3d"),
+            "lower case"
+        );
+        assert!(
+            !is_generated_serial(TokenKind::Totp, "TOTP0A1B2C3D4"),
+            "too long"
+        );
     }
 }

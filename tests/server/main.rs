@@ -35,6 +35,7 @@ mod portal_account;
 mod portal_enrol;
 mod portal_login;
 mod portal_policy;
+mod portal_reissue;
 mod portal_support;
 mod portal_tokens;
 mod setup;

@@ -66,11 +66,21 @@ pub enum Pending {
         sent_at: i64,
         expires_at: i64,
     },
-    /// A reissued TOTP seed waiting for the app's first code.
+    /// A reissued TOTP or HOTP seed waiting for the app's first code.
     Reissue {
         token_id: i64,
         secret: Vec<u8>,
         tries_left: i64,
+        expires_at: i64,
+    },
+    /// A new activation of a MAIL or SMS token: the new address or number waiting for the
+    /// code sent to it.
+    Activation {
+        token_id: i64,
+        destination: String,
+        code_hash: Vec<u8>,
+        tries_left: i64,
+        sent_at: i64,
         expires_at: i64,
     },
 }
@@ -88,9 +98,9 @@ impl Pending {
         let json = state.keys.open(Purpose::Credential, sealed).ok()?;
         let pending: Pending = serde_json::from_slice(&json).ok()?;
         let expires_at = match &pending {
-            Pending::Contact { expires_at, .. } | Pending::Reissue { expires_at, .. } => {
-                *expires_at
-            }
+            Pending::Contact { expires_at, .. }
+            | Pending::Reissue { expires_at, .. }
+            | Pending::Activation { expires_at, .. } => *expires_at,
         };
         (expires_at > now).then_some(pending)
     }
@@ -523,7 +533,7 @@ fn verify_body(
             phone: true, value, ..
         } => ("phone number", value.as_str()),
         Pending::Contact { value, .. } => ("email address", value.as_str()),
-        Pending::Reissue { .. } => ("token", ""),
+        Pending::Reissue { .. } | Pending::Activation { .. } => ("token", ""),
     };
     html! {
         (form_error(error))

@@ -4,9 +4,11 @@
 //! - Set PIN / Remove PIN, with the PIN policy of the general settings;
 //! - Token Synchronization: two consecutive codes, found by the same search the API and the
 //!   admin panel use;
-//! - Reissue Token: a new seed for an authenticator app (QR code, then its first code — the
-//!   old seed works until then), or a new Telegram activation for a BOT token (the old chat gets
-//!   the codes until the new one is activated);
+//! - Reissue Token: a new seed for an authenticator app, TOTP or HOTP (QR code, then its first
+//!   code — the old seed works until then); a new activation for a MAIL or SMS token (a new
+//!   address or number, confirmed by a code sent there — the old one gets the codes until
+//!   then); or a new Telegram activation for a BOT token (the old chat gets the codes until the
+//!   new one is activated). Hardware tokens keep the seed in the device: never reissued;
 //! - Assign Existing Token: an unassigned hardware token, claimed with its serial and a code
 //!   it shows now.
 
@@ -24,13 +26,17 @@ use crate::delivery::bot;
 use crate::domain::{self, TokenKind, TokenState};
 use crate::otp;
 use crate::store::Token;
+use crate::store::portal::Message;
 use crate::store::resources::PortalAction;
 use crate::web::{AppState, views};
 
-/// Wrong first codes of a reissued seed before it is thrown away.
+/// Wrong first codes of a reissued seed (or wrong codes for a new address) before it is
+/// thrown away.
 const REISSUE_TRIES: i64 = 3;
-/// How long a reissued seed waits for its first code.
+/// How long a reissued seed waits for its first code, and a new address for its code.
 const REISSUE_SECONDS: i64 = 10 * 60;
+/// How long before another code for a new address may be sent.
+const RESEND_SECONDS: i64 = 30;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -65,6 +71,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::post().to(confirm_reissue),
         )
         .route(
+            "/portal/{address}/tokens/{id}/reissue/verify",
+            web::get().to(show_reissue_verify),
+        )
+        .route(
             "/portal/{address}/tokens/{id}/reissue/status",
             web::get().to(reissue_status),
         );
@@ -75,9 +85,15 @@ pub fn can_sync(token: &Token) -> bool {
     matches!(token.kind, TokenKind::Totp | TokenKind::Hotp) && token.state == TokenState::Active
 }
 
-/// Whether Reissue Token applies: a new seed for an app, or a new Telegram activation.
+/// Whether Reissue Token applies: a new seed for an app (TOTP or HOTP), a new address for a
+/// MAIL or SMS token, or a new Telegram activation; never for a hardware token.
 pub fn can_reissue(token: &Token) -> bool {
-    matches!(token.kind, TokenKind::Totp | TokenKind::Bot) && token.state == TokenState::Active
+    token.state == TokenState::Active && !token.is_hardware()
+}
+
+/// MAIL and SMS tokens are reissued by a new activation at a new (or the same) destination.
+fn reissued_by_code(token: &Token) -> bool {
+    matches!(token.kind, TokenKind::Mail | TokenKind::Sms)
 }
 
 /// The stored OTP parameters of a TOTP or HOTP token.
@@ -400,17 +416,8 @@ pub async fn show_reissue(
     if !can_reissue(&token) {
         return Err(PortalError::NotFound);
     }
-    let body = html! {
-        @if token.kind == TokenKind::Bot {
-            p { "Moving to a new phone or a new Telegram account? Activate “" (token.name) "” again there. Until you do, the codes keep going to the chat you use now." }
-        } @else {
-            p { "Got a new phone, or lost the old one? You get a new QR code for your authenticator app. Until you type the first code of the new entry, the old one keeps working." }
-        }
-        form.stack method="post" action=(portal.path(&format!("/tokens/{}/reissue", token.id))) {
-            (csrf_field(&visitor.csrf))
-            div.buttons { button type="submit" { "Next" } a href=(portal.path("")) { "Back" } }
-        }
-    };
+    let destination = token.destination.clone().unwrap_or_default();
+    let body = reissue_start_body(&portal, &visitor, &token, &destination, None);
     Ok(page(
         &state,
         &request,
@@ -420,6 +427,45 @@ pub async fn show_reissue(
         false,
         body,
     ))
+}
+
+/// The first step of Reissue Token: what it does for this kind, and for MAIL and SMS the new
+/// address or number (`destination`, as typed or the current one).
+fn reissue_start_body(
+    portal: &Portal,
+    visitor: &Visitor,
+    token: &Token,
+    destination: &str,
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        (form_error(error))
+        @match token.kind {
+            TokenKind::Bot => {
+                p { "Moving to a new phone or a new Telegram account? Activate “" (token.name) "” again there. Until you do, the codes keep going to the chat you use now." }
+            }
+            TokenKind::Mail => {
+                p { "Want the codes of “" (token.name) "” at another email address? Give it here; we send a code there. Until you type it, the codes keep going to " strong { (super::login::destination_label(token)) } "." }
+            }
+            TokenKind::Sms => {
+                p { "Got a new phone number? Give it here; we send a code there by SMS. Until you type it, the codes of “" (token.name) "” keep going to " strong { (super::login::destination_label(token)) } "." }
+            }
+            _ => {
+                p { "Got a new phone, or lost the old one? You get a new QR code for your authenticator app. Until you type the first code of the new entry, the old one keeps working." }
+            }
+        }
+        form.stack method="post" action=(portal.path(&format!("/tokens/{}/reissue", token.id))) {
+            (csrf_field(&visitor.csrf))
+            @if token.kind == TokenKind::Mail {
+                label { "Email address" input type="email" name="destination" value=(destination) required autofocus; }
+            }
+            @if token.kind == TokenKind::Sms {
+                label { "Phone number" small { "In international form, e.g. +41 79 123 45 67." }
+                    input type="tel" name="destination" value=(destination) required autofocus; }
+            }
+            div.buttons { button type="submit" { "Next" } a href=(portal.path("")) { "Back" } }
+        }
+    }
 }
 
 fn reissue_qr_body(
@@ -453,11 +499,19 @@ fn reissue_qr_body(
     })
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ReissueForm {
+    csrf: String,
+    /// MAIL and SMS: the new address or number.
+    destination: String,
+}
+
 pub async fn submit_reissue(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<ReissueForm>,
 ) -> Result<HttpResponse, PortalError> {
     let (portal, visitor, token) = token_context(
         &state,
@@ -471,6 +525,17 @@ pub async fn submit_reissue(
         return Err(PortalError::NotFound);
     }
     let now = crate::web::now();
+    if reissued_by_code(&token) {
+        return start_activation(
+            &state,
+            &request,
+            &portal,
+            &visitor,
+            &token,
+            &form.destination,
+        )
+        .await;
+    }
     let mut entry = visitor.audit(&portal, &request, "portal.token_reissue", "started");
     entry.token_id = Some(token.id);
     if token.kind == TokenKind::Bot {
@@ -544,6 +609,9 @@ pub async fn confirm_reissue(
         PortalAction::ReissueToken,
     )
     .await?;
+    if reissued_by_code(&token) {
+        return confirm_activation(&state, &request, &portal, &visitor, &token, &form.code).await;
+    }
     let now = crate::web::now();
     let Some(Pending::Reissue {
         token_id,
@@ -566,7 +634,7 @@ pub async fn confirm_reissue(
         let sealed = state.keys.seal(Purpose::TokenSecret, &secret)?;
         if state
             .store
-            .reissue_totp_seed(visitor.id_hash.clone(), token.id, sealed, step, now, entry)
+            .reissue_seed(visitor.id_hash.clone(), token.id, sealed, step, now, entry)
             .await?
         {
             return Ok(portal.redirect_with_flash(
@@ -623,6 +691,279 @@ pub async fn confirm_reissue(
         &request,
         &portal,
         &visitor,
+        "Reissue Token",
+        true,
+        body,
+    ))
+}
+
+// ---- Reissue Token: a new activation of a MAIL or SMS token ----
+
+/// A code for the new address or number of a MAIL or SMS token, and the message that carries
+/// it there; the code has the token's length, like the codes it will receive.
+fn activation_code(
+    state: &AppState,
+    portal: &Portal,
+    token: &Token,
+    destination: &str,
+    now: i64,
+) -> Result<(Vec<u8>, Message), PortalError> {
+    let random = crypto::random_bytes::<64>()?;
+    let code = otp::numeric_code(&random, token.digits)
+        .ok_or_else(|| crate::web::PageError::Internal(anyhow::anyhow!("no code")))?;
+    let (channel, what) = if token.kind == TokenKind::Sms {
+        ("sms", "phone number")
+    } else {
+        ("mail", "email address")
+    };
+    let body = format!(
+        "{code} is the code that confirms the new {what} of your second factor \"{}\" for {}. \
+         It is valid for {} minutes. If you did not ask for it, tell your administrator.",
+        token.name,
+        portal.resource.name,
+        REISSUE_SECONDS / 60
+    );
+    Ok((
+        state.keys.code_hash(&code),
+        Message {
+            channel,
+            recipient: destination.to_string(),
+            subject: format!(
+                "Confirm the new {what} of your second factor for {}",
+                portal.resource.name
+            ),
+            sealed_body: state.keys.seal(Purpose::Message, body.as_bytes())?,
+            expires_at: now + REISSUE_SECONDS,
+        },
+    ))
+}
+
+/// The live pending activation of this token, if the session has one.
+fn pending_activation(state: &AppState, visitor: &Visitor, token: &Token) -> Option<Pending> {
+    Pending::of(state, visitor, crate::web::now()).filter(
+        |pending| matches!(pending, Pending::Activation { token_id, .. } if *token_id == token.id),
+    )
+}
+
+/// Sends a code to the new address or number (validated as at enrolment) and waits for it;
+/// the token keeps its old destination until the code comes back.
+async fn start_activation(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    visitor: &Visitor,
+    token: &Token,
+    typed: &str,
+) -> Result<HttpResponse, PortalError> {
+    let verify = format!("/tokens/{}/reissue/verify", token.id);
+    let destination = match domain::token_destination(token.kind, typed) {
+        Ok(destination) => destination,
+        Err(error) => {
+            let message = format!("Check the new value: {}.", error.message);
+            let body = reissue_start_body(portal, visitor, token, typed, Some(&message));
+            return Ok(page(
+                state,
+                request,
+                portal,
+                visitor,
+                "Reissue Token",
+                true,
+                body,
+            ));
+        }
+    };
+    let now = crate::web::now();
+    if let Some(Pending::Activation { sent_at, .. }) = pending_activation(state, visitor, token)
+        && now - sent_at < RESEND_SECONDS
+    {
+        return Ok(portal.redirect_with_flash(
+            state,
+            &verify,
+            "A code was sent a moment ago. Wait half a minute before asking for another.",
+        ));
+    }
+    let (code_hash, message) = activation_code(state, portal, token, &destination, now)?;
+    let pending = Pending::Activation {
+        token_id: token.id,
+        destination,
+        code_hash,
+        tries_left: REISSUE_TRIES,
+        sent_at: now,
+        expires_at: now + REISSUE_SECONDS,
+    };
+    let mut entry = visitor.audit(portal, request, "portal.token_reissue", "code_sent");
+    entry.token_id = Some(token.id);
+    state
+        .store
+        .set_portal_pending(
+            visitor.id_hash.clone(),
+            Some(pending.seal(state)?),
+            Some(message),
+            now,
+            Some(entry),
+        )
+        .await?;
+    state.delivery.wake();
+    Ok(portal.redirect_with_flash(
+        state,
+        &verify,
+        "We have sent a code there. Type it here to confirm the new address.",
+    ))
+}
+
+fn activation_verify_body(
+    portal: &Portal,
+    visitor: &Visitor,
+    token: &Token,
+    destination: &str,
+    error: Option<&str>,
+) -> Markup {
+    let base = portal.path(&format!("/tokens/{}/reissue", token.id));
+    html! {
+        (form_error(error))
+        p { "Type the code we sent to " strong { (destination) } ". Until then, the codes of “" (token.name) "” keep going to " (super::login::destination_label(token)) "." }
+        form.stack method="post" action={ (base) "/confirm" } {
+            (csrf_field(&visitor.csrf))
+            label { "Code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
+            div.buttons { button type="submit" { "Confirm" } a href=(portal.path("")) { "Back" } }
+        }
+        form.inline method="post" action=(base) {
+            (csrf_field(&visitor.csrf))
+            input type="hidden" name="destination" value=(destination);
+            button.link type="submit" { "Send a new code" }
+        }
+    }
+}
+
+pub async fn show_reissue_verify(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PortalError> {
+    let (portal, visitor, token) =
+        token_context(&state, &request, &path, None, PortalAction::ReissueToken).await?;
+    let Some(Pending::Activation { destination, .. }) =
+        pending_activation(&state, &visitor, &token)
+    else {
+        return Ok(portal.redirect_with_flash(
+            &state,
+            "",
+            "There is no new address waiting for a code. Start Reissue Token again.",
+        ));
+    };
+    let body = activation_verify_body(&portal, &visitor, &token, &destination, None);
+    Ok(page(
+        &state,
+        &request,
+        &portal,
+        &visitor,
+        "Reissue Token",
+        false,
+        body,
+    ))
+}
+
+/// The code typed for a new address or number: right, the token moves there; wrong, a try is
+/// used up, and with the last one the new address is forgotten.
+async fn confirm_activation(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    visitor: &Visitor,
+    token: &Token,
+    typed: &str,
+) -> Result<HttpResponse, PortalError> {
+    super::login::throttle(state, request, portal, &visitor.user.login)?;
+    let now = crate::web::now();
+    let old = super::login::destination_label(token);
+    let Some(Pending::Activation {
+        token_id,
+        destination,
+        code_hash,
+        tries_left,
+        sent_at,
+        expires_at,
+    }) = pending_activation(state, visitor, token)
+    else {
+        return Ok(portal.redirect_with_flash(
+            state,
+            "",
+            &format!(
+                "The code has expired. Start Reissue Token again; the codes still go to {old}."
+            ),
+        ));
+    };
+    let typed = typed.trim();
+    let mut entry = visitor.audit(portal, request, "portal.token_reissue", "ok");
+    entry.token_id = Some(token.id);
+    if typed.len() <= 16 && crypto::constant_time_eq(&state.keys.code_hash(typed), &code_hash) {
+        if state
+            .store
+            .reissue_destination(
+                visitor.id_hash.clone(),
+                token.id,
+                destination.clone(),
+                now,
+                entry,
+            )
+            .await?
+        {
+            return Ok(portal.redirect_with_flash(
+                state,
+                "",
+                &format!(
+                    "“{}” is reissued: its codes go to {} from now on.",
+                    token.name,
+                    domain::mask_destination(&destination)
+                ),
+            ));
+        }
+        return Err(PortalError::NotFound);
+    }
+    entry.result = "rejected".into();
+    entry.reason = Some("bad_code".into());
+    let left = tries_left - 1;
+    if left <= 0 {
+        state
+            .store
+            .set_portal_pending(visitor.id_hash.clone(), None, None, now, Some(entry))
+            .await?;
+        return Ok(portal.redirect_with_flash(
+            state,
+            "",
+            &format!("Too many wrong codes: nothing was changed, the codes still go to {old}."),
+        ));
+    }
+    let pending = Pending::Activation {
+        token_id,
+        destination: destination.clone(),
+        code_hash,
+        tries_left: left,
+        sent_at,
+        expires_at,
+    };
+    state
+        .store
+        .set_portal_pending(
+            visitor.id_hash.clone(),
+            Some(pending.seal(state)?),
+            None,
+            now,
+            Some(entry),
+        )
+        .await?;
+    let body = activation_verify_body(
+        portal,
+        visitor,
+        token,
+        &destination,
+        Some("The code is not right. Check it and try again."),
+    );
+    Ok(page(
+        state,
+        request,
+        portal,
+        visitor,
         "Reissue Token",
         true,
         body,
