@@ -1,6 +1,7 @@
 //! Reissue Token in the portal for the kinds beyond the TOTP app and BOT (portal_tokens.rs):
 //! a software HOTP app gets a new seed, MAIL and SMS tokens a new activation at a new address
-//! or number through the real SMTP listener and SMS gateway, and hardware tokens none.
+//! or number through the real SMTP listener and SMS gateway, a BOT token whose user blocked the
+//! bot is re-activated in a new chat, and hardware tokens get none.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::{hidden_value, location, secret_on_page};
 use crate::portal_enrol::{with_mail, with_sms};
 use crate::portal_support::{Browser, Portal, SECRET, SECRET_HEX};
+use crate::portal_tokens::{activation_on, wait_until_active, with_bot};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "a long enough password";
@@ -396,4 +398,149 @@ async fn hardware_tokens_cannot_be_reissued() {
         portal.count("SELECT COUNT(*) FROM sessions WHERE pending_secret IS NOT NULL"),
         0
     );
+}
+
+/// Waits until the API shows the token in `state`.
+async fn wait_for_state(portal: &Portal, token: i64, state: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while portal.token_json(token).await["state"] != state {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "token {token} never became {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_bot_token_that_needs_re_activation_is_re_activated_from_the_portal() {
+    let portal = Portal::start(&["reissue_token"], &[]).await;
+    let telegram = with_bot(&portal).await;
+    portal
+        .user(json!({"login": "lea", "password": PASSWORD}))
+        .await;
+    let (status, created) = portal
+        .api
+        .call(
+            Method::POST,
+            "/tokens",
+            &portal.admin,
+            json!({"kind": "BOT", "user": "lea", "resource": "vpn", "name": "Lea's phone"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["id"].as_i64().expect("id");
+    let first_code = created["activation"]["code"].as_str().expect("a code");
+    telegram.user_writes(9001, 901, &format!("/start {first_code}"));
+    wait_for_state(&portal, token, "active").await;
+
+    // Telegram answers 403 "bot was blocked by the user": the token needs re-activation.
+    telegram.block(9001);
+    let (status, prepared) = portal
+        .api
+        .call(
+            Method::POST,
+            "/auth/prepare",
+            &portal.admin,
+            json!({"resource": "vpn", "user": "lea"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{prepared}");
+    wait_for_state(&portal, token, "reactivate").await;
+
+    // No usable second factor is left, so the password alone opens the portal.
+    let browser = portal.browser();
+    let response = browser.log_in_with_password("lea", PASSWORD).await;
+    assert_eq!(location(&response), "/portal/vpn");
+    let reissue = format!("/portal/vpn/tokens/{token}/reissue");
+    let home = browser.page("/portal/vpn").await;
+    assert!(home.contains("Needs re-activation"), "{home}");
+    assert!(
+        home.contains(&format!("href=\"{reissue}\">Re-activate</a>")),
+        "the action reads Re-activate: {home}"
+    );
+    assert!(home.contains("open the bot again"), "{home}");
+    let form = browser.page(&reissue).await;
+    assert!(form.contains("blocked the bot"), "{form}");
+
+    let page = browser
+        .submit(&reissue, &reissue, &[])
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("data:image/svg+xml;base64,"), "a QR code");
+    let (code, status) = activation_on(&page);
+    assert!(
+        page.contains(&format!(
+            "https://t.me/{}?start={code}",
+            crate::telegram_api::USERNAME
+        )),
+        "the link: {page}"
+    );
+    assert_eq!(status, format!("{reissue}/status"));
+    let answer: Value = browser.get(&status).await.json().await.expect("json");
+    assert_eq!(answer["state"], "pending");
+    // Without JavaScript, the Check button says it is not done yet.
+    let check = format!("{reissue}/check");
+    assert!(page.contains(&format!("action=\"{check}\"")), "{page}");
+    let waiting = browser.get(&check).await;
+    assert_eq!(waiting.status(), 200);
+    assert!(
+        waiting.text().await.expect("body").contains("not received"),
+        "not active yet"
+    );
+
+    telegram.user_writes(9002, 901, &format!("/start {code}"));
+    wait_until_active(&browser, &status).await;
+    let confirmation = telegram.wait_for_messages(9002, 1, WAIT).await;
+    assert!(
+        confirmation[0].text.contains("Lea's phone"),
+        "the bot confirms in the new chat: {}",
+        confirmation[0].text
+    );
+    assert_eq!(portal.token_json(token).await["state"], "active");
+    assert_eq!(
+        portal.count(&format!(
+            "SELECT bot_chat_id FROM tokens WHERE id = {token}"
+        )),
+        9002
+    );
+    let done = browser.get(&check).await;
+    assert_eq!(location(&done), "/portal/vpn");
+    let home = browser.page("/portal/vpn").await;
+    assert!(!home.contains("Needs re-activation"), "{home}");
+    assert!(home.contains(&format!("href=\"{reissue}\">Reissue</a>")));
+
+    // The next login asks for the code, and the bot sends it to the new chat.
+    let next = portal.browser();
+    let response = next.log_in_with_password("lea", PASSWORD).await;
+    assert_eq!(location(&response), "/portal/vpn/login/verify");
+    let messages = telegram.wait_for_messages(9002, 2, WAIT).await;
+    assert_eq!(messages.len(), 2, "the login code went to the new chat");
+    let login_code = crate::sms_gateway::code_in(&messages[1].text).expect("a code");
+    let done = next
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/otp",
+            &[("otp", &login_code)],
+        )
+        .await;
+    assert_eq!(location(&done), "/portal/vpn");
+    assert_eq!(
+        telegram
+            .sent()
+            .iter()
+            .filter(|sent| sent.chat_id == 9001)
+            .count(),
+        1,
+        "the blocked chat got nothing after the first activation's confirmation"
+    );
+    assert_eq!(
+        portal.count(&format!(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'portal.token_reissue' AND token_id = {token}"
+        )),
+        1
+    );
+    telegram.stop().await;
 }

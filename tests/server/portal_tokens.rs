@@ -228,7 +228,7 @@ pub async fn with_bot(portal: &Portal) -> TelegramApi {
 }
 
 /// The `/start` code and the status address on a BOT activation page.
-fn activation_on(page: &str) -> (String, String) {
+pub fn activation_on(page: &str) -> (String, String) {
     let code = page
         .split("/start ")
         .nth(1)
@@ -244,7 +244,7 @@ fn activation_on(page: &str) -> (String, String) {
     (code, status)
 }
 
-async fn wait_until_active(browser: &Browser, status: &str) {
+pub async fn wait_until_active(browser: &Browser, status: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         let answer: serde_json::Value = browser.get(status).await.json().await.expect("json");

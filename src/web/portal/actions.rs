@@ -8,7 +8,9 @@
 //!   code — the old seed works until then); a new activation for a MAIL or SMS token (a new
 //!   address or number, confirmed by a code sent there — the old one gets the codes until
 //!   then); or a new Telegram activation for a BOT token (the old chat gets the codes until the
-//!   new one is activated). Hardware tokens keep the seed in the device: never reissued;
+//!   new one is activated). A BOT token that needs re-activation (Telegram refused its messages
+//!   because the user blocked the bot) gets the same new activation, offered as Re-activate.
+//!   Hardware tokens keep the seed in the device: never reissued;
 //! - Assign Existing Token: an unassigned hardware token, claimed with its serial and a code
 //!   it shows now.
 
@@ -77,6 +79,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/portal/{address}/tokens/{id}/reissue/status",
             web::get().to(reissue_status),
+        )
+        .route(
+            "/portal/{address}/tokens/{id}/reissue/check",
+            web::get().to(check_reissue),
         );
 }
 
@@ -86,9 +92,25 @@ pub fn can_sync(token: &Token) -> bool {
 }
 
 /// Whether Reissue Token applies: a new seed for an app (TOTP or HOTP), a new address for a
-/// MAIL or SMS token, or a new Telegram activation; never for a hardware token.
+/// MAIL or SMS token, or a new Telegram activation, also for a BOT token that needs
+/// re-activation; never for a hardware token.
 pub fn can_reissue(token: &Token) -> bool {
-    token.state == TokenState::Active && !token.is_hardware()
+    (token.state == TokenState::Active || needs_reactivation(token)) && !token.is_hardware()
+}
+
+/// A BOT token the bot cannot reach any more (the user blocked it): no codes go anywhere until
+/// a new activation binds a chat again, so Reissue Token is offered as Re-activate.
+pub fn needs_reactivation(token: &Token) -> bool {
+    token.kind == TokenKind::Bot && token.state == TokenState::Reactivate
+}
+
+/// The title of Reissue Token's pages for this token.
+fn reissue_title(token: &Token) -> &'static str {
+    if needs_reactivation(token) {
+        "Re-activate"
+    } else {
+        "Reissue Token"
+    }
 }
 
 /// MAIL and SMS tokens are reissued by a new activation at a new (or the same) destination.
@@ -423,7 +445,7 @@ pub async fn show_reissue(
         &request,
         &portal,
         &visitor,
-        "Reissue Token",
+        reissue_title(&token),
         false,
         body,
     ))
@@ -441,6 +463,9 @@ fn reissue_start_body(
     html! {
         (form_error(error))
         @match token.kind {
+            TokenKind::Bot if needs_reactivation(token) => {
+                p { "Telegram told us that you blocked the bot or deleted the chat with it, so “" (token.name) "” gets no codes now. To use it again, open the bot again: press Next, then open the link on your phone and press " strong { "Start" } "." }
+            }
             TokenKind::Bot => {
                 p { "Moving to a new phone or a new Telegram account? Activate “" (token.name) "” again there. Until you do, the codes keep going to the chat you use now." }
             }
@@ -554,9 +579,14 @@ pub async fn submit_reissue(
         if issued.is_err() {
             return Err(PortalError::NotFound);
         }
-        let status = portal.path(&format!("/tokens/{}/reissue/status", token.id));
+        let base = portal.path(&format!("/tokens/{}/reissue", token.id));
         return Ok(super::enrol::bot_page(
-            &state, &portal, &visitor, &token, &code, &status,
+            &state,
+            &portal,
+            &visitor,
+            &code,
+            &format!("{base}/status"),
+            &format!("{base}/check"),
         ));
     }
     let secret = crypto::random_bytes::<20>()?.to_vec();
@@ -970,6 +1000,16 @@ async fn confirm_activation(
     ))
 }
 
+/// Whether the bot has bound a chat with the token's newest activation code (it is used up).
+async fn reactivated(state: &AppState, token: &Token) -> Result<bool, PortalError> {
+    let status = state
+        .store
+        .bot_activation_status(token.id)
+        .await?
+        .ok_or(PortalError::NotFound)?;
+    Ok(status.state == "active" && status.code_expires_at.is_none())
+}
+
 /// `{"state": "active"}` once the bot has received the new activation code, for the script.
 pub async fn reissue_status(
     state: web::Data<AppState>,
@@ -978,17 +1018,60 @@ pub async fn reissue_status(
 ) -> Result<HttpResponse, PortalError> {
     let (_, _, token) =
         token_context(&state, &request, &path, None, PortalAction::ReissueToken).await?;
-    let status = state
-        .store
-        .bot_activation_status(token.id)
-        .await?
-        .ok_or(PortalError::NotFound)?;
-    let label = if status.state == "active" && status.code_expires_at.is_none() {
+    let label = if reactivated(&state, &token).await? {
         "active"
     } else {
         "pending"
     };
     Ok(HttpResponse::Ok().json(serde_json::json!({ "state": label })))
+}
+
+/// The Check button of a BOT token's new activation, for browsers without JavaScript: back to
+/// the 2nd Factor section once the bot has it, otherwise the same question again. (Enrolment's
+/// Check needs Enroll Token and takes every token that is not pending for done.)
+pub async fn check_reissue(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PortalError> {
+    let (portal, visitor, token) =
+        token_context(&state, &request, &path, None, PortalAction::ReissueToken).await?;
+    if token.kind != TokenKind::Bot {
+        return Err(PortalError::NotFound);
+    }
+    if reactivated(&state, &token).await? {
+        return Ok(portal.redirect_with_flash(
+            &state,
+            "",
+            &format!(
+                "“{}” is active: its codes go to the chat where you pressed Start.",
+                token.name
+            ),
+        ));
+    }
+    let base = portal.path(&format!("/tokens/{}/reissue", token.id));
+    let body = html! {
+        p #activation-status data-status-url={ (base) "/status" } data-done-url=(portal.path("")) role="status" {
+            "The bot has not received the code of “" (token.name) "” yet. Open the link on your phone, press " strong { "Start" } " in the chat with the bot, then check again."
+        }
+        form.inline method="get" action={ (base) "/check" } { button type="submit" { "Check" } }
+        @if can_reissue(&token) {
+            form.inline method="post" action=(base) {
+                (csrf_field(&visitor.csrf))
+                button.link type="submit" { "Show a new QR code" }
+            }
+        }
+        p { a href=(portal.path("")) { "Back" } }
+    };
+    Ok(page(
+        &state,
+        &request,
+        &portal,
+        &visitor,
+        reissue_title(&token),
+        false,
+        body,
+    ))
 }
 
 // ---- Assign Existing Token ----

@@ -400,8 +400,15 @@ pub async fn submit_add(
     }
     match activation_code {
         Some(code) => {
-            let status = portal.path(&format!("/tokens/{}/status", token.id));
-            Ok(bot_page(&state, &portal, &visitor, &token, &code, &status))
+            let base = portal.path(&format!("/tokens/{}", token.id));
+            Ok(bot_page(
+                &state,
+                &portal,
+                &visitor,
+                &code,
+                &format!("{base}/status"),
+                &format!("{base}/activate"),
+            ))
         }
         None => Ok(portal.redirect_with_flash(&state, "", "The token was added.")),
     }
@@ -433,20 +440,19 @@ fn code_form(portal: &Portal, visitor: &Visitor, token: &Token, label: &str) -> 
 }
 
 /// The BOT activation page: the QR code of the deep link, the link, and the status the script
-/// polls (or the Check button without JavaScript).
+/// polls at `status_url` (or the Check button, to `check_url`, without JavaScript).
 pub(super) fn bot_page(
     state: &AppState,
     portal: &Portal,
     visitor: &Visitor,
-    token: &Token,
     code: &str,
     status_url: &str,
+    check_url: &str,
 ) -> HttpResponse {
     let link = state
         .telegram
         .username()
         .map(|username| bot::deep_link(&username, code));
-    let base = portal.path(&format!("/tokens/{}", token.id));
     let body = html! {
         @if let Some(link) = &link {
             p { "Scan this QR code with your phone's camera, or open the link on your phone, then press " strong { "Start" } " in the chat with the bot." }
@@ -457,7 +463,7 @@ pub(super) fn bot_page(
         p #activation-status data-status-url=(status_url) data-done-url=(portal.path("")) role="status" {
             "Waiting for the bot… This page updates by itself once the token is active."
         }
-        form.inline method="get" action={ (base) "/activate" } {
+        form.inline method="get" action=(check_url) {
             button type="submit" { "Check" }
         }
     };
@@ -707,8 +713,15 @@ pub async fn resend(
             if issued.is_err() {
                 return Err(PortalError::NotFound);
             }
-            let status = portal.path(&format!("/tokens/{}/status", token.id));
-            Ok(bot_page(&state, &portal, &visitor, &token, &code, &status))
+            let base = portal.path(&format!("/tokens/{}", token.id));
+            Ok(bot_page(
+                &state,
+                &portal,
+                &visitor,
+                &code,
+                &format!("{base}/status"),
+                &format!("{base}/activate"),
+            ))
         }
         _ => Err(PortalError::NotFound),
     }

@@ -99,7 +99,12 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
                     a.button href={ (base) "/sync" } { "Synchronize" }
                 }
                 @if allows(PortalAction::ReissueToken) && super::actions::can_reissue(token) {
-                    a.button href={ (base) "/reissue" } { "Reissue" }
+                    @if super::actions::needs_reactivation(token) {
+                        a.button href={ (base) "/reissue" } { "Re-activate" }
+                        p.note { "The bot cannot send you codes any more. Press Re-activate and open the bot again." }
+                    } @else {
+                        a.button href={ (base) "/reissue" } { "Reissue" }
+                    }
                 }
             }
         }
