@@ -7,6 +7,8 @@
 //! - the password is checked when given, and required when the resource says so;
 //! - only the user's tokens assigned to the resource count; disabled and pending tokens are
 //!   skipped; a locked token denies; a token's PIN, when set, is typed before or after its code;
+//! - a token awaiting re-activation (its bot chat is gone) is not skipped: while it is the
+//!   user's second factor, a password alone is refused;
 //! - a match is claimed with a compare-and-set in the store, so a code is never accepted twice;
 //! - a miss counts against every token that could have answered, locking it at the resource's
 //!   limit; a success resets the counter;
@@ -127,6 +129,12 @@ fn is_locked(token: &Token, auto_unlock: Option<i64>, now: UnixTime) -> bool {
 
 fn usable(token: &Token) -> bool {
     token.enabled && token.state == TokenState::Active
+}
+
+/// An enabled token that cannot answer now because its bot chat is gone (the user blocked the
+/// bot): it is still the user's second factor, so the password alone must not stand in for it.
+pub fn awaits_reactivation(token: &Token) -> bool {
+    token.enabled && token.state == TokenState::Reactivate
 }
 
 fn params_of(token: &Token) -> Option<otp::Params> {
@@ -425,6 +433,9 @@ impl Authenticator<'_> {
             // A right password and no code: accepted when the user has no second factor in
             // this resource, otherwise the codes are asked for (and sent where otpgate sends).
             if !context.tokens.iter().any(usable) {
+                if context.tokens.iter().any(awaits_reactivation) {
+                    return self.reject(&audit, "token_needs_reactivation").await;
+                }
                 self.store
                     .audit(audit.finish("accepted", Some("password_only")))
                     .await?;

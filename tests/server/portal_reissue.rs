@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{hidden_value, location, secret_on_page};
 use crate::portal_enrol::{with_mail, with_sms};
-use crate::portal_support::{Browser, Portal, SECRET, SECRET_HEX};
+use crate::portal_support::{Browser, Portal, SECRET, SECRET_HEX, totp_now};
 use crate::portal_tokens::{activation_on, wait_until_active, with_bot};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -448,9 +448,43 @@ async fn a_bot_token_that_needs_re_activation_is_re_activated_from_the_portal() 
     assert_eq!(status, 200, "{prepared}");
     wait_for_state(&portal, token, "reactivate").await;
 
-    // No usable second factor is left, so the password alone opens the portal.
+    // The token is still Lea's second factor: the password alone does not open the portal.
     let browser = portal.browser();
     let response = browser.log_in_with_password("lea", PASSWORD).await;
+    assert_eq!(response.status(), 401, "no session");
+    let refused = response.text().await.expect("body");
+    assert!(
+        refused.contains("cannot send you codes any more"),
+        "{refused}"
+    );
+    let (status, answer) = portal
+        .api
+        .call(
+            Method::POST,
+            "/auth/authenticate",
+            &portal.admin,
+            json!({"resource": "vpn", "user": "lea", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!((status, answer["result"].as_str()), (200, Some("rejected")));
+
+    // With an authenticator app as well, Lea logs in with it and re-activates the bot.
+    portal
+        .token(
+            json!({"kind": "TOTP", "user": "lea", "resource": "vpn", "name": "App",
+                      "secret": SECRET_HEX, "secret_format": "hex"}),
+        )
+        .await;
+    let browser = portal.browser();
+    let response = browser.log_in_with_password("lea", PASSWORD).await;
+    assert_eq!(location(&response), "/portal/vpn/login/verify");
+    let response = browser
+        .submit(
+            "/portal/vpn/login/verify",
+            "/portal/vpn/login/otp",
+            &[("otp", &totp_now())],
+        )
+        .await;
     assert_eq!(location(&response), "/portal/vpn");
     let reissue = format!("/portal/vpn/tokens/{token}/reissue");
     let home = browser.page("/portal/vpn").await;
@@ -512,21 +546,31 @@ async fn a_bot_token_that_needs_re_activation_is_re_activated_from_the_portal() 
     assert!(!home.contains("Needs re-activation"), "{home}");
     assert!(home.contains(&format!("href=\"{reissue}\">Reissue</a>")));
 
-    // The next login asks for the code, and the bot sends it to the new chat.
-    let next = portal.browser();
-    let response = next.log_in_with_password("lea", PASSWORD).await;
-    assert_eq!(location(&response), "/portal/vpn/login/verify");
-    let messages = telegram.wait_for_messages(9002, 2, WAIT).await;
-    assert_eq!(messages.len(), 2, "the login code went to the new chat");
-    let login_code = crate::sms_gateway::code_in(&messages[1].text).expect("a code");
-    let done = next
-        .submit(
-            "/portal/vpn/login/verify",
-            "/portal/vpn/login/otp",
-            &[("otp", &login_code)],
+    // The next code goes to the new chat and is accepted.
+    let (status, prepared) = portal
+        .api
+        .call(
+            Method::POST,
+            "/auth/prepare",
+            &portal.admin,
+            json!({"resource": "vpn", "user": "lea"}),
         )
         .await;
-    assert_eq!(location(&done), "/portal/vpn");
+    assert_eq!(status, 200, "{prepared}");
+    let messages = telegram.wait_for_messages(9002, 2, WAIT).await;
+    assert_eq!(messages.len(), 2, "the code went to the new chat");
+    let code = crate::sms_gateway::code_in(&messages[1].text).expect("a code");
+    let (status, answer) = portal
+        .api
+        .call(
+            Method::POST,
+            "/auth/authenticate",
+            &portal.admin,
+            json!({"resource": "vpn", "user": "lea", "otp": code,
+                   "transaction": prepared["transaction"]}),
+        )
+        .await;
+    assert_eq!((status, answer["result"].as_str()), (200, Some("accepted")));
     assert_eq!(
         telegram
             .sent()

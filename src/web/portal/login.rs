@@ -20,6 +20,10 @@ use crate::web::{AppState, session};
 
 /// The one message for every failed login step.
 const FAILED: &str = "The login name, password or code is not right. Try again.";
+/// After the right password, when the only second factor is a Telegram token whose chat is gone.
+const NEEDS_REACTIVATION: &str = "Your Telegram token cannot send you codes any more (the bot \
+     was blocked or the chat deleted), and it is your second factor here. Ask your administrator \
+     for a new activation, or log in with another token first.";
 /// How long a login in progress may take.
 const LOGIN_SECONDS: i64 = 10 * 60;
 /// Tries of an emailed verification code.
@@ -527,6 +531,15 @@ async fn first_factor_passed(
         .portal_tokens(user.id, portal.resource.id)
         .await?;
     if !tokens.iter().any(usable) {
+        if tokens.iter().any(crate::auth::awaits_reactivation) {
+            // Its bot chat is gone, but it is still this user's second factor: the password
+            // alone does not open the portal in its stead.
+            let mut entry = portal.audit(request, &login.login, "portal.login", "rejected");
+            entry.user_id = Some(user.id);
+            entry.reason = Some("token_needs_reactivation".into());
+            state.store.audit(entry).await?;
+            return show_login(state, request, portal, Some(NEEDS_REACTIVATION)).await;
+        }
         return open_session(state, request, portal, id_hash, &user).await;
     }
     // Locked tokens get no code: the page says they are locked instead.
