@@ -51,9 +51,6 @@ refinery::embed_migrations!("migrations");
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "otpgate.db";
 
-/// The page size of a new database file, in bytes.
-const PAGE_SIZE: i64 = 1024;
-
 /// How many jobs one transaction of the writer may carry.
 const MAX_BATCH: usize = 512;
 
@@ -242,13 +239,6 @@ impl Store {
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(options.busy_timeout)?;
-        // A new database gets 1 KiB pages (an existing one keeps its own; SQLite ignores this
-        // once the file has pages). An authentication writes a token's row and an audit
-        // index entry at random places, so every one adds about two whole pages to the WAL:
-        // at 4 KiB pages that was 100 MB/s under full load, and the checkpoints' syncs of it
-        // were the largest part of the latency tail (p99 of valid codes 14–18 ms, with 1 KiB
-        // pages 9–10 ms, `cargo bench --bench auth`).
-        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Migration(format!(
@@ -798,39 +788,6 @@ mod tests {
             .read_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))?))
             .expect("count");
         assert_eq!(count, 1600);
-    }
-
-    #[test]
-    fn a_new_database_has_small_pages_and_an_old_one_keeps_its_own() {
-        let (_dir, store) = temp_store();
-        let size = store
-            .read_blocking(|conn| {
-                Ok(conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))?)
-            })
-            .expect("page size");
-        assert_eq!(size, PAGE_SIZE);
-        store.close();
-
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join(DATABASE_FILE);
-        let conn = Connection::open(&path).expect("open");
-        conn.execute_batch("PRAGMA page_size = 4096; CREATE TABLE earlier (x INTEGER);")
-            .expect("an older file");
-        drop(conn);
-        let store = Store::open(&path, StoreOptions::default()).expect("opens");
-        let size = store
-            .read_blocking(|conn| {
-                Ok(conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))?)
-            })
-            .expect("page size");
-        assert_eq!(size, 4096);
-        let migrated = store
-            .read_blocking(|conn| {
-                Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))?)
-            })
-            .expect("migrated");
-        assert_eq!(migrated, 0);
-        store.close();
     }
 
     #[test]
