@@ -658,10 +658,12 @@ fn run_checkpointer(conn: Connection, gate: Arc<Mutex<()>>, stop: std_mpsc::Rece
     }
 }
 
-/// The checkpointer's busy handler: waits in steps of 50 µs, for at most a second, where
-/// SQLite's own sleeps a whole millisecond and more at the first conflict.
+/// The checkpointer's busy handler: waits in steps of 50 µs, where SQLite's own sleeps a whole
+/// millisecond and more at the first conflict, and gives up after about 10 ms: the restart
+/// holds the writer's gate meanwhile, so a long reader (an export, a backup) postpones the
+/// restart to the next tick instead of stalling every write behind it.
 fn wait_briefly(attempt: i32) -> bool {
-    if attempt >= 20_000 {
+    if attempt >= 200 {
         return false;
     }
     std::thread::sleep(Duration::from_micros(50));
