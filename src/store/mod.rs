@@ -168,6 +168,9 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 struct Inner {
     path: PathBuf,
     options: StoreOptions,
+    /// Every request reads these senders, so they sit behind `RwLock`s: readers never wait for
+    /// each other, and only `close` takes them for writing. Behind a `Mutex`, one executor
+    /// thread waited for the other whenever the other was preempted inside `send`.
     jobs: RwLock<Option<std_mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     reads: RwLock<Option<std_mpsc::Sender<ReadJob>>>,
