@@ -746,16 +746,18 @@ impl Store {
     }
 }
 
+/// A store on a new database in a temporary directory, for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store =
+        Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default()).expect("open store");
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default())
-            .expect("open store");
-        (dir, store)
-    }
 
     #[test]
     fn a_failing_job_rolls_back_only_itself() {

@@ -1032,14 +1032,12 @@ mod self_service_tests {
 mod listing_tests {
     use super::*;
     use crate::store::directory::{NewToken, NewUser};
-    use crate::store::{DATABASE_FILE, StoreOptions};
+    use crate::store::temp_store;
 
     /// A store with 60 users, each with a MAIL token whose serial is out of id order, all
     /// assigned to the resource `big` (1) and two of them to `small` (2).
     fn store_with_tokens() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default())
-            .expect("open store");
+        let (dir, store) = temp_store();
         store
             .write_blocking(|conn| {
                 for name in ["big", "small"] {

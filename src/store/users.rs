@@ -687,14 +687,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DATABASE_FILE, StoreOptions};
-
-    fn temp_store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default())
-            .expect("open store");
-        (dir, store)
-    }
+    use crate::store::temp_store;
 
     fn add_users(store: &Store, count: usize) {
         store
