@@ -535,11 +535,7 @@ impl Store {
                 ContactField::Phone => "UPDATE users SET phone = ?2, updated_at = ?3 WHERE id = ?1",
             };
             conn.execute(statement, params![user_id, value, now])?;
-            conn.execute(
-                "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
-                params![id_hash],
-            )?;
-            audit::insert(conn, &entry)
+            end_pending(conn, &id_hash, Some(&entry))
         })
         .await
     }
@@ -565,13 +561,7 @@ impl Store {
                  WHERE id = ?1 AND kind IN ('TOTP', 'HOTP')",
                 params![token_id, sealed_secret, step, now],
             )? == 1;
-            conn.execute(
-                "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
-                params![id_hash],
-            )?;
-            if changed {
-                audit::insert(conn, &entry)?;
-            }
+            end_pending(conn, &id_hash, changed.then_some(&entry))?;
             Ok(changed)
         })
         .await
@@ -593,13 +583,7 @@ impl Store {
                  WHERE id = ?1 AND kind IN ('MAIL', 'SMS')",
                 params![token_id, destination, now],
             )? == 1;
-            conn.execute(
-                "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
-                params![id_hash],
-            )?;
-            if changed {
-                audit::insert(conn, &entry)?;
-            }
+            end_pending(conn, &id_hash, changed.then_some(&entry))?;
             Ok(changed)
         })
         .await
@@ -634,5 +618,17 @@ impl Store {
             Ok(true)
         })
         .await
+    }
+}
+
+/// Ends a portal session's pending change (a reissue, a new address) and audits what it changed.
+fn end_pending(conn: &Connection, id_hash: &[u8], entry: Option<&AuditEntry>) -> Result<()> {
+    conn.execute(
+        "UPDATE sessions SET pending_secret = NULL WHERE id_hash = ?1 AND kind = 'portal'",
+        params![id_hash],
+    )?;
+    match entry {
+        Some(entry) => audit::insert(conn, entry),
+        None => Ok(()),
     }
 }
