@@ -607,15 +607,21 @@ fn open_reader(path: &Path, options: &StoreOptions) -> Result<Connection> {
 
 /// Takes read jobs from the shared queue until the store closes. Whoever holds the queue's
 /// lock waits for the next job; the others wait for the lock.
+///
+/// Each job runs in one read transaction: its queries see one snapshot, and the connection
+/// takes the WAL's read lock, and checks whether another connection wrote (dropping its page
+/// cache if so), once per job rather than once per statement.
 fn run_reader(conn: Connection, queue: Arc<Mutex<std_mpsc::Receiver<ReadJob>>>) {
     loop {
         let job = match queue.lock() {
             Ok(receiver) => receiver.recv(),
             Err(_) => return,
         };
-        match job {
-            Ok(job) => job(&conn),
-            Err(_) => return,
+        let Ok(job) = job else { return };
+        let snapshot = execute_cached(&conn, "BEGIN");
+        job(&conn);
+        if snapshot.is_ok() && execute_cached(&conn, "COMMIT").is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
     }
 }
