@@ -31,28 +31,42 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
 }
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn label_string(labels: &[(&str, &str)]) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect::<Vec<_>>()
-        .join(",")
+/// Appends `name="value",…` to `out`, escaping the values as the text format wants.
+fn write_labels(out: &mut String, labels: &[(&str, &str)]) {
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
 }
 
 impl Metrics {
     /// Adds one to the counter `name` with these labels.
     pub fn inc(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) {
+        // Built before the lock is taken; looked up by reference, so a counter that exists
+        // already costs no second copy.
+        let mut key = String::with_capacity(96);
+        write_labels(&mut key, labels);
         if let Ok(mut counters) = self.counters.lock() {
             let family = counters.entry(name).or_default();
             family.help = help;
-            *family.values.entry(label_string(labels)).or_default() += 1;
+            match family.values.get_mut(&key) {
+                Some(value) => *value += 1,
+                None => {
+                    family.values.insert(key, 1);
+                }
+            }
         }
     }
 
@@ -66,7 +80,12 @@ impl Metrics {
         );
         let seconds = elapsed.as_secs_f64();
         if let Ok(mut latency) = self.latency.lock() {
-            let histogram = latency.entry(route.to_string()).or_default();
+            if !latency.contains_key(route) {
+                latency.insert(route.to_string(), Histogram::default());
+            }
+            let Some(histogram) = latency.get_mut(route) else {
+                return;
+            };
             for (slot, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
                 if seconds <= bound {
                     *slot += 1;
@@ -97,20 +116,18 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE {name} histogram");
         if let Ok(latency) = self.latency.lock() {
             for (route, histogram) in latency.iter() {
-                let route = escape(route);
+                let mut label = String::new();
+                write_labels(&mut label, &[("route", route)]);
                 for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
-                    );
+                    let _ = writeln!(out, "{name}_bucket{{{label},le=\"{bound}\"}} {count}");
                 }
                 let _ = writeln!(
                     out,
-                    "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                    "{name}_bucket{{{label},le=\"+Inf\"}} {}",
                     histogram.count
                 );
-                let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", histogram.sum);
-                let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", histogram.count);
+                let _ = writeln!(out, "{name}_sum{{{label}}} {}", histogram.sum);
+                let _ = writeln!(out, "{name}_count{{{label}}} {}", histogram.count);
             }
         }
         out
