@@ -193,7 +193,7 @@ impl Application {
         let window = Duration::from_secs(15 * 60);
         let state = actix::Data::new(AppState {
             store: store.clone(),
-            keys,
+            keys: Arc::new(keys),
             metrics,
             login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
             login_per_name: Limiter::new(admin.login_attempts_per_login, window),

@@ -22,8 +22,12 @@ use crate::crypto::{self, Keys, Purpose};
 use crate::domain::{TokenKind, TokenState, mask_destination};
 use crate::metrics::Metrics;
 use crate::otp;
-use crate::store::auth::{ActiveChallenge, AuthContext, AuthTarget, Claim, NewChallenge, Penalty};
-use crate::store::{AuditEntry, Store, StoreError, Token, UnixTime};
+use std::sync::Arc;
+
+use crate::store::auth::{
+    ActiveChallenge, AuthContext, AuthTarget, Claim, NewChallenge, Outcome, Penalty,
+};
+use crate::store::{AuditEntry, Resource, Store, StoreError, Token, UnixTime};
 
 /// Who asks.
 #[derive(Debug, Clone)]
@@ -278,10 +282,125 @@ fn evaluate(
     Evaluation::Missed(penalty)
 }
 
+/// Where an attempt stands once judged, before its outcome is written.
+#[derive(Debug)]
+enum Verdict {
+    /// Refused, for this reason (the audit log's).
+    Rejected(&'static str),
+    /// Accepted if the claim is won; a lost claim is a replay.
+    Claimed(TokenRef),
+}
+
+fn rejected(audit: &Audit, reason: &'static str) -> (Verdict, Outcome) {
+    let entry = audit.finish("rejected", Some(reason));
+    (Verdict::Rejected(reason), Outcome::Record(entry))
+}
+
+/// What a typed code leads to, and what must be written for it.
+fn settle(
+    candidates: &Candidates<'_>,
+    typed: &str,
+    audit: &mut Audit,
+    keys: &Keys,
+    config: &AuthConfig,
+    now: UnixTime,
+) -> (Verdict, Outcome) {
+    match evaluate(candidates, typed, keys, config, now) {
+        Evaluation::Matched { claim, token } => {
+            audit.entry.token_id = Some(token.id);
+            let entry = audit.finish("accepted", None);
+            let auto_unlock = candidates.auto_unlock;
+            let outcome = Outcome::Claim {
+                claim,
+                auto_unlock,
+                entry,
+            };
+            (Verdict::Claimed(token), outcome)
+        }
+        Evaluation::Locked { token_id } => {
+            audit.entry.token_id = Some(token_id);
+            rejected(audit, "token_locked")
+        }
+        Evaluation::NoUsableToken => rejected(audit, "no_token"),
+        Evaluation::Missed(penalty) => {
+            if let [only] = penalty.token_ids.as_slice() {
+                audit.entry.token_id = Some(*only);
+            }
+            let entry = audit.finish("rejected", Some("bad_otp"));
+            (
+                Verdict::Rejected("bad_otp"),
+                Outcome::Penalise { penalty, entry },
+            )
+        }
+    }
+}
+
+/// The resource of the context, if the caller may use it.
+fn admit(scope: Option<i64>, context: &AuthContext) -> Result<&Resource, AuthError> {
+    let resource = context
+        .resource
+        .as_ref()
+        .ok_or(AuthError::NotFound("resource"))?;
+    if scope.is_some_and(|scope| scope != resource.id) {
+        return Err(AuthError::Forbidden(
+            "this API key belongs to another resource".into(),
+        ));
+    }
+    Ok(resource)
+}
+
+/// Why the user may not authenticate in this resource at all, if so.
+fn refusal(context: &AuthContext) -> Option<&'static str> {
+    match &context.user {
+        None => Some("unknown_user"),
+        Some(user) if !user.enabled => Some("user_disabled"),
+        Some(_) if !context.user_assigned => Some("not_assigned"),
+        Some(_) if context.token_mismatch => Some("token_not_in_resource"),
+        Some(_) => None,
+    }
+}
+
+/// What a code typed without a password is worth: every check of the authentication, on
+/// the context as the store's writer read it. Pure but for unsealing seeds.
+struct CodeOnly {
+    scope: Option<i64>,
+    typed: String,
+    transaction: Option<String>,
+    first_factor_checked: bool,
+    audit: Audit,
+    keys: Arc<Keys>,
+    config: AuthConfig,
+    now: UnixTime,
+}
+
+impl CodeOnly {
+    fn judge(mut self, context: &AuthContext) -> Result<(Verdict, Outcome), AuthError> {
+        let resource = admit(self.scope, context)?;
+        let audit = &mut self.audit;
+        audit.entry.resource_id = Some(resource.id);
+        audit.entry.user_id = context.user.as_ref().map(|user| user.id);
+        if let Some(reason) = refusal(context) {
+            return Ok(rejected(audit, reason));
+        }
+        if resource.password_required && !self.first_factor_checked {
+            return Ok(rejected(audit, "password_required"));
+        }
+        let candidates = Candidates {
+            context,
+            transaction: self.transaction.as_deref(),
+            fail_limit: resource.fail_limit,
+            auto_unlock: resource.auto_unlock_seconds,
+        };
+        let typed = self.typed.trim();
+        let (keys, config) = (&self.keys, &self.config);
+        Ok(settle(&candidates, typed, audit, keys, config, self.now))
+    }
+}
+
 /// The decision service: the store, the keys and the settings it works with.
 pub struct Authenticator<'a> {
     pub store: &'a Store,
-    pub keys: &'a Keys,
+    pub keys: &'a Arc<Keys>,
     pub config: &'a AuthConfig,
     pub metrics: &'a Metrics,
     /// Told when messages were queued, so they leave at once.
@@ -350,17 +469,7 @@ impl Authenticator<'_> {
         now: UnixTime,
     ) -> Result<AuthContext, AuthError> {
         let context = self.store.auth_context(target, now).await?;
-        let resource = context
-            .resource
-            .as_ref()
-            .ok_or(AuthError::NotFound("resource"))?;
-        if let Some(scope) = caller.resource_scope
-            && scope != resource.id
-        {
-            return Err(AuthError::Forbidden(
-                "this API key belongs to another resource".into(),
-            ));
-        }
+        admit(caller.resource_scope, &context)?;
         Ok(context)
     }
 
@@ -382,40 +491,52 @@ impl Authenticator<'_> {
                 message: "name the user, or the token for a token-only authentication".into(),
             });
         }
-        let context = self.context(caller, attempt.target.clone(), now).await?;
         let mut audit = Audit::new(
             caller,
             "auth.authenticate",
             attempt.end_user_ip.clone(),
             now,
         );
+        if let (None, Some(typed)) = (&attempt.password, &attempt.otp) {
+            let code_only = CodeOnly {
+                scope: caller.resource_scope,
+                typed: typed.clone(),
+                transaction: attempt.transaction,
+                first_factor_checked: attempt.first_factor_checked,
+                audit,
+                keys: self.keys.clone(),
+                config: self.config.clone(),
+                now,
+            };
+            let (judged, won) = self
+                .store
+                .judge(attempt.target, now, move |context| {
+                    match code_only.judge(context) {
+                        Ok((verdict, outcome)) => (Ok(verdict), outcome),
+                        Err(error) => (Err(error), Outcome::Nothing),
+                    }
+                })
+                .await?;
+            return Ok(self.conclude(judged?, won));
+        }
+        let context = self.context(caller, attempt.target.clone(), now).await?;
         let Some(resource) = context.resource.clone() else {
             return Err(AuthError::NotFound("resource"));
         };
         audit.entry.resource_id = Some(resource.id);
-
-        let Some(user) = context.user.clone() else {
-            if let Some(password) = attempt.password {
+        audit.entry.user_id = context.user.as_ref().map(|user| user.id);
+        if let Some(reason) = refusal(&context) {
+            // As long as a wrong password takes, so that the answer's time tells nothing.
+            if reason != "token_not_in_resource"
+                && let Some(password) = attempt.password
+            {
                 password_matches(password, None).await;
             }
+            return self.reject(&audit, reason).await;
+        }
+        let Some(user) = context.user.clone() else {
             return self.reject(&audit, "unknown_user").await;
         };
-        audit.entry.user_id = Some(user.id);
-        if !user.enabled {
-            if let Some(password) = attempt.password {
-                password_matches(password, None).await;
-            }
-            return self.reject(&audit, "user_disabled").await;
-        }
-        if !context.user_assigned {
-            if let Some(password) = attempt.password {
-                password_matches(password, None).await;
-            }
-            return self.reject(&audit, "not_assigned").await;
-        }
-        if context.token_mismatch {
-            return self.reject(&audit, "token_not_in_resource").await;
-        }
         match &attempt.password {
             Some(password)
                 if !password_matches(password.clone(), user.password_hash.clone()).await =>
@@ -453,38 +574,23 @@ impl Authenticator<'_> {
             fail_limit: resource.fail_limit,
             auto_unlock: resource.auto_unlock_seconds,
         };
-        match evaluate(&candidates, typed, self.keys, self.config, now) {
-            Evaluation::Matched { claim, token } => {
-                audit.entry.token_id = Some(token.id);
-                let entry = audit.finish("accepted", None);
-                if self
-                    .store
-                    .claim_code(claim, resource.auto_unlock_seconds, now, entry)
-                    .await?
-                {
-                    self.count("authenticate", "accepted", "ok");
-                    Ok(Answer::Accepted { token: Some(token) })
-                } else {
-                    self.count("authenticate", "rejected", "replayed");
-                    Ok(Answer::Rejected)
-                }
+        let (verdict, outcome) =
+            settle(&candidates, typed, &mut audit, self.keys, self.config, now);
+        let won = self.store.apply(outcome, now).await?;
+        Ok(self.conclude(verdict, won))
+    }
+
+    /// The answer to a judged attempt whose outcome is written, counted in the metrics.
+    fn conclude(&self, verdict: Verdict, won: bool) -> Answer {
+        let (answer, result, reason) = match verdict {
+            Verdict::Claimed(token) if won => {
+                (Answer::Accepted { token: Some(token) }, "accepted", "ok")
             }
-            Evaluation::Locked { token_id } => {
-                audit.entry.token_id = Some(token_id);
-                self.reject(&audit, "token_locked").await
-            }
-            Evaluation::NoUsableToken => self.reject(&audit, "no_token").await,
-            Evaluation::Missed(penalty) => {
-                if let [only] = penalty.token_ids.as_slice() {
-                    audit.entry.token_id = Some(*only);
-                }
-                self.store
-                    .penalise(penalty, now, audit.finish("rejected", Some("bad_otp")))
-                    .await?;
-                self.count("authenticate", "rejected", "bad_otp");
-                Ok(Answer::Rejected)
-            }
-        }
+            Verdict::Claimed(_) => (Answer::Rejected, "rejected", "replayed"),
+            Verdict::Rejected(reason) => (Answer::Rejected, "rejected", reason),
+        };
+        self.count("authenticate", result, reason);
+        answer
     }
 
     /// Creates and queues challenges for the MAIL, SMS and BOT tokens among the candidates,
@@ -590,14 +696,7 @@ impl Authenticator<'_> {
         let mut audit = Audit::new(caller, "auth.prepare", end_user_ip, now);
         audit.entry.resource_id = context.resource.as_ref().map(|r| r.id);
         audit.entry.user_id = context.user.as_ref().map(|u| u.id);
-        let refusal = match &context.user {
-            None => Some("unknown_user"),
-            Some(user) if !user.enabled => Some("user_disabled"),
-            Some(_) if !context.user_assigned => Some("not_assigned"),
-            Some(_) if context.token_mismatch => Some("token_not_in_resource"),
-            Some(_) => None,
-        };
-        if let Some(reason) = refusal {
+        if let Some(reason) = refusal(&context) {
             // The same empty answer as for a user without sendable tokens.
             self.store
                 .audit(audit.finish("rejected", Some(reason)))

@@ -38,7 +38,7 @@ pub async fn not_found() -> Result<actix_web::HttpResponse, PageError> {
 /// Everything a handler may use, built once by the application.
 pub struct AppState {
     pub store: Store,
-    pub keys: Keys,
+    pub keys: std::sync::Arc<Keys>,
     pub config: Config,
     pub metrics: std::sync::Arc<Metrics>,
     pub login_per_ip: Limiter,
