@@ -36,7 +36,7 @@ pub struct ServerConfig {
     /// The address users and administrators reach otpgate at, used in links
     /// (e.g. `https://otp.example.lan:8443`). Derived from `listen` when empty.
     pub public_url: String,
-    /// HTTP worker threads; 0 means one per CPU core.
+    /// HTTP worker threads; 0 means one per CPU core but one (left to the store's writer).
     pub workers: usize,
     /// How long a graceful shutdown waits for requests in flight, in seconds.
     pub shutdown_timeout_seconds: u64,
