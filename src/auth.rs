@@ -17,13 +17,13 @@
 //!
 //! Time comes in as an argument; the store and the keys are passed in.
 
+use std::sync::Arc;
+
 use crate::config::AuthConfig;
 use crate::crypto::{self, Keys, Purpose};
 use crate::domain::{TokenKind, TokenState, mask_destination};
 use crate::metrics::Metrics;
 use crate::otp;
-use std::sync::Arc;
-
 use crate::store::auth::{
     ActiveChallenge, AuthContext, AuthTarget, Claim, NewChallenge, Outcome, Penalty,
 };
