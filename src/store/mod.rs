@@ -23,6 +23,7 @@ pub mod delivery_settings;
 mod directory;
 pub mod outbox;
 mod overview;
+mod pcache;
 pub mod portal;
 pub mod resources;
 mod sessions;
@@ -212,6 +213,17 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
     Ok(())
 }
 
+/// Gives SQLite the page cache of [`pcache`] for every connection opened from now on. It takes
+/// effect only before the process opens its first connection (later, SQLite keeps its default
+/// cache, which is as correct, only slower for the writer); it runs once, and says whether the
+/// wrapper is in use.
+pub fn install_page_cache() -> bool {
+    pcache::install()
+}
+
+#[doc(hidden)]
+pub use pcache::moves_through_lock_byte_page;
+
 /// The highest schema version this binary carries.
 pub fn known_schema_version() -> i64 {
     migrations::runner()
@@ -243,6 +255,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, refuses one written by a newer
     /// otpgate, applies pending migrations, and starts the writer thread.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
+        install_page_cache();
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(options.busy_timeout)?;
         // A new database gets 1 KiB pages (an existing one keeps its own: SQLite ignores this
