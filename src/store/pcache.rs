@@ -16,8 +16,8 @@
 //! highest key then stays near the end of the database, and the drop stays a few slots long.
 
 use std::ffi::{c_int, c_uint};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Once, OnceLock};
 
 use rusqlite::ffi;
 
@@ -54,13 +54,8 @@ struct Cache {
 /// SQLite refuses the change and the default cache stays, which is correct, only slower.
 /// Returns whether the wrapper is in use.
 pub fn install() -> bool {
-    static ONCE: Once = Once::new();
     static INSTALLED: OnceLock<bool> = OnceLock::new();
-    ONCE.call_once(|| {
-        let installed = unsafe { replace_default() };
-        let _ = INSTALLED.set(installed);
-    });
-    INSTALLED.get().copied().unwrap_or(false)
+    *INSTALLED.get_or_init(|| unsafe { replace_default() })
 }
 
 unsafe fn replace_default() -> bool {
