@@ -75,8 +75,6 @@ pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", path.display()))
 }
 
-/// Opens the database and the key file that belongs to it: a new database gets a new key; a
-/// database with sealed data refuses to start without its own key.
 /// HTTP worker threads: as configured, or by default one per CPU core but one, which is left
 /// to the store's writer. Every authentication's reads and writes run on that one thread, so
 /// an executor thread per core would only take turns with it (measured on two cores: one
@@ -89,6 +87,8 @@ fn http_workers(configured: usize) -> usize {
     cores.saturating_sub(1).max(1)
 }
 
+/// Opens the database and the key file that belongs to it: a new database gets a new key; a
+/// database with sealed data refuses to start without its own key.
 pub fn open_store_and_keys(config: &Config, data_dir: &Path) -> anyhow::Result<(Store, Keys)> {
     let options = StoreOptions {
         synchronous: config.storage.synchronous,

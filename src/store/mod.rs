@@ -650,8 +650,8 @@ fn run_reader(conn: Connection, queue: Arc<Mutex<std_mpsc::Receiver<ReadJob>>>) 
 /// So when the log is past `RESTART_FRAMES`, the checkpointer runs one more passive pass, closes
 /// the writer's gate between two batches and runs a RESTART checkpoint: it copies what the
 /// passive ones left, syncs twice, and starts the log over, while no write can run. Measured
-/// under full load, that held every request up for 5 to 10 ms (20 to 75 ms on a day the disk
-/// was slower, with the log at its bound every 4 s); done every half second (8,000
+/// under full load, that held every request up for 5 to 10 ms (20 to 75 ms on a day the
+/// machine was slower, with the log at its bound every 4 s); done every half second (8,000
 /// frames at 10,000 accepted codes a second) it took the 99th percentile of the authentication
 /// latency from 12 to 30 ms. Restarts are therefore spaced `RESTART_SPACING` apart, unless the
 /// log passes `RESTART_FRAMES_MAX`: the log stays bounded (about 135 MB at 1 KiB pages), and a
