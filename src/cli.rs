@@ -204,7 +204,7 @@ pub enum ConfigCommand {
 /// Runs the command line and turns any error into a message and a failing exit code.
 pub fn main() -> ExitCode {
     // Before any command opens the database, as SQLite only takes a page cache before then.
-    crate::store::install_page_cache();
+    crate::store::install_sqlite_hooks();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,7 +28,7 @@ fn rows(conn: &Connection, sql: &str) -> BTreeMap<i64, i64> {
 #[test]
 fn a_database_whose_pages_rebalance_out_of_order_stays_whole() {
     assert!(
-        otpgate::store::install_page_cache(),
+        otpgate::store::install_sqlite_hooks().page_cache,
         "the wrapper must be installed before the first connection"
     );
     let dir = tempfile::tempdir().expect("temp dir");

@@ -30,6 +30,7 @@ mod sessions;
 mod settings;
 pub mod tokens;
 pub mod users;
+mod walvfs;
 
 pub use admins::{Admin, AdminChange, NewAdmin};
 pub use api_keys::ApiKeyRecord;
@@ -213,16 +214,31 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
     Ok(())
 }
 
-/// Gives SQLite the page cache of [`pcache`] for every connection opened from now on. It takes
-/// effect only before the process opens its first connection (later, SQLite keeps its default
-/// cache, which is as correct, only slower for the writer); it runs once, and says whether the
-/// wrapper is in use.
-pub fn install_page_cache() -> bool {
-    pcache::install()
+/// What otpgate gives SQLite for every connection, and whether each is in use.
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteHooks {
+    /// The page cache of [`pcache`].
+    pub page_cache: bool,
+    /// The VFS of [`walvfs`], which writes a transaction's WAL frames in one write.
+    pub wal_vfs: bool,
+}
+
+/// Installs the hooks of [`SqliteHooks`] for every connection opened from now on; runs once.
+/// The page cache takes effect only before the process opens its first connection (later,
+/// SQLite keeps its default cache, which is as correct, only slower for the writer), and it
+/// goes first because registering the VFS initialises SQLite.
+pub fn install_sqlite_hooks() -> SqliteHooks {
+    let page_cache = pcache::install();
+    SqliteHooks {
+        page_cache,
+        wal_vfs: walvfs::install(),
+    }
 }
 
 #[doc(hidden)]
 pub use pcache::moves_through_lock_byte_page;
+#[doc(hidden)]
+pub use walvfs::{rewritten_commits_on_this_thread, wal_writes_on_this_thread};
 
 /// The highest schema version this binary carries.
 pub fn known_schema_version() -> i64 {
@@ -255,7 +271,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, refuses one written by a newer
     /// otpgate, applies pending migrations, and starts the writer thread.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
-        install_page_cache();
+        install_sqlite_hooks();
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(options.busy_timeout)?;
         // A new database gets 1 KiB pages (an existing one keeps its own: SQLite ignores this
