@@ -595,6 +595,19 @@ mod tests {
         conn
     }
 
+    /// A new database through `open`, with checkpoints left to the test and the table `t`;
+    /// `more` runs after.
+    fn database(dir: &Path, name: &str, more: &str) -> (std::path::PathBuf, Connection) {
+        let file = dir.join(name);
+        let conn = open(&file);
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL); {more}"
+        ))
+        .expect("schema");
+        (file, conn)
+    }
+
     /// A row's value: 300 bytes that say which row and which version they are.
     fn value(id: i64, version: i64) -> Vec<u8> {
         let seed = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ version as u64;
@@ -617,12 +630,7 @@ mod tests {
     #[test]
     fn a_transaction_reaches_the_wal_in_one_write_per_124_kib() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let conn = open(&dir.path().join("one.db"));
-        conn.execute_batch(
-            "PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL); CREATE INDEX t_v ON t (v);",
-        )
-        .expect("schema");
+        let (_, conn) = database(dir.path(), "one.db", "CREATE INDEX t_v ON t (v);");
         let wal = dir.path().join("one.db-wal");
         for round in 0..20 {
             let (writes, size) = (
@@ -651,16 +659,10 @@ mod tests {
     #[test]
     fn every_commit_is_seen_at_once_and_recovered_from_the_files_alone() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("spill.db");
-        let conn = open(&file);
         // A small cache makes large transactions spill frames into the WAL before they commit
         // and then overwrite them, so SQLite rewrites checksums. The other connection
         // checkpoints now and then, and the log restarts: its header is written and synced.
-        conn.execute_batch(
-            "PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL); CREATE INDEX t_v ON t (v);",
-        )
-        .expect("schema");
+        let (file, conn) = database(dir.path(), "spill.db", "CREATE INDEX t_v ON t (v);");
         let other = Connection::open(&file).expect("second connection");
         let (mut model, mut rewrote_last) = (BTreeMap::new(), false);
         for round in 0..=60_i64 {
@@ -787,13 +789,7 @@ mod tests {
         // The other connection checkpoints the whole log after every commit, so each of the
         // writer's commits starts the log over: the WAL header, its sync, then one frame.
         let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("restart.db");
-        let conn = open(&file);
-        conn.execute_batch(
-            "PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL); INSERT INTO t VALUES (1, x'00');",
-        )
-        .expect("schema");
+        let (file, conn) = database(dir.path(), "restart.db", "INSERT INTO t VALUES (1, x'00');");
         let other = Connection::open(&file).expect("second connection");
         for round in 0..30_i64 {
             other
@@ -827,14 +823,7 @@ mod tests {
     #[test]
     fn frames_of_a_rolled_back_transaction_never_land_on_a_later_commit() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("two.db");
-        let spilling = open(&file);
-        spilling
-            .execute_batch(
-                "PRAGMA wal_autocheckpoint = 0;
-                 CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL);",
-            )
-            .expect("schema");
+        let (file, spilling) = database(dir.path(), "two.db", "");
         let mut model = BTreeMap::new();
         spilling.execute_batch("BEGIN IMMEDIATE").expect("begin");
         for id in 0..400 {
