@@ -237,8 +237,6 @@ pub fn install_sqlite_hooks() -> SqliteHooks {
 
 #[doc(hidden)]
 pub use pcache::moves_through_lock_byte_page;
-#[doc(hidden)]
-pub use walvfs::{rewritten_commits_on_this_thread, wal_writes_on_this_thread};
 
 /// The highest schema version this binary carries.
 pub fn known_schema_version() -> i64 {

@@ -74,13 +74,15 @@ thread_local! {
 }
 
 /// How many writes reached WAL files from this thread through this VFS: lets a test count.
-pub fn wal_writes_on_this_thread() -> u64 {
+#[cfg(test)]
+fn wal_writes_on_this_thread() -> u64 {
     WAL_WRITES.with(Cell::get)
 }
 
 /// How many commit frame headers this thread rewrote (see the module comment): lets a test see
 /// that it exercised that path.
-pub fn rewritten_commits_on_this_thread() -> u64 {
+#[cfg(test)]
+fn rewritten_commits_on_this_thread() -> u64 {
     REWRITTEN_COMMITS.with(Cell::get)
 }
 
