@@ -252,11 +252,20 @@ unsafe fn parts<'a>(file: *mut ffi::sqlite3_file) -> (&'a mut File, &'a ffi::sql
     }
 }
 
-/// Hands the buffer to the file in one write; answers SQLite's result code.
+/// Hands a WAL file's buffer to the file in one write; answers SQLite's result code.
 unsafe fn flush(file: &mut File, methods: &ffi::sqlite3_io_methods) -> c_int {
-    let Some(pending) = file.wal.as_deref_mut() else {
-        return ffi::SQLITE_OK;
-    };
+    match file.wal.as_deref_mut() {
+        Some(pending) => unsafe { write_out(pending, file.inner, methods) },
+        None => ffi::SQLITE_OK,
+    }
+}
+
+/// Hands `pending` to the default VFS's file `inner`.
+unsafe fn write_out(
+    pending: &mut Pending,
+    inner: *mut ffi::sqlite3_file,
+    methods: &ffi::sqlite3_io_methods,
+) -> c_int {
     if pending.bytes.is_empty() {
         return ffi::SQLITE_OK;
     }
@@ -269,7 +278,7 @@ unsafe fn flush(file: &mut File, methods: &ffi::sqlite3_io_methods) -> c_int {
         // SAFETY: the chunk is readable for its length, which MOST_PER_WRITE keeps in range.
         written = unsafe {
             write(
-                file.inner,
+                inner,
                 chunk.as_ptr().cast::<c_void>(),
                 chunk.len() as c_int,
                 at,
@@ -325,14 +334,11 @@ unsafe extern "C" fn write(
     let previous_end = std::mem::replace(&mut pending.last_end, end);
     let through = std::mem::take(&mut pending.write_through);
     if !pending.bytes.is_empty() && offset != pending.at + pending.bytes.len() as i64 {
-        let flushed = unsafe { flush(ours, methods) };
+        let flushed = unsafe { write_out(pending, ours.inner, methods) };
         if flushed != ffi::SQLITE_OK {
             return flushed;
         }
     }
-    let Some(pending) = ours.wal.as_deref_mut() else {
-        return ffi::SQLITE_IOERR_WRITE;
-    };
     if pending.bytes.is_empty() {
         pending.at = offset;
     }
@@ -350,7 +356,7 @@ unsafe extern "C" fn write(
         REWRITTEN_COMMITS.with(|count| count.set(count.get() + 1));
     }
     if through || rewritten || commit_ends || pending.bytes.len() >= FLUSH_AT {
-        return unsafe { flush(ours, methods) };
+        return unsafe { write_out(pending, ours.inner, methods) };
     }
     ffi::SQLITE_OK
 }
