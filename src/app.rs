@@ -102,7 +102,7 @@ pub fn open_store_and_keys(config: &Config, data_dir: &Path) -> anyhow::Result<(
         Some(check) => keys.verify_key_check(&check)?,
         None => {
             let check = keys.key_check()?;
-            let now = crate::web::now();
+            let now = crate::clock::now();
             store.write_blocking(move |conn| {
                 store::set_setting_in(conn, "key_check", &check, now)
             })?;
@@ -336,7 +336,7 @@ async fn housekeeping(store: Store) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
         interval.tick().await;
-        match store.purge_expired_sessions(crate::web::now()).await {
+        match store.purge_expired_sessions(crate::clock::now()).await {
             Ok(0) => {}
             Ok(count) => tracing::debug!(count, "removed expired sessions"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),

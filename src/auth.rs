@@ -19,15 +19,16 @@
 
 use std::sync::Arc;
 
+use crate::codes;
 use crate::config::AuthConfig;
 use crate::crypto::{self, Keys, Purpose};
-use crate::domain::{TokenKind, TokenState, mask_destination};
+use crate::domain::{Refused, RuleError, TokenKind, TokenState, mask_destination};
 use crate::metrics::Metrics;
 use crate::otp;
 use crate::store::auth::{
     ActiveChallenge, AuthContext, AuthTarget, Claim, NewChallenge, Outcome, Penalty,
 };
-use crate::store::{AuditEntry, Resource, Store, StoreError, Token, UnixTime};
+use crate::store::{AuditEntry, Resource, Store, Token, UnixTime};
 
 /// Who asks.
 #[derive(Debug, Clone)]
@@ -89,23 +90,6 @@ pub enum Answer {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("no such {0}")]
-    NotFound(&'static str),
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Crypto(#[from] crypto::CryptoError),
-}
-
 /// The outcome of matching a typed code against the candidate tokens.
 #[derive(Debug)]
 enum Evaluation {
@@ -123,34 +107,10 @@ fn token_ref(token: &Token) -> TokenRef {
     }
 }
 
-fn is_locked(token: &Token, auto_unlock: Option<i64>, now: UnixTime) -> bool {
-    match (token.locked_at, auto_unlock) {
-        (None, _) => false,
-        (Some(at), Some(seconds)) => at > now - seconds,
-        (Some(_), None) => true,
-    }
-}
-
-fn usable(token: &Token) -> bool {
-    token.enabled && token.state == TokenState::Active
-}
-
 /// An enabled token that cannot answer now because its bot chat is gone (the user blocked the
 /// bot): it is still the user's second factor, so the password alone must not stand in for it.
 pub fn awaits_reactivation(token: &Token) -> bool {
     token.enabled && token.state == TokenState::Reactivate
-}
-
-fn params_of(token: &Token) -> Option<otp::Params> {
-    let algorithm = token.algorithm.parse().ok()?;
-    let kind = match token.kind {
-        TokenKind::Hotp => otp::Kind::Hotp,
-        TokenKind::Totp => otp::Kind::Totp {
-            period: token.period,
-        },
-        _ => return None,
-    };
-    otp::Params::new(algorithm, token.digits, kind).ok()
 }
 
 fn window_of(token: &Token, config: &AuthConfig) -> otp::Window {
@@ -174,11 +134,7 @@ fn code_for<'a>(token: &Token, typed: &'a str, keys: &Keys) -> Option<&'a str> {
     match &token.pin_hash {
         None => Some(typed),
         Some(pin_hash) => {
-            let position = token
-                .pin_position
-                .parse()
-                .unwrap_or(otp::PinPosition::Before);
-            let (pin, code) = otp::split_pin(typed, token.digits, position)?;
+            let (pin, code) = otp::split_pin(typed, token.digits, token.pin_position)?;
             keys.pin_matches(pin, pin_hash).then_some(code)
         }
     }
@@ -199,47 +155,42 @@ fn evaluate(
     config: &AuthConfig,
     now: UnixTime,
 ) -> Evaluation {
-    let now_unix = u64::try_from(now).unwrap_or(0);
     let mut penalty = Penalty {
         fail_limit: candidates.fail_limit,
         ..Penalty::default()
     };
     let mut any_usable = false;
-    for token in candidates.context.tokens.iter().filter(|t| usable(t)) {
+    for token in candidates.context.tokens.iter().filter(|t| t.is_usable()) {
         any_usable = true;
-        let locked = is_locked(token, candidates.auto_unlock, now);
+        let locked = token.is_locked(candidates.auto_unlock, now);
         let code = code_for(token, typed, keys);
         let matched = match token.kind {
             TokenKind::Totp | TokenKind::Hotp => {
-                let (Some(params), Some(sealed)) = (params_of(token), &token.secret) else {
-                    continue;
+                let (params, secret) = match codes::params(token)
+                    .and_then(|params| Ok((params, codes::seed(keys, token)?)))
+                {
+                    Ok(usable) => usable,
+                    Err(error) => {
+                        tracing::error!(error = %error, "a token cannot be checked");
+                        continue;
+                    }
                 };
-                let Ok(secret) = keys.open(Purpose::TokenSecret, sealed) else {
-                    tracing::error!(token_id = token.id, "a token seed cannot be unsealed");
-                    continue;
-                };
-                let last_used = token.last_step.and_then(|s| u64::try_from(s).ok());
                 code.and_then(|code| {
-                    otp::verify(
+                    let window = window_of(token, config);
+                    codes::find(
                         &secret,
                         &params,
                         code,
-                        window_of(token, config),
-                        last_used,
+                        window,
+                        token.last_step,
                         token.drift,
-                        now_unix,
+                        now,
                     )
                 })
-                .and_then(|m| {
-                    Some(Claim::Step {
-                        token_id: token.id,
-                        step: i64::try_from(m.step).ok()?,
-                        drift: if token.kind == TokenKind::Totp {
-                            m.drift
-                        } else {
-                            0
-                        },
-                    })
+                .map(|found| Claim::Step {
+                    token_id: token.id,
+                    step: found.step,
+                    drift: found.drift,
                 })
             }
             _ => {
@@ -336,15 +287,13 @@ fn settle(
 }
 
 /// The resource of the context, if the caller may use it.
-fn admit(scope: Option<i64>, context: &AuthContext) -> Result<&Resource, AuthError> {
+fn admit(scope: Option<i64>, context: &AuthContext) -> Result<&Resource, RuleError> {
     let resource = context
         .resource
         .as_ref()
-        .ok_or(AuthError::NotFound("resource"))?;
+        .ok_or(Refused::NotFound("resource"))?;
     if scope.is_some_and(|scope| scope != resource.id) {
-        return Err(AuthError::Forbidden(
-            "this API key belongs to another resource".into(),
-        ));
+        return Err(Refused::Forbidden("this API key belongs to another resource".into()).into());
     }
     Ok(resource)
 }
@@ -374,7 +323,7 @@ struct CodeOnly {
 }
 
 impl CodeOnly {
-    fn judge(mut self, context: &AuthContext) -> Result<(Verdict, Outcome), AuthError> {
+    fn judge(mut self, context: &AuthContext) -> Result<(Verdict, Outcome), RuleError> {
         let resource = admit(self.scope, context)?;
         let audit = &mut self.audit;
         audit.entry.resource_id = Some(resource.id);
@@ -397,7 +346,10 @@ impl CodeOnly {
     }
 }
 
-/// The decision service: the store, the keys and the settings it works with.
+/// The decision service: the store, the keys and the settings it works with. Its errors are a
+/// refusal of the request itself (an unknown resource, a key of another resource, a missing
+/// field) or a failure of the store or the keys; a wrong code or password is no error but the
+/// answer `Rejected`.
 pub struct Authenticator<'a> {
     pub store: &'a Store,
     pub keys: &'a Arc<Keys>,
@@ -431,7 +383,9 @@ impl Audit {
     }
 }
 
-async fn password_matches(password: String, hash: Option<String>) -> bool {
+/// Whether `password` matches the Argon2id `hash`; an unknown user (no hash) is checked against
+/// a dummy hash, so that the answer takes as long and is always no.
+pub async fn password_matches(password: String, hash: Option<String>) -> bool {
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| crypto::dummy_password_hash().to_string());
     let verified = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &hash))
@@ -453,7 +407,7 @@ impl Authenticator<'_> {
         );
     }
 
-    async fn reject(&self, audit: &Audit, reason: &'static str) -> Result<Answer, AuthError> {
+    async fn reject(&self, audit: &Audit, reason: &'static str) -> Result<Answer, RuleError> {
         self.store
             .audit(audit.finish("rejected", Some(reason)))
             .await?;
@@ -467,7 +421,7 @@ impl Authenticator<'_> {
         caller: &Caller,
         target: AuthTarget,
         now: UnixTime,
-    ) -> Result<AuthContext, AuthError> {
+    ) -> Result<AuthContext, RuleError> {
         let context = self.store.auth_context(target, now).await?;
         admit(caller.resource_scope, &context)?;
         Ok(context)
@@ -478,18 +432,18 @@ impl Authenticator<'_> {
         caller: &Caller,
         attempt: Attempt,
         now: UnixTime,
-    ) -> Result<Answer, AuthError> {
+    ) -> Result<Answer, RuleError> {
         if attempt.otp.is_none() && attempt.password.is_none() {
-            return Err(AuthError::Invalid {
-                field: "otp",
-                message: "give the one-time password, the password, or both".into(),
-            });
+            return Err(
+                Refused::field("otp", "give the one-time password, the password, or both").into(),
+            );
         }
         if attempt.target.user.is_none() && attempt.target.token.is_none() {
-            return Err(AuthError::Invalid {
-                field: "user",
-                message: "name the user, or the token for a token-only authentication".into(),
-            });
+            return Err(Refused::field(
+                "user",
+                "name the user, or the token for a token-only authentication",
+            )
+            .into());
         }
         let mut audit = Audit::new(
             caller,
@@ -521,7 +475,7 @@ impl Authenticator<'_> {
         }
         let context = self.context(caller, attempt.target.clone(), now).await?;
         let Some(resource) = context.resource.clone() else {
-            return Err(AuthError::NotFound("resource"));
+            return Err(Refused::NotFound("resource").into());
         };
         audit.entry.resource_id = Some(resource.id);
         audit.entry.user_id = context.user.as_ref().map(|user| user.id);
@@ -553,7 +507,7 @@ impl Authenticator<'_> {
         let Some(typed) = attempt.otp.as_deref().map(str::trim) else {
             // A right password and no code: accepted when the user has no second factor in
             // this resource, otherwise the codes are asked for (and sent where otpgate sends).
-            if !context.tokens.iter().any(usable) {
+            if !context.tokens.iter().any(Token::is_usable) {
                 if context.tokens.iter().any(awaits_reactivation) {
                     return self.reject(&audit, "token_needs_reactivation").await;
                 }
@@ -600,9 +554,9 @@ impl Authenticator<'_> {
         context: &AuthContext,
         audit: &Audit,
         now: UnixTime,
-    ) -> Result<Answer, AuthError> {
+    ) -> Result<Answer, RuleError> {
         let Some(resource) = &context.resource else {
-            return Err(AuthError::NotFound("resource"));
+            return Err(Refused::NotFound("resource").into());
         };
         let transaction = crypto::random_token::<16>()?;
         // The general settings' validity when stored, else the configuration file's.
@@ -619,7 +573,7 @@ impl Authenticator<'_> {
         for token in context
             .tokens
             .iter()
-            .filter(|t| usable(t) && !is_locked(t, resource.auto_unlock_seconds, now))
+            .filter(|t| t.is_usable() && !t.is_locked(resource.auto_unlock_seconds, now))
         {
             if !token.kind.is_delivered() {
                 expected.push(Expected {
@@ -690,7 +644,7 @@ impl Authenticator<'_> {
         target: AuthTarget,
         end_user_ip: Option<String>,
         now: UnixTime,
-    ) -> Result<Answer, AuthError> {
+    ) -> Result<Answer, RuleError> {
         let named = target.token.is_some();
         let context = self.context(caller, target, now).await?;
         let mut audit = Audit::new(caller, "auth.prepare", end_user_ip, now);
@@ -708,10 +662,11 @@ impl Authenticator<'_> {
             });
         }
         if named && context.tokens.iter().any(|t| !t.kind.is_delivered()) {
-            return Err(AuthError::Invalid {
-                field: "token",
-                message: "otpgate sends codes only for MAIL, SMS and BOT tokens".into(),
-            });
+            return Err(Refused::field(
+                "token",
+                "otpgate sends codes only for MAIL, SMS and BOT tokens",
+            )
+            .into());
         }
         let mut delivered = context.clone();
         delivered.tokens.retain(|t| t.kind.is_delivered());
@@ -742,7 +697,7 @@ mod tests {
             kind,
             user_id: Some(1),
             secret: Some(keys.seal(Purpose::TokenSecret, SECRET).expect("seal")),
-            algorithm: "SHA1".into(),
+            algorithm: otp::Algorithm::Sha1,
             digits: 6,
             period: 30,
             last_step: None,
@@ -753,7 +708,7 @@ mod tests {
             messenger: None,
             bot_chat_id: None,
             pin_hash: None,
-            pin_position: "before".into(),
+            pin_position: otp::PinPosition::Before,
             enabled: true,
             state: TokenState::Active,
             fail_count: 0,
@@ -869,7 +824,7 @@ mod tests {
         let (_d, keys) = keys();
         let mut with_pin = token(&keys, 4, TokenKind::Totp);
         with_pin.pin_hash = Some(keys.pin_hash("4321"));
-        with_pin.pin_position = "after".into();
+        with_pin.pin_position = otp::PinPosition::After;
         let ctx = context(vec![with_pin]);
         let code = totp_code(0);
         assert!(matches!(

@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::app::{self, Application, DataDir};
 use crate::config::{self, Config, Overrides};
 use crate::crypto::{self, Keys};
+use crate::provision::{self, ImportFormat};
 use crate::store::{self, NewAdmin};
 
 #[derive(Debug, Parser)]
@@ -153,7 +154,7 @@ pub enum TokensCommand {
         file: PathBuf,
         /// The file's format (default: from the extension, .xml/.pskc/.pskcxml or .csv).
         #[arg(long, value_enum)]
-        format: Option<crate::web::api::tokens::ImportFormat>,
+        format: Option<SeedFormat>,
         /// PSKC: the pre-shared AES key in hexadecimal.
         #[arg(long, value_name = "HEX", conflicts_with = "password_stdin")]
         preshared_key: Option<String>,
@@ -333,7 +334,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let actor = "console".to_string();
     match command {
         AdminCommand::Create {
@@ -341,11 +342,7 @@ fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let password = read_password(*password_stdin)?;
-            if let Some(problem) =
-                crate::web::admin_credentials_problem(login, &password, &password)
-            {
-                bail!("{problem}");
-            }
+            crate::domain::admin_credentials(login, &password, &password)?;
             let store = open_store(cli)?;
             let password_hash = crypto::hash_password(&password)?;
             store.create_admin_blocking(
@@ -388,11 +385,7 @@ fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let password = read_password(*password_stdin)?;
-            if let Some(problem) =
-                crate::web::admin_credentials_problem(login, &password, &password)
-            {
-                bail!("{problem}");
-            }
+            crate::domain::admin_credentials(login, &password, &password)?;
             let store = open_store(cli)?;
             let password_hash = crypto::hash_password(&password)?;
             let found =
@@ -417,7 +410,7 @@ fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
 }
 
 fn apikey(cli: &Cli, command: &ApiKeyCommand) -> anyhow::Result<()> {
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let store = open_store(cli)?;
     let result = match command {
         ApiKeyCommand::Create { name, resource, .. } => {
@@ -472,23 +465,38 @@ fn apikey(cli: &Cli, command: &ApiKeyCommand) -> anyhow::Result<()> {
     result
 }
 
+/// The formats of `tokens import --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeedFormat {
+    /// PSKC (RFC 6030) XML.
+    Pskc,
+    /// `serial,secret[,type,digits,period_or_counter,algorithm]` lines.
+    Csv,
+}
+
+impl From<SeedFormat> for ImportFormat {
+    fn from(format: SeedFormat) -> ImportFormat {
+        match format {
+            SeedFormat::Pskc => ImportFormat::Pskc,
+            SeedFormat::Csv => ImportFormat::Csv,
+        }
+    }
+}
+
 fn tokens(cli: &Cli, command: &TokensCommand) -> anyhow::Result<()> {
-    use crate::web::api::tokens::{ImportFormat, prepare_import};
     let TokensCommand::Import {
         file,
         format,
         preshared_key,
         password_stdin,
     } = command;
-    let extension = file
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let format = match (format, extension.as_deref()) {
-        (Some(format), _) => *format,
-        (None, Some("xml" | "pskc" | "pskcxml")) => ImportFormat::Pskc,
-        (None, Some("csv")) => ImportFormat::Csv,
-        (None, _) => bail!("cannot tell the format from the file name: pass --format pskc or csv"),
+    let format = match format {
+        Some(format) => ImportFormat::from(*format),
+        None => file
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(ImportFormat::from_file_name)
+            .context("cannot tell the format from the file name: pass --format pskc or csv")?,
     };
     let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let password = if *password_stdin {
@@ -498,16 +506,16 @@ fn tokens(cli: &Cli, command: &TokensCommand) -> anyhow::Result<()> {
     };
     let (config, dir) = data_dir(cli)?;
     let (store, keys) = app::open_store_and_keys(&config, &dir)?;
-    let result = prepare_import(
+    let result = provision::prepare_import(
         &keys,
         format,
         &data,
         preshared_key.as_deref(),
         password.as_deref(),
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))
+    .map_err(anyhow::Error::from)
     .and_then(|tokens| {
-        let audit = store::AuditEntry::new(crate::web::now(), "console", "token.import", "ok");
+        let audit = store::AuditEntry::new(crate::clock::now(), "console", "token.import", "ok");
         Ok(store.import_tokens_blocking(tokens, audit)??)
     });
     store.close();
@@ -588,7 +596,7 @@ fn settings(cli: &Cli, command: &SettingsCommand) -> anyhow::Result<()> {
         .build()?;
     let result = runtime.block_on(crate::delivery::send_test(&store, &keys, channel, to));
     let audit = crate::store::AuditEntry::new(
-        crate::web::now(),
+        crate::clock::now(),
         "console",
         format!("settings.{channel}.test"),
         if result.is_ok() { "ok" } else { "failed" },

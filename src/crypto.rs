@@ -52,6 +52,12 @@ pub enum CryptoError {
     Hash,
 }
 
+impl From<CryptoError> for crate::domain::RuleError {
+    fn from(error: CryptoError) -> crate::domain::RuleError {
+        crate::domain::RuleError::Failed(error.into())
+    }
+}
+
 /// Fills a buffer from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut bytes = [0u8; N];

@@ -5,7 +5,10 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
+pub mod codes;
 pub mod config;
+pub mod confirm;
 pub mod crypto;
 pub mod delivery;
 pub mod domain;
@@ -13,6 +16,7 @@ pub mod import;
 pub mod limiter;
 pub mod metrics;
 pub mod otp;
+pub mod provision;
 pub mod store;
 pub mod tls;
 pub mod web;

@@ -23,9 +23,9 @@ use teloxide_core::requests::Requester;
 use teloxide_core::types::{AllowedUpdate, ChatId, Message, UpdateKind};
 use tokio::sync::{Notify, watch};
 
-use super::mail::BadSetting;
 use super::{Accepted, Channel, Outgoing, SendError, SendFuture, open_secret};
 use crate::crypto::{self, Keys};
+use crate::domain::FieldError;
 use crate::store::Store;
 use crate::store::delivery_settings::ChannelSettings;
 
@@ -71,25 +71,25 @@ impl BotSettings {
             .unwrap_or_default()
     }
 
-    pub fn validate(&self) -> Result<(), BadSetting> {
-        let url = reqwest::Url::parse(&self.api_url).map_err(|_| BadSetting {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let url = reqwest::Url::parse(&self.api_url).map_err(|_| FieldError {
             field: "api_url",
             message: "api_url must be an http or https URL".into(),
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(BadSetting {
+            return Err(FieldError {
                 field: "api_url",
                 message: "api_url must be an http or https URL".into(),
             });
         }
         if !(1..=50).contains(&self.poll_timeout_seconds) {
-            return Err(BadSetting {
+            return Err(FieldError {
                 field: "poll_timeout_seconds",
                 message: "poll_timeout_seconds must be between 1 and 50".into(),
             });
         }
         if !(1..=120).contains(&self.timeout_seconds) {
-            return Err(BadSetting {
+            return Err(FieldError {
                 field: "timeout_seconds",
                 message: "timeout_seconds must be between 1 and 120".into(),
             });
@@ -468,7 +468,7 @@ impl Telegram {
                         offset = next;
                         if let Err(e) = self
                             .store
-                            .set_bot_offset(bot_id, offset, crate::web::now())
+                            .set_bot_offset(bot_id, offset, crate::clock::now())
                             .await
                         {
                             tracing::warn!(error = %e, "cannot store the bot's update offset");
@@ -521,7 +521,7 @@ impl Telegram {
         }
         match self
             .store
-            .activate_bot_token(activation_hash(code), chat, user, crate::web::now())
+            .activate_bot_token(activation_hash(code), chat, user, crate::clock::now())
             .await
         {
             Ok(Some(activated)) => format!(

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Accepted, Channel, SendError, SendFuture, open_secret};
 use crate::crypto::Keys;
-use crate::domain::Email;
+use crate::domain::{Email, FieldError};
 use crate::store::delivery_settings::ChannelSettings;
 
 /// The outbox's name of this channel.
@@ -55,15 +55,8 @@ pub struct MailSettings {
     pub tls_ca_file: Option<String>,
 }
 
-/// A setting that is not acceptable, by field name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadSetting {
-    pub field: &'static str,
-    pub message: String,
-}
-
-fn bad(field: &'static str, message: impl Into<String>) -> BadSetting {
-    BadSetting {
+fn bad(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
         field,
         message: message.into(),
     }
@@ -71,7 +64,7 @@ fn bad(field: &'static str, message: impl Into<String>) -> BadSetting {
 
 impl MailSettings {
     /// Checks every field, and that a CA file given can be read as PEM certificates.
-    pub fn validate(&self) -> Result<(), BadSetting> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         let host = self.host.trim();
         if host.is_empty()
             || host.len() > 253

@@ -16,6 +16,7 @@
 
 pub mod bot;
 pub mod mail;
+pub mod settings;
 pub mod sms;
 
 use std::collections::HashSet;
@@ -210,7 +211,7 @@ pub fn backoff_seconds(attempts: i64, random: u16) -> i64 {
 }
 
 fn unix_now() -> UnixTime {
-    crate::web::now()
+    crate::clock::now()
 }
 
 /// How long until the unix second `at` starts.

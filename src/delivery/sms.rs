@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::mail::BadSetting;
 use super::{Accepted, Channel, SendError, SendFuture, open_secret};
 use crate::crypto::Keys;
+use crate::domain::FieldError;
 use crate::store::delivery_settings::ChannelSettings;
 
 /// The outbox's name of this channel.
@@ -70,8 +70,8 @@ pub struct SmsSettings {
     pub tls_ca_file: Option<String>,
 }
 
-fn bad(field: &'static str, message: impl Into<String>) -> BadSetting {
-    BadSetting {
+fn bad(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
         field,
         message: message.into(),
     }
@@ -154,7 +154,7 @@ impl SmsSettings {
         Rendered { url, body }
     }
 
-    pub fn validate(&self, secret_set: bool) -> Result<(), BadSetting> {
+    pub fn validate(&self, secret_set: bool) -> Result<(), FieldError> {
         let sample = self.render("+10000000000", "123456 \"sample\" & more");
         let url = reqwest::Url::parse(&sample.url)
             .map_err(|e| bad("url", format!("not a URL once filled in: {e}")))?;

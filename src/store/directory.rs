@@ -4,6 +4,7 @@ use rusqlite::{Connection, Row, params};
 
 use super::{Result, Store, StoreError, UnixTime, optional};
 use crate::domain::{TokenKind, TokenState};
+use crate::otp::{Algorithm, PinPosition};
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -91,7 +92,7 @@ pub struct Token {
     pub user_id: Option<i64>,
     /// Sealed seed (TOTP, HOTP).
     pub secret: Option<Vec<u8>>,
-    pub algorithm: String,
+    pub algorithm: Algorithm,
     pub digits: u32,
     pub period: u32,
     pub last_step: Option<i64>,
@@ -102,7 +103,7 @@ pub struct Token {
     pub messenger: Option<String>,
     pub bot_chat_id: Option<i64>,
     pub pin_hash: Option<Vec<u8>>,
-    pub pin_position: String,
+    pub pin_position: PinPosition,
     pub enabled: bool,
     pub state: TokenState,
     pub fail_count: i64,
@@ -130,8 +131,50 @@ impl Token {
     /// never be reissued.
     pub fn is_hardware(&self) -> bool {
         matches!(self.kind, TokenKind::Totp | TokenKind::Hotp)
-            && !super::tokens::is_generated_serial(self.kind, &self.serial)
+            && !is_generated_serial(self.kind, &self.serial)
     }
+
+    /// The OTP parameters of a TOTP or HOTP token; None for the kinds whose codes otpgate sends.
+    pub fn params(&self) -> Option<crate::otp::Params> {
+        let kind = match self.kind {
+            TokenKind::Totp => crate::otp::Kind::Totp {
+                period: self.period,
+            },
+            TokenKind::Hotp => crate::otp::Kind::Hotp,
+            _ => return None,
+        };
+        crate::otp::Params::new(self.algorithm, self.digits, kind).ok()
+    }
+
+    /// Whether the token can answer at all: enabled and active (not pending its activation,
+    /// not waiting for a new one).
+    pub fn is_usable(&self) -> bool {
+        self.enabled && self.state == TokenState::Active
+    }
+}
+
+/// Whether `serial` has the form of the serials otpgate generates for tokens of `kind`: the
+/// kind's name and eight upper-case hexadecimal characters.
+pub fn is_generated_serial(kind: TokenKind, serial: &str) -> bool {
+    serial.strip_prefix(kind.as_str()).is_some_and(|rest| {
+        rest.len() == 8
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    })
+}
+
+/// A column holding one of a fixed set of names (the schema's CHECK constraints keep it so);
+/// any other text is a damaged row, not a value to guess at.
+fn named<T>(row: &Row<'_>, index: usize, parse: impl Fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown value {text:?}").into(),
+        )
+    })
 }
 
 pub const TOKEN_COLUMNS: &str = "id, serial, name, kind, user_id, secret, algorithm, digits, period, last_step, drift, \
@@ -139,16 +182,14 @@ pub const TOKEN_COLUMNS: &str = "id, serial, name, kind, user_id, secret, algori
      fail_count, locked_at, last_used_at, created_at, updated_at";
 
 pub fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
-    let kind: String = row.get(3)?;
-    let state: String = row.get(19)?;
     Ok(Token {
         id: row.get(0)?,
         serial: row.get(1)?,
         name: row.get(2)?,
-        kind: TokenKind::parse(&kind).unwrap_or(TokenKind::Totp),
+        kind: named(row, 3, TokenKind::parse)?,
         user_id: row.get(4)?,
         secret: row.get(5)?,
-        algorithm: row.get(6)?,
+        algorithm: named(row, 6, |text| text.parse().ok())?,
         digits: row.get(7)?,
         period: row.get(8)?,
         last_step: row.get(9)?,
@@ -159,9 +200,9 @@ pub fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
         messenger: row.get(14)?,
         bot_chat_id: row.get(15)?,
         pin_hash: row.get(16)?,
-        pin_position: row.get(17)?,
+        pin_position: named(row, 17, |text| text.parse().ok())?,
         enabled: row.get(18)?,
-        state: TokenState::parse(&state).unwrap_or(TokenState::Pending),
+        state: named(row, 19, TokenState::parse)?,
         fail_count: row.get(20)?,
         locked_at: row.get(21)?,
         last_used_at: row.get(22)?,
@@ -177,7 +218,7 @@ pub struct NewToken {
     pub kind: TokenKind,
     pub user_id: Option<i64>,
     pub secret: Option<Vec<u8>>,
-    pub algorithm: String,
+    pub algorithm: Algorithm,
     pub digits: u32,
     pub period: u32,
     /// The last used moving factor: for a new HOTP token starting at counter C, C - 1.
@@ -185,7 +226,7 @@ pub struct NewToken {
     pub destination: Option<String>,
     pub messenger: Option<String>,
     pub pin_hash: Option<Vec<u8>>,
-    pub pin_position: String,
+    pub pin_position: PinPosition,
     pub state: TokenState,
     /// BOT: the hash of the one-time activation code and when it expires.
     pub activation: Option<(Vec<u8>, UnixTime)>,
@@ -242,14 +283,14 @@ pub fn insert_token(conn: &Connection, token: &NewToken, now: UnixTime) -> Resul
         token.kind.as_str(),
         token.user_id,
         token.secret,
-        token.algorithm,
+        token.algorithm.as_str(),
         token.digits,
         token.period,
         token.last_step,
         token.destination,
         token.messenger,
         token.pin_hash,
-        token.pin_position,
+        token.pin_position.as_str(),
         token.state.as_str(),
         now,
         token.activation.as_ref().map(|(hash, _)| hash),

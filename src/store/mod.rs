@@ -38,7 +38,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditRecord};
 pub use directory::*;
 pub use overview::{ChannelHealth, Dashboard, HourlyAuthentications, Overview, TokenCounts};
 pub use sessions::{NewSession, Session, SessionKind, SessionStage};
-pub use settings::{BadGeneralSetting, GeneralSettings};
+pub use settings::GeneralSettings;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
@@ -94,6 +94,19 @@ impl StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<StoreError> for crate::domain::RuleError {
+    /// A violated UNIQUE constraint is a clash with what is stored, not a failure.
+    fn from(error: StoreError) -> crate::domain::RuleError {
+        if error.is_unique_violation() {
+            return crate::domain::Refused::Conflict(
+                "an object with this name exists already".into(),
+            )
+            .into();
+        }
+        crate::domain::RuleError::Failed(error.into())
+    }
+}
 
 /// The durability of a commit. `Normal` survives a crash of the process (including `kill -9`);
 /// `Full` also survives a power loss, at the price of an fsync per group commit.
@@ -760,8 +773,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     }
 }
 
-/// Seconds since the Unix epoch as stored in every table.
-pub type UnixTime = i64;
+pub use crate::clock::UnixTime;
 
 pub(crate) fn optional<T>(result: rusqlite::Result<T>) -> Result<Option<T>> {
     Ok(result.optional()?)

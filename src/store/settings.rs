@@ -3,7 +3,7 @@
 use rusqlite::{Connection, params};
 
 use super::{Result, UnixTime, optional};
-use crate::domain::{PIN_LENGTHS, PinPolicy};
+use crate::domain::{FieldError, PIN_LENGTHS, PinPolicy};
 
 pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
     optional(conn.query_row(
@@ -59,13 +59,6 @@ fn default_portal_idle_minutes() -> u32 {
     GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES
 }
 
-/// A general setting that is not acceptable, by field name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadGeneralSetting {
-    pub field: &'static str,
-    pub message: String,
-}
-
 /// Challenges live from one minute to half an hour.
 pub const CHALLENGE_VALIDITY: std::ops::RangeInclusive<u64> = 60..=1800;
 /// A portal session's idle timeout, in minutes.
@@ -98,8 +91,8 @@ impl GeneralSettings {
     /// default.
     pub fn parse<'a>(
         typed: impl Fn(&'static str) -> &'a str,
-    ) -> std::result::Result<GeneralSettings, BadGeneralSetting> {
-        let bad = |field: &'static str, message: &str| BadGeneralSetting {
+    ) -> std::result::Result<GeneralSettings, FieldError> {
+        let bad = |field: &'static str, message: &str| FieldError {
             field,
             message: message.to_string(),
         };
@@ -292,7 +285,7 @@ mod tests {
     /// The settings parsed from `fields`, the others empty.
     fn parse_fields(
         fields: &[(&'static str, &'static str)],
-    ) -> std::result::Result<GeneralSettings, BadGeneralSetting> {
+    ) -> std::result::Result<GeneralSettings, FieldError> {
         GeneralSettings::parse(|name| {
             fields
                 .iter()

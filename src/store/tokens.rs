@@ -12,22 +12,8 @@ use super::directory::{
     insert_token, token_by_id, token_from_row,
 };
 use super::{Result, Store, optional};
+pub use crate::domain::Refused;
 use crate::domain::{TokenKind, TokenState};
-
-/// Why an operation was refused although the database worked; the web layer turns each into
-/// the matching 4xx answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    /// The addressed object does not exist.
-    #[error("no such {0}")]
-    NotFound(&'static str),
-    /// The request names an object or value that does not fit: the field and why.
-    #[error("{1}")]
-    Field(&'static str, String),
-    /// The change clashes with what is stored (a duplicate serial, a token owned by another user).
-    #[error("{0}")]
-    Conflict(String),
-}
 
 /// The answer of an operation that may be refused.
 pub type Outcome<T> = std::result::Result<T, Refused>;
@@ -90,7 +76,7 @@ pub struct TokenChanges {
     pub digits: Option<u32>,
     /// `Some(None)` removes the PIN; `Some(Some(hash))` sets it.
     pub pin_hash: Option<Option<Vec<u8>>>,
-    pub pin_position: Option<String>,
+    pub pin_position: Option<crate::otp::PinPosition>,
     pub enabled: Option<bool>,
     pub destination: Option<String>,
 }
@@ -133,17 +119,6 @@ fn serial_taken(conn: &Connection, serial: &str) -> Result<bool> {
         .query_row(params![serial], |row| row.get(0))?)
 }
 
-/// Whether `serial` has the form of the serials otpgate generates for tokens of `kind` (see
-/// `random_serial`).
-pub fn is_generated_serial(kind: TokenKind, serial: &str) -> bool {
-    serial.strip_prefix(kind.as_str()).is_some_and(|rest| {
-        rest.len() == 8
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
-    })
-}
-
 /// A serial of the kind's name and eight random upper-case hexadecimal characters.
 fn random_serial(kind: TokenKind) -> Result<String> {
     let bytes = crate::crypto::random_bytes::<4>()
@@ -181,7 +156,7 @@ pub(super) fn create(
         None => None,
         Some(key) => match find_user(conn, &key)? {
             Some(user) => Some(user),
-            None => return Ok(Err(Refused::Field("user", format!("no user {key:?}")))),
+            None => return Ok(Err(Refused::field("user", format!("no user {key:?}")))),
         },
     };
     let resource = match resource {
@@ -189,7 +164,7 @@ pub(super) fn create(
         Some(key) => match find_resource(conn, &key)? {
             Some(resource) => Some(resource),
             None => {
-                return Ok(Err(Refused::Field(
+                return Ok(Err(Refused::field(
                     "resource",
                     format!("no resource {key:?}"),
                 )));
@@ -212,7 +187,7 @@ pub(super) fn create(
             match fallback {
                 Some(destination) => token.destination = Some(destination),
                 None => {
-                    return Ok(Err(Refused::Field(
+                    return Ok(Err(Refused::field(
                         "destination",
                         format!(
                             "a {} token needs a destination: give one, or assign a user who has {what}",
@@ -299,14 +274,14 @@ fn list(conn: &Connection, filter: TokenFilter) -> Result<Outcome<(Vec<TokenReco
     }
     if let Some(key) = &filter.user {
         let Some(user) = find_user(conn, key)? else {
-            return Ok(Err(Refused::Field("user", format!("no user {key:?}"))));
+            return Ok(Err(Refused::field("user", format!("no user {key:?}"))));
         };
         values.push(user.id.into());
         conditions.push(format!("t.user_id = ?{}", values.len()));
     }
     if let Some(key) = &filter.resource {
         let Some(resource) = find_resource(conn, key)? else {
-            return Ok(Err(Refused::Field(
+            return Ok(Err(Refused::field(
                 "resource",
                 format!("no resource {key:?}"),
             )));
@@ -391,7 +366,7 @@ fn update(
     if let Some(position) = &changes.pin_position {
         conn.execute(
             "UPDATE tokens SET pin_position = ?2 WHERE id = ?1",
-            params![id, position],
+            params![id, position.as_str()],
         )?;
         changed.push("pin_position");
     }
@@ -489,7 +464,7 @@ fn assign(
         return Ok(Err(Refused::NotFound("token")));
     };
     let Some(user) = find_user(conn, user_key)? else {
-        return Ok(Err(Refused::Field("user", format!("no user {user_key:?}"))));
+        return Ok(Err(Refused::field("user", format!("no user {user_key:?}"))));
     };
     match token.user_id {
         Some(owner) if owner == user.id => return Ok(Ok(existing_record(conn, token.id)?)),
@@ -767,6 +742,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::directory::is_generated_serial;
 
     #[test]
     fn generated_serials_are_told_apart_from_serials_given_from_outside() {

@@ -6,6 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::views;
+use crate::domain::{Refused, RuleError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -17,13 +18,26 @@ pub enum PageError {
     Csrf,
     #[error("too many attempts")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// A rule refused the request: the client's doing, answered with a 4xx in the refusal's
+    /// words. (Forms show refusals next to what was typed instead: `form::Problems::of`.)
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
 
+impl From<RuleError> for PageError {
+    fn from(error: RuleError) -> Self {
+        match error {
+            RuleError::Refused(refused) => PageError::Refused(refused),
+            RuleError::Failed(error) => PageError::Internal(error),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for PageError {
     fn from(error: crate::store::StoreError) -> Self {
-        PageError::Internal(error.into())
+        RuleError::from(error).into()
     }
 }
 
@@ -40,6 +54,10 @@ impl ResponseError for PageError {
             PageError::LoginRequired => StatusCode::SEE_OTHER,
             PageError::Csrf => StatusCode::FORBIDDEN,
             PageError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            PageError::Refused(Refused::NotFound(_)) => StatusCode::NOT_FOUND,
+            PageError::Refused(Refused::Field(_) | Refused::Invalid(_)) => StatusCode::BAD_REQUEST,
+            PageError::Refused(Refused::Conflict(_)) => StatusCode::CONFLICT,
+            PageError::Refused(Refused::Forbidden(_)) => StatusCode::FORBIDDEN,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,7 +70,10 @@ impl ResponseError for PageError {
         }
         let (title, message) = match self {
             PageError::LoginRequired => ("Login required", "Log in first.".to_string()),
-            PageError::NotFound => ("Not found", "There is nothing at this address.".to_string()),
+            PageError::NotFound | PageError::Refused(Refused::NotFound(_)) => {
+                ("Not found", "There is nothing at this address.".to_string())
+            }
+            PageError::Refused(refused) => ("Not done", format!("Nothing was changed: {refused}.")),
             PageError::Csrf => (
                 "Form expired",
                 "This form has expired or was not sent from an otpgate page. Go back, reload the page and try again."

@@ -1,9 +1,9 @@
 //! The HTTP front ends. Handlers parse input, call the core and the store's operations, and
 //! render; they hold no SQL and no business rules.
 
-mod admin;
 pub mod api;
 mod error;
+mod form;
 mod ops;
 mod panel;
 mod portal;
@@ -25,10 +25,9 @@ use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-pub use admin::SetupState;
-pub use admin::admin_credentials_problem;
 pub use error::PageError;
-pub use session::{client_ip, now};
+pub use panel::SetupState;
+pub use session::client_ip;
 
 /// The answer to an address that matches no route.
 pub async fn not_found() -> Result<actix_web::HttpResponse, PageError> {
@@ -75,18 +74,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(ops::metrics))
         .route("/assets/style.css", web::get().to(ops::stylesheet))
         .route("/assets/panel.js", web::get().to(ops::panel_script))
-        .route("/", web::get().to(admin::root))
-        .route("/setup", web::get().to(admin::show_setup))
-        .route("/setup", web::post().to(admin::submit_setup))
-        .route("/setup/totp", web::get().to(admin::show_setup_totp))
-        .route("/setup/totp", web::post().to(admin::submit_setup_totp))
-        .route("/admin", web::get().to(panel::dashboard::show_dashboard))
-        .route("/admin/", web::get().to(panel::dashboard::show_dashboard))
-        .route("/admin/login", web::get().to(admin::show_login))
-        .route("/admin/login", web::post().to(admin::submit_login))
-        .route("/admin/enrol", web::get().to(admin::show_enrol))
-        .route("/admin/enrol", web::post().to(admin::submit_enrol))
-        .route("/admin/logout", web::post().to(admin::logout))
         .configure(panel::routes)
         .configure(portal::routes);
 }

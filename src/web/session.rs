@@ -10,19 +10,12 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::web;
 
 use super::{AppState, PageError};
+use crate::clock::now;
 use crate::crypto;
-use crate::store::{Admin, Session, SessionKind, SessionStage, UnixTime};
+use crate::store::{Admin, Session, SessionKind, SessionStage};
 
 pub const ADMIN_COOKIE: &str = "otpgate_admin";
 pub const CSRF_COOKIE: &str = "otpgate_csrf";
-
-/// The current time, read at the edge and passed inward.
-pub fn now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 pub fn client_ip(request: &HttpRequest) -> Option<String> {
     request.peer_addr().map(|addr| addr.ip().to_string())

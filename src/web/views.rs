@@ -91,15 +91,6 @@ pub fn message_page(title: &str, message: &str) -> Markup {
     )
 }
 
-/// An error line above a form.
-pub fn form_error(message: Option<&str>) -> Markup {
-    html! {
-        @if let Some(message) = message {
-            p.error role="alert" { (message) }
-        }
-    }
-}
-
 /// A QR code as an image (an SVG data URI, so that no inline markup or script is needed).
 pub fn qr_image(data: &str, alt: &str) -> Markup {
     let svg = qrcode::QrCode::new(data.as_bytes())
@@ -115,6 +106,25 @@ pub fn qr_image(data: &str, alt: &str) -> Markup {
         data_encoding::BASE64.encode(svg.as_bytes())
     );
     html! { img.qr src=(uri) alt=(alt) width="220" height="220"; }
+}
+
+/// The enrolment of an authenticator app: the QR code of its `otpauth://` URI and, for a phone
+/// without a camera, the key to type.
+pub fn app_enrolment(uri: &str, secret: &[u8], alt: &str) -> Markup {
+    html! {
+        (qr_image(uri, alt))
+        p.note { "No camera? Type this key into the app instead:" }
+        code.secret { (crate::otp::encode_secret(secret)) }
+    }
+}
+
+/// A time as the pages show it: `2026-11-22 14:03:09` (UTC).
+pub fn format_time(at: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

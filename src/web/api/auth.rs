@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::{ApiCaller, ApiError, ApiJson, IdOrName};
-use crate::auth::{Answer, Attempt, AuthError, Authenticator, Caller, Expected, TokenRef};
+use crate::auth::{Answer, Attempt, Authenticator, Caller, Expected, TokenRef};
 use crate::domain::{KeyScope, TokenKind};
 use crate::store::auth::AuthTarget;
 use crate::web::AppState;
@@ -98,18 +98,6 @@ pub struct PrepareResponse {
     transaction: Option<String>,
     /// The codes sent, one per token; empty when the user has no MAIL, SMS or BOT token here.
     challenges: Vec<ChallengeInfo>,
-}
-
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::Forbidden(message) => ApiError::Forbidden(message),
-            AuthError::NotFound(what) => ApiError::NotFound(what),
-            AuthError::Invalid { field, message } => ApiError::field(field, message),
-            AuthError::Store(e) => e.into(),
-            AuthError::Crypto(e) => e.into(),
-        }
-    }
 }
 
 fn token_info(token: TokenRef) -> TokenInfo {
@@ -241,7 +229,7 @@ pub async fn authenticate(
         first_factor_checked: false,
     };
     let answer = authenticator(&state)
-        .authenticate(&caller_of(&caller), attempt, crate::web::now())
+        .authenticate(&caller_of(&caller), attempt, crate::clock::now())
         .await?;
     let response = match answer {
         Answer::Accepted { token } => AuthenticateResponse {
@@ -304,7 +292,7 @@ pub async fn prepare(
         token: request.token.map(|t| t.as_key()),
     };
     let answer = authenticator(&state)
-        .prepare(&caller_of(&caller), target, ip, crate::web::now())
+        .prepare(&caller_of(&caller), target, ip, crate::clock::now())
         .await?;
     let response = match answer {
         Answer::Challenge {

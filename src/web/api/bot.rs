@@ -7,12 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::settings::SettingsError;
 use super::{ApiCaller, ApiError, ApiJson};
 use crate::delivery::bot::{self, BotSettings, BotStatus};
-use crate::delivery::mail::BadSetting;
-use crate::store::bot::IssueRefused;
-use crate::store::delivery_settings::{ChannelSettings, SecretChange};
+use crate::delivery::settings::save_bot;
+use crate::store::delivery_settings::ChannelSettings;
 use crate::web::AppState;
 
 /// The bot's settings to store; they replace the stored ones and restart the bot.
@@ -109,65 +107,19 @@ pub async fn put_bot(
             .unwrap_or(defaults.poll_timeout_seconds),
         timeout_seconds: body.timeout_seconds.unwrap_or(defaults.timeout_seconds),
     };
-    let now = crate::web::now();
+    let now = crate::clock::now();
     save_bot(
-        &state,
+        &state.store,
+        &state.keys,
+        &state.telegram,
         settings,
         body.token,
+        now,
         caller.audit(now, "settings.bot.update", "ok"),
     )
     .await?;
     let stored = state.store.channel_settings(bot::CHANNEL).await?;
     Ok(HttpResponse::Ok().json(view(&state, &stored)))
-}
-
-/// Checks and stores the bot's settings with the token change (None keeps the stored one, an
-/// empty one removes it) and the audit line `entry`, then restarts the bot with them. The API
-/// and the admin panel both save through here.
-pub(crate) async fn save_bot(
-    state: &AppState,
-    settings: BotSettings,
-    token: Option<String>,
-    entry: crate::store::AuditEntry,
-) -> Result<(), SettingsError> {
-    settings.validate().map_err(SettingsError::Bad)?;
-    let secrets = match token.map(|t| t.trim().to_string()) {
-        None => Vec::new(),
-        Some(token) if token.is_empty() => vec![(bot::TOKEN.to_string(), SecretChange::Clear)],
-        Some(token) if !bot::valid_token(&token) => {
-            return Err(SettingsError::Bad(BadSetting {
-                field: "token",
-                message: "token must be a bot token as @BotFather gives it (digits, a colon, then letters, digits, - and _)".into(),
-            }));
-        }
-        Some(token) => vec![(
-            bot::TOKEN.to_string(),
-            SecretChange::Set(
-                state
-                    .keys
-                    .seal(crate::crypto::Purpose::Credential, token.as_bytes())?,
-            ),
-        )],
-    };
-    let plain = serde_json::to_string(&settings)?;
-    let entry = crate::store::AuditEntry {
-        detail: Some(format!(
-            "api_url={}{}",
-            settings.api_url,
-            if secrets.is_empty() {
-                ""
-            } else {
-                "; token changed"
-            }
-        )),
-        ..entry
-    };
-    state
-        .store
-        .save_channel_settings(bot::CHANNEL, plain, secrets, crate::web::now(), entry)
-        .await?;
-    state.telegram.reload();
-    Ok(())
 }
 
 /// A BOT token's activation: the one-time code, the link that opens the bot's chat with it,
@@ -190,23 +142,20 @@ pub struct ActivationJson {
 }
 
 impl ActivationJson {
-    pub fn new(
-        state: &AppState,
-        code: String,
-        expires_at: i64,
-    ) -> Result<ActivationJson, ApiError> {
+    pub fn new(state: &AppState, activation: crate::provision::Activation) -> ActivationJson {
+        let crate::provision::Activation { code, expires_at } = activation;
         let link = state
             .telegram
             .username()
             .map(|username| bot::deep_link(&username, &code));
-        let qr_code_svg = link.as_deref().map(super::tokens::qr_svg).transpose()?;
-        Ok(ActivationJson {
+        let qr_code_svg = link.as_deref().and_then(crate::provision::qr_svg);
+        ActivationJson {
             start_command: format!("/start {code}"),
             code,
             link,
             qr_code_svg,
             expires_at,
-        })
+        }
     }
 }
 
@@ -257,24 +206,13 @@ pub async fn issue_activation(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let id = token_id(&state, path.into_inner()).await?;
-    let (code, hash) = bot::new_activation_code()?;
-    let now = crate::web::now();
-    let expires_at = now + bot::ACTIVATION_SECONDS;
+    let now = crate::clock::now();
     let entry = crate::store::AuditEntry {
         token_id: Some(id),
         ..caller.audit(now, "token.bot_activation", "ok")
     };
-    match state
-        .store
-        .issue_bot_activation(id, hash, expires_at, now, entry)
-        .await?
-    {
-        Ok(()) => Ok(HttpResponse::Ok().json(ActivationJson::new(&state, code, expires_at)?)),
-        Err(IssueRefused::NoSuchToken) => Err(ApiError::NotFound("token")),
-        Err(IssueRefused::NotABotToken) => Err(ApiError::Conflict(
-            "only BOT tokens are activated through the bot".into(),
-        )),
-    }
+    let activation = crate::provision::issue_activation(&state.store, id, now, entry).await?;
+    Ok(HttpResponse::Ok().json(ActivationJson::new(&state, activation)))
 }
 
 /// Whether a BOT token's chat is bound yet: a page showing the QR code polls this.
@@ -301,7 +239,7 @@ pub async fn activation_status(
         .bot_activation_status(id)
         .await?
         .ok_or(ApiError::NotFound("BOT token"))?;
-    let now = crate::web::now();
+    let now = crate::clock::now();
     Ok(HttpResponse::Ok().json(ActivationStatusJson {
         state: status.state,
         enabled: status.enabled,

@@ -4,6 +4,8 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::domain::{FieldError, Refused, RuleError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -46,12 +48,40 @@ impl ApiError {
     }
 }
 
+impl From<Refused> for ApiError {
+    /// Every refusal is the client's doing, so each is a 4xx.
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Field(error) => ApiError::field(error.field, error.message),
+            Refused::Invalid(message) => ApiError::BadRequest {
+                field: None,
+                message,
+            },
+            Refused::NotFound(what) => ApiError::NotFound(what),
+            Refused::Conflict(message) => ApiError::Conflict(message),
+            Refused::Forbidden(message) => ApiError::Forbidden(message),
+        }
+    }
+}
+
+impl From<RuleError> for ApiError {
+    fn from(error: RuleError) -> Self {
+        match error {
+            RuleError::Refused(refused) => refused.into(),
+            RuleError::Failed(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        Refused::Field(error).into()
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
-        if error.is_unique_violation() {
-            return ApiError::Conflict("an object with this name exists already".into());
-        }
-        ApiError::Internal(error.into())
+        RuleError::from(error).into()
     }
 }
 

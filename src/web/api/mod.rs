@@ -3,17 +3,18 @@
 //! stable codes; the OpenAPI document is generated from the handlers' annotations.
 
 mod auth;
-pub(crate) mod bot;
+mod bot;
 mod caller;
 mod deliveries;
 mod error;
 mod json;
 mod query;
 mod resources;
-pub(crate) mod settings;
-pub mod tokens;
+mod settings;
+mod tokens;
 mod users;
 
+pub use crate::domain::IdOrName;
 pub use caller::{ApiCaller, KeyCache};
 pub use error::ApiError;
 pub use json::ApiJson;
@@ -97,24 +98,6 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(bot::issue_activation);
     config.service(bot::activation_status);
     config.service(deliveries::list_deliveries);
-}
-
-/// An object named by its id (a number) or its name, login or serial (a string).
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum IdOrName {
-    Id(i64),
-    Name(String),
-}
-
-impl IdOrName {
-    /// The key the store's `find_*` functions take: an id as digits, or the name.
-    pub fn as_key(&self) -> String {
-        match self {
-            IdOrName::Id(id) => id.to_string(),
-            IdOrName::Name(name) => name.trim().to_string(),
-        }
-    }
 }
 
 /// The generated OpenAPI document, shared by every worker.

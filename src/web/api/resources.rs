@@ -9,11 +9,12 @@ use super::error::ErrorBody;
 use super::query::QueryParams;
 use super::users::{UserList, present};
 use super::{ApiCaller, ApiError, ApiJson};
+use crate::clock::now;
 use crate::domain::TokenKind;
 use crate::store::resources::{self, Assignment, ResourceChanges, ResourceDetail, ResourceToken};
 use crate::store::users::Listing;
 use crate::store::{NewResource, Resource};
-use crate::web::{AppState, now};
+use crate::web::AppState;
 
 /// A resource as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]

@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::{ApiCaller, ApiError, ApiJson};
-use crate::crypto::Purpose;
-use crate::delivery::mail::{self, BadSetting, MailSettings, Security};
+use crate::delivery::mail::{self, MailSettings, Security};
+use crate::delivery::settings::{
+    default_mail, default_mail_port, default_sms, save_mail, save_sms, send_test_message, stored,
+};
 use crate::delivery::sms::{self, AuthKind, BodyFormat, Method, SmsSettings};
 use crate::delivery::{self, SendError};
-use crate::domain::{Email, Phone};
-use crate::store::AuditEntry;
-use crate::store::delivery_settings::{ChannelSettings, SecretChange};
+use crate::store::delivery_settings::ChannelSettings;
 use crate::web::AppState;
 
 /// The MAIL channel's settings to store; they replace the stored ones.
@@ -133,46 +133,6 @@ pub struct TestResult {
     error: Option<String>,
 }
 
-fn bad_setting(error: BadSetting) -> ApiError {
-    ApiError::field(error.field, error.message)
-}
-
-pub(crate) fn default_mail() -> MailSettings {
-    MailSettings {
-        host: String::new(),
-        port: 587,
-        security: Security::Starttls,
-        username: None,
-        from_address: String::new(),
-        from_name: "otpgate".into(),
-        timeout_seconds: 10,
-        tls_ca_file: None,
-    }
-}
-
-pub(crate) fn default_sms() -> SmsSettings {
-    SmsSettings {
-        method: Method::Post,
-        url: String::new(),
-        headers: BTreeMap::new(),
-        body_format: BodyFormat::None,
-        body: String::new(),
-        auth: AuthKind::None,
-        username: None,
-        success_status: "2xx".into(),
-        success_body: None,
-        timeout_seconds: 10,
-        tls_ca_file: None,
-    }
-}
-
-pub(crate) fn stored<T: serde::de::DeserializeOwned>(settings: &ChannelSettings) -> Option<T> {
-    settings
-        .plain
-        .as_deref()
-        .and_then(|plain| serde_json::from_str(plain).ok())
-}
-
 fn mail_view(settings: &ChannelSettings) -> MailSettingsView {
     let configured = stored::<MailSettings>(settings);
     let mail = configured.clone().unwrap_or_else(default_mail);
@@ -210,164 +170,6 @@ fn sms_view(settings: &ChannelSettings) -> SmsSettingsView {
         tls_ca_file: sms.tls_ca_file,
         updated_at: settings.updated_at,
     }
-}
-
-/// Why settings could not be saved or a test not sent.
-pub(crate) enum SettingsError {
-    /// A setting is not acceptable; nothing was stored.
-    Bad(BadSetting),
-    Failed(anyhow::Error),
-}
-
-impl From<SettingsError> for ApiError {
-    fn from(error: SettingsError) -> Self {
-        match error {
-            SettingsError::Bad(bad) => bad_setting(bad),
-            SettingsError::Failed(error) => ApiError::Internal(error),
-        }
-    }
-}
-
-impl<E: Into<anyhow::Error>> From<E> for SettingsError {
-    fn from(error: E) -> Self {
-        SettingsError::Failed(error.into())
-    }
-}
-
-/// A secret as given: left out keeps, empty removes, anything else is sealed and stored.
-fn secret_change(
-    state: &AppState,
-    name: &'static str,
-    value: Option<String>,
-) -> Result<Vec<(String, SecretChange)>, SettingsError> {
-    Ok(match value {
-        None => Vec::new(),
-        Some(value) if value.is_empty() => vec![(name.to_string(), SecretChange::Clear)],
-        Some(value) => {
-            if value.chars().any(|c| c == '\r' || c == '\n') {
-                return Err(SettingsError::Bad(BadSetting {
-                    field: name,
-                    message: "must be one line".into(),
-                }));
-            }
-            vec![(
-                name.to_string(),
-                SecretChange::Set(state.keys.seal(Purpose::Credential, value.as_bytes())?),
-            )]
-        }
-    })
-}
-
-/// The usual port of an SMTP connection protected this way.
-pub(crate) fn default_mail_port(security: Security) -> u16 {
-    match security {
-        Security::None => 25,
-        Security::Starttls => 587,
-        Security::Tls => 465,
-    }
-}
-
-/// Checks and stores the MAIL channel's settings with the password change (None keeps the
-/// stored one, an empty one removes it), and the audit line `entry` with what changed. The
-/// API and the admin panel both save through here.
-pub(crate) async fn save_mail(
-    state: &AppState,
-    settings: MailSettings,
-    password: Option<String>,
-    entry: AuditEntry,
-) -> Result<(), SettingsError> {
-    settings.validate().map_err(SettingsError::Bad)?;
-    let secrets = secret_change(state, mail::PASSWORD, password)?;
-    let plain = serde_json::to_string(&settings)?;
-    let entry = AuditEntry {
-        detail: Some(format!(
-            "host={} port={}{}",
-            settings.host,
-            settings.port,
-            if secrets.is_empty() {
-                ""
-            } else {
-                "; password changed"
-            }
-        )),
-        ..entry
-    };
-    state
-        .store
-        .save_channel_settings(mail::CHANNEL, plain, secrets, crate::web::now(), entry)
-        .await?;
-    Ok(())
-}
-
-/// Checks and stores the SMS gateway's settings with the secret change (None keeps the stored
-/// one, an empty one removes it), and the audit line `entry`.
-pub(crate) async fn save_sms(
-    state: &AppState,
-    settings: SmsSettings,
-    secret: Option<String>,
-    entry: AuditEntry,
-) -> Result<(), SettingsError> {
-    let current = state.store.channel_settings(sms::CHANNEL).await?;
-    let secret_set = match &secret {
-        Some(secret) => !secret.is_empty(),
-        None => current.secrets.contains_key(sms::SECRET),
-    };
-    settings.validate(secret_set).map_err(SettingsError::Bad)?;
-    let secrets = secret_change(state, sms::SECRET, secret)?;
-    let plain = serde_json::to_string(&settings)?;
-    let host = reqwest::Url::parse(&settings.render("+1", "x").url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
-    let entry = AuditEntry {
-        detail: Some(format!(
-            "gateway={host}{}",
-            if secrets.is_empty() {
-                ""
-            } else {
-                "; secret changed"
-            }
-        )),
-        ..entry
-    };
-    state
-        .store
-        .save_channel_settings(sms::CHANNEL, plain, secrets, crate::web::now(), entry)
-        .await?;
-    Ok(())
-}
-
-/// Sends a test message through `channel` (mail or sms) to `to`, an email address or a phone
-/// number, and records it with `entry` (its result becomes ok or failed).
-pub(crate) async fn send_test_message(
-    state: &AppState,
-    channel: &'static str,
-    to: &str,
-    entry: AuditEntry,
-) -> Result<Result<delivery::Accepted, SendError>, SettingsError> {
-    let recipient = if channel == sms::CHANNEL {
-        Phone::parse(to)
-            .map(|phone| phone.as_str().to_string())
-            .map_err(|e| e.0)
-    } else {
-        Email::parse(to).map(Email::into_string).map_err(|e| e.0)
-    }
-    .map_err(|message| {
-        SettingsError::Bad(BadSetting {
-            field: "to",
-            message,
-        })
-    })?;
-    let result = delivery::send_test(&state.store, &state.keys, channel, recipient).await;
-    let outcome = if result.is_ok() { "ok" } else { "failed" };
-    state
-        .store
-        .audit(AuditEntry {
-            result: outcome.into(),
-            ..entry
-        })
-        .await?;
-    Ok(result)
 }
 
 fn optional_text(value: Option<String>) -> Option<String> {
@@ -442,11 +244,14 @@ pub async fn put_mail(
         timeout_seconds: body.timeout_seconds.unwrap_or(10),
         tls_ca_file: optional_text(body.tls_ca_file),
     };
+    let now = crate::clock::now();
     save_mail(
-        &state,
+        &state.store,
+        &state.keys,
         settings,
         body.password,
-        caller.audit(crate::web::now(), "settings.mail.update", "ok"),
+        now,
+        caller.audit(now, "settings.mail.update", "ok"),
     )
     .await?;
     let stored = state.store.channel_settings(mail::CHANNEL).await?;
@@ -472,10 +277,11 @@ pub async fn test_mail(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let result = send_test_message(
-        &state,
+        &state.store,
+        &state.keys,
         mail::CHANNEL,
         &body.0.to,
-        caller.audit(crate::web::now(), "settings.mail.test", "ok"),
+        caller.audit(crate::clock::now(), "settings.mail.test", "ok"),
     )
     .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))
@@ -535,11 +341,14 @@ pub async fn put_sms(
         timeout_seconds: body.timeout_seconds.unwrap_or(10),
         tls_ca_file: optional_text(body.tls_ca_file),
     };
+    let now = crate::clock::now();
     save_sms(
-        &state,
+        &state.store,
+        &state.keys,
         settings,
         body.secret,
-        caller.audit(crate::web::now(), "settings.sms.update", "ok"),
+        now,
+        caller.audit(now, "settings.sms.update", "ok"),
     )
     .await?;
     let stored = state.store.channel_settings(sms::CHANNEL).await?;
@@ -565,10 +374,11 @@ pub async fn test_sms(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let result = send_test_message(
-        &state,
+        &state.store,
+        &state.keys,
         sms::CHANNEL,
         &body.0.to,
-        caller.audit(crate::web::now(), "settings.sms.test", "ok"),
+        caller.audit(crate::clock::now(), "settings.sms.test", "ok"),
     )
     .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))

@@ -7,11 +7,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::error::ErrorBody;
 use super::query::QueryParams;
 use super::{ApiCaller, ApiError, ApiJson};
+use crate::clock::now;
 use crate::crypto;
 use crate::domain::{self, TokenKind, TokenState};
 use crate::store::users::{Listing, Page, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, User};
-use crate::web::{AppState, now};
+use crate::web::AppState;
 
 /// Tells an absent field (outer `None`) from an explicit `null` (`Some(None)`); use with
 /// `#[serde(default, deserialize_with = "present")]`.

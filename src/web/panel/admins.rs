@@ -8,11 +8,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::resources::{Confirmation, FieldErrors, confirm_page, with_status};
-use super::{Page, format_time, redirect_with_flash};
+use super::{Page, redirect_with_flash};
+use crate::clock::now;
 use crate::crypto;
 use crate::store::{Admin, AdminChange, NewAdmin};
-use crate::web::{AppState, PageError, admin_credentials_problem, now};
+use crate::web::form::{Confirmation, CsrfForm, Problems, with_status};
+use crate::web::views::format_time;
+use crate::web::{AppState, PageError};
 
 const LIST: &str = "/admin/administrators";
 
@@ -54,12 +56,6 @@ pub struct NewAdminForm {
     password_confirm: String,
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 fn admin_row(page: &Page, admin: &Admin) -> Markup {
     let own = admin.id == page.logged_in.admin.id;
     html! {
@@ -97,7 +93,7 @@ async fn admins_page(
     page: &Page,
     state: &AppState,
     form: &NewAdminForm,
-    errors: &FieldErrors,
+    errors: &Problems,
 ) -> Result<HttpResponse, PageError> {
     let admins = state.store.list_admins().await?;
     let body = html! {
@@ -110,8 +106,8 @@ async fn admins_page(
         (errors.summary())
         form.stack method="post" action=(LIST) {
             input type="hidden" name="csrf" value=(page.csrf());
-            label { "Login name" input type="text" name="login" value=(form.login) required autocomplete="off"; (errors.show("login")) }
-            label { "Password" small { "At least 10 characters." } input type="password" name="password" required autocomplete="new-password"; (errors.show("password")) }
+            label { "Login name" input type="text" name="login" value=(form.login) required autocomplete="off"; (errors.note("login")) }
+            label { "Password" small { "At least 10 characters." } input type="password" name="password" required autocomplete="new-password"; (errors.note("password")) }
             label { "Password again" input type="password" name="password_confirm" required autocomplete="new-password"; }
             div { button type="submit" { "Add administrator" } }
         }
@@ -128,7 +124,7 @@ async fn list_admins(
         &page,
         &state,
         &NewAdminForm::default(),
-        &FieldErrors::default(),
+        &Problems::default(),
     )
     .await
 }
@@ -145,17 +141,17 @@ async fn create_admin(
         login: login.clone(),
         ..form.into_inner()
     };
-    let mut errors = FieldErrors::default();
-    if let Some(problem) = admin_credentials_problem(&login, &form.password, &form.password_confirm)
+    let mut errors = Problems::default();
+    if let Err(problem) =
+        crate::domain::admin_credentials(&login, &form.password, &form.password_confirm)
     {
-        let field = if problem.starts_with("The login") {
-            "login"
-        } else {
-            "password"
+        let field = match problem.field {
+            "login" => "login",
+            _ => "password",
         };
-        errors.add(field, problem);
+        errors.at(field, problem.message);
     } else if state.store.admin_by_login(login.clone()).await?.is_some() {
-        errors.add("login", "An administrator with this login exists already.");
+        errors.at("login", "An administrator with this login exists already.");
     }
     if !errors.is_empty() {
         let response = admins_page(&page, &state, &form, &errors).await?;
@@ -187,7 +183,7 @@ async fn create_admin(
             ),
         )),
         Err(crate::store::StoreError::Conflict(_)) => {
-            errors.add("login", "An administrator with this login exists already.");
+            errors.at("login", "An administrator with this login exists already.");
             let response = admins_page(&page, &state, &form, &errors).await?;
             Ok(with_status(response, StatusCode::BAD_REQUEST))
         }
@@ -211,12 +207,11 @@ async fn confirm_disable(
     let page = Page::open(&state, &request).await?;
     let admin = admin_or_404(&state, path.into_inner()).await?;
     let action = format!("/admin/administrators/{}/disable", admin.id);
-    Ok(confirm_page(
-        &page,
+    Ok(page.confirm(
         &state,
+        "Disable administrator",
+        "Administrators",
         Confirmation {
-            title: "Disable administrator",
-            active: "Administrators",
             question: html! {
                 p { "Disable " strong { (admin.login) } "? They are logged out at once and can no longer log in until enabled again." }
             },
@@ -304,12 +299,11 @@ async fn confirm_reset_2fa(
     let admin = admin_or_404(&state, path.into_inner()).await?;
     let own = admin.id == page.logged_in.admin.id;
     let action = format!("/admin/administrators/{}/reset-2fa", admin.id);
-    Ok(confirm_page(
-        &page,
+    Ok(page.confirm(
         &state,
+        "Reset two-factor authentication",
+        "Administrators",
         Confirmation {
-            title: "Reset two-factor authentication",
-            active: "Administrators",
             question: html! {
                 p { "Forget the authenticator app of " strong { (admin.login) } "? They are logged out and link a new app at their next login with their password." }
                 @if own { p.note { "This is your own account: you will be logged out now." } }

@@ -7,9 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::resources::{query_value, with_status};
-use super::{Page, format_time};
+use super::Page;
 use crate::store::{AuditFilter, AuditRecord};
+use crate::web::form::{url_encode, with_status};
+use crate::web::views::format_time;
 use crate::web::{AppState, PageError};
 
 const PER_PAGE: i64 = 50;
@@ -57,7 +58,7 @@ impl AuditQuery {
         ]
         .iter()
         .filter(|(_, value)| !value.trim().is_empty())
-        .map(|(name, value)| format!("{name}={}", query_value(value.trim())))
+        .map(|(name, value)| format!("{name}={}", url_encode(value.trim())))
         .collect::<Vec<_>>()
         .join("&")
     }
@@ -206,7 +207,7 @@ async fn show_audit(
     let joiner = if filter_query.is_empty() { "" } else { "&" };
     let body = html! {
         (filter_form(&query))
-        (crate::web::views::form_error(error.as_deref()))
+        (crate::web::form::error_line(error.as_deref()))
         p.actions {
             a.button-secondary href=(format!("/admin/audit.csv?{filter_query}")) download="audit-log.csv" { "Export as CSV" }
         }

@@ -4,9 +4,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
-use super::{Page, format_time};
+use super::Page;
+use crate::clock::now;
 use crate::store::{ChannelHealth, Dashboard, HourlyAuthentications};
-use crate::web::{AppState, PageError, now};
+use crate::web::views::format_time;
+use crate::web::{AppState, PageError};
 
 pub async fn show_dashboard(
     state: web::Data<AppState>,

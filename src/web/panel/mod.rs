@@ -8,19 +8,20 @@
 
 mod admins;
 mod audit;
-pub mod dashboard;
+mod dashboard;
+mod login;
 mod resources;
 mod settings;
+mod setup;
 mod tokens;
 mod tokens_add;
 mod users;
 mod users_import;
 
-use actix_web::cookie::time::Duration as CookieDuration;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
+use super::form::{self, Flash};
 use super::session::{self, LoggedIn};
 use super::views::{self, PanelFrame};
 use super::{AppState, PageError};
@@ -31,7 +32,22 @@ pub use session::require_admin;
 /// The cookie that carries a flash message to the page after a redirect.
 const FLASH_COOKIE: &str = "otpgate_flash";
 
+pub use setup::SetupState;
+
 pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/", web::get().to(setup::root))
+        .route("/setup", web::get().to(setup::show_setup))
+        .route("/setup", web::post().to(setup::submit_setup))
+        .route("/setup/totp", web::get().to(setup::show_setup_totp))
+        .route("/setup/totp", web::post().to(setup::submit_setup_totp))
+        .route("/admin", web::get().to(dashboard::show_dashboard))
+        .route("/admin/", web::get().to(dashboard::show_dashboard))
+        .route("/admin/login", web::get().to(login::show_login))
+        .route("/admin/login", web::post().to(login::submit_login))
+        .route("/admin/enrol", web::get().to(login::show_enrol))
+        .route("/admin/enrol", web::post().to(login::submit_enrol))
+        .route("/admin/logout", web::post().to(login::logout));
     users::routes(config);
     tokens::routes(config);
     resources::routes(config);
@@ -56,11 +72,7 @@ impl Page {
         request: &HttpRequest,
     ) -> Result<Page, PageError> {
         let logged_in = require_admin(state, request).await?;
-        let flash = request
-            .cookie(FLASH_COOKIE)
-            .map(|c| c.value().to_string())
-            .filter(|v| !v.is_empty())
-            .map(|v| percent_decode(&v));
+        let flash = FLASH.read(request);
         Ok(Page {
             logged_in,
             flash_cookie: flash.is_some(),
@@ -83,6 +95,28 @@ impl Page {
         &self.logged_in.csrf
     }
 
+    /// The hidden CSRF field of this page's forms.
+    pub fn csrf_field(&self) -> Markup {
+        form::csrf_field(self.csrf())
+    }
+
+    /// A one-button form that posts to `action`.
+    pub fn post_button(&self, action: &str, label: &str, class: &str) -> Markup {
+        form::post_button(self.csrf(), action, label, class)
+    }
+
+    /// The confirmation step of a destructive action, as a whole page.
+    pub fn confirm(
+        &self,
+        state: &AppState,
+        title: &str,
+        active: &str,
+        confirmation: form::Confirmation<'_>,
+    ) -> HttpResponse {
+        let body = form::confirmation(self.csrf(), confirmation);
+        self.render(state, title, active, body)
+    }
+
     /// Checks a form's CSRF token against the session's.
     pub fn check_csrf(&self, given: &str) -> Result<(), PageError> {
         session::check_csrf(&self.logged_in.csrf, given)
@@ -90,7 +124,7 @@ impl Page {
 
     /// An audit entry by this administrator, from this request's address.
     pub fn audit(&self, request: &HttpRequest, action: &str, result: &str) -> AuditEntry {
-        AuditEntry::new(session::now(), self.actor(), action, result)
+        AuditEntry::new(crate::clock::now(), self.actor(), action, result)
             .client_ip(session::client_ip(request))
     }
 
@@ -122,93 +156,19 @@ impl Page {
             .content_type("text/html; charset=utf-8")
             .body(markup.into_string());
         if self.flash_cookie {
-            let _ = response.add_cookie(&session::removal_cookie(state, FLASH_COOKIE));
+            FLASH.clear(state, &mut response);
         }
         response
     }
 }
 
+/// The panel's flash message: one cookie for the whole panel.
+const FLASH: Flash<'static> = Flash {
+    cookie: FLASH_COOKIE,
+    path: "/",
+};
+
 /// A redirect (303) to `location` that shows `message` on the next page.
 pub fn redirect_with_flash(state: &AppState, location: &str, message: &str) -> HttpResponse {
-    let mut cookie = session::cookie(state, FLASH_COOKIE, percent_encode(message));
-    cookie.set_max_age(CookieDuration::seconds(60));
-    let mut response = see_other(location);
-    let _ = response.add_cookie(&cookie);
-    response
-}
-
-/// A redirect (303) to `location`.
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
-
-/// A cookie value may not hold spaces, commas or semicolons: the flash text is
-/// percent-encoded byte by byte.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_' | b'!' | b'(' | b')') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = [bytes[i + 1], bytes[i + 2]];
-            if let Some(byte) = std::str::from_utf8(&hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A time as the panel shows it: `2026-11-22 14:03:09` (UTC).
-pub fn format_time(at: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(at)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_flash_message_survives_its_trip_through_a_cookie() {
-        for text in ["User “jdoe” created.", "a; b, c=d %41", "", "ünïcödé"] {
-            let encoded = percent_encode(text);
-            assert!(
-                encoded
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
-            );
-            assert_eq!(percent_decode(&encoded), text);
-        }
-    }
-
-    #[test]
-    fn a_broken_escape_in_a_flash_cookie_is_kept_as_text() {
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-    }
+    FLASH.redirect(state, location, message)
 }

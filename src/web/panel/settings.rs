@@ -13,19 +13,21 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::resources::{FieldErrors, with_status};
-use super::{Page, format_time, redirect_with_flash};
+use super::{Page, redirect_with_flash};
+use crate::clock::now;
 use crate::delivery::bot::{self, BotSettings, BotState};
-use crate::delivery::mail::{self, BadSetting, MailSettings, Security};
+use crate::delivery::mail::{self, MailSettings, Security};
+use crate::delivery::settings::{
+    default_mail, default_mail_port, default_sms, save_bot, save_mail, save_sms, send_test_message,
+    stored,
+};
 use crate::delivery::sms::{self, AuthKind, BodyFormat, Method, SmsSettings};
+use crate::domain::{FieldError, Refused, RuleError};
 use crate::store::GeneralSettings;
 use crate::tls::CertificateSource;
-use crate::web::api::bot::save_bot;
-use crate::web::api::settings::{
-    SettingsError, default_mail, default_mail_port, default_sms, save_mail, save_sms,
-    send_test_message, stored,
-};
-use crate::web::{AppState, PageError, now};
+use crate::web::form::{Problems, with_status};
+use crate::web::views::format_time;
+use crate::web::{AppState, PageError};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -196,22 +198,22 @@ struct TestOutcome {
 #[derive(Default)]
 struct SettingsView {
     general: GeneralForm,
-    general_errors: FieldErrors,
+    general_errors: Problems,
     mail: MailForm,
     mail_password_set: bool,
-    mail_errors: FieldErrors,
+    mail_errors: Problems,
     mail_test: Option<TestOutcome>,
     mail_test_to: String,
     sms: SmsForm,
     sms_secret_set: bool,
-    sms_errors: FieldErrors,
+    sms_errors: Problems,
     sms_test: Option<TestOutcome>,
     sms_test_to: String,
     tls_certificate: String,
-    tls_errors: FieldErrors,
+    tls_errors: Problems,
     bot: BotForm,
     bot_token_set: bool,
-    bot_errors: FieldErrors,
+    bot_errors: Problems,
     /// The confirmation of a save, shown in the section it is about: (section, message).
     saved: Option<(&'static str, String)>,
 }
@@ -362,19 +364,19 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                     "Public address"
                     small { "The address users reach otpgate at, used in links such as portal addresses. Empty: " code { (state.base_url) } "." }
                     input type="url" name="public_url" value=(form.public_url) placeholder="https://otp.example.lan";
-                    (errors.show("public_url"))
+                    (errors.note("public_url"))
                 }
                 label {
                     "Default OTP length"
                     small { "The number of digits of the codes otpgate sends (MAIL, SMS and BOT tokens) unless chosen otherwise; authenticator apps keep 6, which every app shows." }
                     (select("default_otp_length", &form.default_otp_length, &[("6", "6 digits"), ("8", "8 digits")]))
-                    (errors.show("default_otp_length"))
+                    (errors.note("default_otp_length"))
                 }
                 label {
                     "Challenge validity (seconds)"
                     small { "How long a code sent by mail, SMS or bot stays valid: 60 to 1800." }
                     input type="number" name="challenge_validity_seconds" value=(form.challenge_validity_seconds) min="60" max="1800" required;
-                    (errors.show("challenge_validity_seconds"))
+                    (errors.note("challenge_validity_seconds"))
                 }
                 fieldset {
                     legend { "PINs" }
@@ -383,13 +385,13 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                         "PIN minimum length"
                         small { "4 to 64 characters. Empty: 4." }
                         input type="number" name="pin_min_length" value=(form.pin_min_length) min="4" max="64";
-                        (errors.show("pin_min_length"))
+                        (errors.note("pin_min_length"))
                     }
                     label {
                         "PIN maximum length"
                         small { "At least the minimum, at most 64. Empty: 64." }
                         input type="number" name="pin_max_length" value=(form.pin_max_length) min="4" max="64";
-                        (errors.show("pin_max_length"))
+                        (errors.note("pin_max_length"))
                     }
                     label.check {
                         input type="checkbox" name="pin_digits_only" value="on" checked[form.pin_digits_only == "on"];
@@ -400,7 +402,7 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                     "Portal session idle timeout (minutes)"
                     small { "A self-service portal session ends after this long without use: 5 to 240. Empty: 15." }
                     input type="number" name="portal_idle_minutes" value=(form.portal_idle_minutes) min="5" max="240";
-                    (errors.show("portal_idle_minutes"))
+                    (errors.note("portal_idle_minutes"))
                 }
                 div { button type="submit" { "Save general settings" } }
             }
@@ -419,33 +421,33 @@ fn mail_section(page: &Page, view: &SettingsView) -> Markup {
             form.stack method="post" action="/admin/settings/mail#mail" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 div.row {
-                    label.grow { "SMTP server" input type="text" name="host" value=(form.host) placeholder="smtp.example.lan"; (errors.show("host")) }
-                    label { "Port" small { "Empty: the usual port." } input type="number" name="port" value=(form.port) min="1" max="65535"; (errors.show("port")) }
+                    label.grow { "SMTP server" input type="text" name="host" value=(form.host) placeholder="smtp.example.lan"; (errors.note("host")) }
+                    label { "Port" small { "Empty: the usual port." } input type="number" name="port" value=(form.port) min="1" max="65535"; (errors.note("port")) }
                 }
                 label {
                     "Connection security"
                     (select("security", &form.security, &[("starttls", "STARTTLS (usually port 587)"), ("tls", "TLS from the start (usually port 465)"), ("none", "None (a relay on a trusted network only)")]))
-                    (errors.show("security"))
+                    (errors.note("security"))
                 }
                 div.row {
-                    label.grow { "Login" small { "Empty when the server needs none." } input type="text" name="username" value=(form.username) autocomplete="off"; (errors.show("username")) }
+                    label.grow { "Login" small { "Empty when the server needs none." } input type="text" name="username" value=(form.username) autocomplete="off"; (errors.note("username")) }
                     label.grow {
                         "Password " (secret_state(view.mail_password_set))
                         small { "Empty keeps the stored password." }
                         input type="password" name="password" autocomplete="new-password";
-                        (errors.show("password"))
+                        (errors.note("password"))
                     }
                 }
                 @if view.mail_password_set {
                     label.check { input type="checkbox" name="clear_password" value="on"; "Remove the stored password" }
                 }
                 div.row {
-                    label.grow { "Sender address" input type="email" name="from_address" value=(form.from_address) placeholder="otp@example.lan"; (errors.show("from_address")) }
-                    label.grow { "Sender name" input type="text" name="from_name" value=(form.from_name); (errors.show("from_name")) }
+                    label.grow { "Sender address" input type="email" name="from_address" value=(form.from_address) placeholder="otp@example.lan"; (errors.note("from_address")) }
+                    label.grow { "Sender name" input type="text" name="from_name" value=(form.from_name); (errors.note("from_name")) }
                 }
                 div.row {
-                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.show("timeout_seconds")) }
-                    label.grow { "CA certificate file" small { "A PEM file on this host, for a server with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.show("tls_ca_file")) }
+                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note("timeout_seconds")) }
+                    label.grow { "CA certificate file" small { "A PEM file on this host, for a server with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.note("tls_ca_file")) }
                 }
                 div { button type="submit" { "Save mail settings" } }
             }
@@ -471,34 +473,34 @@ fn sms_section(page: &Page, view: &SettingsView) -> Markup {
             form.stack method="post" action="/admin/settings/sms#sms" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 div.row {
-                    label { "Method" (select("method", &form.method, &[("POST", "POST"), ("GET", "GET")])) (errors.show("method")) }
-                    label.grow { "Address" input type="text" name="url" value=(form.url) placeholder="https://sms.example.com/send?to={phone}&text={message}"; (errors.show("url")) }
+                    label { "Method" (select("method", &form.method, &[("POST", "POST"), ("GET", "GET")])) (errors.note("method")) }
+                    label.grow { "Address" input type="text" name="url" value=(form.url) placeholder="https://sms.example.com/send?to={phone}&text={message}"; (errors.note("url")) }
                 }
-                label { "Extra headers" small { "One per line: " code { "Name: value" } ". " code { "{secret}" } " stands for the stored secret." } textarea name="headers" rows="2" { (form.headers) } (errors.show("headers")) }
+                label { "Extra headers" small { "One per line: " code { "Name: value" } ". " code { "{secret}" } " stands for the stored secret." } textarea name="headers" rows="2" { (form.headers) } (errors.note("headers")) }
                 div.row {
-                    label { "Body format" (select("body_format", &form.body_format, &[("none", "No body"), ("form", "Form"), ("json", "JSON")])) (errors.show("body_format")) }
-                    label.grow { "Body" textarea name="body" rows="2" { (form.body) } (errors.show("body")) }
+                    label { "Body format" (select("body_format", &form.body_format, &[("none", "No body"), ("form", "Form"), ("json", "JSON")])) (errors.note("body_format")) }
+                    label.grow { "Body" textarea name="body" rows="2" { (form.body) } (errors.note("body")) }
                 }
                 div.row {
-                    label { "Authentication" (select("auth", &form.auth, &[("none", "None"), ("basic", "Basic (login and secret)"), ("bearer", "Bearer token (secret)")])) (errors.show("auth")) }
-                    label.grow { "Login" input type="text" name="username" value=(form.username) autocomplete="off"; (errors.show("username")) }
+                    label { "Authentication" (select("auth", &form.auth, &[("none", "None"), ("basic", "Basic (login and secret)"), ("bearer", "Bearer token (secret)")])) (errors.note("auth")) }
+                    label.grow { "Login" input type="text" name="username" value=(form.username) autocomplete="off"; (errors.note("username")) }
                     label.grow {
                         "Secret " (secret_state(view.sms_secret_set))
                         small { "Password or token; empty keeps the stored one." }
                         input type="password" name="secret" autocomplete="new-password";
-                        (errors.show("secret"))
+                        (errors.note("secret"))
                     }
                 }
                 @if view.sms_secret_set {
                     label.check { input type="checkbox" name="clear_secret" value="on"; "Remove the stored secret" }
                 }
                 div.row {
-                    label { "Success status" small { "e.g. 2xx or 200,202" } input type="text" name="success_status" value=(form.success_status); (errors.show("success_status")) }
-                    label.grow { "Success text" small { "Optional: a text the answer must contain." } input type="text" name="success_body" value=(form.success_body); (errors.show("success_body")) }
-                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.show("timeout_seconds")) }
+                    label { "Success status" small { "e.g. 2xx or 200,202" } input type="text" name="success_status" value=(form.success_status); (errors.note("success_status")) }
+                    label.grow { "Success text" small { "Optional: a text the answer must contain." } input type="text" name="success_body" value=(form.success_body); (errors.note("success_body")) }
+                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note("timeout_seconds")) }
                 }
                 div.row {
-                    label.grow { "CA certificate file" small { "A PEM file on this host, for a gateway with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.show("tls_ca_file")) }
+                    label.grow { "CA certificate file" small { "A PEM file on this host, for a gateway with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.note("tls_ca_file")) }
                 }
                 div { button type="submit" { "Save SMS settings" } }
             }
@@ -541,15 +543,15 @@ fn telegram_section(page: &Page, state: &AppState, view: &SettingsView) -> Marku
                     "Bot token " (secret_state(view.bot_token_set))
                     small { "From @BotFather, like 123456:ABC-DEF…; empty keeps the stored token." }
                     input type="password" name="token" autocomplete="off";
-                    (errors.show("token"))
+                    (errors.note("token"))
                 }
                 @if view.bot_token_set {
                     label.check { input type="checkbox" name="clear_token" value="on"; "Remove the stored token (stops the bot)" }
                 }
                 div.row {
-                    label.grow { "Bot API address" small { "Telegram's, or a self-hosted Bot API server." } input type="url" name="api_url" value=(form.api_url); (errors.show("api_url")) }
-                    label { "Long poll (seconds)" input type="number" name="poll_timeout_seconds" value=(form.poll_timeout_seconds) min="1" max="50"; (errors.show("poll_timeout_seconds")) }
-                    label { "Send timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.show("timeout_seconds")) }
+                    label.grow { "Bot API address" small { "Telegram's, or a self-hosted Bot API server." } input type="url" name="api_url" value=(form.api_url); (errors.note("api_url")) }
+                    label { "Long poll (seconds)" input type="number" name="poll_timeout_seconds" value=(form.poll_timeout_seconds) min="1" max="50"; (errors.note("poll_timeout_seconds")) }
+                    label { "Send timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note("timeout_seconds")) }
                 }
                 div { button type="submit" { "Save and restart the bot" } }
             }
@@ -557,10 +559,10 @@ fn telegram_section(page: &Page, state: &AppState, view: &SettingsView) -> Marku
     }
 }
 
-fn bot_settings_from(form: &BotForm) -> Result<BotSettings, BadSetting> {
+fn bot_settings_from(form: &BotForm) -> Result<BotSettings, FieldError> {
     let defaults = BotSettings::default();
     let number = |text: &str, default: u64, field: &'static str| {
-        number_or(text, default).ok_or_else(|| BadSetting {
+        number_or(text, default).ok_or_else(|| FieldError {
             field,
             message: "give a number of seconds".into(),
         })
@@ -590,14 +592,17 @@ async fn save_telegram(
     let outcome = match bot_settings_from(&form) {
         Ok(settings) => {
             save_bot(
-                &state,
+                &state.store,
+                &state.keys,
+                &state.telegram,
                 settings,
                 secret_input(&form.token, form.clear_token.is_some()),
+                now(),
                 page.audit(&request, "settings.bot.update", "ok"),
             )
             .await
         }
-        Err(bad) => Err(SettingsError::Bad(bad)),
+        Err(bad) => Err(RuleError::from(bad)),
     };
     match outcome {
         Ok(()) => Ok(redirect_with_flash(
@@ -605,20 +610,19 @@ async fn save_telegram(
             "/admin/settings?saved=telegram#telegram",
             "Telegram bot settings saved: the bot restarts with them.",
         )),
-        Err(SettingsError::Bad(bad)) => {
+        Err(error) => {
+            let problems = problems_of(error)?;
             let mut view = stored_view(&state).await?;
             view.bot = BotForm {
                 token: String::new(),
                 ..form.into_inner()
             };
-            let (field, message) = message_for_people(bad);
-            view.bot_errors.add(field, message);
+            view.bot_errors = problems;
             Ok(with_status(
                 settings_page(&page, &state, &view),
                 StatusCode::BAD_REQUEST,
             ))
         }
-        Err(SettingsError::Failed(error)) => Err(PageError::Internal(error)),
     }
 }
 
@@ -652,8 +656,8 @@ fn tls_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
                         (errors.summary())
                         form.stack method="post" action="/admin/settings/tls#tls" {
                             input type="hidden" name="csrf" value=(page.csrf());
-                            label { "Certificate (PEM)" textarea.pem name="certificate" rows="6" placeholder="-----BEGIN CERTIFICATE-----" { (view.tls_certificate) } (errors.show("certificate")) }
-                            label { "Private key (PEM)" small { "Never shown again." } textarea.pem name="private_key" rows="6" autocomplete="off" placeholder="-----BEGIN PRIVATE KEY-----" {} (errors.show("private_key")) }
+                            label { "Certificate (PEM)" textarea.pem name="certificate" rows="6" placeholder="-----BEGIN CERTIFICATE-----" { (view.tls_certificate) } (errors.note("certificate")) }
+                            label { "Private key (PEM)" small { "Never shown again." } textarea.pem name="private_key" rows="6" autocomplete="off" placeholder="-----BEGIN PRIVATE KEY-----" {} (errors.note("private_key")) }
                             div { button type="submit" { "Check and use this certificate" } }
                         }
                     }
@@ -724,7 +728,7 @@ async fn save_general(
         Err(bad) => {
             let mut view = stored_view(&state).await?;
             view.general = form.into_inner();
-            view.general_errors.add(bad.field, bad.message);
+            view.general_errors.field(bad);
             return Ok(with_status(
                 settings_page(&page, &state, &view),
                 StatusCode::BAD_REQUEST,
@@ -766,8 +770,8 @@ fn optional_text(text: &str) -> Option<String> {
     Some(text.trim().to_string()).filter(|t| !t.is_empty())
 }
 
-fn mail_settings_from(form: &MailForm) -> Result<MailSettings, BadSetting> {
-    let bad = |field: &'static str, message: &str| BadSetting {
+fn mail_settings_from(form: &MailForm) -> Result<MailSettings, FieldError> {
+    let bad = |field: &'static str, message: &str| FieldError {
         field,
         message: message.to_string(),
     };
@@ -816,8 +820,16 @@ fn sentence(text: &str) -> String {
     out
 }
 
-fn message_for_people(bad: BadSetting) -> (&'static str, String) {
-    (bad.field, sentence(&bad.message))
+/// A refusal of the settings as their section's problems, each message a sentence; a
+/// failure stays a failure.
+fn problems_of(error: RuleError) -> Result<Problems, PageError> {
+    match error {
+        RuleError::Refused(Refused::Field(bad)) => Ok(Problems::one(FieldError::new(
+            bad.field,
+            sentence(&bad.message),
+        ))),
+        other => Problems::of(other),
+    }
 }
 
 async fn save_mail_settings(
@@ -830,14 +842,16 @@ async fn save_mail_settings(
     let outcome = match mail_settings_from(&form) {
         Ok(settings) => {
             save_mail(
-                &state,
+                &state.store,
+                &state.keys,
                 settings,
                 secret_input(&form.password, form.clear_password.is_some()),
+                now(),
                 page.audit(&request, "settings.mail.update", "ok"),
             )
             .await
         }
-        Err(bad) => Err(SettingsError::Bad(bad)),
+        Err(bad) => Err(RuleError::from(bad)),
     };
     match outcome {
         Ok(()) => Ok(redirect_with_flash(
@@ -845,25 +859,24 @@ async fn save_mail_settings(
             "/admin/settings?saved=mail#mail",
             "Mail settings saved. The next email uses them.",
         )),
-        Err(SettingsError::Bad(bad)) => {
+        Err(error) => {
+            let problems = problems_of(error)?;
             let mut view = stored_view(&state).await?;
             view.mail = MailForm {
                 password: String::new(),
                 ..form.into_inner()
             };
-            let (field, message) = message_for_people(bad);
-            view.mail_errors.add(field, message);
+            view.mail_errors = problems;
             Ok(with_status(
                 settings_page(&page, &state, &view),
                 StatusCode::BAD_REQUEST,
             ))
         }
-        Err(SettingsError::Failed(error)) => Err(PageError::Internal(error)),
     }
 }
 
-fn sms_settings_from(form: &SmsForm) -> Result<SmsSettings, BadSetting> {
-    let bad = |field: &'static str, message: String| BadSetting { field, message };
+fn sms_settings_from(form: &SmsForm) -> Result<SmsSettings, FieldError> {
+    let bad = |field: &'static str, message: String| FieldError { field, message };
     let method = match form.method.as_str() {
         "GET" => Method::Get,
         "POST" => Method::Post,
@@ -926,14 +939,16 @@ async fn save_sms_settings(
     let outcome = match sms_settings_from(&form) {
         Ok(settings) => {
             save_sms(
-                &state,
+                &state.store,
+                &state.keys,
                 settings,
                 secret_input(&form.secret, form.clear_secret.is_some()),
+                now(),
                 page.audit(&request, "settings.sms.update", "ok"),
             )
             .await
         }
-        Err(bad) => Err(SettingsError::Bad(bad)),
+        Err(bad) => Err(RuleError::from(bad)),
     };
     match outcome {
         Ok(()) => Ok(redirect_with_flash(
@@ -941,20 +956,19 @@ async fn save_sms_settings(
             "/admin/settings?saved=sms#sms",
             "SMS settings saved. The next text message uses them.",
         )),
-        Err(SettingsError::Bad(bad)) => {
+        Err(error) => {
+            let problems = problems_of(error)?;
             let mut view = stored_view(&state).await?;
             view.sms = SmsForm {
                 secret: String::new(),
                 ..form.into_inner()
             };
-            let (field, message) = message_for_people(bad);
-            view.sms_errors.add(field, message);
+            view.sms_errors = problems;
             Ok(with_status(
                 settings_page(&page, &state, &view),
                 StatusCode::BAD_REQUEST,
             ))
         }
-        Err(SettingsError::Failed(error)) => Err(PageError::Internal(error)),
     }
 }
 
@@ -972,8 +986,14 @@ async fn run_test(
     } else {
         "settings.mail.test"
     };
-    let result =
-        send_test_message(state, channel, &form.to, page.audit(request, action, "ok")).await;
+    let result = send_test_message(
+        &state.store,
+        &state.keys,
+        channel,
+        &form.to,
+        page.audit(request, action, "ok"),
+    )
+    .await;
     let mut view = stored_view(state).await?;
     let (outcome, status) = match result {
         Ok(sent) => (
@@ -983,17 +1003,16 @@ async fn run_test(
             }),
             StatusCode::OK,
         ),
-        Err(SettingsError::Bad(bad)) => {
-            let (_, message) = message_for_people(bad);
+        Err(error) => {
+            let problems = problems_of(error)?;
             (
                 Some(TestOutcome {
                     to: form.to.trim().to_string(),
-                    result: Err(message),
+                    result: Err(problems.first().unwrap_or_default().to_string()),
                 }),
                 StatusCode::BAD_REQUEST,
             )
         }
-        Err(SettingsError::Failed(error)) => return Err(PageError::Internal(error)),
     };
     if channel == sms::CHANNEL {
         view.sms_test = outcome;
@@ -1066,7 +1085,7 @@ async fn upload_certificate(
             };
             let mut view = stored_view(&state).await?;
             view.tls_certificate = form.certificate.clone();
-            view.tls_errors.add(field, sentence(&error.to_string()));
+            view.tls_errors.at(field, sentence(&error.to_string()));
             Ok(with_status(
                 settings_page(&page, &state, &view),
                 StatusCode::BAD_REQUEST,

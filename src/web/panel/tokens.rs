@@ -8,16 +8,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::users::{CsrfForm, Problems, csrf_field, invalid, path_id, post_button, query_string};
-use super::{Page, format_time, redirect_with_flash};
+use super::{Page, redirect_with_flash};
 use crate::delivery::bot::{self, BotState, BotStatus};
-use crate::domain::{self, TokenKind, TokenState};
-use crate::otp;
+use crate::domain::{Refused, TokenKind, TokenState};
+use crate::provision::{self, TokenUpdate};
 use crate::store::AuditEntry;
-use crate::store::bot::IssueRefused;
-use crate::store::tokens::{Refused, StateFilter, TokenChanges, TokenDetail, TokenFilter};
-use crate::web::api::ApiError;
-use crate::web::views;
+use crate::store::tokens::{StateFilter, TokenDetail, TokenFilter};
+use crate::web::form::{CsrfForm, Problems, invalid, path_id, query_string};
+use crate::web::views::{self, format_time};
 use crate::web::{AppState, PageError};
 
 /// Tokens per page of the list.
@@ -71,39 +69,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::get().to(confirm_delete_token),
         )
         .route("/admin/tokens/{id}/delete", web::post().to(delete_token));
-}
-
-/// Turns an API-shaped refusal of a shared rule into the form's problems; a broken store or
-/// key stays an internal error.
-pub(super) fn problems_of(error: ApiError) -> Result<Problems, PageError> {
-    let mut problems = Problems::default();
-    match error {
-        ApiError::BadRequest {
-            field: Some(field),
-            message,
-        } => problems.at(&field, message),
-        ApiError::BadRequest {
-            field: None,
-            message,
-        }
-        | ApiError::Conflict(message)
-        | ApiError::Forbidden(message) => problems.general(message),
-        ApiError::NotFound(what) => problems.general(format!("no such {what}")),
-        ApiError::Internal(error) => return Err(PageError::Internal(error)),
-        other => return Err(PageError::Internal(anyhow::anyhow!("{other}"))),
-    }
-    Ok(problems)
-}
-
-/// A refusal of the store as the form's problems; `NotFound` is the 404 page.
-pub(super) fn problems_of_refusal(refused: Refused) -> Result<Problems, PageError> {
-    let mut problems = Problems::default();
-    match refused {
-        Refused::NotFound(_) => return Err(PageError::NotFound),
-        Refused::Field(field, message) => problems.at(field, message),
-        Refused::Conflict(message) => problems.general(message),
-    }
-    Ok(problems)
 }
 
 /// The state words of a token as the list and its page show them.
@@ -311,7 +276,7 @@ fn bot_activation_section(page: &Page, state: &AppState, token: &crate::store::T
             @if bot.state != BotState::Running {
                 p.note { "The Telegram bot is not running (" (bot_state_text(&bot)) "): set it up in " a href="/admin/settings#telegram" { "Settings" } "." }
             }
-            (post_button(page, &action, if token.state == TokenState::Active { "New activation" } else { "Send a new activation" }, "secondary"))
+            (page.post_button(&action, if token.state == TokenState::Active { "New activation" } else { "Send a new activation" }, "secondary"))
         }
     }
 }
@@ -338,9 +303,9 @@ pub(super) fn bot_state_text(status: &BotStatus) -> String {
 pub(super) fn activation_code_view(
     state: &AppState,
     token: &crate::store::Token,
-    code: &str,
-    expires_at: i64,
+    activation: &provision::Activation,
 ) -> Markup {
+    let provision::Activation { code, expires_at } = activation;
     let link = state
         .telegram
         .username()
@@ -361,7 +326,7 @@ pub(super) fn activation_code_view(
                 p.error { "The Telegram bot is not running, so there is no link to scan yet. Set it up in " a href="/admin/settings#telegram" { "Settings" } ", then send a new activation." }
             }
             p { "Without the link, the user can send the bot this message: " code.command { "/start " (code) } }
-            p.note { "The code works once, until " (format_time(expires_at)) " UTC, and is not shown again." }
+            p.note { "The code works once, until " (format_time(*expires_at)) " UTC, and is not shown again." }
             p { a href={ "/admin/tokens/" (token.id) } { "Back to the token" } }
         }
     }
@@ -376,15 +341,15 @@ fn token_page(page: &Page, state: &AppState, detail: &TokenDetail, problems: &Pr
         (problems.summary())
         div.actions {
             @if token.enabled {
-                (post_button(page, &format!("{base}/disable"), "Disable", "secondary"))
+                (page.post_button(&format!("{base}/disable"), "Disable", "secondary"))
             } @else {
-                (post_button(page, &format!("{base}/enable"), "Enable", "secondary"))
+                (page.post_button(&format!("{base}/enable"), "Enable", "secondary"))
             }
             @if token.fail_count > 0 || token.locked_at.is_some() {
-                (post_button(page, &format!("{base}/reset"), "Reset fail counter (unlock)", "secondary"))
+                (page.post_button(&format!("{base}/reset"), "Reset fail counter (unlock)", "secondary"))
             }
             @if token.user_id.is_some() {
-                (post_button(page, &format!("{base}/unassign"), "Unassign from user", "secondary"))
+                (page.post_button(&format!("{base}/unassign"), "Unassign from user", "secondary"))
             }
             a.button.danger href={ (base) "/delete" } { "Delete" }
         }
@@ -398,13 +363,13 @@ fn token_page(page: &Page, state: &AppState, detail: &TokenDetail, problems: &Pr
             dt { "Last use" } dd { @if let Some(at) = token.last_used_at { (format_time(at)) " UTC" } @else { "never" } }
             dt { "OTP length" } dd { (token.digits) " digits" }
             @if seeded {
-                dt { "Algorithm" } dd { (token.algorithm) @if token.kind == TokenKind::Totp { ", " (token.period) " s" } }
+                dt { "Algorithm" } dd { (token.algorithm.as_str()) @if token.kind == TokenKind::Totp { ", " (token.period) " s" } }
             }
             @if let Some(destination) = &token.destination {
                 dt { @if token.kind == TokenKind::Sms { "Phone" } @else { "Email" } } dd { (destination) }
             }
             @if let Some(messenger) = &token.messenger { dt { "Messenger" } dd { (messenger) } }
-            dt { "PIN" } dd { @if token.pin_hash.is_some() { "set (" (token.pin_position) " the code)" } @else { "none" } }
+            dt { "PIN" } dd { @if token.pin_hash.is_some() { "set (" (token.pin_position.as_str()) " the code)" } @else { "none" } }
             dt { "Created" } dd { (format_time(token.created_at)) " UTC" }
         }
         h2 { "Assignments" }
@@ -436,7 +401,7 @@ fn token_page(page: &Page, state: &AppState, detail: &TokenDetail, problems: &Pr
             section {
                 h2 { "Rename" }
                 form.stack method="post" action={ (base) "/rename" } {
-                    (csrf_field(page))
+                    (page.csrf_field())
                     label { "Name" input type="text" name="name" value=(token.name); (problems.note("name")) }
                     div.buttons { button type="submit" { "Rename" } }
                 }
@@ -444,10 +409,10 @@ fn token_page(page: &Page, state: &AppState, detail: &TokenDetail, problems: &Pr
             section {
                 h2 { "PIN" }
                 form.stack method="post" action={ (base) "/pin" } {
-                    (csrf_field(page))
+                    (page.csrf_field())
                     label { "New PIN" small { "Typed together with the code. The PIN rule is set under " a href="/admin/settings#general" { "Settings → General" } "." }
                         input type="password" name="pin" autocomplete="new-password"; (problems.note("pin")) }
-                    (pin_position_select(&token.pin_position))
+                    (pin_position_select(token.pin_position.as_str()))
                     div.buttons {
                         button type="submit" name="action" value="set" { "Set PIN" }
                         @if token.pin_hash.is_some() {
@@ -460,7 +425,7 @@ fn token_page(page: &Page, state: &AppState, detail: &TokenDetail, problems: &Pr
                 section {
                     h2 { "Resynchronise" }
                     form.stack method="post" action={ (base) "/resync" } {
-                        (csrf_field(page))
+                        (page.csrf_field())
                         p.note { "For a token whose clock or counter drifted: type two codes it shows one after the other." }
                         label { "First code" input type="text" name="otp1" inputmode="numeric" autocomplete="off"; (problems.note("otp1")) }
                         label { "Next code" input type="text" name="otp2" inputmode="numeric" autocomplete="off"; (problems.note("otp2")) }
@@ -488,7 +453,7 @@ pub(super) fn pin_position_select(current: &str) -> Markup {
 pub(super) fn confirm_form(page: &Page, token_id: i64, problems: &Problems) -> Markup {
     html! {
         form.stack.narrow method="post" action={ "/admin/tokens/" (token_id) "/confirm" } {
-            (csrf_field(page))
+            (page.csrf_field())
             label { "Code shown by the app" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required; (problems.note("code")) }
             div.buttons { button type="submit" { "Confirm" } }
         }
@@ -543,7 +508,7 @@ fn finish(
             state,
             page,
             detail,
-            &problems_of_refusal(refused)?,
+            &Problems::of(refused)?,
         )),
     }
 }
@@ -665,15 +630,23 @@ pub async fn resync_token(
     page.check_csrf(&form.csrf)?;
     let detail = load_token(&state, &path).await?;
     let token = &detail.record.token;
-    let found = crate::web::api::tokens::find_resync(&state, token, &form.otp1, &form.otp2).await;
-    let (step, drift) = match found {
+    let found = provision::resync(
+        state.keys.clone(),
+        token,
+        &form.otp1,
+        &form.otp2,
+        state.config.auth.resync_search,
+        crate::clock::now(),
+    )
+    .await;
+    let found = match found {
         Ok(found) => found,
         Err(error) => {
             return Ok(render_problems(
                 &state,
                 &page,
                 &detail,
-                &problems_of(error)?,
+                &Problems::of(error)?,
             ));
         }
     };
@@ -681,8 +654,8 @@ pub async fn resync_token(
         .store
         .resync_token(
             token.id,
-            step,
-            drift,
+            found.step,
+            found.drift,
             page.audit(&request, "token.resync", "ok"),
         )
         .await?;
@@ -714,25 +687,28 @@ pub async fn change_pin(
     let page = Page::open(&state, &request).await?;
     page.check_csrf(&form.csrf)?;
     let detail = load_token(&state, &path).await?;
-    let mut problems = Problems::default();
-    let changes = if form.action == "clear" {
-        TokenChanges {
-            pin_hash: Some(None),
-            ..TokenChanges::default()
+    let update = if form.action == "clear" {
+        TokenUpdate {
+            pin: Some(None),
+            ..TokenUpdate::default()
         }
     } else {
-        let pins = state.general().await?.pin_policy();
-        if let Err(error) = domain::check_pin(&form.pin, &pins) {
-            problems.field(error);
+        TokenUpdate {
+            pin: Some(Some(form.pin.clone())),
+            pin_position: Some(form.pin_position.clone()),
+            ..TokenUpdate::default()
         }
-        let position = domain::pin_position(&form.pin_position).map_err(|e| problems.field(e));
-        if !problems.is_empty() {
-            return Ok(render_problems(&state, &page, &detail, &problems));
-        }
-        TokenChanges {
-            pin_hash: Some(Some(state.keys.pin_hash(&form.pin))),
-            pin_position: position.ok(),
-            ..TokenChanges::default()
+    };
+    let pins = state.general().await?.pin_policy();
+    let changes = match provision::changes(&state.keys, &detail.record.token, &update, &pins) {
+        Ok(changes) => changes,
+        Err(refused) => {
+            return Ok(render_problems(
+                &state,
+                &page,
+                &detail,
+                &Problems::of(refused)?,
+            ));
         }
     };
     let outcome = state
@@ -767,22 +743,27 @@ pub async fn rename_token(
     let page = Page::open(&state, &request).await?;
     page.check_csrf(&form.csrf)?;
     let detail = load_token(&state, &path).await?;
-    let name = match domain::token_name(&form.name) {
-        Ok(name) => name,
-        Err(error) => {
-            let mut problems = Problems::default();
-            problems.field(error);
-            return Ok(render_problems(&state, &page, &detail, &problems));
+    let update = TokenUpdate {
+        name: Some(form.name.clone()),
+        ..TokenUpdate::default()
+    };
+    let pins = state.general().await?.pin_policy();
+    let changes = match provision::changes(&state.keys, &detail.record.token, &update, &pins) {
+        Ok(changes) => changes,
+        Err(refused) => {
+            return Ok(render_problems(
+                &state,
+                &page,
+                &detail,
+                &Problems::of(refused)?,
+            ));
         }
     };
     let outcome = state
         .store
         .update_token(
             detail.record.token.id,
-            TokenChanges {
-                name: Some(name),
-                ..TokenChanges::default()
-            },
+            changes,
             page.audit(&request, "token.update", "ok"),
         )
         .await?;
@@ -794,44 +775,6 @@ pub async fn rename_token(
 pub struct ConfirmForm {
     csrf: String,
     code: String,
-}
-
-/// Checks the first code of a new authenticator app: the time step it matched, if any.
-pub(super) fn first_code_step(
-    state: &AppState,
-    token: &crate::store::Token,
-    code: &str,
-) -> Result<Option<i64>, PageError> {
-    use std::str::FromStr;
-    let algorithm = otp::Algorithm::from_str(&token.algorithm)
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("token {}: {e}", token.id)))?;
-    let params = otp::Params::new(
-        algorithm,
-        token.digits,
-        otp::Kind::Totp {
-            period: token.period,
-        },
-    )
-    .map_err(|e| PageError::Internal(anyhow::anyhow!("token {}: {e}", token.id)))?;
-    let sealed = token
-        .secret
-        .as_deref()
-        .ok_or_else(|| PageError::Internal(anyhow::anyhow!("token {} has no seed", token.id)))?;
-    let secret = state
-        .keys
-        .open(crate::crypto::Purpose::TokenSecret, sealed)?;
-    let now = u64::try_from(crate::web::now()).unwrap_or(0);
-    let last_used = token.last_step.and_then(|step| u64::try_from(step).ok());
-    Ok(otp::verify(
-        &secret,
-        &params,
-        code.trim(),
-        otp::Window::for_kind(params.kind),
-        last_used,
-        token.drift,
-        now,
-    )
-    .and_then(|matched| i64::try_from(matched.step).ok()))
 }
 
 pub async fn confirm_token(
@@ -849,7 +792,9 @@ pub async fn confirm_token(
         problems.general("This token is not waiting for a first code.");
         return Ok(render_problems(&state, &page, &detail, &problems));
     }
-    let Some(step) = first_code_step(&state, token, &form.code)? else {
+    let found = provision::first_code(&state.keys, token, &form.code, crate::clock::now())
+        .map_err(|e| PageError::Internal(e.into()))?;
+    let Some(found) = found else {
         problems.at(
             "code",
             "this is not the app's current code; check the phone's clock and type the code shown now",
@@ -858,7 +803,11 @@ pub async fn confirm_token(
     };
     let outcome = state
         .store
-        .confirm_token(token.id, step, page.audit(&request, "token.activate", "ok"))
+        .confirm_token(
+            token.id,
+            found.step,
+            page.audit(&request, "token.activate", "ok"),
+        )
         .await?;
     finish(
         &state,
@@ -882,25 +831,14 @@ pub async fn resend_activation(
         return Err(PageError::NotFound);
     }
     let token = &detail.record.token;
-    let (code, hash) = bot::new_activation_code()?;
-    let now = crate::web::now();
-    let expires_at = now + bot::ACTIVATION_SECONDS;
     let entry = AuditEntry {
         token_id: Some(token.id),
         user_id: token.user_id,
         ..page.audit(&request, "token.bot_activation", "ok")
     };
-    match state
-        .store
-        .issue_bot_activation(token.id, hash, expires_at, now, entry)
-        .await?
-    {
-        Ok(()) => {}
-        Err(IssueRefused::NoSuchToken | IssueRefused::NotABotToken) => {
-            return Err(PageError::NotFound);
-        }
-    }
-    let body = activation_code_view(&state, token, &code, expires_at);
+    let activation =
+        provision::issue_activation(&state.store, token.id, crate::clock::now(), entry).await?;
+    let body = activation_code_view(&state, token, &activation);
     Ok(page.render(&state, &title_of(&detail), "Tokens", body))
 }
 
@@ -918,7 +856,7 @@ pub async fn confirm_delete_token(
             p { "Its user " (login) " can no longer authenticate with it." }
         }
         form.stack.narrow method="post" action={ "/admin/tokens/" (token.id) "/delete" } {
-            (csrf_field(&page))
+            (page.csrf_field())
             div.buttons {
                 button.danger type="submit" { "Delete token" }
                 a href={ "/admin/tokens/" (token.id) } { "Cancel" }
@@ -955,7 +893,7 @@ pub async fn delete_token(
             &state,
             &page,
             &detail,
-            &problems_of_refusal(refused)?,
+            &Problems::of(refused)?,
         )),
     }
 }

@@ -1,23 +1,19 @@
 //! Add Token: software tokens (authenticator app, MAIL, SMS, BOT) and hardware tokens (TOTP or
 //! HOTP by serial and seed), each with the PIN option and, from a user's Assign Token → New,
 //! assigned to that user in the same step; and the import of PSKC or CSV seed files with a
-//! preview. The rules are the API's (`api::tokens::prepare_token`, `prepare_import`).
+//! preview. The rules are the shared ones of `provision`, as in the API and the console.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
-use super::tokens::{confirm_form, pin_position_select, problems_of, problems_of_refusal};
-use super::users::{Problems, csrf_field, invalid};
-use super::users_import::read_upload;
+use super::tokens::{confirm_form, pin_position_select};
 use super::{Page, redirect_with_flash};
 use crate::crypto::Purpose;
-use crate::domain::{TokenKind, TokenState};
+use crate::domain::{IdOrName, TokenKind, TokenState};
+use crate::provision::{self, ImportFormat, SecretFormat, TokenRequest};
 use crate::store::User;
-use crate::web::api::IdOrName;
-use crate::web::api::tokens::{
-    CreateToken, ImportFormat, SecretFormat, enrolment_uri, prepare_import, prepare_token,
-};
+use crate::web::form::{Problems, invalid, path_id, read_upload};
 use crate::web::{AppState, PageError, views};
 
 /// The Add Token choices: the address piece, the title and what it is.
@@ -69,7 +65,7 @@ async fn user_for(state: &AppState, text: &str) -> Result<Option<User>, PageErro
     if text.is_empty() {
         return Ok(None);
     }
-    let id = super::users::path_id(text)?;
+    let id = path_id(text)?;
     state
         .store
         .find_user(id.to_string())
@@ -156,7 +152,7 @@ fn add_form(
         (problems.summary())
         @if let Some(user) = user { p { "The new token is assigned to " strong { (user.login) } "." } }
         form.stack.narrow method="post" action={ "/admin/tokens/new/" (choice) } {
-            (csrf_field(page))
+            (page.csrf_field())
             @if let Some(user) = user { input type="hidden" name="user" value=(user.id); }
             (problems.note("user"))
             @if choice == "hardware" {
@@ -254,8 +250,8 @@ fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
-/// The API's create request for the form; problems of the form's own shape come back too.
-fn request_of(choice: &str, form: &AddForm, user: Option<&User>) -> Result<CreateToken, Problems> {
+/// The create request of the form; problems of the form's own shape come back too.
+fn request_of(choice: &str, form: &AddForm, user: Option<&User>) -> Result<TokenRequest, Problems> {
     let mut problems = Problems::default();
     let kind = match choice {
         "app" => TokenKind::Totp,
@@ -270,7 +266,7 @@ fn request_of(choice: &str, form: &AddForm, user: Option<&User>) -> Result<Creat
             }
         },
     };
-    let mut request = CreateToken::new(kind);
+    let mut request = TokenRequest::new(kind);
     request.name = Some(form.name.clone());
     request.user = user.map(|u| IdOrName::Id(u.id));
     request.digits = match form.digits.trim() {
@@ -344,15 +340,13 @@ pub(super) fn app_enrolment(
     page: &Page,
     token_id: i64,
     uri: &str,
-    secret: &str,
+    secret: &[u8],
     problems: &Problems,
 ) -> Markup {
     html! {
         (problems.summary())
         p { "Scan this QR code with the authenticator app. It is shown only now: otpgate keeps the seed sealed and never displays it again." }
-        (views::qr_image(uri, "QR code of the new token for an authenticator app"))
-        p.note { "No camera? Type this key into the app instead:" }
-        code.secret { (secret) }
+        (views::app_enrolment(uri, secret, "QR code of the new token for an authenticator app"))
         p { "Then type the code the app shows to confirm it; until then the token stays pending and cannot be used." }
         (confirm_form(page, token_id, problems))
     }
@@ -386,15 +380,16 @@ pub async fn submit_add(
         Err(problems) => return Ok(render_again(problems)),
     };
     let general = state.general().await?;
-    let mut prepared = match prepare_token(&state.keys, &create, crate::web::now(), &general) {
+    let now = crate::clock::now();
+    let mut prepared = match provision::prepare(&state.keys, &create, now, &general) {
         Ok(prepared) => prepared,
-        Err(error) => return Ok(render_again(problems_of(error)?)),
+        Err(error) => return Ok(render_again(Problems::of(error)?)),
     };
     if choice == "app" {
         // An authenticator app is confirmed by its first code before it counts.
         prepared.creation.token.state = TokenState::Pending;
     }
-    let activation_code = prepared.activation_code.take();
+    let activation = prepared.activation.take();
     let record = match state
         .store
         .create_token(
@@ -404,19 +399,23 @@ pub async fn submit_add(
         .await?
     {
         Ok(record) => record,
-        Err(refused) => return Ok(render_again(problems_of_refusal(refused)?)),
+        Err(refused) => return Ok(render_again(Problems::of(refused)?)),
     };
     if let (Some(seed), "app") = (&prepared.seed, choice.as_str()) {
-        let uri = enrolment_uri(&state.issuer, &record, seed);
-        let secret = crate::otp::encode_secret(&seed.secret);
-        let body = app_enrolment(&page, record.token.id, &uri, &secret, &Problems::default());
+        let uri = provision::enrolment_uri(&state.issuer, &provision::account_of(&record), seed);
+        let body = app_enrolment(
+            &page,
+            record.token.id,
+            &uri,
+            &seed.secret,
+            &Problems::default(),
+        );
         return Ok(page.render(&state, "Scan the QR code", "Tokens", body));
     }
-    if let Some(code) = activation_code {
-        let expires_at = crate::web::now() + crate::delivery::bot::ACTIVATION_SECONDS;
+    if let Some(activation) = activation {
         let body = html! {
             p.flash role="status" { "BOT token " (record.token.serial) " created. It becomes active when its user opens the activation link." }
-            (super::tokens::activation_code_view(&state, &record.token, &code, expires_at))
+            (super::tokens::activation_code_view(&state, &record.token, &activation))
         };
         return Ok(page.render(&state, "Activate the token", "Tokens", body));
     }
@@ -447,20 +446,10 @@ pub async fn submit_add(
 /// key so that neither the seeds nor the file's password ever appear in the page.
 #[derive(Serialize, Deserialize)]
 struct PendingImport {
-    format: String,
+    format: ImportFormat,
     data: String,
     preshared_key: Option<String>,
     password: Option<String>,
-}
-
-impl PendingImport {
-    fn format(&self) -> ImportFormat {
-        if self.format == "pskc" {
-            ImportFormat::Pskc
-        } else {
-            ImportFormat::Csv
-        }
-    }
 }
 
 fn import_form(page: &Page, problems: &Problems) -> Markup {
@@ -469,7 +458,7 @@ fn import_form(page: &Page, problems: &Problems) -> Markup {
         p { "The vendor's seed file for a batch of hardware tokens: PSKC (RFC 6030, plain or encrypted) or CSV ("
             code { "serial,secret[,type,digits,period_or_counter,algorithm]" } "). The tokens are imported unassigned; assign them from a user's page." }
         form.stack.narrow method="post" action="/admin/tokens/import" enctype="multipart/form-data" {
-            (csrf_field(page))
+            (page.csrf_field())
             label { "Seed file" input type="file" name="file" required; (problems.note("data")) }
             label { "Format"
                 select name="format" {
@@ -506,11 +495,11 @@ async fn prepare(
     pending: &PendingImport,
 ) -> Result<Result<Vec<crate::store::NewToken>, Problems>, PageError> {
     let worker_state = state.clone();
-    let format = pending.format();
+    let format = pending.format;
     let data = pending.data.clone().into_bytes();
     let (preshared_key, password) = (pending.preshared_key.clone(), pending.password.clone());
     let prepared = web::block(move || {
-        prepare_import(
+        provision::prepare_import(
             &worker_state.keys,
             format,
             &data,
@@ -522,7 +511,7 @@ async fn prepare(
     .map_err(|e| PageError::Internal(anyhow::anyhow!("the import did not finish: {e}")))?;
     match prepared {
         Ok(tokens) => Ok(Ok(tokens)),
-        Err(error) => Ok(Err(problems_of(error)?)),
+        Err(error) => Ok(Err(Problems::of(error)?)),
     }
 }
 
@@ -544,7 +533,7 @@ fn import_preview(page: &Page, tokens: &[crate::store::NewToken], sealed: &str) 
             }
         }
         form.stack.narrow method="post" action="/admin/tokens/import/confirm" {
-            (csrf_field(page))
+            (page.csrf_field())
             input type="hidden" name="sealed" value=(sealed);
             div.buttons {
                 button type="submit" { "Import " (tokens.len()) " token(s)" }
@@ -591,19 +580,12 @@ pub async fn upload_import(
         return Ok(render_again(problems));
     }
     let format = match upload.text("format").as_str() {
-        "pskc" => "pskc",
-        "csv" => "csv",
-        _ if data
-            .trim_start_matches('\u{feff}')
-            .trim_start()
-            .starts_with('<') =>
-        {
-            "pskc"
-        }
-        _ => "csv",
+        "pskc" => ImportFormat::Pskc,
+        "csv" => ImportFormat::Csv,
+        _ => ImportFormat::from_contents(&data),
     };
     let pending = PendingImport {
-        format: format.to_string(),
+        format,
         data,
         preshared_key: non_empty(&upload.text("preshared_key")),
         password: (!upload.text("password").is_empty()).then(|| upload.text("password")),
@@ -666,6 +648,6 @@ pub async fn confirm_import(
             "/admin/tokens?assigned=no",
             &format!("{} token(s) imported.", serials.len()),
         )),
-        Err(refused) => Ok(render_again(problems_of_refusal(refused)?)),
+        Err(refused) => Ok(render_again(Problems::of(refused)?)),
     }
 }

@@ -3,16 +3,17 @@
 //! user's page with their tokens and resources; Assign Token → New or Existing. The CSV import
 //! lives in `users_import`.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Page, format_time, redirect_with_flash};
+use super::{Page, redirect_with_flash};
 use crate::crypto;
 use crate::domain::{self, FieldError};
 use crate::store::users::{Count, Cursor, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, tokens::TokenFilter};
+use crate::web::form::{CsrfForm, Problems, invalid, path_id, query_string};
+use crate::web::views::format_time;
 use crate::web::{AppState, PageError};
 
 /// Users per page of the list.
@@ -48,120 +49,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/delete", web::post().to(delete_user))
         .route("/admin/users/{id}/assign", web::get().to(show_assign))
         .route("/admin/users/{id}/assign", web::post().to(assign_existing));
-}
-
-// ---------------------------------------------------------------------------
-// Pieces the users and tokens pages share
-// ---------------------------------------------------------------------------
-
-/// What is wrong with a submitted form: messages by field, shown next to each field, or on
-/// top for `None`.
-#[derive(Debug, Default)]
-pub(super) struct Problems(Vec<(Option<String>, String)>);
-
-impl Problems {
-    pub(super) fn field(&mut self, error: FieldError) {
-        self.0.push((Some(error.field.to_string()), error.message));
-    }
-
-    pub(super) fn at(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push((Some(field.to_string()), message.into()));
-    }
-
-    pub(super) fn general(&mut self, message: impl Into<String>) {
-        self.0.push((None, message.into()));
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The line above the form: the general problems, or a pointer to the fields.
-    pub(super) fn summary(&self) -> Markup {
-        let general: Vec<&str> = self
-            .0
-            .iter()
-            .filter(|(field, _)| field.is_none())
-            .map(|(_, message)| message.as_str())
-            .collect();
-        html! {
-            @if !general.is_empty() {
-                @for message in general { p.error role="alert" { (message) } }
-            } @else if !self.0.is_empty() {
-                p.error role="alert" { "Nothing was saved: correct the fields marked below." }
-            }
-        }
-    }
-
-    /// The messages for one field, shown under it.
-    pub(super) fn note(&self, field: &str) -> Markup {
-        html! {
-            @for (_, message) in self.0.iter().filter(|(f, _)| f.as_deref() == Some(field)) {
-                span.field-error { (capitalised(message)) }
-            }
-        }
-    }
-}
-
-fn capitalised(message: &str) -> String {
-    let mut chars = message.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// A page answered with 400: the form came back with mistakes.
-pub(super) fn invalid(mut response: HttpResponse) -> HttpResponse {
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    response
-}
-
-/// An id from the address; anything else is an address that leads nowhere.
-pub(super) fn path_id(text: &str) -> Result<i64, PageError> {
-    text.parse::<i64>().map_err(|_| PageError::NotFound)
-}
-
-/// Percent-encodes a query-string value.
-pub(super) fn url_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// A query string of the pairs whose value is not empty, with `?` in front (or nothing).
-pub(super) fn query_string(pairs: &[(&str, &str)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter(|(_, value)| !value.is_empty())
-        .map(|(name, value)| format!("{name}={}", url_encode(value)))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-/// The hidden CSRF field of every form.
-pub(super) fn csrf_field(page: &Page) -> Markup {
-    html! { input type="hidden" name="csrf" value=(page.csrf()); }
-}
-
-/// A one-button form that posts to `action`.
-pub(super) fn post_button(page: &Page, action: &str, label: &str, class: &str) -> Markup {
-    html! {
-        form.inline method="post" action=(action) {
-            (csrf_field(page))
-            button class=(class) type="submit" { (label) }
-        }
-    }
 }
 
 fn enabled_badge(enabled: bool) -> Markup {
@@ -416,7 +303,7 @@ fn user_form(page: &Page, user_id: Option<i64>, form: &UserForm, problems: &Prob
     html! {
         (problems.summary())
         form.stack method="post" action=(action) {
-            (csrf_field(page))
+            (page.csrf_field())
             label { "Login" input type="text" name="login" value=(form.login) required autocomplete="off"; (problems.note("login")) }
             label { "First name" input type="text" name="first_name" value=(form.first_name); (problems.note("first_name")) }
             label { "Last name" input type="text" name="last_name" value=(form.last_name); (problems.note("last_name")) }
@@ -484,7 +371,7 @@ pub async fn create_user(
         }
         Some(hash_password(form.password.clone()).await?)
     };
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let draft = UserDraft {
         user: NewUser {
             login: valid.login.clone(),
@@ -576,7 +463,7 @@ pub async fn update_user(
         phone: (valid.phone != old.phone).then(|| valid.phone.clone()),
         ..UserChanges::default()
     };
-    let now = crate::web::now();
+    let now = crate::clock::now();
     match state
         .store
         .update_user(
@@ -613,9 +500,9 @@ fn user_page(page: &Page, detail: &UserDetail, problems: &Problems) -> Markup {
             a.button href={ (base) "/edit" } { "Edit" }
             a.button href={ (base) "/assign" } { "Assign Token" }
             @if user.enabled {
-                (post_button(page, &format!("{base}/disable"), "Disable", "secondary"))
+                (page.post_button(&format!("{base}/disable"), "Disable", "secondary"))
             } @else {
-                (post_button(page, &format!("{base}/enable"), "Enable", "secondary"))
+                (page.post_button(&format!("{base}/enable"), "Enable", "secondary"))
             }
             a.button.danger href={ (base) "/delete" } { "Delete" }
         }
@@ -660,7 +547,7 @@ fn user_page(page: &Page, detail: &UserDetail, problems: &Problems) -> Markup {
         }
         h2 { "Password" }
         form.stack.narrow method="post" action={ (base) "/password" } {
-            (csrf_field(page))
+            (page.csrf_field())
             label { "New password" small { "At least 8 characters." }
                 input type="password" name="password" autocomplete="new-password"; (problems.note("password")) }
             div.buttons {
@@ -726,7 +613,7 @@ pub async fn set_password(
         password_hash: Some(hash),
         ..UserChanges::default()
     };
-    let now = crate::web::now();
+    let now = crate::clock::now();
     state
         .store
         .update_user(
@@ -744,12 +631,6 @@ pub async fn set_password(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfForm {
-    pub csrf: String,
-}
-
 async fn set_enabled(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -764,7 +645,7 @@ async fn set_enabled(
         enabled: Some(enabled),
         ..UserChanges::default()
     };
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let user = state
         .store
         .update_user(
@@ -815,7 +696,7 @@ pub async fn confirm_delete_user(
             p { "Their " (detail.tokens.len()) " token(s) stay, without a user and without resources." }
         }
         form.stack.narrow method="post" action={ "/admin/users/" (user.id) "/delete" } {
-            (csrf_field(&page))
+            (page.csrf_field())
             div.buttons {
                 button.danger type="submit" { "Delete user" }
                 a href={ "/admin/users/" (user.id) } { "Cancel" }
@@ -896,7 +777,7 @@ async fn assign_page(
             p.empty { "There are no unassigned tokens. " a href={ "/admin/tokens/new?user=" (user.id) } { "Add a new token" } "." }
         } @else {
             form.stack.narrow method="post" action={ "/admin/users/" (user.id) "/assign" } {
-                (csrf_field(page))
+                (page.csrf_field())
                 label { "Unassigned token"
                     @if total > tokens.len() as i64 {
                         small { "The first " (tokens.len()) " of " (total) "; find others on the Tokens page." }
@@ -924,15 +805,6 @@ async fn assign_page(
         "Users",
         body,
     ))
-}
-
-impl From<crate::store::tokens::Refused> for PageError {
-    fn from(refused: crate::store::tokens::Refused) -> Self {
-        match refused {
-            crate::store::tokens::Refused::NotFound(_) => PageError::NotFound,
-            other => PageError::Internal(anyhow::anyhow!("refused: {other}")),
-        }
-    }
 }
 
 pub async fn show_assign(

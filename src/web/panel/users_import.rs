@@ -1,86 +1,15 @@
 //! Importing users from a CSV file (`login,first,last,email,phone`): the administrator uploads
 //! the file, sees every row with its problems, and imports all rows or none.
 
-use std::collections::HashMap;
-
-use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::Page;
-use super::redirect_with_flash;
-use super::users::{Problems, csrf_field, invalid};
+use super::{Page, redirect_with_flash};
 use crate::import::{self, UserRow};
 use crate::store::NewUser;
+use crate::web::form::{Problems, invalid, read_upload};
 use crate::web::{AppState, PageError};
-
-/// The largest file the panel takes (users or token seeds).
-pub(super) const MAX_UPLOAD: usize = 4 * 1024 * 1024;
-
-/// The fields of a `multipart/form-data` form: text fields and files, by name.
-pub(super) struct Upload {
-    pub fields: HashMap<String, Vec<u8>>,
-}
-
-impl Upload {
-    pub fn text(&self, name: &str) -> String {
-        self.fields
-            .get(name)
-            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-            .unwrap_or_default()
-    }
-
-    pub fn bytes(&self, name: &str) -> &[u8] {
-        self.fields.get(name).map(Vec::as_slice).unwrap_or_default()
-    }
-}
-
-/// Why an upload could not be read.
-pub(super) enum UploadProblem {
-    TooLarge,
-    Malformed,
-}
-
-impl UploadProblem {
-    pub fn message(&self) -> String {
-        match self {
-            UploadProblem::TooLarge => format!(
-                "The file is too large: at most {} MB.",
-                MAX_UPLOAD / 1024 / 1024
-            ),
-            UploadProblem::Malformed => {
-                "The upload could not be read; choose the file again.".into()
-            }
-        }
-    }
-}
-
-/// Reads a whole `multipart/form-data` body of at most [`MAX_UPLOAD`] bytes.
-pub(super) async fn read_upload(
-    request: &HttpRequest,
-    payload: web::Payload,
-) -> Result<Upload, UploadProblem> {
-    let mut multipart = Multipart::new(request.headers(), payload);
-    let mut fields = HashMap::new();
-    let mut total = 0usize;
-    while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(|_| UploadProblem::Malformed)?;
-        let name = field.name().unwrap_or_default().to_string();
-        let mut data = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|_| UploadProblem::Malformed)?;
-            total += chunk.len();
-            if total > MAX_UPLOAD {
-                return Err(UploadProblem::TooLarge);
-            }
-            data.extend_from_slice(&chunk);
-        }
-        fields.insert(name, data);
-    }
-    Ok(Upload { fields })
-}
 
 fn upload_form(page: &Page, problems: &Problems) -> Markup {
     html! {
@@ -88,7 +17,7 @@ fn upload_form(page: &Page, problems: &Problems) -> Markup {
         p { "One user per line: " code { "login,first,last,email,phone" } ". A first line starting with "
             code { "login" } " is a header and is skipped. Only the login is required; phone numbers in international form." }
         form.stack.narrow method="post" action="/admin/users/import" enctype="multipart/form-data" {
-            (csrf_field(page))
+            (page.csrf_field())
             label { "CSV file" input type="file" name="file" accept=".csv,text/csv,text/plain" required; (problems.note("file")) }
             div.buttons {
                 button type="submit" { "Preview" }
@@ -159,7 +88,7 @@ fn preview(page: &Page, text: &str, rows: &[UserRow]) -> Markup {
         }
         @if bad == 0 {
             form.stack.narrow method="post" action="/admin/users/import/confirm" {
-                (csrf_field(page))
+                (page.csrf_field())
                 input type="hidden" name="csv" value=(text);
                 div.buttons {
                     button type="submit" { "Import " (rows.len()) " user(s)" }
@@ -260,7 +189,7 @@ pub async fn confirm_import(
             password_hash: None,
         })
         .collect();
-    let now = crate::web::now();
+    let now = crate::clock::now();
     match state
         .store
         .import_users(users, page.audit(&request, "user.import", "ok"), now)

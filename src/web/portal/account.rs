@@ -1,29 +1,21 @@
 //! Your details: the user actions the resource's Allowed Actions permit — Set Password (when
 //! the user has none), Change Password (the current one required), Change Name, and Change
 //! Email / Change Phone, where the new address or number only replaces the old one after the
-//! code sent to it was typed back.
-//!
-//! What the session is in the middle of (a new address waiting for its code, a reissued seed
-//! waiting for its first code) is kept sealed in the portal session's row, so it ends with the
-//! session and is bound to the user and the resource.
+//! code sent to it (a `confirm` code, kept in the session: `pending`) was typed back.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{Frame, Portal, PortalError, Visitor, csrf_field, form_error, require_visitor};
-use crate::crypto::{self, Purpose};
+use super::pending::{self, Pending};
+use super::{Frame, Portal, PortalError, Visitor, refuse_unless_allowed, require_visitor};
+use crate::confirm::{self, Channel, Issued, Letter, Typed, Waiting};
+use crate::crypto;
 use crate::domain;
-use crate::store::portal::{ContactField, Message};
+use crate::store::portal::ContactField;
 use crate::store::resources::PortalAction;
 use crate::web::AppState;
-
-/// Wrong codes allowed for a new address before it has to be given again.
-const CODE_TRIES: i64 = 3;
-/// How long the code for a new address is valid.
-const CODE_SECONDS: i64 = 10 * 60;
-/// How long before another code may be sent.
-const RESEND_SECONDS: i64 = 30;
+use crate::web::form::{csrf_field, error_line};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -54,58 +46,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
-/// What a portal session is in the middle of, sealed in its row.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Pending {
-    /// A new email address or phone number waiting for the code sent to it.
-    Contact {
-        phone: bool,
-        value: String,
-        code_hash: Vec<u8>,
-        tries_left: i64,
-        sent_at: i64,
-        expires_at: i64,
-    },
-    /// A reissued TOTP or HOTP seed waiting for the app's first code.
-    Reissue {
-        token_id: i64,
-        secret: Vec<u8>,
-        tries_left: i64,
-        expires_at: i64,
-    },
-    /// A new activation of a MAIL or SMS token: the new address or number waiting for the
-    /// code sent to it.
-    Activation {
-        token_id: i64,
-        destination: String,
-        code_hash: Vec<u8>,
-        tries_left: i64,
-        sent_at: i64,
-        expires_at: i64,
-    },
-}
-
-impl Pending {
-    pub fn seal(&self, state: &AppState) -> Result<Vec<u8>, PortalError> {
-        let json = serde_json::to_vec(self)
-            .map_err(|e| crate::web::PageError::Internal(anyhow::anyhow!("pending: {e}")))?;
-        Ok(state.keys.seal(Purpose::Credential, &json)?)
-    }
-
-    /// The visitor's pending change, if any is still live.
-    pub fn of(state: &AppState, visitor: &Visitor, now: i64) -> Option<Pending> {
-        let sealed = visitor.pending.as_deref()?;
-        let json = state.keys.open(Purpose::Credential, sealed).ok()?;
-        let pending: Pending = serde_json::from_slice(&json).ok()?;
-        let expires_at = match &pending {
-            Pending::Contact { expires_at, .. }
-            | Pending::Reissue { expires_at, .. }
-            | Pending::Activation { expires_at, .. } => *expires_at,
-        };
-        (expires_at > now).then_some(pending)
-    }
-}
-
 /// Opens the portal and the session, checks the CSRF token and the Allowed Action; a forged
 /// request for an action that is off is audited and refused with 403.
 pub async fn user_action_context(
@@ -120,22 +60,6 @@ pub async fn user_action_context(
     visitor.check_csrf(csrf)?;
     refuse_unless_allowed(state, request, &portal, &visitor, action).await?;
     Ok((portal, visitor))
-}
-
-pub async fn refuse_unless_allowed(
-    state: &AppState,
-    request: &HttpRequest,
-    portal: &Portal,
-    visitor: &Visitor,
-    action: PortalAction,
-) -> Result<(), PortalError> {
-    if let Err(refused) = portal.require(action) {
-        let mut entry = visitor.audit(portal, request, "portal.forbidden", "refused");
-        entry.detail = Some(action.as_str().to_string());
-        state.store.audit(entry).await?;
-        return Err(refused);
-    }
-    Ok(())
 }
 
 /// Whether the details page has anything to offer.
@@ -156,7 +80,7 @@ fn account_body(portal: &Portal, visitor: &Visitor, error: Option<&str>) -> Mark
     let user = &visitor.user;
     let has_password = user.password_hash.is_some();
     html! {
-        (form_error(error))
+        (error_line(error))
         dl.details {
             dt { "Login name" } dd { (user.login) }
             dt { "Name" } dd { (user.first_name) " " (user.last_name) }
@@ -226,7 +150,7 @@ fn render_account(
         portal,
         title: "Your details",
         visitor: Some(visitor),
-        flash: super::flash_of(request),
+        flash: portal.flash_of(request),
     };
     let status = if error.is_some() {
         actix_web::http::StatusCode::BAD_REQUEST
@@ -295,7 +219,7 @@ pub async fn change_name(
             visitor.user.id.to_string(),
             changes,
             entry,
-            crate::web::now(),
+            crate::clock::now(),
         )
         .await?;
     Ok(portal.redirect_with_flash(&state, "/account", "Your name was saved."))
@@ -350,7 +274,7 @@ pub async fn change_password(
         let typed = form.current.clone();
         if typed.is_empty()
             || typed.len() > domain::MAX_PASSWORD * 4
-            || !super::login::password_matches(typed, Some(hash)).await
+            || !crate::auth::password_matches(typed, Some(hash)).await
         {
             let mut entry = visitor.audit(&portal, &request, "portal.change_password", "rejected");
             entry.reason = Some("bad_password".into());
@@ -379,7 +303,7 @@ pub async fn change_password(
             visitor.user.id.to_string(),
             changes,
             entry,
-            crate::web::now(),
+            crate::clock::now(),
         )
         .await?;
     Ok(portal.redirect_with_flash(&state, "/account", "Your new password is saved."))
@@ -425,31 +349,24 @@ fn contact_code(
     phone: bool,
     value: &str,
     now: i64,
-) -> Result<(Vec<u8>, Message), PortalError> {
-    let random = crypto::random_bytes::<64>()?;
-    let code = crate::otp::numeric_code(&random, 6)
-        .ok_or_else(|| crate::web::PageError::Internal(anyhow::anyhow!("no code")))?;
-    let what = if phone {
-        "phone number"
+) -> Result<Issued, PortalError> {
+    let (channel, what) = if phone {
+        (Channel::Sms, "phone number")
     } else {
-        "email address"
+        (Channel::Mail, "email address")
     };
-    let body = format!(
-        "{code} is the code that confirms your new {what} for {}. It is valid for {} minutes. \
-         If you did not ask for it, tell your administrator.",
-        portal.resource.name,
-        CODE_SECONDS / 60
-    );
-    Ok((
-        state.keys.code_hash(&code),
-        Message {
-            channel: if phone { "sms" } else { "mail" },
-            recipient: value.to_string(),
-            subject: format!("Confirm your new {what} for {}", portal.resource.name),
-            sealed_body: state.keys.seal(Purpose::Message, body.as_bytes())?,
-            expires_at: now + CODE_SECONDS,
+    let resource = &portal.resource.name;
+    Ok(confirm::issue(
+        &state.keys,
+        Letter {
+            channel,
+            recipient: value,
+            subject: format!("Confirm your new {what} for {resource}"),
+            purpose: format!("confirms your new {what} for {resource}"),
         },
-    ))
+        6,
+        now,
+    )?)
 }
 
 async fn start_contact_change(
@@ -479,9 +396,9 @@ async fn start_contact_change(
             ));
         }
     };
-    let now = crate::web::now();
-    if let Some(Pending::Contact { sent_at, .. }) = Pending::of(state, &visitor, now)
-        && now - sent_at < RESEND_SECONDS
+    let now = crate::clock::now();
+    if let Some(Pending::Contact { code, .. }) = Pending::of(state, &visitor, now)
+        && code.too_soon(now)
     {
         return Ok(portal.redirect_with_flash(
             state,
@@ -489,14 +406,11 @@ async fn start_contact_change(
             "A code was sent a moment ago. Wait half a minute before asking for another.",
         ));
     }
-    let (code_hash, message) = contact_code(state, &portal, phone, &value, now)?;
+    let issued = contact_code(state, &portal, phone, &value, now)?;
     let pending = Pending::Contact {
         phone,
         value,
-        code_hash,
-        tries_left: CODE_TRIES,
-        sent_at: now,
-        expires_at: now + CODE_SECONDS,
+        code: Waiting::new(&issued, now),
     };
     let name = if phone {
         "portal.change_phone"
@@ -504,17 +418,15 @@ async fn start_contact_change(
         "portal.change_email"
     };
     let entry = visitor.audit(&portal, request, name, "code_sent");
-    state
-        .store
-        .set_portal_pending(
-            visitor.id_hash.clone(),
-            Some(pending.seal(state)?),
-            Some(message),
-            now,
-            Some(entry),
-        )
-        .await?;
-    state.delivery.wake();
+    pending::keep(
+        state,
+        &visitor,
+        Some(&pending),
+        Some(issued.message),
+        now,
+        entry,
+    )
+    .await?;
     Ok(portal.redirect_with_flash(
         state,
         "/account/verify",
@@ -536,7 +448,7 @@ fn verify_body(
         Pending::Reissue { .. } | Pending::Activation { .. } => ("token", ""),
     };
     html! {
-        (form_error(error))
+        (error_line(error))
         p { "Type the code we sent to your new " (what) " " strong { (value) } ". Until then your old one stays." }
         form.stack method="post" action=(portal.path("/account/verify")) {
             (csrf_field(&visitor.csrf))
@@ -554,7 +466,8 @@ pub async fn show_verify(
 ) -> Result<HttpResponse, PortalError> {
     let portal = Portal::open(&state, &path).await?;
     let visitor = require_visitor(&state, &request, &portal).await?;
-    let Some(pending @ Pending::Contact { .. }) = Pending::of(&state, &visitor, crate::web::now())
+    let Some(pending @ Pending::Contact { .. }) =
+        Pending::of(&state, &visitor, crate::clock::now())
     else {
         return Ok(portal.redirect_with_flash(
             &state,
@@ -566,7 +479,7 @@ pub async fn show_verify(
         portal: &portal,
         title: "Confirm the new address",
         visitor: Some(&visitor),
-        flash: super::flash_of(&request),
+        flash: portal.flash_of(&request),
     }
     .render(&state, verify_body(&portal, &visitor, &pending, None)))
 }
@@ -588,7 +501,7 @@ pub async fn submit_verify(
     let visitor = require_visitor(&state, &request, &portal).await?;
     visitor.check_csrf(&form.csrf)?;
     super::login::throttle(&state, &request, &portal, &visitor.user.login)?;
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let Some(pending) = Pending::of(&state, &visitor, now) else {
         return Ok(portal.redirect_with_flash(
             &state,
@@ -596,15 +509,7 @@ pub async fn submit_verify(
             "The code has expired. Give the new address again.",
         ));
     };
-    let Pending::Contact {
-        phone,
-        value,
-        code_hash,
-        tries_left,
-        sent_at,
-        expires_at,
-    } = pending.clone()
-    else {
+    let Pending::Contact { phone, value, code } = pending.clone() else {
         return Err(PortalError::NotFound);
     };
     // The Allowed Action may have been turned off since the code was sent.
@@ -614,78 +519,61 @@ pub async fn submit_verify(
     } else {
         "portal.change_email"
     };
-    let typed = form.code.trim();
-    if typed.len() <= 16 && crypto::constant_time_eq(&state.keys.code_hash(typed), &code_hash) {
-        let field = if phone {
-            ContactField::Phone
-        } else {
-            ContactField::Email
-        };
-        let entry = visitor.audit(&portal, &request, name, "ok");
-        state
-            .store
-            .change_portal_contact(
-                visitor.id_hash.clone(),
-                visitor.user.id,
-                field,
-                value,
-                now,
-                entry,
-            )
-            .await?;
-        let message = if phone {
-            "Your new phone number is saved."
-        } else {
-            "Your new email address is saved."
-        };
-        return Ok(portal.redirect_with_flash(&state, "/account", message));
-    }
     let mut entry = visitor.audit(&portal, &request, name, "rejected");
     entry.reason = Some("bad_code".into());
-    let left = tries_left - 1;
-    if left <= 0 {
-        state
-            .store
-            .set_portal_pending(visitor.id_hash.clone(), None, None, now, Some(entry))
-            .await?;
-        return Ok(portal.redirect_with_flash(
-            &state,
-            "/account",
-            "Too many wrong codes: nothing was changed. Give the new address again to get a new code.",
-        ));
+    match code.check(&state.keys, &form.code) {
+        Typed::Right => {
+            let field = if phone {
+                ContactField::Phone
+            } else {
+                ContactField::Email
+            };
+            let entry = visitor.audit(&portal, &request, name, "ok");
+            state
+                .store
+                .change_portal_contact(
+                    visitor.id_hash.clone(),
+                    visitor.user.id,
+                    field,
+                    value,
+                    now,
+                    entry,
+                )
+                .await?;
+            let message = if phone {
+                "Your new phone number is saved."
+            } else {
+                "Your new email address is saved."
+            };
+            Ok(portal.redirect_with_flash(&state, "/account", message))
+        }
+        Typed::UsedUp => {
+            pending::keep(&state, &visitor, None, None, now, entry).await?;
+            Ok(portal.redirect_with_flash(
+                &state,
+                "/account",
+                "Too many wrong codes: nothing was changed. Give the new address again to get a new code.",
+            ))
+        }
+        Typed::Wrong(code) => {
+            let pending = Pending::Contact { phone, value, code };
+            pending::keep(&state, &visitor, Some(&pending), None, now, entry).await?;
+            Ok(Frame {
+                portal: &portal,
+                title: "Confirm the new address",
+                visitor: Some(&visitor),
+                flash: None,
+            }
+            .render_with(
+                &state,
+                actix_web::http::StatusCode::BAD_REQUEST,
+                verify_body(
+                    &portal,
+                    &visitor,
+                    &pending,
+                    Some("The code is not right. Check it and try again."),
+                ),
+            ))
+        }
     }
-    let pending = Pending::Contact {
-        phone,
-        value,
-        code_hash,
-        tries_left: left,
-        sent_at,
-        expires_at,
-    };
-    state
-        .store
-        .set_portal_pending(
-            visitor.id_hash.clone(),
-            Some(pending.seal(&state)?),
-            None,
-            now,
-            Some(entry),
-        )
-        .await?;
-    Ok(Frame {
-        portal: &portal,
-        title: "Confirm the new address",
-        visitor: Some(&visitor),
-        flash: None,
-    }
-    .render_with(
-        &state,
-        actix_web::http::StatusCode::BAD_REQUEST,
-        verify_body(
-            &portal,
-            &visitor,
-            &pending,
-            Some("The code is not right. Check it and try again."),
-        ),
-    ))
 }

@@ -4,32 +4,25 @@
 //! code, BOT when the bot receives `/start <activation code>` (the page polls a status endpoint
 //! through `/assets/portal.js`; without JavaScript a Check button does the same).
 //!
-//! Wrong confirmation codes are limited, then the pending token is discarded; new codes are
-//! sent at most every half minute.
+//! The confirmation codes are `confirm`'s: wrong ones are limited, then the pending token is
+//! discarded; new codes are sent at most every half minute.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::tokens::own_token;
-use super::{Frame, Portal, PortalError, Visitor, csrf_field, form_error, require_visitor};
-use crate::crypto::{self, Purpose};
+use super::{Frame, Portal, PortalError, Visitor, require_visitor};
+use crate::confirm::{self, Channel, Letter};
 use crate::delivery::bot;
-use crate::domain::{TokenKind, TokenState};
-use crate::otp;
+use crate::domain::{IdOrName, TokenKind, TokenState};
+use crate::provision::{self, TokenRequest};
 use crate::store::Token;
-use crate::store::portal::{EnrolCode, Message, Miss};
+use crate::store::portal::{EnrolCode, Miss};
 use crate::store::resources::PortalAction;
-use crate::web::api::IdOrName;
-use crate::web::api::tokens::{CreateToken, prepare_token};
+use crate::web::form::Problems;
+use crate::web::form::{csrf_field, error_line};
 use crate::web::{AppState, views};
-
-/// Wrong confirmation codes allowed before the pending token is discarded.
-const CONFIRM_TRIES: i64 = 3;
-/// How long a confirmation code is valid.
-const CODE_SECONDS: i64 = 10 * 60;
-/// How long before another confirmation code may be sent.
-const RESEND_SECONDS: i64 = 30;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -190,7 +183,7 @@ fn add_form(
         &form.digits
     };
     html! {
-        (form_error(error))
+        (error_line(error))
         form.stack method="post" action=(portal.path(&format!("/tokens/new/{piece}"))) {
             (csrf_field(&visitor.csrf))
             label { "Name" small { "So that you recognise it, e.g. “Work phone”." }
@@ -246,32 +239,26 @@ fn confirmation_code(
     destination: &str,
     now: i64,
 ) -> Result<EnrolCode, PortalError> {
-    let random = crypto::random_bytes::<64>()?;
-    let code = otp::numeric_code(&random, digits)
-        .ok_or_else(|| crate::web::PageError::Internal(anyhow::anyhow!("no code")))?;
-    let body = format!(
-        "{code} is the code that confirms your new second factor for {}. It is valid for {} minutes. \
-         If you did not ask for it, tell your administrator.",
-        portal.resource.name,
-        CODE_SECONDS / 60
-    );
-    Ok(EnrolCode {
-        code_hash: state.keys.code_hash(&code),
-        tries: CONFIRM_TRIES,
-        message: Message {
+    let resource = &portal.resource.name;
+    let issued = confirm::issue(
+        &state.keys,
+        Letter {
             channel: if kind == TokenKind::Sms {
-                "sms"
+                Channel::Sms
             } else {
-                "mail"
+                Channel::Mail
             },
-            recipient: destination.to_string(),
-            subject: format!(
-                "Confirm your new second factor for {}",
-                portal.resource.name
-            ),
-            sealed_body: state.keys.seal(Purpose::Message, body.as_bytes())?,
-            expires_at: now + CODE_SECONDS,
+            recipient: destination,
+            subject: format!("Confirm your new second factor for {resource}"),
+            purpose: format!("confirms your new second factor for {resource}"),
         },
+        digits,
+        now,
+    )?;
+    Ok(EnrolCode {
+        code_hash: issued.code_hash,
+        tries: confirm::TRIES,
+        message: issued.message,
     })
 }
 
@@ -307,7 +294,7 @@ pub async fn submit_add(
             "The Telegram bot is not available right now. Try again later or ask your administrator.",
         ));
     }
-    let mut create = CreateToken::new(kind);
+    let mut create = TokenRequest::new(kind);
     create.name = Some(form.name.clone());
     create.user = Some(IdOrName::Id(visitor.user.id));
     create.resource = Some(IdOrName::Id(portal.resource.id));
@@ -328,15 +315,14 @@ pub async fn submit_add(
         TokenKind::Bot => create.messenger = Some("telegram".into()),
         _ => {}
     }
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let general = state.general().await?;
-    let mut prepared = match prepare_token(&state.keys, &create, now, &general) {
+    let mut prepared = match provision::prepare(&state.keys, &create, now, &general) {
         Ok(prepared) => prepared,
-        Err(crate::web::api::ApiError::BadRequest { message, .. }) => {
+        Err(error) => {
+            let problems = Problems::of(error)?;
+            let message = problems.first().unwrap_or("a value is not right");
             return Ok(render_again(&format!("Check the form: {message}.")));
-        }
-        Err(other) => {
-            return Err(crate::web::PageError::Internal(anyhow::anyhow!("{other}")).into());
         }
     };
     prepared.creation.token.state = TokenState::Pending;
@@ -359,7 +345,7 @@ pub async fn submit_add(
         }
         _ => None,
     };
-    let activation_code = prepared.activation_code.take();
+    let activation = prepared.activation.take();
     let mut entry = visitor.audit(&portal, &request, "portal.token_enrol", "ok");
     entry.detail = Some(kind.as_str().to_string());
     let record = match state
@@ -380,32 +366,23 @@ pub async fn submit_add(
         ));
     }
     if let (Some(seed), TokenKind::Totp) = (&prepared.seed, kind) {
-        let uri = otp::otpauth_uri(
-            &seed.secret,
-            &seed.params,
-            &state.issuer,
-            &format!("{}@{}", visitor.user.login, portal.resource.name),
-            seed.counter,
-        );
-        let secret = otp::encode_secret(&seed.secret);
+        let uri = provision::enrolment_uri(&state.issuer, &portal.app_account(&visitor), seed);
         let body = html! {
             p { "Scan this QR code with your authenticator app. It is shown only now." }
-            (views::qr_image(&uri, "QR code of your new token for an authenticator app"))
-            p.note { "No camera? Type this key into the app instead:" }
-            code.secret { (secret) }
+            (views::app_enrolment(&uri, &seed.secret, "QR code of your new token for an authenticator app"))
             p { "Then type the code the app shows to activate the token." }
             (code_form(&portal, &visitor, &token, "Code shown by the app"))
         };
         return Ok(activation_frame(&state, &portal, &visitor, body));
     }
-    match activation_code {
-        Some(code) => {
+    match activation {
+        Some(activation) => {
             let base = portal.path(&format!("/tokens/{}", token.id));
             Ok(bot_page(
                 &state,
                 &portal,
                 &visitor,
-                &code,
+                &activation.code,
                 &format!("{base}/status"),
                 &format!("{base}/activate"),
             ))
@@ -505,7 +482,7 @@ pub async fn show_activate(
     if token.state != TokenState::Pending {
         return Ok(active_now(&state, &portal, &token));
     }
-    let flash = super::flash_of(&request);
+    let flash = portal.flash_of(&request);
     let body = activation_body(&portal, &visitor, &token, None);
     Ok(Frame {
         portal: &portal,
@@ -524,7 +501,7 @@ fn activation_body(
 ) -> Markup {
     let base = portal.path(&format!("/tokens/{}", token.id));
     html! {
-        (form_error(error))
+        (error_line(error))
         @match token.kind {
             TokenKind::Mail | TokenKind::Sms => {
                 p { "Type the code we sent to " strong { (super::login::destination_label(token)) } "." }
@@ -565,7 +542,7 @@ pub async fn submit_activate(
         return Ok(active_now(&state, &portal, &token));
     }
     let typed = form.code.trim();
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let render = |error: &str| {
         Frame {
             portal: &portal,
@@ -588,9 +565,7 @@ pub async fn submit_activate(
                     "The code has expired or was used up. Send a new code.",
                 ));
             };
-            if typed.len() <= 16
-                && crypto::constant_time_eq(&state.keys.code_hash(typed), &pending.code_hash)
-            {
+            if confirm::matches(&state.keys, typed, &pending.code_hash) {
                 state
                     .store
                     .confirm_enrol_code(token.id, pending.challenge_id, now, entry.clone())
@@ -599,10 +574,10 @@ pub async fn submit_activate(
                 false
             }
         }
-        TokenKind::Totp => match first_code_step(&state, &token, typed)? {
-            Some(step) => state
+        TokenKind::Totp => match provision::first_code(&state.keys, &token, typed, now)? {
+            Some(found) => state
                 .store
-                .confirm_token(token.id, step, entry.clone())
+                .confirm_token(token.id, found.step, entry.clone())
                 .await?
                 .is_ok(),
             None => false,
@@ -616,7 +591,7 @@ pub async fn submit_activate(
     entry.reason = Some("bad_code".into());
     match state
         .store
-        .enrol_code_missed(token.id, CONFIRM_TRIES, entry)
+        .enrol_code_missed(token.id, confirm::TRIES, entry)
         .await?
     {
         Miss::TryAgain => Ok(render("The code is not right. Check it and try again.")),
@@ -626,43 +601,6 @@ pub async fn submit_activate(
             "Too many wrong codes: the new token was removed. Start again with Assign New.",
         )),
     }
-}
-
-/// The time step of a pending TOTP token's first code, when it is the app's current one.
-fn first_code_step(
-    state: &AppState,
-    token: &Token,
-    code: &str,
-) -> Result<Option<i64>, PortalError> {
-    use std::str::FromStr;
-    let internal = |what: String| crate::web::PageError::Internal(anyhow::anyhow!(what));
-    let algorithm = otp::Algorithm::from_str(&token.algorithm)
-        .map_err(|e| internal(format!("token {}: {e}", token.id)))?;
-    let params = otp::Params::new(
-        algorithm,
-        token.digits,
-        otp::Kind::Totp {
-            period: token.period,
-        },
-    )
-    .map_err(|e| internal(format!("token {}: {e}", token.id)))?;
-    let sealed = token
-        .secret
-        .as_deref()
-        .ok_or_else(|| internal(format!("token {} has no seed", token.id)))?;
-    let secret = state.keys.open(Purpose::TokenSecret, sealed)?;
-    let now = u64::try_from(crate::web::now()).unwrap_or(0);
-    let last_used = token.last_step.and_then(|step| u64::try_from(step).ok());
-    Ok(otp::verify(
-        &secret,
-        &params,
-        code,
-        otp::Window::for_kind(params.kind),
-        last_used,
-        token.drift,
-        now,
-    )
-    .and_then(|matched| i64::try_from(matched.step).ok()))
 }
 
 pub async fn resend(
@@ -676,13 +614,13 @@ pub async fn resend(
     if token.state != TokenState::Pending {
         return Ok(active_now(&state, &portal, &token));
     }
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let mut entry = visitor.audit(&portal, &request, "portal.token_resend", "ok");
     entry.token_id = Some(token.id);
     match token.kind {
         TokenKind::Mail | TokenKind::Sms => {
             if let Some(pending) = state.store.pending_code(token.id, now).await?
-                && now - pending.created_at < RESEND_SECONDS
+                && confirm::too_soon(pending.created_at, now)
             {
                 return Ok(portal.redirect_with_flash(
                     &state,
@@ -705,20 +643,14 @@ pub async fn resend(
             ))
         }
         TokenKind::Bot => {
-            let (code, hash) = bot::new_activation_code()?;
-            let issued = state
-                .store
-                .issue_bot_activation(token.id, hash, now + bot::ACTIVATION_SECONDS, now, entry)
-                .await?;
-            if issued.is_err() {
-                return Err(PortalError::NotFound);
-            }
+            let activation =
+                provision::issue_activation(&state.store, token.id, now, entry).await?;
             let base = portal.path(&format!("/tokens/{}", token.id));
             Ok(bot_page(
                 &state,
                 &portal,
                 &visitor,
-                &code,
+                &activation.code,
                 &format!("{base}/status"),
                 &format!("{base}/activate"),
             ))

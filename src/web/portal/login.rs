@@ -9,12 +9,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE, csrf_field, form_error};
+use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE};
 use crate::auth::{Answer, Attempt, Authenticator, Caller};
-use crate::crypto::{self, Purpose};
+use crate::confirm::{self, Channel, Issued, Letter};
+use crate::crypto;
 use crate::domain::{TokenKind, TokenState, mask_destination};
 use crate::store::auth::AuthTarget;
-use crate::store::portal::{LoginStage, Message, NewPortalLogin, PortalLogin};
+use crate::store::portal::{LoginStage, NewPortalLogin, PortalLogin};
 use crate::store::{NewSession, SessionKind, SessionStage, Token, User};
 use crate::web::{AppState, session};
 
@@ -26,10 +27,6 @@ const NEEDS_REACTIVATION: &str = "Your Telegram token cannot send you codes any 
      for a new activation, or log in with another token first.";
 /// How long a login in progress may take.
 const LOGIN_SECONDS: i64 = 10 * 60;
-/// Tries of an emailed verification code.
-const CODE_TRIES: i64 = 3;
-/// How long before another code may be sent.
-const RESEND_SECONDS: i64 = 30;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -49,7 +46,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 pub fn login_form(portal: &Portal, csrf: &str, error: Option<&str>) -> Markup {
     html! {
         p { "Log in to manage your second factors for " strong { (portal.resource.name) } "." }
-        (form_error(error))
+        (error_line(error))
         form.stack method="post" action=(portal.path("/login")) {
             (csrf_field(csrf))
             label { "Login name" input type="text" name="login" autocomplete="username" autocapitalize="none" required autofocus; }
@@ -70,7 +67,7 @@ pub async fn show_login(
         portal,
         title: "Log in",
         visitor: None,
-        flash: super::flash_of(request),
+        flash: portal.flash_of(request),
     };
     let status = if error.is_some() {
         actix_web::http::StatusCode::UNAUTHORIZED
@@ -132,7 +129,7 @@ pub async fn submit_login_name(
         .store
         .portal_user(portal.resource.id, login.clone())
         .await?;
-    let now = session::now();
+    let now = crate::clock::now();
     let expires_at = now + LOGIN_SECONDS;
     // A user without a password but with an email address gets a code by email; everyone
     // else, including unknown names, is asked for a password.
@@ -141,7 +138,7 @@ pub async fn submit_login_name(
             password_hash: None,
             email: Some(email),
             ..
-        }) => Some(verification_mail(&state, &portal, email, expires_at)?),
+        }) => Some(verification_mail(&state, &portal, email, now)?),
         _ => None,
     };
     let (value, id_hash) = session::new_session_id()?;
@@ -167,7 +164,7 @@ pub async fn submit_login_name(
                 user_id: user.as_ref().map(|u| u.id),
                 login,
                 stage,
-                code: code.map(|(hash, message)| (hash, CODE_TRIES, message)),
+                code: code.map(|issued| (issued.code_hash, confirm::TRIES, issued.message)),
                 csrf_token: crypto::random_token::<32>()?,
                 expires_at,
             },
@@ -178,7 +175,7 @@ pub async fn submit_login_name(
     if stage == LoginStage::EmailCode {
         state.delivery.wake();
     }
-    let mut response = super::see_other(&portal.path("/login/verify"));
+    let mut response = see_other(&portal.path("/login/verify"));
     let _ = response.add_cookie(&portal.cookie(&state, LOGIN_COOKIE, value));
     Ok(response)
 }
@@ -188,28 +185,20 @@ fn verification_mail(
     state: &AppState,
     portal: &Portal,
     email: &str,
-    expires_at: i64,
-) -> Result<(Vec<u8>, Message), PortalError> {
-    let random = crypto::random_bytes::<64>()?;
-    let code = crate::otp::numeric_code(&random, 6)
-        .ok_or_else(|| anyhow::anyhow!("cannot make a verification code"))
-        .map_err(crate::web::PageError::Internal)?;
-    let body = format!(
-        "{code} is your verification code for the self-service page of {}. It is valid for {} minutes. \
-         If you did not try to log in, tell your administrator.",
-        portal.resource.name,
-        LOGIN_SECONDS / 60
-    );
-    Ok((
-        state.keys.code_hash(&code),
-        Message {
-            channel: "mail",
-            recipient: email.to_string(),
-            subject: format!("Your verification code for {}", portal.resource.name),
-            sealed_body: state.keys.seal(Purpose::Message, body.as_bytes())?,
-            expires_at,
+    now: i64,
+) -> Result<Issued, PortalError> {
+    let resource = &portal.resource.name;
+    Ok(confirm::issue(
+        &state.keys,
+        Letter {
+            channel: Channel::Mail,
+            recipient: email,
+            subject: format!("Your verification code for {resource}"),
+            purpose: format!("logs you in to the self-service page of {resource}"),
         },
-    ))
+        6,
+        now,
+    )?)
 }
 
 /// The login in progress behind the request's cookie, for this portal.
@@ -223,7 +212,7 @@ async fn login_in_progress(
     let id_hash = crypto::sha256(cookie.value().as_bytes());
     let login = state
         .store
-        .portal_login(id_hash.clone(), session::now())
+        .portal_login(id_hash.clone(), crate::clock::now())
         .await?
         .filter(|login| login.resource_id == portal.resource.id)
         .ok_or_else(required)?;
@@ -275,7 +264,7 @@ fn verify_page(
     error: Option<&str>,
 ) -> Markup {
     let csrf = &login.csrf_token;
-    let now = session::now();
+    let now = crate::clock::now();
     let delivered: Vec<&Token> = tokens
         .iter()
         .filter(|t| open_now(portal, t, now) && t.kind.is_delivered())
@@ -287,7 +276,7 @@ fn verify_page(
     let locked = locked_names(portal, tokens, now);
     html! {
         p { "Logging in as " strong { (login.login) } ". " a href=(portal.path("")) { "Not you?" } }
-        (form_error(error))
+        (error_line(error))
         @match login.stage {
             LoginStage::Password => {
                 form.stack method="post" action=(portal.path("/login/password")) {
@@ -400,15 +389,6 @@ pub struct SecretForm {
     token: String,
 }
 
-pub(super) async fn password_matches(password: String, hash: Option<String>) -> bool {
-    let known = hash.is_some();
-    let hash = hash.unwrap_or_else(|| crypto::dummy_password_hash().to_string());
-    let verified = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    verified && known
-}
-
 pub async fn submit_password(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -435,7 +415,7 @@ pub async fn submit_password(
     if form.password.is_empty() || form.password.len() > 1024 {
         return render_verify(&state, &portal, &login, Some(FAILED)).await;
     }
-    if !password_matches(form.password.clone(), hash).await {
+    if !crate::auth::password_matches(form.password.clone(), hash).await {
         let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
         entry.user_id = login.user_id;
         entry.reason = Some(
@@ -470,10 +450,10 @@ pub async fn submit_code(
     throttle(&state, &request, &portal, &login.login)?;
     let typed = form.code.trim();
     let right = login.tries_left > 0
-        && typed.len() <= 16
-        && login.code_hash.as_deref().is_some_and(|expected| {
-            crypto::constant_time_eq(&state.keys.code_hash(typed), expected)
-        });
+        && login
+            .code_hash
+            .as_deref()
+            .is_some_and(|expected| confirm::matches(&state.keys, typed, expected));
     let user = match (right, login.user_id) {
         (true, Some(id)) => {
             state
@@ -543,7 +523,7 @@ async fn first_factor_passed(
         return open_session(state, request, portal, id_hash, &user).await;
     }
     // Locked tokens get no code: the page says they are locked instead.
-    let now = session::now();
+    let now = crate::clock::now();
     let open_tokens: Vec<&Token> = tokens.iter().filter(|t| open_now(portal, t, now)).collect();
     if open_tokens.is_empty() {
         let mut entry = portal.audit(request, &login.login, "portal.login", "rejected");
@@ -559,9 +539,9 @@ async fn first_factor_passed(
     };
     state
         .store
-        .portal_login_to_otp(id_hash, transaction, session::now())
+        .portal_login_to_otp(id_hash, transaction, crate::clock::now())
         .await?;
-    Ok(super::see_other(&portal.path("/login/verify")))
+    Ok(see_other(&portal.path("/login/verify")))
 }
 
 /// Sends a code to one token through the authentication's `prepare`; its transaction id.
@@ -581,7 +561,7 @@ async fn send_to(
                 token: Some(token.serial.clone()),
             },
             session::client_ip(request),
-            session::now(),
+            crate::clock::now(),
         )
         .await
         .map_err(|e| crate::web::PageError::Internal(e.into()))?;
@@ -604,8 +584,9 @@ pub async fn send_code(
         return render_verify(&state, &portal, &login, None).await;
     };
     throttle(&state, &request, &portal, &login.login)?;
-    let now = session::now();
-    if login.transaction_id.is_some() && login.sent_at.is_some_and(|at| now - at < RESEND_SECONDS) {
+    let now = crate::clock::now();
+    if login.transaction_id.is_some() && login.sent_at.is_some_and(|at| confirm::too_soon(at, now))
+    {
         return render_verify(
             &state,
             &portal,
@@ -628,7 +609,7 @@ pub async fn send_code(
         .store
         .portal_login_to_otp(id_hash, transaction, now)
         .await?;
-    Ok(super::see_other(&portal.path("/login/verify")))
+    Ok(see_other(&portal.path("/login/verify")))
 }
 
 pub async fn submit_otp(
@@ -663,7 +644,7 @@ pub async fn submit_otp(
                 end_user_ip: session::client_ip(&request),
                 first_factor_checked: true,
             },
-            session::now(),
+            crate::clock::now(),
         )
         .await
         .map_err(|e| crate::web::PageError::Internal(e.into()))?;
@@ -689,7 +670,7 @@ async fn open_session(
     login_hash: Vec<u8>,
     user: &User,
 ) -> Result<HttpResponse, PortalError> {
-    let now = session::now();
+    let now = crate::clock::now();
     let (value, id_hash) = session::new_session_id()?;
     let entry = AuditEntry {
         user_id: Some(user.id),
@@ -715,13 +696,14 @@ async fn open_session(
             entry,
         )
         .await?;
-    let mut response = super::see_other(&portal.path(""));
+    let mut response = see_other(&portal.path(""));
     let _ = response.add_cookie(&portal.cookie(state, SESSION_COOKIE, value));
     let _ = response.add_cookie(&portal.removal_cookie(state, LOGIN_COOKIE));
     Ok(response)
 }
 
 use crate::store::AuditEntry;
+use crate::web::form::{csrf_field, error_line, see_other};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

@@ -15,15 +15,18 @@ mod account;
 mod actions;
 mod enrol;
 mod login;
+mod pending;
 mod tokens;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use maud::{DOCTYPE, Markup, html};
 
+use super::form::Flash;
 use super::session;
 use super::{AppState, PageError};
 use crate::crypto;
+use crate::domain::{Refused, RuleError};
 use crate::store::resources::{PortalAction, SelfService};
 use crate::store::{AuditEntry, GeneralSettings, Resource, SessionKind, SessionStage, User};
 
@@ -85,6 +88,24 @@ impl From<crate::store::StoreError> for PortalError {
 impl From<crate::crypto::CryptoError> for PortalError {
     fn from(error: crate::crypto::CryptoError) -> Self {
         PortalError::Page(error.into())
+    }
+}
+
+impl From<Refused> for PortalError {
+    fn from(refused: Refused) -> Self {
+        PortalError::Page(refused.into())
+    }
+}
+
+impl From<RuleError> for PortalError {
+    fn from(error: RuleError) -> Self {
+        PortalError::Page(error.into())
+    }
+}
+
+impl From<crate::codes::Unusable> for PortalError {
+    fn from(error: crate::codes::Unusable) -> Self {
+        PortalError::Page(PageError::Internal(error.into()))
     }
 }
 
@@ -150,6 +171,8 @@ pub struct Portal {
     pub address: String,
     /// The general settings in force: the PIN policy and the session idle timeout.
     pub general: GeneralSettings,
+    /// Where the portal's cookies live: `/portal/<address>`.
+    cookie_path: String,
 }
 
 impl Portal {
@@ -167,6 +190,7 @@ impl Portal {
         Ok(Portal {
             resource,
             settings,
+            cookie_path: format!("/portal/{address}"),
             address,
             general: state.general().await?,
         })
@@ -185,6 +209,11 @@ impl Portal {
         }
     }
 
+    /// The account an authenticator app shows for the visitor's token of this portal.
+    pub fn app_account(&self, visitor: &Visitor) -> String {
+        format!("{}@{}", visitor.user.login, self.resource.name)
+    }
+
     /// A cookie scoped to this portal.
     pub fn cookie(
         &self,
@@ -193,7 +222,7 @@ impl Portal {
         value: String,
     ) -> actix_web::cookie::Cookie<'static> {
         let mut cookie = session::cookie(state, name, value);
-        cookie.set_path(self.path(""));
+        cookie.set_path(self.cookie_path.clone());
         cookie
     }
 
@@ -203,17 +232,26 @@ impl Portal {
         name: &'static str,
     ) -> actix_web::cookie::Cookie<'static> {
         let mut cookie = session::removal_cookie(state, name);
-        cookie.set_path(self.path(""));
+        cookie.set_path(self.cookie_path.clone());
         cookie
+    }
+
+    /// This portal's flash message, in a cookie scoped to its address.
+    fn flash(&self) -> Flash<'_> {
+        Flash {
+            cookie: FLASH_COOKIE,
+            path: &self.cookie_path,
+        }
     }
 
     /// A redirect (303) within the portal that shows `message` on the next page.
     pub fn redirect_with_flash(&self, state: &AppState, rest: &str, message: &str) -> HttpResponse {
-        let mut cookie = self.cookie(state, FLASH_COOKIE, encode_flash(message));
-        cookie.set_max_age(actix_web::cookie::time::Duration::seconds(60));
-        let mut response = see_other(&self.path(rest));
-        let _ = response.add_cookie(&cookie);
-        response
+        self.flash().redirect(state, &self.path(rest), message)
+    }
+
+    /// The flash message the previous redirect left, if any.
+    pub fn flash_of(&self, request: &HttpRequest) -> Option<String> {
+        self.flash().read(request)
     }
 
     /// An audit entry for this resource.
@@ -226,26 +264,10 @@ impl Portal {
     ) -> AuditEntry {
         AuditEntry {
             resource_id: Some(self.resource.id),
-            ..AuditEntry::new(session::now(), format!("user:{actor}"), action, result)
+            ..AuditEntry::new(crate::clock::now(), format!("user:{actor}"), action, result)
                 .client_ip(session::client_ip(request))
         }
     }
-}
-
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
-
-/// Flash text in a cookie value: hexadecimal, so no character can break the cookie.
-fn encode_flash(text: &str) -> String {
-    data_encoding::HEXLOWER.encode(text.as_bytes())
-}
-
-fn decode_flash(text: &str) -> Option<String> {
-    let bytes = data_encoding::HEXLOWER.decode(text.as_bytes()).ok()?;
-    String::from_utf8(bytes).ok()
 }
 
 /// A logged-in portal user.
@@ -253,7 +275,7 @@ pub struct Visitor {
     pub user: User,
     pub csrf: String,
     id_hash: Vec<u8>,
-    /// What the session is in the middle of, sealed (see `account::Pending`).
+    /// What the session is in the middle of, sealed (see `pending`).
     pending: Option<Vec<u8>>,
 }
 
@@ -277,6 +299,24 @@ impl Visitor {
     }
 }
 
+/// Refuses an action that is not among the resource's Allowed Actions: audited, and 403 with
+/// nothing changed, also for a forged request.
+pub async fn refuse_unless_allowed(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    visitor: &Visitor,
+    action: PortalAction,
+) -> Result<(), PortalError> {
+    if let Err(refused) = portal.require(action) {
+        let mut entry = visitor.audit(portal, request, "portal.forbidden", "refused");
+        entry.detail = Some(action.as_str().to_string());
+        state.store.audit(entry).await?;
+        return Err(refused);
+    }
+    Ok(())
+}
+
 /// The logged-in user of this portal, or `LoginRequired`. The session must be bound to this
 /// resource, used within the idle timeout of the general settings (as they are now, so that a
 /// shorter timeout applies to open sessions at once), and the user still enabled and assigned
@@ -289,7 +329,7 @@ pub async fn require_visitor(
     let required = || PortalError::LoginRequired(portal.address.clone());
     let cookie = request.cookie(SESSION_COOKIE).ok_or_else(required)?;
     let id_hash = crypto::sha256(cookie.value().as_bytes());
-    let now = session::now();
+    let now = crate::clock::now();
     let found = state
         .store
         .session(id_hash.clone(), SessionKind::Portal, now)
@@ -321,14 +361,6 @@ pub async fn require_visitor(
         id_hash,
         pending: found.pending_secret,
     })
-}
-
-/// The flash message the previous redirect left, if any.
-pub fn flash_of(request: &HttpRequest) -> Option<String> {
-    request
-        .cookie(FLASH_COOKIE)
-        .and_then(|c| decode_flash(c.value()))
-        .filter(|text| !text.is_empty())
 }
 
 /// A page of the portal: the resource's name on top, and logout for a logged-in user.
@@ -382,43 +414,15 @@ impl Frame<'_> {
             .content_type("text/html; charset=utf-8")
             .body(markup.into_string());
         if self.flash.is_some() {
-            let _ = response.add_cookie(&portal.removal_cookie(state, FLASH_COOKIE));
+            portal.flash().clear(state, &mut response);
         }
         response
-    }
-}
-
-/// The hidden CSRF field of a form.
-pub fn csrf_field(csrf: &str) -> Markup {
-    html! { input type="hidden" name="csrf" value=(csrf); }
-}
-
-/// An error line above a form.
-pub fn form_error(message: Option<&str>) -> Markup {
-    super::views::form_error(message)
-}
-
-/// A form with one button that posts to `action`.
-pub fn post_button(csrf: &str, action: &str, label: &str) -> Markup {
-    html! {
-        form.inline method="post" action=(action) {
-            (csrf_field(csrf))
-            button type="submit" { (label) }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_flash_message_survives_its_cookie() {
-        for text in ["Token “Phone” is active.", "a; b, c=d %41", "ünïcödé"] {
-            assert_eq!(decode_flash(&encode_flash(text)).as_deref(), Some(text));
-        }
-        assert_eq!(decode_flash("zz"), None);
-    }
 
     #[test]
     fn the_not_available_page_names_neither_reason() {

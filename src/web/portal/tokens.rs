@@ -6,11 +6,13 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::login::destination_label;
-use super::{Frame, Portal, PortalError, Visitor, csrf_field, post_button, require_visitor};
+use super::{Frame, Portal, PortalError, Visitor, require_visitor};
 use crate::domain::TokenState;
+use crate::provision;
 use crate::store::Token;
 use crate::store::resources::PortalAction;
 use crate::web::AppState;
+use crate::web::form::{csrf_field, post_button};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -54,7 +56,7 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
             td data-label="Type" { (token.kind.as_str()) }
             td data-label="Sent to" { (destination_label(token)) }
             td.state data-label="State" { (state_label(token, now, portal.resource.auto_unlock_seconds)) }
-            td data-label="Last used" { @match token.last_used_at { Some(at) => { (crate::web::panel::format_time(at)) " UTC" } None => { "Never" } } }
+            td data-label="Last used" { @match token.last_used_at { Some(at) => { (crate::web::views::format_time(at)) " UTC" } None => { "Never" } } }
             td.actions {
                 @if token.state == TokenState::Pending && allows(PortalAction::EnrollToken) {
                     a.button href={ (base) "/activate" } { "Activate" }
@@ -68,13 +70,13 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
                 }
                 @if allows(PortalAction::EnableDisableToken) && token.state == TokenState::Active {
                     @if token.enabled {
-                        (post_button(&visitor.csrf, &format!("{base}/disable"), "Disable"))
+                        (post_button(&visitor.csrf, &format!("{base}/disable"), "Disable", ""))
                     } @else {
-                        (post_button(&visitor.csrf, &format!("{base}/enable"), "Enable"))
+                        (post_button(&visitor.csrf, &format!("{base}/enable"), "Enable", ""))
                     }
                 }
                 @if allows(PortalAction::UnassignToken) {
-                    (post_button(&visitor.csrf, &format!("{base}/unassign"), "Unassign"))
+                    (post_button(&visitor.csrf, &format!("{base}/unassign"), "Unassign", ""))
                 }
                 @if allows(PortalAction::SetPin) {
                     form.inline method="post" action={ (base) "/pin" } {
@@ -93,13 +95,13 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
                     }
                 }
                 @if allows(PortalAction::RemovePin) && token.pin_hash.is_some() {
-                    (post_button(&visitor.csrf, &format!("{base}/pin/remove"), "Remove PIN"))
+                    (post_button(&visitor.csrf, &format!("{base}/pin/remove"), "Remove PIN", ""))
                 }
-                @if allows(PortalAction::TokenSynchronization) && super::actions::can_sync(token) {
+                @if allows(PortalAction::TokenSynchronization) && provision::reissue::can_sync(token) {
                     a.button href={ (base) "/sync" } { "Synchronize" }
                 }
-                @if allows(PortalAction::ReissueToken) && super::actions::can_reissue(token) {
-                    @if super::actions::needs_reactivation(token) {
+                @if allows(PortalAction::ReissueToken) && provision::reissue::can_reissue(token) {
+                    @if provision::reissue::needs_reactivation(token) {
                         a.button href={ (base) "/reissue" } { "Re-activate" }
                         p.note { "The bot cannot send you codes any more. Press Re-activate and open the bot again." }
                     } @else {
@@ -128,7 +130,7 @@ pub async fn show_home(
         .store
         .portal_tokens(visitor.user.id, portal.resource.id)
         .await?;
-    let now = crate::web::now();
+    let now = crate::clock::now();
     let can_enrol = portal.settings.allows(PortalAction::EnrollToken)
         && !portal.settings.enrollment_kinds.is_empty();
     let body = html! {
@@ -161,7 +163,7 @@ pub async fn show_home(
         portal: &portal,
         title: "Your second factors",
         visitor: Some(&visitor),
-        flash: super::flash_of(&request),
+        flash: portal.flash_of(&request),
     };
     Ok(frame.render(&state, body))
 }
@@ -249,7 +251,7 @@ pub async fn rename_token(
     entry.detail = Some(format!("{} → {name}", token.name));
     let outcome = state
         .store
-        .rename_portal_token(token.id, name.clone(), crate::web::now(), entry)
+        .rename_portal_token(token.id, name.clone(), crate::clock::now(), entry)
         .await?;
     if outcome.is_err() {
         return Err(PortalError::NotFound);

@@ -1,295 +1,8 @@
-//! The vocabulary of otpgate as types: token kinds and states, PIN positions, API scopes.
-//! Parsing from text happens here once; everything inward works with these types.
+//! The rules for one value of a form or request each: what a login, a name, an address, a
+//! PIN or a token field may be, in the words the refusal gives. The API, the panel, the portal
+//! and the console apply the same rules through these functions.
 
-use serde::{Deserialize, Serialize};
-
-/// The kind of a second factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TokenKind {
-    /// Time-based code from an authenticator app or a hardware TOTP token.
-    Totp,
-    /// Event-based code from a hardware token.
-    Hotp,
-    /// Code sent by email.
-    Mail,
-    /// Code sent by text message.
-    Sms,
-    /// Code sent by a messenger bot (Telegram).
-    Bot,
-}
-
-impl TokenKind {
-    pub const ALL: [TokenKind; 5] = [
-        TokenKind::Totp,
-        TokenKind::Hotp,
-        TokenKind::Mail,
-        TokenKind::Sms,
-        TokenKind::Bot,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Totp => "TOTP",
-            TokenKind::Hotp => "HOTP",
-            TokenKind::Mail => "MAIL",
-            TokenKind::Sms => "SMS",
-            TokenKind::Bot => "BOT",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<TokenKind> {
-        TokenKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str().eq_ignore_ascii_case(text))
-    }
-
-    /// MAIL, SMS and BOT tokens get their code from otpgate (a challenge).
-    pub fn is_delivered(self) -> bool {
-        matches!(self, TokenKind::Mail | TokenKind::Sms | TokenKind::Bot)
-    }
-}
-
-/// Where a token stands in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenState {
-    /// Enrolled but not yet confirmed (a first code, or a BOT activation).
-    Pending,
-    Active,
-    /// The bot cannot reach the user any more; the token must be activated again.
-    Reactivate,
-}
-
-impl TokenState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenState::Pending => "pending",
-            TokenState::Active => "active",
-            TokenState::Reactivate => "reactivate",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<TokenState> {
-        [
-            TokenState::Pending,
-            TokenState::Active,
-            TokenState::Reactivate,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == text)
-    }
-}
-
-/// What an API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyScope {
-    /// Manage every object.
-    Admin,
-    /// Call the authentication endpoints of one resource.
-    Resource(i64),
-}
-
-/// Masks an email address or phone number for showing to a caller: `j***@example.com`,
-/// `+49******789`.
-pub fn mask_destination(destination: &str) -> String {
-    if let Some((local, domain)) = destination.split_once('@') {
-        let first: String = local.chars().take(1).collect();
-        return format!("{first}***@{domain}");
-    }
-    let chars: Vec<char> = destination.chars().collect();
-    if chars.len() <= 6 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 3..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 6))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn destinations_are_masked() {
-        assert_eq!(mask_destination("jane@example.com"), "j***@example.com");
-        assert_eq!(mask_destination("+4915112345789"), "+49********789");
-        assert_eq!(mask_destination("12345"), "*****");
-    }
-
-    #[test]
-    fn token_kinds_parse_in_any_case() {
-        assert_eq!(TokenKind::parse("mail"), Some(TokenKind::Mail));
-        assert_eq!(TokenKind::parse("TOTP"), Some(TokenKind::Totp));
-        assert_eq!(TokenKind::parse("fax"), None);
-    }
-}
-
-/// Why a value given by a client is not acceptable, in words for that client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
-
-/// A user's login name: 1–128 characters, no control characters, no surrounding spaces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login(String);
-
-impl Login {
-    pub fn parse(text: &str) -> Result<Login, Invalid> {
-        let text = text.trim();
-        if text.is_empty() || text.chars().count() > 128 {
-            return Err(Invalid("a login must have 1 to 128 characters".into()));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(Invalid("a login may not contain control characters".into()));
-        }
-        if text.parse::<i64>().is_ok() {
-            return Err(Invalid(
-                "a login may not be a number (numbers are user ids)".into(),
-            ));
-        }
-        Ok(Login(text.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-/// An email address, checked for the shape `local@domain.tld` (delivery proves the rest).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email(String);
-
-impl Email {
-    pub fn parse(text: &str) -> Result<Email, Invalid> {
-        let text = text.trim();
-        let invalid = || Invalid(format!("{text:?} is not an email address"));
-        if text.len() > 254 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid());
-        }
-        let (local, domain) = text.rsplit_once('@').ok_or_else(invalid)?;
-        if local.is_empty()
-            || local.contains('@')
-            || domain.len() < 3
-            || !domain.contains('.')
-            || domain.starts_with('.')
-            || domain.ends_with('.')
-            || domain.contains("..")
-        {
-            return Err(invalid());
-        }
-        Ok(Email(text.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-/// A phone number in E.164 form: `+`, a country code and up to 15 digits in all. Spaces,
-/// dashes, dots and parentheses are dropped; a leading `00` becomes `+`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phone(String);
-
-impl Phone {
-    pub fn parse(text: &str) -> Result<Phone, Invalid> {
-        let compact: String = text
-            .trim()
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '/'))
-            .collect();
-        let digits = compact
-            .strip_prefix('+')
-            .or_else(|| compact.strip_prefix("00"))
-            .ok_or_else(|| {
-                Invalid(format!(
-                    "{:?} is not an international phone number: start it with + and the country code",
-                    text.trim()
-                ))
-            })?;
-        if !(7..=15).contains(&digits.len())
-            || !digits.chars().all(|c| c.is_ascii_digit())
-            || digits.starts_with('0')
-        {
-            return Err(Invalid(format!(
-                "{:?} is not a phone number in international form (+ and 7 to 15 digits)",
-                text.trim()
-            )));
-        }
-        Ok(Phone(format!("+{digits}")))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-#[cfg(test)]
-mod value_tests {
-    use super::*;
-
-    #[test]
-    fn phone_numbers_are_normalised_to_e164() {
-        assert_eq!(
-            Phone::parse("+49 151 1234-5678").expect("valid").as_str(),
-            "+4915112345678"
-        );
-        assert_eq!(
-            Phone::parse("0049 (151) 12345678").expect("valid").as_str(),
-            "+4915112345678"
-        );
-        assert!(Phone::parse("0151 12345678").is_err());
-        assert!(Phone::parse("+12").is_err());
-        assert!(Phone::parse("+49 151 abc").is_err());
-    }
-
-    #[test]
-    fn email_addresses_need_a_local_part_and_a_domain() {
-        assert!(Email::parse("jane@example.com").is_ok());
-        assert!(Email::parse("jane@localhost").is_err());
-        assert!(Email::parse("jane example@example.com").is_err());
-        assert!(Email::parse("@example.com").is_err());
-    }
-
-    #[test]
-    fn logins_are_trimmed_and_may_not_be_numbers() {
-        assert_eq!(Login::parse("  alice ").expect("valid").as_str(), "alice");
-        assert!(Login::parse("42").is_err());
-        assert!(Login::parse("").is_err());
-        assert!(Login::parse("a\u{7}b").is_err());
-    }
-}
-
-/// A value refused for one field of a form or request: the field's name and why, in words
-/// for the person who typed it. The API and the admin panel apply the same rules through the
-/// functions below.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: &'static str, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field,
-            message: message.into(),
-        }
-    }
-}
+use super::{Email, FieldError, Login, Phone, TokenKind, TokenState};
 
 /// The longest first or last name of a user, and the longest token name.
 pub const MAX_NAME: usize = 128;
@@ -297,6 +10,45 @@ pub const MAX_NAME: usize = 128;
 pub const MIN_PASSWORD: usize = 8;
 /// Long enough for any passphrase, short enough that hashing stays cheap.
 pub const MAX_PASSWORD: usize = 1024;
+
+/// The shortest password an administrator may be given.
+pub const MIN_ADMIN_PASSWORD: usize = 10;
+
+/// Whether `login` can be an administrator's login: letters, digits and `. _ - @`, at most 64
+/// characters (stricter than a user's login, since it is typed at the panel's door).
+pub fn is_admin_login(login: &str) -> bool {
+    !login.is_empty()
+        && login.len() <= 64
+        && login
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
+/// A new administrator's login and password (typed twice): the login trimmed, or the field at
+/// fault (`login`, `password` or `password_confirm`). The setup page, the panel and the console
+/// apply this one rule.
+pub fn admin_credentials(login: &str, password: &str, confirm: &str) -> Result<String, FieldError> {
+    let login = login.trim();
+    if !is_admin_login(login) {
+        return Err(FieldError::new(
+            "login",
+            "The login may use letters, digits and . _ - @ (at most 64 characters).",
+        ));
+    }
+    if password.chars().count() < MIN_ADMIN_PASSWORD {
+        return Err(FieldError::new(
+            "password",
+            format!("The password must have at least {MIN_ADMIN_PASSWORD} characters."),
+        ));
+    }
+    if password != confirm {
+        return Err(FieldError::new(
+            "password_confirm",
+            "The two passwords differ.",
+        ));
+    }
+    Ok(login.to_string())
+}
 
 /// A user's login for the field `field`.
 pub fn login_field(field: &'static str, text: &str) -> Result<String, FieldError> {
@@ -460,11 +212,10 @@ pub fn check_pin(pin: &str, policy: &PinPolicy) -> Result<(), FieldError> {
 }
 
 /// Where the PIN goes, as stored: `before` or `after` the code.
-pub fn pin_position(text: &str) -> Result<String, FieldError> {
-    use std::str::FromStr;
-    crate::otp::PinPosition::from_str(text.trim())
-        .map(|position| position.as_str().to_string())
-        .map_err(|e| FieldError::new("pin_position", e.to_string()))
+pub fn pin_position(text: &str) -> Result<crate::otp::PinPosition, FieldError> {
+    text.trim()
+        .parse()
+        .map_err(|e: crate::otp::ParseError| FieldError::new("pin_position", e.to_string()))
 }
 
 /// A MAIL token's address or an SMS token's phone number, in the form stored.
@@ -519,7 +270,7 @@ mod field_tests {
         assert!(check_pin("123", &usual).is_err());
         assert!(check_pin("1234", &usual).is_ok());
         assert!(check_pin("abc\u{7}", &usual).is_err());
-        assert_eq!(pin_position(" after ").as_deref(), Ok("after"));
+        assert_eq!(pin_position(" after "), Ok(crate::otp::PinPosition::After));
         assert!(pin_position("middle").is_err());
         assert_eq!(
             token_destination(TokenKind::Sms, "+49 151 1234 5678").as_deref(),
