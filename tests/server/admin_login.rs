@@ -1,7 +1,6 @@
-use crate::helpers::{
-    client_for, hidden_value, location, spawn_app, spawn_with, test_config, totp_now,
-    wait_for_fresh_step,
-};
+use crate::helpers::app::{client_for, spawn_app, spawn_with, test_config};
+use crate::helpers::otp::{totp_now, wait_for_fresh_step};
+use crate::helpers::page::{hidden_value, location};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -141,7 +140,7 @@ async fn an_administrator_without_an_app_links_one_at_login() {
     let dir = app.data_dir.clone();
     let tempdir = app.stop().await;
 
-    let output = crate::helpers::otpgate_command(&dir)
+    let output = crate::helpers::process::otpgate_command(&dir)
         .args(["admin", "reset-2fa", "alice"])
         .output()
         .expect("run");
@@ -163,7 +162,7 @@ async fn an_administrator_without_an_app_links_one_at_login() {
         "not logged in before linking an app"
     );
     let page = app.get("/admin/enrol").await.text().await.expect("body");
-    let secret = crate::helpers::secret_on_page(&page);
+    let secret = crate::helpers::page::secret_on_page(&page);
     let csrf = hidden_value(&page, "csrf");
     let response = app
         .post_form(

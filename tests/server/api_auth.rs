@@ -4,7 +4,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_with, test_config, unix_now};
+use crate::helpers::app::{TestApp, spawn_app, spawn_with, test_config};
+use crate::helpers::otp::unix_now;
 
 /// RFC 6238's SHA-1 seed, as base32.
 const SEED_BASE32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -88,7 +89,7 @@ async fn a_good_totp_code_is_accepted_once_and_its_replay_is_rejected() {
     let app = spawn_app().await;
     let fx = fixture(&app, 5).await;
     let token_id = user_with_token(&app, &fx, "alice", totp_token()).await;
-    crate::helpers::wait_for_fresh_step(5).await;
+    crate::helpers::otp::wait_for_fresh_step(5).await;
     let code = totp(0);
     let (status, body) =
         authenticate(&app, &fx.app_key, json!({"user": "alice", "otp": code})).await;
@@ -336,7 +337,7 @@ async fn the_four_combinations_of_user_token_password_and_code_work() {
     let app = spawn_app().await;
     let fx = fixture(&app, 10).await;
     let token_id = user_with_token(&app, &fx, "frank", totp_token()).await;
-    crate::helpers::wait_for_fresh_step(6).await;
+    crate::helpers::otp::wait_for_fresh_step(6).await;
     // Token only.
     let (_, body) = authenticate(
         &app,

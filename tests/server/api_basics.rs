@@ -1,6 +1,6 @@
 use reqwest::Method;
 
-use crate::helpers::spawn_app;
+use crate::helpers::app::spawn_app;
 
 #[tokio::test]
 async fn the_openapi_document_is_served() {
@@ -33,7 +33,7 @@ async fn apikey_commands_create_list_and_revoke() {
     let app = spawn_app().await;
     let key = app.api_key(&["--admin"]);
     assert!(key.starts_with("og_"), "{key}");
-    let output = crate::helpers::otpgate_command(&app.data_dir)
+    let output = crate::helpers::process::otpgate_command(&app.data_dir)
         .args(["apikey", "list"])
         .output()
         .expect("list");
@@ -44,7 +44,7 @@ async fn apikey_commands_create_list_and_revoke() {
         "the key itself is never shown again"
     );
     let prefix = key.split('.').next().expect("prefix");
-    let output = crate::helpers::otpgate_command(&app.data_dir)
+    let output = crate::helpers::process::otpgate_command(&app.data_dir)
         .args(["apikey", "revoke", prefix])
         .output()
         .expect("revoke");
@@ -53,7 +53,7 @@ async fn apikey_commands_create_list_and_revoke() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let missing_resource = crate::helpers::otpgate_command(&app.data_dir)
+    let missing_resource = crate::helpers::process::otpgate_command(&app.data_dir)
         .args(["apikey", "create", "--name", "x", "--resource", "nowhere"])
         .output()
         .expect("create");

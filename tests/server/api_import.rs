@@ -5,7 +5,8 @@ use std::process::Stdio;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, otpgate_command, spawn_app};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::process::otpgate_command;
 
 const PRESHARED_KEY: &str = "12345678901234567890123456789012";
 

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::app::spawn_app;
 
 /// Every route of the API that the product promises.
 const ROUTES: &[(&str, &str)] = &[
@@ -51,7 +51,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/deliveries"),
 ];
 
-async fn document() -> (crate::helpers::TestApp, Value) {
+async fn document() -> (crate::helpers::app::TestApp, Value) {
     let app = spawn_app().await;
     let document = app
         .get("/api/v1/openapi.json")

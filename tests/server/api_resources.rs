@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use crate::api_users::{
     assert_field, audit_actions, count, create_resource, create_user, insert_token, send,
 };
-use crate::helpers::spawn_app;
+use crate::helpers::app::spawn_app;
 
 fn names(listing: &Value) -> Vec<String> {
     listing["items"]

@@ -2,7 +2,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, unix_now};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::otp::unix_now;
 
 /// The seed of the RFC 6238 SHA-1 test vectors, "12345678901234567890".
 const RFC6238_SECRET: &[u8] = b"12345678901234567890";

@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::app::{TestApp, spawn_app};
 
 /// Opens the live database beside the running server (WAL lets both work), to set up rows no
 /// endpoint of this area creates, and to look at what a request left behind.

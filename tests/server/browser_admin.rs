@@ -1,7 +1,8 @@
 //! The admin pages in a real browser: setup, login, logout.
 
-use crate::browser::Browser;
-use crate::helpers::{spawn_app, unix_now};
+use crate::helpers::app::spawn_app;
+use crate::helpers::browser::Browser;
+use crate::helpers::otp::unix_now;
 
 const PASSWORD: &str = "correct horse battery";
 

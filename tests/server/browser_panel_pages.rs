@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::browser_panel_support::Panel;
+use crate::helpers::panel::Panel;
 
 #[tokio::test]
 async fn every_main_page_of_the_panel_opens_by_its_links_fits_the_window_and_runs_clean() {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::browser_panel_support::Panel;
+use crate::helpers::panel::Panel;
 
 /// A user `login` with a MAIL token through the API; returns the token's serial.
 async fn user_with_mail_token(panel: &Panel, login: &str) -> String {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::browser_panel_support::Panel;
-use crate::smtp_sink::{Mode, SmtpSink};
+use crate::helpers::panel::Panel;
+use crate::helpers::smtp_sink::{Mode, SmtpSink};
 
 #[tokio::test]
 async fn mail_settings_saved_in_the_browser_send_a_test_email_to_the_smtp_listener() {

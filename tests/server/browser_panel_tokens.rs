@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::browser_panel_support::Panel;
+use crate::helpers::panel::Panel;
 
 #[tokio::test]
 async fn a_mail_token_added_from_the_users_page_is_assigned_to_the_user_in_one_step() {

@@ -1,6 +1,6 @@
 //! Users in a real browser: an administrator creates a user through the panel's forms.
 
-use crate::browser_panel_support::Panel;
+use crate::helpers::panel::Panel;
 
 #[tokio::test]
 async fn an_administrator_creates_a_user_and_a_mistake_keeps_what_was_typed() {

@@ -9,10 +9,10 @@ use fantoccini::Locator;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::browser_panel_support::Panel;
-use crate::delivery_support::mail_settings;
-use crate::smtp_sink::{Mode, SmtpSink, code_in};
-use crate::telegram_api::TelegramApi;
+use crate::helpers::delivery::mail_settings;
+use crate::helpers::panel::Panel;
+use crate::helpers::smtp_sink::{Mode, SmtpSink, code_in};
+use crate::helpers::telegram_api::TelegramApi;
 
 const USER_PASSWORD: &str = "alice's long password";
 
@@ -49,7 +49,7 @@ async fn set_up(panel: &Panel) -> (SmtpSink, TelegramApi) {
         json!({"token": "123456:TEST-bot_token", "api_url": telegram.url, "poll_timeout_seconds": 1}),
     )
     .await;
-    let deadline = std::time::Instant::now() + crate::browser::TIMEOUT;
+    let deadline = std::time::Instant::now() + crate::helpers::browser::TIMEOUT;
     loop {
         let bot = api(panel, Method::GET, "/settings/bot", Value::Null).await;
         if bot["status"]["state"] == "running" && bot["status"]["username"].is_string() {
@@ -145,7 +145,7 @@ async fn a_user_enrols_mail_and_bot_tokens_in_the_portal_an_administrator_enable
     browser.screenshot("portal-add-mail").await;
     browser.click("Save").await;
     browser.wait_for_text("We have sent you a code").await;
-    let mail = sink.wait_for(1, crate::browser::TIMEOUT).await;
+    let mail = sink.wait_for(1, crate::helpers::browser::TIMEOUT).await;
     assert_eq!(mail[0].to, vec!["alice@example.com".to_string()]);
     let code = code_in(&mail[0].data).expect("a code in the email");
     browser.fill("Code", &code).await;
@@ -221,7 +221,7 @@ async fn a_user_with_an_app_and_every_token_action_sets_a_pin_and_the_page_fits_
         Method::POST,
         "/tokens",
         json!({"kind": "TOTP", "user": "alice", "resource": "vpn", "name": "Phone app",
-               "secret": crate::portal_support::SECRET_HEX, "secret_format": "hex"}),
+               "secret": crate::helpers::portal::SECRET_HEX, "secret_format": "hex"}),
     )
     .await;
     let address = enable_self_service(
@@ -253,7 +253,7 @@ async fn a_user_with_an_app_and_every_token_action_sets_a_pin_and_the_page_fits_
     browser.click("Log in").await;
     browser.wait_for_text("One-time password").await;
     browser
-        .fill("One-time password", &crate::portal_support::totp_now())
+        .fill("One-time password", &crate::helpers::portal::totp_now())
         .await;
     browser.click("Log in").await;
     browser.wait_for_path("/portal/vpn").await;

@@ -1,4 +1,4 @@
-use crate::helpers::{Process, otpgate_command};
+use crate::helpers::process::{Process, otpgate_command};
 
 #[test]
 fn config_check_names_the_unknown_key_and_its_line() {

@@ -2,7 +2,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::helpers::{Process, client_for, hidden_value};
+use crate::helpers::app::client_for;
+use crate::helpers::page::hidden_value;
+use crate::helpers::process::Process;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_in_the_middle_of_writes_loses_no_acknowledged_write() {
@@ -93,7 +95,7 @@ async fn an_accepted_code_stays_used_after_a_kill_9_and_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let process = Process::start(dir.path(), &[]).expect("starts");
     let run = |args: &[&str]| {
-        let output = crate::helpers::otpgate_command(dir.path())
+        let output = crate::helpers::process::otpgate_command(dir.path())
             .args(args)
             .output()
             .expect("run");

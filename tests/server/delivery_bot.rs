@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::delivery_support::{Api, api_key, audit_actions};
-use crate::helpers::{TestApp, spawn_app};
-use crate::sms_gateway::code_in;
-use crate::telegram_api::{TelegramApi, USERNAME};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::delivery::{Api, api_key, audit_actions};
+use crate::helpers::sms_gateway::code_in;
+use crate::helpers::telegram_api::{TelegramApi, USERNAME};
 
 const WAIT: Duration = Duration::from_secs(20);
 const BOT_TOKEN: &str = "123456:TEST-bot_token";

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::delivery_support::{Api, api_key, audit_actions, mail_settings, provision};
-use crate::helpers::{Process, client_for, otpgate_command, spawn_app, spawn_with, test_config};
-use crate::smtp_sink::{Mode, SmtpSink, code_in};
+use crate::helpers::app::{client_for, spawn_app, spawn_with, test_config};
+use crate::helpers::delivery::{Api, api_key, audit_actions, mail_settings, provision};
+use crate::helpers::process::{Process, otpgate_command};
+use crate::helpers::smtp_sink::{Mode, SmtpSink, code_in};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -18,7 +19,7 @@ struct Setup {
     app_key: String,
 }
 
-async fn configure(app: &crate::helpers::TestApp, settings: Value) -> Setup {
+async fn configure(app: &crate::helpers::app::TestApp, settings: Value) -> Setup {
     let api = Api::of(app);
     let admin = api_key(&app.data_dir, &["--admin"]);
     let (status, body) = api

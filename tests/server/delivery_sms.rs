@@ -6,9 +6,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::delivery_support::{Api, api_key, provision};
-use crate::helpers::{TestApp, otpgate_command, spawn_app};
-use crate::sms_gateway::{Captured, Gateway, code_in};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::delivery::{Api, api_key, provision};
+use crate::helpers::process::otpgate_command;
+use crate::helpers::sms_gateway::{Captured, Gateway, code_in};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -499,7 +500,7 @@ async fn stopping_otpgate_finishes_the_send_in_flight_and_never_sends_it_again()
     );
 
     gateway.slow(Duration::ZERO);
-    let again = crate::helpers::spawn_with(crate::helpers::test_config(&data_dir))
+    let again = crate::helpers::app::spawn_with(crate::helpers::app::test_config(&data_dir))
         .await
         .expect("restart");
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -1,4 +1,4 @@
-use crate::helpers::spawn_app;
+use crate::helpers::app::spawn_app;
 
 #[tokio::test]
 async fn healthz_answers_ok_when_the_database_answers() {

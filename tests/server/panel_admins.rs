@@ -1,7 +1,8 @@
 //! The admin panel's admins pages, through real HTTPS with forms and CSRF tokens.
 
 use crate::api_users::count;
-use crate::helpers::{TestApp, client_for, hidden_value, location, spawn_app};
+use crate::helpers::app::{TestApp, client_for, spawn_app};
+use crate::helpers::page::{hidden_value, location};
 
 async fn page_of(app: &TestApp, path: &str) -> String {
     let response = app.get(path).await;

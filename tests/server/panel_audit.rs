@@ -2,7 +2,9 @@
 //! tokens.
 
 use crate::api_users::database;
-use crate::helpers::{TestApp, location, spawn_app, unix_now};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::otp::unix_now;
+use crate::helpers::page::location;
 
 async fn text_of(app: &TestApp, path: &str) -> (u16, String) {
     let response = app.get(path).await;

@@ -4,7 +4,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::api_users::{count, create_resource, create_user, insert_token, send};
-use crate::helpers::{TestApp, location, spawn_app};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::page::location;
 
 async fn page_text(app: &TestApp, path: &str) -> String {
     let response = app.get(path).await;

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use crate::api_users::count;
-use crate::helpers::{TestApp, location, spawn_app};
-use crate::sms_gateway::Gateway;
-use crate::smtp_sink::{Mode, SmtpSink};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::page::location;
+use crate::helpers::sms_gateway::Gateway;
+use crate::helpers::smtp_sink::{Mode, SmtpSink};
 
 async fn settings_page(app: &TestApp) -> String {
     let response = app.get("/admin/settings").await;
@@ -534,7 +535,7 @@ async fn an_uploaded_certificate_is_checked_and_then_served_without_a_restart() 
 
 #[tokio::test]
 async fn the_default_otp_length_and_challenge_validity_apply_to_new_tokens_and_sent_codes() {
-    use crate::delivery_support::{Api, api_key, provision};
+    use crate::helpers::delivery::{Api, api_key, provision};
     use reqwest::Method;
     use serde_json::{Value, json};
 
@@ -580,7 +581,7 @@ async fn the_default_otp_length_and_challenge_validity_apply_to_new_tokens_and_s
     assert_eq!(totp["digits"], 6, "authenticator apps keep 6 digits");
 
     let app_key = api_key(&app.data_dir, &["--resource", "vpn"]);
-    let before = crate::helpers::unix_now() as i64;
+    let before = crate::helpers::otp::unix_now() as i64;
     api.prepare(&app_key, "nina").await;
     let (_, deliveries) = api
         .call(Method::GET, "/deliveries", &admin, Value::Null)
@@ -588,7 +589,7 @@ async fn the_default_otp_length_and_challenge_validity_apply_to_new_tokens_and_s
     let expires_at = deliveries["deliveries"][0]["expires_at"]
         .as_i64()
         .expect("the message expires");
-    let after = crate::helpers::unix_now() as i64;
+    let after = crate::helpers::otp::unix_now() as i64;
     assert!(
         (before + 120..=after + 120).contains(&expires_at),
         "the code is valid for the 120 s of the settings: {expires_at} vs {before}"

@@ -4,9 +4,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::api_users::{create_user, send};
-use crate::helpers::{TestApp, location, secret_on_page, spawn_app, totp_now, wait_for_fresh_step};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::otp::{totp_now, wait_for_fresh_step};
+use crate::helpers::page::{location, secret_on_page};
+use crate::helpers::telegram_api::{TelegramApi, USERNAME};
 use crate::panel_users::{audit_actors, follow, post_multipart};
-use crate::telegram_api::{TelegramApi, USERNAME};
 
 async fn token_json(app: &TestApp, key: &str, token: &str) -> (u16, Value) {
     let (status, token) = send(app, Method::GET, &format!("/tokens/{token}"), key, None).await;
@@ -589,7 +591,7 @@ async fn a_seed_file_is_previewed_then_imported_without_showing_a_seed() {
         "a preview imports nothing"
     );
 
-    let sealed = crate::helpers::hidden_value(&page, "sealed");
+    let sealed = crate::helpers::page::hidden_value(&page, "sealed");
     let tampered = app
         .post_form(
             "/admin/tokens/import/confirm",

@@ -4,7 +4,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::api_users::{create_resource, create_user, send};
-use crate::helpers::{TestApp, location, spawn_app};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::page::location;
 
 /// The actors of the audit lines with `action`, oldest first.
 pub fn audit_actors(app: &TestApp, action: &str) -> Vec<String> {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{hidden_value, location};
+use crate::helpers::page::{hidden_value, location};
+use crate::helpers::portal::Portal;
+use crate::helpers::smtp_sink::code_in;
 use crate::portal_enrol::{logged_in, with_mail, with_sms};
-use crate::portal_support::Portal;
-use crate::smtp_sink::code_in;
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "a long enough password";
@@ -249,9 +249,9 @@ async fn three_wrong_codes_for_a_new_phone_number_change_nothing() {
         .await;
     assert_eq!(location(&started), "/portal/vpn/account/verify");
     let sent = gateway.wait_for(1, WAIT).await;
-    let form = crate::sms_gateway::Captured::form(&sent[0].body);
+    let form = crate::helpers::sms_gateway::Captured::form(&sent[0].body);
     assert_eq!(form["to"], "+41795551234");
-    let code = crate::sms_gateway::code_in(&form["text"]).expect("a code");
+    let code = crate::helpers::sms_gateway::code_in(&form["text"]).expect("a code");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..2 {
         let response = browser
@@ -292,8 +292,8 @@ async fn three_wrong_codes_for_a_new_phone_number_change_nothing() {
         .await;
     assert_eq!(location(&started), "/portal/vpn/account/verify");
     let sent = gateway.wait_for(2, WAIT).await;
-    let form = crate::sms_gateway::Captured::form(&sent[1].body);
-    let code = crate::sms_gateway::code_in(&form["text"]).expect("a code");
+    let form = crate::helpers::sms_gateway::Captured::form(&sent[1].body);
+    let code = crate::helpers::sms_gateway::code_in(&form["text"]).expect("a code");
     let right = browser
         .post(
             "/portal/vpn/account/verify",

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::delivery_support::mail_settings;
-use crate::helpers::{hidden_value, location, secret_on_page};
-use crate::portal_support::{Browser, Portal, SECRET_HEX};
-use crate::smtp_sink::{Mode, SmtpSink, code_in};
-use crate::telegram_api::TelegramApi;
+use crate::helpers::delivery::mail_settings;
+use crate::helpers::page::{hidden_value, location, secret_on_page};
+use crate::helpers::portal::{Browser, Portal, SECRET_HEX};
+use crate::helpers::smtp_sink::{Mode, SmtpSink, code_in};
+use crate::helpers::telegram_api::TelegramApi;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -158,7 +158,7 @@ async fn a_user_enrols_an_authenticator_app_with_its_first_code() {
         .find(|a| a.ends_with("/activate"))
         .expect("the activation form")
         .to_string();
-    let code = crate::helpers::totp_now(&secret, 0);
+    let code = crate::helpers::otp::totp_now(&secret, 0);
     let csrf = hidden_value(&page, "csrf");
     let done = browser
         .post(&action, &[("csrf", &csrf), ("code", &code)])
@@ -315,7 +315,7 @@ async fn a_user_renames_disables_and_unassigns_tokens_but_keeps_the_last_one() {
         .submit(
             verify,
             "/portal/vpn/login/otp",
-            &[("otp", &crate::portal_support::totp_now())],
+            &[("otp", &crate::helpers::portal::totp_now())],
         )
         .await;
     assert_eq!(location(&done), "/portal/vpn");
@@ -391,9 +391,9 @@ async fn a_user_enrols_an_sms_token_with_the_code_sent_to_the_new_number() {
     assert_eq!(saved.status(), 303);
     let activate = location(&saved);
     let sent = gateway.wait_for(1, WAIT).await;
-    let form = crate::sms_gateway::Captured::form(&sent[0].body);
+    let form = crate::helpers::sms_gateway::Captured::form(&sent[0].body);
     assert_eq!(form["to"], "+41791234567");
-    let code = crate::sms_gateway::code_in(&form["text"]).expect("a code");
+    let code = crate::helpers::sms_gateway::code_in(&form["text"]).expect("a code");
     let resend = browser
         .submit(&activate, &activate.replace("/activate", "/resend"), &[])
         .await;
@@ -410,8 +410,8 @@ async fn a_user_enrols_an_sms_token_with_the_code_sent_to_the_new_number() {
 }
 
 /// An SMS gateway the server sends its text messages to.
-pub async fn with_sms(portal: &Portal) -> crate::sms_gateway::Gateway {
-    let gateway = crate::sms_gateway::Gateway::start().await;
+pub async fn with_sms(portal: &Portal) -> crate::helpers::sms_gateway::Gateway {
+    let gateway = crate::helpers::sms_gateway::Gateway::start().await;
     let (status, body) = portal
         .api
         .call(

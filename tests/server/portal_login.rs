@@ -6,10 +6,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::delivery_support::mail_settings;
-use crate::helpers::{hidden_value, location};
-use crate::portal_support::{Portal, SECRET_HEX, totp_now};
-use crate::smtp_sink::{Mode, SmtpSink, code_in};
+use crate::helpers::delivery::mail_settings;
+use crate::helpers::page::{hidden_value, location};
+use crate::helpers::portal::{Portal, SECRET_HEX, totp_now};
+use crate::helpers::smtp_sink::{Mode, SmtpSink, code_in};
 
 const FAILED: &str = "The login name, password or code is not right.";
 
@@ -285,7 +285,7 @@ async fn login_attempts_are_throttled() {
 const PASSWORD: &str = "a long enough password";
 
 /// The password step done; the browser is on the one-time password page.
-async fn past_the_password(portal: &Portal, login: &str) -> crate::portal_support::Browser {
+async fn past_the_password(portal: &Portal, login: &str) -> crate::helpers::portal::Browser {
     let browser = portal.browser();
     let response = browser.log_in_with_password(login, PASSWORD).await;
     assert_eq!(location(&response), "/portal/vpn/login/verify");
@@ -344,9 +344,9 @@ async fn a_user_with_mail_and_sms_tokens_picks_sms_and_logs_in_with_the_texted_c
             .contains("We have sent you a one-time password.")
     );
     let texts = gateway.wait_for(1, Duration::from_secs(20)).await;
-    let form = crate::sms_gateway::Captured::form(&texts[0].body);
+    let form = crate::helpers::sms_gateway::Captured::form(&texts[0].body);
     assert_eq!(form["to"], "+41791112233");
-    let code = crate::sms_gateway::code_in(&form["text"]).expect("a code");
+    let code = crate::helpers::sms_gateway::code_in(&form["text"]).expect("a code");
     assert_eq!(
         portal.count("SELECT COUNT(*) FROM outbox WHERE channel = 'mail'"),
         0,
@@ -406,7 +406,7 @@ async fn a_user_with_a_bot_token_logs_in_with_the_code_the_bot_sends() {
         .wait_for_messages(7070, 2, Duration::from_secs(20))
         .await;
     assert_eq!(messages.len(), 2, "the code went to the bound chat");
-    let code = crate::sms_gateway::code_in(&messages[1].text).expect("a code");
+    let code = crate::helpers::sms_gateway::code_in(&messages[1].text).expect("a code");
     let done = browser
         .submit(
             "/portal/vpn/login/verify",

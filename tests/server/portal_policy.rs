@@ -6,9 +6,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::location;
+use crate::helpers::page::location;
+use crate::helpers::portal::{Browser, Portal, SECRET_HEX, totp_now};
 use crate::portal_enrol::logged_in;
-use crate::portal_support::{Browser, Portal, SECRET_HEX, totp_now};
 
 const PASSWORD: &str = "a long enough password";
 

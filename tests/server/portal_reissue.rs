@@ -8,9 +8,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{hidden_value, location, secret_on_page};
+use crate::helpers::page::{hidden_value, location, secret_on_page};
+use crate::helpers::portal::{Browser, Portal, SECRET, SECRET_HEX, totp_now};
 use crate::portal_enrol::{with_mail, with_sms};
-use crate::portal_support::{Browser, Portal, SECRET, SECRET_HEX, totp_now};
 use crate::portal_tokens::{activation_on, wait_until_active, with_bot};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -156,7 +156,7 @@ async fn a_mail_token_moves_to_a_new_address_only_once_the_code_sent_there_is_ty
     let response = browser.log_in_with_password("ida", PASSWORD).await;
     assert_eq!(location(&response), "/portal/vpn/login/verify");
     let mail = sink.wait_for(1, WAIT).await;
-    let code = crate::smtp_sink::code_in(&mail[0].data).expect("a login code");
+    let code = crate::helpers::smtp_sink::code_in(&mail[0].data).expect("a login code");
     let done = browser
         .submit(
             "/portal/vpn/login/verify",
@@ -189,7 +189,7 @@ async fn a_mail_token_moves_to_a_new_address_only_once_the_code_sent_there_is_ty
     assert_eq!(verify, format!("{reissue}/verify"));
     let mail = sink.wait_for(2, WAIT).await;
     assert_eq!(mail[1].to, vec!["ida@home.example".to_string()]);
-    let new_code = crate::smtp_sink::code_in(&mail[1].data).expect("a code");
+    let new_code = crate::helpers::smtp_sink::code_in(&mail[1].data).expect("a code");
     assert!(browser.page(&verify).await.contains("ida@home.example"));
 
     // Until the code is typed, the token keeps its address and its codes go there.
@@ -273,8 +273,8 @@ async fn an_sms_token_keeps_its_number_after_three_wrong_codes_and_moves_with_th
     let response = browser.log_in_with_password("jan", PASSWORD).await;
     assert_eq!(location(&response), "/portal/vpn/login/verify");
     let texts = gateway.wait_for(1, WAIT).await;
-    let form = crate::sms_gateway::Captured::form(&texts[0].body);
-    let code = crate::sms_gateway::code_in(&form["text"]).expect("a login code");
+    let form = crate::helpers::sms_gateway::Captured::form(&texts[0].body);
+    let code = crate::helpers::sms_gateway::code_in(&form["text"]).expect("a login code");
     let done = browser
         .submit(
             "/portal/vpn/login/verify",
@@ -300,9 +300,9 @@ async fn an_sms_token_keeps_its_number_after_three_wrong_codes_and_moves_with_th
         .await;
     let verify = location(&sent);
     let texts = gateway.wait_for(2, WAIT).await;
-    let form = crate::sms_gateway::Captured::form(&texts[1].body);
+    let form = crate::helpers::sms_gateway::Captured::form(&texts[1].body);
     assert_eq!(form["to"], "+41797654321");
-    let new_code = crate::sms_gateway::code_in(&form["text"]).expect("a code");
+    let new_code = crate::helpers::sms_gateway::code_in(&form["text"]).expect("a code");
     let wrong_code = if new_code == "000000" {
         "111111"
     } else {
@@ -340,8 +340,8 @@ async fn an_sms_token_keeps_its_number_after_three_wrong_codes_and_moves_with_th
         .await;
     let verify = location(&sent);
     let texts = gateway.wait_for(3, WAIT).await;
-    let form = crate::sms_gateway::Captured::form(&texts[2].body);
-    let new_code = crate::sms_gateway::code_in(&form["text"]).expect("a code");
+    let form = crate::helpers::sms_gateway::Captured::form(&texts[2].body);
+    let new_code = crate::helpers::sms_gateway::code_in(&form["text"]).expect("a code");
     let right = browser
         .submit(&verify, &confirm, &[("code", &new_code)])
         .await;
@@ -508,7 +508,7 @@ async fn a_bot_token_that_needs_re_activation_is_re_activated_from_the_portal() 
     assert!(
         page.contains(&format!(
             "https://t.me/{}?start={code}",
-            crate::telegram_api::USERNAME
+            crate::helpers::telegram_api::USERNAME
         )),
         "the link: {page}"
     );
@@ -559,7 +559,7 @@ async fn a_bot_token_that_needs_re_activation_is_re_activated_from_the_portal() 
     assert_eq!(status, 200, "{prepared}");
     let messages = telegram.wait_for_messages(9002, 2, WAIT).await;
     assert_eq!(messages.len(), 2, "the code went to the new chat");
-    let code = crate::sms_gateway::code_in(&messages[1].text).expect("a code");
+    let code = crate::helpers::sms_gateway::code_in(&messages[1].text).expect("a code");
     let (status, answer) = portal
         .api
         .call(

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{hidden_value, location, secret_on_page, totp_now, wait_for_fresh_step};
+use crate::helpers::otp::{totp_now, wait_for_fresh_step};
+use crate::helpers::page::{hidden_value, location, secret_on_page};
+use crate::helpers::portal::{Browser, Portal, SECRET, SECRET_HEX};
+use crate::helpers::telegram_api::TelegramApi;
 use crate::portal_enrol::logged_in;
-use crate::portal_support::{Browser, Portal, SECRET, SECRET_HEX};
-use crate::telegram_api::TelegramApi;
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "a long enough password";

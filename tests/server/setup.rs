@@ -1,4 +1,6 @@
-use crate::helpers::{hidden_value, location, spawn_app, totp_now};
+use crate::helpers::app::spawn_app;
+use crate::helpers::otp::totp_now;
+use crate::helpers::page::{hidden_value, location};
 
 #[tokio::test]
 async fn the_setup_link_creates_the_first_administrator_and_then_stops_working() {
@@ -100,7 +102,7 @@ async fn the_setup_page_shows_a_qr_code_that_an_independent_totp_check_accepts()
         .await;
     // The code the test computes with the RFC 6238 reference definition.
     assert_eq!(totp_now(&secret, 0).len(), 6);
-    let logged_out = crate::helpers::client_for(&app.data_dir)
+    let logged_out = crate::helpers::app::client_for(&app.data_dir)
         .get(app.url("/admin"))
         .send()
         .await

@@ -2,7 +2,8 @@ use std::path::Path;
 
 use otpgate::store::{self, DATABASE_FILE};
 
-use crate::helpers::{otpgate_command, spawn_with, test_config};
+use crate::helpers::app::{spawn_with, test_config};
+use crate::helpers::process::otpgate_command;
 
 fn query_i64(file: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(file).expect("open");
@@ -144,7 +145,7 @@ async fn a_second_server_cannot_share_a_data_directory() {
 }
 
 /// Writes audit rows through failed logins, each acknowledged by its answer.
-async fn failed_logins(app: &crate::helpers::TestApp, count: usize) {
+async fn failed_logins(app: &crate::helpers::app::TestApp, count: usize) {
     for i in 0..count {
         let response = app
             .login(&format!("nobody{i}"), "wrong password", "000000")
@@ -173,7 +174,8 @@ async fn a_backup_taken_while_requests_run_restores_to_an_identical_database() {
                 .send()
                 .await
                 .expect("page");
-            let csrf = crate::helpers::hidden_value(&page.text().await.expect("body"), "csrf");
+            let csrf =
+                crate::helpers::page::hidden_value(&page.text().await.expect("body"), "csrf");
             for i in 0..60 {
                 let response = app_client
                     .post(format!("{url}/admin/login"))

@@ -7,8 +7,9 @@ use fantoccini::elements::Element;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::browser::Browser;
-use crate::helpers::{TestApp, spawn_app, totp_now};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::browser::Browser;
+use crate::helpers::otp::totp_now;
 
 pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery";

@@ -5,8 +5,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::delivery_support::Api;
-use crate::helpers::{TestApp, client_for, hidden_value, location, spawn_app};
+use crate::helpers::app::{TestApp, client_for, spawn_app};
+use crate::helpers::delivery::Api;
+use crate::helpers::page::{hidden_value, location};
 
 pub const SECRET: &[u8] = b"12345678901234567890";
 pub const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
@@ -254,5 +255,5 @@ impl Browser {
 
 /// The TOTP code of `SECRET` now.
 pub fn totp_now() -> String {
-    crate::helpers::totp_now(SECRET, 0)
+    crate::helpers::otp::totp_now(SECRET, 0)
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, otpgate_command};
+use crate::helpers::app::TestApp;
+use crate::helpers::process::otpgate_command;
 
 /// Provisions, through the management API of the server at `address`, users with one
 /// delivered token each, assigned to `resource` (created when missing). Returns the token ids
@@ -19,7 +20,7 @@ pub async fn provision(
     people: &[(&str, &str, &str)],
 ) -> Vec<i64> {
     let api = Api {
-        client: crate::helpers::client_for(data_dir),
+        client: crate::helpers::app::client_for(data_dir),
         address: address.to_string(),
     };
     let admin = api_key(data_dir, &["--admin"]);

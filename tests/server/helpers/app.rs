@@ -1,12 +1,13 @@
-//! Starting real otpgate servers for tests: in-process on port 0 with a fresh data directory,
-//! or as the real binary in a child process, and talking HTTPS to them.
+//! Real otpgate servers in-process on port 0, each with a fresh data directory, and clients
+//! that talk HTTPS to them.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otpgate::{Application, Config};
+
+use crate::helpers::otp::totp_now;
+use crate::helpers::page::{hidden_value, location, secret_on_page};
+use crate::helpers::process::otpgate_command;
 
 pub struct TestApp {
     pub address: String,
@@ -198,144 +199,5 @@ impl TestApp {
             ],
         )
         .await
-    }
-}
-
-pub fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The value of the hidden input `name` on a page.
-pub fn hidden_value(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no hidden {name} on the page:\n{page}"))
-        + marker.len();
-    page[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The base32 seed shown on an enrolment page for manual entry.
-pub fn secret_on_page(page: &str) -> Vec<u8> {
-    let start = page
-        .find("<code class=\"secret\">")
-        .expect("a secret on the page")
-        + "<code class=\"secret\">".len();
-    let text = page[start..].split('<').next().expect("text");
-    otpgate::otp::decode_base32_secret(text).expect("base32")
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("time")
-        .as_secs()
-}
-
-/// The 6-digit SHA-1 TOTP code `offset` steps from now.
-pub fn totp_now(secret: &[u8], offset: i64) -> String {
-    let step = (unix_now() / 30) as i64 + offset;
-    otpgate::otp::hotp(secret, otpgate::otp::Algorithm::Sha1, 6, step as u64)
-}
-
-/// Waits, when needed, so that the current 30-second step lasts at least `margin` seconds
-/// more: tests that use a code twice must stay inside one step.
-pub async fn wait_for_fresh_step(margin: u64) {
-    let into = unix_now() % 30;
-    if into + margin >= 30 {
-        tokio::time::sleep(Duration::from_secs(30 - into + 1)).await;
-    }
-}
-
-/// The real binary, started as a child process.
-pub struct Process {
-    pub child: Child,
-    pub address: String,
-    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-pub fn otpgate_command(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_otpgate"));
-    command
-        .env_remove("OTPGATE_LISTEN")
-        .env("OTPGATE_DATA_DIR", data_dir)
-        .env("OTPGATE_LOG", "warn")
-        // No configuration file from the machine running the tests; a caller may set
-        // OTPGATE_CONFIG again to use one of its own.
-        .env("OTPGATE_CONFIG", empty_config(data_dir))
-        .env("XDG_CONFIG_HOME", data_dir.join("no-config"));
-    command
-}
-
-fn empty_config(data_dir: &Path) -> PathBuf {
-    let path = data_dir.with_extension("test-config.toml");
-    if !path.exists() {
-        std::fs::write(&path, "# tests run on the built-in defaults\n").expect("write config");
-    }
-    path
-}
-
-impl Process {
-    /// Starts `otpgate serve` on a free port and waits for its listening line.
-    pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Result<Process, String> {
-        let mut command = otpgate_command(data_dir);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, value) in extra_env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().map_err(|e| e.to_string())?;
-        let stderr_text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let collector = stderr_text.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut text) = collector.lock() {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        match lines.next() {
-            Some(Ok(line)) if line.starts_with("listening on ") => {
-                let address = line.trim_start_matches("listening on ").to_string();
-                std::thread::spawn(move || for _ in lines {});
-                Ok(Process {
-                    child,
-                    address,
-                    stderr: stderr_text,
-                })
-            }
-            _ => {
-                let status = child.wait().map_err(|e| e.to_string())?;
-                std::thread::sleep(Duration::from_millis(100));
-                let text = stderr_text.lock().map(|t| t.clone()).unwrap_or_default();
-                Err(format!("exited with {status}: {text}"))
-            }
-        }
-    }
-
-    pub fn kill_9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().expect("wait")
     }
 }
