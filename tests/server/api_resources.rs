@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::api_users::{
+use crate::helpers::api::{
     assert_field, audit_actions, count, create_resource, create_user, insert_token, send,
 };
 use crate::helpers::app::spawn_app;

@@ -1,53 +1,13 @@
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::helpers::api::{
+    assert_field, audit_actions, count, create_resource, create_user, database, insert_token, send,
+};
 use crate::helpers::app::{TestApp, spawn_app};
 
-/// Opens the live database beside the running server (WAL lets both work), to set up rows no
-/// endpoint of this area creates, and to look at what a request left behind.
-pub fn database(app: &TestApp) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(app.data_dir.join("otpgate.db")).expect("open database");
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy timeout");
-    conn.execute_batch("PRAGMA foreign_keys = ON")
-        .expect("foreign keys");
-    conn
-}
-
-/// One number from the live database.
-pub fn count(app: &TestApp, sql: &str) -> i64 {
-    database(app)
-        .query_row(sql, [], |row| row.get(0))
-        .expect("count")
-}
-
-/// Inserts a TOTP token row directly: the token endpoints live in another area of the API.
-pub fn insert_token(app: &TestApp, serial: &str, user_id: Option<i64>) -> i64 {
-    let conn = database(app);
-    conn.execute(
-        "INSERT INTO tokens (serial, name, kind, user_id, created_at, updated_at)
-         VALUES (?1, ?1, 'TOTP', ?2, 1, 1)",
-        rusqlite::params![serial, user_id],
-    )
-    .expect("insert token");
-    conn.last_insert_rowid()
-}
-
-/// The audit actions written so far, oldest first.
-pub fn audit_actions(app: &TestApp) -> Vec<String> {
-    let conn = database(app);
-    let mut statement = conn
-        .prepare("SELECT action FROM audit_log ORDER BY id")
-        .expect("prepare");
-    statement
-        .query_map([], |row| row.get(0))
-        .expect("query")
-        .collect::<Result<Vec<String>, _>>()
-        .expect("rows")
-}
-
 /// Every text of the audit log in one string, to show that no secret is in it.
-pub fn audit_text(app: &TestApp) -> String {
+fn audit_text(app: &TestApp) -> String {
     let conn = database(app);
     let mut statement = conn
         .prepare(
@@ -61,54 +21,6 @@ pub fn audit_text(app: &TestApp) -> String {
         .collect::<Result<Vec<_>, _>>()
         .expect("rows")
         .join("\n")
-}
-
-pub async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.api(method, path, key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("answered");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
-    (status, value)
-}
-
-pub async fn create_user(app: &TestApp, key: &str, body: Value) -> Value {
-    let (status, user) = send(app, Method::POST, "/users", key, Some(body)).await;
-    assert_eq!(status, 201, "{user}");
-    user
-}
-
-pub async fn create_resource(app: &TestApp, key: &str, name: &str) -> Value {
-    let (status, resource) = send(
-        app,
-        Method::POST,
-        "/resources",
-        key,
-        Some(json!({ "name": name })),
-    )
-    .await;
-    assert_eq!(status, 201, "{resource}");
-    resource
-}
-
-/// Asserts a 400 naming `field`.
-pub fn assert_field(status: StatusCode, body: &Value, field: &str) {
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
-    assert_eq!(body["error"]["field"], field, "{body}");
 }
 
 fn logins(listing: &Value) -> Vec<String> {

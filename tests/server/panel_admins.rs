@@ -1,6 +1,6 @@
 //! The admin panel's admins pages, through real HTTPS with forms and CSRF tokens.
 
-use crate::api_users::count;
+use crate::helpers::api::count;
 use crate::helpers::app::{TestApp, client_for, spawn_app};
 use crate::helpers::page::{hidden_value, location};
 

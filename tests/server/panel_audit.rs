@@ -1,7 +1,7 @@
 //! The admin panel's audit pages and the dashboard, through real HTTPS with forms and CSRF
 //! tokens.
 
-use crate::api_users::database;
+use crate::helpers::api::database;
 use crate::helpers::app::{TestApp, spawn_app};
 use crate::helpers::otp::unix_now;
 use crate::helpers::page::location;

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::api_users::{count, create_resource, create_user, insert_token, send};
+use crate::helpers::api::{count, create_resource, create_user, insert_token, send};
 use crate::helpers::app::{TestApp, spawn_app};
 use crate::helpers::page::location;
 

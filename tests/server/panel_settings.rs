@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::api_users::count;
+use crate::helpers::api::count;
 use crate::helpers::app::{TestApp, spawn_app};
 use crate::helpers::page::location;
 use crate::helpers::sms_gateway::Gateway;

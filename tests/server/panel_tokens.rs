@@ -3,12 +3,12 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::api_users::{create_user, send};
+use crate::helpers::api::{create_user, send};
 use crate::helpers::app::{TestApp, spawn_app};
 use crate::helpers::otp::{totp_now, wait_for_fresh_step};
 use crate::helpers::page::{location, secret_on_page};
+use crate::helpers::panel::{audit_actors, follow, post_multipart};
 use crate::helpers::telegram_api::{TelegramApi, USERNAME};
-use crate::panel_users::{audit_actors, follow, post_multipart};
 
 async fn token_json(app: &TestApp, key: &str, token: &str) -> (u16, Value) {
     let (status, token) = send(app, Method::GET, &format!("/tokens/{token}"), key, None).await;

@@ -3,70 +3,10 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::api_users::{create_resource, create_user, send};
+use crate::helpers::api::{create_resource, create_user, send};
 use crate::helpers::app::{TestApp, spawn_app};
 use crate::helpers::page::location;
-
-/// The actors of the audit lines with `action`, oldest first.
-pub fn audit_actors(app: &TestApp, action: &str) -> Vec<String> {
-    let db = rusqlite::Connection::open(app.data_dir.join("otpgate.db")).expect("open");
-    let mut statement = db
-        .prepare("SELECT actor FROM audit_log WHERE action = ?1 ORDER BY id")
-        .expect("prepare");
-    statement
-        .query_map([action], |row| row.get(0))
-        .expect("query")
-        .collect::<Result<Vec<String>, _>>()
-        .expect("rows")
-}
-
-/// A `multipart/form-data` POST as a browser sends a form with a file.
-pub async fn post_multipart(
-    app: &TestApp,
-    path: &str,
-    fields: &[(&str, &str)],
-    file: (&str, &str, &[u8]),
-) -> reqwest::Response {
-    let boundary = "----otpgate-test-boundary-7d93";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    let (name, filename, data) = file;
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    app.client
-        .post(app.url(path))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("POST answered")
-}
-
-/// Follows a redirect and answers the page's text.
-pub async fn follow(app: &TestApp, response: reqwest::Response) -> String {
-    assert_eq!(response.status(), 303, "a redirect");
-    app.get(&location(&response))
-        .await
-        .text()
-        .await
-        .expect("body")
-}
+use crate::helpers::panel::{audit_actors, follow, post_multipart};
 
 async fn user_json(app: &TestApp, key: &str, login: &str) -> (u16, Value) {
     let (status, user) = send(app, Method::GET, &format!("/users/{login}"), key, None).await;

@@ -8,9 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::page::{hidden_value, location};
-use crate::helpers::portal::Portal;
+use crate::helpers::portal::{Portal, logged_in, with_mail, with_sms};
 use crate::helpers::smtp_sink::code_in;
-use crate::portal_enrol::{logged_in, with_mail, with_sms};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "a long enough password";

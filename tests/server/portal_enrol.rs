@@ -6,40 +6,12 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::delivery::mail_settings;
 use crate::helpers::page::{hidden_value, location, secret_on_page};
-use crate::helpers::portal::{Browser, Portal, SECRET_HEX};
-use crate::helpers::smtp_sink::{Mode, SmtpSink, code_in};
+use crate::helpers::portal::{Browser, Portal, SECRET_HEX, logged_in, with_mail, with_sms};
+use crate::helpers::smtp_sink::code_in;
 use crate::helpers::telegram_api::TelegramApi;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-pub async fn logged_in(portal: &Portal, login: &str) -> Browser {
-    portal
-        .user(json!({"login": login, "password": "a long enough password", "email": format!("{login}@example.com")}))
-        .await;
-    let browser = portal.browser();
-    let response = browser
-        .log_in_with_password(login, "a long enough password")
-        .await;
-    assert_eq!(location(&response), "/portal/vpn");
-    browser
-}
-
-pub async fn with_mail(portal: &Portal) -> SmtpSink {
-    let sink = SmtpSink::start(Mode::Plain).await;
-    let (status, body) = portal
-        .api
-        .call(
-            Method::PUT,
-            "/settings/mail",
-            &portal.admin,
-            mail_settings(sink.port, "none", None),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    sink
-}
 
 async fn add(browser: &Browser, kind: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let path = format!("/portal/vpn/tokens/new/{kind}");
@@ -407,28 +379,4 @@ async fn a_user_enrols_an_sms_token_with_the_code_sent_to_the_new_number() {
         .await;
     assert_eq!(right.status(), 303);
     assert!(browser.page("/portal/vpn").await.contains("is active"));
-}
-
-/// An SMS gateway the server sends its text messages to.
-pub async fn with_sms(portal: &Portal) -> crate::helpers::sms_gateway::Gateway {
-    let gateway = crate::helpers::sms_gateway::Gateway::start().await;
-    let (status, body) = portal
-        .api
-        .call(
-            Method::PUT,
-            "/settings/sms",
-            &portal.admin,
-            json!({
-                "method": "POST",
-                "url": format!("{}/send", gateway.url),
-                "body_format": "form",
-                "body": "text={message}&to={phone}",
-                "auth": "none",
-                "success_status": "2xx",
-                "timeout_seconds": 5,
-            }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    gateway
 }

@@ -295,8 +295,8 @@ async fn past_the_password(portal: &Portal, login: &str) -> crate::helpers::port
 #[tokio::test]
 async fn a_user_with_mail_and_sms_tokens_picks_sms_and_logs_in_with_the_texted_code() {
     let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
-    let sink = crate::portal_enrol::with_mail(&portal).await;
-    let gateway = crate::portal_enrol::with_sms(&portal).await;
+    let sink = crate::helpers::portal::with_mail(&portal).await;
+    let gateway = crate::helpers::portal::with_sms(&portal).await;
     portal
         .user(json!({"login": "ivy", "password": PASSWORD}))
         .await;
@@ -368,7 +368,7 @@ async fn a_user_with_mail_and_sms_tokens_picks_sms_and_logs_in_with_the_texted_c
 #[tokio::test]
 async fn a_user_with_a_bot_token_logs_in_with_the_code_the_bot_sends() {
     let portal = Portal::start(&["enroll_token"], &["BOT"]).await;
-    let telegram = crate::portal_tokens::with_bot(&portal).await;
+    let telegram = crate::helpers::portal::with_bot(&portal).await;
     portal
         .user(json!({"login": "jon", "password": PASSWORD}))
         .await;
@@ -422,7 +422,7 @@ async fn a_user_with_a_bot_token_logs_in_with_the_code_the_bot_sends() {
 #[tokio::test]
 async fn a_locked_token_is_named_locked_at_login_and_gets_no_code() {
     let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
-    let _sink = crate::portal_enrol::with_mail(&portal).await;
+    let _sink = crate::helpers::portal::with_mail(&portal).await;
     portal
         .user(json!({"login": "kim", "password": PASSWORD}))
         .await;

@@ -7,8 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::page::location;
-use crate::helpers::portal::{Browser, Portal, SECRET_HEX, totp_now};
-use crate::portal_enrol::logged_in;
+use crate::helpers::portal::{Browser, Portal, SECRET_HEX, logged_in, totp_now};
 
 const PASSWORD: &str = "a long enough password";
 

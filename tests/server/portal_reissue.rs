@@ -9,9 +9,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::page::{hidden_value, location, secret_on_page};
-use crate::helpers::portal::{Browser, Portal, SECRET, SECRET_HEX, totp_now};
-use crate::portal_enrol::{with_mail, with_sms};
-use crate::portal_tokens::{activation_on, wait_until_active, with_bot};
+use crate::helpers::portal::{
+    Browser, Portal, SECRET, SECRET_HEX, activation_on, totp_now, wait_until_active, with_bot,
+    with_mail, with_sms,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "a long enough password";

@@ -2,18 +2,14 @@
 //! Reissue Token (authenticator app and BOT), Assign Existing Token — and the refusal of each
 //! when the resource does not allow it.
 
-use std::time::{Duration, Instant};
-
-use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::otp::{totp_now, wait_for_fresh_step};
 use crate::helpers::page::{hidden_value, location, secret_on_page};
-use crate::helpers::portal::{Browser, Portal, SECRET, SECRET_HEX};
-use crate::helpers::telegram_api::TelegramApi;
-use crate::portal_enrol::logged_in;
+use crate::helpers::portal::{
+    Portal, SECRET, SECRET_HEX, activation_on, logged_in, wait_until_active, with_bot,
+};
 
-const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "a long enough password";
 
 /// A TOTP token of `SECRET` for the user in `vpn`; its id.
@@ -198,63 +194,6 @@ async fn a_reissued_app_seed_replaces_the_old_one_only_when_its_first_code_is_ty
         ),
         1
     );
-}
-
-/// The Bot-API-shaped server, with the bot set up against it and running.
-pub async fn with_bot(portal: &Portal) -> TelegramApi {
-    let telegram = TelegramApi::start().await;
-    let (status, body) = portal
-        .api
-        .call(
-            Method::PUT,
-            "/settings/bot",
-            &portal.admin,
-            json!({"token": "123456:TEST-bot_token", "api_url": telegram.url, "poll_timeout_seconds": 1}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, body) = portal
-            .api
-            .call(Method::GET, "/settings/bot", &portal.admin, json!(null))
-            .await;
-        if body["status"]["state"] == "running" && body["status"]["username"].is_string() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the bot never ran: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    telegram
-}
-
-/// The `/start` code and the status address on a BOT activation page.
-pub fn activation_on(page: &str) -> (String, String) {
-    let code = page
-        .split("/start ")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .expect("the activation code")
-        .to_string();
-    let status = page
-        .split("data-status-url=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the status address")
-        .to_string();
-    (code, status)
-}
-
-pub async fn wait_until_active(browser: &Browser, status: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer: serde_json::Value = browser.get(status).await.json().await.expect("json");
-        if answer["state"] == "active" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never active: {answer}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! What the tests share: real otpgate servers to talk to, the outside services they deliver
 //! to, and the browsers that drive their pages.
 
+pub mod api;
 pub mod app;
 pub mod browser;
 pub mod delivery;

@@ -1,6 +1,8 @@
-//! What the panel's browser stories share: a server with a logged-in administrator in a fresh
-//! Chromium, the few page actions `Browser` lacks (ticking a box by its label, filling a field
-//! inside one section, reading a field's value), and the JSON API to check the outcome.
+//! What the panel's tests share. For the browser stories: a server with a logged-in
+//! administrator in a fresh Chromium, the few page actions `Browser` lacks (ticking a box by its
+//! label, filling a field inside one section, reading a field's value), and the JSON API to check
+//! the outcome. For the tests of its forms over HTTPS: a form with a file, following a redirect,
+//! and who the audit log names.
 
 use fantoccini::Locator;
 use fantoccini::elements::Element;
@@ -10,6 +12,7 @@ use serde_json::Value;
 use crate::helpers::app::{TestApp, spawn_app};
 use crate::helpers::browser::Browser;
 use crate::helpers::otp::totp_now;
+use crate::helpers::page::location;
 
 pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery";
@@ -279,4 +282,65 @@ fn literal(text: &str) -> String {
     } else {
         format!("'{text}'")
     }
+}
+
+/// The actors of the audit lines with `action`, oldest first.
+pub fn audit_actors(app: &TestApp, action: &str) -> Vec<String> {
+    let db = rusqlite::Connection::open(app.data_dir.join("otpgate.db")).expect("open");
+    let mut statement = db
+        .prepare("SELECT actor FROM audit_log WHERE action = ?1 ORDER BY id")
+        .expect("prepare");
+    statement
+        .query_map([action], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<Vec<String>, _>>()
+        .expect("rows")
+}
+
+/// A `multipart/form-data` POST as a browser sends a form with a file.
+pub async fn post_multipart(
+    app: &TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+    file: (&str, &str, &[u8]),
+) -> reqwest::Response {
+    let boundary = "----otpgate-test-boundary-7d93";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let (name, filename, data) = file;
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    app.client
+        .post(app.url(path))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("POST answered")
+}
+
+/// Follows a redirect and answers the page's text.
+pub async fn follow(app: &TestApp, response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 303, "a redirect");
+    app.get(&location(&response))
+        .await
+        .text()
+        .await
+        .expect("body")
 }

@@ -1,16 +1,24 @@
 //! What the portal tests share: a resource with self-service set up in the admin panel, users
-//! made through the management API, and a user's own browser (a client with its own cookies)
-//! that logs in to the portal.
+//! made through the management API, a user's own browser (a client with its own cookies) that
+//! logs in to the portal, and the mail server, SMS gateway and bot the portal sends codes with.
+
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::app::{TestApp, client_for, spawn_app};
-use crate::helpers::delivery::Api;
+use crate::helpers::delivery::{Api, mail_settings};
 use crate::helpers::page::{hidden_value, location};
+use crate::helpers::sms_gateway::Gateway;
+use crate::helpers::smtp_sink::{Mode, SmtpSink};
+use crate::helpers::telegram_api::TelegramApi;
 
 pub const SECRET: &[u8] = b"12345678901234567890";
 pub const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
+
+/// How long the helpers wait for the bot to run and for a token to turn active.
+const WAIT: Duration = Duration::from_secs(20);
 
 pub struct Portal {
     pub app: TestApp,
@@ -256,4 +264,115 @@ impl Browser {
 /// The TOTP code of `SECRET` now.
 pub fn totp_now() -> String {
     crate::helpers::otp::totp_now(SECRET, 0)
+}
+
+/// A user `login` with a password and a mail address, logged in to the portal in a new browser.
+pub async fn logged_in(portal: &Portal, login: &str) -> Browser {
+    portal
+        .user(json!({"login": login, "password": "a long enough password", "email": format!("{login}@example.com")}))
+        .await;
+    let browser = portal.browser();
+    let response = browser
+        .log_in_with_password(login, "a long enough password")
+        .await;
+    assert_eq!(location(&response), "/portal/vpn");
+    browser
+}
+
+/// An SMTP server the server sends its mail to, set up in the mail settings.
+pub async fn with_mail(portal: &Portal) -> SmtpSink {
+    let sink = SmtpSink::start(Mode::Plain).await;
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PUT,
+            "/settings/mail",
+            &portal.admin,
+            mail_settings(sink.port, "none", None),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    sink
+}
+
+/// An SMS gateway the server sends its text messages to.
+pub async fn with_sms(portal: &Portal) -> Gateway {
+    let gateway = Gateway::start().await;
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PUT,
+            "/settings/sms",
+            &portal.admin,
+            json!({
+                "method": "POST",
+                "url": format!("{}/send", gateway.url),
+                "body_format": "form",
+                "body": "text={message}&to={phone}",
+                "auth": "none",
+                "success_status": "2xx",
+                "timeout_seconds": 5,
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    gateway
+}
+
+/// The Bot-API-shaped server, with the bot set up against it and running.
+pub async fn with_bot(portal: &Portal) -> TelegramApi {
+    let telegram = TelegramApi::start().await;
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PUT,
+            "/settings/bot",
+            &portal.admin,
+            json!({"token": "123456:TEST-bot_token", "api_url": telegram.url, "poll_timeout_seconds": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, body) = portal
+            .api
+            .call(Method::GET, "/settings/bot", &portal.admin, json!(null))
+            .await;
+        if body["status"]["state"] == "running" && body["status"]["username"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bot never ran: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    telegram
+}
+
+/// The `/start` code and the status address on a BOT activation page.
+pub fn activation_on(page: &str) -> (String, String) {
+    let code = page
+        .split("/start ")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the activation code")
+        .to_string();
+    let status = page
+        .split("data-status-url=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the status address")
+        .to_string();
+    (code, status)
+}
+
+/// Waits until the activation status at `status` says the token is active.
+pub async fn wait_until_active(browser: &Browser, status: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer: serde_json::Value = browser.get(status).await.json().await.expect("json");
+        if answer["state"] == "active" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never active: {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
