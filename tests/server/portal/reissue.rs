@@ -1,4 +1,4 @@
-//! Reissue Token in the portal for the kinds beyond the TOTP app and BOT (portal_tokens.rs):
+//! Reissue Token in the portal for the kinds beyond the TOTP app and BOT (tokens.rs):
 //! a software HOTP app gets a new seed, MAIL and SMS tokens a new activation at a new address
 //! or number through the real SMTP listener and SMS gateway, a BOT token whose user blocked the
 //! bot is re-activated in a new chat, and hardware tokens get none.
