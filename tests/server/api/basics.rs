@@ -1,3 +1,6 @@
+//! The API's basics: its OpenAPI document, a JSON 404 at an unknown address, and the console
+//! commands that manage API keys.
+
 use reqwest::Method;
 
 use crate::helpers::app::spawn_app;

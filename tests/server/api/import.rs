@@ -1,3 +1,6 @@
+//! Importing token seed files, CSV and PSKC, through the API and the console: a whole file or
+//! nothing, and only with an admin key.
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;

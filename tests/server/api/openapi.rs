@@ -1,3 +1,6 @@
+//! The OpenAPI document against the server's routes: every route is in both, and the document
+//! describes the error shape and the bearer keys.
+
 use serde_json::Value;
 
 use crate::helpers::app::spawn_app;

@@ -1,3 +1,6 @@
+//! The resource endpoints of the management API: creating, listing, showing, changing and
+//! deleting resources, and assigning users and tokens to them.
+
 use reqwest::Method;
 use serde_json::{Value, json};
 

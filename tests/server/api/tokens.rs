@@ -1,3 +1,6 @@
+//! The token endpoints of the management API: tokens of each kind created, their codes checked
+//! against an independent HOTP, listed, changed, resynchronized, assigned and deleted.
+
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,3 +1,6 @@
+//! The user endpoints of the management API: creating, listing, showing, changing, disabling and
+//! deleting users, and setting their passwords.
+
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -1,3 +1,6 @@
+//! The otpgate binary's command line: `config check`, `serve` and its listen address, the
+//! console's admin commands, shell completions, the man page and every help text.
+
 use crate::helpers::process::{Process, otpgate_command};
 
 #[test]

@@ -1,3 +1,6 @@
+//! The real binary killed with SIGKILL in the middle of its work: no acknowledged write is lost,
+//! and an accepted code stays used after the restart.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

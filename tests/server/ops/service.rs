@@ -1,3 +1,6 @@
+//! The running service as operators see it: the health check, the metrics, the security
+//! headers on every page, and a malformed form answered as a bad request.
+
 use crate::helpers::app::spawn_app;
 
 #[tokio::test]

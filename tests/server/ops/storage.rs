@@ -1,3 +1,6 @@
+//! The data directory: migrations of an existing database, the key file and the certificate,
+//! one server at a time, and backups and their restore.
+
 use std::path::Path;
 
 use otpgate::store::{self, DATABASE_FILE};

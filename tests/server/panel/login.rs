@@ -1,3 +1,7 @@
+//! Administrators logging in to the admin panel: a password and a current code, a replayed
+//! code, logout, CSRF tokens on every form, failed logins throttled per login, and linking an
+//! authenticator app at login.
+
 use crate::helpers::app::{client_for, spawn_app, spawn_with, test_config};
 use crate::helpers::otp::{totp_now, wait_for_fresh_step};
 use crate::helpers::page::{hidden_value, location};

@@ -1,3 +1,6 @@
+//! The first-start setup: the setup link creates the first administrator with a password and
+//! an authenticator app, refuses a wrong code or a short password, and stops working once used.
+
 use crate::helpers::app::spawn_app;
 use crate::helpers::otp::totp_now;
 use crate::helpers::page::{hidden_value, location};
