@@ -1,0 +1,9 @@
+//! The management and authentication API, spoken to as JSON with API keys.
+
+mod auth;
+mod basics;
+mod import;
+mod openapi;
+mod resources;
+mod tokens;
+mod users;

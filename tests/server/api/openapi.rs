@@ -1,0 +1,126 @@
+//! The OpenAPI document against the server's routes: every route is in both, and the document
+//! describes the error shape and the bearer keys.
+
+use serde_json::Value;
+
+use crate::helpers::app::spawn_app;
+
+/// Every route of the API that the product promises.
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/v1/auth/prepare"),
+    ("post", "/api/v1/auth/authenticate"),
+    ("get", "/api/v1/users"),
+    ("post", "/api/v1/users"),
+    ("get", "/api/v1/users/{user}"),
+    ("patch", "/api/v1/users/{user}"),
+    ("delete", "/api/v1/users/{user}"),
+    ("put", "/api/v1/users/{user}/password"),
+    ("post", "/api/v1/users/{user}/enable"),
+    ("post", "/api/v1/users/{user}/disable"),
+    ("get", "/api/v1/tokens"),
+    ("post", "/api/v1/tokens"),
+    ("get", "/api/v1/tokens/{token}"),
+    ("patch", "/api/v1/tokens/{token}"),
+    ("delete", "/api/v1/tokens/{token}"),
+    ("post", "/api/v1/tokens/{token}/enable"),
+    ("post", "/api/v1/tokens/{token}/disable"),
+    ("post", "/api/v1/tokens/{token}/reset"),
+    ("post", "/api/v1/tokens/{token}/resync"),
+    ("put", "/api/v1/tokens/{token}/user"),
+    ("delete", "/api/v1/tokens/{token}/user"),
+    ("post", "/api/v1/tokens/import"),
+    ("get", "/api/v1/resources"),
+    ("post", "/api/v1/resources"),
+    ("get", "/api/v1/resources/{resource}"),
+    ("patch", "/api/v1/resources/{resource}"),
+    ("delete", "/api/v1/resources/{resource}"),
+    ("get", "/api/v1/resources/{resource}/users"),
+    ("post", "/api/v1/resources/{resource}/users"),
+    ("delete", "/api/v1/resources/{resource}/users/{user}"),
+    ("get", "/api/v1/resources/{resource}/tokens"),
+    ("post", "/api/v1/resources/{resource}/tokens"),
+    ("delete", "/api/v1/resources/{resource}/tokens/{token}"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/settings/mail"),
+    ("put", "/api/v1/settings/mail"),
+    ("post", "/api/v1/settings/mail/test"),
+    ("get", "/api/v1/settings/sms"),
+    ("put", "/api/v1/settings/sms"),
+    ("post", "/api/v1/settings/sms/test"),
+    ("get", "/api/v1/settings/bot"),
+    ("put", "/api/v1/settings/bot"),
+    ("post", "/api/v1/tokens/{token}/activation"),
+    ("get", "/api/v1/tokens/{token}/activation"),
+    ("get", "/api/v1/deliveries"),
+];
+
+async fn document() -> (crate::helpers::app::TestApp, Value) {
+    let app = spawn_app().await;
+    let document = app
+        .get("/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    (app, document)
+}
+
+#[tokio::test]
+async fn every_route_of_the_api_is_in_the_openapi_document() {
+    let (app, document) = document().await;
+    for (method, path) in ROUTES {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is missing from the OpenAPI document"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_route_in_the_openapi_document_is_served() {
+    let (app, document) = document().await;
+    let paths = document["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 20, "{} paths", paths.len());
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{user}", "1")
+            .replace("{token}", "1")
+            .replace("{resource}", "1");
+        for method in item.as_object().expect("item").keys() {
+            let method =
+                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let response = app
+                .client
+                .request(method.clone(), app.url(&concrete))
+                .send()
+                .await
+                .expect("answer");
+            let expected = if path.ends_with("openapi.json") {
+                200
+            } else {
+                401
+            };
+            assert_eq!(
+                response.status(),
+                expected,
+                "{method} {path}: a documented route answers (without a key: 401)"
+            );
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_document_describes_the_error_shape_and_bearer_keys() {
+    let (app, document) = document().await;
+    assert!(document["components"]["schemas"]["ErrorBody"].is_object());
+    assert_eq!(
+        document["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    let authenticate = &document["paths"]["/api/v1/auth/authenticate"]["post"];
+    assert!(authenticate["requestBody"].is_object());
+    assert!(authenticate["responses"]["429"].is_object());
+    app.stop().await;
+}

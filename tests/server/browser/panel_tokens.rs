@@ -1,0 +1,82 @@
+//! Tokens in a real browser: Assign Token → New → MAIL on a user's page creates the token and
+//! assigns it in one step.
+
+use serde_json::json;
+
+use crate::helpers::panel::Panel;
+
+#[tokio::test]
+async fn a_mail_token_added_from_the_users_page_is_assigned_to_the_user_in_one_step() {
+    let Some(panel) = Panel::open().await else {
+        return;
+    };
+    let browser = &panel.browser;
+    panel
+        .api_create(
+            "/users",
+            json!({"login": "jdoe", "first_name": "Jane", "last_name": "Doe", "email": "jane@example.com"}),
+        )
+        .await;
+
+    browser.click("Users").await;
+    browser.wait_for_path("/admin/users").await;
+    browser.click("jdoe").await;
+    browser.wait_for_text("No tokens assigned.").await;
+    browser.click("Assign Token").await;
+    browser.wait_for_text("Assign Token to jdoe").await;
+    browser.screenshot("panel-user-assign-token").await;
+    browser.click("MAIL: codes by email").await;
+
+    browser.wait_for_path("/admin/tokens/new/mail").await;
+    browser
+        .wait_for_text("The new token is assigned to jdoe.")
+        .await;
+    browser.fill("Token name", "Jane's mail").await;
+    browser
+        .fill("Email address", "jane.private@example.com")
+        .await;
+    browser.fill("OTP length", "8 digits").await;
+    browser.screenshot("panel-add-token-mail").await;
+    browser.click("Save").await;
+
+    // The new token's page says what happened, and shows its user.
+    browser.wait_for_text("created and assigned to jdoe.").await;
+    let user = panel.api_get("/users/jdoe").await;
+    let tokens = user["tokens"].as_array().expect("the user's tokens");
+    assert_eq!(tokens.len(), 1, "{user}");
+    let (token_id, serial) = (
+        tokens[0]["id"].as_i64().expect("an id"),
+        tokens[0]["serial"].as_str().expect("a serial").to_string(),
+    );
+    assert_eq!(panel.path().await, format!("/admin/tokens/{token_id}"));
+    assert_eq!(
+        panel.flash().await,
+        format!("MAIL token {serial} created and assigned to jdoe.")
+    );
+    let token = panel.api_get(&format!("/tokens/{token_id}")).await;
+    assert_eq!(token["kind"], "MAIL");
+    assert_eq!(token["name"], "Jane's mail");
+    assert_eq!(token["destination"], "jane.private@example.com");
+    assert_eq!(token["digits"], 8);
+    assert_eq!(token["state"], "active");
+    assert_eq!(token["user"]["login"], "jdoe");
+    browser.screenshot("panel-token-mail").await;
+
+    // From the token back to its user, whose page lists it.
+    browser.click("jdoe").await;
+    browser
+        .wait_for_path(&format!("/admin/users/{}", user["id"]))
+        .await;
+    let page = browser.text().await;
+    assert!(!page.contains("No tokens assigned."), "{page}");
+    let row = browser.text_of("table tbody tr").await;
+    for shown in [serial.as_str(), "Jane's mail", "MAIL", "active", "enabled"] {
+        assert!(
+            row.contains(shown),
+            "the token's row shows {shown:?}: {row}"
+        );
+    }
+    browser.screenshot("panel-user-with-token").await;
+
+    panel.finish().await;
+}

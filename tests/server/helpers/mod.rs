@@ -1,0 +1,15 @@
+//! What the tests share: real otpgate servers to talk to, the outside services they deliver
+//! to, and the browsers that drive their pages.
+
+pub mod api;
+pub mod app;
+pub mod browser;
+pub mod delivery;
+pub mod otp;
+pub mod page;
+pub mod panel;
+pub mod portal;
+pub mod process;
+pub mod sms_gateway;
+pub mod smtp_sink;
+pub mod telegram_api;

@@ -1,0 +1,277 @@
+//! A real HTTP server on loopback that plays Telegram's Bot API for the bot tests: it answers
+//! the methods teloxide calls (`getMe`, `getWebhookInfo`, `getUpdates` with long polling,
+//! `sendMessage`) in the Bot API's shapes, lets a test queue updates as if users wrote to the
+//! bot, records what the bot sent, and refuses messages to chats whose user blocked the bot.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+pub const USERNAME: &str = "otpgate_test_bot";
+
+/// One message the bot sent.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub token: String,
+    pub chat_id: i64,
+    pub text: String,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every call: the bot token in the path and the method, lower-cased.
+    calls: Vec<(String, String)>,
+    /// Updates not yet confirmed by an offset.
+    updates: Vec<Value>,
+    next_update_id: i64,
+    sent: Vec<Sent>,
+    blocked: HashSet<i64>,
+    next_message_id: i64,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    news: Notify,
+}
+
+pub struct TelegramApi {
+    /// The base URL to configure as the Bot API URL (it has a path prefix, as a self-hosted
+    /// Bot API server behind a proxy may).
+    pub url: String,
+    shared: Arc<Shared>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn ok(result: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"ok": true, "result": result}))
+}
+
+fn bot_user(token: &str) -> Value {
+    let id: i64 = token
+        .split(':')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(1);
+    json!({
+        "id": id,
+        "is_bot": true,
+        "first_name": "otpgate test",
+        "username": USERNAME,
+        "can_join_groups": false,
+        "can_read_all_group_messages": false,
+        "supports_inline_queries": false,
+        "has_main_web_app": false,
+    })
+}
+
+async fn receive(
+    request: HttpRequest,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    // /<prefix>/bot<TOKEN>/<Method>
+    let segments: Vec<&str> = request.path().split('/').collect();
+    let Some(position) = segments.iter().position(|s| s.starts_with("bot")) else {
+        return HttpResponse::NotFound()
+            .json(json!({"ok": false, "error_code": 404, "description": "Not Found"}));
+    };
+    let token = segments[position].trim_start_matches("bot").to_string();
+    let method = segments
+        .get(position + 1)
+        .map(|m| m.to_ascii_lowercase())
+        .unwrap_or_default();
+    let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared
+        .state
+        .lock()
+        .expect("lock")
+        .calls
+        .push((token.clone(), method.clone()));
+    match method.as_str() {
+        "getme" => ok(bot_user(&token)),
+        "getwebhookinfo" => {
+            ok(json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}))
+        }
+        "deletewebhook" => ok(json!(true)),
+        "getupdates" => {
+            let offset = params["offset"].as_i64().unwrap_or(0);
+            let timeout = params["timeout"].as_u64().unwrap_or(0).min(5);
+            let deadline = Instant::now() + Duration::from_secs(timeout);
+            loop {
+                let notified = shared.news.notified();
+                {
+                    let mut state = shared.state.lock().expect("lock");
+                    state
+                        .updates
+                        .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+                    if !state.updates.is_empty() {
+                        return ok(Value::Array(state.updates.clone()));
+                    }
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return ok(json!([]));
+                }
+                let _ = tokio::time::timeout(left, notified).await;
+            }
+        }
+        "sendmessage" => {
+            let chat_id = params["chat_id"]
+                .as_i64()
+                .or_else(|| params["chat_id"].as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(0);
+            let text = params["text"].as_str().unwrap_or_default().to_string();
+            let mut state = shared.state.lock().expect("lock");
+            if state.blocked.contains(&chat_id) {
+                return HttpResponse::Forbidden().json(json!({
+                    "ok": false,
+                    "error_code": 403,
+                    "description": "Forbidden: bot was blocked by the user"
+                }));
+            }
+            state.next_message_id += 1;
+            let message_id = state.next_message_id;
+            state.sent.push(Sent {
+                token: token.clone(),
+                chat_id,
+                text: text.clone(),
+                at: Instant::now(),
+            });
+            ok(json!({
+                "message_id": message_id,
+                "date": unix_now(),
+                "chat": {"id": chat_id, "type": "private", "first_name": "A"},
+                "from": bot_user(&token),
+                "text": text,
+            }))
+        }
+        _ => ok(json!(true)),
+    }
+}
+
+impl TelegramApi {
+    pub async fn start() -> TelegramApi {
+        let shared = web::Data::new(Shared::default());
+        let data = shared.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("bind");
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        TelegramApi {
+            url: format!("http://127.0.0.1:{port}/tg"),
+            shared: shared.into_inner(),
+            handle,
+        }
+    }
+
+    /// Queues a text message as if the user `user` wrote it to the bot in a private chat.
+    pub fn user_writes(&self, chat_id: i64, user: i64, text: &str) {
+        self.queue(chat_id, user, "private", text);
+    }
+
+    /// Queues a text message written in a group the bot is in.
+    pub fn group_writes(&self, chat_id: i64, user: i64, text: &str) {
+        self.queue(chat_id, user, "group", text);
+    }
+
+    fn queue(&self, chat_id: i64, user: i64, kind: &str, text: &str) {
+        let mut state = self.shared.state.lock().expect("lock");
+        state.next_update_id += 1;
+        let id = state.next_update_id;
+        let chat = if kind == "private" {
+            json!({"id": chat_id, "type": "private", "first_name": "A"})
+        } else {
+            json!({"id": chat_id, "type": kind, "title": "Team"})
+        };
+        state.updates.push(json!({
+            "update_id": id,
+            "message": {
+                "message_id": 1000 + id,
+                "date": unix_now(),
+                "chat": chat,
+                "from": {"id": user, "is_bot": false, "first_name": "A"},
+                "text": text,
+            }
+        }));
+        drop(state);
+        self.shared.news.notify_waiters();
+    }
+
+    /// The user of `chat_id` blocks the bot: sending there fails with Telegram's 403.
+    pub fn block(&self, chat_id: i64) {
+        self.shared
+            .state
+            .lock()
+            .expect("lock")
+            .blocked
+            .insert(chat_id);
+    }
+
+    pub fn sent(&self) -> Vec<Sent> {
+        self.shared.state.lock().expect("lock").sent.clone()
+    }
+
+    /// The messages sent to `chat_id`, waited for until there are `count` (or `limit` passed).
+    pub async fn wait_for_messages(
+        &self,
+        chat_id: i64,
+        count: usize,
+        limit: Duration,
+    ) -> Vec<Sent> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let sent: Vec<Sent> = self
+                .sent()
+                .into_iter()
+                .filter(|s| s.chat_id == chat_id)
+                .collect();
+            if sent.len() >= count || Instant::now() > deadline {
+                return sent;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Every call made with the bot token `token`, as lower-cased method names.
+    pub fn calls_with(&self, token: &str) -> Vec<String> {
+        self.shared
+            .state
+            .lock()
+            .expect("lock")
+            .calls
+            .iter()
+            .filter(|(t, _)| t == token)
+            .map(|(_, method)| method.clone())
+            .collect()
+    }
+
+    /// Updates not confirmed yet by the bot.
+    pub fn unconfirmed(&self) -> usize {
+        self.shared.state.lock().expect("lock").updates.len()
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}

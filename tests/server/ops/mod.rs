@@ -1,0 +1,7 @@
+//! What operators meet: the console commands, the running service's health check, metrics and
+//! headers, the data directory and its database, and a server killed in the middle of its work.
+
+mod command_line;
+mod crash;
+mod service;
+mod storage;

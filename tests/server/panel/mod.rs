@@ -1,0 +1,11 @@
+//! The admin panel over HTTPS with its forms and CSRF tokens: the first-start setup, the
+//! administrators' login, and each of its pages.
+
+mod admins;
+mod audit;
+mod login;
+mod resources;
+mod settings;
+mod setup;
+mod tokens;
+mod users;

@@ -1,0 +1,434 @@
+//! The admin panel's users pages, through real HTTPS with forms and CSRF tokens.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::api::{create_resource, create_user, send};
+use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::page::location;
+use crate::helpers::panel::{audit_actors, follow, post_multipart};
+
+async fn user_json(app: &TestApp, key: &str, login: &str) -> (u16, Value) {
+    let (status, user) = send(app, Method::GET, &format!("/users/{login}"), key, None).await;
+    (status.as_u16(), user)
+}
+
+#[tokio::test]
+async fn the_users_pages_send_a_logged_out_visitor_to_the_login_page() {
+    let app = spawn_app().await;
+    for path in [
+        "/admin/users",
+        "/admin/users/new",
+        "/admin/users/1",
+        "/admin/users/import",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 303, "{path}");
+        assert_eq!(location(&response), "/admin/login", "{path}");
+    }
+    let response = app.post_form("/admin/users", &[("login", "eve")]).await;
+    assert_eq!(location(&response), "/admin/login");
+}
+
+#[tokio::test]
+async fn a_user_created_in_the_panel_exists_and_the_audit_log_names_the_administrator() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let empty = app.get("/admin/users").await.text().await.expect("body");
+    assert!(empty.contains("No users yet."), "{empty}");
+    let response = app
+        .post_form(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("login", "jdoe"),
+                ("first_name", "Jane"),
+                ("last_name", "Doe"),
+                ("email", "jane@example.com"),
+                ("phone", "+49 151 1234 5678"),
+                ("password", "long enough password"),
+            ],
+        )
+        .await;
+    assert!(location(&response).starts_with("/admin/users/"));
+    let page = follow(&app, response).await;
+    assert!(page.contains("User jdoe created."), "{page}");
+    assert!(page.contains("+4915112345678"));
+    let (status, user) = user_json(&app, &key, "jdoe").await;
+    assert_eq!(status, 200);
+    assert_eq!(user["has_password"], true);
+    assert_eq!(user["email"], "jane@example.com");
+    assert_eq!(audit_actors(&app, "user.create"), vec!["admin:admin"]);
+    let list = app.get("/admin/users").await.text().await.expect("body");
+    assert!(
+        list.contains(">jdoe</a>") && list.contains("1 user"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn a_user_form_with_mistakes_comes_back_with_what_was_typed() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let response = app
+        .post_form(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("login", "kim"),
+                ("first_name", "Kim <b>"),
+                ("email", "not an address"),
+                ("phone", "0151 123"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("value=\"kim\""), "{page}");
+    assert!(page.contains("value=\"Kim &lt;b&gt;\""));
+    assert!(page.contains("value=\"not an address\""));
+    assert!(page.contains("is not an email address"));
+    assert!(page.contains("international"));
+    assert_eq!(user_json(&app, &key, "kim").await.0, 404);
+
+    create_user(&app, &key, json!({ "login": "taken" })).await;
+    let response = app
+        .post_form("/admin/users", &[("csrf", &csrf), ("login", "TAKEN")])
+        .await;
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("exists already")
+    );
+}
+
+#[tokio::test]
+async fn a_forged_user_form_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let _csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let user = create_user(&app, &key, json!({ "login": "victim" })).await;
+    let id = user["id"].to_string();
+    let without = app.post_form("/admin/users", &[("login", "mallory")]).await;
+    assert_eq!(without.status(), 403);
+    let wrong = app
+        .post_form(
+            "/admin/users",
+            &[("csrf", "not-the-token"), ("login", "mallory")],
+        )
+        .await;
+    assert_eq!(wrong.status(), 403);
+    assert_eq!(user_json(&app, &key, "mallory").await.0, 404);
+    for action in ["delete", "disable", "password"] {
+        let response = app
+            .post_form(
+                &format!("/admin/users/{id}/{action}"),
+                &[("csrf", "forged"), ("password", "new password!")],
+            )
+            .await;
+        assert_eq!(response.status(), 403, "{action}");
+    }
+    let (status, user) = user_json(&app, &key, "victim").await;
+    assert_eq!(status, 200);
+    assert_eq!(user["enabled"], true);
+    assert_eq!(user["has_password"], false);
+}
+
+#[tokio::test]
+async fn a_user_is_edited_disabled_given_a_password_and_deleted_after_confirmation() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let user = create_user(
+        &app,
+        &key,
+        json!({ "login": "ann", "email": "ann@example.com" }),
+    )
+    .await;
+    let id = user["id"].to_string();
+    let base = format!("/admin/users/{id}");
+
+    let edit = app
+        .get(&format!("{base}/edit"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(edit.contains("value=\"ann@example.com\""));
+    let response = app
+        .post_form(
+            &base,
+            &[
+                ("csrf", &csrf),
+                ("login", "ann.smith"),
+                ("first_name", "Ann"),
+                ("last_name", "Smith"),
+                ("email", ""),
+                ("phone", "+44 20 7946 0958"),
+            ],
+        )
+        .await;
+    assert!(
+        follow(&app, response)
+            .await
+            .contains("User ann.smith saved.")
+    );
+    let (_, user) = user_json(&app, &key, &id).await;
+    assert_eq!(user["login"], "ann.smith");
+    assert_eq!(user["email"], Value::Null);
+    assert_eq!(user["phone"], "+442079460958");
+
+    let short = app
+        .post_form(
+            &format!("{base}/password"),
+            &[("csrf", &csrf), ("action", "set"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(short.status(), 400);
+    assert!(
+        short
+            .text()
+            .await
+            .expect("body")
+            .contains("at least 8 characters")
+    );
+    let set = app
+        .post_form(
+            &format!("{base}/password"),
+            &[
+                ("csrf", &csrf),
+                ("action", "set"),
+                ("password", "a good password"),
+            ],
+        )
+        .await;
+    assert!(follow(&app, set).await.contains("Password set."));
+    assert_eq!(user_json(&app, &key, &id).await.1["has_password"], true);
+    let cleared = app
+        .post_form(
+            &format!("{base}/password"),
+            &[("csrf", &csrf), ("action", "clear")],
+        )
+        .await;
+    assert_eq!(cleared.status(), 303);
+    assert_eq!(user_json(&app, &key, &id).await.1["has_password"], false);
+
+    let disabled = app
+        .post_form(&format!("{base}/disable"), &[("csrf", &csrf)])
+        .await;
+    assert!(
+        follow(&app, disabled)
+            .await
+            .contains("User ann.smith disabled.")
+    );
+    assert_eq!(user_json(&app, &key, &id).await.1["enabled"], false);
+    let list = app
+        .get("/admin/users?enabled=no")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(list.contains("ann.smith"));
+    let list = app
+        .get("/admin/users?enabled=yes")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(list.contains("No users match."));
+
+    let confirm = app
+        .get(&format!("{base}/delete"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(confirm.contains("cannot be undone"));
+    let deleted = app
+        .post_form(&format!("{base}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(location(&deleted), "/admin/users");
+    assert_eq!(user_json(&app, &key, &id).await.0, 404);
+    assert_eq!(app.get(&base).await.status(), 404);
+    assert_eq!(audit_actors(&app, "user.delete"), vec!["admin:admin"]);
+    assert_eq!(audit_actors(&app, "user.password").len(), 2);
+}
+
+#[tokio::test]
+async fn the_list_searches_filters_and_pages_by_login() {
+    let app = spawn_app().await;
+    let _csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    for i in 0..55 {
+        create_user(
+            &app,
+            &key,
+            json!({ "login": format!("user{i:02}"), "last_name": if i == 7 { "Quixote" } else { "Plain" } }),
+        )
+        .await;
+    }
+    let resource = create_resource(&app, &key, "vpn").await;
+    send(
+        &app,
+        Method::POST,
+        &format!("/resources/{}/users", resource["id"]),
+        &key,
+        Some(json!({ "user": "user42" })),
+    )
+    .await;
+
+    let first = app.get("/admin/users").await.text().await.expect("body");
+    assert!(first.contains("55 users"));
+    assert!(first.contains("user49") && !first.contains("user50"));
+    let next = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next link")
+        .replace("&amp;", "&");
+    assert_eq!(next, "/admin/users?after=user49");
+    let second = app.get(&next).await.text().await.expect("body");
+    assert!(second.contains("user54") && !second.contains(">user49<"));
+    assert!(second.contains("rel=\"prev\""));
+
+    let found = app
+        .get("/admin/users?search=quix")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        found.contains("user07") && found.contains("1 user"),
+        "{found}"
+    );
+    let by_resource = app
+        .get(&format!("/admin/users?resource={}", resource["id"]))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(by_resource.contains("user42") && by_resource.contains("1 user"));
+    let without = app
+        .get("/admin/users?has_token=yes")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(without.contains("No users match."));
+}
+
+#[tokio::test]
+async fn assign_token_existing_gives_an_unassigned_token_to_the_user() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let user = create_user(&app, &key, json!({ "login": "bob" })).await;
+    let id = user["id"].to_string();
+    let (_, token) = send(
+        &app,
+        Method::POST,
+        "/tokens",
+        &key,
+        Some(json!({ "kind": "MAIL", "serial": "MAIL-FREE", "destination": "bob@example.com" })),
+    )
+    .await;
+    let page = app
+        .get(&format!("/admin/users/{id}/assign"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("MAIL-FREE"));
+    assert!(page.contains(&format!("/admin/tokens/new/mail?user={id}")));
+    let nothing = app
+        .post_form(
+            &format!("/admin/users/{id}/assign"),
+            &[("csrf", &csrf), ("token", "")],
+        )
+        .await;
+    assert_eq!(nothing.status(), 400);
+    let response = app
+        .post_form(
+            &format!("/admin/users/{id}/assign"),
+            &[("csrf", &csrf), ("token", &token["id"].to_string())],
+        )
+        .await;
+    let page = follow(&app, response).await;
+    assert!(page.contains("Token MAIL-FREE assigned to bob."), "{page}");
+    assert!(page.contains("MAIL-FREE</a>"));
+    let (_, token) = send(&app, Method::GET, "/tokens/MAIL-FREE", &key, None).await;
+    assert_eq!(token["user"]["login"], "bob");
+    assert_eq!(audit_actors(&app, "token.assign"), vec!["admin:admin"]);
+}
+
+#[tokio::test]
+async fn a_users_csv_file_is_previewed_and_imported_all_or_nothing() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    create_user(&app, &key, json!({ "login": "existing" })).await;
+
+    let bad = b"login,first,last,email,phone\nnew1,New,One,new1@example.com,\nexisting,,,,\nnew2,,,broken,\n";
+    let response = post_multipart(
+        &app,
+        "/admin/users/import",
+        &[("csrf", &csrf)],
+        ("file", "users.csv", bad),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("2 of 3 rows have problems"), "{page}");
+    assert!(page.contains("exists already") && page.contains("is not an email address"));
+    assert_eq!(user_json(&app, &key, "new1").await.0, 404);
+
+    let forged = post_multipart(
+        &app,
+        "/admin/users/import",
+        &[("csrf", "forged")],
+        ("file", "users.csv", b"x1\n"),
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+
+    let good = "login,first,last,email,phone\nnew1,New,One,new1@example.com,\nnew2,New,Two,,+49 30 1234567\n";
+    let response = post_multipart(
+        &app,
+        "/admin/users/import",
+        &[("csrf", &csrf)],
+        ("file", "users.csv", good.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("Import 2 user(s)"), "{page}");
+    assert_eq!(
+        user_json(&app, &key, "new1").await.0,
+        404,
+        "a preview imports nothing"
+    );
+    let response = app
+        .post_form(
+            "/admin/users/import/confirm",
+            &[("csrf", &csrf), ("csv", good)],
+        )
+        .await;
+    assert!(follow(&app, response).await.contains("2 user(s) imported."));
+    assert_eq!(
+        user_json(&app, &key, "new2").await.1["phone"],
+        "+49301234567"
+    );
+    assert_eq!(audit_actors(&app, "user.import"), vec!["admin:admin"]);
+    let again = app
+        .post_form(
+            "/admin/users/import/confirm",
+            &[("csrf", &csrf), ("csv", good)],
+        )
+        .await;
+    assert_eq!(again.status(), 400, "the same file again imports nothing");
+}

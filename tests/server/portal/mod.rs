@@ -1,0 +1,9 @@
+//! The self-service portal over HTTPS, as a user's browser speaks to it: logging in, enrolling
+//! and managing tokens, and changing one's own details within what the administrators allow.
+
+mod account;
+mod enrol;
+mod login;
+mod policy;
+mod reissue;
+mod tokens;
