@@ -20,10 +20,10 @@ mod support;
 use support::{Server, env_or, percentile};
 
 #[allow(dead_code)]
-#[path = "../tests/server/smtp_sink.rs"]
+#[path = "../tests/server/helpers/smtp_sink.rs"]
 mod smtp_sink;
 #[allow(dead_code)]
-#[path = "../tests/server/telegram_api.rs"]
+#[path = "../tests/server/helpers/telegram_api.rs"]
 mod telegram_api;
 
 /// How long the benchmark waits for the last messages of a phase.
