@@ -1491,19 +1491,21 @@ mod tests {
     use super::*;
 
     const FIGURE3_PLAIN: &[u8] =
-        include_bytes!("../tests/fixtures/import/rfc6030-figure3-plain.pskcxml");
+        include_bytes!("../../tests/fixtures/import/rfc6030-figure3-plain.pskcxml");
     const PRESHARED: &[u8] =
-        include_bytes!("../tests/fixtures/import/rfc6030-preshared-key.pskcxml");
-    const PASSWORD: &[u8] = include_bytes!("../tests/fixtures/import/rfc6030-password.pskcxml");
-    const TOTP: &[u8] = include_bytes!("../tests/fixtures/import/totp.pskcxml");
-    const BAD_XML: &[u8] = include_bytes!("../tests/fixtures/import/bad-not-xml.pskcxml");
-    const BAD_ALGORITHM: &[u8] = include_bytes!("../tests/fixtures/import/bad-algorithm.pskcxml");
+        include_bytes!("../../tests/fixtures/import/rfc6030-preshared-key.pskcxml");
+    const PASSWORD: &[u8] = include_bytes!("../../tests/fixtures/import/rfc6030-password.pskcxml");
+    const TOTP: &[u8] = include_bytes!("../../tests/fixtures/import/totp.pskcxml");
+    const BAD_XML: &[u8] = include_bytes!("../../tests/fixtures/import/bad-not-xml.pskcxml");
+    const BAD_ALGORITHM: &[u8] =
+        include_bytes!("../../tests/fixtures/import/bad-algorithm.pskcxml");
     const BAD_MISSING_SECRET: &[u8] =
-        include_bytes!("../tests/fixtures/import/bad-missing-secret.pskcxml");
-    const BAD_MAC: &[u8] = include_bytes!("../tests/fixtures/import/bad-mac.pskcxml");
-    const GOOD_CSV: &[u8] = include_bytes!("../tests/fixtures/import/good.csv");
-    const BAD_SECRET_CSV: &[u8] = include_bytes!("../tests/fixtures/import/bad-secret-line3.csv");
-    const DUPLICATE_CSV: &[u8] = include_bytes!("../tests/fixtures/import/duplicate-serial.csv");
+        include_bytes!("../../tests/fixtures/import/bad-missing-secret.pskcxml");
+    const BAD_MAC: &[u8] = include_bytes!("../../tests/fixtures/import/bad-mac.pskcxml");
+    const GOOD_CSV: &[u8] = include_bytes!("../../tests/fixtures/import/good.csv");
+    const BAD_SECRET_CSV: &[u8] =
+        include_bytes!("../../tests/fixtures/import/bad-secret-line3.csv");
+    const DUPLICATE_CSV: &[u8] = include_bytes!("../../tests/fixtures/import/duplicate-serial.csv");
 
     const RFC_KEY: [u8; 16] = [
         0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x78, 0x90,
