@@ -19,6 +19,8 @@ mod api_keys;
 mod audit;
 pub mod auth;
 pub mod bot;
+#[cfg(test)]
+mod compare_and_set;
 pub mod delivery_settings;
 mod directory;
 pub mod outbox;
