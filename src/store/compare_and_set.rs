@@ -654,26 +654,97 @@ async fn start_login(store: &Store, resource_id: i64, tries: i64) -> Vec<u8> {
 }
 
 #[tokio::test]
+async fn a_login_code_gives_no_more_tries_than_it_has() {
+    let (_dir, store) = temp_store();
+    let resource = add_resource(&store, "vpn").await;
+    let id_hash = start_login(&store, resource, 2).await;
+    let mut taken = 0;
+    for _ in 0..5 {
+        if store
+            .take_portal_login_try(id_hash.clone(), 1001)
+            .await
+            .expect("written")
+        {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 2, "two tries, however many guesses arrive");
+    let login = store
+        .portal_login(id_hash, 1001)
+        .await
+        .expect("read")
+        .expect("the login is still there");
+    assert_eq!(login.tries_left, 0);
+}
+
+#[tokio::test]
+async fn no_try_is_taken_of_an_expired_login_code() {
+    let (_dir, store) = temp_store();
+    let resource = add_resource(&store, "vpn").await;
+    let id_hash = start_login(&store, resource, 3).await;
+    let taken = store
+        .take_portal_login_try(id_hash, 2000)
+        .await
+        .expect("written");
+    assert!(!taken);
+}
+
+#[tokio::test]
 async fn a_missed_login_code_ends_the_login_only_with_its_last_try() {
     let (_dir, store) = temp_store();
     let resource = add_resource(&store, "vpn").await;
     let id_hash = start_login(&store, resource, 2).await;
-    store
-        .portal_login_missed(id_hash.clone(), entry(1001))
-        .await
-        .expect("written");
+    for at in [1001, 1002] {
+        assert!(
+            store
+                .take_portal_login_try(id_hash.clone(), at)
+                .await
+                .expect("written")
+        );
+        store
+            .portal_login_missed(id_hash.clone(), entry(at))
+            .await
+            .expect("written");
+        let login = store.portal_login(id_hash.clone(), at).await.expect("read");
+        assert_eq!(
+            login.is_some(),
+            at == 1001,
+            "only the last try ends the login"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_login_code_is_claimed_once() {
+    let (_dir, store) = temp_store();
+    let resource = add_resource(&store, "vpn").await;
+    let id_hash = start_login(&store, resource, 3).await;
+    let (first, second) = tokio::join!(
+        store.claim_portal_login_code(id_hash.clone(), 1001),
+        store.claim_portal_login_code(id_hash.clone(), 1001),
+    );
+    assert!(
+        first.expect("written") ^ second.expect("written"),
+        "exactly one claim wins"
+    );
     let login = store
-        .portal_login(id_hash.clone(), 1001)
+        .portal_login(id_hash, 1001)
         .await
         .expect("read")
         .expect("the login goes on");
-    assert_eq!(login.tries_left, 1);
-    store
-        .portal_login_missed(id_hash.clone(), entry(1002))
+    assert_eq!(login.stage, LoginStage::Otp);
+}
+
+#[tokio::test]
+async fn an_expired_login_code_is_not_claimed() {
+    let (_dir, store) = temp_store();
+    let resource = add_resource(&store, "vpn").await;
+    let id_hash = start_login(&store, resource, 3).await;
+    let claimed = store
+        .claim_portal_login_code(id_hash, 2000)
         .await
         .expect("written");
-    let login = store.portal_login(id_hash, 1002).await.expect("read");
-    assert!(login.is_none(), "the last try ends the login");
+    assert!(!claimed);
 }
 
 #[tokio::test]
@@ -681,10 +752,18 @@ async fn a_miss_after_the_code_was_accepted_does_not_end_the_login() {
     let (_dir, store) = temp_store();
     let resource = add_resource(&store, "vpn").await;
     let id_hash = start_login(&store, resource, 1).await;
-    store
-        .portal_login_to_otp(id_hash.clone(), None, 1001)
-        .await
-        .expect("written");
+    assert!(
+        store
+            .take_portal_login_try(id_hash.clone(), 1001)
+            .await
+            .expect("written")
+    );
+    assert!(
+        store
+            .claim_portal_login_code(id_hash.clone(), 1001)
+            .await
+            .expect("written")
+    );
     // A wrong code sent from the same page a moment before lands after the right one.
     store
         .portal_login_missed(id_hash.clone(), entry(1002))
@@ -696,6 +775,55 @@ async fn a_miss_after_the_code_was_accepted_does_not_end_the_login() {
         .expect("read")
         .expect("the login goes on");
     assert_eq!(login.stage, LoginStage::Otp);
+}
+
+fn portal_session(id_hash: &[u8], resource_id: i64) -> NewSession {
+    NewSession {
+        id_hash: id_hash.to_vec(),
+        kind: SessionKind::Portal,
+        stage: SessionStage::Full,
+        admin_id: None,
+        user_id: None,
+        resource_id: Some(resource_id),
+        csrf_token: "csrf".to_owned(),
+        pending_secret: None,
+        client_ip: None,
+        expires_at: 5000,
+    }
+}
+
+#[tokio::test]
+async fn a_login_opens_one_session() {
+    let (_dir, store) = temp_store();
+    let resource = add_resource(&store, "vpn").await;
+    let id_hash = start_login(&store, resource, 3).await;
+    let (first, second) = tokio::join!(
+        store.finish_portal_login(
+            id_hash.clone(),
+            portal_session(b"first session", resource),
+            1001,
+            entry(1001)
+        ),
+        store.finish_portal_login(
+            id_hash.clone(),
+            portal_session(b"second session", resource),
+            1001,
+            entry(1001)
+        ),
+    );
+    assert!(first.expect("written") ^ second.expect("written"));
+    let mut sessions = 0;
+    for id in [b"first session".to_vec(), b"second session".to_vec()] {
+        if store
+            .session(id, SessionKind::Portal, 1001)
+            .await
+            .expect("read")
+            .is_some()
+        {
+            sessions += 1;
+        }
+    }
+    assert_eq!(sessions, 1);
 }
 
 // ----- Reissue and pending changes (portal) -------------------------------------------------

@@ -263,13 +263,39 @@ impl Store {
         .await
     }
 
-    /// Uses up a try of the login's emailed code; the login ends with the last one.
+    /// Takes a try of the login's emailed code before the typed code is compared, so that
+    /// concurrent guesses get no more comparisons than the code has tries: whether one was left.
+    pub async fn take_portal_login_try(&self, id_hash: Vec<u8>, now: UnixTime) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE portal_logins SET tries_left = tries_left - 1
+                 WHERE id_hash = ?1 AND stage = 'email_code' AND tries_left > 0 AND expires_at > ?2",
+                params![id_hash, now],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    /// Claims the login's emailed code once it was typed right: the login moves on past its
+    /// first factor. False when another request claimed it first (or the login ended).
+    pub async fn claim_portal_login_code(&self, id_hash: Vec<u8>, now: UnixTime) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE portal_logins SET stage = 'otp', code_hash = NULL, tries_left = 0
+                 WHERE id_hash = ?1 AND stage = 'email_code' AND code_hash IS NOT NULL
+                   AND expires_at > ?2",
+                params![id_hash, now],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    /// Records a wrong emailed code (its try was taken already); the login ends when no try is
+    /// left.
     pub async fn portal_login_missed(&self, id_hash: Vec<u8>, entry: AuditEntry) -> Result<()> {
         self.write(move |conn| {
-            conn.execute(
-                "UPDATE portal_logins SET tries_left = tries_left - 1 WHERE id_hash = ?1",
-                params![id_hash],
-            )?;
             conn.execute(
                 "DELETE FROM portal_logins WHERE id_hash = ?1 AND stage = 'email_code' AND tries_left <= 0",
                 params![id_hash],
@@ -290,21 +316,27 @@ impl Store {
         .await
     }
 
-    /// Ends the login in progress and opens the portal session, with the audit line.
+    /// Ends the login in progress and opens the portal session, with the audit line: one login,
+    /// one session. False (and nothing written) when the login ended meanwhile, for instance
+    /// because another request finished it.
     pub async fn finish_portal_login(
         &self,
         login_hash: Vec<u8>,
         session: NewSession,
         now: UnixTime,
         entry: AuditEntry,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.write(move |conn| {
-            conn.execute(
-                "DELETE FROM portal_logins WHERE id_hash = ?1",
-                params![login_hash],
+            let ended = conn.execute(
+                "DELETE FROM portal_logins WHERE id_hash = ?1 AND expires_at > ?2",
+                params![login_hash, now],
             )?;
+            if ended != 1 {
+                return Ok(false);
+            }
             super::sessions::insert(conn, &session, now)?;
-            audit::insert(conn, &entry)
+            audit::insert(conn, &entry)?;
+            Ok(true)
         })
         .await
     }

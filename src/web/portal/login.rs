@@ -16,7 +16,8 @@ use crate::crypto;
 use crate::domain::{TokenKind, TokenState, mask_destination};
 use crate::store::auth::AuthTarget;
 use crate::store::portal::{LoginStage, NewPortalLogin, PortalLogin};
-use crate::store::{NewSession, SessionKind, SessionStage, Token, User};
+use crate::store::{AuditEntry, NewSession, SessionKind, SessionStage, Token, User};
+use crate::web::form::{csrf_field, error_line, see_other};
 use crate::web::{AppState, session};
 
 /// The one message for every failed login step.
@@ -448,12 +449,20 @@ pub async fn submit_code(
         return render_verify(&state, &portal, &login, None).await;
     }
     throttle(&state, &request, &portal, &login.login)?;
-    let typed = form.code.trim();
-    let right = login.tries_left > 0
-        && login
-            .code_hash
-            .as_deref()
-            .is_some_and(|expected| confirm::matches(&state.keys, typed, expected));
+    let now = crate::clock::now();
+    // A try is taken before the code is compared, so that guesses sent together get no more
+    // comparisons than the code has tries.
+    if !state
+        .store
+        .take_portal_login_try(id_hash.clone(), now)
+        .await?
+    {
+        return show_login(&state, &request, &portal, Some(FAILED)).await;
+    }
+    let right = login
+        .code_hash
+        .as_deref()
+        .is_some_and(|expected| confirm::matches(&state.keys, &form.code, expected));
     let user = match (right, login.user_id) {
         (true, Some(id)) => {
             state
@@ -463,10 +472,23 @@ pub async fn submit_code(
         }
         _ => None,
     };
-    let Some(user) = user else {
+    // The code is claimed once: of two requests with it, one goes on.
+    let claimed = user.is_some()
+        && state
+            .store
+            .claim_portal_login_code(id_hash.clone(), now)
+            .await?;
+    let Some(user) = user.filter(|_| claimed) else {
         let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
         entry.user_id = login.user_id;
-        entry.reason = Some("bad_verification_code".into());
+        entry.reason = Some(
+            if right {
+                "replayed"
+            } else {
+                "bad_verification_code"
+            }
+            .into(),
+        );
         state.store.portal_login_missed(id_hash, entry).await?;
         if login.tries_left <= 1 {
             return show_login(&state, &request, &portal, Some(FAILED)).await;
@@ -676,7 +698,7 @@ async fn open_session(
         user_id: Some(user.id),
         ..portal.audit(request, &user.login, "portal.login", "ok")
     };
-    state
+    let finished = state
         .store
         .finish_portal_login(
             login_hash,
@@ -696,14 +718,15 @@ async fn open_session(
             entry,
         )
         .await?;
+    if !finished {
+        // Another request finished this login first: it has the session.
+        return Err(PortalError::LoginRequired(portal.address.clone()));
+    }
     let mut response = see_other(&portal.path(""));
     let _ = response.add_cookie(&portal.cookie(state, SESSION_COOKIE, value));
     let _ = response.add_cookie(&portal.removal_cookie(state, LOGIN_COOKIE));
     Ok(response)
 }
-
-use crate::store::AuditEntry;
-use crate::web::form::{csrf_field, error_line, see_other};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
