@@ -103,3 +103,39 @@ impl ResponseError for PageError {
             .body(views::message_page(title, &message).into_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One refusal of each kind; a new kind must be added here, and so mapped.
+    fn every_refusal() -> Vec<Refused> {
+        vec![
+            Refused::field("name", "too long"),
+            Refused::Invalid("names nothing".into()),
+            Refused::NotFound("token"),
+            Refused::Conflict("taken".into()),
+            Refused::Forbidden("not yours".into()),
+        ]
+        .into_iter()
+        .inspect(|refused| match refused {
+            Refused::Field(_)
+            | Refused::Invalid(_)
+            | Refused::NotFound(_)
+            | Refused::Conflict(_)
+            | Refused::Forbidden(_) => {}
+        })
+        .collect()
+    }
+
+    #[test]
+    fn every_refusal_is_a_4xx_page_in_its_words() {
+        for refused in every_refusal() {
+            let words = refused.to_string();
+            let error = PageError::from(RuleError::from(refused));
+            assert!(error.status_code().is_client_error(), "{words}");
+            let response = error.error_response();
+            assert!(response.status().is_client_error(), "{words}");
+        }
+    }
+}

@@ -90,11 +90,21 @@ impl Problems {
         }
     }
 
-    /// The messages for one field, shown under it.
+    /// The messages for one field, shown under it with a capital first letter.
     pub fn note(&self, field: &str) -> Markup {
+        self.notes(field, capitalised)
+    }
+
+    /// The messages for one field, shown under it as the rule wrote them (for forms whose
+    /// messages are whole sentences or follow the field's label).
+    pub fn note_as_written(&self, field: &str) -> Markup {
+        self.notes(field, str::to_string)
+    }
+
+    fn notes(&self, field: &str, shown: impl Fn(&str) -> String) -> Markup {
         html! {
             @for (_, message) in self.0.iter().filter(|(f, _)| f.as_deref() == Some(field)) {
-                span.field-error { (capitalised(message)) }
+                span.field-error role="alert" { (shown(message)) }
             }
         }
     }

@@ -155,3 +155,24 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_is_a_4xx_answer_in_its_words() {
+        for refused in [
+            Refused::field("name", "too long"),
+            Refused::Invalid("names nothing".into()),
+            Refused::NotFound("token"),
+            Refused::Conflict("taken".into()),
+            Refused::Forbidden("not yours".into()),
+        ] {
+            let words = refused.to_string();
+            let error = ApiError::from(RuleError::from(refused));
+            assert!(error.status_code().is_client_error(), "{words}");
+            assert_eq!(error.to_string(), words);
+        }
+    }
+}

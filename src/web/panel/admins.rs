@@ -106,8 +106,8 @@ async fn admins_page(
         (errors.summary())
         form.stack method="post" action=(LIST) {
             input type="hidden" name="csrf" value=(page.csrf());
-            label { "Login name" input type="text" name="login" value=(form.login) required autocomplete="off"; (errors.note("login")) }
-            label { "Password" small { "At least 10 characters." } input type="password" name="password" required autocomplete="new-password"; (errors.note("password")) }
+            label { "Login name" input type="text" name="login" value=(form.login) required autocomplete="off"; (errors.note_as_written("login")) }
+            label { "Password" small { "At least 10 characters." } input type="password" name="password" required autocomplete="new-password"; (errors.note_as_written("password")) }
             label { "Password again" input type="password" name="password_confirm" required autocomplete="new-password"; }
             div { button type="submit" { "Add administrator" } }
         }

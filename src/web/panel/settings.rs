@@ -364,19 +364,19 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                     "Public address"
                     small { "The address users reach otpgate at, used in links such as portal addresses. Empty: " code { (state.base_url) } "." }
                     input type="url" name="public_url" value=(form.public_url) placeholder="https://otp.example.lan";
-                    (errors.note("public_url"))
+                    (errors.note_as_written("public_url"))
                 }
                 label {
                     "Default OTP length"
                     small { "The number of digits of the codes otpgate sends (MAIL, SMS and BOT tokens) unless chosen otherwise; authenticator apps keep 6, which every app shows." }
                     (select("default_otp_length", &form.default_otp_length, &[("6", "6 digits"), ("8", "8 digits")]))
-                    (errors.note("default_otp_length"))
+                    (errors.note_as_written("default_otp_length"))
                 }
                 label {
                     "Challenge validity (seconds)"
                     small { "How long a code sent by mail, SMS or bot stays valid: 60 to 1800." }
                     input type="number" name="challenge_validity_seconds" value=(form.challenge_validity_seconds) min="60" max="1800" required;
-                    (errors.note("challenge_validity_seconds"))
+                    (errors.note_as_written("challenge_validity_seconds"))
                 }
                 fieldset {
                     legend { "PINs" }
@@ -385,13 +385,13 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                         "PIN minimum length"
                         small { "4 to 64 characters. Empty: 4." }
                         input type="number" name="pin_min_length" value=(form.pin_min_length) min="4" max="64";
-                        (errors.note("pin_min_length"))
+                        (errors.note_as_written("pin_min_length"))
                     }
                     label {
                         "PIN maximum length"
                         small { "At least the minimum, at most 64. Empty: 64." }
                         input type="number" name="pin_max_length" value=(form.pin_max_length) min="4" max="64";
-                        (errors.note("pin_max_length"))
+                        (errors.note_as_written("pin_max_length"))
                     }
                     label.check {
                         input type="checkbox" name="pin_digits_only" value="on" checked[form.pin_digits_only == "on"];
@@ -402,7 +402,7 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                     "Portal session idle timeout (minutes)"
                     small { "A self-service portal session ends after this long without use: 5 to 240. Empty: 15." }
                     input type="number" name="portal_idle_minutes" value=(form.portal_idle_minutes) min="5" max="240";
-                    (errors.note("portal_idle_minutes"))
+                    (errors.note_as_written("portal_idle_minutes"))
                 }
                 div { button type="submit" { "Save general settings" } }
             }
@@ -421,33 +421,33 @@ fn mail_section(page: &Page, view: &SettingsView) -> Markup {
             form.stack method="post" action="/admin/settings/mail#mail" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 div.row {
-                    label.grow { "SMTP server" input type="text" name="host" value=(form.host) placeholder="smtp.example.lan"; (errors.note("host")) }
-                    label { "Port" small { "Empty: the usual port." } input type="number" name="port" value=(form.port) min="1" max="65535"; (errors.note("port")) }
+                    label.grow { "SMTP server" input type="text" name="host" value=(form.host) placeholder="smtp.example.lan"; (errors.note_as_written("host")) }
+                    label { "Port" small { "Empty: the usual port." } input type="number" name="port" value=(form.port) min="1" max="65535"; (errors.note_as_written("port")) }
                 }
                 label {
                     "Connection security"
                     (select("security", &form.security, &[("starttls", "STARTTLS (usually port 587)"), ("tls", "TLS from the start (usually port 465)"), ("none", "None (a relay on a trusted network only)")]))
-                    (errors.note("security"))
+                    (errors.note_as_written("security"))
                 }
                 div.row {
-                    label.grow { "Login" small { "Empty when the server needs none." } input type="text" name="username" value=(form.username) autocomplete="off"; (errors.note("username")) }
+                    label.grow { "Login" small { "Empty when the server needs none." } input type="text" name="username" value=(form.username) autocomplete="off"; (errors.note_as_written("username")) }
                     label.grow {
                         "Password " (secret_state(view.mail_password_set))
                         small { "Empty keeps the stored password." }
                         input type="password" name="password" autocomplete="new-password";
-                        (errors.note("password"))
+                        (errors.note_as_written("password"))
                     }
                 }
                 @if view.mail_password_set {
                     label.check { input type="checkbox" name="clear_password" value="on"; "Remove the stored password" }
                 }
                 div.row {
-                    label.grow { "Sender address" input type="email" name="from_address" value=(form.from_address) placeholder="otp@example.lan"; (errors.note("from_address")) }
-                    label.grow { "Sender name" input type="text" name="from_name" value=(form.from_name); (errors.note("from_name")) }
+                    label.grow { "Sender address" input type="email" name="from_address" value=(form.from_address) placeholder="otp@example.lan"; (errors.note_as_written("from_address")) }
+                    label.grow { "Sender name" input type="text" name="from_name" value=(form.from_name); (errors.note_as_written("from_name")) }
                 }
                 div.row {
-                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note("timeout_seconds")) }
-                    label.grow { "CA certificate file" small { "A PEM file on this host, for a server with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.note("tls_ca_file")) }
+                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note_as_written("timeout_seconds")) }
+                    label.grow { "CA certificate file" small { "A PEM file on this host, for a server with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.note_as_written("tls_ca_file")) }
                 }
                 div { button type="submit" { "Save mail settings" } }
             }
@@ -473,34 +473,34 @@ fn sms_section(page: &Page, view: &SettingsView) -> Markup {
             form.stack method="post" action="/admin/settings/sms#sms" {
                 input type="hidden" name="csrf" value=(page.csrf());
                 div.row {
-                    label { "Method" (select("method", &form.method, &[("POST", "POST"), ("GET", "GET")])) (errors.note("method")) }
-                    label.grow { "Address" input type="text" name="url" value=(form.url) placeholder="https://sms.example.com/send?to={phone}&text={message}"; (errors.note("url")) }
+                    label { "Method" (select("method", &form.method, &[("POST", "POST"), ("GET", "GET")])) (errors.note_as_written("method")) }
+                    label.grow { "Address" input type="text" name="url" value=(form.url) placeholder="https://sms.example.com/send?to={phone}&text={message}"; (errors.note_as_written("url")) }
                 }
-                label { "Extra headers" small { "One per line: " code { "Name: value" } ". " code { "{secret}" } " stands for the stored secret." } textarea name="headers" rows="2" { (form.headers) } (errors.note("headers")) }
+                label { "Extra headers" small { "One per line: " code { "Name: value" } ". " code { "{secret}" } " stands for the stored secret." } textarea name="headers" rows="2" { (form.headers) } (errors.note_as_written("headers")) }
                 div.row {
-                    label { "Body format" (select("body_format", &form.body_format, &[("none", "No body"), ("form", "Form"), ("json", "JSON")])) (errors.note("body_format")) }
-                    label.grow { "Body" textarea name="body" rows="2" { (form.body) } (errors.note("body")) }
+                    label { "Body format" (select("body_format", &form.body_format, &[("none", "No body"), ("form", "Form"), ("json", "JSON")])) (errors.note_as_written("body_format")) }
+                    label.grow { "Body" textarea name="body" rows="2" { (form.body) } (errors.note_as_written("body")) }
                 }
                 div.row {
-                    label { "Authentication" (select("auth", &form.auth, &[("none", "None"), ("basic", "Basic (login and secret)"), ("bearer", "Bearer token (secret)")])) (errors.note("auth")) }
-                    label.grow { "Login" input type="text" name="username" value=(form.username) autocomplete="off"; (errors.note("username")) }
+                    label { "Authentication" (select("auth", &form.auth, &[("none", "None"), ("basic", "Basic (login and secret)"), ("bearer", "Bearer token (secret)")])) (errors.note_as_written("auth")) }
+                    label.grow { "Login" input type="text" name="username" value=(form.username) autocomplete="off"; (errors.note_as_written("username")) }
                     label.grow {
                         "Secret " (secret_state(view.sms_secret_set))
                         small { "Password or token; empty keeps the stored one." }
                         input type="password" name="secret" autocomplete="new-password";
-                        (errors.note("secret"))
+                        (errors.note_as_written("secret"))
                     }
                 }
                 @if view.sms_secret_set {
                     label.check { input type="checkbox" name="clear_secret" value="on"; "Remove the stored secret" }
                 }
                 div.row {
-                    label { "Success status" small { "e.g. 2xx or 200,202" } input type="text" name="success_status" value=(form.success_status); (errors.note("success_status")) }
-                    label.grow { "Success text" small { "Optional: a text the answer must contain." } input type="text" name="success_body" value=(form.success_body); (errors.note("success_body")) }
-                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note("timeout_seconds")) }
+                    label { "Success status" small { "e.g. 2xx or 200,202" } input type="text" name="success_status" value=(form.success_status); (errors.note_as_written("success_status")) }
+                    label.grow { "Success text" small { "Optional: a text the answer must contain." } input type="text" name="success_body" value=(form.success_body); (errors.note_as_written("success_body")) }
+                    label { "Timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note_as_written("timeout_seconds")) }
                 }
                 div.row {
-                    label.grow { "CA certificate file" small { "A PEM file on this host, for a gateway with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.note("tls_ca_file")) }
+                    label.grow { "CA certificate file" small { "A PEM file on this host, for a gateway with an internal certificate authority." } input type="text" name="tls_ca_file" value=(form.tls_ca_file); (errors.note_as_written("tls_ca_file")) }
                 }
                 div { button type="submit" { "Save SMS settings" } }
             }
@@ -543,15 +543,15 @@ fn telegram_section(page: &Page, state: &AppState, view: &SettingsView) -> Marku
                     "Bot token " (secret_state(view.bot_token_set))
                     small { "From @BotFather, like 123456:ABC-DEF…; empty keeps the stored token." }
                     input type="password" name="token" autocomplete="off";
-                    (errors.note("token"))
+                    (errors.note_as_written("token"))
                 }
                 @if view.bot_token_set {
                     label.check { input type="checkbox" name="clear_token" value="on"; "Remove the stored token (stops the bot)" }
                 }
                 div.row {
-                    label.grow { "Bot API address" small { "Telegram's, or a self-hosted Bot API server." } input type="url" name="api_url" value=(form.api_url); (errors.note("api_url")) }
-                    label { "Long poll (seconds)" input type="number" name="poll_timeout_seconds" value=(form.poll_timeout_seconds) min="1" max="50"; (errors.note("poll_timeout_seconds")) }
-                    label { "Send timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note("timeout_seconds")) }
+                    label.grow { "Bot API address" small { "Telegram's, or a self-hosted Bot API server." } input type="url" name="api_url" value=(form.api_url); (errors.note_as_written("api_url")) }
+                    label { "Long poll (seconds)" input type="number" name="poll_timeout_seconds" value=(form.poll_timeout_seconds) min="1" max="50"; (errors.note_as_written("poll_timeout_seconds")) }
+                    label { "Send timeout (seconds)" input type="number" name="timeout_seconds" value=(form.timeout_seconds) min="1" max="120"; (errors.note_as_written("timeout_seconds")) }
                 }
                 div { button type="submit" { "Save and restart the bot" } }
             }
@@ -656,8 +656,8 @@ fn tls_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup {
                         (errors.summary())
                         form.stack method="post" action="/admin/settings/tls#tls" {
                             input type="hidden" name="csrf" value=(page.csrf());
-                            label { "Certificate (PEM)" textarea.pem name="certificate" rows="6" placeholder="-----BEGIN CERTIFICATE-----" { (view.tls_certificate) } (errors.note("certificate")) }
-                            label { "Private key (PEM)" small { "Never shown again." } textarea.pem name="private_key" rows="6" autocomplete="off" placeholder="-----BEGIN PRIVATE KEY-----" {} (errors.note("private_key")) }
+                            label { "Certificate (PEM)" textarea.pem name="certificate" rows="6" placeholder="-----BEGIN CERTIFICATE-----" { (view.tls_certificate) } (errors.note_as_written("certificate")) }
+                            label { "Private key (PEM)" small { "Never shown again." } textarea.pem name="private_key" rows="6" autocomplete="off" placeholder="-----BEGIN PRIVATE KEY-----" {} (errors.note_as_written("private_key")) }
                             div { button type="submit" { "Check and use this certificate" } }
                         }
                     }

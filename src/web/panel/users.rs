@@ -857,10 +857,11 @@ pub async fn assign_existing(
                         ),
                     ));
                 }
-                Err(crate::store::tokens::Refused::NotFound(_)) => {
-                    problems.at("token", "that token does not exist any more")
+                // Said on top, where it shows also when no unassigned token is left to choose.
+                Err(crate::domain::Refused::NotFound(_)) => {
+                    problems.general("That token does not exist any more.")
                 }
-                Err(refused) => problems.at("token", refused.to_string()),
+                Err(refused) => problems.general(refused.to_string()),
             }
         }
     }

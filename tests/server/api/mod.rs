@@ -4,6 +4,7 @@ mod auth;
 mod basics;
 mod import;
 mod openapi;
+mod refusals;
 mod resources;
 mod tokens;
 mod users;

@@ -221,3 +221,75 @@ fn serve_speaks_plain_http_only_when_tls_is_explicitly_off() {
     );
     process.terminate();
 }
+
+#[test]
+fn the_console_answers_every_kind_of_refusal_in_its_words_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = otpgate_command(dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stdin.as_bytes())
+            .expect("write");
+        let output = child.wait_with_output().expect("output");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        )
+    };
+    // A field's value: a login an administrator may not have.
+    let (ok, stderr) = run(
+        &["admin", "create", "root admin", "--password-stdin"],
+        "a long enough password\n",
+    );
+    assert!(!ok);
+    assert_eq!(
+        stderr,
+        "otpgate: The login may use letters, digits and . _ - @ (at most 64 characters)."
+    );
+    // A field's value of a seed file: a CSV file has no key to give.
+    let seeds = dir.path().join("seeds.csv");
+    std::fs::write(&seeds, "HW-1,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").expect("write");
+    let (ok, stderr) = run(
+        &[
+            "tokens",
+            "import",
+            seeds.to_str().expect("path"),
+            "--preshared-key",
+            "00",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert_eq!(
+        stderr,
+        "otpgate: a CSV file has no encryption: leave out the pre-shared key"
+    );
+    // A clash with what is stored: the same serials imported twice.
+    let (ok, stderr) = run(&["tokens", "import", seeds.to_str().expect("path")], "");
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = run(&["tokens", "import", seeds.to_str().expect("path")], "");
+    assert!(!ok);
+    assert_eq!(
+        stderr,
+        "otpgate: tokens with these serials exist already, nothing was imported: HW-1"
+    );
+    // An object that does not exist.
+    let (ok, stderr) = run(&["apikey", "revoke", "og_nosuchkey"], "");
+    assert!(!ok);
+    assert_eq!(stderr, "otpgate: no active key nosuchkey");
+    // Nothing but the one import was stored.
+    let conn =
+        rusqlite::Connection::open(dir.path().join(otpgate::store::DATABASE_FILE)).expect("open");
+    let tokens: i64 = conn
+        .query_row("SELECT COUNT(*) FROM tokens", [], |row| row.get(0))
+        .expect("count");
+    let admins: i64 = conn
+        .query_row("SELECT COUNT(*) FROM admins", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!((tokens, admins), (1, 0));
+}

@@ -4,6 +4,7 @@
 mod admins;
 mod audit;
 mod login;
+mod refusals;
 mod resources;
 mod settings;
 mod setup;

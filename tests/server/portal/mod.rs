@@ -5,5 +5,6 @@ mod account;
 mod enrol;
 mod login;
 mod policy;
+mod refusals;
 mod reissue;
 mod tokens;

@@ -77,7 +77,7 @@ pub(super) async fn keys_page(
                 "Name"
                 small { "Which application uses the key, e.g. “VPN gateway”." }
                 input type="text" name="name" value=(name) required maxlength="100";
-                (errors.note("name"))
+                (errors.note_as_written("name"))
             }
             div { button type="submit" { "Create key" } }
         }

@@ -235,19 +235,19 @@ fn resource_fields(form: &ResourceForm, errors: &Problems) -> Markup {
         label {
             "Name"
             input type="text" name="name" value=(form.name) required maxlength="100";
-            (errors.note("name"))
+            (errors.note_as_written("name"))
         }
         label {
             "Description"
             small { "Optional: what the resource protects." }
             input type="text" name="description" value=(form.description) maxlength="1000";
-            (errors.note("description"))
+            (errors.note_as_written("description"))
         }
         label {
             "Failed-attempt limit"
             small { "A token is locked after this many failed attempts in a row (3 to 10)." }
             input type="number" name="fail_limit" value=(form.fail_limit) min="3" max="10" required;
-            (errors.note("fail_limit"))
+            (errors.note_as_written("fail_limit"))
         }
         label.check {
             input type="checkbox" name="password_required" value="on" checked[form.password_required.is_some()];

@@ -74,7 +74,7 @@ fn self_service_form(
                 "Self-Service Page Address"
                 small { "Lowercase letters, digits and hyphens; unique among resources." }
                 input type="text" name="address" value=(view.address) maxlength="63" autocomplete="off";
-                (errors.note("address"))
+                (errors.note_as_written("address"))
             }
             @if let Some(address) = &settings.address {
                 label {
