@@ -49,6 +49,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/enrol", web::post().to(login::submit_enrol))
         .route("/admin/logout", web::post().to(login::logout));
     users::routes(config);
+    // Before the token's own routes, which would take `new` and `import` for an id.
+    tokens_add::routes(config);
     tokens::routes(config);
     resources::routes(config);
     settings::routes(config);

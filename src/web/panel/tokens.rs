@@ -24,30 +24,6 @@ const PAGE_SIZE: i64 = 50;
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/admin/tokens", web::get().to(list_tokens))
-        .route(
-            "/admin/tokens/new",
-            web::get().to(super::tokens_add::choose_kind),
-        )
-        .route(
-            "/admin/tokens/new/{kind}",
-            web::get().to(super::tokens_add::show_add),
-        )
-        .route(
-            "/admin/tokens/new/{kind}",
-            web::post().to(super::tokens_add::submit_add),
-        )
-        .route(
-            "/admin/tokens/import",
-            web::get().to(super::tokens_add::show_import),
-        )
-        .route(
-            "/admin/tokens/import",
-            web::post().to(super::tokens_add::upload_import),
-        )
-        .route(
-            "/admin/tokens/import/confirm",
-            web::post().to(super::tokens_add::confirm_import),
-        )
         .route("/admin/tokens/{id}", web::get().to(show_token))
         .route("/admin/tokens/{id}/enable", web::post().to(enable_token))
         .route("/admin/tokens/{id}/disable", web::post().to(disable_token))

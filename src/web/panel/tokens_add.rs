@@ -16,6 +16,16 @@ use crate::store::User;
 use crate::web::form::{Problems, invalid, path_id, read_upload};
 use crate::web::{AppState, PageError, views};
 
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/admin/tokens/new", web::get().to(choose_kind))
+        .route("/admin/tokens/new/{kind}", web::get().to(show_add))
+        .route("/admin/tokens/new/{kind}", web::post().to(submit_add))
+        .route("/admin/tokens/import", web::get().to(show_import))
+        .route("/admin/tokens/import", web::post().to(upload_import))
+        .route("/admin/tokens/import/confirm", web::post().to(confirm_import));
+}
+
 /// The Add Token choices: the address piece, the title and what it is.
 const CHOICES: &[(&str, &str, &str)] = &[
     (
