@@ -37,7 +37,7 @@ mod walvfs;
 pub use admins::{Admin, AdminChange, NewAdmin};
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEntry, AuditFilter, AuditRecord};
-pub use directory::*;
+pub use directory::{NewResource, NewToken, NewUser, Resource, Token, User};
 pub use overview::{ChannelHealth, Dashboard, HourlyAuthentications, Overview, TokenCounts};
 pub use sessions::{NewSession, Session, SessionKind, SessionStage};
 pub use settings::GeneralSettings;
