@@ -6,8 +6,9 @@ use actix_web::{HttpResponse, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::error::AdminRefusals;
 use super::error::ErrorBody;
-use super::{ApiCaller, ApiError, ApiJson};
+use super::{AdminCaller, ApiError, ApiJson};
 use crate::delivery::bot::{self, BotSettings, BotStatus};
 use crate::delivery::settings::save_bot;
 use crate::store::delivery_settings::ChannelSettings;
@@ -62,16 +63,14 @@ pub(crate) fn view(state: &AppState, stored: &ChannelSettings) -> BotSettingsVie
     tag = "settings",
     responses(
         (status = 200, description = "The settings and the bot's status", body = BotSettingsView),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[get("/settings/bot")]
 pub async fn get_bot(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    _admin: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let stored = state.store.channel_settings(bot::CHANNEL).await?;
     Ok(HttpResponse::Ok().json(view(&state, &stored)))
 }
@@ -83,17 +82,15 @@ pub async fn get_bot(
     responses(
         (status = 200, description = "The stored settings", body = BotSettingsView),
         (status = 400, description = "A setting is invalid (named in `field`)", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[put("/settings/bot")]
 pub async fn put_bot(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    caller: AdminCaller,
     body: ApiJson<BotSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.0;
     let defaults = BotSettings::default();
     let settings = BotSettings {
@@ -192,8 +189,7 @@ async fn token_id(state: &AppState, key: String) -> Result<i64, ApiError> {
     params(("token" = String, Path, description = "The token's id or serial")),
     responses(
         (status = 200, description = "The new code, its link and QR code", body = ActivationJson),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = ErrorBody),
         (status = 409, description = "Not a BOT token", body = ErrorBody),
     )
@@ -201,10 +197,9 @@ async fn token_id(state: &AppState, key: String) -> Result<i64, ApiError> {
 #[post("/tokens/{token}/activation")]
 pub async fn issue_activation(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    caller: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let id = token_id(&state, path.into_inner()).await?;
     let now = crate::clock::now();
     let entry = crate::store::AuditEntry {
@@ -221,18 +216,16 @@ pub async fn issue_activation(
     params(("token" = String, Path, description = "The token's id or serial")),
     responses(
         (status = 200, description = "The token's activation state", body = ActivationStatusJson),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such BOT token", body = ErrorBody),
     )
 )]
 #[get("/tokens/{token}/activation")]
 pub async fn activation_status(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    _admin: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let id = token_id(&state, path.into_inner()).await?;
     let status = state
         .store

@@ -85,6 +85,40 @@ impl ApiCaller {
     }
 }
 
+/// An API caller with an admin key. Management endpoints take this instead of `ApiCaller`,
+/// so that a resource key is refused before anything else of the request is read.
+#[derive(Debug, Clone)]
+pub struct AdminCaller(ApiCaller);
+
+impl AdminCaller {
+    /// The audit line of a change this caller makes now.
+    pub fn change(&self, action: &str) -> crate::store::AuditEntry {
+        self.0.audit(crate::clock::now(), action, "ok")
+    }
+}
+
+impl std::ops::Deref for AdminCaller {
+    type Target = ApiCaller;
+
+    fn deref(&self) -> &ApiCaller {
+        &self.0
+    }
+}
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = ApiCaller::from_request(request, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            caller.require_admin()?;
+            Ok(AdminCaller(caller))
+        })
+    }
+}
+
 fn bearer(request: &HttpRequest) -> Option<String> {
     let value = request
         .headers()

@@ -7,8 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::AdminRefusals;
 use super::error::ErrorBody;
-use super::{ApiCaller, ApiError};
+use super::{AdminCaller, ApiError};
 use crate::domain::mask_destination;
 use crate::store::outbox::{DeliveryFilter, DeliveryRecord};
 use crate::web::AppState;
@@ -131,17 +132,15 @@ fn view(record: DeliveryRecord) -> Delivery {
     responses(
         (status = 200, description = "The deliveries", body = DeliveryList),
         (status = 400, description = "A filter is invalid (named in `field`)", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[get("/deliveries")]
 pub async fn list_deliveries(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    _admin: AdminCaller,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let query = web::Query::<HashMap<String, String>>::from_query(request.query_string())
         .map_err(|_| ApiError::BadRequest {
             field: None,

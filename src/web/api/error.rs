@@ -108,6 +108,22 @@ pub struct ErrorDetail {
     field: Option<String>,
 }
 
+/// What every management endpoint may answer besides its own: no valid key, or a key that is
+/// not an admin key.
+#[derive(utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "describes answers for the OpenAPI document; ApiError makes them"
+)]
+pub enum AdminRefusals {
+    /// No valid API key
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Not an admin key
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

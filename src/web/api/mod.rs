@@ -15,7 +15,7 @@ mod tokens;
 mod users;
 
 pub use crate::domain::IdOrName;
-pub use caller::{ApiCaller, KeyCache};
+pub use caller::{AdminCaller, ApiCaller, KeyCache};
 pub use error::ApiError;
 pub use json::ApiJson;
 

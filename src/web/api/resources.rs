@@ -5,10 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::IdOrName;
+use super::error::AdminRefusals;
 use super::error::ErrorBody;
 use super::query::QueryParams;
 use super::users::{UserList, present};
-use super::{ApiCaller, ApiError, ApiJson};
+use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
 use crate::domain::TokenKind;
 use crate::store::resources::{self, Assignment, ResourceChanges, ResourceDetail, ResourceToken};
@@ -209,18 +210,16 @@ fn assignment_response(outcome: Assignment) -> Result<HttpResponse, ApiError> {
     responses(
         (status = 201, description = "The new resource", body = ResourceJson),
         (status = 400, description = "A field is missing or invalid; `field` names it", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 409, description = "The name is taken", body = ErrorBody),
     )
 )]
 #[post("/resources")]
 pub(super) async fn create_resource(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     body: ApiJson<CreateResource>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.0;
     let resource = NewResource {
         name: parse_resource_name(&body.name)?,
@@ -253,17 +252,15 @@ pub(super) async fn create_resource(
     responses(
         (status = 200, description = "One page of resources and how many match in all", body = ResourceList),
         (status = 400, description = "A parameter is invalid or unknown; `field` names it", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[get("/resources")]
 pub(super) async fn list_resources(
-    caller: ApiCaller,
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let query = QueryParams::parse(&request, &["search", "limit", "offset"])?;
     let page = query.page()?;
     let (items, total) = state
@@ -284,18 +281,16 @@ pub(super) async fn list_resources(
     params(("resource" = String, Path, description = "The resource's id or name")),
     responses(
         (status = 200, description = "The resource", body = ResourceDetailJson),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource", body = ErrorBody),
     )
 )]
 #[get("/resources/{resource}")]
 pub(super) async fn get_resource(
-    caller: ApiCaller,
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let detail = state
         .store
         .resource_detail(path.into_inner())
@@ -312,20 +307,18 @@ pub(super) async fn get_resource(
     responses(
         (status = 200, description = "The changed resource", body = ResourceJson),
         (status = 400, description = "A field is invalid; `field` names it", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource", body = ErrorBody),
         (status = 409, description = "The new name is taken", body = ErrorBody),
     )
 )]
 #[patch("/resources/{resource}")]
 pub(super) async fn update_resource(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: ApiJson<UpdateResource>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.0;
     let changes = ResourceChanges {
         name: body.name.as_deref().map(parse_resource_name).transpose()?,
@@ -363,24 +356,19 @@ pub(super) async fn update_resource(
     params(("resource" = String, Path, description = "The resource's id or name")),
     responses(
         (status = 204, description = "The resource is deleted"),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource", body = ErrorBody),
     )
 )]
 #[delete("/resources/{resource}")]
 pub(super) async fn delete_resource(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let deleted = state
         .store
-        .delete_resource(
-            path.into_inner(),
-            caller.audit(now(), "resource.delete", "ok"),
-        )
+        .delete_resource(path.into_inner(), caller.change("resource.delete"))
         .await?;
     if !deleted {
         return Err(ApiError::NotFound("resource"));
@@ -398,25 +386,23 @@ pub(super) async fn delete_resource(
     responses(
         (status = 204, description = "The user is assigned"),
         (status = 400, description = "The body is invalid", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource or user", body = ErrorBody),
     )
 )]
 #[post("/resources/{resource}/users")]
 pub(super) async fn assign_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: ApiJson<AssignUser>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let outcome = state
         .store
         .assign_user(
             path.into_inner(),
             body.0.user.as_key(),
-            caller.audit(now(), "resource.assign_user", "ok"),
+            caller.change("resource.assign_user"),
         )
         .await?;
     assignment_response(outcome)
@@ -431,26 +417,20 @@ pub(super) async fn assign_user(
     ),
     responses(
         (status = 204, description = "The user is not assigned (any more)"),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource or user", body = ErrorBody),
     )
 )]
 #[delete("/resources/{resource}/users/{user}")]
 pub(super) async fn unassign_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let (resource, user) = path.into_inner();
     let outcome = state
         .store
-        .unassign_user(
-            resource,
-            user,
-            caller.audit(now(), "resource.unassign_user", "ok"),
-        )
+        .unassign_user(resource, user, caller.change("resource.unassign_user"))
         .await?;
     assignment_response(outcome)
 }
@@ -466,19 +446,17 @@ pub(super) async fn unassign_user(
     responses(
         (status = 200, description = "One page of the resource's users", body = UserList),
         (status = 400, description = "A parameter is invalid or unknown; `field` names it", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource", body = ErrorBody),
     )
 )]
 #[get("/resources/{resource}/users")]
 pub(super) async fn resource_users(
-    caller: ApiCaller,
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let page = QueryParams::parse(&request, &["limit", "offset"])?.page()?;
     match state.store.resource_users(path.into_inner(), page).await? {
         Listing::Found { items, total } => {
@@ -497,26 +475,24 @@ pub(super) async fn resource_users(
     responses(
         (status = 204, description = "The token and its user are assigned"),
         (status = 400, description = "The body is invalid", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource or token", body = ErrorBody),
         (status = 409, description = "The token has no user", body = ErrorBody),
     )
 )]
 #[post("/resources/{resource}/tokens")]
 pub(super) async fn assign_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: ApiJson<AssignToken>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let outcome = state
         .store
         .assign_token(
             path.into_inner(),
             body.0.token.as_key(),
-            caller.audit(now(), "resource.assign_token", "ok"),
+            caller.change("resource.assign_token"),
         )
         .await?;
     assignment_response(outcome)
@@ -531,26 +507,20 @@ pub(super) async fn assign_token(
     ),
     responses(
         (status = 204, description = "The token is not assigned (any more)"),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource or token", body = ErrorBody),
     )
 )]
 #[delete("/resources/{resource}/tokens/{token}")]
 pub(super) async fn unassign_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let (resource, token) = path.into_inner();
     let outcome = state
         .store
-        .unassign_token(
-            resource,
-            token,
-            caller.audit(now(), "resource.unassign_token", "ok"),
-        )
+        .unassign_token(resource, token, caller.change("resource.unassign_token"))
         .await?;
     assignment_response(outcome)
 }
@@ -561,18 +531,16 @@ pub(super) async fn unassign_token(
     params(("resource" = String, Path, description = "The resource's id or name")),
     responses(
         (status = 200, description = "The resource's tokens", body = Vec<ResourceTokenJson>),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such resource", body = ErrorBody),
     )
 )]
 #[get("/resources/{resource}/tokens")]
 pub(super) async fn resource_tokens(
-    caller: ApiCaller,
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let tokens = state
         .store
         .resource_tokens(path.into_inner())

@@ -8,8 +8,9 @@ use actix_web::{HttpResponse, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::error::AdminRefusals;
 use super::error::ErrorBody;
-use super::{ApiCaller, ApiError, ApiJson};
+use super::{AdminCaller, ApiError, ApiJson};
 use crate::delivery::mail::{self, MailSettings, Security};
 use crate::delivery::settings::{
     default_mail, default_mail_port, default_sms, save_mail, save_sms, send_test_message, stored,
@@ -198,16 +199,14 @@ fn test_result(result: Result<delivery::Accepted, SendError>) -> TestResult {
     tag = "settings",
     responses(
         (status = 200, description = "The settings", body = MailSettingsView),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[get("/settings/mail")]
 pub async fn get_mail(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    _admin: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let settings = state.store.channel_settings(mail::CHANNEL).await?;
     Ok(HttpResponse::Ok().json(mail_view(&settings)))
 }
@@ -219,17 +218,15 @@ pub async fn get_mail(
     responses(
         (status = 200, description = "The stored settings", body = MailSettingsView),
         (status = 400, description = "A setting is missing or invalid (named in `field`)", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[put("/settings/mail")]
 pub async fn put_mail(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    caller: AdminCaller,
     body: ApiJson<MailSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.0;
     let settings = MailSettings {
         host: body.host.trim().to_string(),
@@ -265,23 +262,21 @@ pub async fn put_mail(
     responses(
         (status = 200, description = "Whether the server accepted the email, with its answer or error", body = TestResult),
         (status = 400, description = "`to` is not an email address", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[post("/settings/mail/test")]
 pub async fn test_mail(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    caller: AdminCaller,
     body: ApiJson<TestRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let result = send_test_message(
         &state.store,
         &state.keys,
         mail::CHANNEL,
         &body.0.to,
-        caller.audit(crate::clock::now(), "settings.mail.test", "ok"),
+        caller.change("settings.mail.test"),
     )
     .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))
@@ -292,16 +287,14 @@ pub async fn test_mail(
     tag = "settings",
     responses(
         (status = 200, description = "The settings", body = SmsSettingsView),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[get("/settings/sms")]
 pub async fn get_sms(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    _admin: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let settings = state.store.channel_settings(sms::CHANNEL).await?;
     Ok(HttpResponse::Ok().json(sms_view(&settings)))
 }
@@ -313,17 +306,15 @@ pub async fn get_sms(
     responses(
         (status = 200, description = "The stored settings", body = SmsSettingsView),
         (status = 400, description = "A setting is missing or invalid (named in `field`)", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[put("/settings/sms")]
 pub async fn put_sms(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    caller: AdminCaller,
     body: ApiJson<SmsSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.0;
     let settings = SmsSettings {
         method: body.method.unwrap_or(Method::Post),
@@ -362,23 +353,21 @@ pub async fn put_sms(
     responses(
         (status = 200, description = "Whether the gateway accepted the message, with its answer or error", body = TestResult),
         (status = 400, description = "`to` is not a phone number", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[post("/settings/sms/test")]
 pub async fn test_sms(
     state: web::Data<AppState>,
-    caller: ApiCaller,
+    caller: AdminCaller,
     body: ApiJson<TestRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let result = send_test_message(
         &state.store,
         &state.keys,
         sms::CHANNEL,
         &body.0.to,
-        caller.audit(crate::clock::now(), "settings.sms.test", "ok"),
+        caller.change("settings.sms.test"),
     )
     .await?;
     Ok(HttpResponse::Ok().json(test_result(result)))

@@ -8,8 +8,9 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 
+use super::error::AdminRefusals;
 use super::query::QueryParams;
-use super::{ApiCaller, ApiError, ApiJson};
+use super::{AdminCaller, ApiError, ApiJson};
 use crate::domain::{IdOrName, TokenKind, TokenState};
 use crate::provision::{self, ImportFormat, PreparedToken, TokenRequest, TokenUpdate};
 use crate::store::tokens::{StateFilter, TokenFilter, TokenRecord};
@@ -187,18 +188,16 @@ pub struct ImportResult {
     responses(
         (status = 201, description = "The token was created", body = CreatedToken),
         (status = 400, description = "A field is invalid", body = super::error::ErrorBody),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 409, description = "The serial is taken", body = super::error::ErrorBody),
     )
 )]
 #[post("/tokens")]
 pub(super) async fn create_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     body: ApiJson<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let PreparedToken {
         creation,
@@ -283,17 +282,15 @@ fn parse_query(request: &HttpRequest) -> Result<TokenFilter, ApiError> {
     responses(
         (status = 200, description = "A page of tokens", body = TokenList),
         (status = 400, description = "A query parameter is invalid", body = super::error::ErrorBody),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
     )
 )]
 #[get("/tokens")]
 pub(super) async fn list_tokens(
-    caller: ApiCaller,
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let filter = parse_query(&request)?;
     let (limit, offset) = (filter.limit, filter.offset);
     let (items, total) = state.store.list_tokens(filter).await??;
@@ -311,18 +308,16 @@ pub(super) async fn list_tokens(
     params(("token" = String, Path, description = "The token's id or serial")),
     responses(
         (status = 200, description = "The token", body = TokenWithResources),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
     )
 )]
 #[get("/tokens/{token}")]
 pub(super) async fn get_token(
-    caller: ApiCaller,
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let detail = state
         .store
         .token_detail(path.into_inner())
@@ -347,19 +342,17 @@ pub(super) async fn get_token(
     responses(
         (status = 200, description = "The changed token", body = TokenJson),
         (status = 400, description = "A field is invalid", body = super::error::ErrorBody),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
     )
 )]
 #[patch("/tokens/{token}")]
 pub(super) async fn update_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: ApiJson<TokenUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let body = body.0;
     let token = state
@@ -382,18 +375,16 @@ pub(super) async fn update_token(
     params(("token" = String, Path, description = "The token's id or serial")),
     responses(
         (status = 200, description = "The enabled token", body = TokenJson),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
     )
 )]
 #[post("/tokens/{token}/enable")]
 pub(super) async fn enable_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let record = state
         .store
@@ -412,18 +403,16 @@ pub(super) async fn enable_token(
     params(("token" = String, Path, description = "The token's id or serial")),
     responses(
         (status = 200, description = "The disabled token", body = TokenJson),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
     )
 )]
 #[post("/tokens/{token}/disable")]
 pub(super) async fn disable_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let record = state
         .store
@@ -442,18 +431,16 @@ pub(super) async fn disable_token(
     params(("token" = String, Path, description = "The token's id or serial")),
     responses(
         (status = 200, description = "The reset token", body = TokenJson),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
     )
 )]
 #[post("/tokens/{token}/reset")]
 pub(super) async fn reset_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let record = state
         .store
@@ -471,20 +458,18 @@ pub(super) async fn reset_token(
     responses(
         (status = 200, description = "The token follows the codes now", body = TokenJson),
         (status = 400, description = "The codes were not found one after the other", body = super::error::ErrorBody),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
         (status = 409, description = "The token was used meanwhile", body = super::error::ErrorBody),
     )
 )]
 #[post("/tokens/{token}/resync")]
 pub(super) async fn resync_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: ApiJson<ResyncToken>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let body = body.0;
     let token = state
@@ -522,20 +507,18 @@ pub(super) async fn resync_token(
     responses(
         (status = 200, description = "The assigned token", body = TokenJson),
         (status = 400, description = "No such user", body = super::error::ErrorBody),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
         (status = 409, description = "The token has another user", body = super::error::ErrorBody),
     )
 )]
 #[put("/tokens/{token}/user")]
 pub(super) async fn assign_token_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: ApiJson<AssignUser>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let record = state
         .store
@@ -554,18 +537,16 @@ pub(super) async fn assign_token_user(
     params(("token" = String, Path, description = "The token's id or serial")),
     responses(
         (status = 200, description = "The unassigned token", body = TokenJson),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
     )
 )]
 #[delete("/tokens/{token}/user")]
 pub(super) async fn unassign_token_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let record = state
         .store
@@ -580,18 +561,16 @@ pub(super) async fn unassign_token_user(
     params(("token" = String, Path, description = "The token's id or serial")),
     responses(
         (status = 204, description = "The token is gone"),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such token", body = super::error::ErrorBody),
     )
 )]
 #[delete("/tokens/{token}")]
 pub(super) async fn delete_token(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
 
     state
@@ -609,18 +588,16 @@ pub(super) async fn delete_token(
     responses(
         (status = 201, description = "Every token of the file was imported", body = ImportResult),
         (status = 400, description = "The file or a key is invalid; nothing was imported", body = super::error::ErrorBody),
-        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
+        AdminRefusals,
         (status = 409, description = "A serial exists already; nothing was imported", body = super::error::ErrorBody),
     )
 )]
 #[post("/tokens/import")]
 pub(super) async fn import_tokens(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     body: ApiJson<ImportTokens>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let now = crate::clock::now();
     let body = body.0;
     let worker_state = state.clone();

@@ -4,9 +4,10 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::error::AdminRefusals;
 use super::error::ErrorBody;
 use super::query::QueryParams;
-use super::{ApiCaller, ApiError, ApiJson};
+use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
 use crate::crypto;
 use crate::domain::{self, TokenKind, TokenState};
@@ -241,18 +242,16 @@ fn duplicate_login(login: &str) -> impl FnOnce(crate::store::StoreError) -> ApiE
     responses(
         (status = 201, description = "The new user", body = UserJson),
         (status = 400, description = "A field is missing or invalid; `field` names it", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 409, description = "The login is taken", body = ErrorBody),
     )
 )]
 #[post("/users")]
 pub(super) async fn create_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     body: ApiJson<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.0;
     let login = parse_login("login", &body.login)?;
     let first_name = parse_person_name("first_name", body.first_name.as_deref().unwrap_or(""))?;
@@ -297,17 +296,15 @@ pub(super) async fn create_user(
     responses(
         (status = 200, description = "One page of users and how many match in all", body = UserList),
         (status = 400, description = "A parameter is invalid or unknown; `field` names it", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
     )
 )]
 #[get("/users")]
 pub(super) async fn list_users(
-    caller: ApiCaller,
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let query = QueryParams::parse(
         &request,
         &[
@@ -340,18 +337,16 @@ pub(super) async fn list_users(
     params(("user" = String, Path, description = "The user's id or login")),
     responses(
         (status = 200, description = "The user", body = UserDetailJson),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
 #[get("/users/{user}")]
 pub(super) async fn get_user(
-    caller: ApiCaller,
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let detail = state
         .store
         .user_detail(path.into_inner())
@@ -368,20 +363,18 @@ pub(super) async fn get_user(
     responses(
         (status = 200, description = "The changed user", body = UserJson),
         (status = 400, description = "A field is invalid; `field` names it", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "The new login is taken", body = ErrorBody),
     )
 )]
 #[patch("/users/{user}")]
 pub(super) async fn update_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: ApiJson<UpdateUser>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let body = body.0;
     let login = match body.login {
         None => None,
@@ -431,19 +424,17 @@ pub(super) async fn update_user(
     responses(
         (status = 204, description = "The password is set or removed"),
         (status = 400, description = "The password is missing or too short", body = ErrorBody),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
 #[put("/users/{user}/password")]
 pub(super) async fn set_password(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: ApiJson<SetPassword>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let password_hash = match body.0.password {
         None => {
             return Err(ApiError::field(
@@ -473,12 +464,11 @@ pub(super) async fn set_password(
 }
 
 async fn set_enabled(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     key: String,
     enabled: bool,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let changes = UserChanges {
         enabled: Some(enabled),
         ..UserChanges::default()
@@ -498,14 +488,13 @@ async fn set_enabled(
     params(("user" = String, Path, description = "The user's id or login")),
     responses(
         (status = 200, description = "The user, enabled", body = UserJson),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
 #[post("/users/{user}/enable")]
 pub(super) async fn enable_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -518,14 +507,13 @@ pub(super) async fn enable_user(
     params(("user" = String, Path, description = "The user's id or login")),
     responses(
         (status = 200, description = "The user, disabled", body = UserJson),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
 #[post("/users/{user}/disable")]
 pub(super) async fn disable_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -539,21 +527,19 @@ pub(super) async fn disable_user(
     params(("user" = String, Path, description = "The user's id or login")),
     responses(
         (status = 204, description = "The user is deleted"),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminRefusals,
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
 #[delete("/users/{user}")]
 pub(super) async fn delete_user(
-    caller: ApiCaller,
+    caller: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin()?;
     let deleted = state
         .store
-        .delete_user(path.into_inner(), caller.audit(now(), "user.delete", "ok"))
+        .delete_user(path.into_inner(), caller.change("user.delete"))
         .await?;
     if !deleted {
         return Err(ApiError::NotFound("user"));

@@ -23,7 +23,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/tokens/new/{kind}", web::post().to(submit_add))
         .route("/admin/tokens/import", web::get().to(show_import))
         .route("/admin/tokens/import", web::post().to(upload_import))
-        .route("/admin/tokens/import/confirm", web::post().to(confirm_import));
+        .route(
+            "/admin/tokens/import/confirm",
+            web::post().to(confirm_import),
+        );
 }
 
 /// The Add Token choices: the address piece, the title and what it is.
