@@ -118,6 +118,15 @@ pub fn app_enrolment(uri: &str, secret: &[u8], alt: &str) -> Markup {
     }
 }
 
+/// A count with its noun: "1 token", "3 tokens".
+pub fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
+    }
+}
+
 /// A time as the pages show it: `2026-11-22 14:03:09` (UTC).
 pub fn format_time(at: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");

@@ -8,7 +8,7 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 
-use super::error::AdminRefusals;
+use super::error::{AdminRefusals, ErrorBody};
 use super::query::QueryParams;
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::domain::{IdOrName, TokenKind, TokenState};
@@ -187,9 +187,9 @@ pub struct ImportResult {
     request_body = TokenRequest,
     responses(
         (status = 201, description = "The token was created", body = CreatedToken),
-        (status = 400, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 400, description = "A field is invalid", body = ErrorBody),
         AdminRefusals,
-        (status = 409, description = "The serial is taken", body = super::error::ErrorBody),
+        (status = 409, description = "The serial is taken", body = ErrorBody),
     )
 )]
 #[post("/tokens")]
@@ -281,7 +281,7 @@ fn parse_query(request: &HttpRequest) -> Result<TokenFilter, ApiError> {
     params(TokenQuery),
     responses(
         (status = 200, description = "A page of tokens", body = TokenList),
-        (status = 400, description = "A query parameter is invalid", body = super::error::ErrorBody),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody),
         AdminRefusals,
     )
 )]
@@ -309,7 +309,7 @@ pub(super) async fn list_tokens(
     responses(
         (status = 200, description = "The token", body = TokenWithResources),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
     )
 )]
 #[get("/tokens/{token}")]
@@ -341,9 +341,9 @@ pub(super) async fn get_token(
     request_body = TokenUpdate,
     responses(
         (status = 200, description = "The changed token", body = TokenJson),
-        (status = 400, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 400, description = "A field is invalid", body = ErrorBody),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
     )
 )]
 #[patch("/tokens/{token}")]
@@ -353,7 +353,6 @@ pub(super) async fn update_token(
     path: web::Path<String>,
     body: ApiJson<TokenUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = crate::clock::now();
     let body = body.0;
     let token = state
         .store
@@ -364,7 +363,7 @@ pub(super) async fn update_token(
     let changes = provision::changes(&state.keys, &token, &body, &pins)?;
     let record = state
         .store
-        .update_token(token.id, changes, caller.audit(now, "token.update", "ok"))
+        .update_token(token.id, changes, caller.change("token.update"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -376,7 +375,7 @@ pub(super) async fn update_token(
     responses(
         (status = 200, description = "The enabled token", body = TokenJson),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
     )
 )]
 #[post("/tokens/{token}/enable")]
@@ -385,14 +384,9 @@ pub(super) async fn enable_token(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = crate::clock::now();
     let record = state
         .store
-        .set_token_enabled(
-            path.into_inner(),
-            true,
-            caller.audit(now, "token.enable", "ok"),
-        )
+        .set_token_enabled(path.into_inner(), true, caller.change("token.enable"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -404,7 +398,7 @@ pub(super) async fn enable_token(
     responses(
         (status = 200, description = "The disabled token", body = TokenJson),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
     )
 )]
 #[post("/tokens/{token}/disable")]
@@ -413,14 +407,9 @@ pub(super) async fn disable_token(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = crate::clock::now();
     let record = state
         .store
-        .set_token_enabled(
-            path.into_inner(),
-            false,
-            caller.audit(now, "token.disable", "ok"),
-        )
+        .set_token_enabled(path.into_inner(), false, caller.change("token.disable"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -432,7 +421,7 @@ pub(super) async fn disable_token(
     responses(
         (status = 200, description = "The reset token", body = TokenJson),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
     )
 )]
 #[post("/tokens/{token}/reset")]
@@ -441,10 +430,9 @@ pub(super) async fn reset_token(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = crate::clock::now();
     let record = state
         .store
-        .reset_token(path.into_inner(), caller.audit(now, "token.reset", "ok"))
+        .reset_token(path.into_inner(), caller.change("token.reset"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -457,10 +445,10 @@ pub(super) async fn reset_token(
     request_body = ResyncToken,
     responses(
         (status = 200, description = "The token follows the codes now", body = TokenJson),
-        (status = 400, description = "The codes were not found one after the other", body = super::error::ErrorBody),
+        (status = 400, description = "The codes were not found one after the other", body = ErrorBody),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
-        (status = 409, description = "The token was used meanwhile", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+        (status = 409, description = "The token was used meanwhile", body = ErrorBody),
     )
 )]
 #[post("/tokens/{token}/resync")]
@@ -506,10 +494,10 @@ pub(super) async fn resync_token(
     request_body = AssignUser,
     responses(
         (status = 200, description = "The assigned token", body = TokenJson),
-        (status = 400, description = "No such user", body = super::error::ErrorBody),
+        (status = 400, description = "No such user", body = ErrorBody),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
-        (status = 409, description = "The token has another user", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+        (status = 409, description = "The token has another user", body = ErrorBody),
     )
 )]
 #[put("/tokens/{token}/user")]
@@ -519,13 +507,12 @@ pub(super) async fn assign_token_user(
     path: web::Path<String>,
     body: ApiJson<AssignUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = crate::clock::now();
     let record = state
         .store
         .assign_token_user(
             path.into_inner(),
             body.0.user.as_key(),
-            caller.audit(now, "token.assign", "ok"),
+            caller.change("token.assign"),
         )
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
@@ -538,7 +525,7 @@ pub(super) async fn assign_token_user(
     responses(
         (status = 200, description = "The unassigned token", body = TokenJson),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
     )
 )]
 #[delete("/tokens/{token}/user")]
@@ -547,10 +534,9 @@ pub(super) async fn unassign_token_user(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = crate::clock::now();
     let record = state
         .store
-        .unassign_token_user(path.into_inner(), caller.audit(now, "token.unassign", "ok"))
+        .unassign_token_user(path.into_inner(), caller.change("token.unassign"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -562,7 +548,7 @@ pub(super) async fn unassign_token_user(
     responses(
         (status = 204, description = "The token is gone"),
         AdminRefusals,
-        (status = 404, description = "No such token", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
     )
 )]
 #[delete("/tokens/{token}")]
@@ -571,11 +557,9 @@ pub(super) async fn delete_token(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = crate::clock::now();
-
     state
         .store
-        .delete_token(path.into_inner(), caller.audit(now, "token.delete", "ok"))
+        .delete_token(path.into_inner(), caller.change("token.delete"))
         .await??;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -587,9 +571,9 @@ pub(super) async fn delete_token(
     request_body = ImportTokens,
     responses(
         (status = 201, description = "Every token of the file was imported", body = ImportResult),
-        (status = 400, description = "The file or a key is invalid; nothing was imported", body = super::error::ErrorBody),
+        (status = 400, description = "The file or a key is invalid; nothing was imported", body = ErrorBody),
         AdminRefusals,
-        (status = 409, description = "A serial exists already; nothing was imported", body = super::error::ErrorBody),
+        (status = 409, description = "A serial exists already; nothing was imported", body = ErrorBody),
     )
 )]
 #[post("/tokens/import")]
@@ -598,7 +582,6 @@ pub(super) async fn import_tokens(
     state: web::Data<AppState>,
     body: ApiJson<ImportTokens>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = crate::clock::now();
     let body = body.0;
     let worker_state = state.clone();
     // Password derivation, decryption and sealing of up to thousands of seeds: off the async threads.
@@ -615,7 +598,7 @@ pub(super) async fn import_tokens(
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("the import did not finish: {e}")))??;
     let serials = state
         .store
-        .import_tokens(tokens, caller.audit(now, "token.import", "ok"))
+        .import_tokens(tokens, caller.change("token.import"))
         .await??;
     Ok(HttpResponse::Created().json(ImportResult {
         imported: serials.len(),
