@@ -25,16 +25,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/admin/tokens", web::get().to(list_tokens))
         .route("/admin/tokens/{id}", web::get().to(show_token))
-        .route("/admin/tokens/{id}/enable", web::post().to(enable_token))
-        .route("/admin/tokens/{id}/disable", web::post().to(disable_token))
-        .route("/admin/tokens/{id}/reset", web::post().to(reset_token))
+        .route(
+            "/admin/tokens/{id}/{action:enable|disable|reset|unassign}",
+            web::post().to(act_on_token),
+        )
         .route("/admin/tokens/{id}/resync", web::post().to(resync_token))
         .route("/admin/tokens/{id}/pin", web::post().to(change_pin))
         .route("/admin/tokens/{id}/rename", web::post().to(rename_token))
-        .route(
-            "/admin/tokens/{id}/unassign",
-            web::post().to(unassign_token),
-        )
         .route("/admin/tokens/{id}/confirm", web::post().to(confirm_token))
         .route(
             "/admin/tokens/{id}/activation",
@@ -489,103 +486,60 @@ fn finish(
     }
 }
 
-async fn set_enabled(
+/// Opens a token action: the administrator, the form's CSRF token and the token.
+async fn acting_on(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    id: &str,
+    csrf: &str,
+) -> Result<(Page, TokenDetail), PageError> {
+    let page = Page::open(state, request).await?;
+    page.check_csrf(csrf)?;
+    let detail = load_token(state, id).await?;
+    Ok((page, detail))
+}
+
+/// The one-button actions of a token's page: enable, disable, reset the fail counter, and
+/// unassign from its user.
+pub async fn act_on_token(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
-    enabled: bool,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
-    let action = if enabled {
-        "token.enable"
-    } else {
-        "token.disable"
-    };
-    let outcome = state
-        .store
-        .set_token_enabled(
-            detail.record.token.id.to_string(),
-            enabled,
-            page.audit(&request, action, "ok"),
-        )
-        .await?;
-    let message = if enabled {
-        "Token enabled."
-    } else {
-        "Token disabled."
+    let (id, action) = path.into_inner();
+    let (page, detail) = acting_on(&state, &request, &id, &form.csrf).await?;
+    let key = detail.record.token.id.to_string();
+    let audit = |name| page.audit(&request, name, "ok");
+    let (outcome, message) = match action.as_str() {
+        "enable" => (
+            state
+                .store
+                .set_token_enabled(key, true, audit("token.enable"))
+                .await?,
+            "Token enabled.",
+        ),
+        "disable" => (
+            state
+                .store
+                .set_token_enabled(key, false, audit("token.disable"))
+                .await?,
+            "Token disabled.",
+        ),
+        "reset" => (
+            state.store.reset_token(key, audit("token.reset")).await?,
+            "Fail counter reset; the token is unlocked.",
+        ),
+        "unassign" => (
+            state
+                .store
+                .unassign_token_user(key, audit("token.unassign"))
+                .await?,
+            "Token unassigned from its user and every resource.",
+        ),
+        _ => return Err(PageError::NotFound),
     };
     finish(&state, &page, &detail, outcome, message)
-}
-
-pub async fn enable_token(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    set_enabled(state, request, path, form, true).await
-}
-
-pub async fn disable_token(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    set_enabled(state, request, path, form, false).await
-}
-
-pub async fn reset_token(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
-    let outcome = state
-        .store
-        .reset_token(
-            detail.record.token.id.to_string(),
-            page.audit(&request, "token.reset", "ok"),
-        )
-        .await?;
-    finish(
-        &state,
-        &page,
-        &detail,
-        outcome,
-        "Fail counter reset; the token is unlocked.",
-    )
-}
-
-pub async fn unassign_token(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
-    let outcome = state
-        .store
-        .unassign_token_user(
-            detail.record.token.id.to_string(),
-            page.audit(&request, "token.unassign", "ok"),
-        )
-        .await?;
-    finish(
-        &state,
-        &page,
-        &detail,
-        outcome,
-        "Token unassigned from its user and every resource.",
-    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -602,9 +556,7 @@ pub async fn resync_token(
     path: web::Path<String>,
     form: web::Form<ResyncForm>,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
+    let (page, detail) = acting_on(&state, &request, &path, &form.csrf).await?;
     let token = &detail.record.token;
     let found = provision::resync(
         state.keys.clone(),
@@ -660,29 +612,42 @@ pub async fn change_pin(
     path: web::Path<String>,
     form: web::Form<PinForm>,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
-    let update = if form.action == "clear" {
-        TokenUpdate {
+    let (page, detail) = acting_on(&state, &request, &path, &form.csrf).await?;
+    let (update, message) = if form.action == "clear" {
+        let update = TokenUpdate {
             pin: Some(None),
             ..TokenUpdate::default()
-        }
+        };
+        (update, "PIN removed.")
     } else {
-        TokenUpdate {
+        let update = TokenUpdate {
             pin: Some(Some(form.pin.clone())),
             pin_position: Some(form.pin_position.clone()),
             ..TokenUpdate::default()
-        }
+        };
+        (update, "PIN set.")
     };
+    apply_update(&state, &request, &page, &detail, &update, message).await
+}
+
+/// Changes the token as `update` asks, through the shared rule; a refusal is shown on the
+/// token's page.
+async fn apply_update(
+    state: &AppState,
+    request: &HttpRequest,
+    page: &Page,
+    detail: &TokenDetail,
+    update: &TokenUpdate,
+    message: &str,
+) -> Result<HttpResponse, PageError> {
     let pins = state.general().await?.pin_policy();
-    let changes = match provision::changes(&state.keys, &detail.record.token, &update, &pins) {
+    let changes = match provision::changes(&state.keys, &detail.record.token, update, &pins) {
         Ok(changes) => changes,
         Err(refused) => {
             return Ok(render_problems(
-                &state,
-                &page,
-                &detail,
+                state,
+                page,
+                detail,
                 &Problems::of(refused)?,
             ));
         }
@@ -692,15 +657,10 @@ pub async fn change_pin(
         .update_token(
             detail.record.token.id,
             changes,
-            page.audit(&request, "token.update", "ok"),
+            page.audit(request, "token.update", "ok"),
         )
         .await?;
-    let message = if form.action == "clear" {
-        "PIN removed."
-    } else {
-        "PIN set."
-    };
-    finish(&state, &page, &detail, outcome, message)
+    finish(state, page, detail, outcome, message)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -716,34 +676,12 @@ pub async fn rename_token(
     path: web::Path<String>,
     form: web::Form<RenameForm>,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
+    let (page, detail) = acting_on(&state, &request, &path, &form.csrf).await?;
     let update = TokenUpdate {
         name: Some(form.name.clone()),
         ..TokenUpdate::default()
     };
-    let pins = state.general().await?.pin_policy();
-    let changes = match provision::changes(&state.keys, &detail.record.token, &update, &pins) {
-        Ok(changes) => changes,
-        Err(refused) => {
-            return Ok(render_problems(
-                &state,
-                &page,
-                &detail,
-                &Problems::of(refused)?,
-            ));
-        }
-    };
-    let outcome = state
-        .store
-        .update_token(
-            detail.record.token.id,
-            changes,
-            page.audit(&request, "token.update", "ok"),
-        )
-        .await?;
-    finish(&state, &page, &detail, outcome, "Token renamed.")
+    apply_update(&state, &request, &page, &detail, &update, "Token renamed.").await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -759,9 +697,7 @@ pub async fn confirm_token(
     path: web::Path<String>,
     form: web::Form<ConfirmForm>,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
+    let (page, detail) = acting_on(&state, &request, &path, &form.csrf).await?;
     let token = &detail.record.token;
     let mut problems = Problems::default();
     if token.kind != TokenKind::Totp || token.state != TokenState::Pending {
@@ -800,9 +736,7 @@ pub async fn resend_activation(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
+    let (page, detail) = acting_on(&state, &request, &path, &form.csrf).await?;
     if detail.record.token.kind != TokenKind::Bot {
         return Err(PageError::NotFound);
     }
@@ -848,9 +782,7 @@ pub async fn delete_token(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let detail = load_token(&state, &path).await?;
+    let (page, detail) = acting_on(&state, &request, &path, &form.csrf).await?;
     let token = &detail.record.token;
     match state
         .store

@@ -40,8 +40,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/users/{id}", web::post().to(update_user))
         .route("/admin/users/{id}/edit", web::get().to(edit_user))
         .route("/admin/users/{id}/password", web::post().to(set_password))
-        .route("/admin/users/{id}/enable", web::post().to(enable_user))
-        .route("/admin/users/{id}/disable", web::post().to(disable_user))
+        .route(
+            "/admin/users/{id}/{switch:enable|disable}",
+            web::post().to(set_enabled),
+        )
         .route(
             "/admin/users/{id}/delete",
             web::get().to(confirm_delete_user),
@@ -631,16 +633,18 @@ pub async fn set_password(
     ))
 }
 
-async fn set_enabled(
+/// Enable or Disable on a user's page: `/admin/users/{id}/enable` or `…/disable`.
+pub async fn set_enabled(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
-    enabled: bool,
 ) -> Result<HttpResponse, PageError> {
+    let (id, switch) = path.into_inner();
+    let enabled = switch == "enable";
     let page = Page::open(&state, &request).await?;
     page.check_csrf(&form.csrf)?;
-    let detail = load_user(&state, &path).await?;
+    let detail = load_user(&state, &id).await?;
     let changes = UserChanges {
         enabled: Some(enabled),
         ..UserChanges::default()
@@ -662,24 +666,6 @@ async fn set_enabled(
         &format!("/admin/users/{}", user.id),
         &format!("User {} {word}.", user.login),
     ))
-}
-
-pub async fn enable_user(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    set_enabled(state, request, path, form, true).await
-}
-
-pub async fn disable_user(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    set_enabled(state, request, path, form, false).await
 }
 
 pub async fn confirm_delete_user(
