@@ -158,6 +158,29 @@ const USER_ASSIGNED: &str = "SELECT 1 FROM user_resources WHERE resource_id = ?1
 const TOKEN_ASSIGNED: &str =
     "SELECT 1 FROM token_resources WHERE resource_id = ?1 AND token_id = ?2";
 
+/// Writes the audit line of an assignment that changed (`->` assigned, `-/>` taken away),
+/// naming the user or token (`who`) and the resource.
+fn record_change(
+    conn: &Connection,
+    audit: AuditEntry,
+    resource: &Resource,
+    (user_id, token_id): (Option<i64>, Option<i64>),
+    who: &str,
+    arrow: &str,
+) -> Result<Assignment> {
+    audit::insert(
+        conn,
+        &AuditEntry {
+            resource_id: Some(resource.id),
+            user_id,
+            token_id,
+            ..audit
+        }
+        .detail(format!("{who} {arrow} {}", resource.name)),
+    )?;
+    Ok(Assignment::Changed)
+}
+
 impl Store {
     /// Creates a resource (with its self-service settings, all off) and records it.
     pub async fn create_resource(
@@ -448,16 +471,14 @@ impl Store {
                 return Ok(Assignment::Unchanged);
             }
             directory::assign_user_to_resource(conn, resource.id, user.id)?;
-            audit::insert(
+            record_change(
                 conn,
-                &AuditEntry {
-                    resource_id: Some(resource.id),
-                    user_id: Some(user.id),
-                    ..audit
-                }
-                .detail(format!("{} -> {}", user.login, resource.name)),
-            )?;
-            Ok(Assignment::Changed)
+                audit,
+                &resource,
+                (Some(user.id), None),
+                &user.login,
+                "->",
+            )
         })
         .await
     }
@@ -489,16 +510,14 @@ impl Store {
             if users + tokens == 0 {
                 return Ok(Assignment::Unchanged);
             }
-            audit::insert(
+            record_change(
                 conn,
-                &AuditEntry {
-                    resource_id: Some(resource.id),
-                    user_id: Some(user.id),
-                    ..audit
-                }
-                .detail(format!("{} -/> {}", user.login, resource.name)),
-            )?;
-            Ok(Assignment::Changed)
+                audit,
+                &resource,
+                (Some(user.id), None),
+                &user.login,
+                "-/>",
+            )
         })
         .await
     }
@@ -527,17 +546,14 @@ impl Store {
                 return Ok(Assignment::Unchanged);
             }
             directory::assign_token_to_resource(conn, resource.id, token.id)?;
-            audit::insert(
+            record_change(
                 conn,
-                &AuditEntry {
-                    resource_id: Some(resource.id),
-                    user_id: Some(user_id),
-                    token_id: Some(token.id),
-                    ..audit
-                }
-                .detail(format!("{} -> {}", token.serial, resource.name)),
-            )?;
-            Ok(Assignment::Changed)
+                audit,
+                &resource,
+                (Some(user_id), Some(token.id)),
+                &token.serial,
+                "->",
+            )
         })
         .await
     }
@@ -563,17 +579,14 @@ impl Store {
             if removed == 0 {
                 return Ok(Assignment::Unchanged);
             }
-            audit::insert(
+            record_change(
                 conn,
-                &AuditEntry {
-                    resource_id: Some(resource.id),
-                    user_id: token.user_id,
-                    token_id: Some(token.id),
-                    ..audit
-                }
-                .detail(format!("{} -/> {}", token.serial, resource.name)),
-            )?;
-            Ok(Assignment::Changed)
+                audit,
+                &resource,
+                (token.user_id, Some(token.id)),
+                &token.serial,
+                "-/>",
+            )
         })
         .await
     }

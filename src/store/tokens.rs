@@ -340,54 +340,37 @@ fn update(
     let Some(current) = record_by_id(conn, id)? else {
         return Ok(Err(Refused::NotFound("token")));
     };
-    let now = audit_entry.at;
-    let mut changed = Vec::new();
-    if let Some(name) = &changes.name {
-        conn.execute(
-            "UPDATE tokens SET name = ?2 WHERE id = ?1",
-            params![id, name],
-        )?;
-        changed.push("name");
-    }
-    if let Some(digits) = changes.digits {
-        conn.execute(
-            "UPDATE tokens SET digits = ?2 WHERE id = ?1",
-            params![id, digits],
-        )?;
-        changed.push("digits");
-    }
-    if let Some(pin_hash) = &changes.pin_hash {
-        conn.execute(
-            "UPDATE tokens SET pin_hash = ?2 WHERE id = ?1",
-            params![id, pin_hash],
-        )?;
-        changed.push("pin");
-    }
-    if let Some(position) = &changes.pin_position {
-        conn.execute(
-            "UPDATE tokens SET pin_position = ?2 WHERE id = ?1",
-            params![id, position.as_str()],
-        )?;
-        changed.push("pin_position");
-    }
-    if let Some(enabled) = changes.enabled {
-        conn.execute(
-            "UPDATE tokens SET enabled = ?2 WHERE id = ?1",
-            params![id, enabled],
-        )?;
-        changed.push("enabled");
-    }
-    if let Some(destination) = &changes.destination {
-        conn.execute(
-            "UPDATE tokens SET destination = ?2 WHERE id = ?1",
-            params![id, destination],
-        )?;
-        changed.push("destination");
-    }
-    conn.execute(
-        "UPDATE tokens SET updated_at = ?2 WHERE id = ?1",
-        params![id, now],
-    )?;
+    // One statement: a value left out (NULL) keeps the stored one; the PIN hash, which may be
+    // set to NULL, has its own flag.
+    conn.prepare_cached(
+        "UPDATE tokens SET name = COALESCE(?2, name), digits = COALESCE(?3, digits),
+                pin_hash = CASE WHEN ?4 THEN ?5 ELSE pin_hash END,
+                pin_position = COALESCE(?6, pin_position), enabled = COALESCE(?7, enabled),
+                destination = COALESCE(?8, destination), updated_at = ?9
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        changes.name,
+        changes.digits,
+        changes.pin_hash.is_some(),
+        changes.pin_hash.clone().flatten(),
+        changes.pin_position.map(|position| position.as_str()),
+        changes.enabled,
+        changes.destination,
+        audit_entry.at,
+    ])?;
+    let changed: Vec<&str> = [
+        ("name", changes.name.is_some()),
+        ("digits", changes.digits.is_some()),
+        ("pin", changes.pin_hash.is_some()),
+        ("pin_position", changes.pin_position.is_some()),
+        ("enabled", changes.enabled.is_some()),
+        ("destination", changes.destination.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, given)| given.then_some(field))
+    .collect();
     audit::insert(
         conn,
         &AuditEntry {
