@@ -27,12 +27,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::get().to(confirm_disable),
         )
         .route(
-            "/admin/administrators/{id}/disable",
-            web::post().to(disable_admin),
-        )
-        .route(
-            "/admin/administrators/{id}/enable",
-            web::post().to(enable_admin),
+            "/admin/administrators/{id}/{switch:enable|disable}",
+            web::post().to(set_admin_enabled),
         )
         .route(
             "/admin/administrators/{id}/reset-2fa",
@@ -236,57 +232,42 @@ fn change_message(change: AdminChange, login: &str, done: &str) -> Result<String
     })
 }
 
-async fn disable_admin(
+/// Enable or Disable of an administrator. The panel refuses to disable the last active
+/// administrator or one's own account; the refusal is audited.
+async fn set_admin_enabled(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<i64>,
+    path: web::Path<(i64, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
+    let (id, switch) = path.into_inner();
+    let (enabled, action, done) = match switch.as_str() {
+        "enable" => (true, "admin.enable", "enabled"),
+        _ => (false, "admin.disable", "disabled"),
+    };
     let page = Page::open(&state, &request).await?;
     page.check_csrf(&form.csrf)?;
-    let admin = admin_or_404(&state, path.into_inner()).await?;
+    let admin = admin_or_404(&state, id).await?;
     let change = state
         .store
         .set_admin_enabled(
             admin.id,
-            false,
+            enabled,
             page.logged_in.admin.id,
-            page.audit(&request, "admin.disable", "ok"),
+            page.audit(&request, action, "ok"),
         )
         .await?;
     let refused = matches!(change, AdminChange::LastActive | AdminChange::OwnAccount);
-    let message = change_message(change, &admin.login, "disabled")?;
+    let message = change_message(change, &admin.login, done)?;
     if refused {
         state
             .store
             .audit(
-                page.audit(&request, "admin.disable", "refused")
+                page.audit(&request, action, "refused")
                     .detail(admin.login.clone()),
             )
             .await?;
     }
-    Ok(redirect_with_flash(&state, LIST, &message))
-}
-
-async fn enable_admin(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<i64>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    page.check_csrf(&form.csrf)?;
-    let admin = admin_or_404(&state, path.into_inner()).await?;
-    let change = state
-        .store
-        .set_admin_enabled(
-            admin.id,
-            true,
-            page.logged_in.admin.id,
-            page.audit(&request, "admin.enable", "ok"),
-        )
-        .await?;
-    let message = change_message(change, &admin.login, "enabled")?;
     Ok(redirect_with_flash(&state, LIST, &message))
 }
 

@@ -390,19 +390,45 @@ pub struct SecretForm {
     token: String,
 }
 
+/// A step of a login in progress: the portal, the login behind the request's cookie (its CSRF
+/// token checked), at the stage this step is for; or the page to show instead, when the login
+/// is at another stage. Attempts are throttled.
+enum Step {
+    At(Portal, Vec<u8>, PortalLogin),
+    Elsewhere(HttpResponse),
+}
+
+async fn login_step(
+    state: &AppState,
+    request: &HttpRequest,
+    address: &str,
+    csrf: &str,
+    stage: LoginStage,
+) -> Result<Step, PortalError> {
+    let portal = Portal::open(state, address).await?;
+    let (id_hash, login) = login_in_progress(state, request, &portal).await?;
+    session::check_csrf(&login.csrf_token, csrf)?;
+    // The one-time password is asked of a known user only.
+    if login.stage != stage || (stage == LoginStage::Otp && login.user_id.is_none()) {
+        return Ok(Step::Elsewhere(
+            render_verify(state, &portal, &login, None).await?,
+        ));
+    }
+    throttle(state, request, &portal, &login.login)?;
+    Ok(Step::At(portal, id_hash, login))
+}
+
 pub async fn submit_password(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<String>,
     form: web::Form<SecretForm>,
 ) -> Result<HttpResponse, PortalError> {
-    let portal = Portal::open(&state, &path).await?;
-    let (id_hash, login) = login_in_progress(&state, &request, &portal).await?;
-    session::check_csrf(&login.csrf_token, &form.csrf)?;
-    if login.stage != LoginStage::Password {
-        return render_verify(&state, &portal, &login, None).await;
-    }
-    throttle(&state, &request, &portal, &login.login)?;
+    let (portal, id_hash, login) =
+        match login_step(&state, &request, &path, &form.csrf, LoginStage::Password).await? {
+            Step::At(portal, id_hash, login) => (portal, id_hash, login),
+            Step::Elsewhere(page) => return Ok(page),
+        };
     let user = match login.user_id {
         Some(id) => {
             state
@@ -442,13 +468,11 @@ pub async fn submit_code(
     path: web::Path<String>,
     form: web::Form<SecretForm>,
 ) -> Result<HttpResponse, PortalError> {
-    let portal = Portal::open(&state, &path).await?;
-    let (id_hash, login) = login_in_progress(&state, &request, &portal).await?;
-    session::check_csrf(&login.csrf_token, &form.csrf)?;
-    if login.stage != LoginStage::EmailCode {
-        return render_verify(&state, &portal, &login, None).await;
-    }
-    throttle(&state, &request, &portal, &login.login)?;
+    let (portal, id_hash, login) =
+        match login_step(&state, &request, &path, &form.csrf, LoginStage::EmailCode).await? {
+            Step::At(portal, id_hash, login) => (portal, id_hash, login),
+            Step::Elsewhere(page) => return Ok(page),
+        };
     let now = crate::clock::now();
     // A try is taken before the code is compared, so that guesses sent together get no more
     // comparisons than the code has tries.
@@ -599,13 +623,14 @@ pub async fn send_code(
     path: web::Path<String>,
     form: web::Form<SecretForm>,
 ) -> Result<HttpResponse, PortalError> {
-    let portal = Portal::open(&state, &path).await?;
-    let (id_hash, login) = login_in_progress(&state, &request, &portal).await?;
-    session::check_csrf(&login.csrf_token, &form.csrf)?;
-    let Some(user_id) = login.user_id.filter(|_| login.stage == LoginStage::Otp) else {
-        return render_verify(&state, &portal, &login, None).await;
+    let (portal, id_hash, login) =
+        match login_step(&state, &request, &path, &form.csrf, LoginStage::Otp).await? {
+            Step::At(portal, id_hash, login) => (portal, id_hash, login),
+            Step::Elsewhere(page) => return Ok(page),
+        };
+    let Some(user_id) = login.user_id else {
+        return Err(PortalError::LoginRequired(portal.address.clone()));
     };
-    throttle(&state, &request, &portal, &login.login)?;
     let now = crate::clock::now();
     if login.transaction_id.is_some() && login.sent_at.is_some_and(|at| confirm::too_soon(at, now))
     {
@@ -640,13 +665,14 @@ pub async fn submit_otp(
     path: web::Path<String>,
     form: web::Form<SecretForm>,
 ) -> Result<HttpResponse, PortalError> {
-    let portal = Portal::open(&state, &path).await?;
-    let (id_hash, login) = login_in_progress(&state, &request, &portal).await?;
-    session::check_csrf(&login.csrf_token, &form.csrf)?;
-    let Some(user_id) = login.user_id.filter(|_| login.stage == LoginStage::Otp) else {
-        return render_verify(&state, &portal, &login, None).await;
+    let (portal, id_hash, login) =
+        match login_step(&state, &request, &path, &form.csrf, LoginStage::Otp).await? {
+            Step::At(portal, id_hash, login) => (portal, id_hash, login),
+            Step::Elsewhere(page) => return Ok(page),
+        };
+    let Some(user_id) = login.user_id else {
+        return Err(PortalError::LoginRequired(portal.address.clone()));
     };
-    throttle(&state, &request, &portal, &login.login)?;
     let typed = form.otp.trim();
     if typed.is_empty() || typed.len() > 128 {
         return render_verify(&state, &portal, &login, Some(FAILED)).await;
