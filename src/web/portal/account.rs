@@ -12,8 +12,10 @@ use super::{Frame, Portal, PortalError, Visitor, refuse_unless_allowed, require_
 use crate::confirm::{self, Channel, Issued, Letter, Typed, Waiting};
 use crate::crypto;
 use crate::domain;
+use crate::store::AuditEntry;
 use crate::store::portal::ContactField;
 use crate::store::resources::PortalAction;
+use crate::store::users::UserChanges;
 use crate::web::AppState;
 use crate::web::form::{csrf_field, error_line};
 
@@ -170,6 +172,27 @@ pub async fn show_account(
     Ok(render_account(&state, &request, &portal, &visitor, None))
 }
 
+/// Saves a change of the visitor's own details, audited, and goes back to Your details.
+async fn save_details(
+    state: &AppState,
+    portal: &Portal,
+    visitor: &Visitor,
+    changes: UserChanges,
+    entry: AuditEntry,
+    message: &str,
+) -> Result<HttpResponse, PortalError> {
+    state
+        .store
+        .update_user(
+            visitor.user.id.to_string(),
+            changes,
+            entry,
+            crate::clock::now(),
+        )
+        .await?;
+    Ok(portal.redirect_with_flash(state, "/account", message))
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct NameForm {
@@ -207,22 +230,21 @@ pub async fn change_name(
             ));
         }
     };
-    let entry = visitor.audit(&portal, &request, "portal.change_name", "ok");
-    let changes = crate::store::users::UserChanges {
+    let changes = UserChanges {
         first_name: Some(first_name),
         last_name: Some(last_name),
         ..Default::default()
     };
-    state
-        .store
-        .update_user(
-            visitor.user.id.to_string(),
-            changes,
-            entry,
-            crate::clock::now(),
-        )
-        .await?;
-    Ok(portal.redirect_with_flash(&state, "/account", "Your name was saved."))
+    let entry = visitor.audit(&portal, &request, "portal.change_name", "ok");
+    save_details(
+        &state,
+        &portal,
+        &visitor,
+        changes,
+        entry,
+        "Your name was saved.",
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -292,21 +314,20 @@ pub async fn change_password(
         PortalAction::SetPassword => "portal.set_password",
         _ => "portal.change_password",
     };
-    let entry = visitor.audit(&portal, &request, name, "ok");
-    let changes = crate::store::users::UserChanges {
+    let changes = UserChanges {
         password_hash: Some(Some(hash)),
         ..Default::default()
     };
-    state
-        .store
-        .update_user(
-            visitor.user.id.to_string(),
-            changes,
-            entry,
-            crate::clock::now(),
-        )
-        .await?;
-    Ok(portal.redirect_with_flash(&state, "/account", "Your new password is saved."))
+    let entry = visitor.audit(&portal, &request, name, "ok");
+    save_details(
+        &state,
+        &portal,
+        &visitor,
+        changes,
+        entry,
+        "Your new password is saved.",
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
