@@ -113,6 +113,25 @@ fn existing_record(conn: &Connection, id: i64) -> Result<TokenRecord> {
     record_by_id(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows.into())
 }
 
+/// Writes the audit line of a change to the token `id` (of the user `user_id`) and answers
+/// the token as it is now.
+fn audited(
+    conn: &Connection,
+    id: i64,
+    user_id: Option<i64>,
+    entry: AuditEntry,
+) -> Result<Outcome<TokenRecord>> {
+    audit::insert(
+        conn,
+        &AuditEntry {
+            token_id: Some(id),
+            user_id,
+            ..entry
+        },
+    )?;
+    Ok(Ok(existing_record(conn, id)?))
+}
+
 fn serial_taken(conn: &Connection, serial: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM tokens WHERE serial = ?1)")?
@@ -394,15 +413,7 @@ fn simple_change(
         return Ok(Err(Refused::NotFound("token")));
     };
     conn.execute(statement, params![token.id, audit_entry.at])?;
-    audit::insert(
-        conn,
-        &AuditEntry {
-            token_id: Some(token.id),
-            user_id: token.user_id,
-            ..audit_entry
-        },
-    )?;
-    Ok(Ok(existing_record(conn, token.id)?))
+    audited(conn, token.id, token.user_id, audit_entry)
 }
 
 fn resync(
@@ -426,15 +437,7 @@ fn resync(
             "the token was used with a later code meanwhile; try again with new codes".into(),
         )));
     }
-    audit::insert(
-        conn,
-        &AuditEntry {
-            token_id: Some(id),
-            user_id: token.user_id,
-            ..audit_entry
-        },
-    )?;
-    Ok(Ok(existing_record(conn, id)?))
+    audited(conn, id, token.user_id, audit_entry)
 }
 
 fn assign(
@@ -463,15 +466,7 @@ fn assign(
         "UPDATE tokens SET user_id = ?2, updated_at = ?3 WHERE id = ?1",
         params![token.id, user.id, audit_entry.at],
     )?;
-    audit::insert(
-        conn,
-        &AuditEntry {
-            token_id: Some(token.id),
-            user_id: Some(user.id),
-            ..audit_entry
-        },
-    )?;
-    Ok(Ok(existing_record(conn, token.id)?))
+    audited(conn, token.id, Some(user.id), audit_entry)
 }
 
 fn unassign(conn: &Connection, key: &str, audit_entry: AuditEntry) -> Result<Outcome<TokenRecord>> {
@@ -490,15 +485,7 @@ fn unassign(conn: &Connection, key: &str, audit_entry: AuditEntry) -> Result<Out
         "DELETE FROM token_resources WHERE token_id = ?1",
         params![token.id],
     )?;
-    audit::insert(
-        conn,
-        &AuditEntry {
-            token_id: Some(token.id),
-            user_id: Some(user_id),
-            ..audit_entry
-        },
-    )?;
-    Ok(Ok(existing_record(conn, token.id)?))
+    audited(conn, token.id, Some(user_id), audit_entry)
 }
 
 fn delete(conn: &Connection, key: &str, audit_entry: AuditEntry) -> Result<Outcome<()>> {
@@ -708,15 +695,7 @@ impl Store {
                     "the token is not waiting for a first code".into(),
                 )));
             }
-            audit::insert(
-                conn,
-                &AuditEntry {
-                    token_id: Some(id),
-                    user_id: token.user_id,
-                    ..audit_entry
-                },
-            )?;
-            Ok(Ok(existing_record(conn, id)?))
+            audited(conn, id, token.user_id, audit_entry)
         })
         .await
     }
