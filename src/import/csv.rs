@@ -38,25 +38,10 @@ use super::{
 ///
 /// [`MIN_SECRET_LEN`]: super::MIN_SECRET_LEN
 pub fn parse_csv(text: &str) -> Result<Vec<ImportedToken>, ImportError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut tokens = Vec::new();
     let mut first_seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut before_first_record = true;
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let fields = split_csv_line(trimmed).map_err(|reason| ImportError::at(line, reason))?;
-        let is_header = before_first_record
-            && fields
-                .first()
-                .is_some_and(|field| field.eq_ignore_ascii_case("serial"));
-        before_first_record = false;
-        if is_header {
-            continue;
-        }
+    for (line, fields) in records(text, "serial") {
+        let fields = fields.map_err(|reason| ImportError::at(line, reason))?;
         if tokens.len() >= MAX_TOKENS {
             return Err(ImportError::at(
                 line,
@@ -77,6 +62,32 @@ pub fn parse_csv(text: &str) -> Result<Vec<ImportedToken>, ImportError> {
         tokens.push(token);
     }
     Ok(tokens)
+}
+
+/// The records of a CSV file, with their line numbers: every line but blank ones, comments
+/// (`#`) and a first record whose first field is `header`, split into fields (or why the
+/// line cannot be split). A byte order mark at the start is skipped.
+fn records<'a>(
+    text: &'a str,
+    header: &'static str,
+) -> impl Iterator<Item = (usize, Result<Vec<String>, String>)> + 'a {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut before_first_record = true;
+    text.lines()
+        .enumerate()
+        .map(|(index, raw)| (index + 1, raw.trim()))
+        .filter(|(_, trimmed)| !trimmed.is_empty() && !trimmed.starts_with('#'))
+        .filter_map(move |(line, trimmed)| {
+            let fields = split_csv_line(trimmed);
+            let is_header = before_first_record
+                && fields.as_ref().is_ok_and(|fields| {
+                    fields
+                        .first()
+                        .is_some_and(|field| field.eq_ignore_ascii_case(header))
+                });
+            before_first_record = false;
+            (!is_header).then_some((line, fields))
+        })
 }
 
 /// Splits one CSV line into trimmed fields, honouring double quotes so a serial may
@@ -258,27 +269,9 @@ pub struct UserRow {
 /// Fails only for the file as a whole: more than [`MAX_USERS`] records, or none.
 pub fn parse_users_csv(text: &str) -> Result<Vec<UserRow>, ImportError> {
     use crate::domain;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows = Vec::new();
     let mut first_seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut before_first_record = true;
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let fields = split_csv_line(trimmed);
-        let is_header = before_first_record
-            && fields.as_ref().is_ok_and(|fields| {
-                fields
-                    .first()
-                    .is_some_and(|field| field.eq_ignore_ascii_case("login"))
-            });
-        before_first_record = false;
-        if is_header {
-            continue;
-        }
+    for (line, fields) in records(text, "login") {
         if rows.len() >= MAX_USERS {
             return Err(ImportError::at(
                 line,

@@ -5,9 +5,9 @@
 //! token: the session's own token once logged in, and before that (login and setup forms) a
 //! random value that must match a `SameSite=Strict` cookie.
 
-use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::{AppState, PageError};
 use crate::clock::now;
@@ -48,6 +48,23 @@ pub fn pre_session_csrf(
     }
     let token = crypto::random_token::<32>()?;
     Ok((token.clone(), Some(cookie(state, CSRF_COOKIE, token))))
+}
+
+/// A page with a form shown before login: `page` is given the form's CSRF token, and the
+/// answer sets its cookie when the browser has none yet.
+pub fn pre_session_page(
+    state: &AppState,
+    request: &HttpRequest,
+    page: impl FnOnce(&str) -> HttpResponse,
+) -> Result<HttpResponse, PageError> {
+    let (csrf, cookie) = pre_session_csrf(state, request)?;
+    let mut response = page(&csrf);
+    if let Some(cookie) = cookie {
+        response
+            .add_cookie(&cookie)
+            .map_err(|e| PageError::Internal(e.into()))?;
+    }
+    Ok(response)
 }
 
 /// Checks a pre-login form's token against its cookie.

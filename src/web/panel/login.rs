@@ -140,14 +140,9 @@ pub async fn show_login(
     request: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
     let setup_pending = state.store.admin_count().await? == 0;
-    let (csrf, cookie) = session::pre_session_csrf(&state, &request)?;
-    let mut response = html_page(login_form(&csrf, "", None, setup_pending));
-    if let Some(cookie) = cookie {
-        response
-            .add_cookie(&cookie)
-            .map_err(|e| PageError::Internal(e.into()))?;
-    }
-    Ok(response)
+    session::pre_session_page(&state, &request, |csrf| {
+        html_page(login_form(&csrf, "", None, setup_pending))
+    })
 }
 
 #[derive(Deserialize)]

@@ -102,14 +102,9 @@ pub async fn show_setup(
     if !open_setup(&state, &query.code).await? {
         return Ok(setup_gone());
     }
-    let (csrf, cookie) = session::pre_session_csrf(&state, &request)?;
-    let mut response = html_page(setup_form(&query.code, &csrf, "", None));
-    if let Some(cookie) = cookie {
-        response
-            .add_cookie(&cookie)
-            .map_err(|e| PageError::Internal(e.into()))?;
-    }
-    Ok(response)
+    session::pre_session_page(&state, &request, |csrf| {
+        html_page(setup_form(&query.code, &csrf, "", None))
+    })
 }
 
 #[derive(Deserialize)]
@@ -174,22 +169,17 @@ pub async fn show_setup_totp(
     let Some((login, secret)) = pending else {
         return Ok(see_other(&format!("/setup?code={}", query.code)));
     };
-    let (csrf, cookie) = session::pre_session_csrf(&state, &request)?;
-    let markup = enrol_form(
-        "/setup/totp",
-        &[("code", &query.code), ("csrf", &csrf)],
-        &state.issuer,
-        &login,
-        &secret,
-        None,
-    );
-    let mut response = html_page(markup);
-    if let Some(cookie) = cookie {
-        response
-            .add_cookie(&cookie)
-            .map_err(|e| PageError::Internal(e.into()))?;
-    }
-    Ok(response)
+    session::pre_session_page(&state, &request, |csrf| {
+        let markup = enrol_form(
+            "/setup/totp",
+            &[("code", &query.code), ("csrf", &csrf)],
+            &state.issuer,
+            &login,
+            &secret,
+            None,
+        );
+        html_page(markup)
+    })
 }
 
 #[derive(Deserialize)]

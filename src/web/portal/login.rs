@@ -63,23 +63,20 @@ pub async fn show_login(
     portal: &Portal,
     error: Option<&str>,
 ) -> Result<HttpResponse, PortalError> {
-    let (csrf, new_cookie) = session::pre_session_csrf(state, request)?;
-    let frame = Frame {
-        portal,
-        title: "Log in",
-        visitor: None,
-        flash: portal.flash_of(request),
-    };
-    let status = if error.is_some() {
-        actix_web::http::StatusCode::UNAUTHORIZED
-    } else {
-        actix_web::http::StatusCode::OK
-    };
-    let mut response = frame.render_with(state, status, login_form(portal, &csrf, error));
-    if let Some(cookie) = new_cookie {
-        let _ = response.add_cookie(&cookie);
-    }
-    Ok(response)
+    Ok(session::pre_session_page(state, request, |csrf| {
+        let frame = Frame {
+            portal,
+            title: "Log in",
+            visitor: None,
+            flash: portal.flash_of(request),
+        };
+        let status = if error.is_some() {
+            actix_web::http::StatusCode::UNAUTHORIZED
+        } else {
+            actix_web::http::StatusCode::OK
+        };
+        frame.render_with(state, status, login_form(portal, csrf, error))
+    })?)
 }
 
 pub(super) fn throttle(
