@@ -333,6 +333,20 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
+/// An administrator's new password, read and checked against the administrators' rule, its
+/// hash, and the store to save it in.
+fn with_new_password(
+    cli: &Cli,
+    login: &str,
+    password_stdin: bool,
+) -> anyhow::Result<(store::Store, String)> {
+    let password = read_password(password_stdin)?;
+    crate::domain::admin_credentials(login, &password, &password)?;
+    let store = open_store(cli)?;
+    let password_hash = crypto::hash_password(&password)?;
+    Ok((store, password_hash))
+}
+
 fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
     let now = crate::clock::now();
     let actor = "console".to_string();
@@ -341,10 +355,7 @@ fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             login,
             password_stdin,
         } => {
-            let password = read_password(*password_stdin)?;
-            crate::domain::admin_credentials(login, &password, &password)?;
-            let store = open_store(cli)?;
-            let password_hash = crypto::hash_password(&password)?;
+            let (store, password_hash) = with_new_password(cli, login, *password_stdin)?;
             store.create_admin_blocking(
                 NewAdmin {
                     login: login.clone(),
@@ -384,10 +395,7 @@ fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             login,
             password_stdin,
         } => {
-            let password = read_password(*password_stdin)?;
-            crate::domain::admin_credentials(login, &password, &password)?;
-            let store = open_store(cli)?;
-            let password_hash = crypto::hash_password(&password)?;
+            let (store, password_hash) = with_new_password(cli, login, *password_stdin)?;
             let found =
                 store.reset_admin_password_blocking(login.clone(), password_hash, actor, now)?;
             store.close();

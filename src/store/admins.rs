@@ -112,6 +112,15 @@ fn reset_2fa(conn: &Connection, id: i64, entry: super::AuditEntry) -> Result<boo
     Ok(true)
 }
 
+/// Ends every session of the administrator `login`.
+fn log_out(conn: &Connection, login: &str) -> Result<()> {
+    conn.execute(
+        "DELETE FROM sessions WHERE admin_id = (SELECT id FROM admins WHERE login = ?1)",
+        params![login],
+    )?;
+    Ok(())
+}
+
 impl Store {
     /// Every administrator, ordered by login.
     pub async fn list_admins(&self) -> Result<Vec<Admin>> {
@@ -251,14 +260,9 @@ impl Store {
                 params![login, password_hash],
             )?;
             if changed == 1 {
-                conn.execute(
-                    "DELETE FROM sessions WHERE admin_id = (SELECT id FROM admins WHERE login = ?1)",
-                    params![login],
-                )?;
-                super::audit::insert(
-                    conn,
-                    &super::AuditEntry::new(now, actor, "admin.reset_password", "ok").detail(login),
-                )?;
+                log_out(conn, &login)?;
+                let entry = super::AuditEntry::new(now, actor, "admin.reset_password", "ok");
+                super::audit::insert(conn, &entry.detail(login))?;
             }
             Ok(changed == 1)
         })
@@ -278,14 +282,9 @@ impl Store {
                 params![login],
             )?;
             if changed == 1 {
-                conn.execute(
-                    "DELETE FROM sessions WHERE admin_id = (SELECT id FROM admins WHERE login = ?1)",
-                    params![login],
-                )?;
-                super::audit::insert(
-                    conn,
-                    &super::AuditEntry::new(now, actor, "admin.reset_2fa", "ok").detail(login),
-                )?;
+                log_out(conn, &login)?;
+                let entry = super::AuditEntry::new(now, actor, "admin.reset_2fa", "ok");
+                super::audit::insert(conn, &entry.detail(login))?;
             }
             Ok(changed == 1)
         })

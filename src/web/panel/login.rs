@@ -141,7 +141,7 @@ pub async fn show_login(
 ) -> Result<HttpResponse, PageError> {
     let setup_pending = state.store.admin_count().await? == 0;
     session::pre_session_page(&state, &request, |csrf| {
-        html_page(login_form(&csrf, "", None, setup_pending))
+        html_page(login_form(csrf, "", None, setup_pending))
     })
 }
 

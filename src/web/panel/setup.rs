@@ -103,7 +103,7 @@ pub async fn show_setup(
         return Ok(setup_gone());
     }
     session::pre_session_page(&state, &request, |csrf| {
-        html_page(setup_form(&query.code, &csrf, "", None))
+        html_page(setup_form(&query.code, csrf, "", None))
     })
 }
 
@@ -172,7 +172,7 @@ pub async fn show_setup_totp(
     session::pre_session_page(&state, &request, |csrf| {
         let markup = enrol_form(
             "/setup/totp",
-            &[("code", &query.code), ("csrf", &csrf)],
+            &[("code", &query.code), ("csrf", csrf)],
             &state.issuer,
             &login,
             &secret,

@@ -391,7 +391,7 @@ pub struct SecretForm {
 /// token checked), at the stage this step is for; or the page to show instead, when the login
 /// is at another stage. Attempts are throttled.
 enum Step {
-    At(Portal, Vec<u8>, PortalLogin),
+    At(Box<(Portal, Vec<u8>, PortalLogin)>),
     Elsewhere(HttpResponse),
 }
 
@@ -412,7 +412,7 @@ async fn login_step(
         ));
     }
     throttle(state, request, &portal, &login.login)?;
-    Ok(Step::At(portal, id_hash, login))
+    Ok(Step::At(Box::new((portal, id_hash, login))))
 }
 
 pub async fn submit_password(
@@ -423,7 +423,7 @@ pub async fn submit_password(
 ) -> Result<HttpResponse, PortalError> {
     let (portal, id_hash, login) =
         match login_step(&state, &request, &path, &form.csrf, LoginStage::Password).await? {
-            Step::At(portal, id_hash, login) => (portal, id_hash, login),
+            Step::At(step) => *step,
             Step::Elsewhere(page) => return Ok(page),
         };
     let user = match login.user_id {
@@ -467,7 +467,7 @@ pub async fn submit_code(
 ) -> Result<HttpResponse, PortalError> {
     let (portal, id_hash, login) =
         match login_step(&state, &request, &path, &form.csrf, LoginStage::EmailCode).await? {
-            Step::At(portal, id_hash, login) => (portal, id_hash, login),
+            Step::At(step) => *step,
             Step::Elsewhere(page) => return Ok(page),
         };
     let now = crate::clock::now();
@@ -622,7 +622,7 @@ pub async fn send_code(
 ) -> Result<HttpResponse, PortalError> {
     let (portal, id_hash, login) =
         match login_step(&state, &request, &path, &form.csrf, LoginStage::Otp).await? {
-            Step::At(portal, id_hash, login) => (portal, id_hash, login),
+            Step::At(step) => *step,
             Step::Elsewhere(page) => return Ok(page),
         };
     let Some(user_id) = login.user_id else {
@@ -664,7 +664,7 @@ pub async fn submit_otp(
 ) -> Result<HttpResponse, PortalError> {
     let (portal, id_hash, login) =
         match login_step(&state, &request, &path, &form.csrf, LoginStage::Otp).await? {
-            Step::At(portal, id_hash, login) => (portal, id_hash, login),
+            Step::At(step) => *step,
             Step::Elsewhere(page) => return Ok(page),
         };
     let Some(user_id) = login.user_id else {
