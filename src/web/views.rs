@@ -13,17 +13,30 @@ const NAV: &[(&str, &str)] = &[
     ("Administrators", "/admin/administrators"),
 ];
 
-/// The frame of every page without a logged-in administrator (setup, login, messages).
-pub fn bare_page(title: &str, body: Markup) -> Markup {
+/// A whole HTML document: the head every page shares (its title, the stylesheet and the page's
+/// script, if any) and the body.
+pub fn document(title: &str, script: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · otpgate" }
+                title { (title) }
                 link rel="stylesheet" href="/assets/style.css";
+                @if let Some(script) = script { script src=(script) defer {} }
             }
+            (body)
+        }
+    }
+}
+
+/// The frame of every page without a logged-in administrator (setup, login, messages).
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    document(
+        &format!("{title} · otpgate"),
+        None,
+        html! {
             body.bare {
                 main.card {
                     p.brand { "otpgate" }
@@ -31,8 +44,8 @@ pub fn bare_page(title: &str, body: Markup) -> Markup {
                     (body)
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 /// The frame of the admin panel: navigation, the administrator's name, logout.
@@ -44,16 +57,10 @@ pub struct PanelFrame<'a> {
 }
 
 pub fn panel_page(frame: &PanelFrame<'_>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (frame.title) " · otpgate" }
-                link rel="stylesheet" href="/assets/style.css";
-                script src="/assets/panel.js" defer {}
-            }
+    document(
+        &format!("{} · otpgate", frame.title),
+        Some("/assets/panel.js"),
+        html! {
             body {
                 header.topbar {
                     a.brand href="/admin" { "otpgate" }
@@ -77,8 +84,8 @@ pub fn panel_page(frame: &PanelFrame<'_>, body: Markup) -> Markup {
                     (body)
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 pub fn message_page(title: &str, message: &str) -> Markup {
@@ -93,14 +100,7 @@ pub fn message_page(title: &str, message: &str) -> Markup {
 
 /// A QR code as an image (an SVG data URI, so that no inline markup or script is needed).
 pub fn qr_image(data: &str, alt: &str) -> Markup {
-    let svg = qrcode::QrCode::new(data.as_bytes())
-        .map(|code| {
-            code.render::<qrcode::render::svg::Color<'_>>()
-                .min_dimensions(220, 220)
-                .quiet_zone(true)
-                .build()
-        })
-        .unwrap_or_default();
+    let svg = crate::provision::qr_svg(data).unwrap_or_default();
     let uri = format!(
         "data:image/svg+xml;base64,{}",
         data_encoding::BASE64.encode(svg.as_bytes())

@@ -20,11 +20,11 @@ mod tokens;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 
 use super::form::Flash;
-use super::session;
 use super::{AppState, PageError};
+use super::{session, views};
 use crate::crypto;
 use crate::domain::{Refused, RuleError};
 use crate::store::resources::{PortalAction, SelfService};
@@ -110,23 +110,18 @@ impl From<crate::codes::Unusable> for PortalError {
 }
 
 fn plain_page(title: &str, message: &str) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) }
-                link rel="stylesheet" href="/assets/style.css";
-            }
+    views::document(
+        title,
+        None,
+        html! {
             body.bare.portal {
                 main.card {
                     h1 { (title) }
                     p { (message) }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 impl ResponseError for PortalError {
@@ -378,16 +373,10 @@ impl Frame<'_> {
 
     pub fn render_with(self, state: &AppState, status: StatusCode, body: Markup) -> HttpResponse {
         let portal = self.portal;
-        let markup = html! {
-            (DOCTYPE)
-            html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (self.title) " · " (portal.resource.name) }
-                    link rel="stylesheet" href="/assets/style.css";
-                    script src="/assets/portal.js" defer {}
-                }
+        let markup = views::document(
+            &format!("{} · {}", self.title, portal.resource.name),
+            Some("/assets/portal.js"),
+            html! {
                 body.portal {
                     header.portal-bar {
                         span.portal-resource { (portal.resource.name) }
@@ -408,8 +397,8 @@ impl Frame<'_> {
                         (body)
                     }
                 }
-            }
-        };
+            },
+        );
         let mut response = HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .body(markup.into_string());
