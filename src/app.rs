@@ -331,14 +331,24 @@ pub fn openapi_document() -> anyhow::Result<String> {
     Ok(api.to_pretty_json()?)
 }
 
-/// Periodic clean-up: expired sessions now; expired challenges and old deliveries later.
+/// Periodic clean-up: expired sessions and unanswered transactions.
 async fn housekeeping(store: Store) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
         interval.tick().await;
-        match store.purge_expired_sessions(crate::clock::now()).await {
-            Ok(0) => {}
-            Ok(count) => tracing::debug!(count, "removed expired sessions"),
+        let now = crate::clock::now();
+        let purged = match store.purge_expired_sessions(now).await {
+            Ok(sessions) => store
+                .purge_expired_transactions(now)
+                .await
+                .map(|transactions| (sessions, transactions)),
+            Err(e) => Err(e),
+        };
+        match purged {
+            Ok((0, 0)) => {}
+            Ok((sessions, transactions)) => {
+                tracing::debug!(sessions, transactions, "removed what expired")
+            }
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
         }
     }

@@ -22,11 +22,14 @@ use std::sync::Arc;
 use crate::codes;
 use crate::config::AuthConfig;
 use crate::crypto::{self, Keys, Purpose};
-use crate::domain::{Refused, RuleError, TokenKind, TokenState, mask_destination};
+use crate::domain::{
+    Refused, RuleError, TokenKind, TokenState, WithoutSecondFactor, mask_destination,
+};
 use crate::metrics::Metrics;
 use crate::otp;
 use crate::store::auth::{
-    ActiveChallenge, AuthContext, AuthTarget, Claim, NewChallenge, Outcome, Penalty,
+    ActiveChallenge, Asked, AuthContext, AuthTarget, Claim, NewChallenge, NewTransaction, Outcome,
+    Penalty,
 };
 use crate::store::{AuditEntry, Resource, Store, Token, UnixTime};
 
@@ -54,7 +57,6 @@ pub struct Attempt {
     pub target: AuthTarget,
     pub password: Option<String>,
     pub otp: Option<String>,
-    pub transaction: Option<String>,
     pub end_user_ip: Option<String>,
     /// The caller checked the user's first factor itself (the portal's login: a password or an
     /// emailed code), so a resource that requires a password does not ask for it again.
@@ -75,7 +77,40 @@ pub struct Expected {
     pub token: TokenRef,
     /// Where the code went, masked; None for TOTP/HOTP.
     pub destination: Option<String>,
-    pub sent: bool,
+    /// What became of the code otpgate sends; None for TOTP/HOTP, whose code the device shows.
+    pub delivery: Option<Delivery>,
+}
+
+impl Expected {
+    /// Whether a message with a new code was queued for this token.
+    pub fn sent(&self) -> bool {
+        self.delivery == Some(Delivery::Queued)
+    }
+}
+
+/// What became of a code for a MAIL, SMS or BOT token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued to a configured channel; it leaves at once.
+    Queued,
+    /// A code was sent moments ago and is still valid: it counts for this transaction too,
+    /// and nothing new was sent.
+    Cooldown,
+    /// The user was sent as many messages on this channel in the last hour as allowed.
+    Capped,
+    /// The channel is not set up on this server.
+    NotConfigured,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Queued => "queued",
+            Delivery::Cooldown => "cooldown",
+            Delivery::Capped => "capped",
+            Delivery::NotConfigured => "not_configured",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -208,9 +243,10 @@ fn evaluate(
                     let code = code?;
                     (code.len() == token.digits as usize
                         && crypto::constant_time_eq(&keys.code_hash(code), &challenge.code_hash))
-                    .then_some(Claim::Challenge {
+                    .then(|| Claim::Challenge {
                         token_id: token.id,
                         challenge_id: challenge.id,
+                        transaction_id: challenge.transaction_id.clone(),
                     })
                 })
             }
@@ -261,8 +297,10 @@ fn settle(
             audit.entry.token_id = Some(token.id);
             let entry = audit.finish("accepted", None);
             let auto_unlock = candidates.auto_unlock;
+            let transaction = candidates.context.transaction.as_ref();
             let outcome = Outcome::Claim {
                 claim,
+                transaction: transaction.map(|t| t.id.clone()),
                 auto_unlock,
                 entry,
             };
@@ -331,7 +369,14 @@ impl CodeOnly {
         if let Some(reason) = refusal(context) {
             return Ok(rejected(audit, reason));
         }
-        if resource.password_required && !self.first_factor_checked {
+        // A transaction made when the password was checked stands in for it: once (answering
+        // it ends it), in this resource, for this user, until it expires — the store only
+        // hands over a transaction that is all of these.
+        let password_stands = context
+            .transaction
+            .as_ref()
+            .is_some_and(|transaction| transaction.password_checked);
+        if resource.password_required && !self.first_factor_checked && !password_stands {
             return Ok(rejected(audit, "password_required"));
         }
         let candidates = Candidates {
@@ -359,6 +404,7 @@ pub struct Authenticator<'a> {
     pub wakeup: &'a crate::delivery::Wakeup,
 }
 
+#[derive(Clone)]
 struct Audit {
     entry: AuditEntry,
 }
@@ -455,7 +501,7 @@ impl Authenticator<'_> {
             let code_only = CodeOnly {
                 scope: caller.resource_scope,
                 typed: typed.clone(),
-                transaction: attempt.transaction,
+                transaction: attempt.target.transaction.clone(),
                 first_factor_checked: attempt.first_factor_checked,
                 audit,
                 keys: self.keys.clone(),
@@ -505,26 +551,12 @@ impl Authenticator<'_> {
         }
 
         let Some(typed) = attempt.otp.as_deref().map(str::trim) else {
-            // A right password and no code: accepted when the user has no second factor in
-            // this resource, otherwise the codes are asked for (and sent where otpgate sends).
-            if !context.tokens.iter().any(Token::is_usable) {
-                if context.tokens.iter().any(awaits_reactivation) {
-                    return self.reject(&audit, "token_needs_reactivation").await;
-                }
-                self.store
-                    .audit(audit.finish("accepted", Some("password_only")))
-                    .await?;
-                self.count("authenticate", "accepted", "password_only");
-                return Ok(Answer::Accepted { token: None });
-            }
-            let answer = self.send_challenges(&context, &audit, now).await?;
-            self.count("authenticate", "challenge", "otp_needed");
-            return Ok(answer);
+            return self.password_only(&context, &resource, &audit, now).await;
         };
 
         let candidates = Candidates {
             context: &context,
-            transaction: attempt.transaction.as_deref(),
+            transaction: attempt.target.transaction.as_deref(),
             fail_limit: resource.fail_limit,
             auto_unlock: resource.auto_unlock_seconds,
         };
@@ -532,6 +564,45 @@ impl Authenticator<'_> {
             settle(&candidates, typed, &mut audit, self.keys, self.config, now);
         let won = self.store.apply(outcome, now).await?;
         Ok(self.conclude(verdict, won))
+    }
+
+    /// A right password and no code: the codes are asked for (and sent where otpgate sends
+    /// them), with a transaction that stands in for the password once. A user without an
+    /// active second factor here gets what the resource's policy says; one whose every
+    /// second factor is locked is refused.
+    async fn password_only(
+        &self,
+        context: &AuthContext,
+        resource: &Resource,
+        audit: &Audit,
+        now: UnixTime,
+    ) -> Result<Answer, RuleError> {
+        if !context.tokens.iter().any(Token::is_usable) {
+            if context.tokens.iter().any(awaits_reactivation) {
+                return self.reject(audit, "token_needs_reactivation").await;
+            }
+            return match resource.without_second_factor {
+                WithoutSecondFactor::Refuse => self.reject(audit, "no_second_factor").await,
+                WithoutSecondFactor::PasswordOnly => {
+                    self.store
+                        .audit(audit.finish("accepted", Some("password_only")))
+                        .await?;
+                    self.count("authenticate", "accepted", "password_only");
+                    Ok(Answer::Accepted { token: None })
+                }
+            };
+        }
+        let open = |t: &&Token| t.is_usable() && !t.is_locked(resource.auto_unlock_seconds, now);
+        if let Some(locked) = context.tokens.iter().find(|t| t.is_usable())
+            && !context.tokens.iter().any(|t| open(&t))
+        {
+            let mut audit = audit.clone();
+            audit.entry.token_id = Some(locked.id);
+            return self.reject(&audit, "token_locked").await;
+        }
+        let answer = self.send_challenges(context, audit, true, now).await?;
+        self.count("authenticate", "challenge", "otp_needed");
+        Ok(answer)
     }
 
     /// The answer to a judged attempt whose outcome is written, counted in the metrics.
@@ -547,29 +618,43 @@ impl Authenticator<'_> {
         answer
     }
 
-    /// Creates and queues challenges for the MAIL, SMS and BOT tokens among the candidates,
-    /// and lists the TOTP/HOTP tokens whose codes are expected too.
+    /// Begins a transaction: creates and queues challenges for the MAIL, SMS and BOT tokens
+    /// among the candidates — unless a code sent moments ago is still good, the user had their
+    /// hourly share of messages, or the channel is not set up, each said per token — and lists
+    /// the TOTP/HOTP tokens whose codes are expected too. `password_checked`: the transaction
+    /// stands in for the password.
     async fn send_challenges(
         &self,
         context: &AuthContext,
         audit: &Audit,
+        password_checked: bool,
         now: UnixTime,
     ) -> Result<Answer, RuleError> {
-        let Some(resource) = &context.resource else {
+        let (Some(resource), Some(user)) = (&context.resource, &context.user) else {
             return Err(Refused::NotFound("resource").into());
         };
         let transaction = crypto::random_token::<16>()?;
-        // The general settings' validity when stored, else the configuration file's.
-        let validity = self
-            .store
-            .general_settings()
-            .await?
+        // The general settings when stored, else the configuration file's validity and the
+        // default limits.
+        let general = self.store.general_settings().await?;
+        let validity = general
+            .as_ref()
             .map_or(self.config.challenge_validity_seconds, |general| {
                 general.challenge_validity_seconds
             }) as i64;
+        let limits = general.map(|general| general.sending).unwrap_or_default();
+        let sending = self.store.sending(user.id, now - 3600).await?;
+        let configured = |channel: &str| {
+            sending.settings.iter().any(|(name, settings)| {
+                *name == channel && crate::delivery::settings::is_configured(channel, settings)
+            })
+        };
+        let mut queued: Vec<(&str, u32)> = Vec::new();
         let minutes = (validity + 59) / 60;
         let mut expected = Vec::new();
         let mut challenges = Vec::new();
+        let mut reused = Vec::new();
+        let mut refusals = Vec::new();
         for token in context
             .tokens
             .iter()
@@ -579,7 +664,7 @@ impl Authenticator<'_> {
                 expected.push(Expected {
                     token: token_ref(token),
                     destination: None,
-                    sent: false,
+                    delivery: None,
                 });
                 continue;
             }
@@ -589,48 +674,84 @@ impl Authenticator<'_> {
                 _ => ("bot", token.bot_chat_id.map(|id| id.to_string())),
             };
             let Some(recipient) = recipient else { continue };
-            let random = crypto::random_bytes::<64>()?;
-            let Some(code) = otp::numeric_code(&random, token.digits) else {
-                continue;
-            };
-            let body = format!(
-                "{code} is your one-time password for {}. It is valid for {minutes} minutes. \
-                 If you did not try to log in, tell your administrator.",
-                resource.name
-            );
-            challenges.push(NewChallenge {
-                token_id: token.id,
-                code_hash: self.keys.code_hash(&code),
-                channel,
-                recipient: recipient.clone(),
-                subject: format!("Your one-time password for {}", resource.name),
-                sealed_body: self.keys.seal(Purpose::Message, body.as_bytes())?,
+            let recent = context.challenges.iter().find(|challenge| {
+                challenge.token_id == token.id
+                    && now - challenge.created_at < i64::from(limits.resend_cooldown_seconds)
             });
+            let sent_here = queued.iter().filter(|(name, _)| *name == channel).count() as u32;
+            let delivery = if !configured(channel) {
+                Delivery::NotConfigured
+            } else if let Some(recent) = recent {
+                reused.push(recent.id);
+                Delivery::Cooldown
+            } else if sending.sent(channel) + sent_here >= limits.per_hour(channel) {
+                Delivery::Capped
+            } else {
+                Delivery::Queued
+            };
+            if delivery == Delivery::Queued {
+                let random = crypto::random_bytes::<64>()?;
+                let Some(code) = otp::numeric_code(&random, token.digits) else {
+                    continue;
+                };
+                let body = format!(
+                    "{code} is your one-time password for {}. It is valid for {minutes} minutes. \
+                     If you did not try to log in, tell your administrator.",
+                    resource.name
+                );
+                challenges.push(NewChallenge {
+                    token_id: token.id,
+                    code_hash: self.keys.code_hash(&code),
+                    channel,
+                    recipient: recipient.clone(),
+                    subject: format!("Your one-time password for {}", resource.name),
+                    sealed_body: self.keys.seal(Purpose::Message, body.as_bytes())?,
+                });
+                queued.push((channel, 1));
+            } else {
+                self.metrics.inc(
+                    "otpgate_sends_held_total",
+                    "Codes not sent, by channel and reason: cooldown, capped, not_configured.",
+                    &[("channel", channel), ("reason", delivery.as_str())],
+                );
+                let mut entry = audit.finish("skipped", Some(delivery.as_str()));
+                entry.action = "auth.send".into();
+                entry.token_id = Some(token.id);
+                entry.detail = Some(channel.to_string());
+                refusals.push(entry);
+            }
             expected.push(Expected {
                 token: token_ref(token),
                 destination: Some(match token.kind {
                     TokenKind::Bot => "Telegram".to_string(),
                     _ => mask_destination(&recipient),
                 }),
-                sent: true,
+                delivery: Some(delivery),
             });
         }
         let sent = challenges.len();
-        let entry = AuditEntry {
+        let mut entries = vec![AuditEntry {
             detail: Some(format!("{sent} code(s) sent")),
             ..audit.finish("challenge", None)
+        }];
+        entries.extend(refusals);
+        let asked = Asked {
+            transaction: NewTransaction {
+                id: transaction.clone(),
+                resource_id: resource.id,
+                user_id: user.id,
+                password_checked,
+                expires_at: now + validity,
+            },
+            challenges,
+            reused,
+            tries: i64::from(self.config.challenge_tries),
+            entries,
         };
-        self.store
-            .create_challenges(
-                transaction.clone(),
-                challenges,
-                i64::from(self.config.challenge_tries),
-                now + validity,
-                now,
-                entry,
-            )
-            .await?;
-        self.wakeup.wake();
+        self.store.create_challenges(asked, now).await?;
+        if sent > 0 {
+            self.wakeup.wake();
+        }
         Ok(Answer::Challenge {
             transaction,
             expected,
@@ -670,7 +791,7 @@ impl Authenticator<'_> {
         }
         let mut delivered = context.clone();
         delivered.tokens.retain(|t| t.kind.is_delivered());
-        let answer = self.send_challenges(&delivered, &audit, now).await?;
+        let answer = self.send_challenges(&delivered, &audit, false, now).await?;
         self.count("prepare", "challenge", "ok");
         Ok(answer)
     }
@@ -728,6 +849,7 @@ mod tests {
                 fail_limit: 5,
                 password_required: false,
                 auto_unlock_seconds: None,
+                without_second_factor: Default::default(),
                 created_at: 0,
                 updated_at: 0,
             }),
@@ -855,6 +977,7 @@ mod tests {
             transaction_id: "tx".into(),
             code_hash: keys.code_hash("123456"),
             tries_left: 3,
+            created_at: 0,
         });
         assert!(matches!(
             run(&ctx, "123456", &keys, NOW),

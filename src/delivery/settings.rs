@@ -62,6 +62,15 @@ pub fn stored<T: serde::de::DeserializeOwned>(settings: &ChannelSettings) -> Opt
         .and_then(|plain| serde_json::from_str(plain).ok())
 }
 
+/// Whether `channel` (`mail`, `sms`, `bot`) is set up, by its stored settings: saved settings
+/// for mail and SMS, a bot token for the bot.
+pub fn is_configured(channel: &str, settings: &ChannelSettings) -> bool {
+    match channel {
+        bot::CHANNEL => settings.secrets.contains_key(bot::TOKEN),
+        _ => settings.plain.is_some(),
+    }
+}
+
 /// A secret as given: left out keeps, empty removes, anything else is sealed and stored.
 fn secret_change(
     keys: &Keys,

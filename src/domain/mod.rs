@@ -95,6 +95,38 @@ impl TokenState {
     }
 }
 
+/// What a right password alone is worth in a resource for a user who has no active second
+/// factor there (none at all, or only disabled, pending or unassigned ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WithoutSecondFactor {
+    /// Refused: the resource wants two factors from everyone (the default).
+    #[default]
+    Refuse,
+    /// Accepted with the password only, and audited as such.
+    PasswordOnly,
+}
+
+impl WithoutSecondFactor {
+    pub const ALL: [WithoutSecondFactor; 2] = [
+        WithoutSecondFactor::Refuse,
+        WithoutSecondFactor::PasswordOnly,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithoutSecondFactor::Refuse => "refuse",
+            WithoutSecondFactor::PasswordOnly => "password_only",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WithoutSecondFactor> {
+        WithoutSecondFactor::ALL
+            .into_iter()
+            .find(|policy| policy.as_str() == text)
+    }
+}
+
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyScope {

@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use super::directory::{
     Resource, TOKEN_COLUMNS, Token, User, find_resource, find_token, find_user, token_from_row,
 };
-use super::{AuditEntry, Result, Store, UnixTime, audit};
+use super::{AuditEntry, Result, Store, UnixTime, audit, execute_cached, optional};
 
 /// A live challenge of a token.
 #[derive(Debug, Clone)]
@@ -17,6 +17,16 @@ pub struct ActiveChallenge {
     pub transaction_id: String,
     pub code_hash: Vec<u8>,
     pub tries_left: i64,
+    pub created_at: UnixTime,
+}
+
+/// The live transaction an attempt names, when it is this user's in this resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveTransaction {
+    pub id: String,
+    /// The user's password was checked when the transaction was made, so the transaction
+    /// stands in for it (once).
+    pub password_checked: bool,
 }
 
 /// Everything an authentication decision needs, read in one go.
@@ -30,6 +40,8 @@ pub struct AuthContext {
     pub challenges: Vec<ActiveChallenge>,
     /// A token was named that exists but is not the user's or not in the resource.
     pub token_mismatch: bool,
+    /// The transaction named, when it is live and this user's in this resource.
+    pub transaction: Option<LiveTransaction>,
 }
 
 /// Which objects an authentication names.
@@ -38,6 +50,8 @@ pub struct AuthTarget {
     pub resource: String,
     pub user: Option<String>,
     pub token: Option<String>,
+    /// The transaction of an earlier `prepare` or password check, when the attempt gives one.
+    pub transaction: Option<String>,
 }
 
 pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Result<AuthContext> {
@@ -92,8 +106,8 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
     };
     if context.tokens.iter().any(|t| t.kind.is_delivered()) {
         let mut statement = conn.prepare_cached(
-            "SELECT c.id, c.token_id, c.transaction_id, c.code_hash, c.tries_left FROM challenges c
-             JOIN tokens t ON t.id = c.token_id
+            "SELECT c.id, c.token_id, c.transaction_id, c.code_hash, c.tries_left, c.created_at
+             FROM challenges c JOIN tokens t ON t.id = c.token_id
              WHERE t.user_id = ?1 AND c.purpose = 'auth' AND c.expires_at > ?2 AND c.tries_left > 0",
         )?;
         context.challenges = statement
@@ -104,15 +118,29 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
                     transaction_id: row.get(2)?,
                     code_hash: row.get(3)?,
                     tries_left: row.get(4)?,
+                    created_at: row.get(5)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+    }
+    if let Some(id) = &target.transaction {
+        context.transaction = optional(
+            conn.prepare_cached(
+                "SELECT password_checked FROM auth_transactions
+                 WHERE id = ?1 AND resource_id = ?2 AND user_id = ?3 AND expires_at > ?4",
+            )?
+            .query_row(params![id, resource.id, user.id, now], |row| row.get(0)),
+        )?
+        .map(|password_checked| LiveTransaction {
+            id: id.clone(),
+            password_checked,
+        });
     }
     Ok(context)
 }
 
 /// How an accepted code is claimed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Claim {
     /// A TOTP step or HOTP counter: accepted only if newer than the last one (replay floor).
     Step {
@@ -121,7 +149,12 @@ pub enum Claim {
         drift: i64,
     },
     /// A sent code: its challenge is consumed.
-    Challenge { token_id: i64, challenge_id: i64 },
+    Challenge {
+        token_id: i64,
+        challenge_id: i64,
+        /// The challenge's transaction: a transaction is one login, so its other codes go.
+        transaction_id: String,
+    },
 }
 
 /// What failed attempts cost.
@@ -137,12 +170,47 @@ pub struct Penalty {
 pub fn claim(
     conn: &Connection,
     claim: Claim,
+    transaction: Option<&str>,
     auto_unlock: Option<i64>,
     now: UnixTime,
     mut entry: AuditEntry,
 ) -> Result<bool> {
+    let won = match transaction {
+        None => claim_code(conn, claim.clone(), auto_unlock, now)?,
+        // The code and the transaction it answers are claimed together, or neither.
+        Some(id) => {
+            execute_cached(conn, "SAVEPOINT answer")?;
+            let won = claim_code(conn, claim.clone(), auto_unlock, now)?
+                && answer_transaction(conn, id, now)?;
+            if !won {
+                execute_cached(conn, "ROLLBACK TO answer")?;
+            }
+            execute_cached(conn, "RELEASE answer")?;
+            won
+        }
+    };
+    if won {
+        // A transaction is one login: the other codes sent for it are void now.
+        if let Claim::Challenge { transaction_id, .. } = &claim {
+            answer_transaction(conn, transaction_id, now)?;
+        }
+    } else {
+        entry.result = "rejected".into();
+        entry.reason = Some("replayed".into());
+    }
+    audit::insert(conn, &entry)?;
+    Ok(won)
+}
+
+/// Claims an accepted code: the step above the replay floor, or the live challenge.
+fn claim_code(
+    conn: &Connection,
+    claim: Claim,
+    auto_unlock: Option<i64>,
+    now: UnixTime,
+) -> Result<bool> {
     let unlocked_before = auto_unlock.map(|seconds| now - seconds).unwrap_or(i64::MIN);
-    let won = match claim {
+    Ok(match claim {
         Claim::Step { token_id, step, drift } => {
             conn.prepare_cached(
                 "UPDATE tokens SET last_step = ?2, drift = ?3, fail_count = 0, locked_at = NULL, last_used_at = ?4
@@ -152,7 +220,11 @@ pub fn claim(
             .execute(params![token_id, step, drift, now, unlocked_before])?
                 == 1
         }
-        Claim::Challenge { token_id, challenge_id } => {
+        Claim::Challenge {
+            token_id,
+            challenge_id,
+            ..
+        } => {
             let consumed = conn
                 .prepare_cached("DELETE FROM challenges WHERE id = ?1 AND tries_left > 0 AND expires_at > ?2")?
                 .execute(params![challenge_id, now])?
@@ -166,13 +238,26 @@ pub fn claim(
                     .execute(params![token_id, now, unlocked_before])?
                     == 1
         }
-    };
-    if !won {
-        entry.result = "rejected".into();
-        entry.reason = Some("replayed".into());
-    }
-    audit::insert(conn, &entry)?;
-    Ok(won)
+    })
+}
+
+/// Answers a transaction: it ends, and the codes sent for it go with it. False when it was
+/// answered already or expired.
+fn answer_transaction(conn: &Connection, id: &str, now: UnixTime) -> Result<bool> {
+    let ended = conn
+        .prepare_cached("DELETE FROM auth_transactions WHERE id = ?1 AND expires_at > ?2")?
+        .execute(params![id, now])?;
+    conn.prepare_cached("DELETE FROM challenges WHERE transaction_id = ?1 AND purpose = 'auth'")?
+        .execute(params![id])?;
+    Ok(ended == 1)
+}
+
+/// Voids the token's live sign-in codes: they went to a chat or an address the token no longer
+/// uses, so neither they nor the wait before another code may count any more.
+pub fn void_codes(conn: &Connection, token_id: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM challenges WHERE token_id = ?1 AND purpose = 'auth'")?
+        .execute(params![token_id])?;
+    Ok(())
 }
 
 /// Counts a failed attempt against every token that could have answered, locking those that
@@ -210,6 +295,8 @@ pub enum Outcome {
     /// Claim a matched code; the audit line says "replayed" if the claim is lost.
     Claim {
         claim: Claim,
+        /// The transaction the code answers, when the attempt named a live one.
+        transaction: Option<String>,
         auto_unlock: Option<i64>,
         entry: AuditEntry,
     },
@@ -226,9 +313,17 @@ pub fn apply(conn: &Connection, outcome: Outcome, now: UnixTime) -> Result<bool>
     match outcome {
         Outcome::Claim {
             claim: claimed,
+            transaction,
             auto_unlock,
             entry,
-        } => claim(conn, claimed, auto_unlock, now, entry),
+        } => claim(
+            conn,
+            claimed,
+            transaction.as_deref(),
+            auto_unlock,
+            now,
+            entry,
+        ),
         Outcome::Penalise { penalty, entry } => {
             penalise(conn, &penalty, now, &entry).map(|()| true)
         }
@@ -249,19 +344,50 @@ pub struct NewChallenge {
     pub sealed_body: Vec<u8>,
 }
 
-/// Creates the challenges of one transaction and queues their messages in the same
-/// transaction, so that a crash can lose neither half. A new challenge replaces the token's
-/// previous one.
-pub fn create_challenges(
-    conn: &Connection,
-    transaction_id: &str,
-    challenges: &[NewChallenge],
-    tries: i64,
-    expires_at: UnixTime,
-    now: UnixTime,
-    entry: &AuditEntry,
-) -> Result<()> {
-    for challenge in challenges {
+/// A transaction to begin: one login of this user in this resource.
+#[derive(Debug, Clone)]
+pub struct NewTransaction {
+    pub id: String,
+    pub resource_id: i64,
+    pub user_id: i64,
+    /// The password was checked: the transaction stands in for it, once.
+    pub password_checked: bool,
+    pub expires_at: UnixTime,
+}
+
+/// What one `prepare` or one password check asks of the user, written together.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub transaction: NewTransaction,
+    /// The codes to send now, each with its message.
+    pub challenges: Vec<NewChallenge>,
+    /// Live challenges sent moments ago that count for this transaction too, instead of a new
+    /// code each.
+    pub reused: Vec<i64>,
+    pub tries: i64,
+    /// The audit lines: what was asked, then each send that was refused.
+    pub entries: Vec<AuditEntry>,
+}
+
+/// Begins a transaction, creates its challenges and queues their messages in the same
+/// transaction of the database, so that a crash can lose neither half. A new challenge
+/// replaces the token's previous one.
+pub fn create_challenges(conn: &Connection, asked: &Asked, now: UnixTime) -> Result<()> {
+    let transaction = &asked.transaction;
+    conn.prepare_cached(
+        "INSERT INTO auth_transactions (id, resource_id, user_id, password_checked, expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        transaction.id,
+        transaction.resource_id,
+        transaction.user_id,
+        transaction.password_checked,
+        transaction.expires_at,
+        now
+    ])?;
+    let expires_at = transaction.expires_at;
+    for challenge in &asked.challenges {
         conn.prepare_cached(
             "INSERT INTO challenges (transaction_id, token_id, purpose, code_hash, tries_left, expires_at, created_at)
              VALUES (?1, ?2, 'auth', ?3, ?4, ?5, ?6)
@@ -269,7 +395,7 @@ pub fn create_challenges(
                  code_hash = excluded.code_hash, tries_left = excluded.tries_left,
                  expires_at = excluded.expires_at, created_at = excluded.created_at",
         )?
-        .execute(params![transaction_id, challenge.token_id, challenge.code_hash, tries, expires_at, now])?;
+        .execute(params![transaction.id, challenge.token_id, challenge.code_hash, asked.tries, expires_at, now])?;
         let challenge_id: i64 = conn
             .prepare_cached("SELECT id FROM challenges WHERE token_id = ?1 AND purpose = 'auth'")?
             .query_row(params![challenge.token_id], |row| row.get(0))?;
@@ -288,7 +414,54 @@ pub fn create_challenges(
             expires_at
         ])?;
     }
-    audit::insert(conn, entry)
+    for challenge_id in &asked.reused {
+        conn.prepare_cached(
+            "UPDATE challenges SET transaction_id = ?2 WHERE id = ?1 AND purpose = 'auth'",
+        )?
+        .execute(params![challenge_id, transaction.id])?;
+    }
+    for entry in &asked.entries {
+        audit::insert(conn, entry)?;
+    }
+    Ok(())
+}
+
+/// How a user's codes can go out now: each channel's stored settings, and how many messages
+/// the user was sent on each since `since`.
+#[derive(Debug, Clone, Default)]
+pub struct Sending {
+    pub settings: Vec<(&'static str, super::delivery_settings::ChannelSettings)>,
+    pub sent_since: Vec<(String, u32)>,
+}
+
+impl Sending {
+    /// The messages sent through `channel` since the time asked for.
+    pub fn sent(&self, channel: &str) -> u32 {
+        self.sent_since
+            .iter()
+            .find(|(name, _)| name == channel)
+            .map_or(0, |(_, count)| *count)
+    }
+}
+
+fn sending(conn: &Connection, user_id: i64, since: UnixTime) -> Result<Sending> {
+    let settings = ["mail", "sms", "bot"]
+        .into_iter()
+        .map(|channel| Ok((channel, super::delivery_settings::load(conn, channel)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let sent_since = conn
+        .prepare_cached(
+            "SELECT o.channel, COUNT(*) FROM outbox o JOIN tokens t ON t.id = o.token_id
+             WHERE t.user_id = ?1 AND o.created_at > ?2 GROUP BY o.channel",
+        )?
+        .query_map(params![user_id, since], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Sending {
+        settings,
+        sent_since,
+    })
 }
 
 impl Store {
@@ -325,26 +498,23 @@ impl Store {
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub async fn create_challenges(
-        &self,
-        transaction_id: String,
-        challenges: Vec<NewChallenge>,
-        tries: i64,
-        expires_at: UnixTime,
-        now: UnixTime,
-        entry: AuditEntry,
-    ) -> Result<()> {
+    /// Begins a transaction with its challenges and messages (see `create_challenges`).
+    pub async fn create_challenges(&self, asked: Asked, now: UnixTime) -> Result<()> {
+        self.write(move |conn| create_challenges(conn, &asked, now))
+            .await
+    }
+
+    /// How the user's codes can go out now, and what was sent to them since `since`.
+    pub async fn sending(&self, user_id: i64, since: UnixTime) -> Result<Sending> {
+        self.read(move |conn| sending(conn, user_id, since)).await
+    }
+
+    /// Forgets the transactions that expired unanswered.
+    pub async fn purge_expired_transactions(&self, now: UnixTime) -> Result<usize> {
         self.write(move |conn| {
-            create_challenges(
-                conn,
-                &transaction_id,
-                &challenges,
-                tries,
-                expires_at,
-                now,
-                &entry,
-            )
+            Ok(conn
+                .prepare_cached("DELETE FROM auth_transactions WHERE expires_at <= ?1")?
+                .execute(params![now])?)
         })
         .await
     }

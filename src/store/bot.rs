@@ -95,6 +95,7 @@ pub fn activate(
         )?;
         return Ok(None);
     };
+    super::auth::void_codes(conn, token_id)?;
     audit::insert(
         conn,
         &AuditEntry {

@@ -104,6 +104,7 @@ async fn add_resource(store: &Store, name: &str) -> i64 {
         fail_limit: 5,
         password_required: false,
         auto_unlock_seconds: None,
+        without_second_factor: Default::default(),
     };
     store
         .create_resource(resource, entry(1), 1)
@@ -150,6 +151,7 @@ async fn claim(store: &Store, claim: Claim, auto_unlock: Option<i64>, now: UnixT
         .apply(
             auth::Outcome::Claim {
                 claim,
+                transaction: None,
                 auto_unlock,
                 entry: entry(now),
             },
@@ -185,6 +187,27 @@ async fn penalise(
         .expect("penalty written");
 }
 
+/// The user and resource a transaction of these tests belongs to, made the first time.
+async fn transaction_owner(store: &Store) -> (i64, i64) {
+    let user = match store
+        .find_user("transaction owner".to_owned())
+        .await
+        .expect("read")
+    {
+        Some(user) => user.id,
+        None => add_user(store, "transaction owner").await,
+    };
+    let resource = match store
+        .find_resource("transaction resource".to_owned())
+        .await
+        .expect("read")
+    {
+        Some(resource) => resource.id,
+        None => add_resource(store, "transaction resource").await,
+    };
+    (user, resource)
+}
+
 /// Sends a code to the token (a challenge and its outbox message); the challenge's id.
 async fn send_code(
     store: &Store,
@@ -201,15 +224,22 @@ async fn send_code(
         subject: "Your code".to_owned(),
         sealed_body: b"sealed body".to_vec(),
     };
-    store
-        .create_challenges(
-            "transaction".to_owned(),
-            vec![challenge],
-            tries,
+    let (user_id, resource_id) = transaction_owner(store).await;
+    let asked = auth::Asked {
+        transaction: auth::NewTransaction {
+            id: format!("transaction-{token_id}-{now}"),
+            resource_id,
+            user_id,
+            password_checked: false,
             expires_at,
-            now,
-            entry(now),
-        )
+        },
+        challenges: vec![challenge],
+        reused: Vec::new(),
+        tries,
+        entries: vec![entry(now)],
+    };
+    store
+        .create_challenges(asked, now)
         .await
         .expect("challenge written");
     column(
@@ -302,13 +332,14 @@ async fn a_sent_code_is_claimed_once() {
     let sent = Claim::Challenge {
         token_id: id,
         challenge_id,
+        transaction_id: String::new(),
     };
     let (first, second) = tokio::join!(
-        claim(&store, sent, None, 1001),
-        claim(&store, sent, None, 1001)
+        claim(&store, sent.clone(), None, 1001),
+        claim(&store, sent.clone(), None, 1001)
     );
     assert!(first != second, "exactly one claim wins: {first} {second}");
-    assert!(!claim(&store, sent, None, 1002).await, "a replay");
+    assert!(!claim(&store, sent.clone(), None, 1002).await, "a replay");
     assert_eq!(challenge_tries(&store, challenge_id).await, None);
     assert_eq!(token(&store, id).await.last_used_at, Some(1001));
     assert_eq!(
@@ -325,8 +356,9 @@ async fn an_expired_challenge_is_not_claimed() {
     let sent = Claim::Challenge {
         token_id: id,
         challenge_id,
+        transaction_id: String::new(),
     };
-    assert!(!claim(&store, sent, None, 1300).await);
+    assert!(!claim(&store, sent.clone(), None, 1300).await);
     assert_eq!(challenge_tries(&store, challenge_id).await, Some(3));
     assert_eq!(token(&store, id).await.last_used_at, None);
 }
@@ -339,8 +371,9 @@ async fn a_challenge_without_tries_left_is_not_claimed() {
     let sent = Claim::Challenge {
         token_id: id,
         challenge_id,
+        transaction_id: String::new(),
     };
-    assert!(!claim(&store, sent, None, 1001).await);
+    assert!(!claim(&store, sent.clone(), None, 1001).await);
     assert_eq!(challenge_tries(&store, challenge_id).await, Some(0));
     assert_eq!(token(&store, id).await.last_used_at, None);
 }
@@ -358,8 +391,9 @@ async fn a_sent_code_of_a_disabled_token_is_refused() {
     let sent = Claim::Challenge {
         token_id: id,
         challenge_id,
+        transaction_id: String::new(),
     };
-    assert!(!claim(&store, sent, None, 1001).await);
+    assert!(!claim(&store, sent.clone(), None, 1001).await);
     assert_eq!(token(&store, id).await.last_used_at, None);
 }
 
@@ -373,8 +407,9 @@ async fn a_sent_code_of_a_locked_token_is_refused() {
     let sent = Claim::Challenge {
         token_id: id,
         challenge_id,
+        transaction_id: String::new(),
     };
-    assert!(!claim(&store, sent, None, 1002).await);
+    assert!(!claim(&store, sent.clone(), None, 1002).await);
     let token = token(&store, id).await;
     assert_eq!((token.locked_at, token.fail_count), (Some(1001), 1));
     assert_eq!(token.last_used_at, None);

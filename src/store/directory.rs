@@ -3,7 +3,7 @@
 use rusqlite::{Connection, Row, params};
 
 use super::{Result, Store, StoreError, UnixTime, optional};
-use crate::domain::{TokenKind, TokenState};
+use crate::domain::{TokenKind, TokenState, WithoutSecondFactor};
 use crate::otp::{Algorithm, PinPosition};
 
 #[derive(Debug, Clone)]
@@ -57,6 +57,8 @@ pub struct Resource {
     pub auto_unlock_seconds: Option<i64>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+    /// What the password alone is worth for a user without an active second factor here.
+    pub without_second_factor: WithoutSecondFactor,
 }
 
 #[derive(Debug, Clone)]
@@ -66,9 +68,12 @@ pub struct NewResource {
     pub fail_limit: i64,
     pub password_required: bool,
     pub auto_unlock_seconds: Option<i64>,
+    pub without_second_factor: WithoutSecondFactor,
 }
 
-pub const RESOURCE_COLUMNS: &str = "id, name, description, fail_limit, password_required, auto_unlock_seconds, created_at, updated_at";
+pub const RESOURCE_COLUMNS: &str = "id, name, description, fail_limit, password_required, auto_unlock_seconds, created_at, updated_at, without_second_factor";
+/// How many columns `RESOURCE_COLUMNS` names, for queries that read more after them.
+pub const RESOURCE_COLUMN_COUNT: usize = 9;
 
 pub fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Resource> {
     Ok(Resource {
@@ -80,6 +85,7 @@ pub fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Resource> {
         auto_unlock_seconds: row.get(5)?,
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
+        without_second_factor: named(row, 8, WithoutSecondFactor::parse)?,
     })
 }
 
@@ -251,14 +257,16 @@ pub fn insert_user(conn: &Connection, user: &NewUser, now: UnixTime) -> Result<i
 
 pub fn insert_resource(conn: &Connection, resource: &NewResource, now: UnixTime) -> Result<i64> {
     conn.execute(
-        "INSERT INTO resources (name, description, fail_limit, password_required, auto_unlock_seconds, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO resources (name, description, fail_limit, password_required, auto_unlock_seconds,
+                                without_second_factor, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
         params![
             resource.name,
             resource.description,
             resource.fail_limit,
             resource.password_required,
             resource.auto_unlock_seconds,
+            resource.without_second_factor.as_str(),
             now
         ],
     )?;

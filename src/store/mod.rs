@@ -40,7 +40,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditRecord};
 pub use directory::{NewResource, NewToken, NewUser, Resource, Token, User};
 pub use overview::{ChannelHealth, Dashboard, HourlyAuthentications, Overview, TokenCounts};
 pub use sessions::{NewSession, Session, SessionKind, SessionStage};
-pub use settings::GeneralSettings;
+pub use settings::{GeneralSettings, SendLimits};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;

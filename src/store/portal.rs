@@ -615,6 +615,9 @@ impl Store {
                  WHERE id = ?1 AND kind IN ('MAIL', 'SMS')",
                 params![token_id, destination, now],
             )? == 1;
+            if changed {
+                super::auth::void_codes(conn, token_id)?;
+            }
             end_pending(conn, &id_hash, changed.then_some(&entry))?;
             Ok(changed)
         })

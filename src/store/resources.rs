@@ -7,10 +7,12 @@ use std::ops::RangeInclusive;
 use rusqlite::{Connection, params};
 
 use super::audit::{self, AuditEntry};
-use super::directory::{self, NewResource, RESOURCE_COLUMNS, Resource, User, resource_from_row};
+use super::directory::{
+    self, NewResource, RESOURCE_COLUMN_COUNT, RESOURCE_COLUMNS, Resource, User, resource_from_row,
+};
 use super::users::{Listing, Page, UserFilter, like_pattern, list_users};
 use super::{Result, Store, UnixTime, optional};
-use crate::domain::{Invalid, TokenKind};
+use crate::domain::{Invalid, TokenKind, WithoutSecondFactor};
 
 pub const MAX_RESOURCE_NAME: usize = 100;
 pub const MAX_DESCRIPTION: usize = 1000;
@@ -94,6 +96,7 @@ pub struct ResourceChanges {
     pub fail_limit: Option<i64>,
     pub password_required: Option<bool>,
     pub auto_unlock_seconds: Option<Option<i64>>,
+    pub without_second_factor: Option<WithoutSecondFactor>,
 }
 
 impl ResourceChanges {
@@ -104,6 +107,10 @@ impl ResourceChanges {
             ("fail_limit", self.fail_limit.is_some()),
             ("password_required", self.password_required.is_some()),
             ("auto_unlock_seconds", self.auto_unlock_seconds.is_some()),
+            (
+                "without_second_factor",
+                self.without_second_factor.is_some(),
+            ),
         ];
         fields
             .into_iter()
@@ -246,9 +253,9 @@ impl Store {
                 .query_map(params![page.limit, page.offset], |row| {
                     Ok(ResourceSummary {
                         resource: resource_from_row(row)?,
-                        users: row.get(8)?,
-                        tokens: row.get(9)?,
-                        self_service: row.get(10)?,
+                        users: row.get(RESOURCE_COLUMN_COUNT)?,
+                        tokens: row.get(RESOURCE_COLUMN_COUNT + 1)?,
+                        self_service: row.get(RESOURCE_COLUMN_COUNT + 2)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -305,6 +312,7 @@ impl Store {
                 fail_limit,
                 password_required,
                 auto_unlock_seconds,
+                without_second_factor,
             } = changes;
             if let Some(name) = name {
                 resource.name = name;
@@ -321,10 +329,14 @@ impl Store {
             if let Some(auto_unlock_seconds) = auto_unlock_seconds {
                 resource.auto_unlock_seconds = auto_unlock_seconds;
             }
+            if let Some(without_second_factor) = without_second_factor {
+                resource.without_second_factor = without_second_factor;
+            }
             resource.updated_at = now;
             conn.prepare_cached(
                 "UPDATE resources SET name = ?2, description = ?3, fail_limit = ?4,
-                        password_required = ?5, auto_unlock_seconds = ?6, updated_at = ?7
+                        password_required = ?5, auto_unlock_seconds = ?6, updated_at = ?7,
+                        without_second_factor = ?8
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -334,7 +346,8 @@ impl Store {
                 resource.fail_limit,
                 resource.password_required,
                 resource.auto_unlock_seconds,
-                resource.updated_at
+                resource.updated_at,
+                resource.without_second_factor.as_str(),
             ])?;
             audit::insert(
                 conn,
@@ -1062,6 +1075,7 @@ mod listing_tests {
                             fail_limit: 5,
                             password_required: false,
                             auto_unlock_seconds: None,
+                            without_second_factor: Default::default(),
                         },
                         1,
                     )?;

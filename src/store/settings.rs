@@ -45,7 +45,53 @@ pub struct GeneralSettings {
     /// A portal session ends after this many minutes without a request: 5 to 240.
     #[serde(default = "default_portal_idle_minutes")]
     pub portal_idle_minutes: u32,
+    /// What sending codes may cost: the wait before a token gets another code, and the codes
+    /// a user may be sent per hour on each channel.
+    #[serde(default)]
+    pub sending: SendLimits,
 }
+
+/// Codes cost money (an SMS) and attention (a mail, a chat message): how often one user may be
+/// sent one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SendLimits {
+    /// Within this many seconds of a code sent to a token, a new `prepare` re-uses that code
+    /// (still valid) and sends nothing: 0 to 600.
+    pub resend_cooldown_seconds: u32,
+    /// Messages one user may be sent per hour by email, by SMS and through the bot: 1 to 1000.
+    pub mail_per_hour: u32,
+    pub sms_per_hour: u32,
+    pub bot_per_hour: u32,
+}
+
+impl Default for SendLimits {
+    /// Half a minute between codes, and per hour 20 emails, 20 bot messages and 6 text
+    /// messages (SMS costs money, so it is the strictest).
+    fn default() -> Self {
+        SendLimits {
+            resend_cooldown_seconds: 30,
+            mail_per_hour: 20,
+            sms_per_hour: 6,
+            bot_per_hour: 20,
+        }
+    }
+}
+
+impl SendLimits {
+    /// The messages a user may be sent per hour through `channel` (`mail`, `sms`, `bot`).
+    pub fn per_hour(&self, channel: &str) -> u32 {
+        match channel {
+            "sms" => self.sms_per_hour,
+            "bot" => self.bot_per_hour,
+            _ => self.mail_per_hour,
+        }
+    }
+}
+
+/// The wait before another code: up to ten minutes.
+const RESEND_COOLDOWN: std::ops::RangeInclusive<u32> = 0..=600;
+/// Messages per user and hour on one channel.
+const PER_HOUR: std::ops::RangeInclusive<u32> = 1..=1000;
 
 fn default_pin_min_length() -> u32 {
     PinPolicy::default().min_length
@@ -157,6 +203,27 @@ impl GeneralSettings {
                 "give a number of minutes from 5 to 240",
             )
         })?;
+        let limits = SendLimits::default();
+        let per_hour = |field: &'static str, default: u32| {
+            number_in(typed(field), default, PER_HOUR)
+                .ok_or_else(|| bad(field, "give a number of messages from 1 to 1000"))
+        };
+        let sending = SendLimits {
+            resend_cooldown_seconds: number_in(
+                typed("resend_cooldown_seconds"),
+                limits.resend_cooldown_seconds,
+                RESEND_COOLDOWN,
+            )
+            .ok_or_else(|| {
+                bad(
+                    "resend_cooldown_seconds",
+                    "give a number of seconds from 0 to 600",
+                )
+            })?,
+            mail_per_hour: per_hour("mail_per_hour", limits.mail_per_hour)?,
+            sms_per_hour: per_hour("sms_per_hour", limits.sms_per_hour)?,
+            bot_per_hour: per_hour("bot_per_hour", limits.bot_per_hour)?,
+        };
         Ok(GeneralSettings {
             public_url,
             default_otp_length,
@@ -165,6 +232,7 @@ impl GeneralSettings {
             pin_max_length,
             pin_digits_only: typed("pin_digits_only") == "on",
             portal_idle_minutes,
+            sending,
         })
     }
 
@@ -238,6 +306,22 @@ impl GeneralSettings {
                 "portal session idle timeout {} min → {} min",
                 before.portal_idle_minutes, self.portal_idle_minutes
             ));
+        }
+        let (now, then) = (&self.sending, &before.sending);
+        if now.resend_cooldown_seconds != then.resend_cooldown_seconds {
+            changes.push(format!(
+                "wait before another code {} s → {} s",
+                then.resend_cooldown_seconds, now.resend_cooldown_seconds
+            ));
+        }
+        for (what, now, then) in [
+            ("emails", now.mail_per_hour, then.mail_per_hour),
+            ("text messages", now.sms_per_hour, then.sms_per_hour),
+            ("bot messages", now.bot_per_hour, then.bot_per_hour),
+        ] {
+            if now != then {
+                changes.push(format!("{what} per user and hour {then} → {now}"));
+            }
         }
         changes
     }

@@ -379,6 +379,9 @@ fn update(
         changes.destination,
         audit_entry.at,
     ])?;
+    if changes.destination.is_some() {
+        super::auth::void_codes(conn, id)?;
+    }
     let changed: Vec<&str> = [
         ("name", changes.name.is_some()),
         ("digits", changes.digits.is_some()),

@@ -140,6 +140,7 @@ impl AppState {
             pin_max_length: crate::domain::PinPolicy::default().max_length,
             pin_digits_only: false,
             portal_idle_minutes: crate::store::GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES,
+            sending: crate::store::SendLimits::default(),
         }
     }
 

@@ -72,8 +72,16 @@ pub struct ChallengeInfo {
     /// Where the code was sent, masked (`j***@example.com`); absent for TOTP/HOTP tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     destination: Option<String>,
-    /// True when otpgate sent a code (MAIL, SMS, BOT); false when the user reads it from a device.
+    /// True when otpgate queued a new code for this token just now (MAIL, SMS, BOT); false when
+    /// the user reads the code from a device, or when `delivery` says why nothing was sent.
     sent: bool,
+    /// MAIL, SMS and BOT tokens: `queued` (the code is on its way), `cooldown` (a code was sent
+    /// moments ago and still works; nothing new was sent), `capped` (the user had their share of
+    /// messages this hour) or `not_configured` (the channel is not set up on this server).
+    /// Absent for TOTP/HOTP tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    delivery: Option<&'static str>,
 }
 
 /// The answer. `rejected` never says why: the reason is in the audit log.
@@ -112,9 +120,10 @@ fn challenge_infos(expected: Vec<Expected>) -> Vec<ChallengeInfo> {
     expected
         .into_iter()
         .map(|e| ChallengeInfo {
+            sent: e.sent(),
+            delivery: e.delivery.map(|delivery| delivery.as_str()),
             token: token_info(e.token),
             destination: e.destination,
-            sent: e.sent,
         })
         .collect()
 }
@@ -221,10 +230,10 @@ pub async fn authenticate(
             resource,
             user: request.user.map(|u| u.as_key()),
             token: request.token.map(|t| t.as_key()),
+            transaction: request.transaction,
         },
         password: request.password,
         otp: request.otp,
-        transaction: request.transaction,
         end_user_ip: ip,
         first_factor_checked: false,
     };
@@ -290,6 +299,7 @@ pub async fn prepare(
         resource,
         user: Some(user),
         token: request.token.map(|t| t.as_key()),
+        transaction: None,
     };
     let answer = authenticator(&state)
         .prepare(&caller_of(&caller), target, ip, crate::clock::now())

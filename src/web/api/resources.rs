@@ -11,7 +11,7 @@ use super::query::QueryParams;
 use super::users::{UserList, present};
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
-use crate::domain::TokenKind;
+use crate::domain::{TokenKind, WithoutSecondFactor};
 use crate::store::resources::{self, Assignment, ResourceChanges, ResourceDetail, ResourceToken};
 use crate::store::users::Listing;
 use crate::store::{NewResource, Resource};
@@ -30,6 +30,9 @@ pub struct ResourceJson {
     password_required: bool,
     /// Seconds after which a locked token unlocks itself; null: only an administrator unlocks.
     auto_unlock_seconds: Option<i64>,
+    /// What a right password alone is worth for a user without an active second factor here:
+    /// `refuse` (the default) or `password_only`.
+    without_second_factor: WithoutSecondFactor,
     /// Unix seconds.
     created_at: i64,
     /// Unix seconds.
@@ -45,6 +48,7 @@ impl From<Resource> for ResourceJson {
             fail_limit: resource.fail_limit,
             password_required: resource.password_required,
             auto_unlock_seconds: resource.auto_unlock_seconds,
+            without_second_factor: resource.without_second_factor,
             created_at: resource.created_at,
             updated_at: resource.updated_at,
         }
@@ -128,6 +132,9 @@ pub struct CreateResource {
     /// 60–86400 seconds; absent or null: only an administrator unlocks.
     #[serde(default)]
     auto_unlock_seconds: Option<i64>,
+    /// Users without an active second factor: `refuse` (when absent) or `password_only`.
+    #[serde(default)]
+    without_second_factor: Option<WithoutSecondFactor>,
 }
 
 /// Changes to a resource: an absent field stays as it is.
@@ -146,6 +153,9 @@ pub struct UpdateResource {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     auto_unlock_seconds: Option<Option<i64>>,
+    /// Users without an active second factor: `refuse` or `password_only`.
+    #[serde(default)]
+    without_second_factor: Option<WithoutSecondFactor>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -230,6 +240,7 @@ pub(super) async fn create_resource(
             .auto_unlock_seconds
             .map(check_auto_unlock)
             .transpose()?,
+        without_second_factor: body.without_second_factor.unwrap_or_default(),
     };
     let name = resource.name.clone();
     let now = now();
@@ -333,6 +344,7 @@ pub(super) async fn update_resource(
             .auto_unlock_seconds
             .map(|value| value.map(check_auto_unlock).transpose())
             .transpose()?,
+        without_second_factor: body.without_second_factor,
     };
     let name = changes.name.clone().unwrap_or_default();
     let now = now();

@@ -63,6 +63,14 @@ pub struct GeneralForm {
     pin_digits_only: String,
     #[serde(default)]
     portal_idle_minutes: String,
+    #[serde(default)]
+    resend_cooldown_seconds: String,
+    #[serde(default)]
+    mail_per_hour: String,
+    #[serde(default)]
+    sms_per_hour: String,
+    #[serde(default)]
+    bot_per_hour: String,
 }
 
 impl GeneralForm {
@@ -76,6 +84,10 @@ impl GeneralForm {
             "pin_max_length" => &self.pin_max_length,
             "pin_digits_only" => &self.pin_digits_only,
             "portal_idle_minutes" => &self.portal_idle_minutes,
+            "resend_cooldown_seconds" => &self.resend_cooldown_seconds,
+            "mail_per_hour" => &self.mail_per_hour,
+            "sms_per_hour" => &self.sms_per_hour,
+            "bot_per_hour" => &self.bot_per_hour,
             _ => "",
         }
     }
@@ -301,6 +313,10 @@ async fn stored_view(state: &AppState) -> Result<SettingsView, PageError> {
                 String::new()
             },
             portal_idle_minutes: general.portal_idle_minutes.to_string(),
+            resend_cooldown_seconds: general.sending.resend_cooldown_seconds.to_string(),
+            mail_per_hour: general.sending.mail_per_hour.to_string(),
+            sms_per_hour: general.sending.sms_per_hour.to_string(),
+            bot_per_hour: general.sending.bot_per_hour.to_string(),
             ..GeneralForm::default()
         },
         mail: mail_form(&stored::<MailSettings>(&mail_stored).unwrap_or_else(default_mail)),
@@ -403,6 +419,28 @@ fn general_section(page: &Page, state: &AppState, view: &SettingsView) -> Markup
                     small { "A self-service portal session ends after this long without use: 5 to 240. Empty: 15." }
                     input type="number" name="portal_idle_minutes" value=(form.portal_idle_minutes) min="5" max="240";
                     (errors.note_as_written("portal_idle_minutes"))
+                }
+                fieldset {
+                    legend { "Sending codes" }
+                    p.note { "What codes sent by mail, SMS and bot may cost. Within the wait, a new request for a code re-uses the one just sent (it is still valid) and sends nothing." }
+                    label {
+                        "Wait before another code (seconds)"
+                        small { "0 to 600. Empty: 30." }
+                        input type="number" name="resend_cooldown_seconds" value=(form.resend_cooldown_seconds) min="0" max="600";
+                        (errors.note_as_written("resend_cooldown_seconds"))
+                    }
+                    @for (name, label, default) in [
+                        ("mail_per_hour", "Emails per user and hour", "20"),
+                        ("sms_per_hour", "Text messages per user and hour", "6"),
+                        ("bot_per_hour", "Bot messages per user and hour", "20"),
+                    ] {
+                        label {
+                            (label)
+                            small { "1 to 1000. Empty: " (default) "." }
+                            input type="number" name=(name) value=(form.value(name)) min="1" max="1000";
+                            (errors.note_as_written(name))
+                        }
+                    }
                 }
                 div { button type="submit" { "Save general settings" } }
             }

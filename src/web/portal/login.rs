@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE};
-use crate::auth::{Answer, Attempt, Authenticator, Caller};
+use crate::auth::{Answer, Attempt, Authenticator, Caller, Delivery};
 use crate::confirm::{self, Channel, Issued, Letter};
 use crate::crypto;
 use crate::domain::{TokenKind, TokenState, mask_destination};
@@ -344,6 +344,17 @@ async fn render_verify(
     login: &PortalLogin,
     error: Option<&str>,
 ) -> Result<HttpResponse, PortalError> {
+    render_verify_with(state, portal, login, error, None).await
+}
+
+/// The login's next step, with the flash message the redirect to it left.
+async fn render_verify_with(
+    state: &AppState,
+    portal: &Portal,
+    login: &PortalLogin,
+    error: Option<&str>,
+    flash: Option<String>,
+) -> Result<HttpResponse, PortalError> {
     let tokens = match (login.stage, login.user_id) {
         (LoginStage::Otp, Some(user_id)) => {
             state
@@ -357,7 +368,7 @@ async fn render_verify(
         portal,
         title: "Log in",
         visitor: None,
-        flash: None,
+        flash,
     };
     let status = if error.is_some() {
         actix_web::http::StatusCode::UNAUTHORIZED
@@ -374,7 +385,8 @@ pub async fn show_verify(
 ) -> Result<HttpResponse, PortalError> {
     let portal = Portal::open(&state, &path).await?;
     let (_, login) = login_in_progress(&state, &request, &portal).await?;
-    render_verify(&state, &portal, &login, None).await
+    let flash = portal.flash_of(&request);
+    render_verify_with(&state, &portal, &login, None, flash).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -574,27 +586,37 @@ async fn first_factor_passed(
         entry.reason = Some("token_locked".into());
         state.store.audit(entry).await?;
     }
-    let transaction = match open_tokens.as_slice() {
+    let sent = match open_tokens.as_slice() {
         [only] if only.kind.is_delivered() => {
             send_to(state, request, portal, &login.login, only).await?
         }
-        _ => None,
+        _ => Sent {
+            transaction: None,
+            problem: None,
+        },
     };
     state
         .store
-        .portal_login_to_otp(id_hash, transaction, crate::clock::now())
+        .portal_login_to_otp(id_hash, sent.transaction, crate::clock::now())
         .await?;
-    Ok(see_other(&portal.path("/login/verify")))
+    Ok(to_verify(state, portal, sent.problem))
 }
 
-/// Sends a code to one token through the authentication's `prepare`; its transaction id.
+/// What sending a code to one token came to: the transaction to answer (when a code is on
+/// its way, or one sent moments ago still works), and what to tell the user when no code went.
+struct Sent {
+    transaction: Option<String>,
+    problem: Option<&'static str>,
+}
+
+/// Sends a code to one token through the authentication's `prepare`.
 async fn send_to(
     state: &AppState,
     request: &HttpRequest,
     portal: &Portal,
     login: &str,
     token: &Token,
-) -> Result<Option<String>, PortalError> {
+) -> Result<Sent, PortalError> {
     let answer = authenticator(state)
         .prepare(
             &caller(request, portal, login),
@@ -602,16 +624,54 @@ async fn send_to(
                 resource: portal.resource.id.to_string(),
                 user: Some(login.to_string()),
                 token: Some(token.serial.clone()),
+                transaction: None,
             },
             session::client_ip(request),
             crate::clock::now(),
         )
-        .await
-        .map_err(|e| crate::web::PageError::Internal(e.into()))?;
-    Ok(match answer {
-        Answer::Challenge { transaction, .. } if !transaction.is_empty() => Some(transaction),
+        .await?;
+    let Answer::Challenge {
+        transaction,
+        expected,
+    } = answer
+    else {
+        return Ok(Sent {
+            transaction: None,
+            problem: None,
+        });
+    };
+    let delivery = expected.first().and_then(|expected| expected.delivery);
+    let problem = match (delivery, token.kind) {
+        (Some(Delivery::NotConfigured), TokenKind::Bot) => Some(
+            "Telegram is not set up on this server, so no code could be sent; ask your administrator.",
+        ),
+        (Some(Delivery::NotConfigured), TokenKind::Sms) => Some(
+            "Text messages are not set up on this server, so no code could be sent; ask your administrator.",
+        ),
+        (Some(Delivery::NotConfigured), _) => Some(
+            "Email is not set up on this server, so no code could be sent; ask your administrator.",
+        ),
+        (Some(Delivery::Capped), _) => Some(
+            "You were sent as many codes as allowed this hour. Use another second factor, or try again later.",
+        ),
+        (Some(Delivery::Cooldown), _) => {
+            Some("A code was sent to you a moment ago and still works: type it here.")
+        }
         _ => None,
+    };
+    let usable = matches!(delivery, Some(Delivery::Queued | Delivery::Cooldown));
+    Ok(Sent {
+        transaction: (usable && !transaction.is_empty()).then_some(transaction),
+        problem,
     })
+}
+
+/// On to the login's next step, saying why no code went when none did.
+fn to_verify(state: &AppState, portal: &Portal, problem: Option<&str>) -> HttpResponse {
+    match problem {
+        Some(problem) => portal.redirect_with_flash(state, "/login/verify", problem),
+        None => see_other(&portal.path("/login/verify")),
+    }
 }
 
 pub async fn send_code(
@@ -648,12 +708,14 @@ pub async fn send_code(
     }) else {
         return render_verify(&state, &portal, &login, None).await;
     };
-    let transaction = send_to(&state, &request, &portal, &login.login, token).await?;
-    state
-        .store
-        .portal_login_to_otp(id_hash, transaction, now)
-        .await?;
-    Ok(see_other(&portal.path("/login/verify")))
+    let sent = send_to(&state, &request, &portal, &login.login, token).await?;
+    if sent.transaction.is_some() {
+        state
+            .store
+            .portal_login_to_otp(id_hash, sent.transaction, now)
+            .await?;
+    }
+    Ok(to_verify(&state, &portal, sent.problem))
 }
 
 pub async fn submit_otp(
@@ -682,10 +744,10 @@ pub async fn submit_otp(
                     resource: portal.resource.id.to_string(),
                     user: Some(login.login.clone()),
                     token: None,
+                    transaction: login.transaction_id.clone(),
                 },
                 password: None,
                 otp: Some(typed.to_string()),
-                transaction: login.transaction_id.clone(),
                 end_user_ip: session::client_ip(&request),
                 first_factor_checked: true,
             },

@@ -2,6 +2,7 @@
 
 mod auth;
 mod basics;
+mod gateway;
 mod import;
 mod openapi;
 mod refusals;

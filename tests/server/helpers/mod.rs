@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod browser;
 pub mod delivery;
 pub mod otp;

@@ -581,6 +581,16 @@ async fn the_default_otp_length_and_challenge_validity_apply_to_new_tokens_and_s
     assert_eq!(totp["digits"], 6, "authenticator apps keep 6 digits");
 
     let app_key = api_key(&app.data_dir, &["--resource", "vpn"]);
+    // A code is queued only through a channel that is set up.
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/settings/mail",
+            &admin,
+            json!({"host": "127.0.0.1", "port": 9, "security": "none", "from_address": "otp@example.lan"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let before = crate::helpers::otp::unix_now() as i64;
     api.prepare(&app_key, "nina").await;
     let (_, deliveries) = api

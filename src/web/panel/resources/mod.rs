@@ -20,6 +20,7 @@ use self_service::{save_self_service, show_self_service};
 
 use super::{Page, redirect_with_flash};
 use crate::clock::now;
+use crate::domain::WithoutSecondFactor;
 use crate::store::resources::{self, ResourceChanges};
 use crate::store::users::{Listing, Page as Window};
 use crate::store::{NewResource, Resource};
@@ -189,6 +190,8 @@ pub struct ResourceForm {
     fail_limit: String,
     #[serde(default)]
     password_required: Option<String>,
+    #[serde(default)]
+    without_second_factor: String,
 }
 
 /// The resource's settings as typed, checked with the same rules as the API.
@@ -197,6 +200,7 @@ struct ResourceInput {
     description: String,
     fail_limit: i64,
     password_required: bool,
+    without_second_factor: WithoutSecondFactor,
 }
 
 fn parse_resource_form(form: &ResourceForm) -> Result<ResourceInput, Problems> {
@@ -217,13 +221,28 @@ fn parse_resource_form(form: &ResourceForm) -> Result<ResourceInput, Problems> {
             errors.at("fail_limit", "The limit must be a number from 3 to 10.");
             None
         });
-    match (name, description, fail_limit) {
-        (Some(name), Some(description), Some(fail_limit)) if errors.is_empty() => {
+    // A form without the choice (an older page, a script) keeps the safe default.
+    let without_second_factor = match form.without_second_factor.trim() {
+        "" => Some(WithoutSecondFactor::default()),
+        typed => WithoutSecondFactor::parse(typed),
+    }
+    .or_else(|| {
+        errors.at(
+            "without_second_factor",
+            "Choose what a password alone is worth.",
+        );
+        None
+    });
+    match (name, description, fail_limit, without_second_factor) {
+        (Some(name), Some(description), Some(fail_limit), Some(without_second_factor))
+            if errors.is_empty() =>
+        {
             Ok(ResourceInput {
                 name,
                 description,
                 fail_limit,
                 password_required: form.password_required.is_some(),
+                without_second_factor,
             })
         }
         _ => Err(errors),
@@ -252,6 +271,20 @@ fn resource_fields(form: &ResourceForm, errors: &Problems) -> Markup {
         label.check {
             input type="checkbox" name="password_required" value="on" checked[form.password_required.is_some()];
             "Password required (users give their password together with the one-time password)"
+        }
+        fieldset {
+            legend { "Users without an active second factor" }
+            p.note { "A user whose tokens here are none, disabled, waiting for their activation or not assigned to this resource, and who gives the right password:" }
+            @for (value, label) in [
+                ("refuse", "Refuse: this resource wants two factors from everyone"),
+                ("password_only", "Let them in with the password only (audited as such)"),
+            ] {
+                label.check {
+                    input type="radio" name="without_second_factor" value=(value) checked[form.without_second_factor == value];
+                    (label)
+                }
+            }
+            (errors.note_as_written("without_second_factor"))
         }
     }
 }
@@ -285,6 +318,7 @@ async fn new_resource(
         description: String::new(),
         fail_limit: "5".into(),
         password_required: None,
+        without_second_factor: WithoutSecondFactor::default().as_str().into(),
     };
     Ok(new_resource_page(
         &page,
@@ -320,6 +354,7 @@ async fn create_resource(
                 fail_limit: input.fail_limit,
                 password_required: input.password_required,
                 auto_unlock_seconds: None,
+                without_second_factor: input.without_second_factor,
             },
             page.audit(&request, "resource.create", "ok"),
             now(),
@@ -383,6 +418,7 @@ fn form_from_resource(resource: &Resource) -> ResourceForm {
         description: resource.description.clone(),
         fail_limit: resource.fail_limit.to_string(),
         password_required: resource.password_required.then(|| "on".to_string()),
+        without_second_factor: resource.without_second_factor.as_str().into(),
     }
 }
 
@@ -546,6 +582,11 @@ async fn update_resource(
             input.password_required
         }),
         auto_unlock_seconds: None,
+        without_second_factor: (input.without_second_factor != resource.without_second_factor)
+            .then(|| {
+                changed.push("users without an active second factor");
+                input.without_second_factor
+            }),
     };
     let location = format!("/admin/resources/{}", resource.id);
     if changed.is_empty() {
