@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::app::{self, Application, DataDir};
 use crate::config::{self, Config, Overrides};
 use crate::crypto::{self, Keys};
+use crate::domain::IdOrName;
 use crate::provision::{self, ImportFormat};
 use crate::store::{self, NewAdmin};
 
@@ -130,7 +131,8 @@ pub enum ApiKeyCommand {
         /// A name that says who uses the key, e.g. "vpn-gateway".
         #[arg(long)]
         name: String,
-        /// A key for the authentication endpoints of this resource (name or id).
+        /// A key for the authentication endpoints of this resource: its id, or its name (a
+        /// name made of digits is written name:2024).
         #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
         resource: Option<String>,
         /// A key that may manage every object.
@@ -425,12 +427,16 @@ fn apikey(cli: &Cli, command: &ApiKeyCommand) -> anyhow::Result<()> {
             if name.trim().is_empty() {
                 bail!("the key needs a name");
             }
+            let resource = resource
+                .as_deref()
+                .map(|text| IdOrName::from_text(text, "name"))
+                .transpose()?;
             let key = crypto::new_api_key()?;
             store.create_api_key_blocking(
                 name.trim().to_string(),
                 key.prefix.clone(),
                 key.hash,
-                resource.clone(),
+                resource,
                 now,
             )?;
             println!("{}", key.key);

@@ -136,8 +136,9 @@ pub enum KeyScope {
     Resource(i64),
 }
 
-/// An object named by its id (a number) or its name, login or serial (a string).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+/// An object named by its id or by its name, login or serial. In JSON a number is an id and a
+/// string is a name, never read as an id: a token whose serial is `"2"` is not token 2.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum IdOrName {
     Id(i64),
@@ -145,11 +146,43 @@ pub enum IdOrName {
 }
 
 impl IdOrName {
-    /// The key the store's `find_*` functions take: an id as digits, or the name.
-    pub fn as_key(&self) -> String {
+    /// Reads an object's address where every value is text (a path segment, a command-line
+    /// argument): digits are an id; `LABEL:` followed by anything is a name even when that is
+    /// all digits (`serial:987654321`); any other text is a name. Digits that cannot be an id
+    /// as written (a leading zero, too many of them) are refused rather than guessed.
+    pub fn from_text(text: &str, label: &str) -> Result<IdOrName, Refused> {
+        if let Some(name) = text
+            .strip_prefix(label)
+            .and_then(|rest| rest.strip_prefix(':'))
+        {
+            return Ok(IdOrName::Name(name.to_string()));
+        }
+        if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Ok(IdOrName::Name(text.to_string()));
+        }
+        match text.parse::<i64>() {
+            Ok(id) if !text.starts_with('0') || text == "0" => Ok(IdOrName::Id(id)),
+            _ => Err(Refused::Invalid(format!(
+                "{text} is not an id as written; to name the {label} {text}, write {label}:{text}"
+            ))),
+        }
+    }
+
+    /// The name, login or serial, as it is stored (without surrounding spaces).
+    pub fn name(&self) -> Option<&str> {
         match self {
-            IdOrName::Id(id) => id.to_string(),
-            IdOrName::Name(name) => name.trim().to_string(),
+            IdOrName::Id(_) => None,
+            IdOrName::Name(name) => Some(name.trim()),
+        }
+    }
+}
+
+impl std::fmt::Display for IdOrName {
+    /// How the object was named, for messages: `#42`, or the name in quotes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdOrName::Id(id) => write!(f, "#{id}"),
+            IdOrName::Name(name) => write!(f, "{:?}", name.trim()),
         }
     }
 }
@@ -173,6 +206,51 @@ pub fn mask_destination(destination: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_json_a_number_is_an_id_and_a_string_a_name_even_when_it_is_digits() {
+        let parse = |json| serde_json::from_str::<IdOrName>(json);
+        assert_eq!(parse("42").expect("a number"), IdOrName::Id(42));
+        assert_eq!(
+            parse("\"42\"").expect("a string"),
+            IdOrName::Name("42".into())
+        );
+        assert_eq!(
+            parse("\"alice\"").expect("a string"),
+            IdOrName::Name("alice".into())
+        );
+        assert!(parse("true").is_err());
+        assert!(parse("4.2").is_err());
+    }
+
+    #[test]
+    fn in_text_digits_are_an_id_and_a_label_makes_a_name_of_anything() {
+        let read = |text| IdOrName::from_text(text, "serial");
+        assert_eq!(read("42"), Ok(IdOrName::Id(42)));
+        assert_eq!(read("0"), Ok(IdOrName::Id(0)));
+        assert_eq!(read("HW-42"), Ok(IdOrName::Name("HW-42".into())));
+        assert_eq!(
+            read("serial:987654321"),
+            Ok(IdOrName::Name("987654321".into()))
+        );
+        assert_eq!(read("serial:0042"), Ok(IdOrName::Name("0042".into())));
+        assert_eq!(
+            read("serial:serial:1"),
+            Ok(IdOrName::Name("serial:1".into()))
+        );
+        assert_eq!(read("login:7"), Ok(IdOrName::Name("login:7".into())));
+        assert_eq!(read("-1"), Ok(IdOrName::Name("-1".into())));
+    }
+
+    #[test]
+    fn in_text_digits_that_cannot_be_an_id_as_written_are_refused_with_the_way_to_name_them() {
+        for text in ["0042", "99999999999999999999"] {
+            let Err(Refused::Invalid(message)) = IdOrName::from_text(text, "serial") else {
+                panic!("{text} was guessed");
+            };
+            assert!(message.contains(&format!("serial:{text}")), "{message}");
+        }
+    }
 
     #[test]
     fn destinations_are_masked() {

@@ -37,9 +37,10 @@ pub struct TokenRequest {
     pub name: Option<String>,
     /// Generated from the kind and random characters when absent.
     pub serial: Option<String>,
-    /// The user (id or login) the token is assigned to.
+    /// The user the token is assigned to: a number is their id, a string their login.
     pub user: Option<IdOrName>,
-    /// A resource (id or name) the token is assigned to together with its user; needs `user`.
+    /// A resource the token is assigned to together with its user (a number is its id, a string
+    /// its name); needs `user`.
     pub resource: Option<IdOrName>,
     /// TOTP and HOTP: the seed, generated when absent.
     pub secret: Option<String>,
@@ -312,8 +313,8 @@ pub fn prepare(
     let creation = TokenCreation {
         token,
         generate_serial: serial.is_none(),
-        user: request.user.as_ref().map(IdOrName::as_key),
-        resource: request.resource.as_ref().map(IdOrName::as_key),
+        user: request.user.clone(),
+        resource: request.resource.clone(),
     };
     Ok(PreparedToken {
         creation,

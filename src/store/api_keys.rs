@@ -3,7 +3,7 @@
 use rusqlite::{Connection, params};
 
 use super::{AuditEntry, Result, Store, StoreError, UnixTime, optional};
-use crate::domain::KeyScope;
+use crate::domain::{IdOrName, KeyScope};
 
 #[derive(Debug, Clone)]
 pub struct ApiKeyRecord {
@@ -50,25 +50,22 @@ impl Store {
         self.read(move |conn| by_prefix(conn, &prefix)).await
     }
 
-    /// Creates a key for a resource named or numbered `resource` (None: an admin key).
+    /// Creates a key for the resource `resource` (None: an admin key).
     pub fn create_api_key_blocking(
         &self,
         name: String,
         prefix: String,
         key_hash: Vec<u8>,
-        resource: Option<String>,
+        resource: Option<IdOrName>,
         now: UnixTime,
     ) -> Result<i64> {
         self.write_blocking(move |conn| {
             let resource_id = match &resource {
                 None => None,
                 Some(resource) => Some(
-                    optional(conn.query_row(
-                        "SELECT id FROM resources WHERE name = ?1 OR CAST(id AS TEXT) = ?1",
-                        params![resource],
-                        |row| row.get::<_, i64>(0),
-                    ))?
-                    .ok_or_else(|| StoreError::Conflict(format!("no resource named {resource}")))?,
+                    super::directory::find_resource(conn, resource)?
+                        .ok_or_else(|| StoreError::Conflict(format!("no resource {resource}")))?
+                        .id,
                 ),
             };
             let scope = if resource_id.is_some() {

@@ -8,6 +8,7 @@ use super::directory::{
     Resource, TOKEN_COLUMNS, Token, User, find_resource, find_token, find_user, token_from_row,
 };
 use super::{AuditEntry, Result, Store, UnixTime, audit, execute_cached, optional};
+use crate::domain::IdOrName;
 
 /// A live challenge of a token.
 #[derive(Debug, Clone)]
@@ -47,9 +48,9 @@ pub struct AuthContext {
 /// Which objects an authentication names.
 #[derive(Debug, Clone)]
 pub struct AuthTarget {
-    pub resource: String,
-    pub user: Option<String>,
-    pub token: Option<String>,
+    pub resource: IdOrName,
+    pub user: Option<IdOrName>,
+    pub token: Option<IdOrName>,
     /// The transaction of an earlier `prepare` or password check, when the attempt gives one.
     pub transaction: Option<String>,
 }
@@ -75,7 +76,7 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
     context.user = match (&target.user, &named_token) {
         (Some(key), _) => find_user(conn, key)?,
         (None, Some(token)) => match token.user_id {
-            Some(id) => find_user(conn, &id.to_string())?,
+            Some(id) => find_user(conn, &IdOrName::Id(id))?,
             None => None,
         },
         (None, None) => None,

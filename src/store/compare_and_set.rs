@@ -14,7 +14,7 @@ use super::{
     AdminChange, AuditEntry, NewAdmin, NewResource, NewSession, NewToken, NewUser, SessionKind,
     SessionStage, Store, Token, UnixTime, optional, temp_store,
 };
-use crate::domain::{TokenKind, TokenState};
+use crate::domain::{IdOrName, TokenKind, TokenState};
 
 fn entry(at: UnixTime) -> AuditEntry {
     AuditEntry::new(at, "test", "test", "ok")
@@ -68,7 +68,7 @@ async fn add_token(store: &Store, token: NewToken) -> i64 {
 /// The token as stored now, or None when it is gone.
 async fn stored_token(store: &Store, id: i64) -> Option<Token> {
     store
-        .token_detail(id.to_string())
+        .token_detail(IdOrName::Id(id))
         .await
         .expect("read")
         .map(|detail| detail.record.token)
@@ -190,7 +190,7 @@ async fn penalise(
 /// The user and resource a transaction of these tests belongs to, made the first time.
 async fn transaction_owner(store: &Store) -> (i64, i64) {
     let user = match store
-        .find_user("transaction owner".to_owned())
+        .find_user(IdOrName::Name("transaction owner".to_owned()))
         .await
         .expect("read")
     {
@@ -198,7 +198,7 @@ async fn transaction_owner(store: &Store) -> (i64, i64) {
         None => add_user(store, "transaction owner").await,
     };
     let resource = match store
-        .find_resource("transaction resource".to_owned())
+        .find_resource(IdOrName::Name("transaction resource".to_owned()))
         .await
         .expect("read")
     {
@@ -293,7 +293,7 @@ async fn a_disabled_token_claims_no_step() {
     let (_dir, store) = temp_store();
     let id = add_token(&store, new_token(TokenKind::Totp, "T-1")).await;
     store
-        .set_token_enabled(id.to_string(), false, entry(2))
+        .set_token_enabled(IdOrName::Id(id), false, entry(2))
         .await
         .expect("written")
         .expect("disabled");
@@ -384,7 +384,7 @@ async fn a_sent_code_of_a_disabled_token_is_refused() {
     let id = add_token(&store, new_token(TokenKind::Mail, "M-1")).await;
     let challenge_id = send_code(&store, id, 3, 2000, 1000).await;
     store
-        .set_token_enabled(id.to_string(), false, entry(1000))
+        .set_token_enabled(IdOrName::Id(id), false, entry(1000))
         .await
         .expect("written")
         .expect("disabled");

@@ -1,9 +1,10 @@
 //! Users, resources, tokens and their assignments: the rows every feature reads.
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params};
 
 use super::{Result, Store, StoreError, UnixTime, optional};
-use crate::domain::{TokenKind, TokenState, WithoutSecondFactor};
+use crate::domain::{IdOrName, TokenKind, TokenState, WithoutSecondFactor};
 use crate::otp::{Algorithm, PinPosition};
 
 #[derive(Debug, Clone)]
@@ -307,63 +308,49 @@ pub fn insert_token(conn: &Connection, token: &NewToken, now: UnixTime) -> Resul
     Ok(conn.last_insert_rowid())
 }
 
-/// A user by id, or by login when `key` is not a number (or no user has that id).
-pub fn find_user(conn: &Connection, key: &str) -> Result<Option<User>> {
-    if let Ok(id) = key.parse::<i64>()
-        && let Some(user) = optional(
-            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
-                .query_row(params![id], user_from_row),
-        )?
-    {
-        return Ok(Some(user));
-    }
+/// A user by id, or by login.
+pub fn find_user(conn: &Connection, key: &IdOrName) -> Result<Option<User>> {
+    let (sql, value) = match key {
+        IdOrName::Id(id) => ("id", Value::Integer(*id)),
+        IdOrName::Name(login) => ("login", Value::Text(login.trim().to_string())),
+    };
     optional(
         conn.prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE login = ?1"
+            "SELECT {USER_COLUMNS} FROM users WHERE {sql} = ?1"
         ))?
-        .query_row(params![key], user_from_row),
+        .query_row(params![value], user_from_row),
     )
 }
 
 /// A resource by id, or by name.
-pub fn find_resource(conn: &Connection, key: &str) -> Result<Option<Resource>> {
-    if let Ok(id) = key.parse::<i64>()
-        && let Some(resource) = optional(
-            conn.prepare_cached(&format!(
-                "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = ?1"
-            ))?
-            .query_row(params![id], resource_from_row),
-        )?
-    {
-        return Ok(Some(resource));
-    }
+pub fn find_resource(conn: &Connection, key: &IdOrName) -> Result<Option<Resource>> {
+    let (sql, value) = match key {
+        IdOrName::Id(id) => ("id", Value::Integer(*id)),
+        IdOrName::Name(name) => ("name", Value::Text(name.trim().to_string())),
+    };
     optional(
         conn.prepare_cached(&format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE name = ?1"
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE {sql} = ?1"
         ))?
-        .query_row(params![key], resource_from_row),
+        .query_row(params![value], resource_from_row),
     )
 }
 
 pub fn token_by_id(conn: &Connection, id: i64) -> Result<Option<Token>> {
-    optional(
-        conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"))?
-            .query_row(params![id], token_from_row),
-    )
+    find_token(conn, &IdOrName::Id(id))
 }
 
 /// A token by id, or by serial.
-pub fn find_token(conn: &Connection, key: &str) -> Result<Option<Token>> {
-    if let Ok(id) = key.parse::<i64>()
-        && let Some(token) = token_by_id(conn, id)?
-    {
-        return Ok(Some(token));
-    }
+pub fn find_token(conn: &Connection, key: &IdOrName) -> Result<Option<Token>> {
+    let (sql, value) = match key {
+        IdOrName::Id(id) => ("id", Value::Integer(*id)),
+        IdOrName::Name(serial) => ("serial", Value::Text(serial.trim().to_string())),
+    };
     optional(
         conn.prepare_cached(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE serial = ?1"
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE {sql} = ?1"
         ))?
-        .query_row(params![key], token_from_row),
+        .query_row(params![value], token_from_row),
     )
 }
 
@@ -397,15 +384,15 @@ pub fn assign_token_to_resource(conn: &Connection, resource_id: i64, token_id: i
 }
 
 impl Store {
-    pub async fn find_user(&self, key: String) -> Result<Option<User>> {
+    pub async fn find_user(&self, key: IdOrName) -> Result<Option<User>> {
         self.read(move |conn| find_user(conn, &key)).await
     }
 
-    pub async fn find_resource(&self, key: String) -> Result<Option<Resource>> {
+    pub async fn find_resource(&self, key: IdOrName) -> Result<Option<Resource>> {
         self.read(move |conn| find_resource(conn, &key)).await
     }
 
-    pub async fn find_token(&self, key: String) -> Result<Option<Token>> {
+    pub async fn find_token(&self, key: IdOrName) -> Result<Option<Token>> {
         self.read(move |conn| find_token(conn, &key)).await
     }
 }

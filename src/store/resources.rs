@@ -12,7 +12,7 @@ use super::directory::{
 };
 use super::users::{Listing, Page, UserFilter, like_pattern, list_users};
 use super::{Result, Store, UnixTime, optional};
-use crate::domain::{Invalid, TokenKind, WithoutSecondFactor};
+use crate::domain::{IdOrName, Invalid, TokenKind, WithoutSecondFactor};
 
 pub const MAX_RESOURCE_NAME: usize = 100;
 pub const MAX_DESCRIPTION: usize = 1000;
@@ -265,7 +265,7 @@ impl Store {
     }
 
     /// A resource by id or name, with the number of users and tokens assigned to it.
-    pub async fn resource_detail(&self, key: String) -> Result<Option<ResourceDetail>> {
+    pub async fn resource_detail(&self, key: IdOrName) -> Result<Option<ResourceDetail>> {
         self.read(move |conn| {
             let Some(resource) = directory::find_resource(conn, &key)? else {
                 return Ok(None);
@@ -289,7 +289,7 @@ impl Store {
     /// that changes nothing writes no audit entry.
     pub async fn update_resource(
         &self,
-        key: String,
+        key: IdOrName,
         changes: ResourceChanges,
         audit: AuditEntry,
         now: UnixTime,
@@ -369,7 +369,7 @@ impl Store {
     /// Deletes the resource `key`; its assignments, API keys, self-service settings and
     /// portal sessions go with it through the foreign keys. False when there is no such
     /// resource.
-    pub async fn delete_resource(&self, key: String, audit: AuditEntry) -> Result<bool> {
+    pub async fn delete_resource(&self, key: IdOrName, audit: AuditEntry) -> Result<bool> {
         self.write(move |conn| {
             let Some(resource) = directory::find_resource(conn, &key)? else {
                 return Ok(false);
@@ -389,7 +389,7 @@ impl Store {
     }
 
     /// One page of the users assigned to the resource `key`, ordered by login.
-    pub async fn resource_users(&self, key: String, page: Page) -> Result<Listing<User>> {
+    pub async fn resource_users(&self, key: IdOrName, page: Page) -> Result<Listing<User>> {
         self.read(move |conn| {
             let filter = UserFilter {
                 resource: Some(key),
@@ -402,7 +402,7 @@ impl Store {
 
     /// The tokens assigned to the resource `key`, ordered by serial; None when there is no
     /// such resource.
-    pub async fn resource_tokens(&self, key: String) -> Result<Option<Vec<ResourceToken>>> {
+    pub async fn resource_tokens(&self, key: IdOrName) -> Result<Option<Vec<ResourceToken>>> {
         Ok(self
             .resource_tokens_window(key, i64::MAX, 0)
             .await?
@@ -412,7 +412,7 @@ impl Store {
     /// One page of the tokens assigned to a resource, by serial, and how many there are.
     pub async fn resource_tokens_window(
         &self,
-        key: String,
+        key: IdOrName,
         limit: i64,
         offset: i64,
     ) -> Result<Option<(Vec<ResourceToken>, i64)>> {
@@ -469,8 +469,8 @@ impl Store {
     /// twice changes nothing and writes no second audit entry.
     pub async fn assign_user(
         &self,
-        resource: String,
-        user: String,
+        resource: IdOrName,
+        user: IdOrName,
         audit: AuditEntry,
     ) -> Result<Assignment> {
         self.write(move |conn| {
@@ -500,8 +500,8 @@ impl Store {
     /// token is assigned to a resource only through its user.
     pub async fn unassign_user(
         &self,
-        resource: String,
-        user: String,
+        resource: IdOrName,
+        user: IdOrName,
         audit: AuditEntry,
     ) -> Result<Assignment> {
         self.write(move |conn| {
@@ -539,8 +539,8 @@ impl Store {
     /// ("Assign → Token with User"). A token without a user is refused.
     pub async fn assign_token(
         &self,
-        resource: String,
-        token: String,
+        resource: IdOrName,
+        token: IdOrName,
         audit: AuditEntry,
     ) -> Result<Assignment> {
         self.write(move |conn| {
@@ -574,8 +574,8 @@ impl Store {
     /// Takes the token `token` from the resource; its user stays assigned.
     pub async fn unassign_token(
         &self,
-        resource: String,
-        token: String,
+        resource: IdOrName,
+        token: IdOrName,
         audit: AuditEntry,
     ) -> Result<Assignment> {
         self.write(move |conn| {
@@ -1130,7 +1130,7 @@ mod listing_tests {
             .build()
             .expect("runtime");
         let (tokens, total) = rt
-            .block_on(store.resource_tokens_window(resource.into(), limit, offset))
+            .block_on(store.resource_tokens_window(IdOrName::Name(resource.into()), limit, offset))
             .expect("window")
             .expect("resource exists");
         (tokens.into_iter().map(|t| t.serial).collect(), total)
@@ -1174,7 +1174,7 @@ mod listing_tests {
             .expect("users disabled");
         let count = |resource: &str, enabled: Option<bool>| {
             let filter = UserFilter {
-                resource: Some(resource.into()),
+                resource: Some(IdOrName::Name(resource.into())),
                 enabled,
                 ..UserFilter::default()
             };

@@ -13,7 +13,7 @@ use super::directory::{
 };
 use super::{Result, Store, optional};
 pub use crate::domain::Refused;
-use crate::domain::{TokenKind, TokenState};
+use crate::domain::{IdOrName, TokenKind, TokenState};
 
 /// The answer of an operation that may be refused.
 pub type Outcome<T> = std::result::Result<T, Refused>;
@@ -48,9 +48,9 @@ pub struct TokenFilter {
     pub state: Option<StateFilter>,
     pub assigned: Option<bool>,
     /// A resource by id or name.
-    pub resource: Option<String>,
+    pub resource: Option<IdOrName>,
     /// A user by id or login.
-    pub user: Option<String>,
+    pub user: Option<IdOrName>,
     /// A substring of the serial, the name or the user's login.
     pub search: Option<String>,
     pub limit: i64,
@@ -64,9 +64,9 @@ pub struct TokenCreation {
     /// Generate a serial (kind + random characters) when true; `token.serial` is then ignored.
     pub generate_serial: bool,
     /// The user by id or login.
-    pub user: Option<String>,
+    pub user: Option<IdOrName>,
     /// The resource by id or name; needs a user.
-    pub resource: Option<String>,
+    pub resource: Option<IdOrName>,
 }
 
 /// The changes of an update request; `None` leaves a value alone.
@@ -175,7 +175,7 @@ pub(super) fn create(
         None => None,
         Some(key) => match find_user(conn, &key)? {
             Some(user) => Some(user),
-            None => return Ok(Err(Refused::field("user", format!("no user {key:?}")))),
+            None => return Ok(Err(Refused::field("user", format!("no user {key}")))),
         },
     };
     let resource = match resource {
@@ -185,7 +185,7 @@ pub(super) fn create(
             None => {
                 return Ok(Err(Refused::field(
                     "resource",
-                    format!("no resource {key:?}"),
+                    format!("no resource {key}"),
                 )));
             }
         },
@@ -293,7 +293,7 @@ fn list(conn: &Connection, filter: TokenFilter) -> Result<Outcome<(Vec<TokenReco
     }
     if let Some(key) = &filter.user {
         let Some(user) = find_user(conn, key)? else {
-            return Ok(Err(Refused::field("user", format!("no user {key:?}"))));
+            return Ok(Err(Refused::field("user", format!("no user {key}"))));
         };
         values.push(user.id.into());
         conditions.push(format!("t.user_id = ?{}", values.len()));
@@ -302,7 +302,7 @@ fn list(conn: &Connection, filter: TokenFilter) -> Result<Outcome<(Vec<TokenReco
         let Some(resource) = find_resource(conn, key)? else {
             return Ok(Err(Refused::field(
                 "resource",
-                format!("no resource {key:?}"),
+                format!("no resource {key}"),
             )));
         };
         values.push(resource.id.into());
@@ -408,7 +408,7 @@ fn update(
 /// Runs `statement` (with `?1` the token id and `?2` the time) on the token `key` and audits it.
 fn simple_change(
     conn: &Connection,
-    key: &str,
+    key: &IdOrName,
     statement: &str,
     audit_entry: AuditEntry,
 ) -> Result<Outcome<TokenRecord>> {
@@ -445,8 +445,8 @@ fn resync(
 
 fn assign(
     conn: &Connection,
-    key: &str,
-    user_key: &str,
+    key: &IdOrName,
+    user_key: &IdOrName,
     audit_entry: AuditEntry,
 ) -> Result<Outcome<TokenRecord>> {
     let Some(token) = find_token(conn, key)? else {
@@ -472,7 +472,11 @@ fn assign(
     audited(conn, token.id, Some(user.id), audit_entry)
 }
 
-fn unassign(conn: &Connection, key: &str, audit_entry: AuditEntry) -> Result<Outcome<TokenRecord>> {
+fn unassign(
+    conn: &Connection,
+    key: &IdOrName,
+    audit_entry: AuditEntry,
+) -> Result<Outcome<TokenRecord>> {
     let Some(token) = find_token(conn, key)? else {
         return Ok(Err(Refused::NotFound("token")));
     };
@@ -491,7 +495,7 @@ fn unassign(conn: &Connection, key: &str, audit_entry: AuditEntry) -> Result<Out
     audited(conn, token.id, Some(user_id), audit_entry)
 }
 
-fn delete(conn: &Connection, key: &str, audit_entry: AuditEntry) -> Result<Outcome<()>> {
+fn delete(conn: &Connection, key: &IdOrName, audit_entry: AuditEntry) -> Result<Outcome<()>> {
     let Some(token) = find_token(conn, key)? else {
         return Ok(Err(Refused::NotFound("token")));
     };
@@ -561,7 +565,7 @@ impl Store {
     }
 
     /// A token by id or serial, with its user's login and its resources.
-    pub async fn token_detail(&self, key: String) -> Result<Option<TokenDetail>> {
+    pub async fn token_detail(&self, key: IdOrName) -> Result<Option<TokenDetail>> {
         self.read(move |conn| {
             let Some(token) = find_token(conn, &key)? else {
                 return Ok(None);
@@ -587,7 +591,7 @@ impl Store {
 
     pub async fn set_token_enabled(
         &self,
-        key: String,
+        key: IdOrName,
         enabled: bool,
         audit_entry: AuditEntry,
     ) -> Result<Outcome<TokenRecord>> {
@@ -603,7 +607,7 @@ impl Store {
     /// Sets the fail counter to zero and unlocks the token.
     pub async fn reset_token(
         &self,
-        key: String,
+        key: IdOrName,
         audit_entry: AuditEntry,
     ) -> Result<Outcome<TokenRecord>> {
         self.write(move |conn| {
@@ -633,8 +637,8 @@ impl Store {
     /// Gives an unassigned token to a user; a token of another user must be unassigned first.
     pub async fn assign_token_user(
         &self,
-        key: String,
-        user: String,
+        key: IdOrName,
+        user: IdOrName,
         audit_entry: AuditEntry,
     ) -> Result<Outcome<TokenRecord>> {
         self.write(move |conn| assign(conn, &key, &user, audit_entry))
@@ -644,14 +648,18 @@ impl Store {
     /// Takes a token from its user and from every resource.
     pub async fn unassign_token_user(
         &self,
-        key: String,
+        key: IdOrName,
         audit_entry: AuditEntry,
     ) -> Result<Outcome<TokenRecord>> {
         self.write(move |conn| unassign(conn, &key, audit_entry))
             .await
     }
 
-    pub async fn delete_token(&self, key: String, audit_entry: AuditEntry) -> Result<Outcome<()>> {
+    pub async fn delete_token(
+        &self,
+        key: IdOrName,
+        audit_entry: AuditEntry,
+    ) -> Result<Outcome<()>> {
         self.write(move |conn| delete(conn, &key, audit_entry))
             .await
     }

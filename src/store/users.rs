@@ -7,7 +7,7 @@ use rusqlite::{Connection, params, params_from_iter};
 use super::audit::{self, AuditEntry};
 use super::directory::{self, NewUser, USER_COLUMNS, User, user_from_row};
 use super::{Result, Store, UnixTime};
-use crate::domain::{TokenKind, TokenState};
+use crate::domain::{IdOrName, TokenKind, TokenState};
 
 /// One page of a listing: at most `limit` rows after skipping `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct UserFilter {
     pub search: Option<String>,
     pub enabled: Option<bool>,
     /// A resource given by id or name: only the users assigned to it.
-    pub resource: Option<String>,
+    pub resource: Option<IdOrName>,
     pub has_token: Option<bool>,
 }
 
@@ -588,7 +588,7 @@ impl Store {
     }
 
     /// A user by id or login with their tokens and resources.
-    pub async fn user_detail(&self, key: String) -> Result<Option<UserDetail>> {
+    pub async fn user_detail(&self, key: IdOrName) -> Result<Option<UserDetail>> {
         self.read(move |conn| match directory::find_user(conn, &key)? {
             Some(user) => user_detail(conn, user).map(Some),
             None => Ok(None),
@@ -600,7 +600,7 @@ impl Store {
     /// A change that changes nothing writes no audit entry.
     pub async fn update_user(
         &self,
-        key: String,
+        key: IdOrName,
         changes: UserChanges,
         audit: AuditEntry,
         now: UnixTime,
@@ -664,7 +664,7 @@ impl Store {
     }
 
     /// Deletes the user `key` (id or login); false when there is no such user.
-    pub async fn delete_user(&self, key: String, audit: AuditEntry) -> Result<bool> {
+    pub async fn delete_user(&self, key: IdOrName, audit: AuditEntry) -> Result<bool> {
         self.write(move |conn| {
             let Some(user) = directory::find_user(conn, &key)? else {
                 return Ok(false);

@@ -14,16 +14,18 @@ use crate::domain::{KeyScope, TokenKind};
 use crate::store::auth::AuthTarget;
 use crate::web::AppState;
 
-/// A login to check. Give `user` (id or login) with `otp` and/or `password`, or `token` (id
-/// or serial) with `otp` alone. Never logged.
+/// A login to check. Give `user` with `otp` and/or `password`, or `token` with `otp` alone. In
+/// `resource`, `user` and `token` a JSON number is an id and a JSON string a name, login or
+/// serial, also when it is made of digits. Never logged.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthenticateRequest {
-    /// The resource (id or name); may be left out with a resource key.
+    /// The resource: a number is its id, a string its name; may be left out with a resource key.
     resource: Option<IdOrName>,
-    /// The user (id or login).
+    /// The user: a number is their id, a string their login.
     user: Option<IdOrName>,
-    /// One token (id or serial): only this token counts.
+    /// One token: a number is its id, a string its serial (`"987654321"` is a serial): only
+    /// this token counts.
     token: Option<IdOrName>,
     /// The user's password.
     password: Option<String>,
@@ -39,11 +41,11 @@ pub struct AuthenticateRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrepareRequest {
-    /// The resource (id or name); may be left out with a resource key.
+    /// The resource: a number is its id, a string its name; may be left out with a resource key.
     resource: Option<IdOrName>,
-    /// The user (id or login).
+    /// The user: a number is their id, a string their login.
     user: IdOrName,
-    /// Only this token (id or serial); by default every MAIL, SMS and BOT token of the user in
+    /// Only this token (a number is its id, a string its serial); by default every MAIL, SMS and BOT token of the user in
     /// the resource.
     token: Option<IdOrName>,
     /// The end user's IP address, for the audit log and per-address rate limits.
@@ -128,10 +130,18 @@ fn challenge_infos(expected: Vec<Expected>) -> Vec<ChallengeInfo> {
         .collect()
 }
 
-fn resource_key(resource: Option<&IdOrName>, caller: &ApiCaller) -> Result<String, ApiError> {
+/// The key the attempts at one user are counted under: every spelling of a login counts as one.
+fn user_subject(user: &IdOrName) -> String {
+    match user {
+        IdOrName::Id(id) => format!("user#{id}"),
+        IdOrName::Name(login) => format!("user:{}", login.trim().to_lowercase()),
+    }
+}
+
+fn resource_key(resource: Option<IdOrName>, caller: &ApiCaller) -> Result<IdOrName, ApiError> {
     match (resource, caller.scope) {
-        (Some(resource), _) => Ok(resource.as_key()),
-        (None, KeyScope::Resource(id)) => Ok(id.to_string()),
+        (Some(resource), _) => Ok(resource),
+        (None, KeyScope::Resource(id)) => Ok(IdOrName::Id(id)),
         (None, KeyScope::Admin) => Err(ApiError::field(
             "resource",
             "name the resource (an admin key has none of its own)",
@@ -212,11 +222,11 @@ pub async fn authenticate(
     body: ApiJson<AuthenticateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.0;
-    let resource = resource_key(request.resource.as_ref(), &caller)?;
+    let resource = resource_key(request.resource, &caller)?;
     let ip = end_user_ip(request.ip.as_deref())?;
     let subject = match (&request.user, &request.token) {
-        (Some(user), _) => format!("user:{}", user.as_key().to_lowercase()),
-        (None, Some(token)) => format!("token:{}", token.as_key()),
+        (Some(user), _) => user_subject(user),
+        (None, Some(token)) => format!("token:{token}"),
         (None, None) => {
             return Err(ApiError::field(
                 "user",
@@ -228,8 +238,8 @@ pub async fn authenticate(
     let attempt = Attempt {
         target: AuthTarget {
             resource,
-            user: request.user.map(|u| u.as_key()),
-            token: request.token.map(|t| t.as_key()),
+            user: request.user,
+            token: request.token,
             transaction: request.transaction,
         },
         password: request.password,
@@ -286,19 +296,13 @@ pub async fn prepare(
     body: ApiJson<PrepareRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.0;
-    let resource = resource_key(request.resource.as_ref(), &caller)?;
+    let resource = resource_key(request.resource, &caller)?;
     let ip = end_user_ip(request.ip.as_deref())?;
-    let user = request.user.as_key();
-    throttle(
-        &state,
-        &caller,
-        &format!("user:{}", user.to_lowercase()),
-        ip.as_deref(),
-    )?;
+    throttle(&state, &caller, &user_subject(&request.user), ip.as_deref())?;
     let target = AuthTarget {
         resource,
-        user: Some(user),
-        token: request.token.map(|t| t.as_key()),
+        user: Some(request.user),
+        token: request.token,
         transaction: None,
     };
     let answer = authenticator(&state)

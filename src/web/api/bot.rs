@@ -6,11 +6,13 @@ use actix_web::{HttpResponse, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::address::{TOKEN_PARAMETER, TokenAt};
 use super::error::AdminRefusals;
 use super::error::ErrorBody;
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::delivery::bot::{self, BotSettings, BotStatus};
 use crate::delivery::settings::save_bot;
+use crate::domain::IdOrName;
 use crate::store::delivery_settings::ChannelSettings;
 use crate::web::AppState;
 
@@ -171,7 +173,7 @@ pub struct ActivationStatusJson {
     bot: BotStatus,
 }
 
-async fn token_id(state: &AppState, key: String) -> Result<i64, ApiError> {
+async fn token_id(state: &AppState, key: IdOrName) -> Result<i64, ApiError> {
     Ok(state
         .store
         .token_detail(key)
@@ -186,7 +188,7 @@ async fn token_id(state: &AppState, key: String) -> Result<i64, ApiError> {
 /// phone, a code that expired, or a token that needs re-activation.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     responses(
         (status = 200, description = "The new code, its link and QR code", body = ActivationJson),
         AdminRefusals,
@@ -198,9 +200,9 @@ async fn token_id(state: &AppState, key: String) -> Result<i64, ApiError> {
 pub async fn issue_activation(
     state: web::Data<AppState>,
     caller: AdminCaller,
-    path: web::Path<String>,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
-    let id = token_id(&state, path.into_inner()).await?;
+    let id = token_id(&state, token.into_inner()).await?;
     let now = crate::clock::now();
     let entry = crate::store::AuditEntry {
         token_id: Some(id),
@@ -213,7 +215,7 @@ pub async fn issue_activation(
 /// Whether a BOT token's chat is bound yet: a page showing the QR code polls this.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     responses(
         (status = 200, description = "The token's activation state", body = ActivationStatusJson),
         AdminRefusals,
@@ -224,9 +226,9 @@ pub async fn issue_activation(
 pub async fn activation_status(
     state: web::Data<AppState>,
     _admin: AdminCaller,
-    path: web::Path<String>,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
-    let id = token_id(&state, path.into_inner()).await?;
+    let id = token_id(&state, token.into_inner()).await?;
     let status = state
         .store
         .bot_activation_status(id)

@@ -2,6 +2,7 @@
 //! management of every object (admin keys). Errors are `{"error":{"code","message"}}` with
 //! stable codes; the OpenAPI document is generated from the handlers' annotations.
 
+mod address;
 mod auth;
 mod bot;
 mod caller;

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, web};
 
 use super::ApiError;
+use crate::domain::IdOrName;
 use crate::store::users::Page;
 
 /// The query string of a listing, refusing parameters the endpoint does not know so that a
@@ -36,6 +37,19 @@ impl QueryParams {
             .rev()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// The object the parameter `name` names, by the paths' rule: digits are an id,
+    /// `LABEL:` before anything a name, other text a name.
+    pub(super) fn named(&self, name: &str, label: &str) -> Result<Option<IdOrName>, ApiError> {
+        self.text(name)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(|text| {
+                IdOrName::from_text(text, label)
+                    .map_err(|refused| ApiError::field(name, refused.to_string()))
+            })
+            .transpose()
     }
 
     pub(super) fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {

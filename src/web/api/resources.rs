@@ -5,6 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::IdOrName;
+use super::address::{
+    RESOURCE_PARAMETER, ResourceAt, TOKEN_PARAMETER, TokenAt, USER_PARAMETER, UserAt,
+};
 use super::error::AdminRefusals;
 use super::error::ErrorBody;
 use super::query::QueryParams;
@@ -289,7 +292,7 @@ pub(super) async fn list_resources(
 /// Shows a resource with how many users and tokens are assigned to it.
 #[utoipa::path(
     tag = "resources",
-    params(("resource" = String, Path, description = "The resource's id or name")),
+    params(("resource" = String, Path, description = RESOURCE_PARAMETER)),
     responses(
         (status = 200, description = "The resource", body = ResourceDetailJson),
         AdminRefusals,
@@ -300,11 +303,11 @@ pub(super) async fn list_resources(
 pub(super) async fn get_resource(
     _admin: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    resource: ResourceAt,
 ) -> Result<HttpResponse, ApiError> {
     let detail = state
         .store
-        .resource_detail(path.into_inner())
+        .resource_detail(resource.into_inner())
         .await?
         .ok_or(ApiError::NotFound("resource"))?;
     Ok(HttpResponse::Ok().json(ResourceDetailJson::from(detail)))
@@ -313,7 +316,7 @@ pub(super) async fn get_resource(
 /// Changes a resource's settings.
 #[utoipa::path(
     tag = "resources",
-    params(("resource" = String, Path, description = "The resource's id or name")),
+    params(("resource" = String, Path, description = RESOURCE_PARAMETER)),
     request_body = UpdateResource,
     responses(
         (status = 200, description = "The changed resource", body = ResourceJson),
@@ -327,7 +330,7 @@ pub(super) async fn get_resource(
 pub(super) async fn update_resource(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    resource: ResourceAt,
     body: ApiJson<UpdateResource>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -351,7 +354,7 @@ pub(super) async fn update_resource(
     let resource = state
         .store
         .update_resource(
-            path.into_inner(),
+            resource.into_inner(),
             changes,
             caller.audit(now, "resource.update", "ok"),
             now,
@@ -365,7 +368,7 @@ pub(super) async fn update_resource(
 /// Deletes a resource with its assignments, API keys and self-service settings.
 #[utoipa::path(
     tag = "resources",
-    params(("resource" = String, Path, description = "The resource's id or name")),
+    params(("resource" = String, Path, description = RESOURCE_PARAMETER)),
     responses(
         (status = 204, description = "The resource is deleted"),
         AdminRefusals,
@@ -376,11 +379,11 @@ pub(super) async fn update_resource(
 pub(super) async fn delete_resource(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    resource: ResourceAt,
 ) -> Result<HttpResponse, ApiError> {
     let deleted = state
         .store
-        .delete_resource(path.into_inner(), caller.change("resource.delete"))
+        .delete_resource(resource.into_inner(), caller.change("resource.delete"))
         .await?;
     if !deleted {
         return Err(ApiError::NotFound("resource"));
@@ -393,7 +396,7 @@ pub(super) async fn delete_resource(
 /// Assigns a user to a resource; assigning again changes nothing.
 #[utoipa::path(
     tag = "resources",
-    params(("resource" = String, Path, description = "The resource's id or name")),
+    params(("resource" = String, Path, description = RESOURCE_PARAMETER)),
     request_body = AssignUser,
     responses(
         (status = 204, description = "The user is assigned"),
@@ -406,14 +409,14 @@ pub(super) async fn delete_resource(
 pub(super) async fn assign_user(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    resource: ResourceAt,
     body: ApiJson<AssignUser>,
 ) -> Result<HttpResponse, ApiError> {
     let outcome = state
         .store
         .assign_user(
-            path.into_inner(),
-            body.0.user.as_key(),
+            resource.into_inner(),
+            body.0.user,
             caller.change("resource.assign_user"),
         )
         .await?;
@@ -424,8 +427,8 @@ pub(super) async fn assign_user(
 #[utoipa::path(
     tag = "resources",
     params(
-        ("resource" = String, Path, description = "The resource's id or name"),
-        ("user" = String, Path, description = "The user's id or login"),
+        ("resource" = String, Path, description = RESOURCE_PARAMETER),
+        ("user" = String, Path, description = USER_PARAMETER),
     ),
     responses(
         (status = 204, description = "The user is not assigned (any more)"),
@@ -437,9 +440,10 @@ pub(super) async fn assign_user(
 pub(super) async fn unassign_user(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    resource: ResourceAt,
+    user: UserAt,
 ) -> Result<HttpResponse, ApiError> {
-    let (resource, user) = path.into_inner();
+    let (resource, user) = (resource.into_inner(), user.into_inner());
     let outcome = state
         .store
         .unassign_user(resource, user, caller.change("resource.unassign_user"))
@@ -451,7 +455,7 @@ pub(super) async fn unassign_user(
 #[utoipa::path(
     tag = "resources",
     params(
-        ("resource" = String, Path, description = "The resource's id or name"),
+        ("resource" = String, Path, description = RESOURCE_PARAMETER),
         ("limit" = Option<i64>, Query, description = "At most this many users (1–500, default 50)"),
         ("offset" = Option<i64>, Query, description = "Skip this many users first"),
     ),
@@ -466,11 +470,15 @@ pub(super) async fn unassign_user(
 pub(super) async fn resource_users(
     _admin: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    resource: ResourceAt,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let page = QueryParams::parse(&request, &["limit", "offset"])?.page()?;
-    match state.store.resource_users(path.into_inner(), page).await? {
+    match state
+        .store
+        .resource_users(resource.into_inner(), page)
+        .await?
+    {
         Listing::Found { items, total } => {
             Ok(HttpResponse::Ok().json(UserList::new(items, total, page)))
         }
@@ -482,7 +490,7 @@ pub(super) async fn resource_users(
 /// User"); a token without a user is refused.
 #[utoipa::path(
     tag = "resources",
-    params(("resource" = String, Path, description = "The resource's id or name")),
+    params(("resource" = String, Path, description = RESOURCE_PARAMETER)),
     request_body = AssignToken,
     responses(
         (status = 204, description = "The token and its user are assigned"),
@@ -496,14 +504,14 @@ pub(super) async fn resource_users(
 pub(super) async fn assign_token(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    resource: ResourceAt,
     body: ApiJson<AssignToken>,
 ) -> Result<HttpResponse, ApiError> {
     let outcome = state
         .store
         .assign_token(
-            path.into_inner(),
-            body.0.token.as_key(),
+            resource.into_inner(),
+            body.0.token,
             caller.change("resource.assign_token"),
         )
         .await?;
@@ -514,8 +522,8 @@ pub(super) async fn assign_token(
 #[utoipa::path(
     tag = "resources",
     params(
-        ("resource" = String, Path, description = "The resource's id or name"),
-        ("token" = String, Path, description = "The token's id or serial"),
+        ("resource" = String, Path, description = RESOURCE_PARAMETER),
+        ("token" = String, Path, description = TOKEN_PARAMETER),
     ),
     responses(
         (status = 204, description = "The token is not assigned (any more)"),
@@ -527,9 +535,10 @@ pub(super) async fn assign_token(
 pub(super) async fn unassign_token(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    resource: ResourceAt,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
-    let (resource, token) = path.into_inner();
+    let (resource, token) = (resource.into_inner(), token.into_inner());
     let outcome = state
         .store
         .unassign_token(resource, token, caller.change("resource.unassign_token"))
@@ -540,7 +549,7 @@ pub(super) async fn unassign_token(
 /// Lists the tokens assigned to a resource, with their users, ordered by serial.
 #[utoipa::path(
     tag = "resources",
-    params(("resource" = String, Path, description = "The resource's id or name")),
+    params(("resource" = String, Path, description = RESOURCE_PARAMETER)),
     responses(
         (status = 200, description = "The resource's tokens", body = Vec<ResourceTokenJson>),
         AdminRefusals,
@@ -551,11 +560,11 @@ pub(super) async fn unassign_token(
 pub(super) async fn resource_tokens(
     _admin: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    resource: ResourceAt,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state
         .store
-        .resource_tokens(path.into_inner())
+        .resource_tokens(resource.into_inner())
         .await?
         .ok_or(ApiError::NotFound("resource"))?;
     Ok(HttpResponse::Ok().json(

@@ -8,6 +8,7 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 
+use super::address::{TOKEN_PARAMETER, TokenAt};
 use super::error::{AdminRefusals, ErrorBody};
 use super::query::QueryParams;
 use super::{AdminCaller, ApiError, ApiJson};
@@ -28,7 +29,7 @@ pub struct ResyncToken {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignUser {
-    /// The user by id or login.
+    /// The user: a number is their id, a string their login.
     user: IdOrName,
 }
 
@@ -59,9 +60,9 @@ pub struct TokenQuery {
     state: Option<String>,
     /// true: only tokens with a user; false: only tokens without.
     assigned: Option<String>,
-    /// Only tokens assigned to this resource (id or name).
+    /// Only tokens assigned to this resource: its id (digits) or its name.
     resource: Option<String>,
-    /// Only tokens of this user (id or login).
+    /// Only tokens of this user: their id (digits) or their login.
     user: Option<String>,
     /// A part of the serial, the name or the user's login.
     search: Option<String>,
@@ -267,8 +268,8 @@ fn parse_query(request: &HttpRequest) -> Result<TokenFilter, ApiError> {
         kind,
         state,
         assigned: query.boolean("assigned")?,
-        resource: nonempty("resource"),
-        user: nonempty("user"),
+        resource: query.named("resource", "name")?,
+        user: query.named("user", "login")?,
         search: nonempty("search"),
         limit: page.limit,
         offset: page.offset,
@@ -305,7 +306,7 @@ pub(super) async fn list_tokens(
 /// One token with the resources it is assigned to.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     responses(
         (status = 200, description = "The token", body = TokenWithResources),
         AdminRefusals,
@@ -316,11 +317,11 @@ pub(super) async fn list_tokens(
 pub(super) async fn get_token(
     _admin: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
     let detail = state
         .store
-        .token_detail(path.into_inner())
+        .token_detail(token.into_inner())
         .await?
         .ok_or(ApiError::NotFound("token"))?;
     Ok(HttpResponse::Ok().json(TokenWithResources {
@@ -337,7 +338,7 @@ pub(super) async fn get_token(
 /// destination (MAIL, SMS).
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     request_body = TokenUpdate,
     responses(
         (status = 200, description = "The changed token", body = TokenJson),
@@ -350,13 +351,13 @@ pub(super) async fn get_token(
 pub(super) async fn update_token(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
     body: ApiJson<TokenUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let token = state
         .store
-        .find_token(path.into_inner())
+        .find_token(token.into_inner())
         .await?
         .ok_or(ApiError::NotFound("token"))?;
     let pins = state.general().await?.pin_policy();
@@ -371,7 +372,7 @@ pub(super) async fn update_token(
 /// Enables a token.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     responses(
         (status = 200, description = "The enabled token", body = TokenJson),
         AdminRefusals,
@@ -382,11 +383,11 @@ pub(super) async fn update_token(
 pub(super) async fn enable_token(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
     let record = state
         .store
-        .set_token_enabled(path.into_inner(), true, caller.change("token.enable"))
+        .set_token_enabled(token.into_inner(), true, caller.change("token.enable"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -394,7 +395,7 @@ pub(super) async fn enable_token(
 /// Disables a token: it no longer authenticates until enabled again.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     responses(
         (status = 200, description = "The disabled token", body = TokenJson),
         AdminRefusals,
@@ -405,11 +406,11 @@ pub(super) async fn enable_token(
 pub(super) async fn disable_token(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
     let record = state
         .store
-        .set_token_enabled(path.into_inner(), false, caller.change("token.disable"))
+        .set_token_enabled(token.into_inner(), false, caller.change("token.disable"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -417,7 +418,7 @@ pub(super) async fn disable_token(
 /// Sets the fail counter to zero and unlocks the token.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     responses(
         (status = 200, description = "The reset token", body = TokenJson),
         AdminRefusals,
@@ -428,11 +429,11 @@ pub(super) async fn disable_token(
 pub(super) async fn reset_token(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
     let record = state
         .store
-        .reset_token(path.into_inner(), caller.change("token.reset"))
+        .reset_token(token.into_inner(), caller.change("token.reset"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -441,7 +442,7 @@ pub(super) async fn reset_token(
 /// beyond the verification window.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     request_body = ResyncToken,
     responses(
         (status = 200, description = "The token follows the codes now", body = TokenJson),
@@ -455,14 +456,14 @@ pub(super) async fn reset_token(
 pub(super) async fn resync_token(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
     body: ApiJson<ResyncToken>,
 ) -> Result<HttpResponse, ApiError> {
     let now = crate::clock::now();
     let body = body.0;
     let token = state
         .store
-        .find_token(path.into_inner())
+        .find_token(token.into_inner())
         .await?
         .ok_or(ApiError::NotFound("token"))?;
     let found = provision::resync(
@@ -490,7 +491,7 @@ pub(super) async fn resync_token(
 /// must be unassigned first.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     request_body = AssignUser,
     responses(
         (status = 200, description = "The assigned token", body = TokenJson),
@@ -504,14 +505,14 @@ pub(super) async fn resync_token(
 pub(super) async fn assign_token_user(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
     body: ApiJson<AssignUser>,
 ) -> Result<HttpResponse, ApiError> {
     let record = state
         .store
         .assign_token_user(
-            path.into_inner(),
-            body.0.user.as_key(),
+            token.into_inner(),
+            body.0.user,
             caller.change("token.assign"),
         )
         .await??;
@@ -521,7 +522,7 @@ pub(super) async fn assign_token_user(
 /// Takes a token from its user and from every resource it was assigned to.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     responses(
         (status = 200, description = "The unassigned token", body = TokenJson),
         AdminRefusals,
@@ -532,11 +533,11 @@ pub(super) async fn assign_token_user(
 pub(super) async fn unassign_token_user(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
     let record = state
         .store
-        .unassign_token_user(path.into_inner(), caller.change("token.unassign"))
+        .unassign_token_user(token.into_inner(), caller.change("token.unassign"))
         .await??;
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
@@ -544,7 +545,7 @@ pub(super) async fn unassign_token_user(
 /// Deletes a token.
 #[utoipa::path(
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or serial")),
+    params(("token" = String, Path, description = TOKEN_PARAMETER)),
     responses(
         (status = 204, description = "The token is gone"),
         AdminRefusals,
@@ -555,11 +556,11 @@ pub(super) async fn unassign_token_user(
 pub(super) async fn delete_token(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
     state
         .store
-        .delete_token(path.into_inner(), caller.change("token.delete"))
+        .delete_token(token.into_inner(), caller.change("token.delete"))
         .await??;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,13 +4,14 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::address::{USER_PARAMETER, UserAt};
 use super::error::AdminRefusals;
 use super::error::ErrorBody;
 use super::query::QueryParams;
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
 use crate::crypto;
-use crate::domain::{self, TokenKind, TokenState};
+use crate::domain::{self, IdOrName, TokenKind, TokenState};
 use crate::store::users::{Listing, Page, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, User};
 use crate::web::AppState;
@@ -288,7 +289,7 @@ pub(super) async fn create_user(
     params(
         ("search" = Option<String>, Query, description = "A piece of the login, first or last name, email or phone (any case)"),
         ("enabled" = Option<bool>, Query, description = "Only enabled (true) or disabled (false) users"),
-        ("resource" = Option<String>, Query, description = "Only users assigned to this resource (id or name)"),
+        ("resource" = Option<String>, Query, description = "Only users assigned to this resource: its id (digits) or its name"),
         ("has_token" = Option<bool>, Query, description = "Only users with (true) or without (false) a token"),
         ("limit" = Option<i64>, Query, description = "At most this many users (1–500, default 50)"),
         ("offset" = Option<i64>, Query, description = "Skip this many users first"),
@@ -320,7 +321,7 @@ pub(super) async fn list_users(
     let filter = UserFilter {
         search: query.text("search").map(str::to_string),
         enabled: query.boolean("enabled")?,
-        resource: query.text("resource").map(str::to_string),
+        resource: query.named("resource", "name")?,
         has_token: query.boolean("has_token")?,
     };
     match state.store.list_users(filter, page).await? {
@@ -334,7 +335,7 @@ pub(super) async fn list_users(
 /// Shows a user with their tokens and resources.
 #[utoipa::path(
     tag = "users",
-    params(("user" = String, Path, description = "The user's id or login")),
+    params(("user" = String, Path, description = USER_PARAMETER)),
     responses(
         (status = 200, description = "The user", body = UserDetailJson),
         AdminRefusals,
@@ -345,11 +346,11 @@ pub(super) async fn list_users(
 pub(super) async fn get_user(
     _admin: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    user: UserAt,
 ) -> Result<HttpResponse, ApiError> {
     let detail = state
         .store
-        .user_detail(path.into_inner())
+        .user_detail(user.into_inner())
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(HttpResponse::Ok().json(UserDetailJson::from(detail)))
@@ -358,7 +359,7 @@ pub(super) async fn get_user(
 /// Changes a user's fields.
 #[utoipa::path(
     tag = "users",
-    params(("user" = String, Path, description = "The user's id or login")),
+    params(("user" = String, Path, description = USER_PARAMETER)),
     request_body = UpdateUser,
     responses(
         (status = 200, description = "The changed user", body = UserJson),
@@ -372,7 +373,7 @@ pub(super) async fn get_user(
 pub(super) async fn update_user(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    user: UserAt,
     body: ApiJson<UpdateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -405,7 +406,7 @@ pub(super) async fn update_user(
     let user = state
         .store
         .update_user(
-            path.into_inner(),
+            user.into_inner(),
             changes,
             caller.audit(now, "user.update", "ok"),
             now,
@@ -419,7 +420,7 @@ pub(super) async fn update_user(
 /// Sets a user's password, or removes it with `null`.
 #[utoipa::path(
     tag = "users",
-    params(("user" = String, Path, description = "The user's id or login")),
+    params(("user" = String, Path, description = USER_PARAMETER)),
     request_body = SetPassword,
     responses(
         (status = 204, description = "The password is set or removed"),
@@ -432,7 +433,7 @@ pub(super) async fn update_user(
 pub(super) async fn set_password(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    user: UserAt,
     body: ApiJson<SetPassword>,
 ) -> Result<HttpResponse, ApiError> {
     let password_hash = match body.0.password {
@@ -453,7 +454,7 @@ pub(super) async fn set_password(
     state
         .store
         .update_user(
-            path.into_inner(),
+            user.into_inner(),
             changes,
             caller.audit(now, "user.password", "ok"),
             now,
@@ -466,7 +467,7 @@ pub(super) async fn set_password(
 async fn set_enabled(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    key: String,
+    key: IdOrName,
     enabled: bool,
 ) -> Result<HttpResponse, ApiError> {
     let changes = UserChanges {
@@ -485,7 +486,7 @@ async fn set_enabled(
 /// Enables a user (the same as `PATCH` with `"enabled": true`).
 #[utoipa::path(
     tag = "users",
-    params(("user" = String, Path, description = "The user's id or login")),
+    params(("user" = String, Path, description = USER_PARAMETER)),
     responses(
         (status = 200, description = "The user, enabled", body = UserJson),
         AdminRefusals,
@@ -496,15 +497,15 @@ async fn set_enabled(
 pub(super) async fn enable_user(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    user: UserAt,
 ) -> Result<HttpResponse, ApiError> {
-    set_enabled(caller, state, path.into_inner(), true).await
+    set_enabled(caller, state, user.into_inner(), true).await
 }
 
 /// Disables a user: they cannot authenticate until enabled again.
 #[utoipa::path(
     tag = "users",
-    params(("user" = String, Path, description = "The user's id or login")),
+    params(("user" = String, Path, description = USER_PARAMETER)),
     responses(
         (status = 200, description = "The user, disabled", body = UserJson),
         AdminRefusals,
@@ -515,16 +516,16 @@ pub(super) async fn enable_user(
 pub(super) async fn disable_user(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    user: UserAt,
 ) -> Result<HttpResponse, ApiError> {
-    set_enabled(caller, state, path.into_inner(), false).await
+    set_enabled(caller, state, user.into_inner(), false).await
 }
 
 /// Deletes a user. Their tokens stay, unassigned and taken from every resource; their
 /// resource assignments and sessions end.
 #[utoipa::path(
     tag = "users",
-    params(("user" = String, Path, description = "The user's id or login")),
+    params(("user" = String, Path, description = USER_PARAMETER)),
     responses(
         (status = 204, description = "The user is deleted"),
         AdminRefusals,
@@ -535,11 +536,11 @@ pub(super) async fn disable_user(
 pub(super) async fn delete_user(
     caller: AdminCaller,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    user: UserAt,
 ) -> Result<HttpResponse, ApiError> {
     let deleted = state
         .store
-        .delete_user(path.into_inner(), caller.change("user.delete"))
+        .delete_user(user.into_inner(), caller.change("user.delete"))
         .await?;
     if !deleted {
         return Err(ApiError::NotFound("user"));
@@ -550,16 +551,6 @@ pub(super) async fn delete_user(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::api::IdOrName;
-
-    #[test]
-    fn an_object_is_named_by_number_or_by_text() {
-        let id: IdOrName = serde_json::from_str("42").expect("a number");
-        let name: IdOrName = serde_json::from_str("\"alice\"").expect("a string");
-        assert_eq!(id.as_key(), "42");
-        assert_eq!(name.as_key(), "alice");
-        assert!(serde_json::from_str::<IdOrName>("true").is_err());
-    }
 
     #[test]
     fn an_absent_field_differs_from_null() {

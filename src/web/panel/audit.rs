@@ -8,6 +8,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Page;
+use crate::domain::IdOrName;
 use crate::store::{AuditFilter, AuditRecord};
 use crate::web::form::{url_encode, with_status};
 use crate::web::views::format_time;
@@ -126,13 +127,17 @@ async fn build_filter(
         }
     }
     if let Some(user) = text(&query.user) {
-        match state.store.find_user(user.clone()).await? {
+        match state.store.find_user(IdOrName::Name(user.clone())).await? {
             Some(found) => filter.user_id = Some(found.id),
             None => return Ok(Err(format!("There is no user “{user}”."))),
         }
     }
     if let Some(resource) = text(&query.resource) {
-        match state.store.find_resource(resource.clone()).await? {
+        match state
+            .store
+            .find_resource(IdOrName::Name(resource.clone()))
+            .await?
+        {
             Some(found) => filter.resource_id = Some(found.id),
             None => return Ok(Err(format!("There is no resource “{resource}”."))),
         }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{Page, redirect_with_flash};
 use crate::delivery::bot::{self, BotState, BotStatus};
-use crate::domain::{Refused, TokenKind, TokenState};
+use crate::domain::{IdOrName, Refused, TokenKind, TokenState};
 use crate::provision::{self, TokenUpdate};
 use crate::store::AuditEntry;
 use crate::store::tokens::{StateFilter, TokenDetail, TokenFilter};
@@ -98,7 +98,10 @@ pub async fn list_tokens(
             "no" => Some(false),
             _ => None,
         },
-        resource: (!query.resource.is_empty()).then(|| query.resource.clone()),
+        resource: (!query.resource.is_empty()).then(|| {
+            (query.resource.parse().map(IdOrName::Id))
+                .unwrap_or_else(|_| IdOrName::Name(query.resource.clone()))
+        }),
         user: None,
         search: (!search.is_empty()).then(|| search.clone()),
         limit: PAGE_SIZE,
@@ -227,7 +230,7 @@ async fn load_token(state: &AppState, id: &str) -> Result<TokenDetail, PageError
     let id = path_id(id)?;
     state
         .store
-        .token_detail(id.to_string())
+        .token_detail(IdOrName::Id(id))
         .await?
         .filter(|detail| detail.record.token.id == id)
         .ok_or(PageError::NotFound)
@@ -509,7 +512,7 @@ pub async fn act_on_token(
 ) -> Result<HttpResponse, PageError> {
     let (id, action) = path.into_inner();
     let (page, detail) = acting_on(&state, &request, &id, &form.csrf).await?;
-    let key = detail.record.token.id.to_string();
+    let key = IdOrName::Id(detail.record.token.id);
     let audit = |name| page.audit(&request, name, "ok");
     let (outcome, message) = match action.as_str() {
         "enable" => (
@@ -787,7 +790,7 @@ pub async fn delete_token(
     match state
         .store
         .delete_token(
-            token.id.to_string(),
+            IdOrName::Id(token.id),
             page.audit(&request, "token.delete", "ok"),
         )
         .await?

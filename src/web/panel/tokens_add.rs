@@ -81,7 +81,7 @@ async fn user_for(state: &AppState, text: &str) -> Result<Option<User>, PageErro
     let id = path_id(text)?;
     state
         .store
-        .find_user(id.to_string())
+        .find_user(IdOrName::Id(id))
         .await?
         .filter(|user| user.id == id)
         .map(Some)

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{Page, redirect_with_flash};
 use crate::crypto;
-use crate::domain::{self, FieldError};
+use crate::domain::{self, FieldError, IdOrName};
 use crate::store::users::{Count, Cursor, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, tokens::TokenFilter};
 use crate::web::form::{CsrfForm, Problems, invalid, path_id, query_string};
@@ -111,7 +111,10 @@ pub async fn list_users(
         search: (!search.is_empty()).then(|| search.clone()),
         enabled: yes_no(&query.enabled),
         has_token: yes_no(&query.has_token),
-        resource: (!query.resource.is_empty()).then(|| query.resource.clone()),
+        resource: (!query.resource.is_empty()).then(|| {
+            (query.resource.parse().map(IdOrName::Id))
+                .unwrap_or_else(|_| IdOrName::Name(query.resource.clone()))
+        }),
     };
     let filtered = filter.search.is_some()
         || filter.enabled.is_some()
@@ -406,7 +409,7 @@ async fn load_user(state: &AppState, id: &str) -> Result<UserDetail, PageError> 
     let id = path_id(id)?;
     state
         .store
-        .user_detail(id.to_string())
+        .user_detail(IdOrName::Id(id))
         .await?
         .filter(|detail| detail.user.id == id)
         .ok_or(PageError::NotFound)
@@ -469,7 +472,7 @@ pub async fn update_user(
     match state
         .store
         .update_user(
-            user_id.to_string(),
+            IdOrName::Id(user_id),
             changes,
             page.audit(&request, "user.update", "ok"),
             now,
@@ -619,7 +622,7 @@ pub async fn set_password(
     state
         .store
         .update_user(
-            detail.user.id.to_string(),
+            IdOrName::Id(detail.user.id),
             changes,
             page.audit(&request, "user.password", "ok"),
             now,
@@ -653,7 +656,7 @@ pub async fn set_enabled(
     let user = state
         .store
         .update_user(
-            detail.user.id.to_string(),
+            IdOrName::Id(detail.user.id),
             changes,
             page.audit(&request, "user.update", "ok"),
             now,
@@ -704,7 +707,7 @@ pub async fn delete_user(
     let deleted = state
         .store
         .delete_user(
-            detail.user.id.to_string(),
+            IdOrName::Id(detail.user.id),
             page.audit(&request, "user.delete", "ok"),
         )
         .await?;
@@ -827,8 +830,8 @@ pub async fn assign_existing(
             match state
                 .store
                 .assign_token_user(
-                    token_id.to_string(),
-                    detail.user.id.to_string(),
+                    IdOrName::Id(token_id),
+                    IdOrName::Id(detail.user.id),
                     page.audit(&request, "token.assign", "ok"),
                 )
                 .await?

@@ -12,6 +12,7 @@ use super::{Frame, Portal, PortalError, Visitor, refuse_unless_allowed, require_
 use crate::confirm::{self, Channel, Issued, Letter, Typed, Waiting};
 use crate::crypto;
 use crate::domain;
+use crate::domain::IdOrName;
 use crate::store::AuditEntry;
 use crate::store::portal::ContactField;
 use crate::store::resources::PortalAction;
@@ -184,7 +185,7 @@ async fn save_details(
     state
         .store
         .update_user(
-            visitor.user.id.to_string(),
+            IdOrName::Id(visitor.user.id),
             changes,
             entry,
             crate::clock::now(),

@@ -13,7 +13,7 @@ use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE};
 use crate::auth::{Answer, Attempt, Authenticator, Caller, Delivery};
 use crate::confirm::{self, Channel, Issued, Letter};
 use crate::crypto;
-use crate::domain::{TokenKind, TokenState, mask_destination};
+use crate::domain::{IdOrName, TokenKind, TokenState, mask_destination};
 use crate::store::auth::AuthTarget;
 use crate::store::portal::{LoginStage, NewPortalLogin, PortalLogin};
 use crate::store::{AuditEntry, NewSession, SessionKind, SessionStage, Token, User};
@@ -621,9 +621,9 @@ async fn send_to(
         .prepare(
             &caller(request, portal, login),
             AuthTarget {
-                resource: portal.resource.id.to_string(),
-                user: Some(login.to_string()),
-                token: Some(token.serial.clone()),
+                resource: IdOrName::Id(portal.resource.id),
+                user: Some(IdOrName::Name(login.to_string())),
+                token: Some(IdOrName::Id(token.id)),
                 transaction: None,
             },
             session::client_ip(request),
@@ -741,8 +741,8 @@ pub async fn submit_otp(
             &caller(&request, &portal, &login.login),
             Attempt {
                 target: AuthTarget {
-                    resource: portal.resource.id.to_string(),
-                    user: Some(login.login.clone()),
+                    resource: IdOrName::Id(portal.resource.id),
+                    user: Some(IdOrName::Name(login.login.clone())),
                     token: None,
                     transaction: login.transaction_id.clone(),
                 },

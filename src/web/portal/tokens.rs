@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::login::destination_label;
 use super::{Frame, Portal, PortalError, Visitor, require_visitor};
+use crate::domain::IdOrName;
 use crate::domain::TokenState;
 use crate::provision;
 use crate::store::Token;
@@ -293,7 +294,7 @@ async fn set_enabled(
     }
     let outcome = state
         .store
-        .set_token_enabled(token.id.to_string(), enabled, entry)
+        .set_token_enabled(IdOrName::Id(token.id), enabled, entry)
         .await?;
     if outcome.is_err() {
         return Err(PortalError::NotFound);
@@ -420,7 +421,7 @@ pub async fn unassign_token(
     }
     let outcome = state
         .store
-        .unassign_token_user(token.id.to_string(), entry)
+        .unassign_token_user(IdOrName::Id(token.id), entry)
         .await?;
     if outcome.is_err() {
         return Err(PortalError::NotFound);

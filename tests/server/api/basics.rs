@@ -61,9 +61,7 @@ async fn apikey_commands_create_list_and_revoke() {
         .output()
         .expect("create");
     assert!(!missing_resource.status.success());
-    assert!(
-        String::from_utf8_lossy(&missing_resource.stderr).contains("no resource named nowhere")
-    );
+    assert!(String::from_utf8_lossy(&missing_resource.stderr).contains("no resource \"nowhere\""));
     let _ = app.api(Method::GET, "/openapi.json", &key);
     app.stop().await;
 }

@@ -156,7 +156,7 @@ async fn pskc_files_are_imported_plain_with_a_preshared_key_and_with_a_password(
         assert_eq!(token["kind"], "HOTP");
         assert_eq!(token["digits"], 8);
         let response = app
-            .api(Method::DELETE, "/tokens/987654321", &key)
+            .api(Method::DELETE, "/tokens/serial:987654321", &key)
             .send()
             .await
             .expect("answered");
@@ -398,7 +398,7 @@ async fn the_console_imports_a_seed_file_all_or_nothing() {
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), "imported 1 tokens");
     let response = app
-        .api(Method::DELETE, "/tokens/987654321", &key)
+        .api(Method::DELETE, "/tokens/serial:987654321", &key)
         .send()
         .await
         .expect("answered");

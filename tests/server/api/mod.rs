@@ -1,5 +1,6 @@
 //! The management and authentication API, spoken to as JSON with API keys.
 
+mod addressing;
 mod auth;
 mod basics;
 mod gateway;

@@ -124,3 +124,35 @@ async fn the_document_describes_the_error_shape_and_bearer_keys() {
     assert!(authenticate["responses"]["429"].is_object());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_token_route_documents_how_a_serial_of_digits_is_written() {
+    let (app, document) = document().await;
+    let mut described = 0;
+    for (path, methods) in document["paths"].as_object().expect("paths") {
+        if !path.contains("{token}") {
+            continue;
+        }
+        for (method, operation) in methods.as_object().expect("methods") {
+            let parameter = operation["parameters"]
+                .as_array()
+                .and_then(|parameters| parameters.iter().find(|p| p["name"] == "token"))
+                .unwrap_or_else(|| panic!("{method} {path} has no token parameter"));
+            let description = parameter["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains("serial:987654321"),
+                "{method} {path}: {description}"
+            );
+            described += 1;
+        }
+    }
+    assert!(described >= 12, "{described} token routes");
+    let schema = &document["components"]["schemas"]["AuthenticateRequest"];
+    assert!(
+        schema["description"]
+            .as_str()
+            .is_some_and(|text| text.contains("a JSON number is an id and a JSON string")),
+        "{schema}"
+    );
+    app.stop().await;
+}

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::super::{Page, redirect_with_flash};
 use super::{PER_PAGE, form_value, form_values, page_number, resource_or_404, resource_tabs};
+use crate::domain::IdOrName;
 use crate::store::Resource;
 use crate::store::resources::Assignment;
 use crate::store::tokens::TokenFilter;
@@ -96,7 +97,7 @@ async fn choices(
     let offset = (number - 1) * PER_PAGE;
     match member {
         Member::User => {
-            let filter = |resource: Option<String>| UserFilter {
+            let filter = |resource: Option<IdOrName>| UserFilter {
                 search: search.clone(),
                 resource,
                 ..UserFilter::default()
@@ -118,7 +119,7 @@ async fn choices(
             let assigned: HashSet<i64> = match state
                 .store
                 .list_users(
-                    filter(Some(resource.id.to_string())),
+                    filter(Some(IdOrName::Id(resource.id))),
                     Window { limit: 500, offset },
                 )
                 .await?
@@ -155,7 +156,7 @@ async fn choices(
                 .map_err(|_| PageError::NotFound)?;
             let assigned: HashSet<i64> = state
                 .store
-                .resource_tokens(resource.id.to_string())
+                .resource_tokens(IdOrName::Id(resource.id))
                 .await?
                 .ok_or(PageError::NotFound)?
                 .into_iter()
@@ -315,7 +316,7 @@ async fn assign(
     }
     let (mut assigned, mut skipped) = (0, 0);
     for id in &ids {
-        let (resource_key, key) = (resource.id.to_string(), id.to_string());
+        let (resource_key, key) = (IdOrName::Id(resource.id), IdOrName::Id(*id));
         let outcome = match member {
             Member::User => {
                 let entry = page.audit(&request, "resource.assign_user", "ok");
@@ -399,7 +400,7 @@ async fn confirm_unassign(
         Member::User => {
             let user = state
                 .store
-                .find_user(member_id.to_string())
+                .find_user(IdOrName::Id(member_id))
                 .await?
                 .filter(|u| u.id == member_id)
                 .ok_or(PageError::NotFound)?;
@@ -408,7 +409,7 @@ async fn confirm_unassign(
         Member::Token => {
             let token = state
                 .store
-                .find_token(member_id.to_string())
+                .find_token(IdOrName::Id(member_id))
                 .await?
                 .filter(|t| t.id == member_id)
                 .ok_or(PageError::NotFound)?;
@@ -464,7 +465,7 @@ async fn unassign(
     let page = Page::open(&state, &request).await?;
     page.check_csrf(csrf)?;
     let resource = resource_or_404(&state, resource_id).await?;
-    let (resource_key, key) = (resource_id.to_string(), member_id.to_string());
+    let (resource_key, key) = (IdOrName::Id(resource_id), IdOrName::Id(member_id));
     let outcome = match member {
         Member::User => {
             let entry = page.audit(&request, "resource.unassign_user", "ok");

@@ -20,6 +20,7 @@ use self_service::{save_self_service, show_self_service};
 
 use super::{Page, redirect_with_flash};
 use crate::clock::now;
+use crate::domain::IdOrName;
 use crate::domain::WithoutSecondFactor;
 use crate::store::resources::{self, ResourceChanges};
 use crate::store::users::{Listing, Page as Window};
@@ -381,7 +382,7 @@ async fn create_resource(
 pub(super) async fn resource_or_404(state: &AppState, id: i64) -> Result<Resource, PageError> {
     state
         .store
-        .find_resource(id.to_string())
+        .find_resource(IdOrName::Id(id))
         .await?
         .filter(|r| r.id == id)
         .ok_or(PageError::NotFound)
@@ -446,7 +447,7 @@ async fn resource_page(
     };
     let (users, users_total) = match state
         .store
-        .resource_users(resource.id.to_string(), window)
+        .resource_users(IdOrName::Id(resource.id), window)
         .await?
     {
         Listing::Found { items, total } => (items, total),
@@ -455,7 +456,7 @@ async fn resource_page(
     let (tokens, tokens_total) = state
         .store
         .resource_tokens_window(
-            resource.id.to_string(),
+            IdOrName::Id(resource.id),
             PER_PAGE,
             (tokens_page - 1) * PER_PAGE,
         )
@@ -595,7 +596,7 @@ async fn update_resource(
     let updated = state
         .store
         .update_resource(
-            resource.id.to_string(),
+            IdOrName::Id(resource.id),
             changes,
             page.audit(&request, "resource.update", "ok"),
             now(),
@@ -658,7 +659,7 @@ async fn delete_resource(
     if !state
         .store
         .delete_resource(
-            resource.id.to_string(),
+            IdOrName::Id(resource.id),
             page.audit(&request, "resource.delete", "ok"),
         )
         .await?

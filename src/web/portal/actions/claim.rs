@@ -6,7 +6,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::page;
-use crate::domain::{self, TokenKind, TokenState};
+use crate::domain::{self, IdOrName, TokenKind, TokenState};
 use crate::provision;
 use crate::store::resources::PortalAction;
 use crate::web::AppState;
@@ -102,9 +102,8 @@ pub async fn submit_claim(
     // Only by serial: an id typed here must not find a token.
     let token = state
         .store
-        .find_token(serial.clone())
-        .await?
-        .filter(|token| token.serial == serial);
+        .find_token(IdOrName::Name(serial.clone()))
+        .await?;
     let claimable = token.filter(|token| {
         token.user_id.is_none()
             && token.enabled
