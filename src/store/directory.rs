@@ -3,7 +3,7 @@
 use rusqlite::{Connection, Row, params};
 
 use super::{Result, Store, StoreError, UnixTime, optional};
-use crate::domain::{TokenKind, TokenState};
+use crate::domain::{TokenKind, TokenState, login_key};
 use crate::otp::{Algorithm, PinPosition};
 
 #[derive(Debug, Clone)]
@@ -232,13 +232,15 @@ pub struct NewToken {
     pub activation: Option<(Vec<u8>, UnixTime)>,
 }
 
+/// Inserts a user with the key of their login (the key's index refuses a login that is taken).
 pub fn insert_user(conn: &Connection, user: &NewUser, now: UnixTime) -> Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO users (login, first_name, last_name, email, phone, password_hash, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO users (login, login_key, first_name, last_name, email, phone, password_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
     )?
     .execute(params![
         user.login,
+        login_key(&user.login),
         user.first_name,
         user.last_name,
         user.email,
@@ -299,7 +301,8 @@ pub fn insert_token(conn: &Connection, token: &NewToken, now: UnixTime) -> Resul
     Ok(conn.last_insert_rowid())
 }
 
-/// A user by id, or by login when `key` is not a number (or no user has that id).
+/// A user by id, or by login when `key` is not a number (or no user has that id). The login
+/// is found by its key, in any case and either normal form.
 pub fn find_user(conn: &Connection, key: &str) -> Result<Option<User>> {
     if let Ok(id) = key.parse::<i64>()
         && let Some(user) = optional(
@@ -311,9 +314,9 @@ pub fn find_user(conn: &Connection, key: &str) -> Result<Option<User>> {
     }
     optional(
         conn.prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE login = ?1"
+            "SELECT {USER_COLUMNS} FROM users WHERE login_key = ?1"
         ))?
-        .query_row(params![key], user_from_row),
+        .query_row(params![login_key(key)], user_from_row),
     )
 }
 
