@@ -3,6 +3,7 @@
 mod auth;
 mod basics;
 mod import;
+mod logins;
 mod openapi;
 mod refusals;
 mod resources;
