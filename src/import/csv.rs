@@ -261,8 +261,8 @@ pub struct UserRow {
 /// Reads a users CSV file: one user per line as `login,first,last,email,phone` (the last four
 /// may be empty or missing), an optional header line starting with `login`, `#` comments and
 /// blank lines skipped. Every record is checked by the same rules as a user created by hand,
-/// and a login used twice in the file is refused on its second line; the caller imports the
-/// rows only when none has a problem.
+/// and a login used twice in the file (in any case or normal form) is refused on its second
+/// line; the caller imports the rows only when none has a problem.
 ///
 /// # Errors
 ///
@@ -270,7 +270,8 @@ pub struct UserRow {
 pub fn parse_users_csv(text: &str) -> Result<Vec<UserRow>, ImportError> {
     use crate::domain;
     let mut rows = Vec::new();
-    let mut first_seen: BTreeMap<String, usize> = BTreeMap::new();
+    // The line and spelling of each login's first use, by the login's key.
+    let mut first_seen: BTreeMap<String, (usize, String)> = BTreeMap::new();
     for (line, fields) in records(text, "login") {
         if rows.len() >= MAX_USERS {
             return Err(ImportError::at(
@@ -305,12 +306,17 @@ pub fn parse_users_csv(text: &str) -> Result<Vec<UserRow>, ImportError> {
         row.login = field(0).trim().to_string();
         match domain::login_field("login", field(0)) {
             Ok(login) => {
-                let key = login.to_lowercase();
-                if let Some(first) = first_seen.get(&key) {
-                    row.problems
-                        .push(format!("login {login:?} is used on line {first} already"));
-                } else {
-                    first_seen.insert(key, line);
+                let key = domain::login_key(&login);
+                match first_seen.get(&key) {
+                    Some((first, spelt)) if *spelt == login => row
+                        .problems
+                        .push(format!("login {login:?} is used on line {first} already")),
+                    Some((first, spelt)) => row.problems.push(format!(
+                        "login {login:?} is used on line {first} already, written {spelt:?}"
+                    )),
+                    None => {
+                        first_seen.insert(key, (line, login.clone()));
+                    }
                 }
                 row.login = login;
             }
@@ -547,5 +553,23 @@ mod users_csv_tests {
         assert_eq!(problems, vec![(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
         assert!(rows[2].problems[0].contains("line 1"));
         assert!(parse_users_csv("# only a comment\n").is_err());
+    }
+
+    #[test]
+    fn logins_that_fold_alike_are_one_login_used_twice() {
+        let rows = parse_users_csv("Zoë\nZOË\nstraße\nSTRASSE\nAndr\u{e9}\nAndre\u{301}\n")
+            .expect("a file");
+        let problems: Vec<(usize, usize)> =
+            rows.iter().map(|r| (r.line, r.problems.len())).collect();
+        assert_eq!(
+            problems,
+            vec![(1, 0), (2, 1), (3, 0), (4, 1), (5, 0), (6, 1)]
+        );
+        assert!(
+            rows[1].problems[0].contains("line 1") && rows[1].problems[0].contains("\"Zoë\""),
+            "{:?}",
+            rows[1].problems
+        );
+        assert_eq!(rows[5].login, "Andr\u{e9}", "kept in composed form");
     }
 }

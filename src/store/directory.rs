@@ -4,7 +4,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params};
 
 use super::{Result, Store, StoreError, UnixTime, optional};
-use crate::domain::{IdOrName, TokenKind, TokenState, WithoutSecondFactor};
+use crate::domain::{IdOrName, TokenKind, TokenState, WithoutSecondFactor, login_key};
 use crate::otp::{Algorithm, PinPosition};
 
 #[derive(Debug, Clone)]
@@ -239,13 +239,15 @@ pub struct NewToken {
     pub activation: Option<(Vec<u8>, UnixTime)>,
 }
 
+/// Inserts a user with the key of their login (the key's index refuses a login that is taken).
 pub fn insert_user(conn: &Connection, user: &NewUser, now: UnixTime) -> Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO users (login, first_name, last_name, email, phone, password_hash, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO users (login, login_key, first_name, last_name, email, phone, password_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
     )?
     .execute(params![
         user.login,
+        login_key(&user.login),
         user.first_name,
         user.last_name,
         user.email,
@@ -308,11 +310,12 @@ pub fn insert_token(conn: &Connection, token: &NewToken, now: UnixTime) -> Resul
     Ok(conn.last_insert_rowid())
 }
 
-/// A user by id, or by login.
+/// A user by id, or by login. The login is found by its key, in any case and either normal
+/// form.
 pub fn find_user(conn: &Connection, key: &IdOrName) -> Result<Option<User>> {
     let (sql, value) = match key {
         IdOrName::Id(id) => ("id", Value::Integer(*id)),
-        IdOrName::Name(login) => ("login", Value::Text(login.trim().to_string())),
+        IdOrName::Name(login) => ("login_key", Value::Text(login_key(login.trim()))),
     };
     optional(
         conn.prepare_cached(&format!(

@@ -84,6 +84,9 @@ pub enum StoreError {
     Closed,
     #[error("{0}")]
     Conflict(String),
+    /// Users whose logins are one login under the Unicode comparison; the message names them.
+    #[error("{0}")]
+    LoginsCollide(String),
 }
 
 impl StoreError {
@@ -310,10 +313,12 @@ impl Store {
                 });
             }
         }
+        users::refuse_logins_that_collide(&conn, path)?;
         migrations::runner()
             .set_abort_divergent(true)
             .run(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        users::fill_login_keys(&mut conn, path)?;
 
         // Checkpoints copy the WAL back into the database file and fsync it: a background
         // thread does that, so that the writer never stalls behind one.

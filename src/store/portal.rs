@@ -9,6 +9,7 @@ use super::directory::{TOKEN_COLUMNS, Token, USER_COLUMNS, User, token_from_row,
 use super::sessions::NewSession;
 use super::tokens::{Outcome, Refused, TokenCreation, TokenRecord};
 use super::{Result, Store, UnixTime, optional};
+use crate::domain::login_key;
 
 /// What a portal login in progress still asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,15 +161,16 @@ fn login_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PortalLogin> {
 }
 
 impl Store {
-    /// The user by login when enabled and assigned to the resource; None otherwise.
+    /// The user by login (its key: any case, either normal form) when enabled and assigned to
+    /// the resource; None otherwise.
     pub async fn portal_user(&self, resource_id: i64, login: String) -> Result<Option<User>> {
         self.read(move |conn| {
             optional(
                 conn.prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE login = ?2 AND enabled = 1
+                    "SELECT {USER_COLUMNS} FROM users WHERE login_key = ?2 AND enabled = 1
                        AND EXISTS (SELECT 1 FROM user_resources WHERE resource_id = ?1 AND user_id = users.id)"
                 ))?
-                .query_row(params![resource_id, login], user_from_row),
+                .query_row(params![resource_id, login_key(&login)], user_from_row),
             )
         })
         .await

@@ -1,13 +1,16 @@
 //! Managing users: creating, finding by filter, changing and deleting them, each change with
 //! its audit entry in the same transaction.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 
 use super::audit::{self, AuditEntry};
 use super::directory::{self, NewUser, USER_COLUMNS, User, user_from_row};
-use super::{Result, Store, UnixTime};
-use crate::domain::{IdOrName, TokenKind, TokenState};
+use super::{Result, Store, StoreError, UnixTime, optional};
+use crate::domain::{IdOrName, TokenKind, TokenState, login_key};
 
 /// One page of a listing: at most `limit` rows after skipping `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,13 +422,26 @@ pub fn search_users(
     }))
 }
 
-fn taken_logins(conn: &Connection, logins: &[String]) -> Result<Vec<String>> {
-    let mut statement =
-        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE login = ?1)")?;
+/// A login that a stored user has already, in any case or normal form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenLogin {
+    /// The login as asked for.
+    pub login: String,
+    /// The login of the user who has it, as that user spells it.
+    pub by: String,
+}
+
+fn taken_logins(conn: &Connection, logins: &[String]) -> Result<Vec<TakenLogin>> {
+    let mut statement = conn.prepare_cached("SELECT login FROM users WHERE login_key = ?1")?;
     let mut taken = Vec::new();
     for login in logins {
-        if statement.query_row(params![login], |row| row.get::<_, bool>(0))? {
-            taken.push(login.clone());
+        if let Some(by) =
+            optional(statement.query_row(params![login_key(login)], |row| row.get(0)))?
+        {
+            taken.push(TakenLogin {
+                login: login.clone(),
+                by,
+            });
         }
     }
     Ok(taken)
@@ -474,11 +490,12 @@ fn user_by_id(conn: &Connection, id: i64) -> Result<User> {
         .query_row(params![id], user_from_row)?)
 }
 
-/// Writes every column of `user` back to its row.
+/// Writes every column of `user` back to its row, and the key of its login (the key's index
+/// refuses a new login that another user has).
 fn save_user(conn: &Connection, user: &User) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE users SET login = ?2, first_name = ?3, last_name = ?4, email = ?5, phone = ?6,
-                          password_hash = ?7, enabled = ?8, updated_at = ?9
+        "UPDATE users SET login = ?2, login_key = ?10, first_name = ?3, last_name = ?4, email = ?5,
+                          phone = ?6, password_hash = ?7, enabled = ?8, updated_at = ?9
          WHERE id = ?1",
     )?
     .execute(params![
@@ -490,7 +507,8 @@ fn save_user(conn: &Connection, user: &User) -> Result<()> {
         user.phone,
         user.password_hash,
         user.enabled,
-        user.updated_at
+        user.updated_at,
+        login_key(&user.login)
     ])?;
     Ok(())
 }
@@ -513,6 +531,142 @@ fn delete_user(conn: &Connection, user_id: i64) -> Result<()> {
         params![user_id],
     )?;
     conn.execute("DELETE FROM users WHERE id = ?1", params![user_id])?;
+    Ok(())
+}
+
+/// Users whose logins have one key, as (id, login) in id order, each group with more than one.
+fn same_key_groups(
+    users: impl IntoIterator<Item = (i64, String, String)>,
+) -> Vec<Vec<(i64, String)>> {
+    let mut by_key: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for (id, login, key) in users {
+        by_key.entry(key).or_default().push((id, login));
+    }
+    let mut groups: Vec<Vec<(i64, String)>> = by_key
+        .into_values()
+        .filter(|group| group.len() > 1)
+        .map(|mut group| {
+            group.sort();
+            group
+        })
+        .collect();
+    groups.sort();
+    groups
+}
+
+/// The refusal to open a database in which users' logins have one key: it names them and says
+/// how to rename them. `migrated` tells whether the database has the key column already, and
+/// so can no longer be opened by an older otpgate.
+fn logins_collide(path: &Path, groups: &[Vec<(i64, String)>], migrated: bool) -> StoreError {
+    let listed = groups
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .map(|(id, login)| format!("{login:?} (user {id})"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let renamed = groups
+        .first()
+        .and_then(|group| group.last())
+        .map_or(0, |(id, _)| *id);
+    let how = if migrated {
+        "The database has been upgraded already, so rename them in SQL, with otpgate stopped"
+    } else {
+        "The database was left as it was: the otpgate version that ran before can still open \
+         it and rename them in its admin panel or through its API. Or rename them in SQL, with \
+         otpgate stopped"
+    };
+    StoreError::LoginsCollide(format!(
+        "cannot open the database {}: logins are now the same regardless of case and of their \
+         Unicode form, and these users have the same login: {listed}. Rename all but one user \
+         of each group, then start otpgate again. {how}, for instance: \
+         UPDATE users SET login = 'another login' WHERE id = {renamed};",
+        path.display()
+    ))
+}
+
+/// Before the migration that adds the login key: refuses a database whose users' logins would
+/// have one key, so that it stays as it was and the otpgate that wrote it can rename them.
+pub(super) fn refuse_logins_that_collide(conn: &Connection, path: &Path) -> Result<()> {
+    let has_column = |column: &str| {
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('users') WHERE name = ?1)",
+            params![column],
+            |row| row.get::<_, bool>(0),
+        )
+    };
+    // A new database has no users table yet; a migrated one has its keys.
+    if !has_column("login")? || has_column("login_key")? {
+        return Ok(());
+    }
+    let users = conn
+        .prepare("SELECT id, login FROM users")?
+        .query_map([], |row| {
+            let login: String = row.get(1)?;
+            let key = login_key(&login);
+            Ok((row.get(0)?, login, key))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let groups = same_key_groups(users);
+    if groups.is_empty() {
+        Ok(())
+    } else {
+        Err(logins_collide(path, &groups, false))
+    }
+}
+
+/// Gives every user without a login key its key, all in one transaction, or none when two
+/// users would share one. SQL cannot fold Unicode, so the rows from before the key was added
+/// (and any written since by hand) get it here, when the store opens.
+pub(super) fn fill_login_keys(conn: &mut Connection, path: &Path) -> Result<()> {
+    // A plain read first: the store is opened by every console command too, often while the
+    // server runs, and nearly always there is nothing to fill and no write lock to wait for.
+    let missing: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE login_key IS NULL)",
+        [],
+        |row| row.get(0),
+    )?;
+    if !missing {
+        return Ok(());
+    }
+    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let unkeyed = transaction
+        .prepare("SELECT id, login FROM users WHERE login_key IS NULL")?
+        .query_map([], |row| {
+            let login: String = row.get(1)?;
+            let key = login_key(&login);
+            Ok((row.get::<_, i64>(0)?, login, key))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // Each new key against the others and against the keys stored already.
+    let mut users = unkeyed.clone();
+    {
+        let mut keyed = transaction.prepare("SELECT id, login FROM users WHERE login_key = ?1")?;
+        for (_, _, key) in &unkeyed {
+            let holder = keyed.query_row(params![key], |row| Ok((row.get(0)?, row.get(1)?)));
+            if let Some((id, login)) = optional(holder)? {
+                users.push((id, login, key.clone()));
+            }
+        }
+    }
+    users.sort();
+    users.dedup();
+    let groups = same_key_groups(users);
+    if !groups.is_empty() {
+        return Err(logins_collide(path, &groups, true));
+    }
+    {
+        let mut update = transaction.prepare("UPDATE users SET login_key = ?2 WHERE id = ?1")?;
+        for (id, _, key) in &unkeyed {
+            update.execute(params![id, key])?;
+        }
+    }
+    transaction.commit()?;
+    tracing::info!(users = unkeyed.len(), "login keys filled in");
     Ok(())
 }
 
@@ -547,8 +701,8 @@ impl Store {
         self.read(move |conn| list_users(conn, &filter, page)).await
     }
 
-    /// Which of `logins` are taken already (any case).
-    pub async fn taken_logins(&self, logins: Vec<String>) -> Result<Vec<String>> {
+    /// Which of `logins` are taken already (in any case or normal form), and by whom.
+    pub async fn taken_logins(&self, logins: Vec<String>) -> Result<Vec<TakenLogin>> {
         self.read(move |conn| taken_logins(conn, &logins)).await
     }
 
@@ -560,7 +714,7 @@ impl Store {
         users: Vec<NewUser>,
         audit: AuditEntry,
         now: UnixTime,
-    ) -> Result<std::result::Result<usize, Vec<String>>> {
+    ) -> Result<std::result::Result<usize, Vec<TakenLogin>>> {
         self.write(move |conn| {
             let logins: Vec<String> = users.iter().map(|u| u.login.clone()).collect();
             let taken = taken_logins(conn, &logins)?;
@@ -686,6 +840,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::store::temp_store;
 
@@ -709,6 +865,223 @@ mod tests {
                 Ok(())
             })
             .expect("users inserted");
+    }
+
+    /// A database as an older otpgate left it: users written without a login key, either
+    /// before the key's migration (`version` Some) or into the migrated table by hand (None).
+    fn database_with_users(version: Option<i32>, logins: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(crate::store::DATABASE_FILE);
+        match version {
+            Some(version) => crate::store::migrate_to_version(&path, version).expect("migrated"),
+            None => Store::open(&path, crate::store::StoreOptions::default())
+                .expect("a new database")
+                .close(),
+        }
+        let conn = Connection::open(&path).expect("open raw");
+        for login in logins {
+            conn.execute(
+                "INSERT INTO users (login, created_at, updated_at) VALUES (?1, 1, 1)",
+                params![login],
+            )
+            .expect("an old-style user");
+        }
+        (dir, path)
+    }
+
+    fn keys(path: &Path) -> Vec<(String, Option<String>)> {
+        let conn = Connection::open(path).expect("open raw");
+        conn.prepare("SELECT login, login_key FROM users ORDER BY id")
+            .expect("statement")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn users_from_before_the_login_key_get_their_keys_when_the_store_opens() {
+        for version in [Some(7), None] {
+            let (_dir, path) =
+                database_with_users(version, &["Zo\u{eb}", "Andre\u{301}", "stra\u{df}e", "bob"]);
+            let store = Store::open(&path, crate::store::StoreOptions::default())
+                .expect("opens and fills the keys");
+            let found = |key: &str| {
+                let key = IdOrName::Name(key.to_string());
+                store
+                    .read_blocking(move |conn| directory::find_user(conn, &key))
+                    .expect("read")
+                    .map(|user| user.login)
+            };
+            assert_eq!(
+                found("ZO\u{cb}").as_deref(),
+                Some("Zo\u{eb}"),
+                "{version:?}"
+            );
+            assert_eq!(
+                found("andr\u{e9}").as_deref(),
+                Some("Andre\u{301}"),
+                "{version:?}"
+            );
+            assert_eq!(
+                found("STRASSE").as_deref(),
+                Some("stra\u{df}e"),
+                "{version:?}"
+            );
+            store.close();
+            assert_eq!(
+                keys(&path),
+                [
+                    ("Zo\u{eb}".into(), Some("zo\u{eb}".into())),
+                    ("Andre\u{301}".into(), Some("andr\u{e9}".into())),
+                    ("stra\u{df}e".into(), Some("strasse".into())),
+                    ("bob".into(), Some("bob".into())),
+                ],
+                "the logins keep their spelling; {version:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn users_whose_logins_fold_alike_keep_the_store_from_opening_and_are_named() {
+        let (_dir, path) = database_with_users(None, &["Zo\u{eb}", "ann", "ZO\u{cb}"]);
+        let error = Store::open(&path, crate::store::StoreOptions::default())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("\"Zo\u{eb}\" (user 1) and \"ZO\u{cb}\" (user 3)"),
+            "{error}"
+        );
+        assert!(
+            error.contains("UPDATE users SET login = 'another login' WHERE id = 3;"),
+            "{error}"
+        );
+        assert!(!error.contains("\"ann\""), "{error}");
+        assert!(
+            keys(&path).iter().all(|(_, key)| key.is_none()),
+            "no key is written unless every key is"
+        );
+
+        let conn = Connection::open(&path).expect("open raw");
+        conn.execute("UPDATE users SET login = 'Zo\u{eb} 2' WHERE id = 3", [])
+            .expect("renamed");
+        drop(conn);
+        Store::open(&path, crate::store::StoreOptions::default())
+            .expect("opens once renamed")
+            .close();
+        assert!(keys(&path).iter().all(|(_, key)| key.is_some()));
+    }
+
+    #[test]
+    fn a_user_without_a_key_whose_login_another_user_has_keeps_the_store_from_opening() {
+        let (_dir, path) = database_with_users(None, &[]);
+        let store = Store::open(&path, crate::store::StoreOptions::default()).expect("open");
+        add_named_user(&store, "stra\u{df}e");
+        store.close();
+        let conn = Connection::open(&path).expect("open raw");
+        conn.execute(
+            "INSERT INTO users (login, created_at, updated_at) VALUES ('STRASSE', 1, 1)",
+            [],
+        )
+        .expect("a user written by hand");
+        drop(conn);
+        let error = Store::open(&path, crate::store::StoreOptions::default())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("\"stra\u{df}e\" (user 1) and \"STRASSE\" (user 2)"),
+            "{error}"
+        );
+        assert!(error.contains("in SQL"), "{error}");
+    }
+
+    #[test]
+    fn a_database_from_before_the_login_key_with_logins_that_fold_alike_is_left_as_it_was() {
+        let (_dir, path) = database_with_users(Some(7), &["Andr\u{e9}", "ANDRE\u{301}"]);
+        let error = Store::open(&path, crate::store::StoreOptions::default())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            // A combining mark is shown escaped, so that the two spellings can be told apart.
+            error.contains("\"Andr\u{e9}\" (user 1) and \"ANDRE\\u{301}\" (user 2)"),
+            "{error}"
+        );
+        assert!(
+            error.contains("the otpgate version that ran before"),
+            "{error}"
+        );
+        let conn = Connection::open(&path).expect("open raw");
+        let version: i64 = conn
+            .query_row(
+                "SELECT MAX(version) FROM refinery_schema_history",
+                [],
+                |row| row.get(0),
+            )
+            .expect("version");
+        assert_eq!(version, 7, "not migrated");
+    }
+
+    fn add_named_user(store: &Store, login: &str) {
+        let login = login.to_string();
+        store
+            .write_blocking(move |conn| {
+                directory::insert_user(
+                    conn,
+                    &NewUser {
+                        login,
+                        ..NewUser::default()
+                    },
+                    1,
+                )
+            })
+            .expect("user inserted");
+    }
+
+    #[test]
+    fn a_login_that_folds_like_a_stored_one_is_taken_and_cannot_be_stored_again() {
+        let (_dir, store) = temp_store();
+        add_named_user(&store, "Zo\u{eb}");
+        add_named_user(&store, "carl");
+        let taken = store
+            .read_blocking(|conn| {
+                taken_logins(conn, &["ZO\u{cb}".into(), "Carl".into(), "dora".into()])
+            })
+            .expect("read");
+        assert_eq!(
+            taken,
+            [
+                TakenLogin {
+                    login: "ZO\u{cb}".into(),
+                    by: "Zo\u{eb}".into()
+                },
+                TakenLogin {
+                    login: "Carl".into(),
+                    by: "carl".into()
+                },
+            ]
+        );
+        let error = store
+            .write_blocking(|conn| {
+                directory::insert_user(
+                    conn,
+                    &NewUser {
+                        login: "zo\u{eb}".into(),
+                        ..NewUser::default()
+                    },
+                    1,
+                )
+            })
+            .expect_err("refused");
+        assert!(error.is_unique_violation(), "{error}");
+        let renamed = store
+            .write_blocking(|conn| {
+                let mut user =
+                    directory::find_user(conn, &IdOrName::Name("CARL".into()))?.expect("carl");
+                user.login = "ZO\u{cb}".into();
+                save_user(conn, &user)
+            })
+            .expect_err("refused");
+        assert!(renamed.is_unique_violation(), "{renamed}");
     }
 
     fn list(store: &Store, filter: UserFilter, limit: i64, offset: i64) -> (Vec<User>, i64) {

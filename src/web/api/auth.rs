@@ -134,7 +134,7 @@ fn challenge_infos(expected: Vec<Expected>) -> Vec<ChallengeInfo> {
 fn user_subject(user: &IdOrName) -> String {
     match user {
         IdOrName::Id(id) => format!("user#{id}"),
-        IdOrName::Name(login) => format!("user:{}", login.trim().to_lowercase()),
+        IdOrName::Name(login) => format!("user:{}", crate::domain::login_key(login.trim())),
     }
 }
 

@@ -144,7 +144,8 @@ impl From<UserDetail> for UserDetailJson {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    /// 1–128 characters, not a number; unique regardless of case.
+    /// 1–128 characters, not a number, no control or invisible format characters; kept in
+    /// Unicode NFC, unique regardless of case (full case folding) and normal form.
     login: String,
     #[serde(default)]
     first_name: Option<String>,

@@ -52,10 +52,10 @@ async fn checked_rows(
         .collect();
     let taken = state.store.taken_logins(logins).await?;
     for row in &mut rows {
-        if taken.iter().any(|login| login == &row.login) {
+        if let Some(taken) = taken.iter().find(|taken| taken.login == row.login) {
             row.problems.push(format!(
                 "a user with the login {:?} exists already",
-                row.login
+                taken.by
             ));
         }
     }
@@ -204,7 +204,11 @@ pub async fn confirm_import(
             let mut problems = Problems::default();
             problems.general(format!(
                 "Nothing was imported: these logins were taken meanwhile: {}.",
-                taken.join(", ")
+                taken
+                    .iter()
+                    .map(|taken| taken.login.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             let body = upload_form(&page, &problems);
             Ok(invalid(page.render(&state, "Import users", "Users", body)))

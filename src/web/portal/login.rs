@@ -13,7 +13,7 @@ use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE};
 use crate::auth::{Answer, Attempt, Authenticator, Caller, Delivery};
 use crate::confirm::{self, Channel, Issued, Letter};
 use crate::crypto;
-use crate::domain::{IdOrName, TokenKind, TokenState, mask_destination};
+use crate::domain::{IdOrName, Login, TokenKind, TokenState, login_key, mask_destination};
 use crate::store::auth::AuthTarget;
 use crate::store::portal::{LoginStage, NewPortalLogin, PortalLogin};
 use crate::store::{AuditEntry, NewSession, SessionKind, SessionStage, Token, User};
@@ -92,7 +92,7 @@ pub(super) fn throttle(
         .attempt(&format!("portal:{ip}"), instant)
         .and_then(|_| {
             state.login_per_name.attempt(
-                &format!("portal:{}:{}", portal.resource.id, login.to_lowercase()),
+                &format!("portal:{}:{}", portal.resource.id, login_key(login)),
                 instant,
             )
         })
@@ -118,10 +118,10 @@ pub async fn submit_login_name(
 ) -> Result<HttpResponse, PortalError> {
     let portal = Portal::open(&state, &path).await?;
     session::check_pre_session_csrf(&request, &form.csrf)?;
-    let login = form.login.trim().to_string();
-    if login.is_empty() || login.len() > 200 {
+    // A name that can be no user's login gets the answer of a wrong one.
+    let Ok(login) = Login::parse(&form.login).map(Login::into_string) else {
         return show_login(&state, &request, &portal, Some(FAILED)).await;
-    }
+    };
     throttle(&state, &request, &portal, &login)?;
     let user = state
         .store

@@ -5,6 +5,7 @@ mod auth;
 mod basics;
 mod gateway;
 mod import;
+mod logins;
 mod openapi;
 mod refusals;
 mod resources;

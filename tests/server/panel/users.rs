@@ -432,3 +432,80 @@ async fn a_users_csv_file_is_previewed_and_imported_all_or_nothing() {
         .await;
     assert_eq!(again.status(), 400, "the same file again imports nothing");
 }
+
+#[tokio::test]
+async fn a_login_that_folds_like_another_users_gets_the_usual_duplicate_message() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    create_user(&app, &key, json!({ "login": "stra\u{df}e" })).await;
+    let other = create_user(&app, &key, json!({ "login": "Zo\u{eb}" })).await;
+    let response = app
+        .post_form("/admin/users", &[("csrf", &csrf), ("login", "STRASSE")])
+        .await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("exists already"), "{page}");
+    assert!(page.contains("value=\"STRASSE\""), "{page}");
+
+    let response = app
+        .post_form(
+            &format!("/admin/users/{}", other["id"]),
+            &[("csrf", &csrf), ("login", "Strasse")],
+        )
+        .await;
+    assert_eq!(response.status(), 400, "a rename to a taken login");
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("exists already")
+    );
+    assert_eq!(
+        user_json(&app, &key, "ZO\u{cb}").await.1["login"],
+        "Zo\u{eb}"
+    );
+}
+
+#[tokio::test]
+async fn a_users_csv_file_with_logins_that_fold_alike_imports_nothing() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    create_user(&app, &key, json!({ "login": "Zo\u{eb}" })).await;
+
+    let file = "login\nstra\u{df}e\nSTRASSE\nZO\u{cb}\nnewcomer\n";
+    let response = post_multipart(
+        &app,
+        "/admin/users/import",
+        &[("csrf", &csrf)],
+        ("file", "users.csv", file.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("2 of 4 rows have problems"), "{page}");
+    assert!(
+        page.contains(
+            "login &quot;STRASSE&quot; is used on line 2 already, written &quot;straße&quot;"
+        ),
+        "two rows of the file: {page}"
+    );
+    assert!(
+        page.contains("a user with the login &quot;Zoë&quot; exists already"),
+        "a row and a stored user: {page}"
+    );
+
+    // The confirmation checks the file again, also when it did not come from the preview.
+    let response = app
+        .post_form(
+            "/admin/users/import/confirm",
+            &[("csrf", &csrf), ("csv", file)],
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    for login in ["stra\u{df}e", "newcomer"] {
+        assert_eq!(user_json(&app, &key, login).await.0, 404, "{login}");
+    }
+}

@@ -119,6 +119,36 @@ async fn unknown_users_wrong_passwords_and_other_resources_users_get_the_same_me
 }
 
 #[tokio::test]
+async fn the_login_name_is_found_in_any_case_and_normal_form() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    portal
+        .user(json!({"login": "\u{c5}sa", "password": "\u{c5}sa's long password"}))
+        .await;
+    for typed in ["\u{e5}sa", "A\u{30a}SA", " \u{c5}SA "] {
+        let browser = portal.browser();
+        let response = browser
+            .log_in_with_password(typed, "\u{c5}sa's long password")
+            .await;
+        assert_eq!(response.status(), 303, "{typed:?}");
+        assert_eq!(location(&response), "/portal/vpn", "{typed:?}");
+        let home = browser.page("/portal/vpn").await;
+        assert!(home.contains("2nd Factor"), "{typed:?}: {home}");
+        assert!(home.contains("\u{c5}sa"), "the user's own spelling: {home}");
+    }
+    let browser = portal.browser();
+    let response = browser
+        .submit(
+            "/portal/vpn",
+            "/portal/vpn/login",
+            &[("login", "\u{c5}\u{200b}sa")],
+        )
+        .await;
+    assert_eq!(response.status(), 401, "an invisible character is no login");
+    let page = response.text().await.expect("body");
+    assert!(page.contains(FAILED), "{page}");
+}
+
+#[tokio::test]
 async fn a_user_without_a_password_logs_in_with_a_code_from_their_email() {
     let sink = SmtpSink::start(Mode::Plain).await;
     let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
