@@ -396,6 +396,9 @@ async fn run() -> anyhow::Result<u64> {
     let (pid, url) = (server.child.id(), &server.url);
     println!("otpgate {shown} (pid {pid}) listening on {url}");
     println!("rate limits for this run: api.user_rate = 0, api.end_user_ip_rate = 0 (unlimited)");
+    let synchronous = support::synchronous()?;
+    let synchronous = synchronous.as_deref().unwrap_or("the server's default");
+    println!("storage.synchronous for this run: {synchronous}");
 
     let pem = std::fs::read(server.dir.path().join("data/tls/cert.pem"))?;
     let certificate = reqwest::Certificate::from_pem(&pem)?;

@@ -43,6 +43,16 @@ pub fn release_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// `OTPGATE_BENCH_SYNCHRONOUS` (`normal` or `full`): the server's `storage.synchronous` for
+/// this run; unset, the server's own default.
+pub fn synchronous() -> anyhow::Result<Option<String>> {
+    match std::env::var("OTPGATE_BENCH_SYNCHRONOUS") {
+        Err(_) => Ok(None),
+        Ok(mode) if mode == "normal" || mode == "full" => Ok(Some(mode)),
+        Ok(mode) => bail!("OTPGATE_BENCH_SYNCHRONOUS={mode}: normal or full"),
+    }
+}
+
 /// The latency at fraction `p` of sorted values, by the nearest-rank method.
 pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     if sorted.is_empty() {
@@ -73,7 +83,11 @@ impl Server {
         let dir = tempfile::tempdir()?;
         // Rate 0 is unlimited: all requests come from 127.0.0.1 and each user is asked many
         // times a second, which the default per-user and per-address limits would refuse.
-        let config = "[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n[log]\nlevel = \"warn\"\n";
+        let mut config =
+            "[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n[log]\nlevel = \"warn\"\n".to_string();
+        if let Some(synchronous) = synchronous()? {
+            config.push_str(&format!("[storage]\nsynchronous = \"{synchronous}\"\n"));
+        }
         std::fs::write(dir.path().join("config.toml"), config)?;
         let mut command = Server::command(binary, dir.path());
         command.args(["serve", "--listen", "127.0.0.1:0"]);

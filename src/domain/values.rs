@@ -10,6 +10,18 @@ use icu_properties::props::GeneralCategory;
 #[error("{0}")]
 pub struct Invalid(pub String);
 
+/// The most characters of a refused value that its error message repeats.
+const MAX_QUOTED: usize = 64;
+
+/// A refused value as its error message shows it: quoted, and cut short when long, so that a
+/// huge value (a field of an uploaded sheet, a JSON body) is not sent back or logged whole.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &text[..cut], text.chars().count()),
+    }
+}
+
 /// A user's login name: 1–128 characters in Unicode's composed form (NFC), no control or
 /// format characters, no surrounding spaces, not a number.
 ///
@@ -93,7 +105,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(text: &str) -> Result<Email, Invalid> {
         let text = text.trim();
-        let invalid = || Invalid(format!("{text:?} is not an email address"));
+        let invalid = || Invalid(format!("{} is not an email address", quoted(text)));
         if text.len() > 254 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
         }
@@ -137,8 +149,8 @@ impl Phone {
             .or_else(|| compact.strip_prefix("00"))
             .ok_or_else(|| {
                 Invalid(format!(
-                    "{:?} is not an international phone number: start it with + and the country code",
-                    text.trim()
+                    "{} is not an international phone number: start it with + and the country code",
+                    quoted(text.trim())
                 ))
             })?;
         if !(7..=15).contains(&digits.len())
@@ -146,8 +158,8 @@ impl Phone {
             || digits.starts_with('0')
         {
             return Err(Invalid(format!(
-                "{:?} is not a phone number in international form (+ and 7 to 15 digits)",
-                text.trim()
+                "{} is not a phone number in international form (+ and 7 to 15 digits)",
+                quoted(text.trim())
             )));
         }
         Ok(Phone(format!("+{digits}")))
@@ -165,6 +177,27 @@ impl Phone {
 #[cfg(test)]
 mod value_tests {
     use super::*;
+
+    #[test]
+    fn a_huge_refused_email_or_phone_is_not_repeated_whole_in_its_error() {
+        // Found by the fuzz target of the users CSV importer (tests/fuzz): a field of 120 byte
+        // order marks came back as an error of a kilobyte.
+        let huge = "\u{feff}".repeat(100_000);
+        for error in [
+            Email::parse(&huge).map(|_| ()),
+            Phone::parse(&huge).map(|_| ()),
+            Phone::parse(&format!("+{}", "1".repeat(100_000))).map(|_| ()),
+        ] {
+            let message = error.expect_err("refused").0;
+            assert!(message.len() < 1_000, "{} bytes", message.len());
+            assert!(
+                message.contains("(100000 characters)") || message.contains("(100001 characters)"),
+                "{message}"
+            );
+        }
+        let short = Email::parse("not-an-address").expect_err("refused").0;
+        assert_eq!(short, "\"not-an-address\" is not an email address");
+    }
 
     #[test]
     fn phone_numbers_are_normalised_to_e164() {

@@ -288,6 +288,13 @@ impl Store {
     /// otpgate, applies pending migrations, and starts the writer thread.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
         install_sqlite_hooks();
+        if let Some(directory) = walvfs::sync_shadow_directory() {
+            tracing::warn!(
+                directory = %directory.display(),
+                "test facility on (OTPGATE_TEST_SYNC_SHADOW): every synced state of the database \
+                 and its WAL is copied to this directory; never use it in production"
+            );
+        }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(options.busy_timeout)?;
         // A new database gets 1 KiB pages (an existing one keeps its own: SQLite ignores this

@@ -35,11 +35,16 @@
 //!   first frame's header, which may be a commit's).
 //!
 //! Every other file, and every other method of the WAL file, goes to the default VFS unchanged.
+//!
+//! For the crash tests, the VFS can also keep the files as a disk would hold them after a power
+//! cut (`shadow`, on only when its environment variable is set).
+
+mod shadow;
 
 use std::cell::Cell;
 use std::ffi::{CStr, c_int, c_void};
 use std::ptr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rusqlite::ffi;
 
@@ -86,6 +91,11 @@ fn rewritten_commits_on_this_thread() -> u64 {
     REWRITTEN_COMMITS.with(Cell::get)
 }
 
+/// The directory of the sync shadow (see `shadow`), when that test facility is on.
+pub fn sync_shadow_directory() -> Option<&'static std::path::Path> {
+    shadow::active().map(shadow::Shadows::directory)
+}
+
 /// Registers this VFS as the default for every connection opened from now on; runs once and
 /// says whether it is in use. It initialises SQLite, so a page cache must be installed before.
 pub fn install() -> bool {
@@ -107,6 +117,8 @@ unsafe fn register() -> bool {
     if default_vfs.xOpen.is_none() || DEFAULT.set(DefaultVfs(default)).is_err() {
         return false;
     }
+    // The test facility reads the environment once, before any file is opened.
+    let _ = shadow::active();
     // Every method but `xOpen` is the default VFS's own. SQLite's `unix` VFS reads nothing
     // from the VFS object in them but the longest path name, which this copy keeps.
     let ours = Box::new(ffi::sqlite3_vfs {
@@ -132,6 +144,8 @@ struct File {
     /// there is none): the database file's shared-memory methods mark where a transaction
     /// ends, and write the WAL's buffer out.
     link: *mut File,
+    /// The file's sync shadow, only while that test facility is on.
+    shadow: Option<Arc<shadow::Tracked>>,
 }
 
 /// Where the default VFS's file starts in the allocation SQLite makes for ours.
@@ -207,6 +221,28 @@ unsafe extern "C" fn open(
         }
         return opened;
     }
+    let shadow = match shadow::active() {
+        Some(shadows)
+            if flags & (ffi::SQLITE_OPEN_MAIN_DB | ffi::SQLITE_OPEN_WAL) != 0
+                && !name.is_null() =>
+        {
+            // SAFETY: a file's name is a C string that outlives the file.
+            let path = unsafe { CStr::from_ptr(name) }.to_bytes();
+            match shadows.track(path) {
+                Ok(tracked) => Some(tracked),
+                Err(error) => {
+                    tracing::error!(%error, "the sync shadow of a database file cannot be made");
+                    unsafe {
+                        if let Some(close) = (*(*inner).pMethods).xClose {
+                            close(inner);
+                        }
+                    }
+                    return ffi::SQLITE_CANTOPEN;
+                }
+            }
+        }
+        _ => None,
+    };
     let wal = (flags & ffi::SQLITE_OPEN_WAL != 0).then(|| {
         Box::new(Pending {
             bytes: Vec::new(),
@@ -234,6 +270,7 @@ unsafe extern "C" fn open(
             inner,
             wal,
             link: database,
+            shadow,
         });
         if !database.is_null() {
             (*database).link = ours;
@@ -255,16 +292,17 @@ unsafe fn parts<'a>(file: *mut ffi::sqlite3_file) -> (&'a mut File, &'a ffi::sql
 /// Hands a WAL file's buffer to the file in one write; answers SQLite's result code.
 unsafe fn flush(file: &mut File, methods: &ffi::sqlite3_io_methods) -> c_int {
     match file.wal.as_deref_mut() {
-        Some(pending) => unsafe { write_out(pending, file.inner, methods) },
+        Some(pending) => unsafe { write_out(pending, file.inner, methods, file.shadow.as_deref()) },
         None => ffi::SQLITE_OK,
     }
 }
 
-/// Hands `pending` to the default VFS's file `inner`.
+/// Hands `pending` to the default VFS's file `inner` (and notes it in the file's `shadow`).
 unsafe fn write_out(
     pending: &mut Pending,
     inner: *mut ffi::sqlite3_file,
     methods: &ffi::sqlite3_io_methods,
+    shadow: Option<&shadow::Tracked>,
 ) -> c_int {
     if pending.bytes.is_empty() {
         return ffi::SQLITE_OK;
@@ -287,6 +325,9 @@ unsafe fn write_out(
         WAL_WRITES.with(|count| count.set(count.get() + 1));
         if written != ffi::SQLITE_OK {
             break;
+        }
+        if let Some(shadow) = shadow {
+            shadow.wrote(at, chunk.len());
         }
         at += chunk.len() as i64;
     }
@@ -323,7 +364,11 @@ unsafe extern "C" fn write(
         return ffi::SQLITE_IOERR_WRITE;
     };
     let Some(pending) = ours.wal.as_deref_mut() else {
-        return unsafe { write_inner(ours.inner, data, amount, offset) };
+        let written = unsafe { write_inner(ours.inner, data, amount, offset) };
+        if let (Some(shadow), ffi::SQLITE_OK) = (&ours.shadow, written) {
+            shadow.wrote(offset, usize::try_from(amount).unwrap_or(0));
+        }
+        return written;
     };
     let Ok(length) = usize::try_from(amount) else {
         return ffi::SQLITE_IOERR_WRITE;
@@ -334,7 +379,7 @@ unsafe extern "C" fn write(
     let previous_end = std::mem::replace(&mut pending.last_end, end);
     let through = std::mem::take(&mut pending.write_through);
     if !pending.bytes.is_empty() && offset != pending.at + pending.bytes.len() as i64 {
-        let flushed = unsafe { write_out(pending, ours.inner, methods) };
+        let flushed = unsafe { write_out(pending, ours.inner, methods, ours.shadow.as_deref()) };
         if flushed != ffi::SQLITE_OK {
             return flushed;
         }
@@ -356,7 +401,7 @@ unsafe extern "C" fn write(
         REWRITTEN_COMMITS.with(|count| count.set(count.get() + 1));
     }
     if through || rewritten || commit_ends || pending.bytes.len() >= FLUSH_AT {
-        return unsafe { write_out(pending, ours.inner, methods) };
+        return unsafe { write_out(pending, ours.inner, methods, ours.shadow.as_deref()) };
     }
     ffi::SQLITE_OK
 }
@@ -378,6 +423,7 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     // calls no method of it after this one (the null methods say so).
     unsafe {
         ptr::drop_in_place(ptr::addr_of_mut!(ours.wal));
+        ptr::drop_in_place(ptr::addr_of_mut!(ours.shadow));
         ptr::addr_of_mut!(ours.base.pMethods).write(ptr::null());
     }
     if flushed != ffi::SQLITE_OK {
@@ -410,10 +456,14 @@ unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_i
     if flushed != ffi::SQLITE_OK {
         return flushed;
     }
-    match methods.xTruncate {
+    let truncated = match methods.xTruncate {
         Some(truncate) => unsafe { truncate(ours.inner, size) },
         None => ffi::SQLITE_IOERR_TRUNCATE,
+    };
+    if let (Some(shadow), ffi::SQLITE_OK) = (&ours.shadow, truncated) {
+        shadow.truncated(size);
     }
+    truncated
 }
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
@@ -424,6 +474,13 @@ unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     }
     if let Some(pending) = ours.wal.as_deref_mut() {
         pending.write_through = true;
+    }
+    // The shadow takes what this sync is about to make durable, and nothing written after it.
+    if let Some(shadow) = &ours.shadow
+        && let Err(error) = shadow.capture()
+    {
+        tracing::error!(%error, "the sync shadow of a database file cannot be written");
+        return ffi::SQLITE_IOERR_FSYNC;
     }
     match methods.xSync {
         Some(sync) => unsafe { sync(ours.inner, flags) },

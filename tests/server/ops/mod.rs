@@ -3,5 +3,6 @@
 
 mod command_line;
 mod crash;
+mod power_cut;
 mod service;
 mod storage;
