@@ -137,7 +137,7 @@ impl Application {
         };
 
         let tls_material = if config.tls.enabled {
-            let material = tls::load(&config.tls, &data_dir_path)?;
+            let material = tls::load(&config.tls, &data_dir_path, crate::clock::now())?;
             if material.generated {
                 tracing::info!(
                     file = %material.cert_file.display(),

@@ -68,7 +68,7 @@ pub async fn show_login(
             portal,
             title: "Log in",
             visitor: None,
-            flash: portal.flash_of(request),
+            flash: portal.flash_of(state, request),
         };
         let status = if error.is_some() {
             actix_web::http::StatusCode::UNAUTHORIZED
@@ -117,7 +117,7 @@ pub async fn submit_login_name(
     form: web::Form<LoginNameForm>,
 ) -> Result<HttpResponse, PortalError> {
     let portal = Portal::open(&state, &path).await?;
-    session::check_pre_session_csrf(&request, &form.csrf)?;
+    session::check_pre_session_csrf(&state, &request, &form.csrf)?;
     let login = form.login.trim().to_string();
     if login.is_empty() || login.len() > 200 {
         return show_login(&state, &request, &portal, Some(FAILED)).await;
@@ -385,7 +385,7 @@ pub async fn show_verify(
 ) -> Result<HttpResponse, PortalError> {
     let portal = Portal::open(&state, &path).await?;
     let (_, login) = login_in_progress(&state, &request, &portal).await?;
-    let flash = portal.flash_of(&request);
+    let flash = portal.flash_of(&state, &request);
     render_verify_with(&state, &portal, &login, None, flash).await
 }
 
