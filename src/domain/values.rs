@@ -5,6 +5,9 @@
 #[error("{0}")]
 pub struct Invalid(pub String);
 
+/// The longest login, in characters.
+pub const MAX_LOGIN: usize = 128;
+
 /// A user's login name: 1–128 characters, no control characters, no surrounding spaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login(String);
@@ -12,8 +15,10 @@ pub struct Login(String);
 impl Login {
     pub fn parse(text: &str) -> Result<Login, Invalid> {
         let text = text.trim();
-        if text.is_empty() || text.chars().count() > 128 {
-            return Err(Invalid("a login must have 1 to 128 characters".into()));
+        if text.is_empty() || text.chars().count() > MAX_LOGIN {
+            return Err(Invalid(format!(
+                "a login must have 1 to {MAX_LOGIN} characters"
+            )));
         }
         if text.chars().any(char::is_control) {
             return Err(Invalid("a login may not contain control characters".into()));

@@ -9,8 +9,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::{MAX_NAME, MAX_PASSWORD, MAX_SERIAL, MIN_PASSWORD, PIN_LENGTHS};
-use crate::store::resources::{AUTO_UNLOCK, FAIL_LIMITS, MAX_DESCRIPTION, MAX_RESOURCE_NAME};
+use crate::domain::{MAX_LOGIN, MAX_NAME, MAX_PASSWORD, MAX_SERIAL, MIN_PASSWORD, PIN_LENGTHS};
+use crate::store::resources::{
+    AUTO_UNLOCK, FAIL_LIMITS, MAX_DESCRIPTION, MAX_RESOURCE_NAME, auto_unlock_cost,
+};
 
 /// One line: no control character (C0, DEL, C1), as `char::is_control` says.
 const ONE_LINE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
@@ -25,8 +27,6 @@ const EMAIL: &str = r"^[^\s@\x00-\x1F\x7F-\x9F]+@[^\s@.\x00-\x1F\x7F-\x9F]+(\.[^
 const MAX_EMAIL: usize = 254;
 /// A phone number in international form, as `Phone::parse` stores it.
 const PHONE: &str = r"^\+[1-9][0-9]{6,14}$";
-/// The longest login, as `Login::parse` takes it.
-const MAX_LOGIN: usize = 128;
 /// A path segment or query value that names an object: digits are an id (without a leading
 /// zero), anything with another character a name (`serial:0042`, `HW-1`, `alice`).
 const NAMED_IN_TEXT: &str = r"^(?:[1-9][0-9]{0,17}|.*[^0-9].*)$";
@@ -98,7 +98,13 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
         "pattern": ONE_LINE,
     });
     let fail_limit = range(*FAIL_LIMITS.start(), *FAIL_LIMITS.end());
-    let auto_unlock = range(*AUTO_UNLOCK.start(), *AUTO_UNLOCK.end());
+    let auto_unlock = merge(
+        &range(*AUTO_UNLOCK.start(), *AUTO_UNLOCK.end()),
+        json!({"description": format!(
+            "Seconds after which a locked token unlocks itself; absent or null: only an administrator unlocks. {}",
+            auto_unlock_cost()
+        )}),
+    );
     let timeout = range(1, 120);
     let digits = json!({"enum": [6, 8]});
     let limit = json!({"maxLength": MAX_DESCRIPTION});
