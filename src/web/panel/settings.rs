@@ -511,7 +511,7 @@ fn mail_section(page: &Page, view: &SettingsView) -> Markup {
                 }
                 (plaintext_credentials(
                     &form.allow_plaintext_credentials,
-                    "Allow the login and password in plaintext (connection security None)",
+                    "Allow the login and password in plaintext",
                     "With connection security None, the SMTP login and password",
                 ))
                 div.row {
@@ -569,7 +569,7 @@ fn sms_section(page: &Page, view: &SettingsView) -> Markup {
                 }
                 (plaintext_credentials(
                     &form.allow_plaintext_credentials,
-                    "Allow the login and secret in plaintext (an http:// address)",
+                    "Allow the login and secret in plaintext",
                     "To an http:// address, the gateway's login and secret",
                 ))
                 div.row {
