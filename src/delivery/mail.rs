@@ -526,6 +526,22 @@ mod tests {
     }
 
     #[test]
+    fn a_login_without_tls_needs_plaintext_credentials_allowed() {
+        let mut s = settings();
+        s.security = Security::None;
+        assert_eq!(s.validate(), Ok(()), "no login, nothing in clear");
+        s.username = Some("otpgate".into());
+        assert_eq!(s.validate().map_err(|e| e.field), Err("security"));
+        assert!(MailChannel::new(&s, Some("secret".into())).is_err());
+        s.allow_plaintext_credentials = true;
+        assert_eq!(s.validate(), Ok(()));
+        // An old stored form without the field reads as not allowed.
+        let stored = r#"{"host":"h","port":25,"security":"none","username":"u","from_address":"a@b.cd","from_name":"x","timeout_seconds":5,"tls_ca_file":null}"#;
+        let old: MailSettings = serde_json::from_str(stored).expect("old settings");
+        assert!(old.refuses_login_in_clear());
+    }
+
+    #[test]
     fn good_settings_pass_and_bad_ones_name_their_field() {
         assert_eq!(settings().validate(), Ok(()));
         let mut s = settings();

@@ -420,6 +420,25 @@ mod tests {
     }
 
     #[test]
+    fn credentials_to_an_http_gateway_need_plaintext_credentials_allowed() {
+        let mut s = settings();
+        s.url = "HTTP://sms.example.com/send?to={phone}".into();
+        assert_eq!(
+            s.validate(false),
+            Ok(()),
+            "no credentials, nothing in clear"
+        );
+        s.headers.insert("X-Key".into(), "{secret}".into());
+        assert_eq!(s.validate(true).map_err(|e| e.field), Err("url"));
+        assert!(SmsChannel::new(s.clone(), Some("k".into())).is_err());
+        s.allow_plaintext_credentials = true;
+        assert_eq!(s.validate(true), Ok(()));
+        let mut s = settings();
+        s.auth = AuthKind::Bearer;
+        assert_eq!(s.validate(true), Ok(()), "https carries them safely");
+    }
+
+    #[test]
     fn a_missing_or_empty_certificate_authority_file_is_refused() {
         let mut s = settings();
         s.tls_ca_file = Some("/nonexistent/ca.pem".into());

@@ -22,7 +22,8 @@ const NOT_BLANK: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\
 const NOT_A_NUMBER: &str =
     r"^(?!\s*[+-]?[0-9]+\s*$)[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
 /// `local@domain.tld`, as `Email::parse` takes it.
-const EMAIL: &str = r"^[^\s@\x00-\x1F\x7F-\x9F]+@[^\s@.\x00-\x1F\x7F-\x9F]+(\.[^\s@.\x00-\x1F\x7F-\x9F]+)+$";
+const EMAIL: &str =
+    r"^[^\s@\x00-\x1F\x7F-\x9F]+@[^\s@.\x00-\x1F\x7F-\x9F]+(\.[^\s@.\x00-\x1F\x7F-\x9F]+)+$";
 /// The longest email address.
 const MAX_EMAIL: usize = 254;
 /// A phone number in international form, as `Phone::parse` stores it.
@@ -31,11 +32,11 @@ const PHONE: &str = r"^\+[1-9][0-9]{6,14}$";
 /// zero), anything with another character a name (`serial:0042`, `HW-1`, `alice`).
 const NAMED_IN_TEXT: &str = r"^(?:[1-9][0-9]{0,17}|.*[^0-9].*)$";
 /// A base32 seed of `MIN_SECRET_LEN` to `MAX_SECRET` bytes, without padding.
-const BASE32_SEED: &str = r"^(?:[A-Za-z2-7]{8})*(?:[A-Za-z2-7]{2}|[A-Za-z2-7]{4,5}|[A-Za-z2-7]{7})?$";
+const BASE32_SEED: &str =
+    r"^(?:[A-Za-z2-7]{8})*(?:[A-Za-z2-7]{2}|[A-Za-z2-7]{4,5}|[A-Za-z2-7]{7})?$";
 /// An http or https address with a host of letters, digits, dots and dashes (so that any
 /// address this allows is one a URL parser takes), an optional port and anything after a slash.
-const WEB_ADDRESS: &str =
-    r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]*[A-Za-z0-9](?::[1-9][0-9]{0,3})?(?:[/?][^\s]*)?\s*$";
+const WEB_ADDRESS: &str = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]*[A-Za-z0-9](?::[1-9][0-9]{0,3})?(?:[/?][^\s]*)?\s*$";
 /// A status rule of the SMS gateway: classes (`2xx`) and codes, comma-separated.
 const STATUS_RULE: &str =
     r"^\s*(?:[1-5](?:xx|XX)|[1-5][0-9]{2})(?:\s*,\s*(?:[1-5](?:xx|XX)|[1-5][0-9]{2}))*\s*$";
@@ -116,7 +117,11 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateUser", "phone", phone()),
         ("CreateUser", "password", password.clone()),
         // A login cannot be removed: a string or nothing.
-        ("UpdateUser", "login", merge(&login, json!({"type": "string"}))),
+        (
+            "UpdateUser",
+            "login",
+            merge(&login, json!({"type": "string"})),
+        ),
         ("UpdateUser", "first_name", one_line(MAX_NAME)),
         ("UpdateUser", "last_name", one_line(MAX_NAME)),
         ("UpdateUser", "email", email()),
@@ -154,7 +159,11 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateToken", "digits", json!({"enum": [6, 8, null]})),
         ("CreateToken", "period", json!({"enum": [30, 60, null]})),
         ("CreateToken", "counter", range(0, i64::MAX)),
-        ("CreateToken", "messenger", json!({"enum": ["telegram", null]})),
+        (
+            "CreateToken",
+            "messenger",
+            json!({"enum": ["telegram", null]}),
+        ),
         ("CreateToken", "pin", pin.clone()),
         (
             "CreateToken",
@@ -205,7 +214,11 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
             json!({"minLength": 1, "maxLength": 253, "pattern": r"^\s*[A-Za-z0-9.:_-]*[A-Za-z0-9]\s*$"}),
         ),
         ("MailSettingsRequest", "port", range(1, 65_535)),
-        ("MailSettingsRequest", "username", json!({"pattern": ONE_LINE})),
+        (
+            "MailSettingsRequest",
+            "username",
+            json!({"pattern": ONE_LINE}),
+        ),
         ("MailSettingsRequest", "from_address", email()),
         ("MailSettingsRequest", "from_name", one_line(128)),
         ("MailSettingsRequest", "timeout_seconds", timeout.clone()),
@@ -236,11 +249,7 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
             "api_url",
             json!({"pattern": WEB_ADDRESS}),
         ),
-        (
-            "BotSettingsRequest",
-            "poll_timeout_seconds",
-            range(1, 50),
-        ),
+        ("BotSettingsRequest", "poll_timeout_seconds", range(1, 50)),
         ("BotSettingsRequest", "timeout_seconds", timeout),
         (
             "TestRequest",
@@ -255,9 +264,7 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
 
 /// The rules between the fields of one request, by schema.
 fn rules() -> Vec<(&'static str, Value)> {
-    let present = |field: &str| {
-        json!({"required": [field], "properties": {field: {"not": {"type": "null"}}}})
-    };
+    let present = |field: &str| json!({"required": [field], "properties": {field: {"not": {"type": "null"}}}});
     let absent = |fields: &[&str]| {
         let properties: Map<String, Value> = fields
             .iter()

@@ -157,7 +157,10 @@ mod tests {
                     assert_eq!(field, None, "{body}");
                     assert!(message.contains("JSON object"), "{body}: {message}");
                 }
-                other => panic!("{body}: expected a bad request, got {:?}", other.map(|_| ())),
+                other => panic!(
+                    "{body}: expected a bad request, got {:?}",
+                    other.map(|_| ())
+                ),
             }
         }
     }

@@ -111,7 +111,11 @@ async fn the_openapi_document_states_the_constraints_the_server_checks() {
         1
     );
     let authenticate = &document["components"]["schemas"]["AuthenticateRequest"]["allOf"];
-    assert_eq!(authenticate.as_array().map(Vec::len), Some(2), "{authenticate}");
+    assert_eq!(
+        authenticate.as_array().map(Vec::len),
+        Some(2),
+        "{authenticate}"
+    );
 
     // Parameters: a path names an object in its two written forms, and pages have bounds.
     let token = &document["paths"]["/api/v1/tokens/{token}"]["get"]["parameters"][0];
@@ -227,13 +231,25 @@ async fn requests_at_the_edges_of_the_documented_ranges_are_accepted_and_past_th
         number(&limit["maximum"], "limit maximum"),
     );
     for value in [low, high] {
-        let (status, answer) =
-            send(&app, Method::GET, &format!("/users?limit={value}"), &admin, None).await;
+        let (status, answer) = send(
+            &app,
+            Method::GET,
+            &format!("/users?limit={value}"),
+            &admin,
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "limit={value}: {answer}");
     }
     for value in [low - 1, high + 1] {
-        let (status, _) =
-            send(&app, Method::GET, &format!("/users?limit={value}"), &admin, None).await;
+        let (status, _) = send(
+            &app,
+            Method::GET,
+            &format!("/users?limit={value}"),
+            &admin,
+            None,
+        )
+        .await;
         assert_eq!(status, 400, "limit={value}");
     }
 
@@ -249,10 +265,7 @@ async fn requests_at_the_edges_of_the_documented_ranges_are_accepted_and_past_th
             Some(json!({ "user": user })),
         )
         .await;
-        assert!(
-            status == 204 || status == 404,
-            "{user}: {status} {answer}"
-        );
+        assert!(status == 204 || status == 404, "{user}: {status} {answer}");
     }
     app.stop().await;
 }

@@ -47,7 +47,10 @@ async fn mail_settings_saved_in_the_browser_send_a_test_email_to_the_smtp_listen
     panel.assert_in_view("p.flash").await;
     // The section warns that the login crosses the network in clear.
     let warning = browser.text_of("section#mail p.warning").await;
-    assert!(warning.contains("cross the network unencrypted"), "{warning}");
+    assert!(
+        warning.contains("cross the network unencrypted"),
+        "{warning}"
+    );
     // The password is stored, and only said to be.
     assert_eq!(browser.text_of("section#mail .secret-set").await, "set");
     assert!(!browser.text().await.contains("smtp password"));

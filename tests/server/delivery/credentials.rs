@@ -193,8 +193,7 @@ async fn the_panel_refuses_a_login_in_clear_unless_ticked_and_warns_while_it_is(
 
 /// Settings saved by an otpgate older than the rule: a login over plain SMTP, never allowed.
 fn store_old_settings(data_dir: &std::path::Path, port: u16) {
-    let conn =
-        rusqlite::Connection::open(data_dir.join("otpgate.db")).expect("open the database");
+    let conn = rusqlite::Connection::open(data_dir.join("otpgate.db")).expect("open the database");
     conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
     let plain = json!({
         "host": "127.0.0.1", "port": port, "security": "none", "username": "otpgate",

@@ -127,11 +127,9 @@ impl SmtpSink {
                         .await
                         {
                             Ok(Some(stream)) => match tls.accept(stream).await {
-                                Ok(stream) => {
-                                    session(stream, &messages, true, false, false, login)
-                                        .await
-                                        .map(drop)
-                                }
+                                Ok(stream) => session(stream, &messages, true, false, false, login)
+                                    .await
+                                    .map(drop),
                                 Err(_) => Ok(()),
                             },
                             other => other.map(drop),

@@ -347,7 +347,11 @@ async fn restore_refuses_a_backup_made_with_another_key() {
 #[cfg(unix)]
 fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).expect("the file").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("the file")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 /// A console command run as `sudo -u otpgate` runs it: with a umask that lets others read.
@@ -403,8 +407,7 @@ async fn the_database_and_its_backups_are_readable_by_their_owner_only() {
     // A database an older otpgate left readable by others is made private when opened.
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644))
-            .expect("chmod");
+        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     }
     under_open_umask(&data_dir, &["apikey", "list"]);
     assert_eq!(mode_of(&database), 0o600, "an old database");

@@ -47,14 +47,17 @@ async fn strict_transport_security_is_sent_with_a_configured_certificate_only() 
         .expect("start");
     let response = generated.get("/healthz").await;
     assert!(
-        response.headers().get("strict-transport-security").is_none(),
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none(),
         "browsers must stay able to accept the self-signed certificate"
     );
     generated.stop().await;
 
     let dir = tempfile::tempdir().expect("dir");
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-        .expect("a certificate");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
     let cert_file = dir.path().join("operator-cert.pem");
     let key_file = dir.path().join("operator-key.pem");
     std::fs::write(&cert_file, certified.cert.pem()).expect("write");

@@ -26,7 +26,10 @@ fn host_cookie(cookies: &[String], name: &str) -> String {
         .unwrap_or_else(|| panic!("no {prefixed} among {cookies:?}"))
         .clone();
     assert!(cookie.contains("; Secure"), "{cookie}");
-    assert!(cookie.contains("; Path=/;") || cookie.ends_with("; Path=/"), "{cookie}");
+    assert!(
+        cookie.contains("; Path=/;") || cookie.ends_with("; Path=/"),
+        "{cookie}"
+    );
     assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
     assert!(
         !cookies.iter().any(|c| c.starts_with(&format!("{name}="))),

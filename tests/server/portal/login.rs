@@ -233,7 +233,10 @@ async fn the_step_after_the_login_name_looks_the_same_whoever_typed_it() {
         assert_eq!(seen, &answers[0].1, "{login} gets other answers");
     }
     let last = &answers[0].1[2].1;
-    assert!(last.contains(FAILED) && last.contains("Login name"), "{last}");
+    assert!(
+        last.contains(FAILED) && last.contains("Login name"),
+        "{last}"
+    );
 }
 
 #[tokio::test]
