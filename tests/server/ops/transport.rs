@@ -135,9 +135,7 @@ async fn the_metrics_answer_only_the_configured_bearer_token() {
 
 #[tokio::test]
 async fn a_short_metrics_token_is_refused_by_name() {
-    let error = Config::parse("[metrics]\nbearer_token = \"short\"\n", None)
-        .err()
-        .expect("refused");
+    let error = Config::parse("[metrics]\nbearer_token = \"short\"\n", None).expect_err("refused");
     assert!(
         error.to_string().contains("metrics.bearer_token"),
         "{error}"
