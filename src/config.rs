@@ -472,8 +472,13 @@ impl Config {
 
     /// The effective configuration as TOML. Nothing in the file is secret today (credentials
     /// live sealed in the database), but paths to keys are shown, never key material.
+    /// The configuration as TOML, for `config check`; the metrics token is not shown.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut shown = self.clone();
+        if !shown.metrics.bearer_token.is_empty() {
+            shown.metrics.bearer_token = "(set, not shown)".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
 
