@@ -137,7 +137,7 @@ impl Application {
         };
 
         let tls_material = if config.tls.enabled {
-            let material = tls::load(&config.tls, &data_dir_path)?;
+            let material = tls::load(&config.tls, &data_dir_path, crate::clock::now())?;
             if material.generated {
                 tracing::info!(
                     file = %material.cert_file.display(),
@@ -328,7 +328,9 @@ pub fn openapi_document() -> anyhow::Result<String> {
         .openapi(<web::api::ApiDoc as utoipa::OpenApi>::openapi())
         .service(utoipa_actix_web::scope("/api/v1").configure(web::api::configure))
         .split_for_parts();
-    Ok(api.to_pretty_json()?)
+    let mut document = serde_json::to_value(&api)?;
+    web::api::state_constraints(&mut document);
+    Ok(serde_json::to_string_pretty(&document)?)
 }
 
 /// Periodic clean-up: expired sessions and unanswered transactions.

@@ -367,6 +367,9 @@ impl CodeOnly {
         audit.entry.resource_id = Some(resource.id);
         audit.entry.user_id = context.user.as_ref().map(|user| user.id);
         if let Some(reason) = refusal(context) {
+            if context.user.is_none() {
+                return Ok(self.refuse_unknown(resource.fail_limit));
+            }
             return Ok(rejected(audit, reason));
         }
         // A transaction made when the password was checked stands in for it: once (answering
@@ -388,6 +391,39 @@ impl CodeOnly {
         let typed = self.typed.trim();
         let (keys, config) = (&self.keys, &self.config);
         Ok(settle(&candidates, typed, audit, keys, config, self.now))
+    }
+}
+
+impl CodeOnly {
+    /// Refuses a login no user has, after the work a wrong code of a known user's TOTP token
+    /// costs — the seed unsealed, the window of codes computed and compared, a penalty written
+    /// (to a token id no row has, so nothing changes) —, so that the time of the answer does not
+    /// tell which logins exist.
+    fn refuse_unknown(self, fail_limit: i64) -> (Verdict, Outcome) {
+        let decoy = self
+            .keys
+            .open(Purpose::TokenSecret, self.keys.decoy_seed())
+            .unwrap_or_default();
+        let params = otp::Params::new(otp::Algorithm::Sha1, 6, otp::Kind::Totp { period: 30 });
+        if let Ok(params) = params {
+            let window = otp::Window {
+                behind: self.config.totp_window,
+                ahead: self.config.totp_window,
+            };
+            let typed = self.typed.trim();
+            let found = codes::find(&decoy, &params, typed, window, None, 0, self.now);
+            std::hint::black_box(found);
+        }
+        let entry = self.audit.finish("rejected", Some("unknown_user"));
+        let penalty = Penalty {
+            token_ids: vec![0],
+            fail_limit,
+            challenge_ids: Vec::new(),
+        };
+        (
+            Verdict::Rejected("unknown_user"),
+            Outcome::Penalise { penalty, entry },
+        )
     }
 }
 

@@ -25,6 +25,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub auth: AuthConfig,
     pub api: ApiConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -136,6 +137,35 @@ impl Default for ApiConfig {
             unauthenticated_rate: 1.0,
             unauthenticated_burst: 20,
         }
+    }
+}
+
+/// Who may read `/metrics`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` answers only `Authorization: Bearer <this token>` (Prometheus:
+    /// `authorization: { credentials: … }` in the scrape config); at least
+    /// [`MetricsConfig::MIN_TOKEN`] characters. Empty: anyone who reaches the port may read
+    /// the metrics.
+    pub bearer_token: String,
+}
+
+impl MetricsConfig {
+    /// The shortest bearer token taken: long enough that it cannot be guessed.
+    pub const MIN_TOKEN: usize = 16;
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.bearer_token.is_empty() {
+            "(none)"
+        } else {
+            "[redacted]"
+        };
+        f.debug_struct("MetricsConfig")
+            .field("bearer_token", &token)
+            .finish()
     }
 }
 
@@ -406,6 +436,19 @@ impl Config {
                 ));
             }
         }
+        let token = &self.metrics.bearer_token;
+        if !token.is_empty()
+            && (token.chars().count() < MetricsConfig::MIN_TOKEN
+                || !token.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(ConfigError::invalid(
+                "metrics.bearer_token",
+                format!(
+                    "must be at least {} printable ASCII characters without spaces (e.g. `openssl rand -hex 32`), or empty",
+                    MetricsConfig::MIN_TOKEN
+                ),
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::invalid(
                 "log.level",
@@ -429,8 +472,13 @@ impl Config {
 
     /// The effective configuration as TOML. Nothing in the file is secret today (credentials
     /// live sealed in the database), but paths to keys are shown, never key material.
+    /// The configuration as TOML, for `config check`; the metrics token is not shown.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut shown = self.clone();
+        if !shown.metrics.bearer_token.is_empty() {
+            shown.metrics.bearer_token = "(set, not shown)".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
 

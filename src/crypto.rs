@@ -108,6 +108,8 @@ pub struct Keys {
     pin_key: [u8; 32],
     code_key: [u8; 32],
     path: PathBuf,
+    /// A sealed seed no token has, made on first use (see [`Keys::decoy_seed`]).
+    decoy: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -133,7 +135,19 @@ impl Keys {
             pin_key: derive(&master, b"otpgate pin key v1"),
             code_key: derive(&master, b"otpgate challenge code key v1"),
             path,
+            decoy: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A random 20-byte seed, sealed like a token's, that belongs to no token: checking a code
+    /// against it costs what checking a token does, so that refusing an unknown login can cost
+    /// what refusing a wrong code does. Empty when no randomness could be had.
+    pub fn decoy_seed(&self) -> &[u8] {
+        self.decoy.get_or_init(|| {
+            random_bytes::<20>()
+                .and_then(|seed| self.seal(Purpose::TokenSecret, &seed))
+                .unwrap_or_default()
+        })
     }
 
     /// Reads the key file, or creates it when `may_create` (a database with nothing sealed yet).

@@ -73,6 +73,15 @@ impl LiveCertificate {
         self.current.read().ok().map(|current| current.1.clone())
     }
 
+    /// Whether browsers can trust the certificate by themselves: one the operator configured
+    /// or uploaded, not the generated self-signed one (which a browser lets its user accept
+    /// only while no Strict-Transport-Security is in force).
+    pub fn is_operators(&self) -> bool {
+        self.current
+            .read()
+            .is_ok_and(|current| current.1.source != CertificateSource::Generated)
+    }
+
     fn replace(&self, key: Arc<CertifiedKey>, info: CertificateInfo) {
         if let Ok(mut current) = self.current.write() {
             *current = (key, info);
@@ -135,9 +144,15 @@ fn wanted_names(config: &TlsConfig) -> Vec<String> {
     names
 }
 
-/// Loads the configured certificate, or the generated one (creating it when missing or when
-/// the configured extra names changed).
-pub fn load(config: &TlsConfig, data_dir: &Path) -> Result<TlsMaterial, TlsError> {
+/// How long a generated certificate is valid: ten years.
+const GENERATED_VALIDITY: i64 = 3652 * 86_400;
+/// A generated certificate with less than this left is made again at start, with the same key.
+const RENEW_BEFORE: i64 = 30 * 86_400;
+
+/// Loads the configured certificate, or the generated one: created when missing, made again
+/// (same key) when the configured extra names changed or when it expires within 30 days.
+/// `now` is the time in Unix seconds.
+pub fn load(config: &TlsConfig, data_dir: &Path, now: i64) -> Result<TlsMaterial, TlsError> {
     install_crypto_provider();
     if let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) {
         return load_pem(cert, key, false);
@@ -158,24 +173,53 @@ pub fn load(config: &TlsConfig, data_dir: &Path) -> Result<TlsMaterial, TlsError
     let recorded = std::fs::read_to_string(&names_file).unwrap_or_default();
     let current = names.join("\n");
     if cert_file.is_file() && key_file.is_file() && recorded.trim() == current {
-        return load_from(&cert_file, &key_file, CertificateSource::Generated);
+        let material = load_from(&cert_file, &key_file, CertificateSource::Generated)?;
+        let lasts_long_enough = material
+            .live
+            .info()
+            .is_some_and(|info| info.not_after - now >= RENEW_BEFORE);
+        if lasts_long_enough {
+            return Ok(material);
+        }
+        tracing::info!(
+            file = %cert_file.display(),
+            "the generated certificate expires within 30 days: making a new one with the same key"
+        );
     }
-    generate(&dir, &names).map_err(|reason| TlsError::Generate {
+    generate(&dir, &names, now).map_err(|reason| TlsError::Generate {
         dir: dir.clone(),
         reason,
     })?;
     load_pem(&cert_file, &key_file, true)
 }
 
-fn generate(dir: &Path, names: &[String]) -> Result<(), String> {
+/// A self-signed certificate for `names`, valid from the day before `now` (clocks differ) for
+/// ten years, signed by the key already in `dir` when there is a readable one (so that a client
+/// that pinned the key keeps trusting the server), else by a new key.
+fn generate(dir: &Path, names: &[String], now: i64) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let certified =
-        rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| e.to_string())?;
-    write_private(
-        &dir.join("key.pem"),
-        certified.signing_key.serialize_pem().as_bytes(),
-    )?;
-    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).map_err(|e| e.to_string())?;
+    let key_file = dir.join("key.pem");
+    let existing = std::fs::read_to_string(&key_file)
+        .ok()
+        .and_then(|pem| rcgen::KeyPair::from_pem(&pem).ok());
+    let (key, new_key) = match existing {
+        Some(key) => (key, false),
+        None => (rcgen::KeyPair::generate().map_err(|e| e.to_string())?, true),
+    };
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "otpgate");
+    let at = |seconds: i64| {
+        time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|e| e.to_string())
+    };
+    params.not_before = at(now - 86_400)?;
+    params.not_after = at(now + GENERATED_VALIDITY)?;
+    let certificate = params.self_signed(&key).map_err(|e| e.to_string())?;
+    if new_key {
+        write_private(&key_file, key.serialize_pem().as_bytes())?;
+    }
+    std::fs::write(dir.join("cert.pem"), certificate.pem()).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("names.txt"), names.join("\n")).map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -414,13 +458,16 @@ fn store_upload(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<(), String>
 mod tests {
     use super::*;
 
+    /// 2027-01-15.
+    const NOW: i64 = 1_800_000_000;
+
     #[test]
     fn the_self_signed_certificate_is_generated_once_and_reused() {
         let dir = tempfile::tempdir().expect("dir");
         let config = TlsConfig::default();
-        let first = load(&config, dir.path()).expect("generate");
+        let first = load(&config, dir.path(), NOW).expect("generate");
         assert!(first.generated);
-        let second = load(&config, dir.path()).expect("reuse");
+        let second = load(&config, dir.path(), NOW).expect("reuse");
         assert!(!second.generated);
         assert_eq!(first.fingerprint, second.fingerprint);
     }
@@ -428,12 +475,12 @@ mod tests {
     #[test]
     fn new_extra_names_give_a_new_certificate() {
         let dir = tempfile::tempdir().expect("dir");
-        let first = load(&TlsConfig::default(), dir.path()).expect("generate");
+        let first = load(&TlsConfig::default(), dir.path(), NOW).expect("generate");
         let config = TlsConfig {
             extra_names: vec!["otp.example.lan".into()],
             ..TlsConfig::default()
         };
-        let second = load(&config, dir.path()).expect("regenerate");
+        let second = load(&config, dir.path(), NOW).expect("regenerate");
         assert!(second.generated);
         assert_ne!(first.fingerprint, second.fingerprint);
     }
@@ -442,8 +489,8 @@ mod tests {
     fn a_key_that_does_not_match_the_certificate_is_refused_by_name() {
         let one = tempfile::tempdir().expect("dir");
         let two = tempfile::tempdir().expect("dir");
-        load(&TlsConfig::default(), one.path()).expect("generate");
-        load(&TlsConfig::default(), two.path()).expect("generate");
+        load(&TlsConfig::default(), one.path(), NOW).expect("generate");
+        load(&TlsConfig::default(), two.path(), NOW).expect("generate");
         let cert = one.path().join("tls/cert.pem");
         let key = two.path().join("tls/key.pem");
         let error = load_pem(&cert, &key, false)
@@ -470,7 +517,7 @@ mod tests {
     #[test]
     fn an_uploaded_certificate_replaces_the_live_one_and_survives_a_restart() {
         let dir = tempfile::tempdir().expect("dir");
-        let material = load(&TlsConfig::default(), dir.path()).expect("generate");
+        let material = load(&TlsConfig::default(), dir.path(), NOW).expect("generate");
         let before = material.live.info().expect("info");
         assert_eq!(before.source, CertificateSource::Generated);
         let (cert, key) = pem_pair(&["otp.example.lan"]);
@@ -478,7 +525,7 @@ mod tests {
             .expect("installed");
         assert_eq!(info.names, ["otp.example.lan"]);
         assert_eq!(material.live.info(), Some(info.clone()));
-        let reloaded = load(&TlsConfig::default(), dir.path()).expect("reload");
+        let reloaded = load(&TlsConfig::default(), dir.path(), NOW).expect("reload");
         assert_eq!(reloaded.fingerprint, info.fingerprint);
         assert_eq!(
             reloaded.live.info().map(|i| i.source),
@@ -489,7 +536,7 @@ mod tests {
     #[test]
     fn an_upload_whose_key_does_not_match_changes_nothing() {
         let dir = tempfile::tempdir().expect("dir");
-        let material = load(&TlsConfig::default(), dir.path()).expect("generate");
+        let material = load(&TlsConfig::default(), dir.path(), NOW).expect("generate");
         let before = material.live.info();
         let (cert, _) = pem_pair(&["a.example.lan"]);
         let (_, other_key) = pem_pair(&["b.example.lan"]);
@@ -503,7 +550,7 @@ mod tests {
     #[test]
     fn an_expired_certificate_or_garbage_is_refused() {
         let dir = tempfile::tempdir().expect("dir");
-        let material = load(&TlsConfig::default(), dir.path()).expect("generate");
+        let material = load(&TlsConfig::default(), dir.path(), NOW).expect("generate");
         let (cert, key) = pem_pair(&["a.example.lan"]);
         // rcgen's certificates are valid until 4096; pretend it is later.
         let error = install_upload(dir.path(), &cert, &key, 4_200_000_000_000, &material.live)

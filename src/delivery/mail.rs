@@ -53,7 +53,17 @@ pub struct MailSettings {
     /// A PEM file of the certificate authorities to trust for this server (an internal CA);
     /// without it the public web roots are trusted.
     pub tls_ca_file: Option<String>,
+    /// Whether the administrator allowed the login to cross the network without TLS
+    /// (`security = none` with a username). Settings stored before this rule read as false,
+    /// so they never send a login in clear.
+    #[serde(default)]
+    pub allow_plaintext_credentials: bool,
 }
+
+/// Why a login over plain SMTP is refused, in words for the administrator.
+pub const LOGIN_IN_CLEAR: &str = "with security none the SMTP login and password would cross the network in clear: \
+     choose starttls or tls, or allow plaintext credentials explicitly for a server on this host \
+     or a network you trust";
 
 fn bad(field: &'static str, message: impl Into<String>) -> FieldError {
     FieldError {
@@ -63,6 +73,17 @@ fn bad(field: &'static str, message: impl Into<String>) -> FieldError {
 }
 
 impl MailSettings {
+    /// Whether these settings send a login over a connection without TLS.
+    pub fn login_in_clear(&self) -> bool {
+        self.security == Security::None && self.username.is_some()
+    }
+
+    /// Whether these settings would send a login in clear without the administrator having
+    /// allowed it.
+    pub fn refuses_login_in_clear(&self) -> bool {
+        self.login_in_clear() && !self.allow_plaintext_credentials
+    }
+
     /// Checks every field, and that a CA file given can be read as PEM certificates.
     pub fn validate(&self) -> Result<(), FieldError> {
         let host = self.host.trim();
@@ -88,6 +109,9 @@ impl MailSettings {
             && (username.is_empty() || username.chars().any(char::is_control))
         {
             return Err(bad("username", "the login must be one line of text"));
+        }
+        if self.refuses_login_in_clear() {
+            return Err(bad("security", LOGIN_IN_CLEAR));
         }
         if !(1..=120).contains(&self.timeout_seconds) {
             return Err(bad(
@@ -151,6 +175,19 @@ pub fn build(settings: &ChannelSettings, keys: &Keys) -> Result<Arc<dyn Channel>
     })?;
     let password = open_secret(settings, keys, PASSWORD)?;
     Ok(Arc::new(MailChannel::new(&mail, password)?))
+}
+
+impl MailChannel {
+    /// Refuses, before any connection, settings that would send the login in clear without
+    /// the administrator's leave: those stored before the rule existed, or written around it.
+    fn check_login_in_clear(settings: &MailSettings) -> Result<(), SendError> {
+        if settings.refuses_login_in_clear() {
+            return Err(SendError::Temporary(format!(
+                "not sent: {LOGIN_IN_CLEAR} (then save the mail settings again)"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A TLS stream to the SMTP server that lettre can talk through (implicit TLS).
@@ -230,6 +267,7 @@ impl MailChannel {
         settings: &MailSettings,
         password: Option<String>,
     ) -> Result<MailChannel, SendError> {
+        MailChannel::check_login_in_clear(settings)?;
         let host = settings.host.trim().to_string();
         let starttls = match settings.security {
             Security::Starttls => {
@@ -317,13 +355,27 @@ impl MailChannel {
                 .await
                 .map_err(|e| classify(&e))?;
         }
-        if let Some(credentials) = &self.credentials
-            && let Err(e) = connection
-                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-        {
-            connection.abort().await;
-            return Err(classify(&e));
+        if let Some(credentials) = &self.credentials {
+            let mechanisms = [Mechanism::Plain, Mechanism::Login];
+            // A server that offers no mechanism otpgate speaks will not offer one on the next
+            // try either: the message fails for good, with the reason, rather than being
+            // retried until it expires.
+            if !mechanisms
+                .iter()
+                .any(|m| connection.server_info().supports_auth_mechanism(*m))
+            {
+                connection.abort().await;
+                return Err(SendError::Permanent(
+                    "the SMTP server offers no login mechanism otpgate speaks (AUTH PLAIN or LOGIN): \
+                     remove the login from the mail settings if the server needs none, or enable \
+                     one of these mechanisms on the server"
+                        .into(),
+                ));
+            }
+            if let Err(e) = connection.auth(&mechanisms, credentials).await {
+                connection.abort().await;
+                return Err(classify(&e));
+            }
         }
         Ok(connection)
     }
@@ -469,7 +521,24 @@ mod tests {
             from_name: "otpgate".into(),
             timeout_seconds: 10,
             tls_ca_file: None,
+            allow_plaintext_credentials: false,
         }
+    }
+
+    #[test]
+    fn a_login_without_tls_needs_plaintext_credentials_allowed() {
+        let mut s = settings();
+        s.security = Security::None;
+        assert_eq!(s.validate(), Ok(()), "no login, nothing in clear");
+        s.username = Some("otpgate".into());
+        assert_eq!(s.validate().map_err(|e| e.field), Err("security"));
+        assert!(MailChannel::new(&s, Some("secret".into())).is_err());
+        s.allow_plaintext_credentials = true;
+        assert_eq!(s.validate(), Ok(()));
+        // An old stored form without the field reads as not allowed.
+        let stored = r#"{"host":"h","port":25,"security":"none","username":"u","from_address":"a@b.cd","from_name":"x","timeout_seconds":5,"tls_ca_file":null}"#;
+        let old: MailSettings = serde_json::from_str(stored).expect("old settings");
+        assert!(old.refuses_login_in_clear());
     }
 
     #[test]

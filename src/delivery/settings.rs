@@ -25,6 +25,7 @@ pub fn default_mail() -> MailSettings {
         from_name: "otpgate".into(),
         timeout_seconds: 10,
         tls_ca_file: None,
+        allow_plaintext_credentials: false,
     }
 }
 
@@ -42,6 +43,7 @@ pub fn default_sms() -> SmsSettings {
         success_body: None,
         timeout_seconds: 10,
         tls_ca_file: None,
+        allow_plaintext_credentials: false,
     }
 }
 

@@ -68,7 +68,16 @@ pub struct SmsSettings {
     /// A PEM file on the otpgate host with the certificate authority of an internal gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<String>,
+    /// Whether the administrator allowed credentials to go to an `http://` gateway. Settings
+    /// stored before this rule read as false, so they never send credentials in clear.
+    #[serde(default)]
+    pub allow_plaintext_credentials: bool,
 }
+
+/// Why credentials to an `http://` gateway are refused, in words for the administrator.
+pub const CREDENTIALS_IN_CLEAR: &str = "the gateway's credentials would cross the network in clear to an http:// address: \
+     use https://, or allow plaintext credentials explicitly for a gateway on this host or a \
+     network you trust";
 
 fn bad(field: &'static str, message: impl Into<String>) -> FieldError {
     FieldError {
@@ -154,6 +163,27 @@ impl SmsSettings {
         Rendered { url, body }
     }
 
+    /// Whether requests carry credentials: basic or bearer authentication, or the secret in a
+    /// header.
+    pub fn sends_credentials(&self) -> bool {
+        self.auth != AuthKind::None || self.headers.values().any(|v| v.contains("{secret}"))
+    }
+
+    /// Whether these settings send credentials over plain HTTP.
+    pub fn credentials_in_clear(&self) -> bool {
+        let url = self.url.trim();
+        let plain_http = url
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+        plain_http && self.sends_credentials()
+    }
+
+    /// Whether these settings would send credentials in clear without the administrator
+    /// having allowed it.
+    pub fn refuses_credentials_in_clear(&self) -> bool {
+        self.credentials_in_clear() && !self.allow_plaintext_credentials
+    }
+
     pub fn validate(&self, secret_set: bool) -> Result<(), FieldError> {
         let sample = self.render("+10000000000", "123456 \"sample\" & more");
         let url = reqwest::Url::parse(&sample.url)
@@ -163,6 +193,9 @@ impl SmsSettings {
                 "url",
                 "the URL must be http:// or https:// with a host",
             ));
+        }
+        if self.refuses_credentials_in_clear() {
+            return Err(bad("url", CREDENTIALS_IN_CLEAR));
         }
         if !self.url.contains("{message}") && !self.body.contains("{message}") {
             return Err(bad(
@@ -269,6 +302,12 @@ pub fn build(settings: &ChannelSettings, keys: &Keys) -> Result<Arc<dyn Channel>
 
 impl SmsChannel {
     pub fn new(settings: SmsSettings, secret: Option<String>) -> Result<SmsChannel, SendError> {
+        // Settings stored before the rule, or written around it, send nothing in clear.
+        if settings.refuses_credentials_in_clear() {
+            return Err(SendError::Temporary(format!(
+                "not sent: {CREDENTIALS_IN_CLEAR} (then save the SMS settings again)"
+            )));
+        }
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_seconds))
             .redirect(reqwest::redirect::Policy::none());
@@ -376,7 +415,27 @@ mod tests {
             success_body: None,
             timeout_seconds: 10,
             tls_ca_file: None,
+            allow_plaintext_credentials: false,
         }
+    }
+
+    #[test]
+    fn credentials_to_an_http_gateway_need_plaintext_credentials_allowed() {
+        let mut s = settings();
+        s.url = "HTTP://sms.example.com/send?to={phone}".into();
+        assert_eq!(
+            s.validate(false),
+            Ok(()),
+            "no credentials, nothing in clear"
+        );
+        s.headers.insert("X-Key".into(), "{secret}".into());
+        assert_eq!(s.validate(true).map_err(|e| e.field), Err("url"));
+        assert!(SmsChannel::new(s.clone(), Some("k".into())).is_err());
+        s.allow_plaintext_credentials = true;
+        assert_eq!(s.validate(true), Ok(()));
+        let mut s = settings();
+        s.auth = AuthKind::Bearer;
+        assert_eq!(s.validate(true), Ok(()), "https carries them safely");
     }
 
     #[test]

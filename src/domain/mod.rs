@@ -13,7 +13,7 @@ pub use fields::{
     token_name, token_serial,
 };
 pub use refusal::{FieldError, Refused, RuleError};
-pub use values::{Email, Invalid, Login, Phone, login_key};
+pub use values::{Email, Invalid, Login, MAX_LOGIN, Phone, login_key};
 
 use serde::{Deserialize, Serialize};
 

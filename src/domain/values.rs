@@ -10,6 +10,9 @@ use icu_properties::props::GeneralCategory;
 #[error("{0}")]
 pub struct Invalid(pub String);
 
+/// The longest login, in characters.
+pub const MAX_LOGIN: usize = 128;
+
 /// The most characters of a refused value that its error message repeats.
 const MAX_QUOTED: usize = 64;
 
@@ -35,8 +38,10 @@ impl Login {
         // The same name typed with a precomposed letter or a letter and a combining mark must be
         // the same login, so it is kept in one form, the composed one most input methods send.
         let text = ComposingNormalizerBorrowed::new_nfc().normalize(text.trim());
-        if text.is_empty() || text.chars().count() > 128 {
-            return Err(Invalid("a login must have 1 to 128 characters".into()));
+        if text.is_empty() || text.chars().count() > MAX_LOGIN {
+            return Err(Invalid(format!(
+                "a login must have 1 to {MAX_LOGIN} characters"
+            )));
         }
         if text.chars().any(char::is_control) {
             return Err(Invalid("a login may not contain control characters".into()));

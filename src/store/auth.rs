@@ -81,22 +81,26 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
         },
         (None, None) => None,
     };
-    let Some(user) = &context.user else {
-        return Ok(context);
-    };
-    context.user_assigned = conn
+    // A login no user has reads what a user's would, for a user id no row has (ids start at
+    // 1), so that its refusal costs what a known user's does.
+    let user_id = context.user.as_ref().map_or(0, |user| user.id);
+    let assigned: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM user_resources WHERE resource_id = ?1 AND user_id = ?2)",
         )?
-        .query_row(params![resource.id, user.id], |row| row.get(0))?;
+        .query_row(params![resource.id, user_id], |row| row.get(0))?;
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1
            AND EXISTS (SELECT 1 FROM token_resources WHERE resource_id = ?2 AND token_id = tokens.id)
          ORDER BY id"
     ))?;
     let tokens = statement
-        .query_map(params![user.id, resource.id], token_from_row)?
+        .query_map(params![user_id, resource.id], token_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let Some(user) = &context.user else {
+        return Ok(context);
+    };
+    context.user_assigned = assigned;
     context.tokens = match named_token {
         Some(named) => {
             let found: Vec<Token> = tokens.into_iter().filter(|t| t.id == named.id).collect();

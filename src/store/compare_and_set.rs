@@ -677,7 +677,8 @@ async fn start_login(store: &Store, resource_id: i64, tries: i64) -> Vec<u8> {
         user_id: None,
         login: "ann".to_owned(),
         stage: LoginStage::EmailCode,
-        code: Some((b"code hash".to_vec(), tries, message(2000))),
+        tries,
+        code: Some((b"code hash".to_vec(), message(2000))),
         csrf_token: "csrf".to_owned(),
         expires_at: 2000,
     };

@@ -295,6 +295,7 @@ impl Store {
                  and its WAL is copied to this directory; never use it in production"
             );
         }
+        make_private(path)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(options.busy_timeout)?;
         // A new database gets 1 KiB pages (an existing one keeps its own: SQLite ignores this
@@ -513,6 +514,7 @@ pub fn backup_file(source: &Path, destination: &Path, busy_timeout: Duration) ->
     source_conn.busy_timeout(busy_timeout)?;
     let partial = partial_path(destination);
     let _ = std::fs::remove_file(&partial);
+    make_private(&partial)?;
     {
         let mut dest_conn = Connection::open(&partial)?;
         let backup = rusqlite::backup::Backup::new(&source_conn, &mut dest_conn)?;
@@ -536,6 +538,50 @@ pub fn backup_file(source: &Path, destination: &Path, busy_timeout: Duration) ->
     std::fs::rename(&partial, destination).map_err(|e| {
         StoreError::Conflict(format!("cannot write {}: {e}", destination.display()))
     })?;
+    Ok(())
+}
+
+/// Makes the database file at `path` readable and writable by its owner only, whatever the
+/// caller's umask (`sudo -u otpgate` keeps one that lets everyone read): a new one is created
+/// empty with mode 0600 before SQLite opens it — SQLite then gives its WAL and shared-memory
+/// files the same mode —, and an existing one an older otpgate left readable is made private,
+/// with its WAL files.
+fn make_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let failed = |file: &Path, e: std::io::Error| {
+            StoreError::Conflict(format!("cannot make {} private: {e}", file.display()))
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(failed(path, e)),
+        }
+        let mut files = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(suffix);
+            files.push(PathBuf::from(name));
+        }
+        for file in files {
+            let Ok(metadata) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = metadata.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o600))
+                    .map_err(|e| failed(&file, e))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
     Ok(())
 }
 

@@ -67,8 +67,10 @@ pub struct NewPortalLogin {
     pub user_id: Option<i64>,
     pub login: String,
     pub stage: LoginStage,
-    /// The emailed verification code's hash, its tries and its message.
-    pub code: Option<(Vec<u8>, i64, Message)>,
+    /// Wrong passwords or codes the login may take before it is dropped.
+    pub tries: i64,
+    /// The emailed verification code's hash and its message.
+    pub code: Option<(Vec<u8>, Message)>,
     pub csrf_token: String,
     pub expires_at: UnixTime,
 }
@@ -199,10 +201,8 @@ impl Store {
     ) -> Result<()> {
         self.write(move |conn| {
             conn.execute("DELETE FROM portal_logins WHERE expires_at <= ?1", params![now])?;
-            let (code_hash, tries) = match &login.code {
-                Some((hash, tries, _)) => (Some(hash.clone()), *tries),
-                None => (None, 0),
-            };
+            let code_hash = login.code.as_ref().map(|(hash, _)| hash.clone());
+            let tries = login.tries;
             conn.execute(
                 "INSERT INTO portal_logins (id_hash, resource_id, user_id, login, stage, code_hash, tries_left,
                                             sent_at, csrf_token, created_at, expires_at)
@@ -220,7 +220,7 @@ impl Store {
                     login.expires_at
                 ],
             )?;
-            if let Some((_, _, message)) = &login.code {
+            if let Some((_, message)) = &login.code {
                 queue(conn, message, None, None, now)?;
             }
             audit::insert(conn, &entry)
@@ -265,13 +265,15 @@ impl Store {
         .await
     }
 
-    /// Takes a try of the login's emailed code before the typed code is compared, so that
-    /// concurrent guesses get no more comparisons than the code has tries: whether one was left.
+    /// Takes a try of the login's first step (its password or emailed code) before the typed
+    /// answer is checked, so that concurrent guesses get no more checks than the login has
+    /// tries: whether one was left.
     pub async fn take_portal_login_try(&self, id_hash: Vec<u8>, now: UnixTime) -> Result<bool> {
         self.write(move |conn| {
             let changed = conn.execute(
                 "UPDATE portal_logins SET tries_left = tries_left - 1
-                 WHERE id_hash = ?1 AND stage = 'email_code' AND tries_left > 0 AND expires_at > ?2",
+                 WHERE id_hash = ?1 AND stage IN ('password', 'email_code') AND tries_left > 0
+                   AND expires_at > ?2",
                 params![id_hash, now],
             )?;
             Ok(changed == 1)
@@ -294,12 +296,13 @@ impl Store {
         .await
     }
 
-    /// Records a wrong emailed code (its try was taken already); the login ends when no try is
-    /// left.
+    /// Records a wrong password or emailed code (its try was taken already); the login ends
+    /// when no try is left.
     pub async fn portal_login_missed(&self, id_hash: Vec<u8>, entry: AuditEntry) -> Result<()> {
         self.write(move |conn| {
             conn.execute(
-                "DELETE FROM portal_logins WHERE id_hash = ?1 AND stage = 'email_code' AND tries_left <= 0",
+                "DELETE FROM portal_logins
+                 WHERE id_hash = ?1 AND stage IN ('password', 'email_code') AND tries_left <= 0",
                 params![id_hash],
             )?;
             audit::insert(conn, &entry)

@@ -16,10 +16,39 @@ use crate::domain::{IdOrName, Invalid, TokenKind, WithoutSecondFactor};
 
 pub const MAX_RESOURCE_NAME: usize = 100;
 pub const MAX_DESCRIPTION: usize = 1000;
+/// Failed attempts before a token is locked, when a new resource names no limit.
+pub const DEFAULT_FAIL_LIMIT: i64 = 5;
 /// Failed attempts before a token is locked.
 pub const FAIL_LIMITS: RangeInclusive<i64> = 3..=10;
 /// Seconds after which a locked token may unlock itself.
 pub const AUTO_UNLOCK: RangeInclusive<i64> = 60..=86_400;
+
+/// How many wrong codes a day an automatic unlock lets anyone try against one token: each
+/// unlock allows another `fail_limit` before the token locks again.
+pub fn guesses_per_day(fail_limit: i64, auto_unlock_seconds: i64) -> i64 {
+    fail_limit * 86_400 / auto_unlock_seconds.max(1)
+}
+
+/// What an automatic unlock costs, in words, with the figures of the allowed range: the API's
+/// schema, the panel and the documentation say the same.
+pub fn auto_unlock_cost() -> String {
+    let default_limit = DEFAULT_FAIL_LIMIT;
+    format!(
+        "Each unlock allows another fail_limit wrong codes, so a token that unlocks itself can \
+         be guessed at about fail_limit × 86,400 / auto_unlock_seconds guesses a day: with \
+         fail_limit {default_limit}, {} guesses a day at {} s, {} at 3,600 s and {} at {} s \
+         (with fail_limit {}, {} at {} s). Without it, {default_limit} in all until an \
+         administrator unlocks.",
+        guesses_per_day(default_limit, *AUTO_UNLOCK.start()),
+        AUTO_UNLOCK.start(),
+        guesses_per_day(default_limit, 3_600),
+        guesses_per_day(default_limit, *AUTO_UNLOCK.end()),
+        AUTO_UNLOCK.end(),
+        FAIL_LIMITS.end(),
+        guesses_per_day(*FAIL_LIMITS.end(), *AUTO_UNLOCK.start()),
+        AUTO_UNLOCK.start(),
+    )
+}
 
 /// A resource name: trimmed, 1–100 characters without control characters, and not a number,
 /// since a number in a path is taken for an id. The API and the panel both apply it.

@@ -183,9 +183,9 @@ impl Flash<'_> {
     }
 
     /// The message the previous redirect left, if any.
-    pub fn read(&self, request: &HttpRequest) -> Option<String> {
+    pub fn read(&self, state: &AppState, request: &HttpRequest) -> Option<String> {
         request
-            .cookie(self.cookie)
+            .cookie(session::cookie_name(state, self.cookie))
             .and_then(|c| decode_flash(c.value()))
             .filter(|text| !text.is_empty())
     }

@@ -85,9 +85,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = request.method().to_string();
-    let metrics = request
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.metrics.clone());
+    let state = request.app_data::<web::Data<AppState>>().cloned();
     let mut response = next.call(request).await?;
     let route = response
         .request()
@@ -113,8 +111,20 @@ pub async fn observe(
     if !route.starts_with("/assets/") && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if let Some(metrics) = metrics {
-        metrics.observe_request(
+    // Only with a certificate browsers trust by themselves: with the generated one, HSTS would
+    // stop a browser from letting its user accept it.
+    if state
+        .as_ref()
+        .and_then(|state| state.tls.as_ref())
+        .is_some_and(|tls| tls.is_operators())
+    {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if let Some(state) = state {
+        state.metrics.observe_request(
             &route,
             &method,
             response.status().as_u16(),

@@ -1,7 +1,7 @@
 //! Operations endpoints: health, metrics, static assets.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 
@@ -19,7 +19,29 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// The metrics in Prometheus' text format; only for the configured bearer token when there is
+/// one.
+pub async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let expected = &state.config.metrics.bearer_token;
+    if !expected.is_empty() {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared as hashes, so that the time tells nothing of the token, its length included.
+        let (given, expected) = (
+            crate::crypto::sha256(given.trim().as_bytes()),
+            crate::crypto::sha256(expected.as_bytes()),
+        );
+        if !crate::crypto::constant_time_eq(&given, &expected) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"otpgate metrics\""))
+                .content_type("text/plain")
+                .body("a bearer token is required\n");
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

@@ -14,15 +14,30 @@ use crate::clock::now;
 use crate::crypto;
 use crate::store::{Admin, Session, SessionKind, SessionStage};
 
-pub const ADMIN_COOKIE: &str = "otpgate_admin";
-pub const CSRF_COOKIE: &str = "otpgate_csrf";
+/// The administrator's session. The panel's cookies carry the `__Host-` prefix: a browser keeps
+/// them only when `Secure`, for `Path=/` and without a `Domain`, so that no other host of the
+/// domain and no plain-HTTP page can plant or shadow one.
+pub const ADMIN_COOKIE: &str = "__Host-otpgate_admin";
+/// The CSRF token of the forms shown before login.
+pub const CSRF_COOKIE: &str = "__Host-otpgate_csrf";
+
+/// The name a cookie goes by. Over plain HTTP (TLS off, behind a proxy) a `__Host-` cookie
+/// cannot be `Secure` and browsers would drop it, so there it goes by its bare name; over HTTPS
+/// only the prefixed name is set or read.
+pub fn cookie_name(state: &AppState, name: &'static str) -> &'static str {
+    if state.secure_cookies {
+        name
+    } else {
+        name.strip_prefix("__Host-").unwrap_or(name)
+    }
+}
 
 pub fn client_ip(request: &HttpRequest) -> Option<String> {
     request.peer_addr().map(|addr| addr.ip().to_string())
 }
 
 pub fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
-    Cookie::build(name, value)
+    Cookie::build(cookie_name(state, name), value)
         .path("/")
         .http_only(true)
         .secure(state.secure_cookies)
@@ -41,7 +56,7 @@ pub fn pre_session_csrf(
     state: &AppState,
     request: &HttpRequest,
 ) -> Result<(String, Option<Cookie<'static>>), PageError> {
-    if let Some(existing) = request.cookie(CSRF_COOKIE)
+    if let Some(existing) = request.cookie(cookie_name(state, CSRF_COOKIE))
         && existing.value().len() >= 32
     {
         return Ok((existing.value().to_string(), None));
@@ -68,8 +83,14 @@ pub fn pre_session_page(
 }
 
 /// Checks a pre-login form's token against its cookie.
-pub fn check_pre_session_csrf(request: &HttpRequest, given: &str) -> Result<(), PageError> {
-    let expected = request.cookie(CSRF_COOKIE).ok_or(PageError::Csrf)?;
+pub fn check_pre_session_csrf(
+    state: &AppState,
+    request: &HttpRequest,
+    given: &str,
+) -> Result<(), PageError> {
+    let expected = request
+        .cookie(cookie_name(state, CSRF_COOKIE))
+        .ok_or(PageError::Csrf)?;
     check_csrf(expected.value(), given)
 }
 
@@ -93,7 +114,7 @@ pub async fn admin_session(
     state: &AppState,
     request: &HttpRequest,
 ) -> Result<Option<(Vec<u8>, Session)>, PageError> {
-    let Some(cookie) = request.cookie(ADMIN_COOKIE) else {
+    let Some(cookie) = request.cookie(cookie_name(state, ADMIN_COOKIE)) else {
         return Ok(None);
     };
     let id_hash = crypto::sha256(cookie.value().as_bytes());

@@ -48,8 +48,30 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     }
 }
 
-/// Parses JSON, naming the field at fault in the error.
+/// Parses a JSON object, naming the field at fault in the error. Every body of the API is an
+/// object: anything else is refused before serde sees it, since serde would take an array for
+/// a struct's fields in order (`["x"]` as `{"login": "x"}`).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        let what = match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(serde_json::Value::Array(_)) => "an array",
+            Ok(serde_json::Value::String(_)) => "a string",
+            Ok(serde_json::Value::Number(_)) => "a number",
+            Ok(serde_json::Value::Bool(_)) => "a boolean",
+            Ok(serde_json::Value::Null) => "null",
+            Ok(serde_json::Value::Object(_)) | Err(_) => {
+                return Err(ApiError::BadRequest {
+                    field: None,
+                    message: "the body is not valid JSON".into(),
+                });
+            }
+        };
+        return Err(ApiError::BadRequest {
+            field: None,
+            message: format!("the body must be a JSON object ({{…}}), not {what}"),
+        });
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -125,6 +147,22 @@ mod tests {
             field_of(r#"{"user":"a","digits":6,"extra":1}"#).as_deref(),
             Some("extra")
         );
+    }
+
+    #[test]
+    fn anything_but_an_object_is_refused_as_such() {
+        for body in [r#"["a", 6]"#, r#""a""#, "6", "true", "null"] {
+            match parse::<Sample>(body.as_bytes()) {
+                Err(ApiError::BadRequest { field, message }) => {
+                    assert_eq!(field, None, "{body}");
+                    assert!(message.contains("JSON object"), "{body}: {message}");
+                }
+                other => panic!(
+                    "{body}: expected a bad request, got {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
     }
 
     #[test]

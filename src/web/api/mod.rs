@@ -6,6 +6,7 @@ mod address;
 mod auth;
 mod bot;
 mod caller;
+mod constraints;
 mod deliveries;
 mod error;
 mod json;
@@ -17,6 +18,7 @@ mod users;
 
 pub use crate::domain::IdOrName;
 pub use caller::{AdminCaller, ApiCaller, KeyCache};
+pub use constraints::state_constraints;
 pub use error::ApiError;
 pub use json::ApiJson;
 

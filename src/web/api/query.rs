@@ -96,4 +96,5 @@ impl QueryParams {
 }
 
 const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 500;
+/// The most items one page holds; the OpenAPI document states it too.
+pub(super) const MAX_LIMIT: i64 = 500;

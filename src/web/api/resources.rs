@@ -237,7 +237,7 @@ pub(super) async fn create_resource(
     let resource = NewResource {
         name: parse_resource_name(&body.name)?,
         description: parse_description(body.description.as_deref().unwrap_or(""))?,
-        fail_limit: check_fail_limit(body.fail_limit.unwrap_or(5))?,
+        fail_limit: check_fail_limit(body.fail_limit.unwrap_or(resources::DEFAULT_FAIL_LIMIT))?,
         password_required: body.password_required.unwrap_or(false),
         auto_unlock_seconds: body
             .auto_unlock_seconds

@@ -41,6 +41,10 @@ pub struct MailSettingsRequest {
     timeout_seconds: Option<u64>,
     /// A PEM file on the otpgate host with the certificate authority of an internal server.
     tls_ca_file: Option<String>,
+    /// Required (true) for a login with security `none`: the login and password then cross
+    /// the network in clear. Default false.
+    #[serde(default)]
+    allow_plaintext_credentials: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -59,6 +63,8 @@ pub struct MailSettingsView {
     timeout_seconds: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_ca_file: Option<String>,
+    /// Whether credentials may cross the network in clear.
+    allow_plaintext_credentials: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     updated_at: Option<i64>,
 }
@@ -91,6 +97,10 @@ pub struct SmsSettingsRequest {
     timeout_seconds: Option<u64>,
     /// A PEM file on the otpgate host with the certificate authority of an internal gateway.
     tls_ca_file: Option<String>,
+    /// Required (true) to send credentials (basic, bearer, or `{secret}` in a header) to an
+    /// `http://` URL: they then cross the network in clear. Default false.
+    #[serde(default)]
+    allow_plaintext_credentials: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -112,6 +122,8 @@ pub struct SmsSettingsView {
     timeout_seconds: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_ca_file: Option<String>,
+    /// Whether credentials may cross the network in clear.
+    allow_plaintext_credentials: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     updated_at: Option<i64>,
 }
@@ -148,6 +160,7 @@ fn mail_view(settings: &ChannelSettings) -> MailSettingsView {
         from_name: mail.from_name,
         timeout_seconds: mail.timeout_seconds,
         tls_ca_file: mail.tls_ca_file,
+        allow_plaintext_credentials: mail.allow_plaintext_credentials,
         updated_at: settings.updated_at,
     }
 }
@@ -169,6 +182,7 @@ fn sms_view(settings: &ChannelSettings) -> SmsSettingsView {
         success_body: sms.success_body,
         timeout_seconds: sms.timeout_seconds,
         tls_ca_file: sms.tls_ca_file,
+        allow_plaintext_credentials: sms.allow_plaintext_credentials,
         updated_at: settings.updated_at,
     }
 }
@@ -240,6 +254,7 @@ pub async fn put_mail(
             .unwrap_or_else(|| "otpgate".into()),
         timeout_seconds: body.timeout_seconds.unwrap_or(10),
         tls_ca_file: optional_text(body.tls_ca_file),
+        allow_plaintext_credentials: body.allow_plaintext_credentials,
     };
     let now = crate::clock::now();
     save_mail(
@@ -331,6 +346,7 @@ pub async fn put_sms(
         success_body: body.success_body.filter(|s| !s.is_empty()),
         timeout_seconds: body.timeout_seconds.unwrap_or(10),
         tls_ca_file: optional_text(body.tls_ca_file),
+        allow_plaintext_credentials: body.allow_plaintext_credentials,
     };
     let now = crate::clock::now();
     save_sms(

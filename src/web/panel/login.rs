@@ -161,7 +161,7 @@ pub async fn submit_login(
     request: HttpRequest,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
-    session::check_pre_session_csrf(&request, &form.csrf)?;
+    session::check_pre_session_csrf(&state, &request, &form.csrf)?;
     let ip = session::client_ip(&request);
     let login = form.login.trim().to_string();
     let instant = std::time::Instant::now();

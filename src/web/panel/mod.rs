@@ -30,7 +30,7 @@ use crate::store::AuditEntry;
 pub use session::require_admin;
 
 /// The cookie that carries a flash message to the page after a redirect.
-const FLASH_COOKIE: &str = "otpgate_flash";
+const FLASH_COOKIE: &str = "__Host-otpgate_flash";
 
 pub use setup::SetupState;
 
@@ -74,7 +74,7 @@ impl Page {
         request: &HttpRequest,
     ) -> Result<Page, PageError> {
         let logged_in = require_admin(state, request).await?;
-        let flash = FLASH.read(request);
+        let flash = FLASH.read(state, request);
         Ok(Page {
             logged_in,
             flash_cookie: flash.is_some(),

@@ -144,6 +144,9 @@ pub struct MailForm {
     timeout_seconds: String,
     #[serde(default)]
     tls_ca_file: String,
+    /// The box that lets credentials cross the network in clear.
+    #[serde(default)]
+    allow_plaintext_credentials: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -178,6 +181,9 @@ pub struct SmsForm {
     timeout_seconds: String,
     #[serde(default)]
     tls_ca_file: String,
+    /// The box that lets credentials cross the network in clear.
+    #[serde(default)]
+    allow_plaintext_credentials: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -238,6 +244,28 @@ fn security_name(security: Security) -> &'static str {
     }
 }
 
+/// A checkbox's form value.
+fn ticked(on: bool) -> Option<String> {
+    on.then(|| "on".to_string())
+}
+
+/// The box that allows credentials in clear, and while it is ticked, a warning of what that
+/// means.
+fn plaintext_credentials(form_value: &Option<String>, label: &str, what: &str) -> Markup {
+    html! {
+        label.check {
+            input type="checkbox" name="allow_plaintext_credentials" value="on" checked[form_value.is_some()];
+            (label)
+        }
+        @if form_value.is_some() {
+            p.warning role="alert" {
+                strong { "Plaintext credentials are allowed: " }
+                (what) " cross the network unencrypted, readable by anyone on the path. Keep this only for a server on this host or a network you trust."
+            }
+        }
+    }
+}
+
 fn mail_form(settings: &MailSettings) -> MailForm {
     MailForm {
         host: settings.host.clone(),
@@ -248,6 +276,7 @@ fn mail_form(settings: &MailSettings) -> MailForm {
         from_name: settings.from_name.clone(),
         timeout_seconds: settings.timeout_seconds.to_string(),
         tls_ca_file: settings.tls_ca_file.clone().unwrap_or_default(),
+        allow_plaintext_credentials: ticked(settings.allow_plaintext_credentials),
         ..MailForm::default()
     }
 }
@@ -284,6 +313,7 @@ fn sms_form(settings: &SmsSettings) -> SmsForm {
         success_body: settings.success_body.clone().unwrap_or_default(),
         timeout_seconds: settings.timeout_seconds.to_string(),
         tls_ca_file: settings.tls_ca_file.clone().unwrap_or_default(),
+        allow_plaintext_credentials: ticked(settings.allow_plaintext_credentials),
         ..SmsForm::default()
     }
 }
@@ -479,6 +509,11 @@ fn mail_section(page: &Page, view: &SettingsView) -> Markup {
                 @if view.mail_password_set {
                     label.check { input type="checkbox" name="clear_password" value="on"; "Remove the stored password" }
                 }
+                (plaintext_credentials(
+                    &form.allow_plaintext_credentials,
+                    "Allow the login and password in plaintext",
+                    "With connection security None, the SMTP login and password",
+                ))
                 div.row {
                     label.grow { "Sender address" input type="email" name="from_address" value=(form.from_address) placeholder="otp@example.lan"; (errors.note_as_written("from_address")) }
                     label.grow { "Sender name" input type="text" name="from_name" value=(form.from_name); (errors.note_as_written("from_name")) }
@@ -532,6 +567,11 @@ fn sms_section(page: &Page, view: &SettingsView) -> Markup {
                 @if view.sms_secret_set {
                     label.check { input type="checkbox" name="clear_secret" value="on"; "Remove the stored secret" }
                 }
+                (plaintext_credentials(
+                    &form.allow_plaintext_credentials,
+                    "Allow the login and secret in plaintext",
+                    "To an http:// address, the gateway's login and secret",
+                ))
                 div.row {
                     label { "Success status" small { "e.g. 2xx or 200,202" } input type="text" name="success_status" value=(form.success_status); (errors.note_as_written("success_status")) }
                     label.grow { "Success text" small { "Optional: a text the answer must contain." } input type="text" name="success_body" value=(form.success_body); (errors.note_as_written("success_body")) }
@@ -830,6 +870,7 @@ fn mail_settings_from(form: &MailForm) -> Result<MailSettings, FieldError> {
         timeout_seconds: number_or(&form.timeout_seconds, 10)
             .ok_or_else(|| bad("timeout_seconds", "the timeout must be a number of seconds"))?,
         tls_ca_file: optional_text(&form.tls_ca_file),
+        allow_plaintext_credentials: form.allow_plaintext_credentials.is_some(),
     })
 }
 
@@ -964,6 +1005,7 @@ fn sms_settings_from(form: &SmsForm) -> Result<SmsSettings, FieldError> {
             )
         })?,
         tls_ca_file: optional_text(&form.tls_ca_file),
+        allow_plaintext_credentials: form.allow_plaintext_credentials.is_some(),
     })
 }
 

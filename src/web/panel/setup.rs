@@ -121,7 +121,7 @@ pub async fn submit_setup(
     request: HttpRequest,
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, PageError> {
-    session::check_pre_session_csrf(&request, &form.csrf)?;
+    session::check_pre_session_csrf(&state, &request, &form.csrf)?;
     if !open_setup(&state, &form.code).await? {
         return Ok(setup_gone());
     }
@@ -194,7 +194,7 @@ pub async fn submit_setup_totp(
     request: HttpRequest,
     form: web::Form<SetupTotpForm>,
 ) -> Result<HttpResponse, PageError> {
-    session::check_pre_session_csrf(&request, &form.csrf)?;
+    session::check_pre_session_csrf(&state, &request, &form.csrf)?;
     if !open_setup(&state, &form.code).await? {
         return Ok(setup_gone());
     }

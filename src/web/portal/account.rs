@@ -153,7 +153,7 @@ fn render_account(
         portal,
         title: "Your details",
         visitor: Some(visitor),
-        flash: portal.flash_of(request),
+        flash: portal.flash_of(state, request),
     };
     let status = if error.is_some() {
         actix_web::http::StatusCode::BAD_REQUEST
@@ -501,7 +501,7 @@ pub async fn show_verify(
         portal: &portal,
         title: "Confirm the new address",
         visitor: Some(&visitor),
-        flash: portal.flash_of(&request),
+        flash: portal.flash_of(&state, &request),
     }
     .render(&state, verify_body(&portal, &visitor, &pending, None)))
 }

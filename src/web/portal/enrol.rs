@@ -482,7 +482,7 @@ pub async fn show_activate(
     if token.state != TokenState::Pending {
         return Ok(active_now(&state, &portal, &token));
     }
-    let flash = portal.flash_of(&request);
+    let flash = portal.flash_of(&state, &request);
     let body = activation_body(&portal, &visitor, &token, None);
     Ok(Frame {
         portal: &portal,

@@ -68,7 +68,7 @@ pub async fn show_login(
             portal,
             title: "Log in",
             visitor: None,
-            flash: portal.flash_of(request),
+            flash: portal.flash_of(state, request),
         };
         let status = if error.is_some() {
             actix_web::http::StatusCode::UNAUTHORIZED
@@ -117,7 +117,7 @@ pub async fn submit_login_name(
     form: web::Form<LoginNameForm>,
 ) -> Result<HttpResponse, PortalError> {
     let portal = Portal::open(&state, &path).await?;
-    session::check_pre_session_csrf(&request, &form.csrf)?;
+    session::check_pre_session_csrf(&state, &request, &form.csrf)?;
     // A name that can be no user's login gets the answer of a wrong one.
     let Ok(login) = Login::parse(&form.login).map(Login::into_string) else {
         return show_login(&state, &request, &portal, Some(FAILED)).await;
@@ -139,6 +139,8 @@ pub async fn submit_login_name(
         }) => Some(verification_mail(&state, &portal, email, now)?),
         _ => None,
     };
+    // Whatever the stage, the next page is the same for everyone (see `verify_page`), so that
+    // it tells no one which users have a password, which have none and which do not exist.
     let (value, id_hash) = session::new_session_id()?;
     let stage = if code.is_some() {
         LoginStage::EmailCode
@@ -162,7 +164,8 @@ pub async fn submit_login_name(
                 user_id: user.as_ref().map(|u| u.id),
                 login,
                 stage,
-                code: code.map(|issued| (issued.code_hash, confirm::TRIES, issued.message)),
+                tries: confirm::TRIES,
+                code: code.map(|issued| (issued.code_hash, issued.message)),
                 csrf_token: crypto::random_token::<32>()?,
                 expires_at,
             },
@@ -276,19 +279,19 @@ fn verify_page(
         p { "Logging in as " strong { (login.login) } ". " a href=(portal.path("")) { "Not you?" } }
         (error_line(error))
         @match login.stage {
-            LoginStage::Password => {
+            // One page for both first steps, and for logins no user has: it must not tell who
+            // has a password, who was emailed a code and who does not exist.
+            LoginStage::Password | LoginStage::EmailCode => {
                 form.stack method="post" action=(portal.path("/login/password")) {
                     (csrf_field(csrf))
                     label { "Password" input type="password" name="password" autocomplete="current-password" required autofocus; }
                     div.buttons { button type="submit" { "Log in" } }
                 }
-            }
-            LoginStage::EmailCode => {
-                p { "We have emailed you a verification code. Type it here." }
+                p.note { "No password yet? If your administrator set none but gave an email address, we have emailed you a verification code: type it here instead." }
                 form.stack method="post" action=(portal.path("/login/code")) {
                     (csrf_field(csrf))
-                    label { "Verification code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
-                    div.buttons { button type="submit" { "Log in" } }
+                    label { "Emailed verification code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required; }
+                    div.buttons { button type="submit" { "Log in with the code" } }
                 }
             }
             LoginStage::Otp => {
@@ -385,7 +388,7 @@ pub async fn show_verify(
 ) -> Result<HttpResponse, PortalError> {
     let portal = Portal::open(&state, &path).await?;
     let (_, login) = login_in_progress(&state, &request, &portal).await?;
-    let flash = portal.flash_of(&request);
+    let flash = portal.flash_of(&state, &request);
     render_verify_with(&state, &portal, &login, None, flash).await
 }
 
@@ -417,8 +420,11 @@ async fn login_step(
     let portal = Portal::open(state, address).await?;
     let (id_hash, login) = login_in_progress(state, request, &portal).await?;
     session::check_csrf(&login.csrf_token, csrf)?;
-    // The one-time password is asked of a known user only.
-    if login.stage != stage || (stage == LoginStage::Otp && login.user_id.is_none()) {
+    // The password and the emailed code are one step, whichever the login was given, so that
+    // answering either tells nothing; the one-time password is asked of a known user only.
+    let first_step = |s: LoginStage| matches!(s, LoginStage::Password | LoginStage::EmailCode);
+    let this_step = login.stage == stage || (first_step(login.stage) && first_step(stage));
+    if !this_step || (stage == LoginStage::Otp && login.user_id.is_none()) {
         return Ok(Step::Elsewhere(
             render_verify(state, &portal, &login, None).await?,
         ));
@@ -451,6 +457,13 @@ pub async fn submit_password(
     if form.password.is_empty() || form.password.len() > 1024 {
         return render_verify(&state, &portal, &login, Some(FAILED)).await;
     }
+    if !state
+        .store
+        .take_portal_login_try(id_hash.clone(), crate::clock::now())
+        .await?
+    {
+        return show_login(&state, &request, &portal, Some(FAILED)).await;
+    }
     if !crate::auth::password_matches(form.password.clone(), hash).await {
         let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
         entry.user_id = login.user_id;
@@ -462,8 +475,7 @@ pub async fn submit_password(
             }
             .into(),
         );
-        state.store.audit(entry).await?;
-        return render_verify(&state, &portal, &login, Some(FAILED)).await;
+        return missed(&state, &request, &portal, id_hash, &login, entry).await;
     }
     let Some(user) = user else {
         return render_verify(&state, &portal, &login, Some(FAILED)).await;
@@ -522,13 +534,26 @@ pub async fn submit_code(
             }
             .into(),
         );
-        state.store.portal_login_missed(id_hash, entry).await?;
-        if login.tries_left <= 1 {
-            return show_login(&state, &request, &portal, Some(FAILED)).await;
-        }
-        return render_verify(&state, &portal, &login, Some(FAILED)).await;
+        return missed(&state, &request, &portal, id_hash, &login, entry).await;
     };
     first_factor_passed(&state, &request, &portal, id_hash, login, user).await
+}
+
+/// A wrong password or emailed code, its try already taken: audited, and the login ends with
+/// its last try, back at the login name.
+async fn missed(
+    state: &AppState,
+    request: &HttpRequest,
+    portal: &Portal,
+    id_hash: Vec<u8>,
+    login: &PortalLogin,
+    entry: AuditEntry,
+) -> Result<HttpResponse, PortalError> {
+    state.store.portal_login_missed(id_hash, entry).await?;
+    if login.tries_left <= 1 {
+        return show_login(state, request, portal, Some(FAILED)).await;
+    }
+    render_verify(state, portal, login, Some(FAILED)).await
 }
 
 fn authenticator(state: &AppState) -> Authenticator<'_> {

@@ -245,8 +245,8 @@ impl Portal {
     }
 
     /// The flash message the previous redirect left, if any.
-    pub fn flash_of(&self, request: &HttpRequest) -> Option<String> {
-        self.flash().read(request)
+    pub fn flash_of(&self, state: &AppState, request: &HttpRequest) -> Option<String> {
+        self.flash().read(state, request)
     }
 
     /// An audit entry for this resource.

@@ -164,7 +164,7 @@ pub async fn show_home(
         portal: &portal,
         title: "Your second factors",
         visitor: Some(&visitor),
-        flash: portal.flash_of(&request),
+        flash: portal.flash_of(&state, &request),
     };
     Ok(frame.render(&state, body))
 }

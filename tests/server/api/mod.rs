@@ -3,6 +3,7 @@
 mod addressing;
 mod auth;
 mod basics;
+mod contract;
 mod gateway;
 mod import;
 mod logins;

@@ -33,6 +33,10 @@ async fn mail_settings_saved_in_the_browser_send_a_test_email_to_the_smtp_listen
         .await;
     panel.fill_in("mail", "Sender name", "OTP Gate").await;
     panel.fill_in("mail", "Timeout (seconds)", "5").await;
+    // A login over a connection without TLS is refused unless allowed in so many words.
+    panel
+        .tick("Allow the login and password in plaintext")
+        .await;
     browser.screenshot("panel-settings-mail-filled").await;
     browser.click("Save mail settings").await;
 
@@ -41,6 +45,12 @@ async fn mail_settings_saved_in_the_browser_send_a_test_email_to_the_smtp_listen
         .await;
     // The page opens at the mail section, and the confirmation is in sight there.
     panel.assert_in_view("p.flash").await;
+    // The section warns that the login crosses the network in clear.
+    let warning = browser.text_of("section#mail p.warning").await;
+    assert!(
+        warning.contains("cross the network unencrypted"),
+        "{warning}"
+    );
     // The password is stored, and only said to be.
     assert_eq!(browser.text_of("section#mail .secret-set").await, "set");
     assert!(!browser.text().await.contains("smtp password"));

@@ -2,5 +2,6 @@
 //! loopback that stand in for the mail server, the SMS gateway and Telegram.
 
 mod bot;
+mod credentials;
 mod mail;
 mod sms;

@@ -1,7 +1,8 @@
 //! A real SMTP server on loopback for the delivery tests: EHLO/HELO, STARTTLS or implicit TLS
 //! with a self-signed certificate, AUTH PLAIN/LOGIN, MAIL/RCPT/DATA/QUIT. It keeps what it
 //! receives, refuses recipients whose address contains "reject", and can go down (closing
-//! every connection) and come back on the same port.
+//! every connection) and come back on the same port. A sink may also offer no AUTH at all, as
+//! a relay that takes mail from its network only does.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct SmtpSink {
     /// The self-signed certificate (PEM), to trust as the server's CA.
     pub cert_pem: String,
     mode: Mode,
+    /// Whether EHLO offers AUTH PLAIN and LOGIN.
+    offers_login: bool,
     tls: tokio_rustls::TlsAcceptor,
     messages: Arc<Mutex<Vec<Received>>>,
     /// Connections accepted so far.
@@ -44,6 +47,14 @@ impl SmtpSink {
     /// A listening sink on a free port.
     pub async fn start(mode: Mode) -> SmtpSink {
         let sink = SmtpSink::down(mode).await;
+        sink.up().await;
+        sink
+    }
+
+    /// A listening sink whose EHLO offers no login mechanism.
+    pub async fn start_without_login(mode: Mode) -> SmtpSink {
+        let mut sink = SmtpSink::down(mode).await;
+        sink.offers_login = false;
         sink.up().await;
         sink
     }
@@ -75,6 +86,7 @@ impl SmtpSink {
             port,
             cert_pem: certified.cert.pem(),
             mode,
+            offers_login: true,
             tls: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             messages: Arc::default(),
             connections: Arc::default(),
@@ -88,6 +100,7 @@ impl SmtpSink {
             .await
             .expect("the port is free again");
         let (mode, tls, messages) = (self.mode, self.tls.clone(), self.messages.clone());
+        let login = self.offers_login;
         let accepted = self.connections.clone();
         let task = tokio::spawn(async move {
             // Dropping the set (when the sink goes down) ends every open connection.
@@ -98,16 +111,23 @@ impl SmtpSink {
                 connections.spawn(async move {
                     let _ = match mode {
                         Mode::ImplicitTls => match tls.accept(stream).await {
-                            Ok(stream) => session(stream, &messages, true, false, true)
+                            Ok(stream) => session(stream, &messages, true, false, true, login)
                                 .await
                                 .map(drop),
                             Err(_) => Ok(()),
                         },
-                        _ => match session(stream, &messages, false, mode == Mode::Starttls, true)
-                            .await
+                        _ => match session(
+                            stream,
+                            &messages,
+                            false,
+                            mode == Mode::Starttls,
+                            true,
+                            login,
+                        )
+                        .await
                         {
                             Ok(Some(stream)) => match tls.accept(stream).await {
-                                Ok(stream) => session(stream, &messages, true, false, false)
+                                Ok(stream) => session(stream, &messages, true, false, false, login)
                                     .await
                                     .map(drop),
                                 Err(_) => Ok(()),
@@ -189,6 +209,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     tls: bool,
     offer_starttls: bool,
     greet: bool,
+    offer_login: bool,
 ) -> std::io::Result<Option<S>> {
     let mut io = BufReader::new(stream);
     if greet {
@@ -203,9 +224,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             } else {
                 ""
             };
+            let auth = if offer_login {
+                "250-AUTH PLAIN LOGIN\r\n"
+            } else {
+                ""
+            };
             reply(
                 &mut io,
-                &format!("250-sink\r\n{starttls}250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n"),
+                &format!("250-sink\r\n{starttls}{auth}250 8BITMIME\r\n"),
             )
             .await?;
         } else if upper.starts_with("HELO") {
@@ -213,6 +239,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         } else if upper == "STARTTLS" && offer_starttls && !tls {
             reply(&mut io, "220 2.0.0 go ahead\r\n").await?;
             return Ok(Some(io.into_inner()));
+        } else if upper.starts_with("AUTH") && !offer_login {
+            reply(&mut io, "502 5.5.1 AUTH not available\r\n").await?;
         } else if upper.starts_with("AUTH PLAIN") {
             let mut argument = command[10..].trim().to_string();
             if argument.is_empty() {

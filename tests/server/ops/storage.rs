@@ -342,3 +342,77 @@ async fn restore_refuses_a_backup_made_with_another_key() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("another key file"));
 }
+
+/// The permission bits of `path`.
+#[cfg(unix)]
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("the file")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A console command run as `sudo -u otpgate` runs it: with a umask that lets others read.
+#[cfg(unix)]
+fn under_open_umask(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    let command = otpgate_command(data_dir);
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(command.get_program())
+        .args(args);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    let output = shell.output().expect("run");
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_backups_are_readable_by_their_owner_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data_dir = dir.path().join("data");
+    under_open_umask(&data_dir, &["apikey", "create", "--name", "k", "--admin"]);
+    let database = data_dir.join(DATABASE_FILE);
+    assert_eq!(mode_of(&database), 0o600, "a new database");
+    for suffix in ["-wal", "-shm"] {
+        let file = data_dir.join(format!("{DATABASE_FILE}{suffix}"));
+        if file.exists() {
+            assert_eq!(mode_of(&file), 0o600, "{suffix}");
+        }
+    }
+    let backup = dir.path().join("otpgate-backup.db");
+    under_open_umask(&data_dir, &["backup", backup.to_str().expect("utf-8")]);
+    assert_eq!(mode_of(&backup), 0o600, "a backup");
+    // A backup written over an older, readable one is private too.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    under_open_umask(&data_dir, &["backup", backup.to_str().expect("utf-8")]);
+    assert_eq!(mode_of(&backup), 0o600, "a backup over an old one");
+
+    // A database an older otpgate left readable by others is made private when opened.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    under_open_umask(&data_dir, &["apikey", "list"]);
+    assert_eq!(mode_of(&database), 0o600, "an old database");
+
+    // A restore puts a private copy in place.
+    under_open_umask(&data_dir, &["restore", backup.to_str().expect("utf-8")]);
+    assert_eq!(mode_of(&database), 0o600, "a restored database");
+}

@@ -34,7 +34,7 @@ async fn login_needs_the_password_and_a_current_code() {
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().expect("ascii").to_string())
-        .find(|c| c.starts_with("otpgate_admin="))
+        .find(|c| c.starts_with("__Host-otpgate_admin="))
         .expect("a session cookie");
     assert!(cookie.contains("HttpOnly"));
     assert!(cookie.contains("Secure"));

@@ -3,6 +3,7 @@
 
 mod admins;
 mod audit;
+mod cookies;
 mod login;
 mod refusals;
 mod resources;

@@ -374,6 +374,7 @@ async fn sms_settings_are_saved_and_a_test_sms_reaches_the_gateway() {
             ("success_status".into(), "2xx".into()),
             ("success_body".into(), String::new()),
             ("timeout_seconds".into(), "5".into()),
+            ("allow_plaintext_credentials".into(), "on".into()),
         ]
     };
     let send = |form: Vec<(String, String)>| {

@@ -171,7 +171,7 @@ async fn a_user_without_a_password_logs_in_with_a_code_from_their_email() {
         "/portal/vpn/login/verify"
     );
     let page = browser.page("/portal/vpn/login/verify").await;
-    assert!(page.contains("Verification code"), "{page}");
+    assert!(page.contains("verification code"), "{page}");
     let mail = sink.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(mail.len(), 1, "one email arrives");
     assert_eq!(mail[0].to, vec!["carol@example.com".to_string()]);
@@ -197,6 +197,76 @@ async fn a_user_without_a_password_logs_in_with_a_code_from_their_email() {
     assert_eq!(right.status(), 303);
     assert_eq!(location(&right), "/portal/vpn");
     assert!(browser.page("/portal/vpn").await.contains("2nd Factor"));
+}
+
+/// A page of the login with what differs by design taken out: the login name and the CSRF
+/// token.
+fn as_anyone(page: &str, login: &str) -> String {
+    let csrf = hidden_value(page, "csrf");
+    page.replace(&csrf, "CSRF").replace(login, "LOGIN")
+}
+
+#[tokio::test]
+async fn the_step_after_the_login_name_looks_the_same_whoever_typed_it() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    portal
+        .user(json!({"login": "alice", "password": "alice's long password"}))
+        .await;
+    // No password but an email address: the code is emailed, and the page does not say so.
+    portal
+        .user(json!({"login": "carol", "email": "carol@example.com"}))
+        .await;
+    portal.user(json!({"login": "dana"})).await;
+    let people = ["alice", "carol", "dana", "nobody"];
+
+    let mut next_steps = Vec::new();
+    for login in people {
+        let browser = portal.browser();
+        assert_eq!(
+            browser.start_login(login).await,
+            "/portal/vpn/login/verify",
+            "{login}"
+        );
+        let response = browser.get("/portal/vpn/login/verify").await;
+        let status = response.status();
+        let page = response.text().await.expect("body");
+        next_steps.push((login, status, as_anyone(&page, login)));
+    }
+    for (login, status, page) in &next_steps[1..] {
+        assert_eq!(*status, next_steps[0].1, "{login}");
+        assert_eq!(page, &next_steps[0].2, "{login} sees another next step");
+    }
+    assert!(next_steps[0].2.contains("Password"), "{}", next_steps[0].2);
+
+    // Wrong answers get the same answers too, down to the last try, which goes back to the
+    // login name for everyone.
+    let mut answers = Vec::new();
+    for login in people {
+        let browser = portal.browser();
+        browser.start_login(login).await;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let response = browser
+                .submit(
+                    "/portal/vpn/login/verify",
+                    "/portal/vpn/login/password",
+                    &[("password", "not the right one")],
+                )
+                .await;
+            let status = response.status();
+            let page = response.text().await.expect("body");
+            seen.push((status, as_anyone(&page, login)));
+        }
+        answers.push((login, seen));
+    }
+    for (login, seen) in &answers[1..] {
+        assert_eq!(seen, &answers[0].1, "{login} gets other answers");
+    }
+    let last = &answers[0].1[2].1;
+    assert!(
+        last.contains(FAILED) && last.contains("Login name"),
+        "{last}"
+    );
 }
 
 #[tokio::test]

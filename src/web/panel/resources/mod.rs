@@ -265,7 +265,11 @@ fn resource_fields(form: &ResourceForm, errors: &Problems) -> Markup {
         }
         label {
             "Failed-attempt limit"
-            small { "A token is locked after this many failed attempts in a row (3 to 10)." }
+            small {
+                "A token is locked after this many failed attempts in a row (3 to 10), until an administrator resets it. "
+                "An automatic unlock (auto_unlock_seconds, set through the API) has a cost: "
+                (resources::auto_unlock_cost())
+            }
             input type="number" name="fail_limit" value=(form.fail_limit) min="3" max="10" required;
             (errors.note_as_written("fail_limit"))
         }

@@ -117,7 +117,7 @@ fn page(
         portal,
         title,
         visitor: Some(visitor),
-        flash: portal.flash_of(request),
+        flash: portal.flash_of(state, request),
     }
     .render_with(state, status, body)
 }

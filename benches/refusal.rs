@@ -1,0 +1,208 @@
+//! What a code typed without a password costs the server when it is refused: for a known user
+//! whose code is wrong, and for a login no user has. Both must cost the same, or the time of
+//! the answer tells an attacker which logins exist. The benchmark calls the authentication
+//! decision in-process (the store on a temporary directory, no HTTP, so that microseconds are
+//! not lost in the network's noise), alternating the two kinds of attempt, and prints the
+//! median and mean of each and their difference. It reports and asserts nothing about speed;
+//! it fails only when an answer is not a rejection.
+//!
+//! `cargo bench --bench refusal`; `OTPGATE_BENCH_ATTEMPTS` (default 20,000 of each kind).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use otpgate::auth::{Answer, Attempt, Authenticator, Caller};
+use otpgate::config::AuthConfig;
+use otpgate::crypto::Keys;
+use otpgate::domain::{IdOrName, TokenKind, WithoutSecondFactor};
+use otpgate::metrics::Metrics;
+use otpgate::provision::{self, TokenRequest};
+use otpgate::store::auth::AuthTarget;
+use otpgate::store::users::UserDraft;
+use otpgate::store::{AuditEntry, GeneralSettings, NewResource, NewUser, SendLimits, Store};
+
+mod support;
+use support::{env_or, percentile};
+
+/// A resource's highest failed-attempt limit: each known user takes fewer misses than this, so
+/// that every attempt is a wrong code against an open token, never one against a locked token.
+const FAIL_LIMIT: i64 = 10;
+const MISSES_PER_USER: usize = 8;
+
+fn general() -> GeneralSettings {
+    GeneralSettings {
+        public_url: String::new(),
+        default_otp_length: 6,
+        challenge_validity_seconds: 300,
+        pin_min_length: 4,
+        pin_max_length: 64,
+        pin_digits_only: false,
+        portal_idle_minutes: 15,
+        sending: SendLimits::default(),
+    }
+}
+
+async fn provision_users(store: &Store, keys: &Keys, users: usize, now: i64) -> anyhow::Result<()> {
+    let entry = || AuditEntry::new(now, "bench", "bench.provision", "ok");
+    store
+        .create_resource(
+            NewResource {
+                name: "bench".into(),
+                description: String::new(),
+                fail_limit: FAIL_LIMIT,
+                password_required: false,
+                auto_unlock_seconds: None,
+                without_second_factor: WithoutSecondFactor::Refuse,
+            },
+            entry(),
+            now,
+        )
+        .await?;
+    for index in 0..users {
+        let login = format!("user{index}");
+        store
+            .create_user(
+                UserDraft {
+                    user: NewUser {
+                        login: login.clone(),
+                        first_name: String::new(),
+                        last_name: String::new(),
+                        email: None,
+                        phone: None,
+                        password_hash: None,
+                    },
+                    enabled: true,
+                },
+                entry(),
+                now,
+            )
+            .await?;
+        let request = TokenRequest {
+            user: Some(IdOrName::Name(login)),
+            resource: Some(IdOrName::Name("bench".into())),
+            ..TokenRequest::new(TokenKind::Totp)
+        };
+        let prepared = provision::prepare(keys, &request, now, &general())?;
+        store.create_token(prepared.creation, entry()).await??;
+    }
+    Ok(())
+}
+
+/// Median and mean of the timings, in microseconds.
+fn summary(timings: &mut [Duration]) -> (f64, f64) {
+    timings.sort();
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    let median = percentile(timings, 0.5).map_or(0.0, micros);
+    let mean = timings.iter().copied().map(micros).sum::<f64>() / timings.len().max(1) as f64;
+    (median, mean)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let attempts: usize = env_or("OTPGATE_BENCH_ATTEMPTS", 20_000)?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(
+        &dir.path().join(otpgate::store::DATABASE_FILE),
+        Default::default(),
+    )?;
+    let keys = Arc::new(Keys::load_or_create(
+        &dir.path().join(otpgate::crypto::KEY_FILE),
+        true,
+    )?);
+    let now = otpgate::clock::now();
+    let users = attempts.div_ceil(MISSES_PER_USER);
+    let started = Instant::now();
+    provision_users(&store, &keys, users, now).await?;
+    println!(
+        "provisioned {users} users with a TOTP token each in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let config = AuthConfig::default();
+    let metrics = Metrics::default();
+    let wakeup = otpgate::delivery::Wakeup::default();
+    let authenticator = Authenticator {
+        store: &store,
+        keys: &keys,
+        config: &config,
+        metrics: &metrics,
+        wakeup: &wakeup,
+    };
+    let caller = Caller {
+        key_id: None,
+        actor: "bench".into(),
+        resource_scope: None,
+        client_ip: None,
+    };
+    let attempt = |login: String| Attempt {
+        target: AuthTarget {
+            resource: IdOrName::Name("bench".into()),
+            user: Some(IdOrName::Name(login)),
+            token: None,
+            transaction: None,
+        },
+        password: None,
+        // Not a code any TOTP token shows: six digits are needed to be checked at all.
+        otp: Some("000000".into()),
+        end_user_ip: None,
+        first_factor_checked: false,
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    // A warm-up round of each, then the measured ones, alternating so that both meet the same
+    // state of caches and of the database.
+    for round in 0..attempts + 100 {
+        for (login, timings) in [
+            (format!("user{}", round % users), &mut known),
+            (format!("ghost{round}"), &mut unknown),
+        ] {
+            let at = Instant::now();
+            let answer = authenticator
+                .authenticate(&caller, attempt(login.clone()), otpgate::clock::now())
+                .await
+                .with_context(|| format!("authenticating {login}"))?;
+            let took = at.elapsed();
+            if !matches!(answer, Answer::Rejected) {
+                bail!("{login}: expected a rejection, got {answer:?}");
+            }
+            if round >= 100 {
+                timings.push(took);
+            }
+        }
+    }
+    let (known_median, known_mean) = summary(&mut known);
+    let (unknown_median, unknown_mean) = summary(&mut unknown);
+    println!("code without a password, {attempts} attempts of each kind:");
+    println!("    known user, wrong code:  median {known_median:.1} µs, mean {known_mean:.1} µs");
+    println!(
+        "    unknown login:           median {unknown_median:.1} µs, mean {unknown_mean:.1} µs"
+    );
+    println!(
+        "    unknown - known:         median {:+.1} µs, mean {:+.1} µs",
+        unknown_median - known_median,
+        unknown_mean - known_mean
+    );
+    store.close();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("the benchmark could not run: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
