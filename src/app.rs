@@ -11,10 +11,12 @@ use actix_web::{App, HttpServer, web as actix};
 use anyhow::Context;
 use utoipa_actix_web::AppExt;
 
+use crate::attempts::{Guard, Policy};
 use crate::config::{self, Config};
 use crate::crypto::{self, Keys};
 use crate::limiter::{Limiter, TokenBuckets};
 use crate::metrics::Metrics;
+use crate::passwords::PasswordGate;
 use crate::store::{self, Store, StoreOptions};
 use crate::tls;
 use crate::web::{self, AppState, SetupState};
@@ -201,12 +203,16 @@ impl Application {
             wakeup.clone(),
         );
         let telegram = crate::delivery::bot::Telegram::new(store.clone(), keys.clone());
+        let passwords = PasswordGate::start(config.passwords.gate_size(), metrics.clone())
+            .context("cannot start the password workers")?;
         let admin = &config.admin;
         let window = Duration::from_secs(15 * 60);
         let state = actix::Data::new(AppState {
             store: store.clone(),
             keys: Arc::new(keys),
+            logins: Arc::new(Guard::new(Policy::of(&config.logins), metrics.clone())),
             metrics,
+            passwords,
             login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
             login_per_name: Limiter::new(admin.login_attempts_per_login, window),
             setup: Mutex::new(setup),
@@ -218,7 +224,10 @@ impl Application {
                 config.api.unauthenticated_rate,
                 config.api.unauthenticated_burst,
             ),
-            throttle_user: TokenBuckets::new(config.api.user_rate, config.api.user_burst),
+            throttle_user: Arc::new(TokenBuckets::new(
+                config.api.user_rate,
+                config.api.user_burst,
+            )),
             throttle_end_user_ip: TokenBuckets::new(
                 config.api.end_user_ip_rate,
                 config.api.end_user_ip_burst,

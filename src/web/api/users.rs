@@ -10,7 +10,6 @@ use super::error::ErrorBody;
 use super::query::QueryParams;
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
-use crate::crypto;
 use crate::domain::{self, IdOrName, TokenKind, TokenState};
 use crate::store::users::{Listing, Page, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, User};
@@ -216,13 +215,10 @@ fn parse_phone(text: &str) -> Result<String, ApiError> {
     Ok(domain::phone_field(text)?)
 }
 
-/// Checks a password's length and hashes it off the async threads.
-async fn hash_new_password(password: String) -> Result<String, ApiError> {
+/// Checks a password's length and hashes it through the password gate.
+async fn hash_new_password(state: &AppState, password: String) -> Result<String, ApiError> {
     domain::check_new_password(&password)?;
-    let hash = web::block(move || crypto::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing stopped: {e}")))??;
-    Ok(hash)
+    Ok(state.passwords.hash(password).await?)
 }
 
 /// Turns a violated uniqueness into a 409 naming the login.
@@ -260,7 +256,7 @@ pub(super) async fn create_user(
     let email = body.email.as_deref().map(parse_email).transpose()?;
     let phone = body.phone.as_deref().map(parse_phone).transpose()?;
     let password_hash = match body.password {
-        Some(password) => Some(hash_new_password(password).await?),
+        Some(password) => Some(hash_new_password(&state, password).await?),
         None => None,
     };
     let now = now();
@@ -444,7 +440,7 @@ pub(super) async fn set_password(
             ));
         }
         Some(None) => None,
-        Some(Some(password)) => Some(hash_new_password(password).await?),
+        Some(Some(password)) => Some(hash_new_password(&state, password).await?),
     };
     let changes = UserChanges {
         password_hash: Some(password_hash),

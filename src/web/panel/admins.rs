@@ -10,7 +10,6 @@ use serde::Deserialize;
 
 use super::{Page, redirect_with_flash};
 use crate::clock::now;
-use crate::crypto;
 use crate::store::{Admin, AdminChange, NewAdmin};
 use crate::web::form::{Confirmation, CsrfForm, Problems, with_status};
 use crate::web::views::format_time;
@@ -153,10 +152,7 @@ async fn create_admin(
         let response = admins_page(&page, &state, &form, &errors).await?;
         return Ok(with_status(response, StatusCode::BAD_REQUEST));
     }
-    let password = form.password.clone();
-    let password_hash = web::block(move || crypto::hash_password(&password))
-        .await
-        .map_err(|e| PageError::Internal(e.into()))??;
+    let password_hash = state.passwords.hash(form.password.clone()).await?;
     let created = state
         .store
         .create_admin(

@@ -193,14 +193,12 @@ pub async fn submit_login(
     } else {
         None
     };
-    let hash = admin
-        .as_ref()
-        .map(|a| a.password_hash.clone())
-        .unwrap_or_else(|| crypto::dummy_password_hash().to_string());
-    let password = form.password.clone();
-    let password_ok = web::block(move || crypto::verify_password(&password, &hash))
+    let hash = admin.as_ref().map(|a| a.password_hash.clone());
+    let password_ok = state
+        .passwords
+        .verify(form.password.clone(), hash)
         .await
-        .map_err(|e| PageError::Internal(e.into()))?;
+        .map_err(PageError::Busy)?;
 
     let outcome: Result<(i64, SessionStage, Option<Vec<u8>>), &str> = match &admin {
         None => Err("unknown_login"),

@@ -8,7 +8,6 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{Page, redirect_with_flash};
-use crate::crypto;
 use crate::domain::{self, FieldError, IdOrName};
 use crate::store::users::{Count, Cursor, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, tokens::TokenFilter};
@@ -292,11 +291,8 @@ fn validate(form: &UserForm) -> Result<ValidUser, Problems> {
     }
 }
 
-async fn hash_password(password: String) -> Result<String, PageError> {
-    web::block(move || crypto::hash_password(&password))
-        .await
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("password hashing stopped: {e}")))?
-        .map_err(PageError::from)
+async fn hash_password(state: &AppState, password: String) -> Result<String, PageError> {
+    Ok(state.passwords.hash(password).await?)
 }
 
 /// The create or edit form; `user_id` is None for a new user.
@@ -374,7 +370,7 @@ pub async fn create_user(
             problems.field(error);
             return Ok(render_again(problems));
         }
-        Some(hash_password(form.password.clone()).await?)
+        Some(hash_password(&state, form.password.clone()).await?)
     };
     let now = crate::clock::now();
     let draft = UserDraft {
@@ -610,7 +606,7 @@ pub async fn set_password(
             return Ok(invalid(page.render(&state, &title, "Users", body)));
         }
         (
-            Some(hash_password(form.password.clone()).await?),
+            Some(hash_password(&state, form.password.clone()).await?),
             "Password set.",
         )
     };

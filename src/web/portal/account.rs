@@ -297,7 +297,11 @@ pub async fn change_password(
         let typed = form.current.clone();
         if typed.is_empty()
             || typed.len() > domain::MAX_PASSWORD * 4
-            || !crate::auth::password_matches(typed, Some(hash)).await
+            || !state
+                .passwords
+                .verify(typed, Some(hash))
+                .await
+                .map_err(crate::web::PageError::Busy)?
         {
             let mut entry = visitor.audit(&portal, &request, "portal.change_password", "rejected");
             entry.reason = Some("bad_password".into());
@@ -307,10 +311,11 @@ pub async fn change_password(
             ));
         }
     }
-    let password = form.password.clone();
-    let hash = web::block(move || crypto::hash_password(&password))
+    let hash = state
+        .passwords
+        .hash(form.password.clone())
         .await
-        .map_err(|e| crate::web::PageError::Internal(anyhow::anyhow!("hashing: {e}")))??;
+        .map_err(crate::web::PageError::from)?;
     let name = match action {
         PortalAction::SetPassword => "portal.set_password",
         _ => "portal.change_password",

@@ -451,7 +451,12 @@ pub async fn submit_password(
     if form.password.is_empty() || form.password.len() > 1024 {
         return render_verify(&state, &portal, &login, Some(FAILED)).await;
     }
-    if !crate::auth::password_matches(form.password.clone(), hash).await {
+    let matches = state
+        .passwords
+        .verify(form.password.clone(), hash)
+        .await
+        .map_err(crate::web::PageError::Busy)?;
+    if !matches {
         let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
         entry.user_id = login.user_id;
         entry.reason = Some(
@@ -537,6 +542,10 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         keys: &state.keys,
         config: &state.config.auth,
         metrics: &state.metrics,
+        passwords: &state.passwords,
+        guard: &state.logins,
+        // The portal's own limits apply (per address, and failures per account and address).
+        per_account: None,
         wakeup: &state.delivery,
     }
 }
@@ -625,6 +634,7 @@ async fn send_to(
                 user: Some(IdOrName::Name(login.to_string())),
                 token: Some(IdOrName::Id(token.id)),
                 transaction: None,
+                address: None,
             },
             session::client_ip(request),
             crate::clock::now(),
@@ -745,6 +755,8 @@ pub async fn submit_otp(
                     user: Some(IdOrName::Name(login.login.clone())),
                     token: None,
                     transaction: login.transaction_id.clone(),
+                    // Failures count per account and address, as at the password.
+                    address: session::client_ip(&request),
                 },
                 password: None,
                 otp: Some(typed.to_string()),
@@ -754,7 +766,7 @@ pub async fn submit_otp(
             crate::clock::now(),
         )
         .await
-        .map_err(|e| crate::web::PageError::Internal(e.into()))?;
+        .map_err(PortalError::from)?;
     let user = match answer {
         Answer::Accepted { .. } => {
             state

@@ -106,6 +106,7 @@ pub async fn submit_sync(
     let found = match found {
         Ok(found) => found,
         Err(RuleError::Failed(error)) => return Err(crate::web::PageError::Internal(error).into()),
+        Err(RuleError::Busy(busy)) => return Err(crate::web::PageError::Busy(busy).into()),
         Err(RuleError::Refused(_)) => {
             let mut entry = visitor.audit(&portal, &request, "portal.token_resync", "rejected");
             entry.token_id = Some(token.id);
