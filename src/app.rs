@@ -214,7 +214,6 @@ impl Application {
             metrics,
             passwords,
             login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
-            login_per_name: Limiter::new(admin.login_attempts_per_login, window),
             setup: Mutex::new(setup),
             base_url: base_url.clone(),
             secure_cookies: tls_material.is_some(),
@@ -340,7 +339,7 @@ pub fn openapi_document() -> anyhow::Result<String> {
     Ok(api.to_pretty_json()?)
 }
 
-/// Periodic clean-up: expired sessions and unanswered transactions.
+/// Periodic clean-up: expired sessions, unanswered transactions, old failures of addresses.
 async fn housekeeping(store: Store) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -359,6 +358,11 @@ async fn housekeeping(store: Store) {
                 tracing::debug!(sessions, transactions, "removed what expired")
             }
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        // The failures of addresses that never logged in, a day after the last: their waits
+        // (at most `logins.max_delay_seconds`, itself at most a day) ran out.
+        if let Err(e) = store.purge_login_failures(now - 86_400).await {
+            tracing::warn!(error = %e, "housekeeping failed");
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use rusqlite::{Connection, params};
 
+use super::directory::find_user;
 use super::{AuditEntry, Result, Store, UnixTime, audit, optional};
+use crate::domain::IdOrName;
 
 /// An account whose failed logins are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -236,15 +238,19 @@ impl Store {
         .await
     }
 
-    /// The blocking twin of [`Store::unlock_login`], for the console.
-    pub fn unlock_login_blocking(&self, account: Account, entry: AuditEntry) -> Result<bool> {
-        self.write_blocking(move |conn| {
-            let cleared = unlock(conn, account)?;
-            if cleared {
-                audit::insert(conn, &entry)?;
-            }
-            Ok(cleared)
+    /// Unlocks a user named by id or login (see [`unlock`]), with the audit line completed by
+    /// the user's id; answers the user's id, or None when there is no such user.
+    pub async fn unlock_user(&self, key: IdOrName, mut entry: AuditEntry) -> Result<Option<i64>> {
+        self.write(move |conn| {
+            let Some(user) = find_user(conn, &key)? else {
+                return Ok(None);
+            };
+            unlock(conn, Account::User(user.id))?;
+            entry.user_id = Some(user.id);
+            audit::insert(conn, &entry)?;
+            Ok(Some(user.id))
         })
+        .await
     }
 
     /// Forgets the failures of addresses that never logged in and failed last before

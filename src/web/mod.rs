@@ -41,7 +41,6 @@ pub struct AppState {
     pub config: Config,
     pub metrics: std::sync::Arc<Metrics>,
     pub login_per_ip: Limiter,
-    pub login_per_name: Limiter,
     /// Every Argon2 hash and check goes through it.
     pub passwords: crate::passwords::PasswordGate,
     /// Failed logins in a row: the waits and locks of the API, the panel and the portals.

@@ -479,6 +479,31 @@ async fn set_enabled(
     Ok(HttpResponse::Ok().json(UserJson::from(user)))
 }
 
+/// Unlocks a user's logins: ends the failed logins in a row that locked the account (or make
+/// it wait), over the API, in the panel and in the portals.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = USER_PARAMETER)),
+    responses(
+        (status = 204, description = "The user's failed logins are reset and the account unlocked"),
+        AdminRefusals,
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+#[post("/users/{user}/unlock")]
+pub(super) async fn unlock_user(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+    user: UserAt,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .unlock_user(user.into_inner(), caller.change("user.unlock"))
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Enables a user (the same as `PATCH` with `"enabled": true`).
 #[utoipa::path(
     tag = "users",

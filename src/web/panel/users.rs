@@ -48,6 +48,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::get().to(confirm_delete_user),
         )
         .route("/admin/users/{id}/delete", web::post().to(delete_user))
+        .route("/admin/users/{id}/unlock", web::post().to(unlock_user))
         .route("/admin/users/{id}/assign", web::get().to(show_assign))
         .route("/admin/users/{id}/assign", web::post().to(assign_existing));
 }
@@ -505,6 +506,7 @@ fn user_page(page: &Page, detail: &UserDetail, problems: &Problems) -> Markup {
             } @else {
                 (page.post_button(&format!("{base}/enable"), "Enable", "secondary"))
             }
+            (page.post_button(&format!("{base}/unlock"), "Reset failed logins (unlock)", "secondary"))
             a.button.danger href={ (base) "/delete" } { "Delete" }
         }
         dl.facts {
@@ -664,6 +666,34 @@ pub async fn set_enabled(
         &state,
         &format!("/admin/users/{}", user.id),
         &format!("User {} {word}.", user.login),
+    ))
+}
+
+/// Reset failed logins (unlock) on a user's page: the user may log in again at once.
+pub async fn unlock_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let detail = load_user(&state, &path).await?;
+    state
+        .store
+        .unlock_user(
+            IdOrName::Id(detail.user.id),
+            page.audit(&request, "user.unlock", "ok"),
+        )
+        .await?
+        .ok_or(PageError::NotFound)?;
+    Ok(redirect_with_flash(
+        &state,
+        &format!("/admin/users/{}", detail.user.id),
+        &format!(
+            "Failed logins of {} reset; the account is unlocked.",
+            detail.user.login
+        ),
     ))
 }
 

@@ -293,7 +293,7 @@ pub async fn change_password(
         return Ok(render(&problem));
     }
     if let Some(hash) = current_hash {
-        super::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+        super::login::throttle(&state, &request)?;
         let typed = form.current.clone();
         if typed.is_empty()
             || typed.len() > domain::MAX_PASSWORD * 4
@@ -527,7 +527,7 @@ pub async fn submit_verify(
     let portal = Portal::open(&state, &path).await?;
     let visitor = require_visitor(&state, &request, &portal).await?;
     visitor.check_csrf(&form.csrf)?;
-    super::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+    super::login::throttle(&state, &request)?;
     let now = crate::clock::now();
     let Some(pending) = Pending::of(&state, &visitor, now) else {
         return Ok(portal.redirect_with_flash(

@@ -81,7 +81,7 @@ pub async fn submit_sync(
     if !can_sync(&token) {
         return Err(PortalError::NotFound);
     }
-    crate::web::portal::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+    crate::web::portal::login::throttle(&state, &request)?;
     let refused = |message: &str| {
         let body = sync_body(&portal, &visitor, &token, Some(message));
         page(
