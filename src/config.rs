@@ -183,7 +183,8 @@ impl PasswordsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LoginsConfig {
     /// Failures in a row that cost nothing; after them each failure doubles the wait before
-    /// the next attempt, from one second.
+    /// the next attempt, from one second. At or above `lock_after`, nothing waits: the
+    /// account locks without delays before.
     pub free_failures: u32,
     /// The longest wait between two attempts, in seconds.
     pub max_delay_seconds: u64,
@@ -487,12 +488,10 @@ impl Config {
                 "must be between 1 and 86400",
             ));
         }
-        if !(1..=100).contains(&self.logins.lock_after)
-            || self.logins.lock_after <= self.logins.free_failures
-        {
+        if !(1..=100).contains(&self.logins.lock_after) {
             return Err(ConfigError::invalid(
                 "logins.lock_after",
-                "must be between 1 and 100 (NIST SP 800-63B) and above logins.free_failures",
+                "must be between 1 and 100 (NIST SP 800-63B)",
             ));
         }
         for (key, rate) in [

@@ -4,6 +4,7 @@ mod addressing;
 mod auth;
 mod basics;
 mod gateway;
+mod guessing;
 mod import;
 mod openapi;
 mod refusals;

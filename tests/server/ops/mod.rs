@@ -3,5 +3,6 @@
 
 mod command_line;
 mod crash;
+mod passwords;
 mod service;
 mod storage;
