@@ -125,6 +125,17 @@ async fn an_accepted_login_resets_the_failed_logins_in_a_row() {
         ),
         0
     );
+    for _ in 0..4 {
+        assert_eq!(
+            attempt(&app, &fx, json!("alice"), "wrong guess", &hotp(2)).await,
+            "rejected"
+        );
+    }
+    assert_eq!(
+        attempt(&app, &fx, json!("alice"), PASSWORD, &hotp(2)).await,
+        "rejected",
+        "four in a row do lock"
+    );
     app.stop().await;
 }
 
@@ -211,6 +222,37 @@ async fn failed_logins_in_a_row_make_the_next_attempt_wait_with_retry_after() {
     assert!(
         metrics.contains("reason=\"too_soon_after_failures\""),
         "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_spelling_of_a_login_takes_from_one_rate_limit_bucket() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(dir.path());
+    config.api.user_rate = 0.01;
+    config.api.user_burst = 2;
+    let app = spawn_with(config).await.expect("start");
+    let fx = fixture(&app, 10).await;
+    user_with_token(
+        &app,
+        &fx,
+        "liam",
+        json!({"kind": "HOTP", "secret": SEED_BASE32}),
+    )
+    .await;
+    let (_, body) = call(&app, Method::GET, "/users/liam", &fx.admin, Value::Null).await;
+    let id = body["id"].as_i64().expect("an id");
+    for user in [json!("liam"), json!(id)] {
+        let (status, body) =
+            authenticate(&app, &fx.app_key, json!({"user": user, "otp": "000000"})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) =
+        authenticate(&app, &fx.app_key, json!({"user": "LIAM", "otp": "000000"})).await;
+    assert_eq!(
+        status, 429,
+        "the name, the id and the name in capitals are one bucket: {body}"
     );
     app.stop().await;
 }

@@ -124,10 +124,11 @@ async fn failed_logins_in_a_row_make_the_next_attempt_wait() {
     config.logins.free_failures = 2;
     let app = spawn_with(config).await.expect("start");
     app.create_first_admin("alice", PASSWORD).await;
-    // Each failure past the free ones doubles the wait, so within a few attempts one comes
-    // too soon, however slow the machine.
+    // Each failure past the free ones doubles the wait (1 s, 2 s, 4 s …), so within a few
+    // attempts one comes too soon, however slow the machine (and before the ten attempts a
+    // fixed window per login allowed).
     let mut waited = None;
-    for _ in 0..12 {
+    for _ in 0..8 {
         let response = app.login("alice", "wrong password", "000000").await;
         if response.status() == 429 {
             waited = Some(response);
