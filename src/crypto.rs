@@ -387,16 +387,6 @@ pub fn verify_password_in(memory: &mut PasswordMemory, password: &str, hash: &st
         && constant_time_eq(&computed, expected.as_bytes())
 }
 
-/// A hash of a password nobody knows, verified when the user is unknown so that an unknown
-/// user costs the same time as a wrong password.
-pub fn dummy_password_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        hash_password("otpgate dummy password that matches nothing")
-            .unwrap_or_else(|_| "$argon2id$v=19$m=19456,t=2,p=1$invalid".into())
-    })
-}
-
 /// A new API key: what to hand out once, its public prefix, and the hash to store.
 pub struct NewApiKey {
     pub key: String,
