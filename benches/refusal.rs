@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use otpgate::auth::{Answer, Attempt, Authenticator, Caller};
-use otpgate::config::AuthConfig;
+use otpgate::attempts::{Guard, Policy};
+use otpgate::config::{AuthConfig, LoginsConfig, PasswordsConfig};
 use otpgate::crypto::Keys;
 use otpgate::domain::{IdOrName, TokenKind, WithoutSecondFactor};
 use otpgate::metrics::Metrics;
+use otpgate::passwords::PasswordGate;
 use otpgate::provision::{self, TokenRequest};
 use otpgate::store::auth::AuthTarget;
 use otpgate::store::users::UserDraft;
@@ -120,13 +122,24 @@ async fn run() -> anyhow::Result<()> {
     );
 
     let config = AuthConfig::default();
-    let metrics = Metrics::default();
+    let metrics = Arc::new(Metrics::default());
     let wakeup = otpgate::delivery::Wakeup::default();
+    let passwords = PasswordGate::start(PasswordsConfig::default().gate_size(), metrics.clone())?;
+    // No waits between a user's misses: every attempt of both kinds is checked in full.
+    let logins = LoginsConfig {
+        free_failures: 100,
+        max_delay_seconds: 900,
+        lock_after: 100,
+    };
+    let guard = Arc::new(Guard::new(Policy::of(&logins), metrics.clone()));
     let authenticator = Authenticator {
         store: &store,
         keys: &keys,
         config: &config,
         metrics: &metrics,
+        passwords: &passwords,
+        guard: &guard,
+        per_account: None,
         wakeup: &wakeup,
     };
     let caller = Caller {
@@ -141,6 +154,7 @@ async fn run() -> anyhow::Result<()> {
             user: Some(IdOrName::Name(login)),
             token: None,
             transaction: None,
+            address: None,
         },
         password: None,
         // Not a code any TOTP token shows: six digits are needed to be checked at all.

@@ -11,10 +11,12 @@ use actix_web::{App, HttpServer, web as actix};
 use anyhow::Context;
 use utoipa_actix_web::AppExt;
 
+use crate::attempts::{Guard, Policy};
 use crate::config::{self, Config};
 use crate::crypto::{self, Keys};
 use crate::limiter::{Limiter, TokenBuckets};
 use crate::metrics::Metrics;
+use crate::passwords::PasswordGate;
 use crate::store::{self, Store, StoreOptions};
 use crate::tls;
 use crate::web::{self, AppState, SetupState};
@@ -201,14 +203,17 @@ impl Application {
             wakeup.clone(),
         );
         let telegram = crate::delivery::bot::Telegram::new(store.clone(), keys.clone());
+        let passwords = PasswordGate::start(config.passwords.gate_size(), metrics.clone())
+            .context("cannot start the password workers")?;
         let admin = &config.admin;
         let window = Duration::from_secs(15 * 60);
         let state = actix::Data::new(AppState {
             store: store.clone(),
             keys: Arc::new(keys),
+            logins: Arc::new(Guard::new(Policy::of(&config.logins), metrics.clone())),
             metrics,
+            passwords,
             login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
-            login_per_name: Limiter::new(admin.login_attempts_per_login, window),
             setup: Mutex::new(setup),
             base_url: base_url.clone(),
             secure_cookies: tls_material.is_some(),
@@ -218,7 +223,10 @@ impl Application {
                 config.api.unauthenticated_rate,
                 config.api.unauthenticated_burst,
             ),
-            throttle_user: TokenBuckets::new(config.api.user_rate, config.api.user_burst),
+            throttle_user: Arc::new(TokenBuckets::new(
+                config.api.user_rate,
+                config.api.user_burst,
+            )),
             throttle_end_user_ip: TokenBuckets::new(
                 config.api.end_user_ip_rate,
                 config.api.end_user_ip_burst,
@@ -333,7 +341,7 @@ pub fn openapi_document() -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&document)?)
 }
 
-/// Periodic clean-up: expired sessions and unanswered transactions.
+/// Periodic clean-up: expired sessions, unanswered transactions, old failures of addresses.
 async fn housekeeping(store: Store) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -352,6 +360,11 @@ async fn housekeeping(store: Store) {
                 tracing::debug!(sessions, transactions, "removed what expired")
             }
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        // The failures of addresses that never logged in, a day after the last: their waits
+        // (at most `logins.max_delay_seconds`, itself at most a day) ran out.
+        if let Err(e) = store.purge_login_failures(now - 86_400).await {
+            tracing::warn!(error = %e, "housekeeping failed");
         }
     }
 }

@@ -18,6 +18,10 @@
 //! Time comes in as an argument; the store and the keys are passed in.
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use crate::attempts::{Guard, Standing};
+use crate::limiter::TokenBuckets;
 
 use crate::codes;
 use crate::config::AuthConfig;
@@ -27,10 +31,12 @@ use crate::domain::{
 };
 use crate::metrics::Metrics;
 use crate::otp;
+use crate::passwords::PasswordGate;
 use crate::store::auth::{
-    ActiveChallenge, Asked, AuthContext, AuthTarget, Claim, NewChallenge, NewTransaction, Outcome,
-    Penalty,
+    ActiveChallenge, Asked, AuthContext, AuthTarget, Claim, Count, NewChallenge, NewTransaction,
+    Outcome, Penalty, Tally,
 };
+use crate::store::logins::{Account, address_key};
 use crate::store::{AuditEntry, Resource, Store, Token, UnixTime};
 
 /// Who asks.
@@ -276,6 +282,24 @@ enum Verdict {
     Rejected(&'static str),
     /// Accepted if the claim is won; a lost claim is a replay.
     Claimed(TokenRef),
+    /// Refused unchecked, too soon after failures or over the rate limit: the caller is told
+    /// to wait this long. Nothing is written.
+    Wait {
+        reason: &'static str,
+        retry_after_seconds: u64,
+    },
+}
+
+impl Verdict {
+    /// What the verdict does to the account's failed logins in a row: every rejection counts
+    /// but that of a locked account (nothing was checked), a claim counts as it turns out.
+    fn count(&self) -> Count {
+        match self {
+            Verdict::Rejected("account_locked") | Verdict::Wait { .. } => Count::Nothing,
+            Verdict::Rejected(_) => Count::Failure,
+            Verdict::Claimed(_) => Count::ByClaim,
+        }
+    }
 }
 
 fn rejected(audit: &Audit, reason: &'static str) -> (Verdict, Outcome) {
@@ -347,30 +371,174 @@ fn refusal(context: &AuthContext) -> Option<&'static str> {
     }
 }
 
+/// Who may try now, and what an answer does to the account's failed logins in a row: the
+/// rate limit per account (when the front end has one) and the rule of `attempts`. Cheap to
+/// clone into the store's writer.
+#[derive(Clone)]
+struct Doorman {
+    guard: Arc<Guard>,
+    per_account: Option<Arc<TokenBuckets>>,
+    /// The account as the attempt names it (`user:alice`, `token:HW1`), for names that match
+    /// no account.
+    spelled: String,
+    /// The client's address, when failures count per address too.
+    address: Option<String>,
+    instant: Instant,
+    now: UnixTime,
+}
+
+impl Doorman {
+    fn new(
+        authenticator: &Authenticator<'_>,
+        target: &AuthTarget,
+        instant: Instant,
+        now: UnixTime,
+    ) -> Doorman {
+        let spelled = match (&target.user, &target.token) {
+            (Some(user), _) => format!("user:{user}"),
+            (None, Some(token)) => format!("token:{token}"),
+            (None, None) => String::new(),
+        };
+        Doorman {
+            guard: authenticator.guard.clone(),
+            per_account: authenticator.per_account.cloned(),
+            spelled,
+            address: target.address.as_deref().map(address_key),
+            instant,
+            now,
+        }
+    }
+
+    /// The rate limit per account: keyed by the account's id however it was named, by the
+    /// name as given when it names none.
+    fn limit(&self, context: &AuthContext) -> Result<(), Verdict> {
+        let Some(buckets) = &self.per_account else {
+            return Ok(());
+        };
+        let taken = match &context.failures {
+            Some((counted, _)) => {
+                let account = counted.account;
+                buckets.take(
+                    &format!("{}#{}", account.kind(), account.id()),
+                    self.instant,
+                )
+            }
+            None => buckets.take(&self.spelled.to_lowercase(), self.instant),
+        };
+        taken.map_err(|retry| Verdict::Wait {
+            reason: "rate_limited",
+            retry_after_seconds: retry.0.as_secs().max(1),
+        })
+    }
+
+    /// Whether the attempt may be checked at all: refused unchecked over the rate limit, too
+    /// soon after failures, or when the account is locked.
+    fn admit(&self, context: &AuthContext) -> Result<(), Verdict> {
+        self.limit(context)?;
+        let address = self.address.as_deref();
+        let standing = match &context.failures {
+            Some((_, record)) => self.guard.policy.standing(record, self.now),
+            None => self
+                .guard
+                .stranger_standing(&self.spelled, address, self.now),
+        };
+        match standing {
+            Standing::Open => Ok(()),
+            Standing::Wait {
+                retry_after_seconds,
+            } => Err(Verdict::Wait {
+                reason: "too_soon_after_failures",
+                retry_after_seconds,
+            }),
+            Standing::Locked => Err(Verdict::Rejected("account_locked")),
+        }
+    }
+
+    /// What writing an answer does to the account's failures; a failure of a name without an
+    /// account is counted here, in memory.
+    fn tally(&self, context: &AuthContext, count: Count, audit: &Audit) -> Option<Tally> {
+        let Some((counted, record)) = &context.failures else {
+            if count == Count::Failure {
+                self.guard
+                    .stranger_failed(&self.spelled, self.address.as_deref(), self.now);
+            }
+            return None;
+        };
+        let mut lock = audit.finish("locked", Some("failed_logins"));
+        lock.action = format!("{}.lock", counted.account.kind());
+        if let Account::Token(id) = counted.account {
+            lock.token_id = Some(id);
+        }
+        Some(Tally {
+            counted: counted.clone(),
+            count,
+            success_writes: record.has_failures() || counted.address.is_some(),
+            notice: self.guard.lock_notice(lock),
+        })
+    }
+}
+
 /// What a code typed without a password is worth: every check of the authentication, on
-/// the context as the store's writer read it. Pure but for unsealing seeds.
+/// the context as the store's writer read it. Pure but for unsealing seeds (and counting the
+/// failures of names that match no account, in memory).
 struct CodeOnly {
     scope: Option<i64>,
     typed: String,
     transaction: Option<String>,
     first_factor_checked: bool,
     audit: Audit,
+    doorman: Doorman,
     keys: Arc<Keys>,
     config: AuthConfig,
     now: UnixTime,
 }
 
 impl CodeOnly {
-    fn judge(mut self, context: &AuthContext) -> Result<(Verdict, Outcome), RuleError> {
+    fn judge(
+        mut self,
+        context: &AuthContext,
+    ) -> Result<(Verdict, Outcome, Option<Tally>), RuleError> {
         let resource = admit(self.scope, context)?;
         let audit = &mut self.audit;
         audit.entry.resource_id = Some(resource.id);
         audit.entry.user_id = context.user.as_ref().map(|user| user.id);
+        let (verdict, outcome) = match self.doorman.admit(context) {
+            Err(Verdict::Rejected(reason)) => rejected(audit, reason),
+            Err(verdict) => (verdict, Outcome::Nothing),
+            Ok(()) => Self::decide(
+                resource,
+                context,
+                audit,
+                &self.typed,
+                self.transaction.as_deref(),
+                self.first_factor_checked,
+                (&self.keys, &self.config),
+                self.now,
+            ),
+        };
+        let tally = self.doorman.tally(context, verdict.count(), audit);
+        Ok((verdict, outcome, tally))
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one CodeOnly, borrowed apart"
+    )]
+    fn decide(
+        resource: &Resource,
+        context: &AuthContext,
+        audit: &mut Audit,
+        typed: &str,
+        transaction: Option<&str>,
+        first_factor_checked: bool,
+        (keys, config): (&Keys, &AuthConfig),
+        now: UnixTime,
+    ) -> (Verdict, Outcome) {
         if let Some(reason) = refusal(context) {
             if context.user.is_none() {
-                return Ok(self.refuse_unknown(resource.fail_limit));
+                return refuse_unknown(keys, config, typed, audit, resource.fail_limit, now);
             }
-            return Ok(rejected(audit, reason));
+            return rejected(audit, reason);
         }
         // A transaction made when the password was checked stands in for it: once (answering
         // it ends it), in this resource, for this user, until it expires — the store only
@@ -379,63 +547,70 @@ impl CodeOnly {
             .transaction
             .as_ref()
             .is_some_and(|transaction| transaction.password_checked);
-        if resource.password_required && !self.first_factor_checked && !password_stands {
-            return Ok(rejected(audit, "password_required"));
+        if resource.password_required && !first_factor_checked && !password_stands {
+            return rejected(audit, "password_required");
         }
         let candidates = Candidates {
             context,
-            transaction: self.transaction.as_deref(),
+            transaction,
             fail_limit: resource.fail_limit,
             auto_unlock: resource.auto_unlock_seconds,
         };
-        let typed = self.typed.trim();
-        let (keys, config) = (&self.keys, &self.config);
-        Ok(settle(&candidates, typed, audit, keys, config, self.now))
+        settle(&candidates, typed.trim(), audit, keys, config, now)
     }
 }
 
-impl CodeOnly {
-    /// Refuses a login no user has, after the work a wrong code of a known user's TOTP token
-    /// costs — the seed unsealed, the window of codes computed and compared, a penalty written
-    /// (to a token id no row has, so nothing changes) —, so that the time of the answer does not
-    /// tell which logins exist.
-    fn refuse_unknown(self, fail_limit: i64) -> (Verdict, Outcome) {
-        let decoy = self
-            .keys
-            .open(Purpose::TokenSecret, self.keys.decoy_seed())
-            .unwrap_or_default();
-        let params = otp::Params::new(otp::Algorithm::Sha1, 6, otp::Kind::Totp { period: 30 });
-        if let Ok(params) = params {
-            let window = otp::Window {
-                behind: self.config.totp_window,
-                ahead: self.config.totp_window,
-            };
-            let typed = self.typed.trim();
-            let found = codes::find(&decoy, &params, typed, window, None, 0, self.now);
-            std::hint::black_box(found);
-        }
-        let entry = self.audit.finish("rejected", Some("unknown_user"));
-        let penalty = Penalty {
-            token_ids: vec![0],
-            fail_limit,
-            challenge_ids: Vec::new(),
+/// Refuses a login no user has, after the work a wrong code of a known user's TOTP token
+/// costs — the seed unsealed, the window of codes computed and compared, a penalty written (to a
+/// token id no row has, so nothing changes) —, so that the time of the answer does not tell
+/// which logins exist.
+fn refuse_unknown(
+    keys: &Keys,
+    config: &AuthConfig,
+    typed: &str,
+    audit: &Audit,
+    fail_limit: i64,
+    now: UnixTime,
+) -> (Verdict, Outcome) {
+    let decoy = keys
+        .open(Purpose::TokenSecret, keys.decoy_seed())
+        .unwrap_or_default();
+    let params = otp::Params::new(otp::Algorithm::Sha1, 6, otp::Kind::Totp { period: 30 });
+    if let Ok(params) = params {
+        let window = otp::Window {
+            behind: config.totp_window,
+            ahead: config.totp_window,
         };
-        (
-            Verdict::Rejected("unknown_user"),
-            Outcome::Penalise { penalty, entry },
-        )
+        let found = codes::find(&decoy, &params, typed.trim(), window, None, 0, now);
+        std::hint::black_box(found);
     }
+    let entry = audit.finish("rejected", Some("unknown_user"));
+    let penalty = Penalty {
+        token_ids: vec![0],
+        fail_limit,
+        challenge_ids: Vec::new(),
+    };
+    (
+        Verdict::Rejected("unknown_user"),
+        Outcome::Penalise { penalty, entry },
+    )
 }
 
 /// The decision service: the store, the keys and the settings it works with. Its errors are a
 /// refusal of the request itself (an unknown resource, a key of another resource, a missing
-/// field) or a failure of the store or the keys; a wrong code or password is no error but the
-/// answer `Rejected`.
+/// field, too many attempts), the password workers being busy, or a failure of the store or
+/// the keys; a wrong code or password is no error but the answer `Rejected`.
 pub struct Authenticator<'a> {
     pub store: &'a Store,
     pub keys: &'a Arc<Keys>,
     pub config: &'a AuthConfig,
     pub metrics: &'a Metrics,
+    /// Where passwords are checked (an unknown user's against a dummy hash, at the same cost).
+    pub passwords: &'a PasswordGate,
+    /// Failed logins in a row: their waits and locks.
+    pub guard: &'a Arc<Guard>,
+    /// The front end's rate limit per account, if it has one (the API's).
+    pub per_account: Option<&'a Arc<TokenBuckets>>,
     /// Told when messages were queued, so they leave at once.
     pub wakeup: &'a crate::delivery::Wakeup,
 }
@@ -465,17 +640,6 @@ impl Audit {
     }
 }
 
-/// Whether `password` matches the Argon2id `hash`; an unknown user (no hash) is checked against
-/// a dummy hash, so that the answer takes as long and is always no.
-pub async fn password_matches(password: String, hash: Option<String>) -> bool {
-    let known = hash.is_some();
-    let hash = hash.unwrap_or_else(|| crypto::dummy_password_hash().to_string());
-    let verified = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    verified && known
-}
-
 impl Authenticator<'_> {
     fn count(&self, endpoint: &str, result: &str, reason: &str) {
         self.metrics.inc(
@@ -489,9 +653,36 @@ impl Authenticator<'_> {
         );
     }
 
-    async fn reject(&self, audit: &Audit, reason: &'static str) -> Result<Answer, RuleError> {
-        self.store
-            .audit(audit.finish("rejected", Some(reason)))
+    /// Writes the audit line of an answer that claims nothing, with what it does to the
+    /// account's failures, and counts a lock it causes.
+    async fn record(
+        &self,
+        entry: AuditEntry,
+        tally: Option<Tally>,
+        now: UnixTime,
+    ) -> Result<(), RuleError> {
+        let account = tally.as_ref().map(|tally| tally.counted.account);
+        let applied = self.store.apply(Outcome::Record(entry), tally, now).await?;
+        if applied.locked
+            && let Some(account) = account
+        {
+            self.guard.locked(account);
+        }
+        Ok(())
+    }
+
+    /// A rejection, written with its audit line and counted as a failure of the account.
+    async fn reject(
+        &self,
+        context: &AuthContext,
+        doorman: &Doorman,
+        audit: &Audit,
+        reason: &'static str,
+        now: UnixTime,
+    ) -> Result<Answer, RuleError> {
+        let verdict = Verdict::Rejected(reason);
+        let tally = doorman.tally(context, verdict.count(), audit);
+        self.record(audit.finish("rejected", Some(reason)), tally, now)
             .await?;
         self.count("authenticate", "rejected", reason);
         Ok(Answer::Rejected)
@@ -533,6 +724,7 @@ impl Authenticator<'_> {
             attempt.end_user_ip.clone(),
             now,
         );
+        let doorman = Doorman::new(self, &attempt.target, Instant::now(), now);
         if let (None, Some(typed)) = (&attempt.password, &attempt.otp) {
             let code_only = CodeOnly {
                 scope: caller.resource_scope,
@@ -540,20 +732,28 @@ impl Authenticator<'_> {
                 transaction: attempt.target.transaction.clone(),
                 first_factor_checked: attempt.first_factor_checked,
                 audit,
+                doorman,
                 keys: self.keys.clone(),
                 config: self.config.clone(),
                 now,
             };
-            let (judged, won) = self
+            let (judged, applied) = self
                 .store
                 .judge(attempt.target, now, move |context| {
+                    let account = context.failures.as_ref().map(|(c, _)| c.account);
                     match code_only.judge(context) {
-                        Ok((verdict, outcome)) => (Ok(verdict), outcome),
-                        Err(error) => (Err(error), Outcome::Nothing),
+                        Ok((verdict, outcome, tally)) => (Ok((verdict, account)), outcome, tally),
+                        Err(error) => (Err(error), Outcome::Nothing, None),
                     }
                 })
                 .await?;
-            return Ok(self.conclude(judged?, won));
+            let (verdict, account) = judged?;
+            if applied.locked
+                && let Some(account) = account
+            {
+                self.guard.locked(account);
+            }
+            return self.conclude(verdict, applied.won);
         }
         let context = self.context(caller, attempt.target.clone(), now).await?;
         let Some(resource) = context.resource.clone() else {
@@ -561,33 +761,51 @@ impl Authenticator<'_> {
         };
         audit.entry.resource_id = Some(resource.id);
         audit.entry.user_id = context.user.as_ref().map(|user| user.id);
+        match doorman.admit(&context) {
+            Ok(()) => {}
+            Err(Verdict::Rejected(reason)) => {
+                return self.reject(&context, &doorman, &audit, reason, now).await;
+            }
+            Err(verdict) => return self.conclude(verdict, false),
+        }
         if let Some(reason) = refusal(&context) {
             // As long as a wrong password takes, so that the answer's time tells nothing.
             if reason != "token_not_in_resource"
                 && let Some(password) = attempt.password
             {
-                password_matches(password, None).await;
+                self.passwords.verify(password, None).await?;
             }
-            return self.reject(&audit, reason).await;
+            return self.reject(&context, &doorman, &audit, reason, now).await;
         }
         let Some(user) = context.user.clone() else {
-            return self.reject(&audit, "unknown_user").await;
+            return self
+                .reject(&context, &doorman, &audit, "unknown_user", now)
+                .await;
         };
         match &attempt.password {
             Some(password)
-                if !password_matches(password.clone(), user.password_hash.clone()).await =>
+                if !self
+                    .passwords
+                    .verify(password.clone(), user.password_hash.clone())
+                    .await? =>
             {
-                return self.reject(&audit, "bad_password").await;
+                return self
+                    .reject(&context, &doorman, &audit, "bad_password", now)
+                    .await;
             }
             Some(_) => {}
             None if resource.password_required && !attempt.first_factor_checked => {
-                return self.reject(&audit, "password_required").await;
+                return self
+                    .reject(&context, &doorman, &audit, "password_required", now)
+                    .await;
             }
             None => {}
         }
 
         let Some(typed) = attempt.otp.as_deref().map(str::trim) else {
-            return self.password_only(&context, &resource, &audit, now).await;
+            return self
+                .password_only(&context, &doorman, &resource, &audit, now)
+                .await;
         };
 
         let candidates = Candidates {
@@ -598,8 +816,15 @@ impl Authenticator<'_> {
         };
         let (verdict, outcome) =
             settle(&candidates, typed, &mut audit, self.keys, self.config, now);
-        let won = self.store.apply(outcome, now).await?;
-        Ok(self.conclude(verdict, won))
+        let tally = doorman.tally(&context, verdict.count(), &audit);
+        let account = tally.as_ref().map(|tally| tally.counted.account);
+        let applied = self.store.apply(outcome, tally, now).await?;
+        if applied.locked
+            && let Some(account) = account
+        {
+            self.guard.locked(account);
+        }
+        self.conclude(verdict, applied.won)
     }
 
     /// A right password and no code: the codes are asked for (and sent where otpgate sends
@@ -609,19 +834,25 @@ impl Authenticator<'_> {
     async fn password_only(
         &self,
         context: &AuthContext,
+        doorman: &Doorman,
         resource: &Resource,
         audit: &Audit,
         now: UnixTime,
     ) -> Result<Answer, RuleError> {
         if !context.tokens.iter().any(Token::is_usable) {
             if context.tokens.iter().any(awaits_reactivation) {
-                return self.reject(audit, "token_needs_reactivation").await;
+                return self
+                    .reject(context, doorman, audit, "token_needs_reactivation", now)
+                    .await;
             }
             return match resource.without_second_factor {
-                WithoutSecondFactor::Refuse => self.reject(audit, "no_second_factor").await,
+                WithoutSecondFactor::Refuse => {
+                    self.reject(context, doorman, audit, "no_second_factor", now)
+                        .await
+                }
                 WithoutSecondFactor::PasswordOnly => {
-                    self.store
-                        .audit(audit.finish("accepted", Some("password_only")))
+                    let tally = doorman.tally(context, Count::Success, audit);
+                    self.record(audit.finish("accepted", Some("password_only")), tally, now)
                         .await?;
                     self.count("authenticate", "accepted", "password_only");
                     Ok(Answer::Accepted { token: None })
@@ -634,7 +865,9 @@ impl Authenticator<'_> {
         {
             let mut audit = audit.clone();
             audit.entry.token_id = Some(locked.id);
-            return self.reject(&audit, "token_locked").await;
+            return self
+                .reject(context, doorman, &audit, "token_locked", now)
+                .await;
         }
         let answer = self.send_challenges(context, audit, true, now).await?;
         self.count("authenticate", "challenge", "otp_needed");
@@ -642,16 +875,26 @@ impl Authenticator<'_> {
     }
 
     /// The answer to a judged attempt whose outcome is written, counted in the metrics.
-    fn conclude(&self, verdict: Verdict, won: bool) -> Answer {
+    fn conclude(&self, verdict: Verdict, won: bool) -> Result<Answer, RuleError> {
         let (answer, result, reason) = match verdict {
             Verdict::Claimed(token) if won => {
                 (Answer::Accepted { token: Some(token) }, "accepted", "ok")
             }
             Verdict::Claimed(_) => (Answer::Rejected, "rejected", "replayed"),
             Verdict::Rejected(reason) => (Answer::Rejected, "rejected", reason),
+            Verdict::Wait {
+                reason,
+                retry_after_seconds,
+            } => {
+                self.count("authenticate", "refused", reason);
+                return Err(Refused::TooMany {
+                    retry_after_seconds,
+                }
+                .into());
+            }
         };
         self.count("authenticate", result, reason);
-        answer
+        Ok(answer)
     }
 
     /// Begins a transaction: creates and queues challenges for the MAIL, SMS and BOT tokens
@@ -803,7 +1046,19 @@ impl Authenticator<'_> {
         now: UnixTime,
     ) -> Result<Answer, RuleError> {
         let named = target.token.is_some();
+        let doorman = Doorman::new(self, &target, Instant::now(), now);
         let context = self.context(caller, target, now).await?;
+        if let Err(Verdict::Wait {
+            reason,
+            retry_after_seconds,
+        }) = doorman.limit(&context)
+        {
+            self.count("prepare", "refused", reason);
+            return Err(Refused::TooMany {
+                retry_after_seconds,
+            }
+            .into());
+        }
         let mut audit = Audit::new(caller, "auth.prepare", end_user_ip, now);
         audit.entry.resource_id = context.resource.as_ref().map(|r| r.id);
         audit.entry.user_id = context.user.as_ref().map(|u| u.id);

@@ -26,6 +26,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub api: ApiConfig,
     pub metrics: MetricsConfig,
+    pub passwords: PasswordsConfig,
+    pub logins: LoginsConfig,
     pub log: LogConfig,
 }
 
@@ -166,6 +168,69 @@ impl std::fmt::Debug for MetricsConfig {
         f.debug_struct("MetricsConfig")
             .field("bearer_token", &token)
             .finish()
+    }
+}
+
+/// The password gate: every Argon2 hash and check goes through a few dedicated threads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordsConfig {
+    /// Threads that hash passwords, each keeping 19 MiB; 0 means half the cores, at least one.
+    pub workers: usize,
+    /// Password checks that may wait for a thread; more are refused at once as busy.
+    pub queue: usize,
+    /// How long a password check may wait for a thread before it is refused as busy, in
+    /// milliseconds.
+    pub wait_ms: u64,
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        PasswordsConfig {
+            workers: 0,
+            queue: 32,
+            wait_ms: 1000,
+        }
+    }
+}
+
+impl PasswordsConfig {
+    pub fn gate_size(&self) -> crate::passwords::GateSize {
+        crate::passwords::GateSize {
+            workers: match self.workers {
+                0 => crate::passwords::GateSize::default_workers(),
+                workers => workers,
+            },
+            queue: self.queue,
+            wait: std::time::Duration::from_millis(self.wait_ms),
+        }
+    }
+}
+
+/// Failed logins in a row, per account: the API's authentications, the admin panel's and the
+/// portals' logins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginsConfig {
+    /// Failures in a row that cost nothing; after them each failure doubles the wait before
+    /// the next attempt, from one second. At or above `lock_after`, nothing waits: the
+    /// account locks without delays before.
+    pub free_failures: u32,
+    /// The longest wait between two attempts, in seconds.
+    pub max_delay_seconds: u64,
+    /// Failures in a row that lock the account until an administrator unlocks it or (in the
+    /// panel and the portals) its owner logs in from an address they logged in from before.
+    /// At most 100 (NIST SP 800-63B, 5.2.2).
+    pub lock_after: u32,
+}
+
+impl Default for LoginsConfig {
+    fn default() -> Self {
+        LoginsConfig {
+            free_failures: 5,
+            max_delay_seconds: 900,
+            lock_after: 100,
+        }
     }
 }
 
@@ -421,6 +486,42 @@ impl Config {
             return Err(ConfigError::invalid(
                 "auth.challenge_tries",
                 "must be between 1 and 10",
+            ));
+        }
+        if self.passwords.workers > 64 {
+            return Err(ConfigError::invalid(
+                "passwords.workers",
+                "must be between 0 (half the cores) and 64",
+            ));
+        }
+        if !(1..=10_000).contains(&self.passwords.queue) {
+            return Err(ConfigError::invalid(
+                "passwords.queue",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(10..=60_000).contains(&self.passwords.wait_ms) {
+            return Err(ConfigError::invalid(
+                "passwords.wait_ms",
+                "must be between 10 and 60000",
+            ));
+        }
+        if self.logins.free_failures > 20 {
+            return Err(ConfigError::invalid(
+                "logins.free_failures",
+                "must be at most 20",
+            ));
+        }
+        if !(1..=86_400).contains(&self.logins.max_delay_seconds) {
+            return Err(ConfigError::invalid(
+                "logins.max_delay_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        if !(1..=100).contains(&self.logins.lock_after) {
+            return Err(ConfigError::invalid(
+                "logins.lock_after",
+                "must be between 1 and 100 (NIST SP 800-63B)",
             ));
         }
         for (key, rate) in [

@@ -13,7 +13,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
@@ -298,30 +297,108 @@ fn write_key_file(path: &Path, master: &[u8; 32]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Argon2id password hashing with the crate's recommended parameters.
+/// The most working memory a stored password hash may ask for, in KiB (Argon2's blocks). Every
+/// hash otpgate writes asks for 19 MiB; a hash asking for more than this never matches, so
+/// that no stored value can make a check take gigabytes.
+const MAX_PASSWORD_MEMORY_KIB: u32 = 64 * 1024;
+
+/// Argon2's working memory, kept between hashes: a password worker allocates it once and
+/// reuses it for every hash and check, instead of 19 MiB for each.
+#[derive(Default)]
+pub struct PasswordMemory {
+    blocks: Vec<argon2::Block>,
+}
+
+impl PasswordMemory {
+    /// The first `count` blocks, growing the memory when it is smaller.
+    fn blocks(&mut self, count: usize) -> &mut [argon2::Block] {
+        if self.blocks.len() < count {
+            self.blocks.resize(count, argon2::Block::default());
+        }
+        &mut self.blocks[..count]
+    }
+
+    /// The bytes held.
+    pub fn size(&self) -> usize {
+        self.blocks.len() * argon2::Block::SIZE
+    }
+}
+
+/// Argon2id password hashing with the crate's recommended parameters (19 MiB, two passes).
 pub fn hash_password(password: &str) -> Result<String, CryptoError> {
+    hash_password_in(&mut PasswordMemory::default(), password)
+}
+
+/// [`hash_password`] in working memory that is kept.
+pub fn hash_password_in(
+    memory: &mut PasswordMemory,
+    password: &str,
+) -> Result<String, CryptoError> {
+    use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
     let salt = random_bytes::<16>()?;
-    let hash = argon2::Argon2::default()
-        .hash_password_with_salt(password.as_bytes(), &salt)
+    let params = argon2::Params::DEFAULT;
+    let argon2 = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params.clone(),
+    );
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    argon2
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt,
+            &mut out,
+            memory.blocks(params.block_count()),
+        )
         .map_err(|_| CryptoError::Hash)?;
+    let hash = PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|_| CryptoError::Hash)?,
+        salt: Some(Salt::new(&salt).map_err(|_| CryptoError::Hash)?),
+        hash: Some(Output::new(&out).map_err(|_| CryptoError::Hash)?),
+    };
     Ok(hash.to_string())
 }
 
 /// Verifies a password against a stored Argon2id hash; a malformed hash never matches.
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    argon2::Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+    verify_password_in(&mut PasswordMemory::default(), password, hash)
 }
 
-/// A hash of a password nobody knows, verified when the user is unknown so that an unknown
-/// user costs the same time as a wrong password.
-pub fn dummy_password_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        hash_password("otpgate dummy password that matches nothing")
-            .unwrap_or_else(|_| "$argon2id$v=19$m=19456,t=2,p=1$invalid".into())
-    })
+/// [`verify_password`] in working memory that is kept.
+pub fn verify_password_in(memory: &mut PasswordMemory, password: &str, hash: &str) -> bool {
+    use argon2::password_hash::phc::PasswordHash;
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::new(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    if params.m_cost() > MAX_PASSWORD_MEMORY_KIB {
+        tracing::error!(
+            memory_kib = params.m_cost(),
+            "a stored password hash asks for more memory than otpgate gives a check; it never matches"
+        );
+        return false;
+    }
+    let mut computed = vec![0u8; expected.len()];
+    let blocks = memory.blocks(params.block_count());
+    argon2::Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut computed, blocks)
+        .is_ok()
+        && constant_time_eq(&computed, expected.as_bytes())
 }
 
 /// A new API key: what to hand out once, its public prefix, and the hash to store.
@@ -410,6 +487,33 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong horse", &hash));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn hashes_made_before_kept_memory_still_verify_and_new_ones_verify_with_the_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let older = argon2::Argon2::default()
+            .hash_password_with_salt(b"correct horse", b"sixteen byte salt")
+            .expect("hash")
+            .to_string();
+        let mut memory = PasswordMemory::default();
+        assert!(verify_password_in(&mut memory, "correct horse", &older));
+        assert!(!verify_password_in(&mut memory, "wrong horse", &older));
+        let newer = hash_password_in(&mut memory, "correct horse").expect("hash");
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"correct horse", newer.as_str())
+                .is_ok()
+        );
+        assert_eq!(memory.size(), 19 * 1024 * 1024, "the memory is kept, once");
+    }
+
+    #[test]
+    fn a_hash_asking_for_too_much_memory_never_matches() {
+        let greedy = "$argon2id$v=19$m=1048576,t=1,p=1$c2l4dGVlbiBieXRlIHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let mut memory = PasswordMemory::default();
+        assert!(!verify_password_in(&mut memory, "anything", greedy));
+        assert_eq!(memory.size(), 0, "no memory was taken for it");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the map of the modules and their invariants.
 
 pub mod app;
+pub mod attempts;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod import;
 pub mod limiter;
 pub mod metrics;
 pub mod otp;
+pub mod passwords;
 pub mod provision;
 pub mod store;
 pub mod tls;

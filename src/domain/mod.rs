@@ -12,7 +12,7 @@ pub use fields::{
     messenger, one_line, otp_length, person_name, phone_field, pin_position, token_destination,
     token_name, token_serial,
 };
-pub use refusal::{FieldError, Refused, RuleError};
+pub use refusal::{Busy, FieldError, Refused, RuleError};
 pub use values::{Email, Invalid, Login, MAX_LOGIN, Phone, login_key};
 
 use serde::{Deserialize, Serialize};

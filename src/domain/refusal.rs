@@ -2,7 +2,8 @@
 //! that does not exist, a clash with what is stored): every front end answers it with a 4xx,
 //! in the refusal's own words, and changes nothing. Anything else that stops a rule (a broken
 //! disk, a key that cannot open a seal) is a failure, which the front ends log and answer
-//! with a 5xx that tells nothing.
+//! with a 5xx that tells nothing. Between the two, a server too busy to take a request now
+//! (`Busy`) answers 503 and says when to try again.
 
 /// A value refused for one field of a form or request: the field's name and why, in words for
 /// the person who typed it.
@@ -40,6 +41,9 @@ pub enum Refused {
     /// The caller may not do this (an API key of another resource).
     #[error("{0}")]
     Forbidden(String),
+    /// Too many attempts in a row: the next one is taken after this many seconds.
+    #[error("too many attempts; try again in {retry_after_seconds} seconds")]
+    TooMany { retry_after_seconds: u64 },
 }
 
 impl Refused {
@@ -55,11 +59,23 @@ impl From<FieldError> for Refused {
     }
 }
 
-/// What a shared rule answers when it does not succeed: a refusal, or a failure.
+/// The server cannot take the request now (every password worker is busy and the line is
+/// full): neither the client's doing nor a failure. The client may try again after this many
+/// seconds; the front ends answer 503 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("otpgate is busy; try again in {retry_after_seconds} seconds")]
+pub struct Busy {
+    pub retry_after_seconds: u64,
+}
+
+/// What a shared rule answers when it does not succeed: a refusal, the server being too busy
+/// to take it now, or a failure.
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
     #[error(transparent)]
     Refused(#[from] Refused),
+    #[error(transparent)]
+    Busy(#[from] Busy),
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
 }

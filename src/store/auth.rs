@@ -7,6 +7,7 @@ use rusqlite::{Connection, params};
 use super::directory::{
     Resource, TOKEN_COLUMNS, Token, User, find_resource, find_token, find_user, token_from_row,
 };
+use super::logins::{self, Account, Counted, LockNotice, Record};
 use super::{AuditEntry, Result, Store, UnixTime, audit, execute_cached, optional};
 use crate::domain::IdOrName;
 
@@ -43,6 +44,9 @@ pub struct AuthContext {
     pub token_mismatch: bool,
     /// The transaction named, when it is live and this user's in this resource.
     pub transaction: Option<LiveTransaction>,
+    /// The account the attempt counts against (the user, or the token used alone) and its
+    /// failed logins in a row; None when the attempt names no account that exists.
+    pub failures: Option<(Counted, Record)>,
 }
 
 /// Which objects an authentication names.
@@ -53,6 +57,9 @@ pub struct AuthTarget {
     pub token: Option<IdOrName>,
     /// The transaction of an earlier `prepare` or password check, when the attempt gives one.
     pub transaction: Option<String>,
+    /// The client's address when the front end knows it first-hand (a portal's login): failed
+    /// logins are then counted per account and address too.
+    pub address: Option<String>,
 }
 
 pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Result<AuthContext> {
@@ -81,8 +88,22 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
         },
         (None, None) => None,
     };
-    // A login no user has reads what a user's would, for a user id no row has (ids start at
-    // 1), so that its refusal costs what a known user's does.
+    let account = match (&target.user, &named_token, &context.user) {
+        (None, Some(token), _) => Some(Account::Token(token.id)),
+        (Some(_), _, Some(user)) => Some(Account::User(user.id)),
+        _ => None,
+    };
+    let counted = Counted {
+        // A login no user has reads the failures of a user id no row has (ids start at 1), so
+        // that its refusal costs what a known user's does.
+        account: account.unwrap_or(Account::User(0)),
+        address: target.address.as_deref().map(logins::address_key),
+    };
+    let record = logins::load(conn, &counted)?;
+    if account.is_some() {
+        context.failures = Some((counted, record));
+    }
+    // Likewise for the user's assignment and tokens.
     let user_id = context.user.as_ref().map_or(0, |user| user.id);
     let assigned: bool = conn
         .prepare_cached(
@@ -313,8 +334,64 @@ pub enum Outcome {
     Nothing,
 }
 
+/// What an attempt's answer does to its account's failed logins in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Nothing,
+    Failure,
+    Success,
+    /// A success if the claim is won, a failure if it is lost (a replay).
+    ByClaim,
+}
+
+/// An attempt's account, and what its answer does to the account's failures.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub counted: Counted,
+    pub count: Count,
+    /// Whether a success has anything to write (failures to reset, an address to remember),
+    /// so that the usual success writes nothing more.
+    pub success_writes: bool,
+    /// The lock's audit line, should this failure lock the account.
+    pub notice: LockNotice,
+}
+
+/// What writing an outcome came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// False when the outcome's claim was lost (a replay).
+    pub won: bool,
+    /// The attempt's failure locked its account.
+    pub locked: bool,
+}
+
+/// Writes an outcome and its tally.
+pub fn apply(
+    conn: &Connection,
+    outcome: Outcome,
+    tally: Option<&Tally>,
+    now: UnixTime,
+) -> Result<Applied> {
+    let won = write_outcome(conn, outcome, now)?;
+    let mut locked = false;
+    if let Some(tally) = tally {
+        match (tally.count, won) {
+            (Count::Nothing, _) => {}
+            (Count::Failure, _) | (Count::ByClaim, false) => {
+                locked = logins::fail(conn, &tally.counted, &tally.notice, now)?;
+            }
+            (Count::Success, _) | (Count::ByClaim, true) => {
+                if tally.success_writes {
+                    logins::succeed(conn, &tally.counted, now)?;
+                }
+            }
+        }
+    }
+    Ok(Applied { won, locked })
+}
+
 /// Writes an outcome; false when its claim was lost.
-pub fn apply(conn: &Connection, outcome: Outcome, now: UnixTime) -> Result<bool> {
+fn write_outcome(conn: &Connection, outcome: Outcome, now: UnixTime) -> Result<bool> {
     match outcome {
         Outcome::Claim {
             claim: claimed,
@@ -475,30 +552,36 @@ impl Store {
             .await
     }
 
-    /// Writes what an authentication decided; false when its claim was lost (a replay).
-    pub async fn apply(&self, outcome: Outcome, now: UnixTime) -> Result<bool> {
-        self.write(move |conn| apply(conn, outcome, now)).await
+    /// Writes what an authentication decided, and what it does to the account's failures.
+    pub async fn apply(
+        &self,
+        outcome: Outcome,
+        tally: Option<Tally>,
+        now: UnixTime,
+    ) -> Result<Applied> {
+        self.write(move |conn| apply(conn, outcome, tally.as_ref(), now))
+            .await
     }
 
     /// Reads the context, lets `decide` judge it and writes its outcome, in one job of the
     /// writer: the hot path of authentication. One handoff instead of a read and then a write,
     /// a page cache that stays warm (no other connection writes, so the writer's never goes
     /// stale as the readers' does at every commit), and a decision taken on the state it is
-    /// written against. Answers what `decide` returned, and false when its claim was lost.
+    /// written against. Answers what `decide` returned, and what writing it came to.
     pub async fn judge<T, F>(
         &self,
         target: AuthTarget,
         now: UnixTime,
         decide: F,
-    ) -> Result<(T, bool)>
+    ) -> Result<(T, Applied)>
     where
         T: Send + 'static,
-        F: FnOnce(&AuthContext) -> (T, Outcome) + Send + 'static,
+        F: FnOnce(&AuthContext) -> (T, Outcome, Option<Tally>) + Send + 'static,
     {
         self.write(move |conn| {
             let context = load_context(conn, &target, now)?;
-            let (decided, outcome) = decide(&context);
-            Ok((decided, apply(conn, outcome, now)?))
+            let (decided, outcome, tally) = decide(&context);
+            Ok((decided, apply(conn, outcome, tally.as_ref(), now)?))
         })
         .await
     }

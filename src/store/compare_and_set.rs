@@ -155,10 +155,12 @@ async fn claim(store: &Store, claim: Claim, auto_unlock: Option<i64>, now: UnixT
                 auto_unlock,
                 entry: entry(now),
             },
+            None,
             now,
         )
         .await
         .expect("claim written")
+        .won
 }
 
 /// Counts one failed attempt against the token and spends a try of the challenges; a limit
@@ -181,6 +183,7 @@ async fn penalise(
                 penalty,
                 entry: entry(now),
             },
+            None,
             now,
         )
         .await

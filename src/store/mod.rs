@@ -23,6 +23,7 @@ pub mod bot;
 mod compare_and_set;
 pub mod delivery_settings;
 mod directory;
+pub mod logins;
 pub mod outbox;
 mod overview;
 mod pcache;

@@ -611,12 +611,17 @@ impl Store {
         audit_entry: AuditEntry,
     ) -> Result<Outcome<TokenRecord>> {
         self.write(move |conn| {
-            simple_change(
+            let reset = simple_change(
                 conn,
                 &key,
                 "UPDATE tokens SET fail_count = 0, locked_at = NULL, updated_at = ?2 WHERE id = ?1",
                 audit_entry,
-            )
+            )?;
+            // The failed logins of the token used alone end too.
+            if let Ok(token) = &reset {
+                super::logins::unlock(conn, super::logins::Account::Token(token.token.id))?;
+            }
+            Ok(reset)
         })
         .await
     }

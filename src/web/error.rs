@@ -18,6 +18,9 @@ pub enum PageError {
     Csrf,
     #[error("too many attempts")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// Every password worker is busy: try again in a moment.
+    #[error("{0}")]
+    Busy(crate::domain::Busy),
     /// A rule refused the request: the client's doing, answered with a 4xx in the refusal's
     /// words. (Forms show refusals next to what was typed instead: `form::Problems::of`.)
     #[error(transparent)]
@@ -29,7 +32,13 @@ pub enum PageError {
 impl From<RuleError> for PageError {
     fn from(error: RuleError) -> Self {
         match error {
+            RuleError::Refused(Refused::TooMany {
+                retry_after_seconds,
+            }) => PageError::TooManyRequests {
+                retry_after_seconds,
+            },
             RuleError::Refused(refused) => PageError::Refused(refused),
+            RuleError::Busy(busy) => PageError::Busy(busy),
             RuleError::Failed(error) => PageError::Internal(error),
         }
     }
@@ -53,7 +62,10 @@ impl ResponseError for PageError {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::LoginRequired => StatusCode::SEE_OTHER,
             PageError::Csrf => StatusCode::FORBIDDEN,
-            PageError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            PageError::TooManyRequests { .. } | PageError::Refused(Refused::TooMany { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            PageError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Refused(Refused::NotFound(_)) => StatusCode::NOT_FOUND,
             PageError::Refused(Refused::Field(_) | Refused::Invalid(_)) => StatusCode::BAD_REQUEST,
             PageError::Refused(Refused::Conflict(_)) => StatusCode::CONFLICT,
@@ -73,15 +85,23 @@ impl ResponseError for PageError {
             PageError::NotFound | PageError::Refused(Refused::NotFound(_)) => {
                 ("Not found", "There is nothing at this address.".to_string())
             }
+            PageError::TooManyRequests { retry_after_seconds }
+            | PageError::Refused(Refused::TooMany { retry_after_seconds }) => (
+                "Too many attempts",
+                format!("Too many attempts. Try again in {}.", views::wait_in_words(*retry_after_seconds)),
+            ),
             PageError::Refused(refused) => ("Not done", format!("Nothing was changed: {refused}.")),
             PageError::Csrf => (
                 "Form expired",
                 "This form has expired or was not sent from an otpgate page. Go back, reload the page and try again."
                     .to_string(),
             ),
-            PageError::TooManyRequests { retry_after_seconds } => (
-                "Too many attempts",
-                format!("Too many attempts. Try again in {} minute(s).", retry_after_seconds.div_ceil(60)),
+            PageError::Busy(busy) => (
+                "Busy",
+                format!(
+                    "otpgate is busy checking other logins right now. Try again in {}.",
+                    views::wait_in_words(busy.retry_after_seconds)
+                ),
             ),
             PageError::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
@@ -94,7 +114,13 @@ impl ResponseError for PageError {
         let mut response = HttpResponse::build(self.status_code());
         if let PageError::TooManyRequests {
             retry_after_seconds,
-        } = self
+        }
+        | PageError::Refused(Refused::TooMany {
+            retry_after_seconds,
+        })
+        | PageError::Busy(crate::domain::Busy {
+            retry_after_seconds,
+        }) = self
         {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
         }
@@ -116,6 +142,9 @@ mod tests {
             Refused::NotFound("token"),
             Refused::Conflict("taken".into()),
             Refused::Forbidden("not yours".into()),
+            Refused::TooMany {
+                retry_after_seconds: 61,
+            },
         ]
         .into_iter()
         .inspect(|refused| match refused {
@@ -123,7 +152,8 @@ mod tests {
             | Refused::Invalid(_)
             | Refused::NotFound(_)
             | Refused::Conflict(_)
-            | Refused::Forbidden(_) => {}
+            | Refused::Forbidden(_)
+            | Refused::TooMany { .. } => {}
         })
         .collect()
     }
@@ -137,5 +167,15 @@ mod tests {
             let response = error.error_response();
             assert!(response.status().is_client_error(), "{words}");
         }
+    }
+
+    #[test]
+    fn a_busy_server_is_a_503_page_that_says_when_to_try_again() {
+        let error = PageError::from(RuleError::from(crate::domain::Busy {
+            retry_after_seconds: 1,
+        }));
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
     }
 }

@@ -40,6 +40,14 @@ impl Problems {
                 | Refused::Conflict(message)
                 | Refused::Forbidden(message),
             ) => problems.general(message),
+            RuleError::Refused(Refused::TooMany {
+                retry_after_seconds,
+            }) => {
+                return Err(PageError::TooManyRequests {
+                    retry_after_seconds,
+                });
+            }
+            RuleError::Busy(busy) => return Err(PageError::Busy(busy)),
             RuleError::Failed(error) => return Err(PageError::Internal(error)),
         }
         Ok(problems)

@@ -41,7 +41,10 @@ pub struct AppState {
     pub config: Config,
     pub metrics: std::sync::Arc<Metrics>,
     pub login_per_ip: Limiter,
-    pub login_per_name: Limiter,
+    /// Every Argon2 hash and check goes through it.
+    pub passwords: crate::passwords::PasswordGate,
+    /// Failed logins in a row: the waits and locks of the API, the panel and the portals.
+    pub logins: std::sync::Arc<crate::attempts::Guard>,
     /// The pending first-start setup, while no administrator exists.
     pub setup: Mutex<Option<SetupState>>,
     /// The address users reach otpgate at, without a trailing slash.
@@ -54,8 +57,8 @@ pub struct AppState {
     pub api_keys: api::KeyCache,
     /// Requests without a valid API key, per source address.
     pub throttle_unauthenticated: crate::limiter::TokenBuckets,
-    /// Authentication requests per user.
-    pub throttle_user: crate::limiter::TokenBuckets,
+    /// Authentication requests per account (a user by id, a token used alone by id).
+    pub throttle_user: std::sync::Arc<crate::limiter::TokenBuckets>,
     /// Authentication requests per end-user address (the `ip` the caller reports).
     pub throttle_end_user_ip: crate::limiter::TokenBuckets,
     /// Authentication requests per calling application's address (off by default).

@@ -118,6 +118,15 @@ pub fn app_enrolment(uri: &str, secret: &[u8], alt: &str) -> Markup {
     }
 }
 
+/// A wait in words, for "try again in …": seconds under two minutes, else minutes rounded up.
+pub fn wait_in_words(seconds: u64) -> String {
+    match seconds.max(1) {
+        1 => "a second".to_string(),
+        seconds if seconds < 120 => format!("{seconds} seconds"),
+        seconds => format!("{} minutes", seconds.div_ceil(60)),
+    }
+}
+
 /// A count with its noun: "1 token", "3 tokens".
 pub fn plural(count: usize, one: &str, many: &str) -> String {
     if count == 1 {

@@ -130,14 +130,6 @@ fn challenge_infos(expected: Vec<Expected>) -> Vec<ChallengeInfo> {
         .collect()
 }
 
-/// The key the attempts at one user are counted under: every spelling of a login counts as one.
-fn user_subject(user: &IdOrName) -> String {
-    match user {
-        IdOrName::Id(id) => format!("user#{id}"),
-        IdOrName::Name(login) => format!("user:{}", crate::domain::login_key(login.trim())),
-    }
-}
-
 fn resource_key(resource: Option<IdOrName>, caller: &ApiCaller) -> Result<IdOrName, ApiError> {
     match (resource, caller.scope) {
         (Some(resource), _) => Ok(resource),
@@ -159,13 +151,9 @@ fn end_user_ip(ip: Option<&str>) -> Result<Option<String>, ApiError> {
     .transpose()
 }
 
-/// Applies the per-user, per-end-user-address and per-caller rate limits.
-fn throttle(
-    state: &AppState,
-    caller: &ApiCaller,
-    subject: &str,
-    ip: Option<&str>,
-) -> Result<(), ApiError> {
+/// Applies the per-end-user-address and per-caller rate limits. The limit per user (or token
+/// used alone) is the authentication's, keyed by the account it finds however it was named.
+fn throttle(state: &AppState, caller: &ApiCaller, ip: Option<&str>) -> Result<(), ApiError> {
     let now = Instant::now();
     let refused = |retry: crate::limiter::RetryAfter| ApiError::TooManyRequests {
         retry_after_seconds: retry.0.as_secs(),
@@ -173,7 +161,6 @@ fn throttle(
     if let Some(client) = &caller.client_ip {
         state.throttle_caller.take(client, now).map_err(refused)?;
     }
-    state.throttle_user.take(subject, now).map_err(refused)?;
     if let Some(ip) = ip {
         state.throttle_end_user_ip.take(ip, now).map_err(refused)?;
     }
@@ -186,6 +173,9 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         keys: &state.keys,
         config: &state.config.auth,
         metrics: &state.metrics,
+        passwords: &state.passwords,
+        guard: &state.logins,
+        per_account: Some(&state.throttle_user),
         wakeup: &state.delivery,
     }
 }
@@ -212,7 +202,8 @@ fn caller_of(caller: &ApiCaller) -> Caller {
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key belongs to another resource", body = ErrorBody),
         (status = 404, description = "No such resource", body = ErrorBody),
-        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many attempts (the rate limits, or too soon after failed logins in a row); see Retry-After", body = ErrorBody),
+        (status = 503, description = "Every password worker is busy; see Retry-After", body = ErrorBody),
     )
 )]
 #[post("/auth/authenticate")]
@@ -224,23 +215,15 @@ pub async fn authenticate(
     let request = body.0;
     let resource = resource_key(request.resource, &caller)?;
     let ip = end_user_ip(request.ip.as_deref())?;
-    let subject = match (&request.user, &request.token) {
-        (Some(user), _) => user_subject(user),
-        (None, Some(token)) => format!("token:{token}"),
-        (None, None) => {
-            return Err(ApiError::field(
-                "user",
-                "name the user, or the token for a token-only authentication",
-            ));
-        }
-    };
-    throttle(&state, &caller, &subject, ip.as_deref())?;
+    throttle(&state, &caller, ip.as_deref())?;
     let attempt = Attempt {
         target: AuthTarget {
             resource,
             user: request.user,
             token: request.token,
             transaction: request.transaction,
+            // The caller reports the end user's address itself: failures count per account.
+            address: None,
         },
         password: request.password,
         otp: request.otp,
@@ -298,12 +281,13 @@ pub async fn prepare(
     let request = body.0;
     let resource = resource_key(request.resource, &caller)?;
     let ip = end_user_ip(request.ip.as_deref())?;
-    throttle(&state, &caller, &user_subject(&request.user), ip.as_deref())?;
+    throttle(&state, &caller, ip.as_deref())?;
     let target = AuthTarget {
         resource,
         user: Some(request.user),
         token: request.token,
         transaction: None,
+        address: None,
     };
     let answer = authenticator(&state)
         .prepare(&caller_of(&caller), target, ip, crate::clock::now())

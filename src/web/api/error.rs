@@ -23,6 +23,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many requests")]
     TooManyRequests { retry_after_seconds: u64 },
+    #[error("{0}")]
+    Busy(crate::domain::Busy),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -43,6 +45,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Busy(_) => "busy",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -60,6 +63,11 @@ impl From<Refused> for ApiError {
             Refused::NotFound(what) => ApiError::NotFound(what),
             Refused::Conflict(message) => ApiError::Conflict(message),
             Refused::Forbidden(message) => ApiError::Forbidden(message),
+            Refused::TooMany {
+                retry_after_seconds,
+            } => ApiError::TooManyRequests {
+                retry_after_seconds,
+            },
         }
     }
 }
@@ -68,6 +76,7 @@ impl From<RuleError> for ApiError {
     fn from(error: RuleError) -> Self {
         match error {
             RuleError::Refused(refused) => refused.into(),
+            RuleError::Busy(busy) => ApiError::Busy(busy),
             RuleError::Failed(error) => ApiError::Internal(error),
         }
     }
@@ -99,7 +108,7 @@ pub struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: invalid_request, unauthorized, forbidden, not_found, conflict,
-    /// rate_limited, internal_error.
+    /// rate_limited, busy, internal_error.
     code: &'static str,
     /// What went wrong, for a person.
     message: String,
@@ -133,6 +142,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -154,7 +164,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::TooManyRequests {
                 retry_after_seconds,
-            } => {
+            }
+            | ApiError::Busy(crate::domain::Busy {
+                retry_after_seconds,
+            }) => {
                 response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
             }
             ApiError::Unauthorized => {
@@ -184,11 +197,32 @@ mod tests {
             Refused::NotFound("token"),
             Refused::Conflict("taken".into()),
             Refused::Forbidden("not yours".into()),
+            Refused::TooMany {
+                retry_after_seconds: 3,
+            },
         ] {
             let words = refused.to_string();
             let error = ApiError::from(RuleError::from(refused));
             assert!(error.status_code().is_client_error(), "{words}");
-            assert_eq!(error.to_string(), words);
+            if !matches!(error, ApiError::TooManyRequests { .. }) {
+                assert_eq!(error.to_string(), words);
+            }
         }
+    }
+
+    #[test]
+    fn a_busy_server_answers_503_with_retry_after() {
+        let error = ApiError::from(RuleError::from(crate::domain::Busy {
+            retry_after_seconds: 2,
+        }));
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
     }
 }

@@ -64,6 +64,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(users::get_user);
     config.service(users::update_user);
     config.service(users::set_password);
+    config.service(users::unlock_user);
     config.service(users::enable_user);
     config.service(users::disable_user);
     config.service(users::delete_user);

@@ -10,7 +10,6 @@ use super::error::ErrorBody;
 use super::query::QueryParams;
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
-use crate::crypto;
 use crate::domain::{self, IdOrName, TokenKind, TokenState};
 use crate::store::users::{Listing, Page, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, User};
@@ -217,13 +216,10 @@ fn parse_phone(text: &str) -> Result<String, ApiError> {
     Ok(domain::phone_field(text)?)
 }
 
-/// Checks a password's length and hashes it off the async threads.
-async fn hash_new_password(password: String) -> Result<String, ApiError> {
+/// Checks a password's length and hashes it through the password gate.
+async fn hash_new_password(state: &AppState, password: String) -> Result<String, ApiError> {
     domain::check_new_password(&password)?;
-    let hash = web::block(move || crypto::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing stopped: {e}")))??;
-    Ok(hash)
+    Ok(state.passwords.hash(password).await?)
 }
 
 /// Turns a violated uniqueness into a 409 naming the login.
@@ -261,7 +257,7 @@ pub(super) async fn create_user(
     let email = body.email.as_deref().map(parse_email).transpose()?;
     let phone = body.phone.as_deref().map(parse_phone).transpose()?;
     let password_hash = match body.password {
-        Some(password) => Some(hash_new_password(password).await?),
+        Some(password) => Some(hash_new_password(&state, password).await?),
         None => None,
     };
     let now = now();
@@ -445,7 +441,7 @@ pub(super) async fn set_password(
             ));
         }
         Some(None) => None,
-        Some(Some(password)) => Some(hash_new_password(password).await?),
+        Some(Some(password)) => Some(hash_new_password(&state, password).await?),
     };
     let changes = UserChanges {
         password_hash: Some(password_hash),
@@ -482,6 +478,31 @@ async fn set_enabled(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(HttpResponse::Ok().json(UserJson::from(user)))
+}
+
+/// Unlocks a user's logins: ends the failed logins in a row that locked the account (or make
+/// it wait), over the API, in the panel and in the portals.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = USER_PARAMETER)),
+    responses(
+        (status = 204, description = "The user's failed logins are reset and the account unlocked"),
+        AdminRefusals,
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+#[post("/users/{user}/unlock")]
+pub(super) async fn unlock_user(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+    user: UserAt,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .unlock_user(user.into_inner(), caller.change("user.unlock"))
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Enables a user (the same as `PATCH` with `"enabled": true`).

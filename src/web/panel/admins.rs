@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{Page, redirect_with_flash};
 use crate::clock::now;
-use crate::crypto;
+use crate::store::logins::Account;
 use crate::store::{Admin, AdminChange, NewAdmin};
 use crate::web::form::{Confirmation, CsrfForm, Problems, with_status};
 use crate::web::views::format_time;
@@ -37,6 +37,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/admin/administrators/{id}/reset-2fa",
             web::post().to(reset_2fa),
+        )
+        .route(
+            "/admin/administrators/{id}/unlock",
+            web::post().to(unlock_admin),
         );
 }
 
@@ -79,6 +83,13 @@ fn admin_row(page: &Page, admin: &Admin) -> Markup {
                 @if admin.totp_secret.is_some() {
                     " "
                     a href=(format!("/admin/administrators/{}/reset-2fa", admin.id)) { "Reset 2FA" }
+                }
+                @if !own {
+                    " "
+                    form.inline method="post" action=(format!("/admin/administrators/{}/unlock", admin.id)) {
+                        input type="hidden" name="csrf" value=(page.csrf());
+                        button.link type="submit" { "Unlock" }
+                    }
                 }
             }
         }
@@ -153,10 +164,7 @@ async fn create_admin(
         let response = admins_page(&page, &state, &form, &errors).await?;
         return Ok(with_status(response, StatusCode::BAD_REQUEST));
     }
-    let password = form.password.clone();
-    let password_hash = web::block(move || crypto::hash_password(&password))
-        .await
-        .map_err(|e| PageError::Internal(e.into()))??;
+    let password_hash = state.passwords.hash(form.password.clone()).await?;
     let created = state
         .store
         .create_admin(
@@ -320,4 +328,34 @@ async fn reset_2fa(
             admin.login
         ),
     ))
+}
+
+/// Unlock of an administrator: ends the failed logins in a row that locked the account (or
+/// make it wait).
+async fn unlock_admin(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let admin = admin_or_404(&state, path.into_inner()).await?;
+    let cleared = state
+        .store
+        .unlock_login(
+            Account::Admin(admin.id),
+            page.audit(&request, "admin.unlock", "ok")
+                .detail(admin.login.clone()),
+        )
+        .await?;
+    let message = if cleared {
+        format!(
+            "The failed logins of “{}” are reset; the account is unlocked.",
+            admin.login
+        )
+    } else {
+        format!("“{}” had no failed logins to reset.", admin.login)
+    };
+    Ok(redirect_with_flash(&state, LIST, &message))
 }

@@ -5,9 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::attempts::{self, Standing};
 use crate::codes;
 use crate::crypto::{self, Purpose};
 use crate::otp;
+use crate::store::logins::{Account, Counted, address_key};
 use crate::store::{AuditEntry, NewSession, SessionKind, SessionStage};
 use crate::web::form::{self, see_other};
 use crate::web::session::{self, ADMIN_COOKIE};
@@ -155,6 +157,8 @@ pub struct LoginForm {
 }
 
 const LOGIN_FAILED: &str = "Login failed. Check your login name, password and code.";
+const LOCKED: &str = "This account is locked after too many failed logins. Log in from an \
+                      address you used before, or ask another administrator to unlock it.";
 
 pub async fn submit_login(
     state: web::Data<AppState>,
@@ -165,24 +169,14 @@ pub async fn submit_login(
     let ip = session::client_ip(&request);
     let login = form.login.trim().to_string();
     let instant = std::time::Instant::now();
-    let throttle = state
+    // Every address together gets a number of attempts in a window; the failures that make
+    // an account wait or lock count per account and address (`attempts`), so that failures
+    // from elsewhere never keep the administrator out of the address they use.
+    if let Err(retry) = state
         .login_per_ip
         .attempt(ip.as_deref().unwrap_or("unknown"), instant)
-        .and_then(|_| state.login_per_name.attempt(&login.to_lowercase(), instant));
-    if let Err(retry) = throttle {
-        state
-            .store
-            .audit(
-                AuditEntry::new(
-                    crate::clock::now(),
-                    format!("admin:{login}"),
-                    "admin.login",
-                    "refused",
-                )
-                .reason("throttled")
-                .client_ip(ip.clone()),
-            )
-            .await?;
+    {
+        refuse(&state, &login, ip.clone(), "throttled").await?;
         return Err(PageError::TooManyRequests {
             retry_after_seconds: retry.0.as_secs(),
         });
@@ -193,14 +187,45 @@ pub async fn submit_login(
     } else {
         None
     };
-    let hash = admin
-        .as_ref()
-        .map(|a| a.password_hash.clone())
-        .unwrap_or_else(|| crypto::dummy_password_hash().to_string());
-    let password = form.password.clone();
-    let password_ok = web::block(move || crypto::verify_password(&password, &hash))
+    let now = crate::clock::now();
+    let counted = match &admin {
+        Some(admin) => attempts::Login::Account(Counted {
+            account: Account::Admin(admin.id),
+            address: ip.as_deref().map(address_key),
+        }),
+        None => attempts::Login::Stranger {
+            name: format!("admin:{}", login.to_lowercase()),
+            address: ip.as_deref().map(address_key),
+        },
+    };
+    let (record, standing) = state.logins.standing(&state.store, &counted, now).await?;
+    match standing {
+        Standing::Open => {}
+        Standing::Wait {
+            retry_after_seconds,
+        } => {
+            state.logins.refused("panel", standing);
+            refuse(&state, &login, ip.clone(), "too_soon_after_failures").await?;
+            return Err(PageError::TooManyRequests {
+                retry_after_seconds,
+            });
+        }
+        Standing::Locked => {
+            // Nothing is checked: the account is locked for this address.
+            state.logins.refused("panel", standing);
+            refuse(&state, &login, ip.clone(), "account_locked").await?;
+            let (csrf, _) = session::pre_session_csrf(&state, &request)?;
+            return Ok(HttpResponse::Forbidden()
+                .content_type("text/html; charset=utf-8")
+                .body(login_form(&csrf, &login, Some(LOCKED), false).into_string()));
+        }
+    }
+    let hash = admin.as_ref().map(|a| a.password_hash.clone());
+    let password_ok = state
+        .passwords
+        .verify(form.password.clone(), hash)
         .await
-        .map_err(|e| PageError::Internal(e.into()))?;
+        .map_err(PageError::Busy)?;
 
     let outcome: Result<(i64, SessionStage, Option<Vec<u8>>), &str> = match &admin {
         None => Err("unknown_login"),
@@ -233,9 +258,15 @@ pub async fn submit_login(
         },
     };
 
-    let now = crate::clock::now();
     match outcome {
         Err(reason) => {
+            let lock = AuditEntry::new(now, format!("admin:{login}"), "admin.lock", "locked")
+                .reason("failed_logins")
+                .client_ip(ip.clone());
+            state
+                .logins
+                .failed(&state.store, &counted, lock, now)
+                .await?;
             state
                 .store
                 .audit(
@@ -250,6 +281,10 @@ pub async fn submit_login(
                 .body(login_form(&csrf, &login, Some(LOGIN_FAILED), false).into_string()))
         }
         Ok((admin_id, stage, pending)) => {
+            state
+                .logins
+                .succeeded(&state.store, &counted, &record, now)
+                .await?;
             let result = if stage == SessionStage::Full {
                 "ok"
             } else {
@@ -275,6 +310,29 @@ pub async fn submit_login(
             Ok(response)
         }
     }
+}
+
+/// Writes the audit line of a login attempt refused before anything was checked.
+async fn refuse(
+    state: &AppState,
+    login: &str,
+    ip: Option<String>,
+    reason: &str,
+) -> Result<(), PageError> {
+    state
+        .store
+        .audit(
+            AuditEntry::new(
+                crate::clock::now(),
+                format!("admin:{login}"),
+                "admin.login",
+                "refused",
+            )
+            .reason(reason)
+            .client_ip(ip),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The session of an administrator who must link an authenticator app, with its secret.

@@ -138,10 +138,7 @@ pub async fn submit_setup(
                 )));
             }
         };
-    let password = form.password.clone();
-    let password_hash = web::block(move || crypto::hash_password(&password))
-        .await
-        .map_err(|e| PageError::Internal(e.into()))??;
+    let password_hash = state.passwords.hash(form.password.clone()).await?;
     if let Ok(mut setup) = state.setup.lock()
         && let Some(setup) = setup.as_mut()
     {

@@ -8,7 +8,6 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{Page, redirect_with_flash};
-use crate::crypto;
 use crate::domain::{self, FieldError, IdOrName};
 use crate::store::users::{Count, Cursor, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, tokens::TokenFilter};
@@ -49,6 +48,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::get().to(confirm_delete_user),
         )
         .route("/admin/users/{id}/delete", web::post().to(delete_user))
+        .route("/admin/users/{id}/unlock", web::post().to(unlock_user))
         .route("/admin/users/{id}/assign", web::get().to(show_assign))
         .route("/admin/users/{id}/assign", web::post().to(assign_existing));
 }
@@ -292,11 +292,8 @@ fn validate(form: &UserForm) -> Result<ValidUser, Problems> {
     }
 }
 
-async fn hash_password(password: String) -> Result<String, PageError> {
-    web::block(move || crypto::hash_password(&password))
-        .await
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("password hashing stopped: {e}")))?
-        .map_err(PageError::from)
+async fn hash_password(state: &AppState, password: String) -> Result<String, PageError> {
+    Ok(state.passwords.hash(password).await?)
 }
 
 /// The create or edit form; `user_id` is None for a new user.
@@ -374,7 +371,7 @@ pub async fn create_user(
             problems.field(error);
             return Ok(render_again(problems));
         }
-        Some(hash_password(form.password.clone()).await?)
+        Some(hash_password(&state, form.password.clone()).await?)
     };
     let now = crate::clock::now();
     let draft = UserDraft {
@@ -509,6 +506,7 @@ fn user_page(page: &Page, detail: &UserDetail, problems: &Problems) -> Markup {
             } @else {
                 (page.post_button(&format!("{base}/enable"), "Enable", "secondary"))
             }
+            (page.post_button(&format!("{base}/unlock"), "Reset failed logins (unlock)", "secondary"))
             a.button.danger href={ (base) "/delete" } { "Delete" }
         }
         dl.facts {
@@ -610,7 +608,7 @@ pub async fn set_password(
             return Ok(invalid(page.render(&state, &title, "Users", body)));
         }
         (
-            Some(hash_password(form.password.clone()).await?),
+            Some(hash_password(&state, form.password.clone()).await?),
             "Password set.",
         )
     };
@@ -668,6 +666,34 @@ pub async fn set_enabled(
         &state,
         &format!("/admin/users/{}", user.id),
         &format!("User {} {word}.", user.login),
+    ))
+}
+
+/// Reset failed logins (unlock) on a user's page: the user may log in again at once.
+pub async fn unlock_user(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let detail = load_user(&state, &path).await?;
+    state
+        .store
+        .unlock_user(
+            IdOrName::Id(detail.user.id),
+            page.audit(&request, "user.unlock", "ok"),
+        )
+        .await?
+        .ok_or(PageError::NotFound)?;
+    Ok(redirect_with_flash(
+        &state,
+        &format!("/admin/users/{}", detail.user.id),
+        &format!(
+            "Failed logins of {} reset; the account is unlocked.",
+            detail.user.login
+        ),
     ))
 }
 

@@ -293,11 +293,15 @@ pub async fn change_password(
         return Ok(render(&problem));
     }
     if let Some(hash) = current_hash {
-        super::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+        super::login::throttle(&state, &request)?;
         let typed = form.current.clone();
         if typed.is_empty()
             || typed.len() > domain::MAX_PASSWORD * 4
-            || !crate::auth::password_matches(typed, Some(hash)).await
+            || !state
+                .passwords
+                .verify(typed, Some(hash))
+                .await
+                .map_err(crate::web::PageError::Busy)?
         {
             let mut entry = visitor.audit(&portal, &request, "portal.change_password", "rejected");
             entry.reason = Some("bad_password".into());
@@ -307,10 +311,11 @@ pub async fn change_password(
             ));
         }
     }
-    let password = form.password.clone();
-    let hash = web::block(move || crypto::hash_password(&password))
+    let hash = state
+        .passwords
+        .hash(form.password.clone())
         .await
-        .map_err(|e| crate::web::PageError::Internal(anyhow::anyhow!("hashing: {e}")))??;
+        .map_err(crate::web::PageError::from)?;
     let name = match action {
         PortalAction::SetPassword => "portal.set_password",
         _ => "portal.change_password",
@@ -522,7 +527,7 @@ pub async fn submit_verify(
     let portal = Portal::open(&state, &path).await?;
     let visitor = require_visitor(&state, &request, &portal).await?;
     visitor.check_csrf(&form.csrf)?;
-    super::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+    super::login::throttle(&state, &request)?;
     let now = crate::clock::now();
     let Some(pending) = Pending::of(&state, &visitor, now) else {
         return Ok(portal.redirect_with_flash(

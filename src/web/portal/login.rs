@@ -10,11 +10,13 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE};
+use crate::attempts::{self, Standing};
 use crate::auth::{Answer, Attempt, Authenticator, Caller, Delivery};
 use crate::confirm::{self, Channel, Issued, Letter};
 use crate::crypto;
 use crate::domain::{IdOrName, Login, TokenKind, TokenState, login_key, mask_destination};
 use crate::store::auth::AuthTarget;
+use crate::store::logins::{Account, Counted, address_key};
 use crate::store::portal::{LoginStage, NewPortalLogin, PortalLogin};
 use crate::store::{AuditEntry, NewSession, SessionKind, SessionStage, Token, User};
 use crate::web::form::{csrf_field, error_line, see_other};
@@ -22,6 +24,8 @@ use crate::web::{AppState, session};
 
 /// The one message for every failed login step.
 const FAILED: &str = "The login name, password or code is not right. Try again.";
+const LOCKED: &str = "This account is locked after too many failed logins. Log in from a \
+                      place you used before, or ask your administrator to unlock it.";
 /// After the right password, when the only second factor is a Telegram token whose chat is gone.
 const NEEDS_REACTIVATION: &str = "Your Telegram token cannot send you codes any more (the bot \
      was blocked or the chat deleted), and it is your second factor here. Ask your administrator \
@@ -79,23 +83,15 @@ pub async fn show_login(
     })?)
 }
 
-pub(super) fn throttle(
-    state: &AppState,
-    request: &HttpRequest,
-    portal: &Portal,
-    login: &str,
-) -> Result<(), PortalError> {
+/// Attempts per client address in a window. Per address only: the failures that make an
+/// account wait or lock count per account and address (`attempts`), so that nobody can keep a
+/// user out by failing on purpose.
+pub(super) fn throttle(state: &AppState, request: &HttpRequest) -> Result<(), PortalError> {
     let ip = session::client_ip(request).unwrap_or_else(|| "unknown".into());
     let instant = std::time::Instant::now();
     state
         .login_per_ip
         .attempt(&format!("portal:{ip}"), instant)
-        .and_then(|_| {
-            state.login_per_name.attempt(
-                &format!("portal:{}:{}", portal.resource.id, login_key(login)),
-                instant,
-            )
-        })
         .map_err(|retry| {
             PortalError::Page(crate::web::PageError::TooManyRequests {
                 retry_after_seconds: retry.0.as_secs().max(1),
@@ -122,7 +118,7 @@ pub async fn submit_login_name(
     let Ok(login) = Login::parse(&form.login).map(Login::into_string) else {
         return show_login(&state, &request, &portal, Some(FAILED)).await;
     };
-    throttle(&state, &request, &portal, &login)?;
+    throttle(&state, &request)?;
     let user = state
         .store
         .portal_user(portal.resource.id, login.clone())
@@ -429,7 +425,7 @@ async fn login_step(
             render_verify(state, &portal, &login, None).await?,
         ));
     }
-    throttle(state, request, &portal, &login.login)?;
+    throttle(state, request)?;
     Ok(Step::At(Box::new((portal, id_hash, login))))
 }
 
@@ -464,7 +460,52 @@ pub async fn submit_password(
     {
         return show_login(&state, &request, &portal, Some(FAILED)).await;
     }
-    if !crate::auth::password_matches(form.password.clone(), hash).await {
+    let address = session::client_ip(&request).map(|ip| address_key(&ip));
+    let counted = match &user {
+        Some(user) => attempts::Login::Account(Counted {
+            account: Account::User(user.id),
+            address,
+        }),
+        None => attempts::Login::Stranger {
+            name: format!("user:{}", login_key(&login.login)),
+            address,
+        },
+    };
+    let now = crate::clock::now();
+    let (_, standing) = state.logins.standing(&state.store, &counted, now).await?;
+    match standing {
+        Standing::Open => {}
+        Standing::Wait {
+            retry_after_seconds,
+        } => {
+            state.logins.refused("portal", standing);
+            return Err(crate::web::PageError::TooManyRequests {
+                retry_after_seconds,
+            }
+            .into());
+        }
+        Standing::Locked => {
+            state.logins.refused("portal", standing);
+            let mut entry = portal.audit(&request, &login.login, "portal.login", "refused");
+            entry.user_id = login.user_id;
+            entry.reason = Some("account_locked".into());
+            state.store.audit(entry).await?;
+            return render_verify(&state, &portal, &login, Some(LOCKED)).await;
+        }
+    }
+    let matches = state
+        .passwords
+        .verify(form.password.clone(), hash)
+        .await
+        .map_err(crate::web::PageError::Busy)?;
+    if !matches {
+        let mut lock = portal.audit(&request, &login.login, "user.lock", "locked");
+        lock.user_id = login.user_id;
+        lock.reason = Some("failed_logins".into());
+        state
+            .logins
+            .failed(&state.store, &counted, lock, now)
+            .await?;
         let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
         entry.user_id = login.user_id;
         entry.reason = Some(
@@ -562,6 +603,10 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         keys: &state.keys,
         config: &state.config.auth,
         metrics: &state.metrics,
+        passwords: &state.passwords,
+        guard: &state.logins,
+        // The portal's own limits apply (per address, and failures per account and address).
+        per_account: None,
         wakeup: &state.delivery,
     }
 }
@@ -650,6 +695,7 @@ async fn send_to(
                 user: Some(IdOrName::Name(login.to_string())),
                 token: Some(IdOrName::Id(token.id)),
                 transaction: None,
+                address: None,
             },
             session::client_ip(request),
             crate::clock::now(),
@@ -770,6 +816,8 @@ pub async fn submit_otp(
                     user: Some(IdOrName::Name(login.login.clone())),
                     token: None,
                     transaction: login.transaction_id.clone(),
+                    // Failures count per account and address, as at the password.
+                    address: session::client_ip(&request),
                 },
                 password: None,
                 otp: Some(typed.to_string()),
@@ -779,7 +827,7 @@ pub async fn submit_otp(
             crate::clock::now(),
         )
         .await
-        .map_err(|e| crate::web::PageError::Internal(e.into()))?;
+        .map_err(PortalError::from)?;
     let user = match answer {
         Answer::Accepted { .. } => {
             state

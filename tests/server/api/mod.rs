@@ -5,6 +5,7 @@ mod auth;
 mod basics;
 mod contract;
 mod gateway;
+mod guessing;
 mod import;
 mod logins;
 mod openapi;

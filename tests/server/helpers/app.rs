@@ -34,6 +34,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.api.user_burst = 1000;
     config.api.end_user_ip_burst = 1000;
     config.api.unauthenticated_burst = 1000;
+    // Tests fail logins in a row on purpose; the tests of failed logins set their own limits.
+    config.logins.free_failures = 20;
     config
 }
 
@@ -73,6 +75,19 @@ pub fn client_for(data_dir: &Path) -> reqwest::Client {
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"))
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Like [`client_for`], but connecting from another loopback address (`127.0.0.2`, …), as a
+/// client elsewhere would.
+pub fn client_from(data_dir: &Path, local: std::net::IpAddr) -> reqwest::Client {
+    let pem = std::fs::read(data_dir.join("tls/cert.pem")).expect("the certificate exists");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"))
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(local)
         .build()
         .expect("client")
 }

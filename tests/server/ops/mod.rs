@@ -4,6 +4,7 @@
 
 mod command_line;
 mod crash;
+mod passwords;
 mod power_cut;
 mod service;
 mod storage;

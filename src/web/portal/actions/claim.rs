@@ -83,7 +83,7 @@ pub async fn submit_claim(
     form: web::Form<ClaimForm>,
 ) -> Result<HttpResponse, PortalError> {
     let (portal, visitor) = claim_context(&state, &request, &path, Some(&form.csrf)).await?;
-    crate::web::portal::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+    crate::web::portal::login::throttle(&state, &request)?;
     let refused = |serial: &str| {
         let body = claim_body(&portal, &visitor, serial, Some(CLAIM_FAILED));
         page(

@@ -455,7 +455,7 @@ async fn confirm_activation(
     token: &Token,
     typed: &str,
 ) -> Result<HttpResponse, PortalError> {
-    crate::web::portal::login::throttle(state, request, portal, &visitor.user.login)?;
+    crate::web::portal::login::throttle(state, request)?;
     let now = crate::clock::now();
     let old = destination_label(token);
     let Some((destination, code)) = Pending::activation_of(state, visitor, token.id, now) else {

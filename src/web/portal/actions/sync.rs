@@ -81,7 +81,7 @@ pub async fn submit_sync(
     if !can_sync(&token) {
         return Err(PortalError::NotFound);
     }
-    crate::web::portal::login::throttle(&state, &request, &portal, &visitor.user.login)?;
+    crate::web::portal::login::throttle(&state, &request)?;
     let refused = |message: &str| {
         let body = sync_body(&portal, &visitor, &token, Some(message));
         page(
@@ -106,6 +106,7 @@ pub async fn submit_sync(
     let found = match found {
         Ok(found) => found,
         Err(RuleError::Failed(error)) => return Err(crate::web::PageError::Internal(error).into()),
+        Err(RuleError::Busy(busy)) => return Err(crate::web::PageError::Busy(busy).into()),
         Err(RuleError::Refused(_)) => {
             let mut entry = visitor.audit(&portal, &request, "portal.token_resync", "rejected");
             entry.token_id = Some(token.id);
