@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod domain;
 pub mod import;
 pub mod limiter;
+pub mod listener;
 pub mod metrics;
 pub mod otp;
 pub mod provision;

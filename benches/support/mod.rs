@@ -11,9 +11,13 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hmac::{Hmac, Mac};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
+use sha1::Sha1;
+
+pub mod http;
 
 /// A setting from the environment, or its default.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -41,6 +45,17 @@ pub fn release_binary() -> anyhow::Result<PathBuf> {
         }
     }
     Ok(binary)
+}
+
+/// RFC 4226: HMAC-SHA1 over the big-endian counter, dynamic truncation, six digits. Written here
+/// rather than taken from otpgate, so that an independent computation checks the server.
+pub fn hotp(mac: &Hmac<Sha1>, counter: u64) -> u32 {
+    let mut mac = mac.clone();
+    mac.update(&counter.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = usize::from(digest[19] & 0x0f);
+    let bytes = <[u8; 4]>::try_from(&digest[offset..offset + 4]).unwrap_or_default();
+    (u32::from_be_bytes(bytes) & 0x7fff_ffff) % 1_000_000
 }
 
 /// The latency at fraction `p` of sorted values, by the nearest-rank method.
