@@ -1,7 +1,9 @@
-//! What operators meet: the console commands, the running service's health check, metrics and
-//! headers, the data directory and its database, and a server killed in the middle of its work.
+//! What operators meet: the console commands, the bounds on connections, the running service's
+//! health check, metrics and headers, the data directory and its database, and a server killed
+//! in the middle of its work.
 
 mod command_line;
+mod connections;
 mod crash;
 mod service;
 mod storage;
