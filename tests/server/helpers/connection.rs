@@ -2,7 +2,9 @@
 //! address (all of 127.0.0.0/8 is this host), speaking HTTP by hand and as slowly as a test
 //! wants.
 
+use std::mem::ManuallyDrop;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,4 +157,26 @@ pub async fn request_head(stream: &mut TlsStream<TcpStream>, request: &str) -> S
         answer.extend_from_slice(&chunk[..read]);
     }
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Whether the server's end of the connection whose client end is at `client` has
+/// `TCP_NODELAY` set, or None when no such socket is open. The server runs in this process, so
+/// its end is one of this process's open descriptors: the one whose peer is `client`.
+pub fn server_end_nodelay(client: SocketAddr) -> Option<bool> {
+    for entry in std::fs::read_dir("/proc/self/fd").expect("this process's descriptors") {
+        let Some(fd) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str()?.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: the stream only borrows the descriptor: ManuallyDrop never closes it, and the
+        // calls made through it (getpeername, getsockopt) change nothing, whatever the descriptor
+        // is by then (they fail on one that is not a socket, or no longer open).
+        let socket = ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+        if socket.peer_addr().ok() == Some(client) {
+            return socket.nodelay().ok();
+        }
+    }
+    None
 }

@@ -1,7 +1,8 @@
 //! Connections under abuse: peers that connect and say nothing, or say it one byte at a time,
 //! are cut off at their deadlines, and one address cannot hold more than its share of
-//! connections that have not yet been any use. The deadlines here are short, configured ones;
-//! what is checked is that the server refuses or closes, not how fast.
+//! connections that have not yet been any use; an accepted connection has `TCP_NODELAY`. The
+//! deadlines here are short, configured ones; what is checked is that the server refuses or
+//! closes, not how fast.
 
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::helpers::app::{TestApp, spawn_with, test_config};
 use crate::helpers::connection::{
-    read_until_closed, request_head, server_address, silent_until_one_closes, tcp_from, tls_from,
-    trickle,
+    read_until_closed, request_head, server_address, server_end_nodelay, silent_until_one_closes,
+    tcp_from, tls_from, trickle,
 };
 
 /// A pause between two bytes of a trickled request: a few of them outlast the short deadlines.
@@ -186,5 +187,25 @@ async fn a_later_request_head_that_trickles_on_a_kept_alive_connection_is_cut_of
         metrics.contains("otpgate_connections_closed_total{reason=\"head_timeout\"} 1"),
         "{metrics}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_accepted_connection_sends_without_waiting_for_acknowledgements() {
+    let (app, _dir) = spawn_configured(|_| {}).await;
+    // The handshake is done, so the server has accepted the connection and set its options.
+    let stream = tls_from(&app, "127.0.0.9").await.expect("handshake");
+    let client = stream
+        .get_ref()
+        .0
+        .local_addr()
+        .expect("the client's address");
+    assert_eq!(
+        server_end_nodelay(client),
+        Some(true),
+        "TCP_NODELAY is set on the server's end, so an answer never waits behind the session \
+         tickets for the client's delayed ACK"
+    );
+    drop(stream);
     app.stop().await;
 }
