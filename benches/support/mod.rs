@@ -83,12 +83,22 @@ impl Server {
         command
     }
 
-    /// Starts `serve` on a free loopback port and reads the address it prints.
+    /// Starts `serve` on a free loopback port and reads the address it prints. A load
+    /// generator opens all its connections from 127.0.0.1 before its first request, so the
+    /// limit on one address's pending connections is off.
     pub fn start(binary: &Path) -> anyhow::Result<Server> {
+        Server::start_with(binary, "pending_connections_per_address = 0\n")
+    }
+
+    /// Starts `serve` with `server` as the `[server]` section of its configuration.
+    pub fn start_with(binary: &Path, server: &str) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         // Rate 0 is unlimited: all requests come from 127.0.0.1 and each user is asked many
         // times a second, which the default per-user and per-address limits would refuse.
-        let config = "[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n[log]\nlevel = \"warn\"\n";
+        let config = format!(
+            "[server]\n{server}[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n\
+             [log]\nlevel = \"warn\"\n"
+        );
         std::fs::write(dir.path().join("config.toml"), config)?;
         let mut command = Server::command(binary, dir.path());
         command.args(["serve", "--listen", "127.0.0.1:0"]);
