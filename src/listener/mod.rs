@@ -192,13 +192,16 @@ impl Accept {
         let transport = match &self.tls {
             None => Transport::Plain(stream),
             Some(tls) => {
-                match tokio::time::timeout(self.handshake_timeout, tls.accept(stream)).await {
+                let mut accepting = std::pin::pin!(tls.accept(stream));
+                match tokio::time::timeout(self.handshake_timeout, accepting.as_mut()).await {
                     Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
                     Ok(Err(error)) => {
                         tracing::debug!(peer = ?peer, %error, "TLS handshake failed");
                         return Ok(());
                     }
                     Err(_) => {
+                        // Counted before the connection closes (with `accepting`), so that a
+                        // peer who saw it closed finds it counted.
                         self.deadlines.count("handshake_timeout");
                         return Ok(());
                     }

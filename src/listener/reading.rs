@@ -97,6 +97,8 @@ pub(super) struct Connection {
     transport: Transport,
     state: Rc<ConnectionState>,
     head_timer: Option<Pin<Box<Sleep>>>,
+    /// A head missed its deadline: every later read fails, and the miss is counted once.
+    head_expired: bool,
 }
 
 impl Connection {
@@ -105,6 +107,7 @@ impl Connection {
             transport,
             state,
             head_timer: None,
+            head_expired: false,
         }
     }
 
@@ -123,8 +126,11 @@ impl Connection {
         timer.as_mut().poll(cx).is_ready()
     }
 
-    fn head_timed_out(&self) -> Poll<io::Result<()>> {
-        self.state.deadlines.count("head_timeout");
+    fn head_timed_out(&mut self) -> Poll<io::Result<()>> {
+        if !self.head_expired {
+            self.head_expired = true;
+            self.state.deadlines.count("head_timeout");
+        }
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "a request head did not arrive in time",
@@ -140,6 +146,9 @@ impl AsyncRead for Connection {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let reading = this.state.reading.get();
+        if this.head_expired {
+            return this.head_timed_out();
+        }
         if let Reading::Head(deadline) = reading
             && Instant::now() >= deadline
         {
