@@ -184,9 +184,11 @@ async fn siege_phase(
     let siege = Siege::start(address, sources, silent);
     // Let the silent connections pile up before the first probe.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (mut tally, mut held, mut files) = (Tally::default(), usize::MAX, 0);
+    let (mut tally, mut files) = (Tally::default(), 0);
+    let (mut fewest, mut most) = (usize::MAX, 0);
     for _ in 0..probes {
-        held = held.min(siege.open.load(Ordering::Relaxed));
+        let held = siege.open.load(Ordering::Relaxed);
+        (fewest, most) = (fewest.min(held), most.max(held));
         files = files.max(open_files(pid));
         tally.add(probe(address, tls).await);
         tokio::time::sleep(PROBE_PAUSE).await;
@@ -194,7 +196,7 @@ async fn siege_phase(
     let closed = siege.closed_by_server.load(Ordering::Relaxed);
     let rss = status_kb(pid, "VmRSS:") as f64 / 1024.0;
     println!(
-        "    silent connections open (fewest seen): {held} of {silent}; closed by the server: \
+        "    silent connections open: {fewest} to {most} of {silent}; closed by the server: \
          {closed}; server open files (most seen): {files}; server RSS {rss:.1} MB"
     );
     tally.print(Duration::from_millis(50));

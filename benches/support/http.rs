@@ -12,7 +12,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 /// A TLS client that trusts the certificates in `pem` (the server's generated one) and speaks
-/// the given TLS versions.
+/// the given TLS versions. It resumes no session: every new connection is a full handshake,
+/// as a client's first is.
 pub fn tls_connector(
     pem: &[u8],
     versions: &[&'static rustls::SupportedProtocolVersion],
@@ -22,10 +23,11 @@ pub fn tls_connector(
         roots.add(certificate?)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    tls.resumption = rustls::client::Resumption::disabled();
     Ok(TlsConnector::from(Arc::new(tls)))
 }
 
