@@ -13,18 +13,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 
 mod support;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, KeyInit};
 use reqwest::Client;
 use reqwest::header::HeaderValue;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use sha1::Sha1;
-use support::{Server, create, env_or, status_kb};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
+use support::http::{Connection, tls_connector};
+use support::{Server, create, env_or, hotp, status_kb};
 
 /// The PIN of the phase (c) tokens, typed before the code.
 const PIN: &str = "4711";
@@ -61,17 +56,6 @@ impl Account {
             wrong,
         })
     }
-}
-
-/// RFC 4226: HMAC-SHA1 over the big-endian counter, dynamic truncation, six digits. Written here
-/// rather than taken from otpgate, so that an independent computation checks the server.
-fn hotp(mac: &Hmac<Sha1>, counter: u64) -> u32 {
-    let mut mac = mac.clone();
-    mac.update(&counter.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[19] & 0x0f);
-    let bytes = <[u8; 4]>::try_from(&digest[offset..offset + 4]).unwrap_or_default();
-    (u32::from_be_bytes(bytes) & 0x7fff_ffff) % 1_000_000
 }
 
 /// The right code plus one (mod 10^6), moved on until it is none of the codes the server could
@@ -121,85 +105,6 @@ fn next_otp(account: &mut Account, phase: Phase, totp: bool, step: u64) -> Optio
 struct Target {
     head: String,
     totp: bool,
-}
-
-/// One keep-alive HTTPS connection speaking just the HTTP/1.1 the benchmark needs, as load
-/// generators such as wrk do: a request goes out in one write, and the answer is read by its
-/// `Content-Length`. A general HTTP client (reqwest, tried first) spent about a quarter of the
-/// machine's two cores on this side of the loopback, CPU the server under test then lacked.
-struct Connection {
-    stream: TlsStream<TcpStream>,
-    buffer: Vec<u8>,
-}
-
-impl Connection {
-    async fn open(address: std::net::SocketAddr, tls: &TlsConnector) -> anyhow::Result<Connection> {
-        let tcp = TcpStream::connect(address).await?;
-        tcp.set_nodelay(true)?;
-        let name = ServerName::IpAddress(address.ip().into());
-        let stream = tls.connect(name, tcp).await?;
-        Ok(Connection {
-            stream,
-            buffer: Vec::with_capacity(4096),
-        })
-    }
-
-    /// Sends one request and returns the answer's status and body.
-    async fn post(&mut self, head: &str, body: &str) -> Result<(u16, Vec<u8>), String> {
-        let request = format!("{head}{}\r\n\r\n{body}", body.len());
-        let io = |e: std::io::Error| format!("no answer: {e}");
-        self.stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(io)?;
-        self.stream.flush().await.map_err(io)?;
-        let (status, start, length) = loop {
-            if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
-                let head = std::str::from_utf8(&self.buffer[..end])
-                    .map_err(|_| "an answer head that is not UTF-8".to_string())?;
-                break parse_head(head).map(|(status, length)| (status, end + 4, length))?;
-            }
-            self.fill().await?;
-        };
-        while self.buffer.len() < start + length {
-            self.fill().await?;
-        }
-        let body = self.buffer[start..start + length].to_vec();
-        self.buffer.drain(..start + length);
-        Ok((status, body))
-    }
-
-    async fn fill(&mut self) -> Result<(), String> {
-        let mut chunk = [0u8; 4096];
-        match self.stream.read(&mut chunk).await {
-            Ok(0) => Err("the server closed the connection".into()),
-            Ok(read) => {
-                self.buffer.extend_from_slice(&chunk[..read]);
-                Ok(())
-            }
-            Err(e) => Err(format!("no answer: {e}")),
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The status and `Content-Length` of an answer's head.
-fn parse_head(head: &str) -> Result<(u16, usize), String> {
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {head}"))?;
-    let length = lines
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .ok_or_else(|| format!("an answer without Content-Length: {head}"))?;
-    Ok((status, length))
 }
 
 /// One client task's results: every latency in microseconds, and the wrong answers.
@@ -447,17 +352,7 @@ async fn run() -> anyhow::Result<u64> {
          Content-Type: application/json\r\nContent-Length: "
     );
     let target = Arc::new(Target { head, totp });
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(certificate?)?;
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tls = TlsConnector::from(Arc::new(tls));
+    let tls = tls_connector(&pem, rustls::DEFAULT_VERSIONS)?;
     // One keep-alive connection per client task, so no task waits on another's connection.
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {

@@ -1,13 +1,13 @@
 //! The composition root: everything the running server needs is built here from a `Config`,
 //! and nothing lives in globals, so that tests start as many servers as they like.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web as actix};
+use actix_web::{App, web as actix};
 use anyhow::Context;
 use utoipa_actix_web::AppExt;
 
@@ -15,6 +15,7 @@ use crate::attempts::{Guard, Policy};
 use crate::config::{self, Config};
 use crate::crypto::{self, Keys};
 use crate::limiter::{Limiter, TokenBuckets};
+use crate::listener;
 use crate::metrics::Metrics;
 use crate::passwords::PasswordGate;
 use crate::store::{self, Store, StoreOptions};
@@ -160,8 +161,9 @@ impl Application {
         };
 
         let listen = config.listen_addr()?;
-        let listener =
-            TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = listener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let local_addr = listener.local_addr()?;
         let scheme = if tls_material.is_some() {
             "https"
@@ -211,7 +213,7 @@ impl Application {
             store: store.clone(),
             keys: Arc::new(keys),
             logins: Arc::new(Guard::new(Policy::of(&config.logins), metrics.clone())),
-            metrics,
+            metrics: metrics.clone(),
             passwords,
             login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
             setup: Mutex::new(setup),
@@ -239,7 +241,15 @@ impl Application {
         });
 
         let document = actix::Data::new(web::api::OpenApiDocument(openapi_document()?));
-        let server = HttpServer::new(move || {
+        let serving = listener::Serving {
+            workers: http_workers(config.server.workers),
+            shutdown_timeout_seconds: config.server.shutdown_timeout_seconds,
+            limits: listener::Limits::of(&config.server),
+            tls: tls_material.as_ref().map(|m| m.server_config.clone()),
+            metrics: metrics.clone(),
+        };
+        let fingerprint = tls_material.as_ref().map(|m| m.fingerprint.clone());
+        let server = listener::serve(listener, serving, move || {
             let (app, _) = App::new()
                 .into_utoipa_app()
                 .openapi(<web::api::ApiDoc as utoipa::OpenApi>::openapi())
@@ -252,20 +262,13 @@ impl Application {
                         .default_service(actix::to(web::api::not_found)),
                 )
                 .split_for_parts();
-            app.wrap(from_fn(web::observe))
+            // The request deadlines sit inside `observe`, so that their 408 carries the
+            // security headers and is counted.
+            app.wrap(from_fn(listener::bound_request))
+                .wrap(from_fn(web::observe))
                 .configure(web::routes)
                 .default_service(actix::to(web::not_found))
-        })
-        .shutdown_timeout(config.server.shutdown_timeout_seconds);
-        let server = server.workers(http_workers(config.server.workers));
-        let fingerprint = tls_material.as_ref().map(|m| m.fingerprint.clone());
-        let server = match tls_material {
-            Some(material) => {
-                server.listen_rustls_0_23(listener, (*material.server_config).clone())?
-            }
-            None => server.listen(listener)?,
-        }
-        .run();
+        })?;
 
         Ok(Application {
             local_addr,

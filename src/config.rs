@@ -43,6 +43,19 @@ pub struct ServerConfig {
     pub workers: usize,
     /// How long a graceful shutdown waits for requests in flight, in seconds.
     pub shutdown_timeout_seconds: u64,
+    /// Open connections at most; past it, new ones wait in the kernel's queue.
+    pub max_connections: usize,
+    /// Connections from one address (IPv6: one /64) that have not yet had their first request
+    /// read whole; one more is reset at once. 0 = no limit (behind a reverse proxy).
+    pub pending_connections_per_address: usize,
+    /// From accepting a connection to the end of its TLS handshake, in milliseconds.
+    pub tls_handshake_timeout_ms: u64,
+    /// From a request's first byte (for a connection's first request: from the handshake) to the
+    /// end of its head, in milliseconds.
+    pub request_head_timeout_ms: u64,
+    /// From the end of a request's head to the end of its body, in milliseconds; past it the
+    /// answer is 408 and the connection closes.
+    pub request_body_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +261,11 @@ impl Default for ServerConfig {
             public_url: String::new(),
             workers: 0,
             shutdown_timeout_seconds: 30,
+            max_connections: 10_000,
+            pending_connections_per_address: 64,
+            tls_handshake_timeout_ms: 2_000,
+            request_head_timeout_ms: 5_000,
+            request_body_timeout_ms: 10_000,
         }
     }
 }
@@ -410,6 +428,39 @@ impl Config {
                 "server.workers",
                 "must be between 0 and 256",
             ));
+        }
+        if !(16..=1_000_000).contains(&self.server.max_connections) {
+            return Err(ConfigError::invalid(
+                "server.max_connections",
+                "must be between 16 and 1000000",
+            ));
+        }
+        if self.server.pending_connections_per_address > 100_000 {
+            return Err(ConfigError::invalid(
+                "server.pending_connections_per_address",
+                "must be between 0 (no limit) and 100000",
+            ));
+        }
+        for (key, value) in [
+            (
+                "server.tls_handshake_timeout_ms",
+                self.server.tls_handshake_timeout_ms,
+            ),
+            (
+                "server.request_head_timeout_ms",
+                self.server.request_head_timeout_ms,
+            ),
+            (
+                "server.request_body_timeout_ms",
+                self.server.request_body_timeout_ms,
+            ),
+        ] {
+            if !(100..=600_000).contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be between 100 and 600000 (ten minutes)",
+                ));
+            }
         }
         match (&self.tls.cert_file, &self.tls.key_file) {
             (Some(_), None) => {
@@ -685,6 +736,21 @@ mod tests {
         assert_eq!(key, "server.listen");
         assert_eq!(line, Some(3));
         assert!(message.contains("nowhere"));
+    }
+
+    #[test]
+    fn a_connection_bound_out_of_range_is_rejected_by_name() {
+        let (key, line, _) = error_of("[server]\ntls_handshake_timeout_ms = 0\n");
+        assert_eq!(
+            (key.as_str(), line),
+            ("server.tls_handshake_timeout_ms", Some(2))
+        );
+        let (key, _, _) = error_of("[server]\nrequest_body_timeout_ms = 3600000\n");
+        assert_eq!(key, "server.request_body_timeout_ms");
+        let (key, _, _) = error_of("[server]\nmax_connections = 1\n");
+        assert_eq!(key, "server.max_connections");
+        let config = Config::parse("[server]\npending_connections_per_address = 0\n", None);
+        assert!(config.is_ok(), "0 is no limit");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod domain;
 pub mod import;
 pub mod limiter;
+pub mod listener;
 pub mod metrics;
 pub mod otp;
 pub mod passwords;

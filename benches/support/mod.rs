@@ -11,9 +11,13 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hmac::{Hmac, Mac};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
+use sha1::Sha1;
+
+pub mod http;
 
 /// A setting from the environment, or its default.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -53,6 +57,17 @@ pub fn synchronous() -> anyhow::Result<Option<String>> {
     }
 }
 
+/// RFC 4226: HMAC-SHA1 over the big-endian counter, dynamic truncation, six digits. Written here
+/// rather than taken from otpgate, so that an independent computation checks the server.
+pub fn hotp(mac: &Hmac<Sha1>, counter: u64) -> u32 {
+    let mut mac = mac.clone();
+    mac.update(&counter.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = usize::from(digest[19] & 0x0f);
+    let bytes = <[u8; 4]>::try_from(&digest[offset..offset + 4]).unwrap_or_default();
+    (u32::from_be_bytes(bytes) & 0x7fff_ffff) % 1_000_000
+}
+
 /// The latency at fraction `p` of sorted values, by the nearest-rank method.
 pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     if sorted.is_empty() {
@@ -78,13 +93,22 @@ impl Server {
         command
     }
 
-    /// Starts `serve` on a free loopback port and reads the address it prints.
+    /// Starts `serve` on a free loopback port and reads the address it prints. A load
+    /// generator opens all its connections from 127.0.0.1 before its first request, so the
+    /// limit on one address's pending connections is off.
     pub fn start(binary: &Path) -> anyhow::Result<Server> {
+        Server::start_with(binary, "pending_connections_per_address = 0\n")
+    }
+
+    /// Starts `serve` with `server` as the `[server]` section of its configuration.
+    pub fn start_with(binary: &Path, server: &str) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         // Rate 0 is unlimited: all requests come from 127.0.0.1 and each user is asked many
         // times a second, which the default per-user and per-address limits would refuse.
-        let mut config =
-            "[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n[log]\nlevel = \"warn\"\n".to_string();
+        let mut config = format!(
+            "[server]\n{server}[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n\
+             [log]\nlevel = \"warn\"\n"
+        );
         if let Some(synchronous) = synchronous()? {
             config.push_str(&format!("[storage]\nsynchronous = \"{synchronous}\"\n"));
         }

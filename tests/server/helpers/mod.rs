@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod browser;
+pub mod connection;
 pub mod delivery;
 pub mod otp;
 pub mod page;
