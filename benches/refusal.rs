@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use otpgate::auth::{Answer, Attempt, Authenticator, Caller};
 use otpgate::attempts::{Guard, Policy};
+use otpgate::auth::{Answer, Attempt, Authenticator, Caller};
 use otpgate::config::{AuthConfig, LoginsConfig, PasswordsConfig};
 use otpgate::crypto::Keys;
 use otpgate::domain::{IdOrName, TokenKind, WithoutSecondFactor};
