@@ -562,8 +562,8 @@ impl CodeOnly {
 
 /// Refuses a login no user has, after the work a wrong code of a known user's TOTP token
 /// costs — the seed unsealed, the window of codes computed and compared, a penalty written (to a
-/// token id no row has, and to the decoy row, so that one page changes as a token's would) —, so
-/// that the time of the answer does not tell which logins exist.
+/// token id no row has, so nothing changes) —, so that the time of the answer does not tell
+/// which logins exist.
 fn refuse_unknown(
     keys: &Keys,
     config: &AuthConfig,
@@ -589,7 +589,6 @@ fn refuse_unknown(
         token_ids: vec![0],
         fail_limit,
         challenge_ids: Vec::new(),
-        decoy: true,
     };
     (
         Verdict::Rejected("unknown_user"),

@@ -189,9 +189,6 @@ pub struct Penalty {
     pub token_ids: Vec<i64>,
     pub fail_limit: i64,
     pub challenge_ids: Vec<i64>,
-    /// The refusal of a login no user has: a row of its own is written instead of a token's,
-    /// so that the commit carries a changed page as a real penalty's does.
-    pub decoy: bool,
 }
 
 /// Claims an accepted code and records it; false when the claim was lost (a replay, or a
@@ -304,10 +301,6 @@ pub fn penalise(
     )?;
     for token_id in &penalty.token_ids {
         fail.execute(params![token_id, penalty.fail_limit, now])?;
-    }
-    if penalty.decoy {
-        conn.prepare_cached("UPDATE refusal_decoy SET refusals = refusals + 1 WHERE id = 1")?
-            .execute([])?;
     }
     if !penalty.challenge_ids.is_empty() {
         let mut spend =

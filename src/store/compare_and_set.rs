@@ -176,7 +176,6 @@ async fn penalise(
         token_ids: vec![token_id],
         fail_limit,
         challenge_ids,
-        decoy: false,
     };
     store
         .apply(
