@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::app::{TestApp, client_for, spawn_app};
+use otpgate::config::Config;
+
+use crate::helpers::app::{TestApp, client_for, client_from, spawn_app, spawn_with};
 use crate::helpers::delivery::{Api, mail_settings};
 use crate::helpers::page::{hidden_value, location};
 use crate::helpers::sms_gateway::Gateway;
@@ -31,7 +33,16 @@ pub struct Portal {
 impl Portal {
     /// A resource `vpn` whose portal `/portal/vpn` allows `actions` and the enrolment of `kinds`.
     pub async fn start(actions: &[&str], kinds: &[&str]) -> Portal {
-        let app = spawn_app().await;
+        Portal::on(spawn_app().await, actions, kinds).await
+    }
+
+    /// Like [`Portal::start`], on a server started with `config`.
+    pub async fn start_with(config: Config, actions: &[&str], kinds: &[&str]) -> Portal {
+        let app = spawn_with(config).await.expect("start");
+        Portal::on(app, actions, kinds).await
+    }
+
+    async fn on(app: TestApp, actions: &[&str], kinds: &[&str]) -> Portal {
         let admin_csrf = app.logged_in_admin().await;
         let admin = app.api_key(&["--admin"]);
         let api = Api::of(&app);
@@ -140,6 +151,15 @@ impl Portal {
     pub fn browser(&self) -> Browser {
         Browser {
             client: client_for(&self.app.data_dir),
+            address: self.app.address.clone(),
+        }
+    }
+
+    /// A new browser of an end user elsewhere: connecting from another loopback address
+    /// (`127.0.0.2`, …).
+    pub fn browser_from(&self, local: std::net::IpAddr) -> Browser {
+        Browser {
+            client: client_from(&self.app.data_dir, local),
             address: self.app.address.clone(),
         }
     }

@@ -629,3 +629,72 @@ async fn wrong_codes_at_login_count_towards_the_token_until_it_locks() {
     assert_eq!(portal.token_json(token).await["locked"], true);
     assert!(!browser.page("/portal/vpn").await.contains("2nd Factor"));
 }
+
+#[tokio::test]
+async fn failed_portal_logins_elsewhere_lock_the_user_out_there_but_not_at_her_usual_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = crate::helpers::app::test_config(dir.path());
+    config.logins.lock_after = 3;
+    let portal = Portal::start_with(config, &["enroll_token"], &["MAIL"]).await;
+    let password = "alice's long password";
+    portal
+        .user(json!({"login": "alice", "password": password}))
+        .await;
+    // Alice logs in from her usual address once: that address now has a success on record.
+    let usual = portal
+        .browser()
+        .log_in_with_password("alice", password)
+        .await;
+    assert_eq!(location(&usual), "/portal/vpn", "alice logs in at her desk");
+
+    let elsewhere = [127, 0, 0, 2].into();
+    for _ in 0..3 {
+        let guess = portal
+            .browser_from(elsewhere)
+            .log_in_with_password("ALICE", "a wrong guess")
+            .await;
+        assert_ne!(guess.status(), 303, "a wrong password never logs in");
+    }
+    let right = portal
+        .browser_from(elsewhere)
+        .log_in_with_password("alice", password)
+        .await;
+    assert_ne!(
+        right.status(),
+        303,
+        "locked elsewhere: the right password is refused"
+    );
+    let page = right.text().await.expect("body");
+    assert!(
+        page.contains("locked after too many failed logins"),
+        "{page}"
+    );
+
+    let again = portal
+        .browser()
+        .log_in_with_password("alice", password)
+        .await;
+    assert_eq!(
+        location(&again),
+        "/portal/vpn",
+        "the failures elsewhere do not keep alice out at her usual address"
+    );
+    let locks = portal.count(
+        "SELECT count(*) FROM audit_log WHERE action = 'user.lock' AND result = 'locked' \
+         AND client_ip = '127.0.0.2'",
+    );
+    assert_eq!(
+        locks, 1,
+        "the lock is audited once, with the address it came from"
+    );
+    let refused = portal.count(
+        "SELECT count(*) FROM audit_log WHERE action = 'portal.login' AND reason = 'account_locked'",
+    );
+    assert_eq!(refused, 1, "the refused right password is audited as such");
+    let metrics = portal.app.get("/metrics").await.text().await.expect("body");
+    assert!(
+        metrics.contains("otpgate_accounts_locked_total{account=\"user\"} 1"),
+        "{metrics}"
+    );
+    portal.app.stop().await;
+}
