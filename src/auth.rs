@@ -36,7 +36,7 @@ use crate::store::auth::{
     ActiveChallenge, Asked, AuthContext, AuthTarget, Claim, Count, NewChallenge, NewTransaction,
     Outcome, Penalty, Tally,
 };
-use crate::store::logins::{Account, address_key};
+use crate::store::logins::{Account, Counted, LockNotice, address_key};
 use crate::store::{AuditEntry, Resource, Store, Token, UnixTime};
 
 /// Who asks.
@@ -458,11 +458,26 @@ impl Doorman {
     /// account is counted here, in memory.
     fn tally(&self, context: &AuthContext, count: Count, audit: &Audit) -> Option<Tally> {
         let Some((counted, record)) = &context.failures else {
-            if count == Count::Failure {
-                self.guard
-                    .stranger_failed(&self.spelled, self.address.as_deref(), self.now);
+            if count != Count::Failure {
+                return None;
             }
-            return None;
+            self.guard
+                .stranger_failed(&self.spelled, self.address.as_deref(), self.now);
+            // The failure is also written, as a known account's is, to the row of an account
+            // no one has (id 0), which never locks: so that the time of the answer does not
+            // tell which names exist.
+            return Some(Tally {
+                counted: Counted {
+                    account: Account::User(0),
+                    address: None,
+                },
+                count,
+                success_writes: false,
+                notice: LockNotice {
+                    lock_after: u32::MAX,
+                    entry: audit.finish("locked", Some("failed_logins")),
+                },
+            });
         };
         let mut lock = audit.finish("locked", Some("failed_logins"));
         lock.action = format!("{}.lock", counted.account.kind());
