@@ -284,7 +284,7 @@ impl Default for TlsConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
-            synchronous: Synchronous::Normal,
+            synchronous: Synchronous::Full,
             readers: 4,
             busy_timeout_ms: 5000,
         }

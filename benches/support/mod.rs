@@ -104,10 +104,12 @@ impl Server {
     pub fn start_with(binary: &Path, server: &str) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         // Rate 0 is unlimited: all requests come from 127.0.0.1 and each user is asked many
-        // times a second, which the default per-user and per-address limits would refuse.
+        // times a second, which the default per-user and per-address limits would refuse. The
+        // wrong codes of phase (b) are checked in full, not refused unchecked as too soon after
+        // the user's failures: 100 free failures never wait (the account would lock at 100).
         let mut config = format!(
             "[server]\n{server}[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n\
-             [log]\nlevel = \"warn\"\n"
+             [logins]\nfree_failures = 100\n[log]\nlevel = \"warn\"\n"
         );
         if let Some(synchronous) = synchronous()? {
             config.push_str(&format!("[storage]\nsynchronous = \"{synchronous}\"\n"));

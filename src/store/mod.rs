@@ -133,7 +133,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            synchronous: Synchronous::Normal,
+            synchronous: Synchronous::Full,
             readers: 4,
             busy_timeout: Duration::from_secs(5),
         }
