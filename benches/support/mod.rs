@@ -105,11 +105,12 @@ impl Server {
         let dir = tempfile::tempdir()?;
         // Rate 0 is unlimited: all requests come from 127.0.0.1 and each user is asked many
         // times a second, which the default per-user and per-address limits would refuse. The
-        // wrong codes of phase (b) are checked in full, not refused unchecked as too soon after
-        // the user's failures: 100 free failures never wait (the account would lock at 100).
+        // wrong codes of phase (b) are never refused as too soon after the user's failures
+        // (429s): with as many free failures as the lock takes, an account locks at 20 failures
+        // in a row without waits, and its later wrong codes are rejections, as a locked token's.
         let mut config = format!(
             "[server]\n{server}[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n\
-             [logins]\nfree_failures = 100\n[log]\nlevel = \"warn\"\n"
+             [logins]\nfree_failures = 20\nlock_after = 20\n[log]\nlevel = \"warn\"\n"
         );
         if let Some(synchronous) = synchronous()? {
             config.push_str(&format!("[storage]\nsynchronous = \"{synchronous}\"\n"));
