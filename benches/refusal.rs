@@ -23,10 +23,12 @@ use otpgate::passwords::PasswordGate;
 use otpgate::provision::{self, TokenRequest};
 use otpgate::store::auth::AuthTarget;
 use otpgate::store::users::UserDraft;
-use otpgate::store::{AuditEntry, GeneralSettings, NewResource, NewUser, SendLimits, Store};
+use otpgate::store::{
+    AuditEntry, GeneralSettings, NewResource, NewUser, SendLimits, Store, StoreOptions, Synchronous,
+};
 
 mod support;
-use support::{env_or, percentile};
+use support::{env_or, percentile, synchronous};
 
 /// A resource's highest failed-attempt limit: each known user takes fewer misses than this, so
 /// that every attempt is a wrong code against an open token, never one against a locked token.
@@ -104,10 +106,14 @@ fn summary(timings: &mut [Duration]) -> (f64, f64) {
 async fn run() -> anyhow::Result<()> {
     let attempts: usize = env_or("OTPGATE_BENCH_ATTEMPTS", 20_000)?;
     let dir = tempfile::tempdir()?;
-    let store = Store::open(
-        &dir.path().join(otpgate::store::DATABASE_FILE),
-        Default::default(),
-    )?;
+    let mut options = StoreOptions::default();
+    if let Some(mode) = synchronous()? {
+        options.synchronous = match mode.as_str() {
+            "normal" => Synchronous::Normal,
+            _ => Synchronous::Full,
+        };
+    }
+    let store = Store::open(&dir.path().join(otpgate::store::DATABASE_FILE), options)?;
     let keys = Arc::new(Keys::load_or_create(
         &dir.path().join(otpgate::crypto::KEY_FILE),
         true,
