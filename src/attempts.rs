@@ -203,11 +203,13 @@ impl Guard {
         self.strangers.fail(name, address, &self.policy, now);
     }
 
-    /// The record of a login, and where it stands.
+    /// The record of a login at a front end (`panel`, `portal`), and where it stands; an
+    /// attempt it refuses unchecked is counted.
     pub async fn standing(
         &self,
         store: &Store,
         login: &Login,
+        front: &str,
         now: UnixTime,
     ) -> Result<(Record, Standing), StoreError> {
         let record = match login {
@@ -215,6 +217,7 @@ impl Guard {
             Login::Stranger { name, address } => self.strangers.record(name, address.as_deref()),
         };
         let standing = self.policy.standing(&record, now);
+        self.refused(front, standing);
         Ok((record, standing))
     }
 
@@ -275,8 +278,8 @@ impl Guard {
         );
     }
 
-    /// Counts an attempt refused unchecked: `front` is api, panel or portal.
-    pub fn refused(&self, front: &str, standing: Standing) {
+    /// Counts an attempt refused unchecked: `front` is panel or portal.
+    fn refused(&self, front: &str, standing: Standing) {
         let reason = match standing {
             Standing::Open => return,
             Standing::Wait { .. } => "wait",

@@ -198,13 +198,15 @@ pub async fn submit_login(
             address: ip.as_deref().map(address_key),
         },
     };
-    let (record, standing) = state.logins.standing(&state.store, &counted, now).await?;
+    let (record, standing) = state
+        .logins
+        .standing(&state.store, &counted, "panel", now)
+        .await?;
     match standing {
         Standing::Open => {}
         Standing::Wait {
             retry_after_seconds,
         } => {
-            state.logins.refused("panel", standing);
             refuse(&state, &login, ip.clone(), "too_soon_after_failures").await?;
             return Err(PageError::TooManyRequests {
                 retry_after_seconds,
@@ -212,7 +214,6 @@ pub async fn submit_login(
         }
         Standing::Locked => {
             // Nothing is checked: the account is locked for this address.
-            state.logins.refused("panel", standing);
             refuse(&state, &login, ip.clone(), "account_locked").await?;
             let (csrf, _) = session::pre_session_csrf(&state, &request)?;
             return Ok(HttpResponse::Forbidden()

@@ -472,20 +472,21 @@ pub async fn submit_password(
         },
     };
     let now = crate::clock::now();
-    let (_, standing) = state.logins.standing(&state.store, &counted, now).await?;
+    let (_, standing) = state
+        .logins
+        .standing(&state.store, &counted, "portal", now)
+        .await?;
     match standing {
         Standing::Open => {}
         Standing::Wait {
             retry_after_seconds,
         } => {
-            state.logins.refused("portal", standing);
             return Err(crate::web::PageError::TooManyRequests {
                 retry_after_seconds,
             }
             .into());
         }
         Standing::Locked => {
-            state.logins.refused("portal", standing);
             let mut entry = portal.audit(&request, &login.login, "portal.login", "refused");
             entry.user_id = login.user_id;
             entry.reason = Some("account_locked".into());
