@@ -6,6 +6,7 @@ use rusqlite::{Connection, params};
 
 use super::audit::{self, AuditEntry};
 use super::directory::{TOKEN_COLUMNS, Token, USER_COLUMNS, User, token_from_row, user_from_row};
+use super::logins::{Account, Counted, address_key};
 use super::sessions::NewSession;
 use super::tokens::{Outcome, Refused, TokenCreation, TokenRecord};
 use super::{Result, Store, UnixTime, optional};
@@ -341,6 +342,16 @@ impl Store {
             }
             super::sessions::insert(conn, &session, now)?;
             audit::insert(conn, &entry)?;
+            // A whole login, whatever its steps were: the user's failures in a row end, and
+            // the address becomes one she logged in from (where a lock made elsewhere does not
+            // hold).
+            if let Some(user_id) = session.user_id {
+                let counted = Counted {
+                    account: Account::User(user_id),
+                    address: session.client_ip.as_deref().map(address_key),
+                };
+                super::logins::succeed(conn, &counted, now)?;
+            }
             Ok(true)
         })
         .await

@@ -881,13 +881,6 @@ async fn open_session(
         // Another request finished this login first: it has the session.
         return Err(PortalError::LoginRequired(portal.address.clone()));
     }
-    // A whole login, whatever its steps were: the user's failures in a row end, and this
-    // address becomes one she logged in from (where a lock made elsewhere does not hold).
-    let counted = Counted {
-        account: Account::User(user.id),
-        address: session::client_ip(request).map(|ip| address_key(&ip)),
-    };
-    state.store.login_succeeded(counted, now).await?;
     let mut response = see_other(&portal.path(""));
     let _ = response.add_cookie(&portal.cookie(state, SESSION_COOKIE, value));
     let _ = response.add_cookie(&portal.removal_cookie(state, LOGIN_COOKIE));
