@@ -45,8 +45,8 @@ pub struct PrepareRequest {
     resource: Option<IdOrName>,
     /// The user: a number is their id, a string their login.
     user: IdOrName,
-    /// Only this token (a number is its id, a string its serial); by default every MAIL, SMS and BOT token of the user in
-    /// the resource.
+    /// Only this token (a number is its id, a string its serial); by default every MAIL, SMS
+    /// and BOT token of the user in the resource.
     token: Option<IdOrName>,
     /// The end user's IP address, for the audit log and per-address rate limits.
     ip: Option<String>,
