@@ -30,7 +30,7 @@ mod pcache;
 pub mod portal;
 pub mod resources;
 mod sessions;
-mod settings;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 mod walvfs;
@@ -197,6 +197,11 @@ struct Inner {
     reads: RwLock<Option<std_mpsc::Sender<ReadJob>>>,
     reader_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std_mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// The connections of the API key check (`api_keys::generation`), which runs on the
+    /// caller's thread: each is taken with `try_lock`, so no caller ever waits for another.
+    key_watches: RwLock<Vec<Mutex<Connection>>>,
+    /// Where the next key check starts looking for a free connection.
+    next_key_watch: std::sync::atomic::AtomicUsize,
 }
 
 /// A handle to the database. Cheap to clone; every clone talks to the same writer thread.
@@ -360,6 +365,9 @@ impl Store {
                 .map_err(|e| StoreError::Migration(format!("cannot start a reader thread: {e}")))?;
             reader_threads.push(thread);
         }
+        let key_watches = (0..api_keys::KEY_WATCHES)
+            .map(|_| open_reader(path, &options).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -369,6 +377,8 @@ impl Store {
                 reads: RwLock::new(Some(reads)),
                 reader_threads: Mutex::new(reader_threads),
                 checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
+                key_watches: RwLock::new(key_watches),
+                next_key_watch: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -452,6 +462,9 @@ impl Store {
 
     /// Stops the writer after it has committed every job sent before, and checkpoints the WAL.
     pub fn close(&self) {
+        if let Ok(mut watches) = self.inner.key_watches.write() {
+            watches.clear();
+        }
         let checkpointer = self
             .inner
             .checkpointer
