@@ -11,8 +11,10 @@
 //! - A fixed set of **reader threads**, each owning one read-only connection, takes read jobs
 //!   from one shared queue. In WAL mode readers never wait for the writer; connections are opened
 //!   once, so a burst of requests costs no file opening or schema parsing.
-//! - Nothing here runs on the async executor threads: reads go to the reader threads, writes to
-//!   the writer thread, and callers only await a oneshot answer.
+//! - Nothing here runs on the async executor threads but the API key check
+//!   (`api_key_generation`: one row, on a connection of its own taken without waiting): reads
+//!   go to the reader threads, writes to the writer thread, and callers only await a oneshot
+//!   answer.
 
 mod admins;
 mod api_keys;
