@@ -331,3 +331,107 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{StoreOptions, temp_store};
+    use super::*;
+
+    fn entry(at: UnixTime) -> AuditEntry {
+        AuditEntry::new(at, "apikey:1", "apikey.revoke", "ok")
+    }
+
+    #[tokio::test]
+    async fn every_change_of_a_key_moves_the_generation_also_from_another_store_on_the_file() {
+        let (dir, store) = temp_store();
+        let console = Store::open(
+            &dir.path().join(super::super::DATABASE_FILE),
+            StoreOptions::default(),
+        )
+        .expect("a second handle");
+        let start = store.api_key_generation().await.expect("read");
+        let created = store
+            .create_api_key(
+                "script".into(),
+                "pfx1".into(),
+                b"hash".to_vec(),
+                None,
+                AuditEntry::new(1, "apikey:1", "apikey.create", "ok"),
+                1,
+            )
+            .await
+            .expect("written")
+            .expect("created");
+        let after_create = store.api_key_generation().await.expect("read");
+        assert!(after_create > start);
+        let unchanged = store.api_key_generation().await.expect("read");
+        assert_eq!(unchanged, after_create, "reading moves nothing");
+        let revoking = console.clone();
+        let revoked = tokio::task::spawn_blocking(move || {
+            revoking.revoke_api_key_blocking(created.id.to_string(), 2)
+        })
+        .await
+        .expect("joined")
+        .expect("written");
+        assert!(revoked);
+        assert!(
+            store.api_key_generation().await.expect("read") > after_create,
+            "a revocation through another handle is seen at once"
+        );
+        console.close();
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn a_key_revoked_through_the_api_is_not_revoked_again_and_a_missing_one_not_at_all() {
+        let (_dir, store) = temp_store();
+        let created = store
+            .create_api_key(
+                "script".into(),
+                "pfx1".into(),
+                b"hash".to_vec(),
+                None,
+                AuditEntry::new(1, "apikey:1", "apikey.create", "ok"),
+                1,
+            )
+            .await
+            .expect("written")
+            .expect("created");
+        assert!(
+            store
+                .revoke_api_key(created.id, entry(5), 5)
+                .await
+                .expect("written")
+        );
+        assert!(
+            !store
+                .revoke_api_key(created.id, entry(6), 6)
+                .await
+                .expect("written")
+        );
+        assert!(
+            !store
+                .revoke_api_key(999, entry(7), 7)
+                .await
+                .expect("written")
+        );
+        let keys = store.api_keys().await.expect("read");
+        assert_eq!(keys[0].revoked_at, Some(5));
+        let missing = store
+            .create_api_key(
+                "gateway".into(),
+                "pfx2".into(),
+                b"hash".to_vec(),
+                Some(IdOrName::Name("nowhere".into())),
+                AuditEntry::new(8, "apikey:1", "apikey.create", "ok"),
+                8,
+            )
+            .await
+            .expect("written");
+        assert!(
+            missing.is_none(),
+            "no key for a resource that does not exist"
+        );
+        store.close();
+    }
+}
