@@ -236,3 +236,48 @@ async fn a_resource_key_may_not_read_or_change_the_general_settings() {
     assert_eq!(read["configured"], false, "nothing was stored");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn general_settings_at_the_edges_of_the_documented_ranges_are_taken_and_past_them_refused() {
+    let app = spawn_app().await;
+    let admin = app.api_key(&["--admin"]);
+    let document: Value = app
+        .get("/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let properties = &document["components"]["schemas"]["GeneralSettingsRequest"]["properties"];
+    for field in [
+        "challenge_validity_seconds",
+        "pin_min_length",
+        "portal_idle_minutes",
+        "resend_cooldown_seconds",
+        "mail_per_hour",
+        "sms_per_hour",
+        "bot_per_hour",
+    ] {
+        let minimum = properties[field]["minimum"].as_i64().expect("a minimum");
+        let maximum = properties[field]["maximum"].as_i64().expect("a maximum");
+        for edge in [minimum, maximum] {
+            let mut body = with(field, json!(edge));
+            // The longest PIN may not be shorter than the shortest.
+            body["pin_max_length"] = json!(64);
+            let (status, answer) =
+                send(&app, Method::PUT, "/settings/general", &admin, Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{field} = {edge}: {answer}");
+        }
+        for past in [minimum - 1, maximum + 1] {
+            let (status, answer) = send(
+                &app,
+                Method::PUT,
+                "/settings/general",
+                &admin,
+                Some(with(field, json!(past))),
+            )
+            .await;
+            assert_field(status, &answer, field);
+        }
+    }
+    app.stop().await;
+}
