@@ -424,21 +424,13 @@ fn apikey(cli: &Cli, command: &ApiKeyCommand) -> anyhow::Result<()> {
     let store = open_store(cli)?;
     let result = match command {
         ApiKeyCommand::Create { name, resource, .. } => {
-            if name.trim().is_empty() {
-                bail!("the key needs a name");
-            }
+            let name = crate::domain::key_name(name)?;
             let resource = resource
                 .as_deref()
                 .map(|text| IdOrName::from_text(text, "name"))
                 .transpose()?;
             let key = crypto::new_api_key()?;
-            store.create_api_key_blocking(
-                name.trim().to_string(),
-                key.prefix.clone(),
-                key.hash,
-                resource,
-                now,
-            )?;
+            store.create_api_key_blocking(name, key.prefix.clone(), key.hash, resource, now)?;
             println!("{}", key.key);
             eprintln!("this key is shown once: store it in the application's configuration now");
             Ok(())

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod otp;
 pub mod passwords;
 pub mod provision;
+pub mod self_service;
 pub mod store;
 pub mod tls;
 pub mod web;

@@ -127,6 +127,23 @@ pub fn token_name(text: &str) -> Result<String, FieldError> {
     one_line("name", text, MAX_NAME)
 }
 
+/// The longest name of an API key.
+pub const MAX_KEY_NAME: usize = 100;
+
+/// An API key's name, which says who uses it: trimmed, 1 to [`MAX_KEY_NAME`] characters, one
+/// line. The panel, the API and the console apply this one rule.
+pub fn key_name(text: &str) -> Result<String, FieldError> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > MAX_KEY_NAME || name.chars().any(char::is_control)
+    {
+        return Err(FieldError::new(
+            "name",
+            format!("Give the key a name of 1 to {MAX_KEY_NAME} characters."),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// The longest serial accepted, the same as the import files allow.
 pub const MAX_SERIAL: usize = 128;
 

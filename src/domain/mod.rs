@@ -7,10 +7,10 @@ mod refusal;
 mod values;
 
 pub use fields::{
-    MAX_NAME, MAX_PASSWORD, MAX_SERIAL, MIN_ADMIN_PASSWORD, MIN_PASSWORD, PIN_LENGTHS, PinPolicy,
-    admin_credentials, check_new_password, check_pin, email_field, is_admin_login, login_field,
-    messenger, one_line, otp_length, person_name, phone_field, pin_position, token_destination,
-    token_name, token_serial,
+    MAX_KEY_NAME, MAX_NAME, MAX_PASSWORD, MAX_SERIAL, MIN_ADMIN_PASSWORD, MIN_PASSWORD,
+    PIN_LENGTHS, PinPolicy, admin_credentials, check_new_password, check_pin, email_field,
+    is_admin_login, key_name, login_field, messenger, one_line, otp_length, person_name,
+    phone_field, pin_position, token_destination, token_name, token_serial,
 };
 pub use refusal::{Busy, FieldError, Refused, RuleError};
 pub use values::{Email, Invalid, Login, MAX_LOGIN, Phone, login_key};

@@ -1,4 +1,9 @@
 //! API keys: stored as the SHA-256 of their secret part, found by their public prefix.
+//!
+//! Every change of a key moves `api_key_generation` (triggers of the schema, so the console
+//! and a resource deleted with its keys move it too). The server's key cache reads it once per
+//! request, on connections of its own (`key_watches`), and forgets every cached key when it
+//! moved: a revocation counts from the next request, wherever it was made.
 
 use rusqlite::{Connection, params};
 
@@ -45,7 +50,144 @@ pub fn by_prefix(conn: &Connection, prefix: &str) -> Result<Option<ApiKeyRecord>
     )
 }
 
+/// How many connections the key check has: more than the executor threads, so that each
+/// finds one free (taken with `try_lock`); when none is, the check goes to a reader thread.
+pub(super) const KEY_WATCHES: usize = 4;
+
+/// The generation of the API keys: it moves with every change of any key.
+fn generation(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT generation FROM api_key_generation WHERE id = 1")?
+        .query_row([], |row| row.get(0))?)
+}
+
+/// Inserts a key (for `resource_id`, or an admin key) with its audit line; its id.
+fn insert(
+    conn: &Connection,
+    name: &str,
+    prefix: &str,
+    key_hash: &[u8],
+    resource_id: Option<i64>,
+    entry: AuditEntry,
+    now: UnixTime,
+) -> Result<i64> {
+    let scope = if resource_id.is_some() {
+        "resource"
+    } else {
+        "admin"
+    };
+    conn.prepare_cached(
+        "INSERT INTO api_keys (name, prefix, key_hash, scope, resource_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![name, prefix, key_hash, scope, resource_id, now])?;
+    let id = conn.last_insert_rowid();
+    super::audit::insert(
+        conn,
+        &AuditEntry {
+            api_key_id: Some(id),
+            resource_id,
+            ..entry
+        }
+        .detail(name),
+    )?;
+    Ok(id)
+}
+
 impl Store {
+    /// The generation of the API keys, read on the caller's thread from a connection of the
+    /// key check's own: one row of one page, without waiting for any other thread.
+    pub async fn api_key_generation(&self) -> Result<i64> {
+        if let Some(found) = self.watched_generation() {
+            return found;
+        }
+        self.read(generation).await
+    }
+
+    fn watched_generation(&self) -> Option<Result<i64>> {
+        let watches = self.inner.key_watches.read().ok()?;
+        let count = watches.len();
+        let start = self
+            .inner
+            .next_key_watch
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (0..count).find_map(|offset| {
+            let conn = watches[(start + offset) % count].try_lock().ok()?;
+            Some(generation(&conn))
+        })
+    }
+
+    /// Creates a key for the resource `resource` (None: an admin key), audited with `entry`;
+    /// None when there is no such resource.
+    pub async fn create_api_key(
+        &self,
+        name: String,
+        prefix: String,
+        key_hash: Vec<u8>,
+        resource: Option<IdOrName>,
+        entry: AuditEntry,
+        now: UnixTime,
+    ) -> Result<Option<ApiKeyRecord>> {
+        self.write(move |conn| {
+            let resource_id = match &resource {
+                None => None,
+                Some(resource) => match super::directory::find_resource(conn, resource)? {
+                    Some(found) => Some(found.id),
+                    None => return Ok(None),
+                },
+            };
+            let id = insert(conn, &name, &prefix, &key_hash, resource_id, entry, now)?;
+            optional(
+                conn.prepare_cached(&format!("{SELECT} WHERE k.id = ?1"))?
+                    .query_row(params![id], from_row),
+            )
+        })
+        .await
+    }
+
+    /// Every key, revoked ones included, oldest first.
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.read(|conn| {
+            let keys = conn
+                .prepare_cached(&format!("{SELECT} ORDER BY k.id"))?
+                .query_map([], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    /// Revokes the key `key_id` (admin or resource key); false when there is no such live key.
+    pub async fn revoke_api_key(
+        &self,
+        key_id: i64,
+        entry: AuditEntry,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let resource_id: Option<Option<i64>> = optional(
+                conn.prepare_cached(
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL
+                     RETURNING resource_id",
+                )?
+                .query_row(params![key_id, now], |row| row.get(0)),
+            )?;
+            let Some(resource_id) = resource_id else {
+                return Ok(false);
+            };
+            super::audit::insert(
+                conn,
+                &AuditEntry {
+                    api_key_id: Some(key_id),
+                    resource_id,
+                    ..entry
+                },
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+
     pub async fn api_key_by_prefix(&self, prefix: String) -> Result<Option<ApiKeyRecord>> {
         self.read(move |conn| by_prefix(conn, &prefix)).await
     }
@@ -68,26 +210,15 @@ impl Store {
                         .id,
                 ),
             };
-            let scope = if resource_id.is_some() {
-                "resource"
-            } else {
-                "admin"
-            };
-            conn.execute(
-                "INSERT INTO api_keys (name, prefix, key_hash, scope, resource_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![name, prefix, key_hash, scope, resource_id, now],
-            )?;
-            let id = conn.last_insert_rowid();
-            super::audit::insert(
+            insert(
                 conn,
-                &super::AuditEntry {
-                    api_key_id: Some(id),
-                    resource_id,
-                    ..super::AuditEntry::new(now, "console", "apikey.create", "ok").detail(name)
-                },
-            )?;
-            Ok(id)
+                &name,
+                &prefix,
+                &key_hash,
+                resource_id,
+                AuditEntry::new(now, "console", "apikey.create", "ok"),
+                now,
+            )
         })
     }
 
@@ -198,5 +329,109 @@ impl Store {
             Ok(changed == 1)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{StoreOptions, temp_store};
+    use super::*;
+
+    fn entry(at: UnixTime) -> AuditEntry {
+        AuditEntry::new(at, "apikey:1", "apikey.revoke", "ok")
+    }
+
+    #[tokio::test]
+    async fn every_change_of_a_key_moves_the_generation_also_from_another_store_on_the_file() {
+        let (dir, store) = temp_store();
+        let console = Store::open(
+            &dir.path().join(super::super::DATABASE_FILE),
+            StoreOptions::default(),
+        )
+        .expect("a second handle");
+        let start = store.api_key_generation().await.expect("read");
+        let created = store
+            .create_api_key(
+                "script".into(),
+                "pfx1".into(),
+                b"hash".to_vec(),
+                None,
+                AuditEntry::new(1, "apikey:1", "apikey.create", "ok"),
+                1,
+            )
+            .await
+            .expect("written")
+            .expect("created");
+        let after_create = store.api_key_generation().await.expect("read");
+        assert!(after_create > start);
+        let unchanged = store.api_key_generation().await.expect("read");
+        assert_eq!(unchanged, after_create, "reading moves nothing");
+        let revoking = console.clone();
+        let revoked = tokio::task::spawn_blocking(move || {
+            revoking.revoke_api_key_blocking(created.id.to_string(), 2)
+        })
+        .await
+        .expect("joined")
+        .expect("written");
+        assert!(revoked);
+        assert!(
+            store.api_key_generation().await.expect("read") > after_create,
+            "a revocation through another handle is seen at once"
+        );
+        console.close();
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn a_key_revoked_through_the_api_is_not_revoked_again_and_a_missing_one_not_at_all() {
+        let (_dir, store) = temp_store();
+        let created = store
+            .create_api_key(
+                "script".into(),
+                "pfx1".into(),
+                b"hash".to_vec(),
+                None,
+                AuditEntry::new(1, "apikey:1", "apikey.create", "ok"),
+                1,
+            )
+            .await
+            .expect("written")
+            .expect("created");
+        assert!(
+            store
+                .revoke_api_key(created.id, entry(5), 5)
+                .await
+                .expect("written")
+        );
+        assert!(
+            !store
+                .revoke_api_key(created.id, entry(6), 6)
+                .await
+                .expect("written")
+        );
+        assert!(
+            !store
+                .revoke_api_key(999, entry(7), 7)
+                .await
+                .expect("written")
+        );
+        let keys = store.api_keys().await.expect("read");
+        assert_eq!(keys[0].revoked_at, Some(5));
+        let missing = store
+            .create_api_key(
+                "gateway".into(),
+                "pfx2".into(),
+                b"hash".to_vec(),
+                Some(IdOrName::Name("nowhere".into())),
+                AuditEntry::new(8, "apikey:1", "apikey.create", "ok"),
+                8,
+            )
+            .await
+            .expect("written");
+        assert!(
+            missing.is_none(),
+            "no key for a resource that does not exist"
+        );
+        store.close();
     }
 }

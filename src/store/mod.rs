@@ -11,8 +11,10 @@
 //! - A fixed set of **reader threads**, each owning one read-only connection, takes read jobs
 //!   from one shared queue. In WAL mode readers never wait for the writer; connections are opened
 //!   once, so a burst of requests costs no file opening or schema parsing.
-//! - Nothing here runs on the async executor threads: reads go to the reader threads, writes to
-//!   the writer thread, and callers only await a oneshot answer.
+//! - Nothing here runs on the async executor threads but the API key check
+//!   (`api_key_generation`: one row, on a connection of its own taken without waiting): reads
+//!   go to the reader threads, writes to the writer thread, and callers only await a oneshot
+//!   answer.
 
 mod admins;
 mod api_keys;
@@ -30,7 +32,7 @@ mod pcache;
 pub mod portal;
 pub mod resources;
 mod sessions;
-mod settings;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 mod walvfs;
@@ -197,6 +199,11 @@ struct Inner {
     reads: RwLock<Option<std_mpsc::Sender<ReadJob>>>,
     reader_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std_mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// The connections of the API key check (`api_keys::generation`), which runs on the
+    /// caller's thread: each is taken with `try_lock`, so no caller ever waits for another.
+    key_watches: RwLock<Vec<Mutex<Connection>>>,
+    /// Where the next key check starts looking for a free connection.
+    next_key_watch: std::sync::atomic::AtomicUsize,
 }
 
 /// A handle to the database. Cheap to clone; every clone talks to the same writer thread.
@@ -360,6 +367,9 @@ impl Store {
                 .map_err(|e| StoreError::Migration(format!("cannot start a reader thread: {e}")))?;
             reader_threads.push(thread);
         }
+        let key_watches = (0..api_keys::KEY_WATCHES)
+            .map(|_| open_reader(path, &options).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -369,6 +379,8 @@ impl Store {
                 reads: RwLock::new(Some(reads)),
                 reader_threads: Mutex::new(reader_threads),
                 checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
+                key_watches: RwLock::new(key_watches),
+                next_key_watch: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -452,6 +464,9 @@ impl Store {
 
     /// Stops the writer after it has committed every job sent before, and checkpoints the WAL.
     pub fn close(&self) {
+        if let Ok(mut watches) = self.inner.key_watches.write() {
+            watches.clear();
+        }
         let checkpointer = self
             .inner
             .checkpointer

@@ -89,9 +89,9 @@ impl SendLimits {
 }
 
 /// The wait before another code: up to ten minutes.
-const RESEND_COOLDOWN: std::ops::RangeInclusive<u32> = 0..=600;
+pub const RESEND_COOLDOWN: std::ops::RangeInclusive<u32> = 0..=600;
 /// Messages per user and hour on one channel.
-const PER_HOUR: std::ops::RangeInclusive<u32> = 1..=1000;
+pub const PER_HOUR: std::ops::RangeInclusive<u32> = 1..=1000;
 
 fn default_pin_min_length() -> u32 {
     PinPolicy::default().min_length
@@ -108,7 +108,7 @@ fn default_portal_idle_minutes() -> u32 {
 /// Challenges live from one minute to half an hour.
 pub const CHALLENGE_VALIDITY: std::ops::RangeInclusive<u64> = 60..=1800;
 /// A portal session's idle timeout, in minutes.
-const PORTAL_IDLE_MINUTES: std::ops::RangeInclusive<u32> = 5..=240;
+pub const PORTAL_IDLE_MINUTES: std::ops::RangeInclusive<u32> = 5..=240;
 
 const GENERAL_KEY: &str = "general";
 

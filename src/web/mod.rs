@@ -157,6 +157,18 @@ impl AppState {
         }
     }
 
+    /// The address users reach otpgate at: the one saved in the general settings, or the one
+    /// worked out at start.
+    pub async fn public_base_url(&self) -> Result<String, crate::store::StoreError> {
+        Ok(self
+            .store
+            .general_settings()
+            .await?
+            .map(|general| general.public_url)
+            .filter(|url| !url.is_empty())
+            .unwrap_or_else(|| self.base_url.clone()))
+    }
+
     /// The general settings: the stored ones, or the defaults.
     pub async fn general(&self) -> Result<crate::store::GeneralSettings, crate::store::StoreError> {
         Ok(self

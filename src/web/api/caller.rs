@@ -1,11 +1,12 @@
-//! Who is calling the API: the bearer key, checked against the store (through a short cache),
-//! and the scope it grants. Requests without a valid key are throttled per source address.
+//! Who is calling the API: the bearer key, checked against the store (through a cache that
+//! holds while the store's key generation stays), and the scope it grants. Requests without a
+//! valid key are throttled per source address.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -16,36 +17,49 @@ use crate::domain::KeyScope;
 use crate::store::ApiKeyRecord;
 use crate::web::AppState;
 
-/// How long a looked-up key is trusted without asking the database again. A key revoked
-/// through the API is forgotten at once; one revoked from the console stops working within
-/// this time.
-const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Past this many cached prefixes (known or not), the cache starts again empty.
+const CACHE_LIMIT: usize = 10_000;
 
+/// Keys looked up by prefix, valid while the store's key generation is the one they were
+/// looked up under: any change of any key, here or from another process, moves it, and the
+/// next request then finds the cache empty.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Option<ApiKeyRecord>, Instant)>>,
+    entries: Mutex<Cached>,
+}
+
+#[derive(Default)]
+struct Cached {
+    generation: i64,
+    keys: HashMap<String, Option<ApiKeyRecord>>,
 }
 
 impl KeyCache {
-    fn get(&self, prefix: &str, now: Instant) -> Option<Option<ApiKeyRecord>> {
-        let entries = self.entries.lock().ok()?;
-        let (record, at) = entries.get(prefix)?;
-        (now.duration_since(*at) < CACHE_TTL).then(|| record.clone())
-    }
-
-    fn put(&self, prefix: &str, record: Option<ApiKeyRecord>, now: Instant) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() > 10_000 {
-                entries.retain(|_, (_, at)| now.duration_since(*at) < CACHE_TTL);
-            }
-            entries.insert(prefix.to_string(), (record, now));
+    /// The cached lookup of `prefix`, after forgetting everything cached under an older
+    /// generation (generations only grow).
+    fn get(&self, prefix: &str, generation: i64) -> Option<Option<ApiKeyRecord>> {
+        let mut cached = self.entries.lock().ok()?;
+        if cached.generation < generation {
+            cached.generation = generation;
+            cached.keys.clear();
         }
+        if cached.generation != generation {
+            // A request that read the generation before another moved it on: it looks up.
+            return None;
+        }
+        cached.keys.get(prefix).cloned()
     }
 
-    /// Forgets every cached key (after a revocation in this process).
-    pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
+    /// Keeps a lookup made under `generation`, unless the keys have moved on since.
+    fn put(&self, prefix: &str, record: Option<ApiKeyRecord>, generation: i64) {
+        if let Ok(mut cached) = self.entries.lock() {
+            if cached.generation != generation {
+                return;
+            }
+            if cached.keys.len() >= CACHE_LIMIT {
+                cached.keys.clear();
+            }
+            cached.keys.insert(prefix.to_string(), record);
         }
     }
 }
@@ -139,12 +153,12 @@ async fn authenticate(
     let Some(prefix) = crypto::api_key_prefix(&key) else {
         return Ok(None);
     };
-    let now = Instant::now();
-    let record = match state.api_keys.get(prefix, now) {
+    let generation = state.store.api_key_generation().await?;
+    let record = match state.api_keys.get(prefix, generation) {
         Some(record) => record,
         None => {
             let record = state.store.api_key_by_prefix(prefix.to_string()).await?;
-            state.api_keys.put(prefix, record.clone(), now);
+            state.api_keys.put(prefix, record.clone(), generation);
             record
         }
     };

@@ -9,10 +9,13 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::{MAX_LOGIN, MAX_NAME, MAX_PASSWORD, MAX_SERIAL, MIN_PASSWORD, PIN_LENGTHS};
-use crate::store::resources::{
-    AUTO_UNLOCK, FAIL_LIMITS, MAX_DESCRIPTION, MAX_RESOURCE_NAME, auto_unlock_cost,
+use crate::domain::{
+    MAX_KEY_NAME, MAX_LOGIN, MAX_NAME, MAX_PASSWORD, MAX_SERIAL, MIN_PASSWORD, PIN_LENGTHS,
 };
+use crate::store::resources::{
+    AUTO_UNLOCK, FAIL_LIMITS, MAX_DESCRIPTION, MAX_RESOURCE_NAME, PortalAction, auto_unlock_cost,
+};
+use crate::store::settings::{CHALLENGE_VALIDITY, PER_HOUR, PORTAL_IDLE_MINUTES, RESEND_COOLDOWN};
 
 /// One line: no control character (C0, DEL, C1), as `char::is_control` says.
 const ONE_LINE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
@@ -37,6 +40,14 @@ const BASE32_SEED: &str =
 /// An http or https address with a host of letters, digits, dots and dashes (so that any
 /// address this allows is one a URL parser takes), an optional port and anything after a slash.
 const WEB_ADDRESS: &str = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]*[A-Za-z0-9](?::[1-9][0-9]{0,3})?(?:[/?][^\s]*)?\s*$";
+/// A Self-Service Page Address as `parse_portal_address` takes it (it lowers the case), or
+/// nothing.
+const PORTAL_ADDRESS_OR_NONE: &str = r"^\s*(?:[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z0-9])?\s*$";
+/// A Self-Service Page Address, which a portal that is on must have.
+const PORTAL_ADDRESS: &str = r"^\s*[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z0-9]\s*$";
+/// The public address of the general settings: http or https, a host as in `WEB_ADDRESS`, an
+/// optional port and path, no query, fragment or user name; or nothing.
+const PUBLIC_ADDRESS_OR_NONE: &str = r"^\s*(?:[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]*[A-Za-z0-9](?::[1-9][0-9]{0,3})?(?:/[^\s?#]*)?)?\s*$";
 /// A status rule of the SMS gateway: classes (`2xx`) and codes, comma-separated.
 const STATUS_RULE: &str =
     r"^\s*(?:[1-5](?:xx|XX)|[1-5][0-9]{2})(?:\s*,\s*(?:[1-5](?:xx|XX)|[1-5][0-9]{2}))*\s*$";
@@ -59,6 +70,12 @@ fn not_blank(max: usize) -> Value {
 
 fn range(minimum: i64, maximum: i64) -> Value {
     json!({"minimum": minimum, "maximum": maximum})
+}
+
+/// A range of whole numbers, from its constant.
+fn range_of<T: Copy + TryInto<i64>>(values: &std::ops::RangeInclusive<T>) -> Value {
+    let whole = |value: T| value.try_into().unwrap_or(i64::MAX);
+    range(whole(*values.start()), whole(*values.end()))
 }
 
 fn base32_seed() -> Value {
@@ -251,6 +268,71 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("BotSettingsRequest", "poll_timeout_seconds", range(1, 50)),
         ("BotSettingsRequest", "timeout_seconds", timeout),
+        // API keys, Self-Service and the general settings.
+        ("CreateApiKey", "name", not_blank(MAX_KEY_NAME)),
+        (
+            "SelfServiceRequest",
+            "address",
+            json!({"pattern": PORTAL_ADDRESS_OR_NONE}),
+        ),
+        (
+            "SelfServiceRequest",
+            "allowed_actions",
+            json!({"items": {
+                "type": "string",
+                "enum": PortalAction::ALL.map(PortalAction::as_str),
+            }}),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "public_url",
+            json!({"pattern": PUBLIC_ADDRESS_OR_NONE}),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "default_otp_length",
+            json!({"enum": [6, 8]}),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "challenge_validity_seconds",
+            range_of(&CHALLENGE_VALIDITY),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "pin_min_length",
+            range_of(&PIN_LENGTHS),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "pin_max_length",
+            range_of(&PIN_LENGTHS),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "portal_idle_minutes",
+            range_of(&PORTAL_IDLE_MINUTES),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "resend_cooldown_seconds",
+            range_of(&RESEND_COOLDOWN),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "mail_per_hour",
+            range_of(&PER_HOUR),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "sms_per_hour",
+            range_of(&PER_HOUR),
+        ),
+        (
+            "GeneralSettingsRequest",
+            "bot_per_hour",
+            range_of(&PER_HOUR),
+        ),
         (
             "TestRequest",
             "to",
@@ -282,6 +364,17 @@ fn rules() -> Vec<(&'static str, Value)> {
             ]}),
         ),
         ("UpdateUser", json!({"minProperties": 1})),
+        // A portal that is on has an address.
+        (
+            "SelfServiceRequest",
+            json!({
+                "if": {"required": ["enabled"], "properties": {"enabled": {"const": true}}},
+                "then": {
+                    "required": ["address"],
+                    "properties": {"address": {"type": "string", "pattern": PORTAL_ADDRESS}},
+                },
+            }),
+        ),
         ("UpdateResource", json!({"minProperties": 1})),
         ("UpdateToken", json!({"minProperties": 1})),
         (
@@ -380,7 +473,13 @@ fn parameters() -> Vec<(&'static str, &'static str, Value)> {
 
 /// Parameters whose values differ between endpoints of the same name.
 fn parameters_of(path: &str) -> Vec<(&'static str, &'static str, Value)> {
-    if path.ends_with("/deliveries") {
+    if path.starts_with("/api/v1/api-keys/") {
+        vec![(
+            "path",
+            "key",
+            json!({"type": "integer", "format": "int64", "minimum": 1}),
+        )]
+    } else if path.ends_with("/deliveries") {
         vec![
             (
                 "query",

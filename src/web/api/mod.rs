@@ -9,9 +9,12 @@ mod caller;
 mod constraints;
 mod deliveries;
 mod error;
+mod general;
 mod json;
+mod keys;
 mod query;
 mod resources;
+mod self_service;
 mod settings;
 mod tokens;
 mod users;
@@ -102,6 +105,19 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(bot::issue_activation);
     config.service(bot::activation_status);
     config.service(deliveries::list_deliveries);
+    configure_keys_and_settings(config);
+}
+
+/// What the panel's API keys, Self-Service and General settings do, as routes: API keys,
+/// a resource's Self-Service settings, the general settings.
+fn configure_keys_and_settings(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config.service(keys::create_api_key);
+    config.service(keys::list_api_keys);
+    config.service(keys::revoke_api_key);
+    config.service(self_service::get_self_service);
+    config.service(self_service::put_self_service);
+    config.service(general::get_general);
+    config.service(general::put_general);
 }
 
 /// The generated OpenAPI document, shared by every worker.

@@ -388,8 +388,6 @@ pub(super) async fn delete_resource(
     if !deleted {
         return Err(ApiError::NotFound("resource"));
     }
-    // The resource's keys are gone from the database; forget them here at once too.
-    state.api_keys.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 

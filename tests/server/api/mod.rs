@@ -13,3 +13,7 @@ mod refusals;
 mod resources;
 mod tokens;
 mod users;
+// API keys, Self-Service and the general settings.
+mod general_settings;
+mod keys;
+mod self_service;

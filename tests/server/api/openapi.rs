@@ -52,6 +52,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tokens/{token}/activation"),
     ("get", "/api/v1/tokens/{token}/activation"),
     ("get", "/api/v1/deliveries"),
+    // API keys, Self-Service and the general settings.
+    ("post", "/api/v1/api-keys"),
+    ("get", "/api/v1/api-keys"),
+    ("post", "/api/v1/api-keys/{key}/revoke"),
+    ("get", "/api/v1/resources/{resource}/self-service"),
+    ("put", "/api/v1/resources/{resource}/self-service"),
+    ("get", "/api/v1/settings/general"),
+    ("put", "/api/v1/settings/general"),
 ];
 
 async fn document() -> (crate::helpers::app::TestApp, Value) {
@@ -86,7 +94,8 @@ async fn every_route_in_the_openapi_document_is_served() {
         let concrete = path
             .replace("{user}", "1")
             .replace("{token}", "1")
-            .replace("{resource}", "1");
+            .replace("{resource}", "1")
+            .replace("{key}", "1");
         for method in item.as_object().expect("item").keys() {
             let method =
                 reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
@@ -154,5 +163,40 @@ async fn every_token_route_documents_how_a_serial_of_digits_is_written() {
             .is_some_and(|text| text.contains("a JSON number is an id and a JSON string")),
         "{schema}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_new_settings_routes_state_the_constraints_the_server_checks() {
+    let (app, document) = document().await;
+    let schemas = &document["components"]["schemas"];
+    let name = &schemas["CreateApiKey"]["properties"]["name"];
+    assert_eq!(name["maxLength"], 100, "{name}");
+    assert_eq!(name["minLength"], 1, "{name}");
+    let actions = &schemas["SelfServiceRequest"]["properties"]["allowed_actions"]["items"]["enum"];
+    assert_eq!(actions.as_array().map(Vec::len), Some(14), "{actions}");
+    assert!(
+        schemas["SelfServiceRequest"]["then"]["required"]
+            .as_array()
+            .is_some_and(|required| required.contains(&Value::from("address"))),
+        "a portal that is on has an address"
+    );
+    let general = &schemas["GeneralSettingsRequest"]["properties"];
+    for (field, minimum, maximum) in [
+        ("challenge_validity_seconds", 60, 1800),
+        ("pin_min_length", 4, 64),
+        ("portal_idle_minutes", 5, 240),
+        ("resend_cooldown_seconds", 0, 600),
+        ("sms_per_hour", 1, 1000),
+    ] {
+        assert_eq!(general[field]["minimum"], minimum, "{field}");
+        assert_eq!(general[field]["maximum"], maximum, "{field}");
+    }
+    assert_eq!(
+        general["default_otp_length"]["enum"],
+        serde_json::json!([6, 8])
+    );
+    let revoke = &document["paths"]["/api/v1/api-keys/{key}/revoke"]["post"]["parameters"][0];
+    assert_eq!(revoke["schema"]["minimum"], 1, "{revoke}");
     app.stop().await;
 }

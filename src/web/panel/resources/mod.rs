@@ -670,8 +670,6 @@ async fn delete_resource(
     {
         return Err(PageError::NotFound);
     }
-    // The resource's keys are gone from the database; forget them here at once too.
-    state.api_keys.clear();
     Ok(redirect_with_flash(
         &state,
         "/admin/resources",

@@ -12,24 +12,12 @@ use super::{form_value, form_values, resource_or_404, resource_tabs};
 use crate::clock::now;
 use crate::domain::TokenKind;
 use crate::store::Resource;
-use crate::store::resources::{self, ActionGroup, PortalAction, SelfService, SelfServiceSaved};
+use crate::store::resources::{ActionGroup, PortalAction, SelfService};
 use crate::web::form::{Problems, with_status};
 use crate::web::{AppState, PageError};
 
 // ---------------------------------------------------------------------------------------------
 // Self-Service.
-
-/// The address users reach otpgate at: the one saved in the general settings, or the one
-/// worked out at start.
-pub(super) async fn public_base_url(state: &AppState) -> Result<String, PageError> {
-    Ok(state
-        .store
-        .general_settings()
-        .await?
-        .map(|g| g.public_url)
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| state.base_url.clone()))
-}
 
 /// The form's view of the settings: what is ticked, and the address as typed.
 struct SelfServiceView<'a> {
@@ -142,7 +130,7 @@ async fn self_service_page(
     view: &SelfServiceView<'_>,
     errors: &Problems,
 ) -> Result<HttpResponse, PageError> {
-    let base_url = public_base_url(state).await?;
+    let base_url = state.public_base_url().await?;
     let body = html! {
         (resource_tabs(resource, "Self-Service"))
         p { "Users assigned to " strong { (resource.name) } " manage their own second factors on this resource's portal, within the actions allowed here. Everything is off until you allow it." }
@@ -256,51 +244,32 @@ pub(super) async fn save_self_service(
     let page = Page::open(&state, &request).await?;
     page.check_csrf(form_value(&form, "csrf").unwrap_or(""))?;
     let resource = resource_or_404(&state, path.into_inner()).await?;
-    let mut settings = self_service_from_form(&form);
+    let settings = self_service_from_form(&form);
     let typed_address = form_value(&form, "address").unwrap_or("").to_string();
-    let mut errors = Problems::default();
-    if typed_address.trim().is_empty() {
-        if settings.enabled {
-            errors.at(
-                "address",
-                "Give the page an address: users open the portal there.",
-            );
+    let saved = crate::self_service::save(
+        &state.store,
+        resource.id,
+        settings.clone(),
+        &typed_address,
+        page.audit(&request, "resource.self_service", "ok"),
+        now(),
+    )
+    .await;
+    let errors = match saved {
+        Ok(changes) => {
+            let message = if changes.is_empty() {
+                "Self-Service saved: nothing changed.".to_string()
+            } else {
+                format!("Self-Service saved: {}.", changes.join("; "))
+            };
+            return Ok(redirect_with_flash(
+                &state,
+                &format!("/admin/resources/{}/self-service", resource.id),
+                &message,
+            ));
         }
-    } else {
-        match resources::parse_portal_address(&typed_address) {
-            Ok(address) => settings.address = Some(address),
-            Err(e) => errors.at("address", format!("Please {}.", e.0)),
-        }
-    }
-    if errors.is_empty() {
-        let saved = state
-            .store
-            .save_self_service(
-                resource.id,
-                settings.clone(),
-                page.audit(&request, "resource.self_service", "ok"),
-                now(),
-            )
-            .await?;
-        match saved {
-            SelfServiceSaved::Saved(changes) => {
-                let message = if changes.is_empty() {
-                    "Self-Service saved: nothing changed.".to_string()
-                } else {
-                    format!("Self-Service saved: {}.", changes.join("; "))
-                };
-                return Ok(redirect_with_flash(
-                    &state,
-                    &format!("/admin/resources/{}/self-service", resource.id),
-                    &message,
-                ));
-            }
-            SelfServiceSaved::NoSuchResource => return Err(PageError::NotFound),
-            SelfServiceSaved::AddressTaken => {
-                errors.at("address", "Another resource's portal has this address.");
-            }
-        }
-    }
+        Err(error) => Problems::of(error)?,
+    };
     self_service_page(
         &page,
         &state,
