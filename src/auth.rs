@@ -1025,7 +1025,11 @@ impl Authenticator<'_> {
         }
         let sent = challenges.len();
         let mut entries = vec![AuditEntry {
-            detail: Some(crate::domain::words::count(sent as u64, "code sent", "codes sent")),
+            detail: Some(crate::domain::words::count(
+                sent as u64,
+                "code sent",
+                "codes sent",
+            )),
             ..audit.finish("challenge", None)
         }];
         entries.extend(refusals);

@@ -659,7 +659,10 @@ pub async fn confirm_import(
         Ok(serials) => Ok(redirect_with_flash(
             &state,
             "/admin/tokens?assigned=no",
-            &format!("{} imported.", views::plural(serials.len(), "token", "tokens")),
+            &format!(
+                "{} imported.",
+                views::plural(serials.len(), "token", "tokens")
+            ),
         )),
         Err(refused) => Ok(render_again(Problems::of(refused)?)),
     }

@@ -909,7 +909,10 @@ pub async fn assign_existing(
                 .find_token_by_typed_serial(typed.to_string())
                 .await?;
             if found.is_none() {
-                problems.at("serial", format!("there is no token with the serial {typed}"));
+                problems.at(
+                    "serial",
+                    format!("there is no token with the serial {typed}"),
+                );
             }
             found
         }

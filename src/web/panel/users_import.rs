@@ -198,7 +198,10 @@ pub async fn confirm_import(
         Ok(count) => Ok(redirect_with_flash(
             &state,
             "/admin/users",
-            &format!("{} imported.", crate::web::views::plural(count, "user", "users")),
+            &format!(
+                "{} imported.",
+                crate::web::views::plural(count, "user", "users")
+            ),
         )),
         Err(taken) => {
             let mut problems = Problems::default();

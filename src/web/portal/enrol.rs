@@ -572,7 +572,10 @@ fn active_now(state: &AppState, portal: &Portal, token: &Token) -> HttpResponse 
     portal.redirect_with_flash(
         state,
         "",
-        &format!("{} is active. You are all set.", crate::web::views::token_label(&token)),
+        &format!(
+            "{} is active. You are all set.",
+            crate::web::views::token_label(&token)
+        ),
     )
 }
 

@@ -426,5 +426,12 @@ pub async fn unassign_token(
     if outcome.is_err() {
         return Err(PortalError::NotFound);
     }
-    Ok(portal.redirect_with_flash(&state, "", &format!("{} is no longer yours.", crate::web::views::token_label(&token))))
+    Ok(portal.redirect_with_flash(
+        &state,
+        "",
+        &format!(
+            "{} is no longer yours.",
+            crate::web::views::token_label(&token)
+        ),
+    ))
 }

@@ -100,7 +100,10 @@ pub async fn submit_claim(
         return Ok(refused(""));
     };
     // Only by serial, in any case: an id typed here must not find a token.
-    let token = state.store.find_token_by_typed_serial(serial.clone()).await?;
+    let token = state
+        .store
+        .find_token_by_typed_serial(serial.clone())
+        .await?;
     let claimable = token.filter(|token| {
         token.user_id.is_none()
             && token.enabled

@@ -99,6 +99,9 @@ pub async fn remove_pin(
     Ok(portal.redirect_with_flash(
         &state,
         "",
-        &format!("{} has no PIN any more.", crate::web::views::token_label(&token)),
+        &format!(
+            "{} has no PIN any more.",
+            crate::web::views::token_label(&token)
+        ),
     ))
 }

@@ -129,5 +129,12 @@ pub async fn submit_sync(
             "A newer code of this token was used meanwhile. Type two new codes.",
         ));
     }
-    Ok(portal.redirect_with_flash(&state, "", &format!("{} is synchronized.", crate::web::views::token_label(&token))))
+    Ok(portal.redirect_with_flash(
+        &state,
+        "",
+        &format!(
+            "{} is synchronized.",
+            crate::web::views::token_label(&token)
+        ),
+    ))
 }
