@@ -586,6 +586,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_chat_is_named_by_the_users_names_and_user_name() {
+        assert_eq!(
+            chat_name("Alice", Some("Smith"), Some("alice")),
+            "Alice Smith (@alice)"
+        );
+        assert_eq!(chat_name("Alice", None, None), "Alice");
+        assert_eq!(chat_name("", None, Some("alice")), "@alice");
+        assert_eq!(chat_name("A\nB", Some(" "), None), "AB");
+    }
+
+    #[test]
     fn the_start_command_carries_the_code() {
         assert_eq!(start_code("/start abc-DEF_1"), Some("abc-DEF_1"));
         assert_eq!(start_code("/start@otpgate_bot abc"), Some("abc"));

@@ -550,7 +550,11 @@ pub async fn act_on_token(
                 .store
                 .unassign_token_user(key, audit("token.unassign"))
                 .await?,
-            "Token unassigned from its user and every resource.",
+            if detail.record.token.kind == TokenKind::Bot {
+                "Token unassigned from its user and every resource. It forgot the user's Telegram chat and waits for a new activation."
+            } else {
+                "Token unassigned from its user and every resource."
+            },
         ),
         _ => return Err(PageError::NotFound),
     };

@@ -66,7 +66,7 @@ fn preview(page: &Page, text: &str, rows: &[UserRow]) -> Markup {
     let bad = rows.iter().filter(|row| !row.problems.is_empty()).count();
     html! {
         @if bad > 0 {
-            p.error role="alert" { (bad) " of " (rows.len()) " rows have problems. Nothing was imported: correct the file and upload it again." }
+            p.error role="alert" { (bad) " of " (crate::web::views::plural(rows.len(), "row", "rows")) @if bad == 1 { " has" } @else { " have" } " problems. Nothing was imported: correct the file and upload it again." }
         } @else {
             p { "The file holds " (crate::web::views::plural(rows.len(), "new user", "new users")) ". Check them, then import them all." }
         }

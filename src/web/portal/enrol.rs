@@ -574,7 +574,7 @@ fn active_now(state: &AppState, portal: &Portal, token: &Token) -> HttpResponse 
         "",
         &format!(
             "{} is active. You are all set.",
-            crate::web::views::token_label(&token)
+            crate::web::views::token_label(token)
         ),
     )
 }

@@ -114,7 +114,10 @@ async fn a_bot_tokens_page_names_its_chat_until_unassigning_forgets_it() {
     let browser = &panel.browser;
     panel.api_create("/users", json!({"login": "alice"})).await;
     let token = panel
-        .api_create("/tokens", json!({"kind": "BOT", "name": "Alice's phone", "user": "alice"}))
+        .api_create(
+            "/tokens",
+            json!({"kind": "BOT", "name": "Alice's phone", "user": "alice"}),
+        )
         .await;
     let id = token["id"].as_i64().expect("an id");
     let code = token["activation"]["code"].as_str().expect("a code");
@@ -134,7 +137,9 @@ async fn a_bot_tokens_page_names_its_chat_until_unassigning_forgets_it() {
     browser.screenshot("panel-token-bot-chat").await;
 
     browser.click("Unassign from user").await;
-    browser.wait_for_text("none: waiting for an activation").await;
+    browser
+        .wait_for_text("none: waiting for an activation")
+        .await;
     let token = panel.api_get(&format!("/tokens/{id}")).await;
     assert_eq!(token["state"], "pending", "{token}");
     assert!(token["user"].is_null(), "{token}");
@@ -145,13 +150,17 @@ async fn a_bot_tokens_page_names_its_chat_until_unassigning_forgets_it() {
 }
 
 #[tokio::test]
-async fn an_existing_mail_token_typed_in_lower_case_is_assigned_to_the_address_the_admin_confirms() {
+async fn an_existing_mail_token_typed_in_lower_case_is_assigned_to_the_address_the_admin_confirms()
+{
     let Some(panel) = Panel::open().await else {
         return;
     };
     let browser = &panel.browser;
     let bob = panel
-        .api_create("/users", json!({"login": "bob", "email": "bob@example.com"}))
+        .api_create(
+            "/users",
+            json!({"login": "bob", "email": "bob@example.com"}),
+        )
         .await;
     let token = panel
         .api_create(
@@ -162,7 +171,10 @@ async fn an_existing_mail_token_typed_in_lower_case_is_assigned_to_the_address_t
     let id = token["id"].as_i64().expect("an id");
 
     browser
-        .goto(&format!("{}/admin/users/{}/assign", panel.app.address, bob["id"]))
+        .goto(&format!(
+            "{}/admin/users/{}/assign",
+            panel.app.address, bob["id"]
+        ))
         .await;
     browser.wait_for_text("Assign Token to bob").await;
     browser.fill("Or its serial", "mail-old-1").await;
@@ -177,10 +189,14 @@ async fn an_existing_mail_token_typed_in_lower_case_is_assigned_to_the_address_t
         panel.api_get(&format!("/tokens/{id}")).await["user"].is_null(),
         "nothing is assigned before the address is confirmed"
     );
-    browser.screenshot("panel-assign-existing-confirm-address").await;
+    browser
+        .screenshot("panel-assign-existing-confirm-address")
+        .await;
     browser.fill("Email address", "bob.desk@example.com").await;
     browser.click("Assign").await;
-    browser.wait_for_text("Token MAIL-OLD-1 assigned to bob.").await;
+    browser
+        .wait_for_text("Token MAIL-OLD-1 assigned to bob.")
+        .await;
     let token = panel.api_get(&format!("/tokens/{id}")).await;
     assert_eq!(token["user"]["login"], "bob");
     assert_eq!(token["destination"], "bob.desk@example.com");

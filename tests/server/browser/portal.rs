@@ -326,7 +326,11 @@ async fn reloading_the_app_qr_page_twice_leaves_one_pending_token_with_its_key_u
         browser.wait_for_text("Scan this QR code").await;
         assert_eq!(browser.text_of("code.secret").await, key, "the same key");
     }
-    assert_eq!(pending_tokens(&panel), 1, "one pending token after two reloads");
+    assert_eq!(
+        pending_tokens(&panel),
+        1,
+        "one pending token after two reloads"
+    );
 
     // A wrong first code: the QR code and the key stay.
     browser.fill("Code shown by the app", "000000").await;
@@ -346,7 +350,9 @@ async fn reloading_the_app_qr_page_twice_leaves_one_pending_token_with_its_key_u
     browser.goto(&format!("{address}/tokens/new/totp")).await;
     browser.fill("Name", "Phone app").await;
     browser.click("Next").await;
-    browser.wait_for_text("started adding this token already").await;
+    browser
+        .wait_for_text("started adding this token already")
+        .await;
     assert_eq!(browser.text_of("code.secret").await, key);
     assert_eq!(pending_tokens(&panel), 1);
 

@@ -492,7 +492,7 @@ async fn confirm_activation(
                 "",
                 &format!(
                     "{} is reissued: its codes go to {} from now on.",
-                    crate::web::views::token_label(&token),
+                    crate::web::views::token_label(token),
                     destination
                 ),
             ))
