@@ -287,7 +287,7 @@ pub async fn submit_add(
         .await?
         .into_iter()
         .find(|token| token.kind == kind && token.state == TokenState::Pending);
-    if let Some(waiting) = waiting {
+    if let Some(waiting) = &waiting {
         if matches!(kind, TokenKind::Totp | TokenKind::Bot) {
             if kind == TokenKind::Bot
                 && Pending::bot_code_of(&state, &visitor, waiting.id, now).is_none()
@@ -304,10 +304,6 @@ pub async fn submit_add(
                 "You had started adding this token already: finish it here, or cancel it.",
             ));
         }
-        let mut entry = visitor.audit(&portal, &request, "portal.token_discard", "ok");
-        entry.token_id = Some(waiting.id);
-        entry.detail = Some("replaced by a new enrolment".into());
-        state.store.discard_pending_token(waiting.id, entry).await?;
     }
     let title = format!("Add Token: {title}");
     let render_again = |message: &str| {
@@ -382,6 +378,13 @@ pub async fn submit_add(
         _ => None,
     };
     let activation = prepared.activation.take();
+    // The form is right: the MAIL or SMS token this one replaces goes.
+    if let Some(waiting) = waiting {
+        let mut entry = visitor.audit(&portal, &request, "portal.token_discard", "ok");
+        entry.token_id = Some(waiting.id);
+        entry.detail = Some("replaced by a new enrolment".into());
+        state.store.discard_pending_token(waiting.id, entry).await?;
+    }
     let mut entry = visitor.audit(&portal, &request, "portal.token_enrol", "ok");
     entry.detail = Some(kind.as_str().to_string());
     let record = match state

@@ -457,3 +457,44 @@ async fn reloading_a_bot_enrolment_shows_the_same_code_and_adds_no_token() {
     assert_eq!(portal.count("SELECT COUNT(*) FROM tokens"), 1);
     telegram.stop().await;
 }
+
+#[tokio::test]
+async fn a_mail_token_started_again_replaces_the_pending_one_once_the_form_is_right() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let _sink = with_mail(&portal).await;
+    let browser = logged_in(&portal, "kim").await;
+    let first = add(
+        &browser,
+        "mail",
+        &[("name", "Mail"), ("destination", "kim@example.com")],
+    )
+    .await;
+    assert_eq!(first.status(), 303);
+    let wrong = add(
+        &browser,
+        "mail",
+        &[("name", ""), ("destination", "kim@example.com")],
+    )
+    .await;
+    assert_eq!(wrong.status(), 400);
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM tokens WHERE destination = 'kim@example.com'"),
+        1,
+        "a wrong form changes nothing"
+    );
+    let second = add(
+        &browser,
+        "mail",
+        &[("name", "Mail"), ("destination", "kim.desk@example.com")],
+    )
+    .await;
+    assert_eq!(second.status(), 303);
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM tokens WHERE state = 'pending'"),
+        1
+    );
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM tokens WHERE destination = 'kim.desk@example.com'"),
+        1
+    );
+}
