@@ -409,3 +409,37 @@ async fn the_owner_sees_her_own_addresses_in_full_and_the_login_page_masks_them(
     );
     assert!(!otp_page.contains("jane.desk@example.com"));
 }
+
+#[tokio::test]
+async fn a_code_valid_for_sixty_seconds_says_one_minute() {
+    let portal = Portal::start(&["enroll_token"], &["SMS"]).await;
+    let gateway = crate::helpers::portal::with_sms(&portal).await;
+    let saved = portal
+        .save_general(&[("challenge_validity_seconds", "60")])
+        .await;
+    assert_eq!(saved.status(), 303);
+    portal
+        .user(json!({"login": "lena", "password": PASSWORD, "phone": "+4915112345678"}))
+        .await;
+    portal
+        .token(json!({"kind": "SMS", "user": "lena", "resource": "vpn", "name": "Phone"}))
+        .await;
+    let key = portal.app.api_key(&["--resource", "vpn"]);
+    let (status, body) = portal
+        .api
+        .call(
+            reqwest::Method::POST,
+            "/auth/prepare",
+            &key,
+            json!({"user": "lena"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = gateway
+        .wait_for(1, std::time::Duration::from_secs(20))
+        .await;
+    let text = crate::helpers::sms_gateway::Captured::form(&sent[0].body)
+        .remove("text")
+        .expect("the text");
+    assert!(text.contains("It is valid for 1 minute."), "{text}");
+}
