@@ -287,23 +287,23 @@ pub async fn submit_add(
         .await?
         .into_iter()
         .find(|token| token.kind == kind && token.state == TokenState::Pending);
-    if let Some(waiting) = &waiting {
-        if matches!(kind, TokenKind::Totp | TokenKind::Bot) {
-            if kind == TokenKind::Bot
-                && Pending::bot_code_of(&state, &visitor, waiting.id, now).is_none()
-            {
-                let mut entry = visitor.audit(&portal, &request, "portal.token_resend", "ok");
-                entry.token_id = Some(waiting.id);
-                let activation =
-                    provision::issue_activation(&state.store, waiting.id, now, entry).await?;
-                remember_bot_code(&state, &visitor, waiting.id, activation, now).await?;
-            }
-            return Ok(portal.redirect_with_flash(
-                &state,
-                &format!("/tokens/{}/activate", waiting.id),
-                "You had started adding this token already: finish it here, or cancel it.",
-            ));
+    if let Some(waiting) = &waiting
+        && matches!(kind, TokenKind::Totp | TokenKind::Bot)
+    {
+        if kind == TokenKind::Bot
+            && Pending::bot_code_of(&state, &visitor, waiting.id, now).is_none()
+        {
+            let mut entry = visitor.audit(&portal, &request, "portal.token_resend", "ok");
+            entry.token_id = Some(waiting.id);
+            let activation =
+                provision::issue_activation(&state.store, waiting.id, now, entry).await?;
+            remember_bot_code(&state, &visitor, waiting.id, activation, now).await?;
         }
+        return Ok(portal.redirect_with_flash(
+            &state,
+            &format!("/tokens/{}/activate", waiting.id),
+            "You had started adding this token already: finish it here, or cancel it.",
+        ));
     }
     let title = format!("Add Token: {title}");
     let render_again = |message: &str| {
