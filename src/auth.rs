@@ -944,7 +944,7 @@ impl Authenticator<'_> {
             })
         };
         let mut queued: Vec<(&str, u32)> = Vec::new();
-        let minutes = (validity + 59) / 60;
+        let minutes = crate::domain::words::minutes(validity.max(0) as u64);
         let mut expected = Vec::new();
         let mut challenges = Vec::new();
         let mut reused = Vec::new();
@@ -989,7 +989,7 @@ impl Authenticator<'_> {
                     continue;
                 };
                 let body = format!(
-                    "{code} is your one-time password for {}. It is valid for {minutes} minutes. \
+                    "{code} is your one-time password for {}. It is valid for {minutes}. \
                      If you did not try to log in, tell your administrator.",
                     resource.name
                 );
@@ -1025,7 +1025,11 @@ impl Authenticator<'_> {
         }
         let sent = challenges.len();
         let mut entries = vec![AuditEntry {
-            detail: Some(format!("{sent} code(s) sent")),
+            detail: Some(crate::domain::words::count(
+                sent as u64,
+                "code sent",
+                "codes sent",
+            )),
             ..audit.finish("challenge", None)
         }];
         entries.extend(refusals);

@@ -526,7 +526,10 @@ fn tokens(cli: &Cli, command: &TokensCommand) -> anyhow::Result<()> {
     });
     store.close();
     let serials = result?;
-    println!("imported {} tokens", serials.len());
+    println!(
+        "imported {}",
+        crate::domain::words::count(serials.len() as u64, "token", "tokens")
+    );
     Ok(())
 }
 

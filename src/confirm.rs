@@ -65,10 +65,10 @@ pub fn issue(
     let random = crypto::random_bytes::<64>()?;
     let code = otp::numeric_code(&random, digits).ok_or(CryptoError::Random)?;
     let body = format!(
-        "{code} is the code that {}. It is valid for {} minutes. If you did not ask for it, \
+        "{code} is the code that {}. It is valid for {}. If you did not ask for it, \
          tell your administrator.",
         letter.purpose,
-        VALIDITY_SECONDS / 60
+        crate::domain::words::minutes(VALIDITY_SECONDS as u64)
     );
     Ok(Issued {
         code_hash: keys.code_hash(&code),

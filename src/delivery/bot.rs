@@ -25,8 +25,9 @@ use tokio::sync::{Notify, watch};
 
 use super::{Accepted, Channel, Outgoing, SendError, SendFuture, open_secret};
 use crate::crypto::{self, Keys};
-use crate::domain::FieldError;
+use crate::domain::{FieldError, words};
 use crate::store::Store;
+use crate::store::bot::Chat;
 use crate::store::delivery_settings::ChannelSettings;
 
 /// The outbox's name of this channel.
@@ -504,8 +505,16 @@ impl Telegram {
                 message.from.as_ref(),
             ) {
                 (Some(code), Some(from)) => {
-                    self.activate(code, chat.0, i64::try_from(from.id.0).unwrap_or(i64::MAX))
-                        .await
+                    let chat = Chat {
+                        chat_id: chat.0,
+                        user_id: i64::try_from(from.id.0).unwrap_or(i64::MAX),
+                        name: Some(chat_name(
+                            &from.first_name,
+                            from.last_name.as_deref(),
+                            from.username.as_deref(),
+                        )),
+                    };
+                    self.activate(code, chat).await
                 }
                 _ => HELP.to_string(),
             }
@@ -515,18 +524,18 @@ impl Telegram {
         }
     }
 
-    async fn activate(&self, code: &str, chat: i64, user: i64) -> String {
+    async fn activate(&self, code: &str, chat: Chat) -> String {
         if !plausible_code(code) {
             return REFUSED.into();
         }
         match self
             .store
-            .activate_bot_token(activation_hash(code), chat, user, crate::clock::now())
+            .activate_bot_token(activation_hash(code), chat, crate::clock::now())
             .await
         {
             Ok(Some(activated)) => format!(
-                "Done: your token “{}” is active. Your one-time passwords will arrive in this chat.",
-                activated.token_name
+                "Done: your token {} is active. Your one-time passwords will arrive in this chat.",
+                words::token_label(&activated.token_name, &activated.token_serial)
             ),
             Ok(None) => REFUSED.into(),
             Err(e) => {
@@ -535,6 +544,21 @@ impl Telegram {
             }
         }
     }
+}
+
+/// A Telegram user as the token's page names her: "Alice Smith (@alice)", "Alice".
+fn chat_name(first: &str, last: Option<&str>, username: Option<&str>) -> String {
+    let full = match last.map(str::trim).filter(|last| !last.is_empty()) {
+        Some(last) => format!("{} {last}", first.trim()),
+        None => first.trim().to_string(),
+    };
+    let name = match username.map(str::trim).filter(|name| !name.is_empty()) {
+        Some(username) if full.is_empty() => format!("@{username}"),
+        Some(username) => format!("{full} (@{username})"),
+        None => full,
+    };
+    // A name shown on a page: one line, and not endless.
+    name.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// The code of `/start CODE` (also `/start@bot CODE`); None for other texts and a bare `/start`.
@@ -560,6 +584,17 @@ fn plausible_code(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chat_is_named_by_the_users_names_and_user_name() {
+        assert_eq!(
+            chat_name("Alice", Some("Smith"), Some("alice")),
+            "Alice Smith (@alice)"
+        );
+        assert_eq!(chat_name("Alice", None, None), "Alice");
+        assert_eq!(chat_name("", None, Some("alice")), "@alice");
+        assert_eq!(chat_name("A\nB", Some(" "), None), "AB");
+    }
 
     #[test]
     fn the_start_command_carries_the_code() {

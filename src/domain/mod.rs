@@ -1,10 +1,12 @@
 //! The vocabulary of otpgate as types: token kinds and states, API scopes, validated values
-//! (`values`), the rules for one field each (`fields`), and how a rule says no (`refusal`).
+//! (`values`), the rules for one field each (`fields`), how a rule says no (`refusal`), and
+//! how counts and names go into sentences (`words`).
 //! Parsing from text happens here once; everything inward works with these types.
 
 mod fields;
 mod refusal;
 mod values;
+pub mod words;
 
 pub use fields::{
     MAX_KEY_NAME, MAX_NAME, MAX_PASSWORD, MAX_SERIAL, MIN_ADMIN_PASSWORD, MIN_PASSWORD,

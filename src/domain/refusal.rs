@@ -42,7 +42,7 @@ pub enum Refused {
     #[error("{0}")]
     Forbidden(String),
     /// Too many attempts in a row: the next one is taken after this many seconds.
-    #[error("too many attempts; try again in {retry_after_seconds} seconds")]
+    #[error("too many attempts; try again in {}", super::words::count(*retry_after_seconds, "second", "seconds"))]
     TooMany { retry_after_seconds: u64 },
 }
 
@@ -63,7 +63,7 @@ impl From<FieldError> for Refused {
 /// full): neither the client's doing nor a failure. The client may try again after this many
 /// seconds; the front ends answer 503 with `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("otpgate is busy; try again in {retry_after_seconds} seconds")]
+#[error("otpgate is busy; try again in {}", super::words::count(*retry_after_seconds, "second", "seconds"))]
 pub struct Busy {
     pub retry_after_seconds: u64,
 }

@@ -10,6 +10,16 @@ use super::{AuditEntry, Result, Store, UnixTime, audit, optional, settings};
 pub struct Activated {
     pub token_id: i64,
     pub token_name: String,
+    pub token_serial: String,
+}
+
+/// The Telegram chat that activated a BOT token, as the bot saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chat {
+    pub chat_id: i64,
+    pub user_id: i64,
+    /// The user's name and user name as Telegram gave them ("Alice Smith (@alice)").
+    pub name: Option<String>,
 }
 
 /// A BOT token's activation, as a page polling for it sees it.
@@ -67,27 +77,28 @@ pub fn issue_activation(
 pub fn activate(
     conn: &Connection,
     code_hash: &[u8],
-    chat_id: i64,
-    user_id: i64,
+    chat: &Chat,
     now: UnixTime,
 ) -> Result<Option<Activated>> {
+    let (chat_id, user_id) = (chat.chat_id, chat.user_id);
     let activated = optional(
         conn.prepare_cached(
-            "UPDATE tokens SET state = 'active', bot_chat_id = ?2, bot_user_id = ?3,
+            "UPDATE tokens SET state = 'active', bot_chat_id = ?2, bot_user_id = ?3, bot_chat_name = ?5,
                     activation_code_hash = NULL, activation_expires_at = NULL, updated_at = ?4
              WHERE activation_code_hash = ?1 AND kind = 'BOT' AND activation_expires_at > ?4
-             RETURNING id, name, user_id",
+             RETURNING id, name, user_id, serial",
         )?
-        .query_row(params![code_hash, chat_id, user_id, now], |row| {
+        .query_row(params![code_hash, chat_id, user_id, now, chat.name], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, Option<i64>>(2)?,
+                row.get::<_, String>(3)?,
             ))
         }),
     )?;
     let actor = format!("telegram:{user_id}");
-    let Some((token_id, token_name, owner)) = activated else {
+    let Some((token_id, token_name, owner, token_serial)) = activated else {
         audit::insert(
             conn,
             &AuditEntry::new(now, actor, "token.bot_activate", "fail")
@@ -108,7 +119,25 @@ pub fn activate(
     Ok(Some(Activated {
         token_id,
         token_name,
+        token_serial,
     }))
+}
+
+/// The chat a BOT token is bound to, if any.
+pub fn chat(conn: &Connection, token_id: i64) -> Result<Option<Chat>> {
+    optional(
+        conn.prepare_cached(
+            "SELECT bot_chat_id, bot_user_id, bot_chat_name FROM tokens
+             WHERE id = ?1 AND kind = 'BOT' AND bot_chat_id IS NOT NULL",
+        )?
+        .query_row(params![token_id], |row| {
+            Ok(Chat {
+                chat_id: row.get(0)?,
+                user_id: row.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                name: row.get(2)?,
+            })
+        }),
+    )
 }
 
 pub fn activation_status(conn: &Connection, token_id: i64) -> Result<Option<ActivationStatus>> {
@@ -146,11 +175,10 @@ impl Store {
     pub async fn activate_bot_token(
         &self,
         code_hash: Vec<u8>,
-        chat_id: i64,
-        user_id: i64,
+        chat: Chat,
         now: UnixTime,
     ) -> Result<Option<Activated>> {
-        self.write(move |conn| activate(conn, &code_hash, chat_id, user_id, now))
+        self.write(move |conn| activate(conn, &code_hash, &chat, now))
             .await
     }
 

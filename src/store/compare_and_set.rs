@@ -444,12 +444,28 @@ async fn an_activation_code_binds_one_chat_once() {
     let (_dir, store) = temp_store();
     let id = add_token(&store, bot_token("B-1", b"code A", 2000)).await;
     let first = store
-        .activate_bot_token(b"code A".to_vec(), 11, 21, 1000)
+        .activate_bot_token(
+            b"code A".to_vec(),
+            super::bot::Chat {
+                chat_id: 11,
+                user_id: 21,
+                name: None,
+            },
+            1000,
+        )
         .await
         .expect("written");
     assert_eq!(first.map(|a| a.token_id), Some(id));
     let again = store
-        .activate_bot_token(b"code A".to_vec(), 12, 22, 1001)
+        .activate_bot_token(
+            b"code A".to_vec(),
+            super::bot::Chat {
+                chat_id: 12,
+                user_id: 22,
+                name: None,
+            },
+            1001,
+        )
         .await
         .expect("written");
     assert_eq!(again, None, "the code is used up");
@@ -465,7 +481,15 @@ async fn a_wrong_activation_code_binds_nothing() {
     let (_dir, store) = temp_store();
     let id = add_token(&store, bot_token("B-1", b"code A", 2000)).await;
     let activated = store
-        .activate_bot_token(b"code B".to_vec(), 11, 21, 1000)
+        .activate_bot_token(
+            b"code B".to_vec(),
+            super::bot::Chat {
+                chat_id: 11,
+                user_id: 21,
+                name: None,
+            },
+            1000,
+        )
         .await
         .expect("written");
     assert_eq!(activated, None);
@@ -481,7 +505,15 @@ async fn an_expired_activation_code_binds_nothing() {
     let (_dir, store) = temp_store();
     let id = add_token(&store, bot_token("B-1", b"code A", 1000)).await;
     let activated = store
-        .activate_bot_token(b"code A".to_vec(), 11, 21, 1000)
+        .activate_bot_token(
+            b"code A".to_vec(),
+            super::bot::Chat {
+                chat_id: 11,
+                user_id: 21,
+                name: None,
+            },
+            1000,
+        )
         .await
         .expect("written");
     assert_eq!(activated, None);
@@ -502,7 +534,15 @@ async fn an_activation_code_of_a_token_of_another_kind_binds_nothing() {
     };
     let id = add_token(&store, totp).await;
     let activated = store
-        .activate_bot_token(b"code A".to_vec(), 11, 21, 1000)
+        .activate_bot_token(
+            b"code A".to_vec(),
+            super::bot::Chat {
+                chat_id: 11,
+                user_id: 21,
+                name: None,
+            },
+            1000,
+        )
         .await
         .expect("written");
     assert_eq!(activated, None);

@@ -357,6 +357,23 @@ pub fn find_token(conn: &Connection, key: &IdOrName) -> Result<Option<Token>> {
     )
 }
 
+/// The token whose serial a person typed: the same serial, else the one serial that differs
+/// from it only in the case of its ASCII letters ("hw-0001" finds "HW-0001"). None when no
+/// serial matches, or when several match only that way.
+pub fn find_token_by_typed_serial(conn: &Connection, typed: &str) -> Result<Option<Token>> {
+    let typed = typed.trim();
+    if let Some(token) = find_token(conn, &IdOrName::Name(typed.to_string()))? {
+        return Ok(Some(token));
+    }
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE serial = ?1 COLLATE NOCASE LIMIT 2"
+    ))?;
+    let mut found = statement
+        .query_map(params![typed], token_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}
+
 /// Assigns a user to a resource (idempotent).
 pub fn assign_user_to_resource(conn: &Connection, resource_id: i64, user_id: i64) -> Result<()> {
     conn.prepare_cached(
@@ -397,5 +414,11 @@ impl Store {
 
     pub async fn find_token(&self, key: IdOrName) -> Result<Option<Token>> {
         self.read(move |conn| find_token(conn, &key)).await
+    }
+
+    /// The token whose serial a person typed, in any case (see [`find_token_by_typed_serial`]).
+    pub async fn find_token_by_typed_serial(&self, typed: String) -> Result<Option<Token>> {
+        self.read(move |conn| find_token_by_typed_serial(conn, &typed))
+            .await
     }
 }

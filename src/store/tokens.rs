@@ -30,6 +30,8 @@ pub struct TokenRecord {
 pub struct TokenDetail {
     pub record: TokenRecord,
     pub resources: Vec<(i64, String)>,
+    /// BOT: the Telegram chat its codes go to, if one is bound.
+    pub bot_chat: Option<super::bot::Chat>,
 }
 
 /// The state filter of the token list; `Locked` and `Disabled` are conditions rather than
@@ -443,10 +445,40 @@ fn resync(
     audited(conn, id, token.user_id, audit_entry)
 }
 
+/// The address a MAIL or SMS token sends to once it is the user's: the one the assignment gives
+/// (checked as at creation), else the user's own email address or phone number — never the
+/// previous user's address by default. None for the other kinds, which take none.
+fn assigned_destination(
+    token: &Token,
+    user: &super::directory::User,
+    given: Option<&str>,
+) -> Outcome<Option<String>> {
+    let given = given.map(str::trim).filter(|text| !text.is_empty());
+    if let Some(text) = given {
+        return Ok(Some(crate::domain::token_destination(token.kind, text)?));
+    }
+    let (own, what) = match token.kind {
+        TokenKind::Mail => (user.email.clone(), "email address"),
+        TokenKind::Sms => (user.phone.clone(), "phone number"),
+        _ => return Ok(None),
+    };
+    match own {
+        Some(own) => Ok(Some(own)),
+        None => Err(Refused::field(
+            "destination",
+            format!(
+                "{} has no {what}: give the {what} the codes of {} should go to",
+                user.login, token.serial
+            ),
+        )),
+    }
+}
+
 fn assign(
     conn: &Connection,
     key: &IdOrName,
     user_key: &IdOrName,
+    destination: Option<&str>,
     audit_entry: AuditEntry,
 ) -> Result<Outcome<TokenRecord>> {
     let Some(token) = find_token(conn, key)? else {
@@ -465,10 +497,18 @@ fn assign(
         }
         None => {}
     }
+    let destination = match assigned_destination(&token, &user, destination) {
+        Ok(destination) => destination,
+        Err(refused) => return Ok(Err(refused)),
+    };
     conn.execute(
-        "UPDATE tokens SET user_id = ?2, updated_at = ?3 WHERE id = ?1",
-        params![token.id, user.id, audit_entry.at],
+        "UPDATE tokens SET user_id = ?2, destination = COALESCE(?4, destination), updated_at = ?3
+         WHERE id = ?1",
+        params![token.id, user.id, audit_entry.at, destination],
     )?;
+    if destination.is_some() {
+        super::auth::void_codes(conn, token.id)?;
+    }
     audited(conn, token.id, Some(user.id), audit_entry)
 }
 
@@ -483,6 +523,7 @@ fn unassign(
     let Some(user_id) = token.user_id else {
         return Ok(Ok(existing_record(conn, token.id)?));
     };
+    release(conn, Released::Token(token.id))?;
     conn.execute(
         "UPDATE tokens SET user_id = NULL, updated_at = ?2 WHERE id = ?1",
         params![token.id, audit_entry.at],
@@ -493,6 +534,36 @@ fn unassign(
         params![token.id],
     )?;
     audited(conn, token.id, Some(user_id), audit_entry)
+}
+
+/// The tokens a user lets go of: one, or all of a user's.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Released {
+    Token(i64),
+    User(i64),
+}
+
+/// What a token loses with its user, so that nothing of hers follows it to the next one (the
+/// one rule of Unassign in the portal, the panel and the API, and of a deleted user): a BOT
+/// token forgets its chat and waits for a new activation; no code sent for her stays live.
+/// A MAIL or SMS token keeps its address until it is assigned again, where it is confirmed
+/// or changed (`assign`).
+pub(super) fn release(conn: &Connection, released: Released) -> Result<()> {
+    let (tokens, id) = match released {
+        Released::Token(id) => ("id = ?1", id),
+        Released::User(id) => ("user_id = ?1", id),
+    };
+    conn.prepare_cached(&format!(
+        "UPDATE tokens SET bot_chat_id = NULL, bot_user_id = NULL, bot_chat_name = NULL,
+                activation_code_hash = NULL, activation_expires_at = NULL, state = 'pending'
+         WHERE {tokens} AND kind = 'BOT'"
+    ))?
+    .execute(params![id])?;
+    conn.prepare_cached(&format!(
+        "DELETE FROM challenges WHERE token_id IN (SELECT id FROM tokens WHERE {tokens})"
+    ))?
+    .execute(params![id])?;
+    Ok(())
 }
 
 fn delete(conn: &Connection, key: &IdOrName, audit_entry: AuditEntry) -> Result<Outcome<()>> {
@@ -574,7 +645,12 @@ impl Store {
                 return Ok(None);
             };
             let resources = resources_of(conn, token.id)?;
-            Ok(Some(TokenDetail { record, resources }))
+            let bot_chat = super::bot::chat(conn, token.id)?;
+            Ok(Some(TokenDetail {
+                record,
+                resources,
+                bot_chat,
+            }))
         })
         .await
     }
@@ -640,13 +716,15 @@ impl Store {
     }
 
     /// Gives an unassigned token to a user; a token of another user must be unassigned first.
+    /// A MAIL or SMS token sends to `destination`, or else to the user's own address.
     pub async fn assign_token_user(
         &self,
         key: IdOrName,
         user: IdOrName,
+        destination: Option<String>,
         audit_entry: AuditEntry,
     ) -> Result<Outcome<TokenRecord>> {
-        self.write(move |conn| assign(conn, &key, &user, audit_entry))
+        self.write(move |conn| assign(conn, &key, &user, destination.as_deref(), audit_entry))
             .await
     }
 

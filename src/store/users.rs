@@ -514,18 +514,16 @@ fn save_user(conn: &Connection, user: &User) -> Result<()> {
 }
 
 /// Deletes a user. Their tokens stay, without a user and without resources (a token is
-/// assigned to a resource only through its user); pending challenges of those tokens go, so
-/// that nobody finishes a login started as the deleted user. Resource assignments and
+/// assigned to a resource only through its user), released as by Unassign: pending challenges
+/// of those tokens go, so that nobody finishes a login started as the deleted user, and BOT
+/// tokens forget the user's chat. Resource assignments and
 /// sessions go with the user through the foreign keys.
 fn delete_user(conn: &Connection, user_id: i64) -> Result<()> {
     conn.execute(
         "DELETE FROM token_resources WHERE token_id IN (SELECT id FROM tokens WHERE user_id = ?1)",
         params![user_id],
     )?;
-    conn.execute(
-        "DELETE FROM challenges WHERE token_id IN (SELECT id FROM tokens WHERE user_id = ?1)",
-        params![user_id],
-    )?;
+    super::tokens::release(conn, super::tokens::Released::User(user_id))?;
     conn.execute(
         "UPDATE tokens SET user_id = NULL WHERE user_id = ?1",
         params![user_id],

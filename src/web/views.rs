@@ -118,22 +118,19 @@ pub fn app_enrolment(uri: &str, secret: &[u8], alt: &str) -> Markup {
     }
 }
 
-/// A wait in words, for "try again in …": seconds under two minutes, else minutes rounded up.
+/// A wait in words, for "try again in …" (see `domain::words::wait`).
 pub fn wait_in_words(seconds: u64) -> String {
-    match seconds.max(1) {
-        1 => "a second".to_string(),
-        seconds if seconds < 120 => format!("{seconds} seconds"),
-        seconds => format!("{} minutes", seconds.div_ceil(60)),
-    }
+    crate::domain::words::wait(seconds)
 }
 
-/// A count with its noun: "1 token", "3 tokens".
+/// A count with its noun: "1 token", "3 tokens" (see `domain::words::count`).
 pub fn plural(count: usize, one: &str, many: &str) -> String {
-    if count == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{count} {many}")
-    }
+    crate::domain::words::count(count as u64, one, many)
+}
+
+/// A token as a sentence names it: “Work phone”, or its serial when it has no name.
+pub fn token_label(token: &crate::store::Token) -> String {
+    crate::domain::words::token_label(&token.name, &token.serial)
 }
 
 /// A time as the pages show it: `2026-11-22 14:03:09` (UTC).

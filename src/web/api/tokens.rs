@@ -31,6 +31,10 @@ pub struct ResyncToken {
 pub struct AssignUser {
     /// The user: a number is their id, a string their login.
     user: IdOrName,
+    /// MAIL and SMS: where the codes go from now on. Without it, the user's own email address
+    /// or phone number; the previous user's address never follows the token.
+    #[serde(default)]
+    destination: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -488,7 +492,9 @@ pub(super) async fn resync_token(
 }
 
 /// Assigns a token to a user. A token belongs to at most one user: a token of another user
-/// must be unassigned first.
+/// must be unassigned first. A MAIL or SMS token sends to the `destination` given, or else to
+/// the user's own address (refused when the user has none). Unassigning a BOT token forgot its
+/// chat: it waits for a new activation.
 #[utoipa::path(
     tag = "tokens",
     params(("token" = String, Path, description = TOKEN_PARAMETER)),
@@ -513,6 +519,7 @@ pub(super) async fn assign_token_user(
         .assign_token_user(
             token.into_inner(),
             body.0.user,
+            body.0.destination,
             caller.change("token.assign"),
         )
         .await??;

@@ -177,7 +177,7 @@ pub async fn list_tokens(
         @match &listing {
             Err(refused) => { p.error role="alert" { (refused.to_string()) } }
             Ok((records, total)) => {
-                p.count { (total) @if *total == 1 { " token" } @else { " tokens" } }
+                p.count { (crate::domain::words::count(*total as u64, "token", "tokens")) }
                 @if records.is_empty() {
                     @if filtered {
                         p.empty { "No tokens match." }
@@ -345,6 +345,18 @@ fn token_page(page: &Page, state: &AppState, detail: &TokenDetail, problems: &Pr
                 dt { @if token.kind == TokenKind::Sms { "Phone" } @else { "Email" } } dd { (destination) }
             }
             @if let Some(messenger) = &token.messenger { dt { "Messenger" } dd { (messenger) } }
+            @if token.kind == TokenKind::Bot {
+                dt { "Telegram chat" }
+                dd {
+                    @match &detail.bot_chat {
+                        Some(chat) => {
+                            @if let Some(name) = &chat.name { (name) ", " }
+                            "user id " (chat.user_id) ", chat id " (chat.chat_id)
+                        }
+                        None => { "none: waiting for an activation" }
+                    }
+                }
+            }
             dt { "PIN" } dd { @if token.pin_hash.is_some() { "set (" (token.pin_position.as_str()) " the code)" } @else { "none" } }
             dt { "Created" } dd { (format_time(token.created_at)) " UTC" }
         }
@@ -538,7 +550,11 @@ pub async fn act_on_token(
                 .store
                 .unassign_token_user(key, audit("token.unassign"))
                 .await?,
-            "Token unassigned from its user and every resource.",
+            if detail.record.token.kind == TokenKind::Bot {
+                "Token unassigned from its user and every resource. It forgot the user's Telegram chat and waits for a new activation."
+            } else {
+                "Token unassigned from its user and every resource."
+            },
         ),
         _ => return Err(PageError::NotFound),
     };

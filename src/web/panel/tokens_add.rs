@@ -530,7 +530,7 @@ async fn prepare(
 
 fn import_preview(page: &Page, tokens: &[crate::store::NewToken], sealed: &str) -> Markup {
     html! {
-        p { "The file holds " (tokens.len()) " token(s). Check them, then import them all; if one serial exists already, none is imported." }
+        p { "The file holds " (views::plural(tokens.len(), "token", "tokens")) ". Check them, then import them all; if one serial exists already, none is imported." }
         table {
             thead { tr { th { "Serial" } th { "Type" } th { "Algorithm" } th { "Digits" } th { "Time step" } } }
             tbody {
@@ -549,7 +549,7 @@ fn import_preview(page: &Page, tokens: &[crate::store::NewToken], sealed: &str) 
             (page.csrf_field())
             input type="hidden" name="sealed" value=(sealed);
             div.buttons {
-                button type="submit" { "Import " (tokens.len()) " token(s)" }
+                button type="submit" { "Import " (views::plural(tokens.len(), "token", "tokens")) }
                 a href="/admin/tokens/import" { "Choose another file" }
             }
         }
@@ -659,7 +659,10 @@ pub async fn confirm_import(
         Ok(serials) => Ok(redirect_with_flash(
             &state,
             "/admin/tokens?assigned=no",
-            &format!("{} token(s) imported.", serials.len()),
+            &format!(
+                "{} imported.",
+                views::plural(serials.len(), "token", "tokens")
+            ),
         )),
         Err(refused) => Ok(render_again(Problems::of(refused)?)),
     }

@@ -189,8 +189,7 @@ pub async fn list_users(
             Some(slice) => {
                 p.count {
                     @match slice.count {
-                        Count::Exact(1) => { "1 user" }
-                        Count::Exact(n) => { (n) " users" }
+                        Count::Exact(n) => { (crate::domain::words::count(n as u64, "user", "users")) }
                         Count::MoreThan(n) => { "More than " (n) " users match; narrow the search to see fewer." }
                     }
                 }
@@ -708,7 +707,7 @@ pub async fn confirm_delete_user(
     let body = html! {
         p { "Delete the user " strong { (user.login) } "? This cannot be undone." }
         @if !detail.tokens.is_empty() {
-            p { "Their " (detail.tokens.len()) " token(s) stay, without a user and without resources." }
+            p { "Their " (crate::web::views::plural(detail.tokens.len(), "token stays", "tokens stay")) ", without a user and without resources." }
         }
         form.stack.narrow method="post" action={ "/admin/users/" (user.id) "/delete" } {
             (page.csrf_field())
@@ -764,7 +763,7 @@ async fn assign_page(
     state: &AppState,
     page: &Page,
     detail: &UserDetail,
-    chosen: &str,
+    (chosen, typed_serial): (&str, &str),
     problems: &Problems,
 ) -> Result<HttpResponse, PageError> {
     let unassigned = state
@@ -797,7 +796,7 @@ async fn assign_page(
                     @if total > tokens.len() as i64 {
                         small { "The first " (tokens.len()) " of " (total) "; find others on the Tokens page." }
                     }
-                    select name="token" required {
+                    select name="token" {
                         option value="" { "Choose a token" }
                         @for record in &tokens {
                             @let token = &record.token;
@@ -806,6 +805,10 @@ async fn assign_page(
                         }
                     }
                     (problems.note("token"))
+                }
+                label { "Or its serial" small { "As printed on a hardware token; upper or lower case." }
+                    input type="text" name="serial" value=(typed_serial) maxlength="128" autocomplete="off";
+                    (problems.note("serial"))
                 }
                 div.buttons {
                     button type="submit" { "Assign" }
@@ -829,7 +832,7 @@ pub async fn show_assign(
 ) -> Result<HttpResponse, PageError> {
     let page = Page::open(&state, &request).await?;
     let detail = load_user(&state, &path).await?;
-    assign_page(&state, &page, &detail, "", &Problems::default()).await
+    assign_page(&state, &page, &detail, ("", ""), &Problems::default()).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -837,6 +840,54 @@ pub async fn show_assign(
 pub struct AssignForm {
     csrf: String,
     token: String,
+    /// The serial typed instead of a token chosen, in any case.
+    serial: String,
+    /// MAIL and SMS: where the codes go for the new user, confirmed on the second step.
+    destination: String,
+    /// `yes` on the second step of a MAIL or SMS token.
+    confirmed: String,
+}
+
+/// The second step of assigning a MAIL or SMS token: its address is confirmed or changed, so
+/// that the previous user's address does not follow the token.
+fn confirm_destination_page(
+    state: &AppState,
+    page: &Page,
+    user: &crate::store::User,
+    token: &crate::store::Token,
+    destination: &str,
+    problems: &Problems,
+) -> HttpResponse {
+    let (what, kind) = if token.kind == crate::domain::TokenKind::Sms {
+        ("Phone number", "tel")
+    } else {
+        ("Email address", "email")
+    };
+    let body = html! {
+        (problems.summary())
+        p { "Token " strong { (token.serial) } " sent its codes to "
+            strong { (token.destination.as_deref().unwrap_or("no address")) } ". "
+            "Where should its codes go for " (user.login) "?" }
+        form.stack.narrow method="post" action={ "/admin/users/" (user.id) "/assign" } {
+            (page.csrf_field())
+            input type="hidden" name="token" value=(token.id);
+            input type="hidden" name="confirmed" value="yes";
+            label { (what)
+                input type=(kind) name="destination" value=(destination) required;
+                (problems.note("destination"))
+            }
+            div.buttons {
+                button type="submit" { "Assign" }
+                a href={ "/admin/users/" (user.id) "/assign" } { "Back" }
+            }
+        }
+    };
+    page.render(
+        state,
+        &format!("Assign {} to {}", token.serial, user.login),
+        "Users",
+        body,
+    )
 }
 
 pub async fn assign_existing(
@@ -849,15 +900,66 @@ pub async fn assign_existing(
     page.check_csrf(&form.csrf)?;
     let detail = load_user(&state, &path).await?;
     let mut problems = Problems::default();
-    let token_id = form.token.trim().parse::<i64>().ok();
-    match token_id {
-        None => problems.at("token", "choose a token"),
-        Some(token_id) => {
+    let typed = form.serial.trim();
+    let token = match form.token.trim().parse::<i64>().ok() {
+        Some(token_id) => state.store.find_token(IdOrName::Id(token_id)).await?,
+        None if !typed.is_empty() => {
+            let found = state
+                .store
+                .find_token_by_typed_serial(typed.to_string())
+                .await?;
+            if found.is_none() {
+                problems.at(
+                    "serial",
+                    format!("there is no token with the serial {typed}"),
+                );
+            }
+            found
+        }
+        None => {
+            problems.at("token", "choose a token or type its serial");
+            None
+        }
+    };
+    let is_mail_or_sms = |token: &crate::store::Token| {
+        matches!(
+            token.kind,
+            crate::domain::TokenKind::Mail | crate::domain::TokenKind::Sms
+        )
+    };
+    if let Some(token) = &token
+        && is_mail_or_sms(token)
+        && token.user_id.is_none()
+        && form.confirmed != "yes"
+    {
+        let own = if token.kind == crate::domain::TokenKind::Sms {
+            detail.user.phone.clone()
+        } else {
+            detail.user.email.clone()
+        };
+        return Ok(confirm_destination_page(
+            &state,
+            &page,
+            &detail.user,
+            token,
+            &own.unwrap_or_default(),
+            &Problems::default(),
+        ));
+    }
+    match token {
+        None if problems.is_empty() => {
+            problems.general("That token does not exist any more.");
+        }
+        None => {}
+        Some(token) => {
+            let destination = (form.confirmed == "yes" && is_mail_or_sms(&token))
+                .then(|| form.destination.clone());
             match state
                 .store
                 .assign_token_user(
-                    IdOrName::Id(token_id),
+                    IdOrName::Id(token.id),
                     IdOrName::Id(detail.user.id),
+                    destination,
                     page.audit(&request, "token.assign", "ok"),
                 )
                 .await?
@@ -876,11 +978,32 @@ pub async fn assign_existing(
                 Err(crate::domain::Refused::NotFound(_)) => {
                     problems.general("That token does not exist any more.")
                 }
+                Err(crate::domain::Refused::Field(error))
+                    if error.field == "destination" && form.confirmed == "yes" =>
+                {
+                    let mut problems = Problems::default();
+                    problems.at("destination", error.message);
+                    return Ok(invalid(confirm_destination_page(
+                        &state,
+                        &page,
+                        &detail.user,
+                        &token,
+                        &form.destination,
+                        &problems,
+                    )));
+                }
                 Err(refused) => problems.general(refused.to_string()),
             }
         }
     }
     Ok(invalid(
-        assign_page(&state, &page, &detail, &form.token, &problems).await?,
+        assign_page(
+            &state,
+            &page,
+            &detail,
+            (&form.token, &form.serial),
+            &problems,
+        )
+        .await?,
     ))
 }

@@ -66,9 +66,9 @@ fn preview(page: &Page, text: &str, rows: &[UserRow]) -> Markup {
     let bad = rows.iter().filter(|row| !row.problems.is_empty()).count();
     html! {
         @if bad > 0 {
-            p.error role="alert" { (bad) " of " (rows.len()) " rows have problems. Nothing was imported: correct the file and upload it again." }
+            p.error role="alert" { (bad) " of " (crate::web::views::plural(rows.len(), "row", "rows")) @if bad == 1 { " has" } @else { " have" } " problems. Nothing was imported: correct the file and upload it again." }
         } @else {
-            p { "The file holds " (rows.len()) " new user(s). Check them, then import them all." }
+            p { "The file holds " (crate::web::views::plural(rows.len(), "new user", "new users")) ". Check them, then import them all." }
         }
         table {
             thead { tr { th { "Line" } th { "Login" } th { "First name" } th { "Last name" } th { "Email" } th { "Phone" } th { "Problems" } } }
@@ -91,7 +91,7 @@ fn preview(page: &Page, text: &str, rows: &[UserRow]) -> Markup {
                 (page.csrf_field())
                 input type="hidden" name="csv" value=(text);
                 div.buttons {
-                    button type="submit" { "Import " (rows.len()) " user(s)" }
+                    button type="submit" { "Import " (crate::web::views::plural(rows.len(), "user", "users")) }
                     a href="/admin/users/import" { "Choose another file" }
                 }
             }
@@ -198,7 +198,10 @@ pub async fn confirm_import(
         Ok(count) => Ok(redirect_with_flash(
             &state,
             "/admin/users",
-            &format!("{count} user(s) imported."),
+            &format!(
+                "{} imported.",
+                crate::web::views::plural(count, "user", "users")
+            ),
         )),
         Err(taken) => {
             let mut problems = Problems::default();

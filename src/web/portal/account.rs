@@ -457,8 +457,20 @@ async fn start_contact_change(
     Ok(portal.redirect_with_flash(
         state,
         "/account/verify",
-        "We have sent a code to the new address. Type it here to confirm it.",
+        if phone {
+            "We have sent a code to the new phone number. Type it here to confirm it."
+        } else {
+            "We have sent a code to the new email address. Type it here to confirm it."
+        },
     ))
+}
+
+/// The title of the page that asks for the code sent to a new address or number.
+fn confirm_title(pending: &Pending) -> &'static str {
+    match pending {
+        Pending::Contact { phone: true, .. } => "Confirm your new phone number",
+        _ => "Confirm your new email address",
+    }
 }
 
 fn verify_body(
@@ -472,7 +484,9 @@ fn verify_body(
             phone: true, value, ..
         } => ("phone number", value.as_str()),
         Pending::Contact { value, .. } => ("email address", value.as_str()),
-        Pending::Reissue { .. } | Pending::Activation { .. } => ("token", ""),
+        Pending::Reissue { .. } | Pending::Activation { .. } | Pending::BotCode { .. } => {
+            ("token", "")
+        }
     };
     html! {
         (error_line(error))
@@ -504,7 +518,7 @@ pub async fn show_verify(
     };
     Ok(Frame {
         portal: &portal,
-        title: "Confirm the new address",
+        title: confirm_title(&pending),
         visitor: Some(&visitor),
         flash: portal.flash_of(&state, &request),
     }
@@ -587,7 +601,7 @@ pub async fn submit_verify(
             pending::keep(&state, &visitor, Some(&pending), None, now, entry).await?;
             Ok(Frame {
                 portal: &portal,
-                title: "Confirm the new address",
+                title: confirm_title(&pending),
                 visitor: Some(&visitor),
                 flash: None,
             }

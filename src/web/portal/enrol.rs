@@ -11,6 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::pending::{self, Pending};
 use super::tokens::own_token;
 use super::{Frame, Portal, PortalError, Visitor, require_visitor};
 use crate::confirm::{self, Channel, Letter};
@@ -50,6 +51,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/portal/{address}/tokens/{id}/status",
             web::get().to(activation_status),
+        )
+        .route(
+            "/portal/{address}/tokens/{id}/cancel",
+            web::post().to(cancel),
         );
 }
 
@@ -272,6 +277,34 @@ pub async fn submit_add(
     let (portal, visitor) = enrol_context(&state, &request, &path.0, Some(kind)).await?;
     visitor.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    let now = crate::clock::now();
+    // One pending enrolment per kind: starting an app or a BOT token again (a reload, a second
+    // tab) resumes the first; a MAIL or SMS token started again replaces it, since its address
+    // may be another.
+    let waiting = state
+        .store
+        .portal_tokens(visitor.user.id, portal.resource.id)
+        .await?
+        .into_iter()
+        .find(|token| token.kind == kind && token.state == TokenState::Pending);
+    if let Some(waiting) = &waiting
+        && matches!(kind, TokenKind::Totp | TokenKind::Bot)
+    {
+        if kind == TokenKind::Bot
+            && Pending::bot_code_of(&state, &visitor, waiting.id, now).is_none()
+        {
+            let mut entry = visitor.audit(&portal, &request, "portal.token_resend", "ok");
+            entry.token_id = Some(waiting.id);
+            let activation =
+                provision::issue_activation(&state.store, waiting.id, now, entry).await?;
+            remember_bot_code(&state, &visitor, waiting.id, activation, now).await?;
+        }
+        return Ok(portal.redirect_with_flash(
+            &state,
+            &format!("/tokens/{}/activate", waiting.id),
+            "You had started adding this token already: finish it here, or cancel it.",
+        ));
+    }
     let title = format!("Add Token: {title}");
     let render_again = |message: &str| {
         let frame = Frame {
@@ -315,7 +348,6 @@ pub async fn submit_add(
         TokenKind::Bot => create.messenger = Some("telegram".into()),
         _ => {}
     }
-    let now = crate::clock::now();
     let general = state.general().await?;
     let mut prepared = match provision::prepare(&state.keys, &create, now, &general) {
         Ok(prepared) => prepared,
@@ -346,6 +378,13 @@ pub async fn submit_add(
         _ => None,
     };
     let activation = prepared.activation.take();
+    // The form is right: the MAIL or SMS token this one replaces goes.
+    if let Some(waiting) = waiting {
+        let mut entry = visitor.audit(&portal, &request, "portal.token_discard", "ok");
+        entry.token_id = Some(waiting.id);
+        entry.detail = Some("replaced by a new enrolment".into());
+        state.store.discard_pending_token(waiting.id, entry).await?;
+    }
     let mut entry = visitor.audit(&portal, &request, "portal.token_enrol", "ok");
     entry.detail = Some(kind.as_str().to_string());
     let record = match state
@@ -365,30 +404,87 @@ pub async fn submit_add(
             "We have sent you a code. Type it here to activate the token.",
         ));
     }
-    if let (Some(seed), TokenKind::Totp) = (&prepared.seed, kind) {
-        let uri = provision::enrolment_uri(&state.issuer, &portal.app_account(&visitor), seed);
-        let body = html! {
-            p { "Scan this QR code with your authenticator app. It is shown only now." }
-            (views::app_enrolment(&uri, &seed.secret, "QR code of your new token for an authenticator app"))
-            p { "Then type the code the app shows to activate the token." }
-            (code_form(&portal, &visitor, &token, "Code shown by the app"))
-        };
-        return Ok(activation_frame(&state, &portal, &visitor, body));
+    // The QR code is shown by the activation page (post, redirect, get), so that a reload
+    // shows the same token again instead of adding another.
+    if let Some(activation) = activation {
+        remember_bot_code(&state, &visitor, token.id, activation, now).await?;
     }
-    match activation {
-        Some(activation) => {
-            let base = portal.path(&format!("/tokens/{}", token.id));
-            Ok(bot_page(
-                &state,
-                &portal,
-                &visitor,
-                &activation.code,
-                &format!("{base}/status"),
-                &format!("{base}/activate"),
+    if token.state == TokenState::Pending {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((
+                actix_web::http::header::LOCATION,
+                portal.path(&format!("/tokens/{}/activate", token.id)),
             ))
-        }
-        None => Ok(portal.redirect_with_flash(&state, "", "The token was added.")),
+            .finish());
     }
+    Ok(portal.redirect_with_flash(&state, "", "The token was added."))
+}
+
+/// Keeps a new BOT activation code in the session, for the activation page to show.
+async fn remember_bot_code(
+    state: &AppState,
+    visitor: &Visitor,
+    token_id: i64,
+    activation: provision::Activation,
+    now: i64,
+) -> Result<(), PortalError> {
+    let pending = Pending::BotCode {
+        token_id,
+        code: activation.code,
+        expires_at: activation.expires_at,
+    };
+    pending::remember(state, visitor, &pending, now).await
+}
+
+/// The QR code and key of a pending app token, shown until it is confirmed or cancelled.
+fn app_enrolment(
+    state: &AppState,
+    portal: &Portal,
+    visitor: &Visitor,
+    token: &Token,
+) -> Result<Markup, PortalError> {
+    let secret = crate::codes::seed(&state.keys, token)?;
+    let params = crate::codes::params(token)?;
+    let seed = provision::Seed {
+        secret,
+        params,
+        counter: 0,
+    };
+    let uri = provision::enrolment_uri(&state.issuer, &portal.app_account(visitor), &seed);
+    Ok(html! {
+        p { "Scan this QR code with your authenticator app." }
+        (views::app_enrolment(&uri, &seed.secret, "QR code of your new token for an authenticator app"))
+        p { "Then type the code the app shows to activate the token." }
+    })
+}
+
+/// The button that gives up a token not yet active.
+fn cancel_form(portal: &Portal, visitor: &Visitor, token: &Token) -> Markup {
+    html! {
+        form.inline method="post" action=(portal.path(&format!("/tokens/{}/cancel", token.id))) {
+            (csrf_field(&visitor.csrf))
+            button.secondary type="submit" { "Cancel" }
+        }
+    }
+}
+
+/// Cancel on an activation page: the pending token is removed.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PortalError> {
+    let (portal, visitor, token) = pending_token(&state, &request, &path).await?;
+    visitor.check_csrf(&form.csrf)?;
+    if token.state != TokenState::Pending {
+        return Ok(active_now(&state, &portal, &token));
+    }
+    let mut entry = visitor.audit(&portal, &request, "portal.token_discard", "ok");
+    entry.token_id = Some(token.id);
+    entry.detail = Some("cancelled".into());
+    state.store.discard_pending_token(token.id, entry).await?;
+    Ok(portal.redirect_with_flash(&state, "", "The new token was cancelled."))
 }
 
 fn activation_frame(
@@ -426,11 +522,22 @@ pub(super) fn bot_page(
     status_url: &str,
     check_url: &str,
 ) -> HttpResponse {
+    let body = bot_body(state, portal, code, status_url, check_url);
+    activation_frame(state, portal, visitor, body)
+}
+
+fn bot_body(
+    state: &AppState,
+    portal: &Portal,
+    code: &str,
+    status_url: &str,
+    check_url: &str,
+) -> Markup {
     let link = state
         .telegram
         .username()
         .map(|username| bot::deep_link(&username, code));
-    let body = html! {
+    html! {
         @if let Some(link) = &link {
             p { "Scan this QR code with your phone's camera, or open the link on your phone, then press " strong { "Start" } " in the chat with the bot." }
             (views::qr_image(link, "QR code of the Telegram activation link"))
@@ -443,8 +550,7 @@ pub(super) fn bot_page(
         form.inline method="get" action=(check_url) {
             button type="submit" { "Check" }
         }
-    };
-    activation_frame(state, portal, visitor, body)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -469,7 +575,10 @@ fn active_now(state: &AppState, portal: &Portal, token: &Token) -> HttpResponse 
     portal.redirect_with_flash(
         state,
         "",
-        &format!("“{}” is active. You are all set.", token.name),
+        &format!(
+            "{} is active. You are all set.",
+            crate::web::views::token_label(token)
+        ),
     )
 }
 
@@ -483,7 +592,7 @@ pub async fn show_activate(
         return Ok(active_now(&state, &portal, &token));
     }
     let flash = portal.flash_of(&state, &request);
-    let body = activation_body(&portal, &visitor, &token, None);
+    let body = activation_body(&state, &portal, &visitor, &token, None)?;
     Ok(Frame {
         portal: &portal,
         title: "Activate your token",
@@ -494,22 +603,33 @@ pub async fn show_activate(
 }
 
 fn activation_body(
+    state: &AppState,
     portal: &Portal,
     visitor: &Visitor,
     token: &Token,
     error: Option<&str>,
-) -> Markup {
+) -> Result<Markup, PortalError> {
     let base = portal.path(&format!("/tokens/{}", token.id));
-    html! {
+    let bot_code = (token.kind == TokenKind::Bot)
+        .then(|| Pending::bot_code_of(state, visitor, token.id, crate::clock::now()))
+        .flatten();
+    let app = match token.kind {
+        TokenKind::Totp => Some(app_enrolment(state, portal, visitor, token)?),
+        _ => None,
+    };
+    Ok(html! {
         (error_line(error))
         @match token.kind {
             TokenKind::Mail | TokenKind::Sms => {
-                p { "Type the code we sent to " strong { (super::login::destination_label(token)) } "." }
+                p { "Type the code we sent to " strong { (super::login::own_destination(token)) } "." }
                 (code_form(portal, visitor, token, "Code"))
                 form.inline method="post" action={ (base) "/resend" } {
                     (csrf_field(&visitor.csrf))
                     button.link type="submit" { "Send a new code" }
                 }
+            }
+            TokenKind::Bot if bot_code.is_some() => {
+                (bot_body(state, portal, bot_code.as_deref().unwrap_or_default(), &format!("{base}/status"), &format!("{base}/activate")))
             }
             TokenKind::Bot => {
                 p #activation-status data-status-url={ (base) "/status" } data-done-url=(portal.path("")) role="status" {
@@ -522,12 +642,17 @@ fn activation_body(
                 }
             }
             _ => {
-                p { "Type the code your authenticator app shows for this token." }
+                @if let Some(app) = &app { (app) } @else {
+                    p { "Type the code your authenticator app shows for this token." }
+                }
                 (code_form(portal, visitor, token, "Code shown by the app"))
             }
         }
-        p { a href=(portal.path("")) { "Back" } }
-    }
+        div.buttons {
+            (cancel_form(portal, visitor, token))
+            a href=(portal.path("")) { "Back" }
+        }
+    })
 }
 
 pub async fn submit_activate(
@@ -543,8 +668,8 @@ pub async fn submit_activate(
     }
     let typed = form.code.trim();
     let now = crate::clock::now();
-    let render = |error: &str| {
-        Frame {
+    let render = |error: &str| -> Result<HttpResponse, PortalError> {
+        Ok(Frame {
             portal: &portal,
             title: "Activate your token",
             visitor: Some(&visitor),
@@ -553,17 +678,15 @@ pub async fn submit_activate(
         .render_with(
             &state,
             actix_web::http::StatusCode::BAD_REQUEST,
-            activation_body(&portal, &visitor, &token, Some(error)),
-        )
+            activation_body(&state, &portal, &visitor, &token, Some(error))?,
+        ))
     };
     let mut entry = visitor.audit(&portal, &request, "portal.token_activate", "ok");
     entry.token_id = Some(token.id);
     let accepted = match token.kind {
         TokenKind::Mail | TokenKind::Sms => {
             let Some(pending) = state.store.pending_code(token.id, now).await? else {
-                return Ok(render(
-                    "The code has expired or was used up. Send a new code.",
-                ));
+                return render("The code has expired or was used up. Send a new code.");
             };
             if confirm::matches(&state.keys, typed, &pending.code_hash) {
                 state
@@ -582,7 +705,7 @@ pub async fn submit_activate(
                 .is_ok(),
             None => false,
         },
-        _ => return Ok(render("This token is activated through the bot.")),
+        _ => return render("This token is activated through the bot."),
     };
     if accepted {
         return Ok(active_now(&state, &portal, &token));
@@ -594,7 +717,7 @@ pub async fn submit_activate(
         .enrol_code_missed(token.id, confirm::TRIES, entry)
         .await?
     {
-        Miss::TryAgain => Ok(render("The code is not right. Check it and try again.")),
+        Miss::TryAgain => render("The code is not right. Check it and try again."),
         Miss::Discarded => Ok(portal.redirect_with_flash(
             &state,
             "",
@@ -645,15 +768,13 @@ pub async fn resend(
         TokenKind::Bot => {
             let activation =
                 provision::issue_activation(&state.store, token.id, now, entry).await?;
-            let base = portal.path(&format!("/tokens/{}", token.id));
-            Ok(bot_page(
-                &state,
-                &portal,
-                &visitor,
-                &activation.code,
-                &format!("{base}/status"),
-                &format!("{base}/activate"),
-            ))
+            remember_bot_code(&state, &visitor, token.id, activation, now).await?;
+            Ok(HttpResponse::SeeOther()
+                .insert_header((
+                    actix_web::http::header::LOCATION,
+                    portal.path(&format!("/tokens/{}/activate", token.id)),
+                ))
+                .finish())
         }
         _ => Err(PortalError::NotFound),
     }

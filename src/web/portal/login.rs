@@ -231,18 +231,22 @@ fn locked_names(portal: &Portal, tokens: &[Token], now: i64) -> Option<(String, 
     let locked: Vec<String> = tokens
         .iter()
         .filter(|t| usable(t) && !open_now(portal, t, now))
-        .map(|t| {
-            if t.name.is_empty() {
-                format!("“{}”", t.serial)
-            } else {
-                format!("“{}”", t.name)
-            }
-        })
+        .map(crate::web::views::token_label)
         .collect();
     (!locked.is_empty()).then(|| (locked.join(", "), locked.len()))
 }
 
-/// Where a code for this token goes, as the page shows it.
+/// Where a code for this token goes, in full: for its owner once she is logged in (before the
+/// login, `destination_label` masks it).
+pub fn own_destination(token: &Token) -> String {
+    match token.kind {
+        TokenKind::Bot => "Telegram".to_string(),
+        _ => token.destination.clone().unwrap_or_default(),
+    }
+}
+
+/// Where a code for this token goes, masked, as the login page shows it to whoever typed a
+/// login name.
 pub fn destination_label(token: &Token) -> String {
     match token.kind {
         TokenKind::Bot => "Telegram".to_string(),

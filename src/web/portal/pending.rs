@@ -34,13 +34,22 @@ pub enum Pending {
         destination: String,
         code: Waiting,
     },
+    /// The activation code of a BOT token being enrolled, kept so that its page shows the same
+    /// QR code when reloaded (the store has only its hash).
+    BotCode {
+        token_id: i64,
+        code: String,
+        expires_at: UnixTime,
+    },
 }
 
 impl Pending {
     fn expires_at(&self) -> UnixTime {
         match self {
             Pending::Contact { code, .. } | Pending::Activation { code, .. } => code.expires_at,
-            Pending::Reissue { expires_at, .. } => *expires_at,
+            Pending::Reissue { expires_at, .. } | Pending::BotCode { expires_at, .. } => {
+                *expires_at
+            }
         }
     }
 
@@ -69,11 +78,44 @@ impl Pending {
         }
     }
 
+    /// The activation code kept for this BOT token, if it still works.
+    pub fn bot_code_of(
+        state: &AppState,
+        visitor: &Visitor,
+        token_id: i64,
+        now: UnixTime,
+    ) -> Option<String> {
+        match Pending::of(state, visitor, now)? {
+            Pending::BotCode {
+                token_id: pending,
+                code,
+                ..
+            } if pending == token_id => Some(code),
+            _ => None,
+        }
+    }
+
     fn seal(&self, state: &AppState) -> Result<Vec<u8>, PortalError> {
         let json = serde_json::to_vec(self)
             .map_err(|e| PageError::Internal(anyhow::anyhow!("pending: {e}")))?;
         Ok(state.keys.seal(Purpose::Credential, &json)?)
     }
+}
+
+/// Keeps `pending` as what the visitor's session is in the middle of, without a message or an
+/// audit line (what it keeps was audited where it was made).
+pub async fn remember(
+    state: &AppState,
+    visitor: &Visitor,
+    pending: &Pending,
+    now: UnixTime,
+) -> Result<(), PortalError> {
+    let sealed = pending.seal(state)?;
+    state
+        .store
+        .set_portal_pending(visitor.id_hash.clone(), Some(sealed), None, now, None)
+        .await?;
+    Ok(())
 }
 
 /// Keeps `pending` as what the visitor's session is in the middle of — or, for None, ends

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::login::destination_label;
+use super::login::own_destination;
 use super::{Frame, Portal, PortalError, Visitor, require_visitor};
 use crate::domain::IdOrName;
 use crate::domain::TokenState;
@@ -55,7 +55,7 @@ fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Mar
         tr {
             td data-label="Name" { (token.name) }
             td data-label="Type" { (token.kind.as_str()) }
-            td data-label="Sent to" { (destination_label(token)) }
+            td data-label="Sent to" { (own_destination(token)) }
             td.state data-label="State" { (state_label(token, now, portal.resource.auto_unlock_seconds)) }
             td data-label="Last used" { @match token.last_used_at { Some(at) => { (crate::web::views::format_time(at)) " UTC" } None => { "Never" } } }
             td.actions {
@@ -300,11 +300,11 @@ async fn set_enabled(
         return Err(PortalError::NotFound);
     }
     let message = if enabled {
-        format!("“{}” is enabled.", token.name)
+        format!("{} is enabled.", crate::web::views::token_label(&token))
     } else {
         format!(
-            "“{}” is disabled: it is not asked for until you enable it again.",
-            token.name
+            "{} is disabled: it is not asked for until you enable it again.",
+            crate::web::views::token_label(&token)
         )
     };
     Ok(portal.redirect_with_flash(state, "", &message))
@@ -356,7 +356,7 @@ fn last_factor_check(
         ),
     };
     let body = html! {
-        p { "“" (token.name) "” is your last active second factor for " strong { (portal.resource.name) } "." }
+        p { (crate::web::views::token_label(token)) " is your last active second factor for " strong { (portal.resource.name) } "." }
         p { strong { "If you " (verb) " it, you will log in to " (portal.resource.name) " without a second factor" } " — nobody will ask you for a one-time password — until you add a new one." }
         form.stack method="post" action=(portal.path(&format!("/tokens/{}/{verb}", token.id))) {
             (csrf_field(&visitor.csrf))
@@ -426,5 +426,12 @@ pub async fn unassign_token(
     if outcome.is_err() {
         return Err(PortalError::NotFound);
     }
-    Ok(portal.redirect_with_flash(&state, "", &format!("“{}” is no longer yours.", token.name)))
+    Ok(portal.redirect_with_flash(
+        &state,
+        "",
+        &format!(
+            "{} is no longer yours.",
+            crate::web::views::token_label(&token)
+        ),
+    ))
 }

@@ -396,7 +396,7 @@ async fn the_console_imports_a_seed_file_all_or_nothing() {
         None,
     );
     assert!(ok, "{stderr}");
-    assert_eq!(stdout.trim(), "imported 1 tokens");
+    assert_eq!(stdout.trim(), "imported 1 token");
     let response = app
         .api(Method::DELETE, "/tokens/serial:987654321", &key)
         .send()
@@ -421,7 +421,7 @@ async fn the_console_imports_a_seed_file_all_or_nothing() {
         Some("qwerty\n"),
     );
     assert!(ok, "{stderr}");
-    assert_eq!(stdout.trim(), "imported 1 tokens");
+    assert_eq!(stdout.trim(), "imported 1 token");
     assert_eq!(tokens(&app, &key).await.len(), 6);
     app.stop().await;
 }

@@ -1089,3 +1089,60 @@ async fn the_token_endpoints_are_in_the_openapi_document() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_mail_token_assigned_to_another_user_never_keeps_the_previous_users_address() {
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    insert_user(&app, &key, "alice", Some("alice@example.com"), None).await;
+    insert_user(&app, &key, "bob", Some("bob@example.com"), None).await;
+    insert_user(&app, &key, "nobody", None, None).await;
+    let mail = create(&app, &key, json!({"kind": "MAIL", "user": "alice"})).await;
+    let id = mail["id"].as_i64().expect("id");
+    let path = format!("/tokens/{id}/user");
+    let (status, body) = send(&app, &key, Method::DELETE, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A user without an address: the admin has to give one; nothing changes meanwhile.
+    let (status, body) = send(
+        &app,
+        &key,
+        Method::PUT,
+        &path,
+        Some(json!({"user": "nobody"})),
+    )
+    .await;
+    assert_field(status, &body, "destination");
+    let (status, body) = send(
+        &app,
+        &key,
+        Method::PUT,
+        &path,
+        Some(json!({"user": "nobody", "destination": "no address"})),
+    )
+    .await;
+    assert_field(status, &body, "destination");
+    let (_, unchanged) = send(&app, &key, Method::GET, &format!("/tokens/{id}"), None).await;
+    assert_eq!(unchanged["user"], Value::Null);
+
+    // Without a destination: the new user's own address, not alice's.
+    let (status, body) = send(&app, &key, Method::PUT, &path, Some(json!({"user": "bob"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["destination"], "bob@example.com");
+
+    // With one: that address.
+    let (status, body) = send(&app, &key, Method::DELETE, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(
+        &app,
+        &key,
+        Method::PUT,
+        &path,
+        Some(json!({"user": "nobody", "destination": "desk@example.com"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["destination"], "desk@example.com");
+    assert_eq!(body["user"]["login"], "nobody");
+    app.stop().await;
+}

@@ -1,9 +1,14 @@
 //! Tokens in a real browser: Assign Token → New → MAIL on a user's page creates the token and
-//! assigns it in one step.
+//! assigns it in one step; Assign Token → Existing by a serial in any case, with the address of
+//! a MAIL token confirmed; a BOT token's page names its chat until unassigning forgets it.
+
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::helpers::browser::TIMEOUT;
 use crate::helpers::panel::Panel;
+use crate::helpers::telegram_api::TelegramApi;
 
 #[tokio::test]
 async fn a_mail_token_added_from_the_users_page_is_assigned_to_the_user_in_one_step() {
@@ -77,6 +82,124 @@ async fn a_mail_token_added_from_the_users_page_is_assigned_to_the_user_in_one_s
         );
     }
     browser.screenshot("panel-user-with-token").await;
+
+    panel.finish().await;
+}
+
+/// The Bot-API-shaped server, with the panel's bot set up against it and running.
+async fn with_bot(panel: &Panel) -> TelegramApi {
+    let telegram = TelegramApi::start().await;
+    let response = panel
+        .app
+        .api(reqwest::Method::PUT, "/settings/bot", &panel.api_key)
+        .json(&json!({"token": "123456:TEST-bot_token", "api_url": telegram.url, "poll_timeout_seconds": 1}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), 200);
+    let deadline = Instant::now() + TIMEOUT;
+    while panel.api_get("/settings/bot").await["status"]["state"] != "running" {
+        assert!(Instant::now() < deadline, "the bot never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    telegram
+}
+
+#[tokio::test]
+async fn a_bot_tokens_page_names_its_chat_until_unassigning_forgets_it() {
+    let Some(panel) = Panel::open().await else {
+        return;
+    };
+    let telegram = with_bot(&panel).await;
+    let browser = &panel.browser;
+    panel.api_create("/users", json!({"login": "alice"})).await;
+    let token = panel
+        .api_create(
+            "/tokens",
+            json!({"kind": "BOT", "name": "Alice's phone", "user": "alice"}),
+        )
+        .await;
+    let id = token["id"].as_i64().expect("an id");
+    let code = token["activation"]["code"].as_str().expect("a code");
+    telegram.user_writes(4242, 77, &format!("/start {code}"));
+    let deadline = Instant::now() + TIMEOUT;
+    while panel.api_get(&format!("/tokens/{id}")).await["state"] != "active" {
+        assert!(Instant::now() < deadline, "never active");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    browser
+        .goto(&format!("{}/admin/tokens/{id}", panel.app.address))
+        .await;
+    browser.wait_for_text("Telegram chat").await;
+    let facts = browser.text_of("dl.facts").await;
+    assert!(facts.contains("A, user id 77, chat id 4242"), "{facts}");
+    browser.screenshot("panel-token-bot-chat").await;
+
+    browser.click("Unassign from user").await;
+    browser
+        .wait_for_text("none: waiting for an activation")
+        .await;
+    let token = panel.api_get(&format!("/tokens/{id}")).await;
+    assert_eq!(token["state"], "pending", "{token}");
+    assert!(token["user"].is_null(), "{token}");
+    browser.screenshot("panel-token-bot-unassigned").await;
+
+    telegram.stop().await;
+    panel.finish().await;
+}
+
+#[tokio::test]
+async fn an_existing_mail_token_typed_in_lower_case_is_assigned_to_the_address_the_admin_confirms()
+{
+    let Some(panel) = Panel::open().await else {
+        return;
+    };
+    let browser = &panel.browser;
+    let bob = panel
+        .api_create(
+            "/users",
+            json!({"login": "bob", "email": "bob@example.com"}),
+        )
+        .await;
+    let token = panel
+        .api_create(
+            "/tokens",
+            json!({"kind": "MAIL", "serial": "MAIL-OLD-1", "destination": "alice@example.com"}),
+        )
+        .await;
+    let id = token["id"].as_i64().expect("an id");
+
+    browser
+        .goto(&format!(
+            "{}/admin/users/{}/assign",
+            panel.app.address, bob["id"]
+        ))
+        .await;
+    browser.wait_for_text("Assign Token to bob").await;
+    browser.fill("Or its serial", "mail-old-1").await;
+    browser.screenshot("panel-assign-existing-by-serial").await;
+    browser.click("Assign").await;
+    browser
+        .wait_for_text("Where should its codes go for bob?")
+        .await;
+    assert!(browser.text().await.contains("alice@example.com"));
+    assert_eq!(panel.value_of("Email address").await, "bob@example.com");
+    assert!(
+        panel.api_get(&format!("/tokens/{id}")).await["user"].is_null(),
+        "nothing is assigned before the address is confirmed"
+    );
+    browser
+        .screenshot("panel-assign-existing-confirm-address")
+        .await;
+    browser.fill("Email address", "bob.desk@example.com").await;
+    browser.click("Assign").await;
+    browser
+        .wait_for_text("Token MAIL-OLD-1 assigned to bob.")
+        .await;
+    let token = panel.api_get(&format!("/tokens/{id}")).await;
+    assert_eq!(token["user"]["login"], "bob");
+    assert_eq!(token["destination"], "bob.desk@example.com");
 
     panel.finish().await;
 }

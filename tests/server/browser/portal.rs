@@ -282,3 +282,100 @@ async fn a_user_with_an_app_and_every_token_action_sets_a_pin_and_the_page_fits_
     telegram.stop().await;
     panel.finish().await;
 }
+
+/// Logs alice in to the portal at `address` with her password (she has no token yet).
+async fn log_in_alice(panel: &Panel, address: &str) {
+    let browser = &panel.browser;
+    browser.goto(address).await;
+    browser.fill("Login name", "alice").await;
+    browser.click("Next").await;
+    browser.wait_for_path("/portal/vpn/login/verify").await;
+    browser.fill("Password", USER_PASSWORD).await;
+    browser.click("Log in").await;
+    browser.wait_for_text("2nd Factor").await;
+}
+
+fn pending_tokens(panel: &Panel) -> i64 {
+    crate::helpers::api::count(
+        &panel.app,
+        "SELECT COUNT(*) FROM tokens WHERE state = 'pending'",
+    )
+}
+
+#[tokio::test]
+async fn reloading_the_app_qr_page_twice_leaves_one_pending_token_with_its_key_until_cancelled() {
+    let Some(panel) = Panel::open().await else {
+        return;
+    };
+    let (_sink, telegram) = set_up(&panel).await;
+    let browser = &panel.browser;
+    let address = enable_self_service(&panel, &["Enroll Token", "TOTP", "BOT"]).await;
+    log_in_alice(&panel, &address).await;
+
+    browser.click("Assign New").await;
+    browser.click("Authenticator app").await;
+    browser.wait_for_path("/portal/vpn/tokens/new/totp").await;
+    browser.fill("Name", "Phone app").await;
+    browser.click("Next").await;
+    browser.wait_for_text("Scan this QR code").await;
+    let page = panel.path().await;
+    assert!(page.ends_with("/activate"), "post, redirect, get: {page}");
+    let key = browser.text_of("code.secret").await;
+    for _ in 0..2 {
+        browser.client.refresh().await.expect("a reload");
+        browser.wait_for_text("Scan this QR code").await;
+        assert_eq!(browser.text_of("code.secret").await, key, "the same key");
+    }
+    assert_eq!(
+        pending_tokens(&panel),
+        1,
+        "one pending token after two reloads"
+    );
+
+    // A wrong first code: the QR code and the key stay.
+    browser.fill("Code shown by the app", "000000").await;
+    browser.click("Activate").await;
+    browser.wait_for_text("The code is not right").await;
+    panel.expect_form_rejected(&page).await;
+    assert_eq!(browser.text_of("code.secret").await, key);
+    let qr = browser
+        .client
+        .find(Locator::Css("img.qr"))
+        .await
+        .expect("the QR code");
+    assert!(qr.is_displayed().await.expect("visible"));
+    browser.screenshot("portal-app-wrong-first-code").await;
+
+    // Starting again resumes the same enrolment.
+    browser.goto(&format!("{address}/tokens/new/totp")).await;
+    browser.fill("Name", "Phone app").await;
+    browser.click("Next").await;
+    browser
+        .wait_for_text("started adding this token already")
+        .await;
+    assert_eq!(browser.text_of("code.secret").await, key);
+    assert_eq!(pending_tokens(&panel), 1);
+
+    browser.click("Cancel").await;
+    browser.wait_for_text("The new token was cancelled.").await;
+    assert_eq!(pending_tokens(&panel), 0);
+    browser.screenshot("portal-enrolment-cancelled").await;
+
+    // The BOT page too: two reloads, the same activation code, one pending token.
+    browser.click("Assign New").await;
+    browser.click("BOT").await;
+    browser.fill("Name", "Telegram").await;
+    browser.click("Next").await;
+    browser.wait_for_text("Waiting for the bot").await;
+    let command = browser.text_of("code.command").await;
+    for _ in 0..2 {
+        browser.client.refresh().await.expect("a reload");
+        browser.wait_for_text("Waiting for the bot").await;
+        assert_eq!(browser.text_of("code.command").await, command);
+    }
+    assert_eq!(pending_tokens(&panel), 1);
+    browser.screenshot("portal-bot-qr-reloaded").await;
+
+    telegram.stop().await;
+    panel.finish().await;
+}

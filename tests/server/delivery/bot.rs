@@ -594,3 +594,130 @@ async fn activation_is_only_for_bot_tokens_and_needs_an_admin_key() {
     assert!(activation.get("link").is_none(), "{activation}");
     app.stop().await;
 }
+
+/// The chat a BOT token is bound to, straight from the database: (chat id, Telegram user id).
+fn bound_chat(app: &TestApp, id: i64) -> (Option<i64>, Option<i64>) {
+    let conn = crate::helpers::api::database(app);
+    conn.query_row(
+        "SELECT bot_chat_id, bot_user_id FROM tokens WHERE id = ?1",
+        [id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .expect("the token")
+}
+
+#[tokio::test]
+async fn an_unassigned_bot_token_forgets_its_chat_and_its_next_user_activates_it_anew() {
+    let telegram = TelegramApi::start().await;
+    let app = spawn_app().await;
+    let s = configure(&app, &telegram).await;
+    let created = enrol(&s, "alice").await;
+    let id = created["id"].as_i64().expect("id");
+    let code = created["activation"]["code"].as_str().expect("a code");
+    telegram.user_writes(4242, 77, &format!("/start {code}"));
+    wait_for_state(&s, id, "active").await;
+    assert_eq!(bound_chat(&app, id), (Some(4242), Some(77)));
+
+    let (status, body) = s
+        .api
+        .call(
+            Method::DELETE,
+            &format!("/tokens/{id}/user"),
+            &s.admin,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "pending", "it waits for a new activation");
+    assert_eq!(
+        bound_chat(&app, id),
+        (None, None),
+        "alice's chat is forgotten"
+    );
+
+    // The token goes to bob: nothing reaches alice's chat, and bob's codes wait for his own.
+    let (status, body) = s
+        .api
+        .call(Method::POST, "/users", &s.admin, json!({"login": "bob"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .api
+        .call(
+            Method::PUT,
+            &format!("/tokens/{id}/user"),
+            &s.admin,
+            json!({"user": "bob"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s
+        .api
+        .call(
+            Method::POST,
+            "/resources/VPN/tokens",
+            &s.admin,
+            json!({"token": id}),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let prepared = s.api.prepare(&s.app_key, "bob").await;
+    assert!(
+        !challenged(&prepared),
+        "no code for a chat nobody bound: {prepared}"
+    );
+    let to_alice = telegram.sent().iter().filter(|m| m.chat_id == 4242).count();
+    assert_eq!(to_alice, 1, "alice's chat got only its activation reply");
+
+    let (status, activation) = s
+        .api
+        .call(
+            Method::POST,
+            &format!("/tokens/{id}/activation"),
+            &s.admin,
+            Value::Null,
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{status} {activation}");
+    let code = activation["code"]
+        .as_str()
+        .or_else(|| activation["activation"]["code"].as_str())
+        .expect("a new code");
+    telegram.user_writes(5353, 88, &format!("/start {code}"));
+    wait_for_state(&s, id, "active").await;
+    assert_eq!(bound_chat(&app, id), (Some(5353), Some(88)));
+    let prepared = s.api.prepare(&s.app_key, "bob").await;
+    assert!(challenged(&prepared), "{prepared}");
+    telegram.wait_for_messages(5353, 2, WAIT).await;
+    assert_eq!(
+        telegram.sent().iter().filter(|m| m.chat_id == 4242).count(),
+        1,
+        "bob's code went to bob's chat only"
+    );
+    telegram.stop().await;
+}
+
+#[tokio::test]
+async fn the_bot_names_a_token_without_a_name_by_its_serial() {
+    let telegram = TelegramApi::start().await;
+    let app = spawn_app().await;
+    let s = configure(&app, &telegram).await;
+    let (status, created) = s
+        .api
+        .call(Method::POST, "/tokens", &s.admin, json!({"kind": "BOT"}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let serial = created["serial"].as_str().expect("a serial").to_string();
+    let code = created["activation"]["code"].as_str().expect("a code");
+    telegram.user_writes(4343, 79, &format!("/start {code}"));
+    let replies = telegram.wait_for_messages(4343, 1, WAIT).await;
+    assert!(
+        replies[0]
+            .text
+            .contains(&format!("your token {serial} is active")),
+        "{}",
+        replies[0].text
+    );
+    assert!(!replies[0].text.contains("“”"), "{}", replies[0].text);
+    telegram.stop().await;
+}

@@ -103,7 +103,7 @@ async fn every_kind_of_refusal_is_a_4xx_page_that_says_what_is_wrong() {
         Method::PUT,
         &format!("/tokens/{mail_id}/user"),
         &key,
-        Some(json!({"user": ann["id"]})),
+        Some(json!({"user": ann["id"], "destination": "ann@example.com"})),
     )
     .await;
     assert_eq!(status, 200);

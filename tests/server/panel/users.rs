@@ -352,10 +352,30 @@ async fn assign_token_existing_gives_an_unassigned_token_to_the_user() {
         )
         .await;
     assert_eq!(nothing.status(), 400);
-    let response = app
+    // A MAIL token's address is confirmed or changed first: nothing is assigned yet.
+    let confirm = app
         .post_form(
             &format!("/admin/users/{id}/assign"),
             &[("csrf", &csrf), ("token", &token["id"].to_string())],
+        )
+        .await;
+    assert_eq!(confirm.status(), 200);
+    let page = confirm.text().await.expect("body");
+    assert!(
+        page.contains("Where should its codes go for bob?"),
+        "{page}"
+    );
+    let (_, unassigned) = send(&app, Method::GET, "/tokens/MAIL-FREE", &key, None).await;
+    assert!(unassigned["user"].is_null());
+    let response = app
+        .post_form(
+            &format!("/admin/users/{id}/assign"),
+            &[
+                ("csrf", &csrf),
+                ("token", &token["id"].to_string()),
+                ("confirmed", "yes"),
+                ("destination", "bob.desk@example.com"),
+            ],
         )
         .await;
     let page = follow(&app, response).await;
@@ -406,7 +426,7 @@ async fn a_users_csv_file_is_previewed_and_imported_all_or_nothing() {
     .await;
     assert_eq!(response.status(), 200);
     let page = response.text().await.expect("body");
-    assert!(page.contains("Import 2 user(s)"), "{page}");
+    assert!(page.contains("Import 2 users"), "{page}");
     assert_eq!(
         user_json(&app, &key, "new1").await.0,
         404,
@@ -418,7 +438,7 @@ async fn a_users_csv_file_is_previewed_and_imported_all_or_nothing() {
             &[("csrf", &csrf), ("csv", good)],
         )
         .await;
-    assert!(follow(&app, response).await.contains("2 user(s) imported."));
+    assert!(follow(&app, response).await.contains("2 users imported."));
     assert_eq!(
         user_json(&app, &key, "new2").await.1["phone"],
         "+49301234567"

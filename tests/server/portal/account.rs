@@ -247,6 +247,11 @@ async fn three_wrong_codes_for_a_new_phone_number_change_nothing() {
         )
         .await;
     assert_eq!(location(&started), "/portal/vpn/account/verify");
+    let verify = browser.page("/portal/vpn/account/verify").await;
+    assert!(
+        verify.contains("Confirm your new phone number") && !verify.contains("new address"),
+        "a phone number is not an address: {verify}"
+    );
     let sent = gateway.wait_for(1, WAIT).await;
     let form = crate::helpers::sms_gateway::Captured::form(&sent[0].body);
     assert_eq!(form["to"], "+41795551234");

@@ -18,6 +18,19 @@ async fn add(browser: &Browser, kind: &str, fields: &[(&str, &str)]) -> reqwest:
     browser.submit(&path, &path, fields).await
 }
 
+/// Adds a token and follows the redirect to its activation page: the page's address and text.
+async fn add_and_follow(
+    browser: &Browser,
+    kind: &str,
+    fields: &[(&str, &str)],
+) -> (String, String) {
+    let added = add(browser, kind, fields).await;
+    assert_eq!(added.status(), 303, "post, redirect, get");
+    let page = location(&added);
+    let text = browser.page(&page).await;
+    (page, text)
+}
+
 #[tokio::test]
 async fn a_user_enrols_a_mail_token_with_the_code_sent_to_the_new_address() {
     let portal = Portal::start(&["enroll_token"], &["MAIL", "BOT"]).await;
@@ -117,11 +130,7 @@ async fn three_wrong_confirmation_codes_discard_the_pending_token() {
 async fn a_user_enrols_an_authenticator_app_with_its_first_code() {
     let portal = Portal::start(&["enroll_token"], &["TOTP"]).await;
     let browser = logged_in(&portal, "carol").await;
-    let page = add(&browser, "totp", &[("name", "My phone")])
-        .await
-        .text()
-        .await
-        .expect("body");
+    let (_, page) = add_and_follow(&browser, "totp", &[("name", "My phone")]).await;
     assert!(page.contains("data:image/svg+xml;base64,"), "a QR code");
     let secret = secret_on_page(&page);
     let action = page
@@ -170,11 +179,7 @@ async fn a_bot_token_enrolled_in_the_portal_turns_active_when_the_bot_gets_its_c
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let browser = logged_in(&portal, "dave").await;
-    let page = add(&browser, "bot", &[("name", "Telegram"), ("digits", "6")])
-        .await
-        .text()
-        .await
-        .expect("body");
+    let (_, page) = add_and_follow(&browser, "bot", &[("name", "Telegram"), ("digits", "6")]).await;
     assert!(page.contains("data:image/svg+xml;base64,"), "a QR code");
     assert!(page.contains("https://t.me/"), "the link: {page}");
     assert!(page.contains("/assets/portal.js"));
@@ -379,4 +384,117 @@ async fn a_user_enrols_an_sms_token_with_the_code_sent_to_the_new_number() {
         .await;
     assert_eq!(right.status(), 303);
     assert!(browser.page("/portal/vpn").await.contains("is active"));
+}
+
+/// The authenticator-app key shown on a page, as typed into an app.
+fn key_on(page: &str) -> String {
+    page.split("<code class=\"secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the key on the page")
+        .to_string()
+}
+
+#[tokio::test]
+async fn reloading_or_starting_an_app_enrolment_again_keeps_one_pending_token_until_cancelled() {
+    let portal = Portal::start(&["enroll_token"], &["TOTP"]).await;
+    let browser = logged_in(&portal, "gina").await;
+    let (activate, first) = add_and_follow(&browser, "totp", &[("name", "My phone")]).await;
+    let key = key_on(&first);
+    for _ in 0..2 {
+        let again = browser.page(&activate).await;
+        assert_eq!(key_on(&again), key, "a reload shows the same key");
+    }
+    let (resumed, page) = add_and_follow(&browser, "totp", &[("name", "My phone")]).await;
+    assert_eq!(resumed, activate, "a second start resumes the first");
+    assert!(page.contains("started adding this token already"), "{page}");
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM tokens WHERE state = 'pending'"),
+        1
+    );
+
+    // A wrong first code keeps the QR code and the key on the page.
+    let wrong = browser
+        .submit(&activate, &activate, &[("code", "000000")])
+        .await;
+    assert_eq!(wrong.status(), 400);
+    let page = wrong.text().await.expect("body");
+    assert!(page.contains("not right"), "{page}");
+    assert!(
+        page.contains("data:image/svg+xml;base64,"),
+        "the QR code stays"
+    );
+    assert_eq!(key_on(&page), key, "the key stays");
+
+    let token = portal.count("SELECT id FROM tokens");
+    let cancel = format!("/portal/vpn/tokens/{token}/cancel");
+    let cancelled = browser.submit(&activate, &cancel, &[]).await;
+    assert_eq!(cancelled.status(), 303);
+    assert_eq!(portal.count("SELECT COUNT(*) FROM tokens"), 0);
+    assert!(browser.page("/portal/vpn").await.contains("cancelled"));
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM audit_log WHERE action = 'portal.token_discard'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn reloading_a_bot_enrolment_shows_the_same_code_and_adds_no_token() {
+    let portal = Portal::start(&["enroll_token"], &["BOT"]).await;
+    let telegram = crate::helpers::portal::with_bot(&portal).await;
+    let browser = logged_in(&portal, "hank").await;
+    let (activate, first) =
+        add_and_follow(&browser, "bot", &[("name", "Telegram"), ("digits", "6")]).await;
+    let (code, _) = crate::helpers::portal::activation_on(&first);
+    for _ in 0..2 {
+        let again = browser.page(&activate).await;
+        assert_eq!(crate::helpers::portal::activation_on(&again).0, code);
+        assert!(again.contains("data:image/svg+xml;base64,"), "the QR code");
+    }
+    let (resumed, _) =
+        add_and_follow(&browser, "bot", &[("name", "Telegram"), ("digits", "6")]).await;
+    assert_eq!(resumed, activate);
+    assert_eq!(portal.count("SELECT COUNT(*) FROM tokens"), 1);
+    telegram.stop().await;
+}
+
+#[tokio::test]
+async fn a_mail_token_started_again_replaces_the_pending_one_once_the_form_is_right() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let _sink = with_mail(&portal).await;
+    let browser = logged_in(&portal, "kim").await;
+    let first = add(
+        &browser,
+        "mail",
+        &[("name", "Mail"), ("destination", "kim@example.com")],
+    )
+    .await;
+    assert_eq!(first.status(), 303);
+    let wrong = add(
+        &browser,
+        "mail",
+        &[("name", ""), ("destination", "kim@example.com")],
+    )
+    .await;
+    assert_eq!(wrong.status(), 400);
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM tokens WHERE destination = 'kim@example.com'"),
+        1,
+        "a wrong form changes nothing"
+    );
+    let second = add(
+        &browser,
+        "mail",
+        &[("name", "Mail"), ("destination", "kim.desk@example.com")],
+    )
+    .await;
+    assert_eq!(second.status(), 303);
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM tokens WHERE state = 'pending'"),
+        1
+    );
+    assert_eq!(
+        portal.count("SELECT COUNT(*) FROM tokens WHERE destination = 'kim.desk@example.com'"),
+        1
+    );
 }

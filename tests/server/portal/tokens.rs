@@ -202,12 +202,10 @@ async fn a_reissued_bot_token_moves_to_the_new_chat_once_activated_there() {
     let telegram = with_bot(&portal).await;
     let browser = logged_in(&portal, "dave").await;
     let add = "/portal/vpn/tokens/new/bot";
-    let page = browser
+    let added = browser
         .submit(add, add, &[("name", "Telegram"), ("digits", "6")])
-        .await
-        .text()
-        .await
-        .expect("body");
+        .await;
+    let page = browser.page(&location(&added)).await;
     let (code, status) = activation_on(&page);
     telegram.user_writes(4242, 4242, &format!("/start {code}"));
     wait_until_active(&browser, &status).await;
@@ -360,4 +358,88 @@ async fn forged_token_actions_that_are_off_get_403_and_change_nothing() {
         9,
         "each refusal is audited"
     );
+}
+
+#[tokio::test]
+async fn a_serial_typed_in_lower_case_claims_the_token() {
+    let portal = Portal::start(&["assign_existing_token"], &["MAIL"]).await;
+    let free = portal
+        .token(json!({"kind": "HOTP", "serial": "HW-0001", "secret": SECRET_HEX, "secret_format": "hex"}))
+        .await;
+    let browser = logged_in(&portal, "ivan").await;
+    let claim = "/portal/vpn/tokens/claim";
+    // 755224 is RFC 4226's first code of this seed.
+    let claimed = browser
+        .submit(claim, claim, &[("serial", " hw-0001 "), ("code", "755224")])
+        .await;
+    assert_eq!(claimed.status(), 303);
+    assert_eq!(portal.token_json(free).await["user"]["login"], "ivan");
+    assert!(
+        browser
+            .page("/portal/vpn")
+            .await
+            .contains("HW-0001 is yours now")
+    );
+}
+
+#[tokio::test]
+async fn the_owner_sees_her_own_addresses_in_full_and_the_login_page_masks_them() {
+    let portal = Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let browser = logged_in(&portal, "jane").await;
+    portal
+        .token(
+            json!({"kind": "MAIL", "user": "jane", "resource": "vpn", "name": "Mail",
+                      "destination": "jane.desk@example.com"}),
+        )
+        .await;
+    let home = browser.page("/portal/vpn").await;
+    assert!(
+        home.contains("jane.desk@example.com"),
+        "in full after the login: {home}"
+    );
+    assert!(!home.contains("j***@example.com"), "{home}");
+
+    let stranger = portal.browser();
+    let response = stranger.log_in_with_password("jane", PASSWORD).await;
+    assert_eq!(location(&response), "/portal/vpn/login/verify");
+    let otp_page = stranger.page("/portal/vpn/login/verify").await;
+    assert!(
+        otp_page.contains("j***@example.com"),
+        "masked before the login: {otp_page}"
+    );
+    assert!(!otp_page.contains("jane.desk@example.com"));
+}
+
+#[tokio::test]
+async fn a_code_valid_for_sixty_seconds_says_one_minute() {
+    let portal = Portal::start(&["enroll_token"], &["SMS"]).await;
+    let gateway = crate::helpers::portal::with_sms(&portal).await;
+    let saved = portal
+        .save_general(&[("challenge_validity_seconds", "60")])
+        .await;
+    assert_eq!(saved.status(), 303);
+    portal
+        .user(json!({"login": "lena", "password": PASSWORD, "phone": "+4915112345678"}))
+        .await;
+    portal
+        .token(json!({"kind": "SMS", "user": "lena", "resource": "vpn", "name": "Phone"}))
+        .await;
+    let key = portal.app.api_key(&["--resource", "vpn"]);
+    let (status, body) = portal
+        .api
+        .call(
+            reqwest::Method::POST,
+            "/auth/prepare",
+            &key,
+            json!({"user": "lena"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = gateway
+        .wait_for(1, std::time::Duration::from_secs(20))
+        .await;
+    let text = crate::helpers::sms_gateway::Captured::form(&sent[0].body)
+        .remove("text")
+        .expect("the text");
+    assert!(text.contains("It is valid for 1 minute."), "{text}");
 }

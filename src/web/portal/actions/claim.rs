@@ -6,7 +6,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::page;
-use crate::domain::{self, IdOrName, TokenKind, TokenState};
+use crate::domain::{self, TokenKind, TokenState};
 use crate::provision;
 use crate::store::resources::PortalAction;
 use crate::web::AppState;
@@ -99,10 +99,10 @@ pub async fn submit_claim(
     let Ok(serial) = domain::token_serial(&form.serial) else {
         return Ok(refused(""));
     };
-    // Only by serial: an id typed here must not find a token.
+    // Only by serial, in any case: an id typed here must not find a token.
     let token = state
         .store
-        .find_token(IdOrName::Name(serial.clone()))
+        .find_token_by_typed_serial(serial.clone())
         .await?;
     let claimable = token.filter(|token| {
         token.user_id.is_none()
@@ -123,7 +123,8 @@ pub async fn submit_claim(
         return Ok(refused(&serial));
     };
     entry.token_id = Some(token.id);
-    entry.detail = Some(serial.clone());
+    entry.detail = Some(token.serial.clone());
+    let serial = token.serial.clone();
     let claimed = state
         .store
         .claim_portal_token(

@@ -68,8 +68,8 @@ pub async fn set_pin(
     entry.token_id = Some(token.id);
     state.store.update_token(token.id, changes, entry).await??;
     let message = format!(
-        "“{}” has a PIN now: type it {position} the code when you log in.",
-        token.name
+        "{} has a PIN now: type it {position} the code when you log in.",
+        crate::web::views::token_label(&token)
     );
     Ok(portal.redirect_with_flash(&state, "", &message))
 }
@@ -99,6 +99,9 @@ pub async fn remove_pin(
     Ok(portal.redirect_with_flash(
         &state,
         "",
-        &format!("“{}” has no PIN any more.", token.name),
+        &format!(
+            "{} has no PIN any more.",
+            crate::web::views::token_label(&token)
+        ),
     ))
 }

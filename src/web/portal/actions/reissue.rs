@@ -18,7 +18,7 @@ use crate::provision::{
 use crate::store::Token;
 use crate::store::resources::PortalAction;
 use crate::web::form::{CodeForm, csrf_field, error_line};
-use crate::web::portal::login::destination_label;
+use crate::web::portal::login::own_destination;
 use crate::web::portal::pending::{self, Pending};
 use crate::web::portal::{Portal, PortalError, Visitor};
 use crate::web::{AppState, views};
@@ -68,16 +68,16 @@ fn reissue_start_body(
         (error_line(error))
         @match token.kind {
             TokenKind::Bot if needs_reactivation(token) => {
-                p { "Telegram told us that you blocked the bot or deleted the chat with it, so “" (token.name) "” gets no codes now. To use it again, open the bot again: press Next, then open the link on your phone and press " strong { "Start" } "." }
+                p { "Telegram told us that you blocked the bot or deleted the chat with it, so " (crate::web::views::token_label(token)) " gets no codes now. To use it again, open the bot again: press Next, then open the link on your phone and press " strong { "Start" } "." }
             }
             TokenKind::Bot => {
-                p { "Moving to a new phone or a new Telegram account? Activate “" (token.name) "” again there. Until you do, the codes keep going to the chat you use now." }
+                p { "Moving to a new phone or a new Telegram account? Activate " (crate::web::views::token_label(token)) " again there. Until you do, the codes keep going to the chat you use now." }
             }
             TokenKind::Mail => {
-                p { "Want the codes of “" (token.name) "” at another email address? Give it here; we send a code there. Until you type it, the codes keep going to " strong { (destination_label(token)) } "." }
+                p { "Want the codes of " (crate::web::views::token_label(token)) " at another email address? Give it here; we send a code there. Until you type it, the codes keep going to " strong { (own_destination(token)) } "." }
             }
             TokenKind::Sms => {
-                p { "Got a new phone number? Give it here; we send a code there by SMS. Until you type it, the codes of “" (token.name) "” keep going to " strong { (destination_label(token)) } "." }
+                p { "Got a new phone number? Give it here; we send a code there by SMS. Until you type it, the codes of " (crate::web::views::token_label(token)) " keep going to " strong { (own_destination(token)) } "." }
             }
             _ => {
                 p { "Got a new phone, or lost the old one? You get a new QR code for your authenticator app. Until you type the first code of the new entry, the old one keeps working." }
@@ -255,8 +255,8 @@ pub async fn confirm_reissue(
                 &state,
                 "",
                 &format!(
-                    "“{}” is reissued: use the new entry in your app from now on.",
-                    token.name
+                    "{} is reissued: use the new entry in your app from now on.",
+                    crate::web::views::token_label(&token)
                 ),
             ));
         }
@@ -403,7 +403,7 @@ fn activation_verify_body(
     let base = portal.path(&format!("/tokens/{}/reissue", token.id));
     html! {
         (error_line(error))
-        p { "Type the code we sent to " strong { (destination) } ". Until then, the codes of “" (token.name) "” keep going to " (destination_label(token)) "." }
+        p { "Type the code we sent to " strong { (destination) } ". Until then, the codes of " (crate::web::views::token_label(token)) " keep going to " (own_destination(token)) "." }
         form.stack method="post" action={ (base) "/confirm" } {
             (csrf_field(&visitor.csrf))
             label { "Code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
@@ -457,7 +457,7 @@ async fn confirm_activation(
 ) -> Result<HttpResponse, PortalError> {
     crate::web::portal::login::throttle(state, request)?;
     let now = crate::clock::now();
-    let old = destination_label(token);
+    let old = own_destination(token);
     let Some((destination, code)) = Pending::activation_of(state, visitor, token.id, now) else {
         return Ok(portal.redirect_with_flash(
             state,
@@ -491,9 +491,9 @@ async fn confirm_activation(
                 state,
                 "",
                 &format!(
-                    "“{}” is reissued: its codes go to {} from now on.",
-                    token.name,
-                    domain::mask_destination(&destination)
+                    "{} is reissued: its codes go to {} from now on.",
+                    crate::web::views::token_label(token),
+                    destination
                 ),
             ))
         }
@@ -576,15 +576,15 @@ pub async fn check_reissue(
             &state,
             "",
             &format!(
-                "“{}” is active: its codes go to the chat where you pressed Start.",
-                token.name
+                "{} is active: its codes go to the chat where you pressed Start.",
+                crate::web::views::token_label(&token)
             ),
         ));
     }
     let base = portal.path(&format!("/tokens/{}/reissue", token.id));
     let body = html! {
         p #activation-status data-status-url={ (base) "/status" } data-done-url=(portal.path("")) role="status" {
-            "The bot has not received the code of “" (token.name) "” yet. Open the link on your phone, press " strong { "Start" } " in the chat with the bot, then check again."
+            "The bot has not received the code of " (crate::web::views::token_label(&token)) " yet. Open the link on your phone, press " strong { "Start" } " in the chat with the bot, then check again."
         }
         form.inline method="get" action={ (base) "/check" } { button type="submit" { "Check" } }
         @if can_reissue(&token) {

@@ -17,7 +17,7 @@ use crate::web::portal::{Portal, PortalError, Visitor};
 fn sync_body(portal: &Portal, visitor: &Visitor, token: &Token, error: Option<&str>) -> Markup {
     html! {
         (error_line(error))
-        p { "When “" (token.name) "” keeps being refused although you type its code right, its clock or counter has drifted. Type two codes it shows one after the other." }
+        p { "When " (crate::web::views::token_label(token)) " keeps being refused although you type its code right, its clock or counter has drifted. Type two codes it shows one after the other." }
         form.stack method="post" action=(portal.path(&format!("/tokens/{}/sync", token.id))) {
             (csrf_field(&visitor.csrf))
             label { "First code" input type="text" name="otp1" inputmode="numeric" autocomplete="off" required autofocus; }
@@ -129,5 +129,12 @@ pub async fn submit_sync(
             "A newer code of this token was used meanwhile. Type two new codes.",
         ));
     }
-    Ok(portal.redirect_with_flash(&state, "", &format!("“{}” is synchronized.", token.name)))
+    Ok(portal.redirect_with_flash(
+        &state,
+        "",
+        &format!(
+            "{} is synchronized.",
+            crate::web::views::token_label(&token)
+        ),
+    ))
 }
