@@ -3,11 +3,13 @@
 //! stable codes; the OpenAPI document is generated from the handlers' annotations.
 
 mod address;
+mod audit;
 mod auth;
 mod bot;
 mod caller;
 mod constraints;
 mod deliveries;
+mod enrolment;
 mod error;
 mod json;
 mod query;
@@ -102,6 +104,15 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(bot::issue_activation);
     config.service(bot::activation_status);
     config.service(deliveries::list_deliveries);
+    configure_audit_and_enrolment(config);
+}
+
+/// The audit log and enrolment by the first code.
+fn configure_audit_and_enrolment(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config.service(audit::list_audit);
+    config.service(audit::export_audit);
+    config.service(enrolment::enrol_token);
+    config.service(enrolment::confirm_token);
 }
 
 /// The generated OpenAPI document, shared by every worker.

@@ -1,9 +1,11 @@
 //! The management and authentication API, spoken to as JSON with API keys.
 
 mod addressing;
+mod audit;
 mod auth;
 mod basics;
 mod contract;
+mod enrolment;
 mod gateway;
 mod guessing;
 mod import;
