@@ -211,3 +211,66 @@ async fn a_resource_key_may_not_read_the_audit_log() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_the_audit_filters_the_server_checks() {
+    let app = spawn_app().await;
+    let document: Value = app
+        .get("/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    for path in ["/api/v1/audit", "/api/v1/audit.csv"] {
+        let parameters = document["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has parameters"));
+        let schema = |name: &str| {
+            parameters
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["schema"].clone())
+                .unwrap_or_else(|| panic!("{path} has {name}"))
+        };
+        assert_eq!(
+            schema("result")["enum"],
+            json!([
+                "ok",
+                "accepted",
+                "rejected",
+                "refused",
+                "failed",
+                "challenge"
+            ]),
+            "{path}"
+        );
+        assert!(schema("from")["pattern"].is_string(), "{path}");
+        assert!(schema("to")["pattern"].is_string(), "{path}");
+        assert!(schema("user")["pattern"].is_string(), "{path}");
+    }
+    let parameters = document["paths"]["/api/v1/audit"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let limit = parameters
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("limit");
+    assert_eq!(limit["schema"]["maximum"], 500);
+    assert!(
+        parameters
+            .iter()
+            .any(|p| p["name"] == "cursor" && p["schema"]["pattern"].is_string())
+    );
+    // Values at the edges of what the document allows are taken.
+    let admin = app.api_key(&["--admin"]);
+    let (status, body) = send(
+        &app,
+        Method::GET,
+        "/audit?from=2026-05-01T14:30:00Z&to=2026-12-31&result=challenge&limit=500",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}

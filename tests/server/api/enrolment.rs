@@ -293,3 +293,47 @@ async fn enrolment_refuses_other_kinds_given_seeds_unknown_tokens_and_resource_k
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_what_an_enrolment_and_a_confirmation_take() {
+    let app = crate::helpers::app::spawn_app().await;
+    let document: Value = app
+        .get("/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let enrol = &document["components"]["schemas"]["EnrolToken"];
+    assert_eq!(
+        enrol["properties"]["kind"]["enum"],
+        json!(["TOTP", "HOTP"]),
+        "{enrol}"
+    );
+    assert_eq!(
+        enrol["properties"]["name"]["maxLength"],
+        document["components"]["schemas"]["CreateToken"]["properties"]["name"]["maxLength"],
+        "the name's rule is a new token's: {enrol}"
+    );
+    assert_eq!(
+        enrol["properties"]["digits"]["enum"],
+        json!([6, 8, null]),
+        "{enrol}"
+    );
+    assert!(
+        enrol["properties"]["secret"].is_null(),
+        "no seed is taken: {enrol}"
+    );
+    assert_eq!(
+        enrol["dependentRequired"]["resource"],
+        json!(["user"]),
+        "{enrol}"
+    );
+    let confirm = &document["components"]["schemas"]["ConfirmToken"];
+    assert!(
+        confirm["properties"]["otp"]["pattern"].is_string(),
+        "{confirm}"
+    );
+    let created = &document["paths"]["/api/v1/tokens/enrol"]["post"]["responses"]["201"];
+    assert!(created.is_object(), "{created}");
+    app.stop().await;
+}

@@ -11,6 +11,7 @@ mod guessing;
 mod import;
 mod logins;
 mod openapi;
+mod readme;
 mod refusals;
 mod resources;
 mod tokens;

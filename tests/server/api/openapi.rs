@@ -52,6 +52,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tokens/{token}/activation"),
     ("get", "/api/v1/tokens/{token}/activation"),
     ("get", "/api/v1/deliveries"),
+    // The audit log and enrolment by the first code.
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/audit.csv"),
+    ("post", "/api/v1/tokens/enrol"),
+    ("post", "/api/v1/tokens/{token}/confirm"),
 ];
 
 async fn document() -> (crate::helpers::app::TestApp, Value) {

@@ -27,7 +27,12 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 #[tokio::test]
 async fn a_head_request_gets_the_headers_of_the_get_without_a_body() {
     let app = spawn_app().await;
-    for path in ["/healthz", "/api/v1/openapi.json", "/admin/login", "/assets/style.css"] {
+    for path in [
+        "/healthz",
+        "/api/v1/openapi.json",
+        "/admin/login",
+        "/assets/style.css",
+    ] {
         let get = answer(&app, Method::GET, path).await;
         let head = answer(&app, Method::HEAD, path).await;
         assert_eq!(head.status(), get.status(), "{path}");
@@ -53,7 +58,12 @@ async fn a_known_address_asked_with_another_method_answers_405_with_allow() {
     assert_eq!(page.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(header(&page, "allow"), "GET, HEAD");
     assert!(header(&page, "content-type").starts_with("text/html"));
-    assert!(page.text().await.expect("page").contains("Method not allowed"));
+    assert!(
+        page.text()
+            .await
+            .expect("page")
+            .contains("Method not allowed")
+    );
 
     let login = answer(&app, Method::PUT, "/admin/login").await;
     assert_eq!(login.status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -65,7 +75,11 @@ async fn a_known_address_asked_with_another_method_answers_405_with_allow() {
         (Method::POST, "/api/v1/openapi.json", "GET, HEAD"),
     ] {
         let api = answer(&app, method.clone(), path).await;
-        assert_eq!(api.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(
+            api.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
         assert_eq!(header(&api, "allow"), allowed, "{method} {path}");
         let body: Value = api.json().await.expect("JSON");
         assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
@@ -110,7 +124,9 @@ async fn a_body_over_the_limit_answers_413_and_the_answer_arrives() {
     let streamed = app
         .api(Method::POST, "/users", &admin)
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .expect("the answer arrives");
