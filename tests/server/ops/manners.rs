@@ -141,6 +141,19 @@ async fn a_body_over_the_limit_answers_413_and_the_answer_arrives() {
         .await
         .expect("the answer arrives");
     assert_eq!(form.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // A file over the panel's upload limit: the form again, with its words, as 413.
+    let csrf = app.logged_in_admin().await;
+    let file = vec![b'a'; 5 * 1024 * 1024];
+    let upload = crate::helpers::panel::post_multipart(
+        &app,
+        "/admin/users/import",
+        &[("csrf", &csrf)],
+        ("file", "users.csv", &file),
+    )
+    .await;
+    assert_eq!(upload.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(upload.text().await.expect("page").contains("too large"));
     assert_eq!(
         crate::helpers::api::count(&app, "SELECT COUNT(*) FROM users"),
         0
