@@ -33,7 +33,9 @@ use utoipa::OpenApi;
         title = "otpgate API",
         description = "Authenticate users with one-time passwords and manage users, tokens and resources. \
                        Send an API key as `Authorization: Bearer KEY`: a resource key may call the \
-                       authentication endpoints of its resource, an admin key may manage objects."
+                       authentication endpoints of its resource, an admin key may manage objects. \
+                       A body is a JSON object of at most 256 KiB (413 beyond); every GET also \
+                       answers HEAD, and a method an address does not take answers 405 with Allow."
     ),
     modifiers(&BearerAuth)
 )]
