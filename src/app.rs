@@ -259,14 +259,17 @@ impl Application {
                 .service(
                     utoipa_actix_web::scope("/api/v1")
                         .configure(web::api::configure)
+                        .map(|scope| scope.service(web::manners::unrouted()))
                         .default_service(actix::to(web::api::not_found)),
                 )
                 .split_for_parts();
             // The request deadlines sit inside `observe`, so that their 408 carries the
-            // security headers and is counted.
-            app.wrap(from_fn(listener::bound_request))
+            // security headers and is counted; a HEAD is routed as a GET inside both.
+            app.wrap(from_fn(web::manners::head_as_get))
+                .wrap(from_fn(listener::bound_request))
                 .wrap(from_fn(web::observe))
                 .configure(web::routes)
+                .service(web::manners::unrouted())
                 .default_service(actix::to(web::not_found))
         })?;
 

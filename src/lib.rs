@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod attempts;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -1,12 +1,14 @@
 //! Token provisioning, the rules every front end shares: creating a token of any kind
 //! (`create`), changing one (`update`), importing a seed file (`import`), resynchronising
-//! (`resync`), reissuing (`reissue`) and a BOT token's activation (`activation`). Each rule
+//! (`resync`), reissuing (`reissue`), a BOT token's activation (`activation`) and
+//! enrolment by the first code (`pending`). Each rule
 //! takes what it needs as arguments (the keys, the store, the general settings, the time) and
 //! answers a `Refused` in the words of the field at fault, never a front end's error.
 
 mod activation;
 mod create;
 mod import;
+mod pending;
 pub mod reissue;
 mod resync;
 mod update;
@@ -17,6 +19,7 @@ pub use create::{
     prepare, qr_svg,
 };
 pub use import::{ImportFormat, prepare as prepare_import};
+pub use pending::{FirstCode, confirm_first_code, prepare_pending};
 pub use resync::resync;
 pub use update::{TokenUpdate, changes};
 

@@ -25,6 +25,9 @@ pub enum PageError {
     /// words. (Forms show refusals next to what was typed instead: `form::Problems::of`.)
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// A known address asked with a method it does not take.
+    #[error("{method} is not taken here")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -70,6 +73,7 @@ impl ResponseError for PageError {
             PageError::Refused(Refused::Field(_) | Refused::Invalid(_)) => StatusCode::BAD_REQUEST,
             PageError::Refused(Refused::Conflict(_)) => StatusCode::CONFLICT,
             PageError::Refused(Refused::Forbidden(_)) => StatusCode::FORBIDDEN,
+            PageError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +107,10 @@ impl ResponseError for PageError {
                     views::wait_in_words(busy.retry_after_seconds)
                 ),
             ),
+            PageError::MethodNotAllowed { method, allow } => (
+                "Method not allowed",
+                format!("This address does not take a {method} request; it takes {allow}."),
+            ),
             PageError::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 (
@@ -123,6 +131,9 @@ impl ResponseError for PageError {
         }) = self
         {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+        }
+        if let PageError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response
             .content_type("text/html; charset=utf-8")

@@ -327,6 +327,14 @@ pub enum UploadProblem {
 }
 
 impl UploadProblem {
+    /// The status of the form shown again: 413 for a file over the limit, 400 otherwise.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            UploadProblem::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadProblem::Malformed => StatusCode::BAD_REQUEST,
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             UploadProblem::TooLarge => format!(

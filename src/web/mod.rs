@@ -4,6 +4,7 @@
 pub mod api;
 mod error;
 mod form;
+pub mod manners;
 mod ops;
 mod panel;
 mod portal;
@@ -93,6 +94,7 @@ pub async fn observe(
     let route = response
         .request()
         .match_pattern()
+        .filter(|pattern| !pattern.ends_with(manners::UNROUTED_SEGMENT))
         .unwrap_or_else(|| "(unmatched)".to_string());
     let headers = response.headers_mut();
     headers.insert(

@@ -48,6 +48,8 @@ const PORTAL_ADDRESS: &str = r"^\s*[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z0-9]\s*$"
 /// The public address of the general settings: http or https, a host as in `WEB_ADDRESS`, an
 /// optional port and path, no query, fragment or user name; or nothing.
 const PUBLIC_ADDRESS_OR_NONE: &str = r"^\s*(?:[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]*[A-Za-z0-9](?::[1-9][0-9]{0,3})?(?:/[^\s?#]*)?)?\s*$";
+/// A time of the audit log's filters: a date, or a date and time (seconds and `Z` optional).
+const AUDIT_TIME: &str = r"^\s*[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?Z?)?\s*$";
 /// A status rule of the SMS gateway: classes (`2xx`) and codes, comma-separated.
 const STATUS_RULE: &str =
     r"^\s*(?:[1-5](?:xx|XX)|[1-5][0-9]{2})(?:\s*,\s*(?:[1-5](?:xx|XX)|[1-5][0-9]{2}))*\s*$";
@@ -115,6 +117,7 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
         "maxLength": PIN_LENGTHS.end(),
         "pattern": ONE_LINE,
     });
+    let pin_for_enrolment = pin.clone();
     let fail_limit = range(*FAIL_LIMITS.start(), *FAIL_LIMITS.end());
     let auto_unlock = merge(
         &range(*AUTO_UNLOCK.start(), *AUTO_UNLOCK.end()),
@@ -225,6 +228,27 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
             json!({"pattern": "^[0-9]{6}$|^[0-9]{8}$"}),
         ),
         ("ImportTokens", "data", json!({"minLength": 1})),
+        ("EnrolToken", "kind", json!({"enum": ["TOTP", "HOTP"]})),
+        ("EnrolToken", "name", one_line(MAX_NAME)),
+        ("EnrolToken", "serial", not_blank(MAX_SERIAL)),
+        (
+            "EnrolToken",
+            "algorithm",
+            json!({"enum": ["SHA1", "SHA256", "SHA512", null]}),
+        ),
+        ("EnrolToken", "digits", json!({"enum": [6, 8, null]})),
+        ("EnrolToken", "period", json!({"enum": [30, 60, null]})),
+        ("EnrolToken", "pin", pin_for_enrolment),
+        (
+            "EnrolToken",
+            "pin_position",
+            json!({"enum": ["before", "after", null]}),
+        ),
+        (
+            "ConfirmToken",
+            "otp",
+            json!({"pattern": "^\\s*(?:[0-9]{6}|[0-9]{8})\\s*$"}),
+        ),
         (
             "MailSettingsRequest",
             "host",
@@ -397,6 +421,14 @@ fn rules() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "EnrolToken",
+            json!({
+                "dependentRequired": {"resource": ["user"]},
+                "if": kind_is(&["HOTP"]),
+                "then": {"properties": absent(&["period"])},
+            }),
+        ),
+        (
             "MailSettingsRequest",
             json!({
                 "if": {
@@ -490,6 +522,23 @@ fn parameters_of(path: &str) -> Vec<(&'static str, &'static str, Value)> {
                 "query",
                 "channel",
                 json!({"type": "string", "enum": ["mail", "sms", "bot"]}),
+            ),
+        ]
+    } else if path.ends_with("/audit") || path.ends_with("/audit.csv") {
+        let time = json!({"type": "string", "pattern": AUDIT_TIME, "description":
+            "A date, or a date and time, in UTC; a day the calendar does not have is refused."});
+        vec![
+            ("query", "from", time.clone()),
+            ("query", "to", time),
+            (
+                "query",
+                "result",
+                json!({"type": "string", "enum": crate::audit::RESULTS}),
+            ),
+            (
+                "query",
+                "cursor",
+                json!({"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}),
             ),
         ]
     } else if path.ends_with("/tokens") {

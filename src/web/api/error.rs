@@ -25,6 +25,11 @@ pub enum ApiError {
     TooManyRequests { retry_after_seconds: u64 },
     #[error("{0}")]
     Busy(crate::domain::Busy),
+    /// A known address asked with a method it does not take.
+    #[error("this address takes {allow}, not {method}")]
+    MethodNotAllowed { method: String, allow: String },
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -46,6 +51,8 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Busy(_) => "busy",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::TooLarge { .. } => "too_large",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -108,7 +115,7 @@ pub struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: invalid_request, unauthorized, forbidden, not_found, conflict,
-    /// rate_limited, busy, internal_error.
+    /// method_not_allowed, too_large, rate_limited, busy, internal_error.
     code: &'static str,
     /// What went wrong, for a person.
     message: String,
@@ -143,6 +150,8 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -172,6 +181,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
@@ -21,11 +22,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = Bytes::from_request(request, payload);
-        let content_type_ok = request
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
+        let headers = request.headers();
+        let content_type_ok = headers
+            .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_none_or(|v| v.starts_with("application/json"));
+            .is_none_or(is_json);
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         Box::pin(async move {
             if !content_type_ok {
                 return Err(ApiError::BadRequest {
@@ -33,19 +38,35 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     message: "the body must be JSON (Content-Type: application/json)".into(),
                 });
             }
-            let bytes = body.await.map_err(|_| ApiError::BadRequest {
-                field: None,
-                message: format!("the body could not be read (at most {LIMIT} bytes)"),
+            if declared.is_some_and(|length| length > LIMIT as u64) {
+                return Err(ApiError::TooLarge { limit: LIMIT });
+            }
+            let bytes = body.await.map_err(|error| {
+                match error.as_error::<actix_web::error::PayloadError>() {
+                    Some(actix_web::error::PayloadError::Overflow) => {
+                        ApiError::TooLarge { limit: LIMIT }
+                    }
+                    _ => ApiError::BadRequest {
+                        field: None,
+                        message: "the body could not be read".into(),
+                    },
+                }
             })?;
             if bytes.len() > LIMIT {
-                return Err(ApiError::BadRequest {
-                    field: None,
-                    message: format!("the body is larger than {LIMIT} bytes"),
-                });
+                return Err(ApiError::TooLarge { limit: LIMIT });
             }
             parse(&bytes).map(ApiJson)
         })
     }
+}
+
+/// Whether a `Content-Type` names JSON: its media type compared without regard to case
+/// (`Application/JSON; Charset=UTF-8` is JSON), its parameters aside.
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Parses a JSON object, naming the field at fault in the error. Every body of the API is an
@@ -162,6 +183,24 @@ mod tests {
                     other.map(|_| ())
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn media_types_are_compared_without_regard_to_case() {
+        for json in [
+            "application/json",
+            "Application/JSON; Charset=UTF-8",
+            " application/json ;charset=utf-8",
+        ] {
+            assert!(is_json(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/jsonp",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(!is_json(other), "{other}");
         }
     }
 

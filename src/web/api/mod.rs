@@ -3,11 +3,13 @@
 //! stable codes; the OpenAPI document is generated from the handlers' annotations.
 
 mod address;
+mod audit;
 mod auth;
 mod bot;
 mod caller;
 mod constraints;
 mod deliveries;
+mod enrolment;
 mod error;
 mod general;
 mod json;
@@ -34,7 +36,9 @@ use utoipa::OpenApi;
         title = "otpgate API",
         description = "Authenticate users with one-time passwords and manage users, tokens and resources. \
                        Send an API key as `Authorization: Bearer KEY`: a resource key may call the \
-                       authentication endpoints of its resource, an admin key may manage objects."
+                       authentication endpoints of its resource, an admin key may manage objects. \
+                       A body is a JSON object of at most 256 KiB (413 beyond); every GET also \
+                       answers HEAD, and a method an address does not take answers 405 with Allow."
     ),
     modifiers(&BearerAuth)
 )]
@@ -106,6 +110,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(bot::activation_status);
     config.service(deliveries::list_deliveries);
     configure_keys_and_settings(config);
+    configure_audit_and_enrolment(config);
 }
 
 /// What the panel's API keys, Self-Service and General settings do, as routes: API keys,
@@ -118,6 +123,14 @@ fn configure_keys_and_settings(config: &mut utoipa_actix_web::service_config::Se
     config.service(self_service::put_self_service);
     config.service(general::get_general);
     config.service(general::put_general);
+}
+
+/// The audit log and enrolment by the first code.
+fn configure_audit_and_enrolment(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config.service(audit::list_audit);
+    config.service(audit::export_audit);
+    config.service(enrolment::enrol_token);
+    config.service(enrolment::confirm_token);
 }
 
 /// The generated OpenAPI document, shared by every worker.

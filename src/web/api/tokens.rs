@@ -152,16 +152,16 @@ impl From<TokenRecord> for TokenJson {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
-    token: TokenJson,
+    pub(super) token: TokenJson,
     /// TOTP and HOTP: the `otpauth://` URI with the seed. Shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
-    otpauth_uri: Option<String>,
+    pub(super) otpauth_uri: Option<String>,
     /// TOTP and HOTP: the URI as an SVG QR code. Shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
-    qr_code_svg: Option<String>,
+    pub(super) qr_code_svg: Option<String>,
     /// BOT: the one-time activation code, its link and QR code. Shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
-    activation: Option<super::bot::ActivationJson>,
+    pub(super) activation: Option<super::bot::ActivationJson>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -13,7 +13,7 @@ use crate::crypto::Purpose;
 use crate::domain::{IdOrName, TokenKind, TokenState};
 use crate::provision::{self, ImportFormat, SecretFormat, TokenRequest};
 use crate::store::User;
-use crate::web::form::{Problems, invalid, path_id, read_upload};
+use crate::web::form::{Problems, invalid, path_id, read_upload, with_status};
 use crate::web::{AppState, PageError, views};
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -575,7 +575,7 @@ pub async fn upload_import(
         Err(problem) => {
             let mut problems = Problems::default();
             problems.general(problem.message());
-            return Ok(render_again(problems));
+            return Ok(with_status(render_again(problems), problem.status()));
         }
     };
     page.check_csrf(&upload.text("csrf"))?;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{Page, redirect_with_flash};
 use crate::import::{self, UserRow};
 use crate::store::NewUser;
-use crate::web::form::{Problems, invalid, read_upload};
+use crate::web::form::{Problems, invalid, read_upload, with_status};
 use crate::web::{AppState, PageError};
 
 fn upload_form(page: &Page, problems: &Problems) -> Markup {
@@ -114,7 +114,8 @@ pub async fn upload_import(
             let mut problems = Problems::default();
             problems.general(problem.message());
             let body = upload_form(&page, &problems);
-            return Ok(invalid(page.render(&state, "Import users", "Users", body)));
+            let response = page.render(&state, "Import users", "Users", body);
+            return Ok(with_status(response, problem.status()));
         }
     };
     page.check_csrf(&upload.text("csrf"))?;

@@ -349,7 +349,12 @@ pub async fn submit_add(
         _ => {}
     }
     let general = state.general().await?;
-    let mut prepared = match provision::prepare(&state.keys, &create, now, &general) {
+    let prepared = if kind == TokenKind::Totp {
+        provision::prepare_pending(&state.keys, &create, now, &general)
+    } else {
+        provision::prepare(&state.keys, &create, now, &general)
+    };
+    let mut prepared = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             let problems = Problems::of(error)?;
@@ -697,14 +702,22 @@ pub async fn submit_activate(
                 false
             }
         }
-        TokenKind::Totp => match provision::first_code(&state.keys, &token, typed, now)? {
-            Some(found) => state
-                .store
-                .confirm_token(token.id, found.step, entry.clone())
-                .await?
-                .is_ok(),
-            None => false,
-        },
+        TokenKind::Totp | TokenKind::Hotp => {
+            return match provision::confirm_first_code(
+                &state.store,
+                &state.keys,
+                &token,
+                typed,
+                now,
+                entry,
+            )
+            .await?
+            {
+                provision::FirstCode::Active(_) => Ok(active_now(&state, &portal, &token)),
+                provision::FirstCode::TryAgain => render(WRONG_CODE),
+                provision::FirstCode::Discarded => Ok(discarded(&state, &portal)),
+            };
+        }
         _ => return render("This token is activated through the bot."),
     };
     if accepted {
@@ -717,13 +730,19 @@ pub async fn submit_activate(
         .enrol_code_missed(token.id, confirm::TRIES, entry)
         .await?
     {
-        Miss::TryAgain => render("The code is not right. Check it and try again."),
-        Miss::Discarded => Ok(portal.redirect_with_flash(
-            &state,
-            "",
-            "Too many wrong codes: the new token was removed. Start again with Assign New.",
-        )),
+        Miss::TryAgain => render(WRONG_CODE),
+        Miss::Discarded => Ok(discarded(&state, &portal)),
     }
+}
+
+const WRONG_CODE: &str = "The code is not right. Check it and try again.";
+
+fn discarded(state: &AppState, portal: &Portal) -> HttpResponse {
+    portal.redirect_with_flash(
+        state,
+        "",
+        "Too many wrong codes: the new token was removed. Start again with Assign New.",
+    )
 }
 
 pub async fn resend(

@@ -1,14 +1,17 @@
 //! The management and authentication API, spoken to as JSON with API keys.
 
 mod addressing;
+mod audit;
 mod auth;
 mod basics;
 mod contract;
+mod enrolment;
 mod gateway;
 mod guessing;
 mod import;
 mod logins;
 mod openapi;
+mod readme;
 mod refusals;
 mod resources;
 mod tokens;

@@ -60,6 +60,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/resources/{resource}/self-service"),
     ("get", "/api/v1/settings/general"),
     ("put", "/api/v1/settings/general"),
+    // The audit log and enrolment by the first code.
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/audit.csv"),
+    ("post", "/api/v1/tokens/enrol"),
+    ("post", "/api/v1/tokens/{token}/confirm"),
 ];
 
 async fn document() -> (crate::helpers::app::TestApp, Value) {

@@ -5,6 +5,7 @@
 mod command_line;
 mod connections;
 mod crash;
+mod manners;
 mod passwords;
 mod power_cut;
 mod service;
