@@ -336,9 +336,9 @@ pub async fn change_password(
         entry,
         "Your new password is saved.",
     )
-    .await;
+    .await?;
     state.delivery.wake();
-    saved
+    Ok(saved)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,16 +15,19 @@ const PASSWORD: &str = "a long enough password";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A server whose portals block a login name at an address after `per_login` failures and an
-/// address after `per_address`, with `trusted_proxies`.
-async fn portal_with_limits(per_login: u32, per_address: u32, trusted: &[&str]) -> Portal {
+/// address after `per_address`, with `trusted_proxies`; and its data directory, to keep.
+async fn portal_with_limits(
+    per_login: u32,
+    per_address: u32,
+    trusted: &[&str],
+) -> (Portal, tempfile::TempDir) {
     let temp = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(temp.path());
     config.portal.failures_per_login = per_login;
     config.portal.failures_per_address = per_address;
     config.server.trusted_proxies = trusted.iter().map(|t| t.to_string()).collect();
-    // The directory lives as long as the test's process: the server holds it.
-    std::mem::forget(temp);
-    Portal::start_with(config, &["enroll_token"], &["MAIL"]).await
+    let portal = Portal::start_with(config, &["enroll_token"], &["MAIL"]).await;
+    (portal, temp)
 }
 
 /// A browser whose every request carries `X-Forwarded-For: forwarded_for`.
@@ -85,7 +88,7 @@ async fn an_office_behind_one_address_logs_in_again_and_again_without_being_bloc
 
 #[tokio::test]
 async fn failures_block_a_login_name_then_the_address_with_a_portal_page_audited_and_counted() {
-    let portal = portal_with_limits(3, 5, &[]).await;
+    let (portal, _dir) = portal_with_limits(3, 5, &[]).await;
     users(&portal, &["alice", "bob", "carol"]).await;
     let browser = portal.browser();
     for _ in 0..3 {
@@ -176,7 +179,7 @@ async fn failures_block_a_login_name_then_the_address_with_a_portal_page_audited
 
 #[tokio::test]
 async fn a_forged_x_forwarded_for_from_an_untrusted_peer_is_ignored() {
-    let portal = portal_with_limits(2, 100, &[]).await;
+    let (portal, _dir) = portal_with_limits(2, 100, &[]).await;
     users(&portal, &["alice"]).await;
     // Each failure claims another address; all count against the peer's.
     for forged in ["203.0.113.1", "203.0.113.2"] {
@@ -215,7 +218,7 @@ async fn a_forged_x_forwarded_for_from_an_untrusted_peer_is_ignored() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_and_audited() {
-    let portal = portal_with_limits(2, 100, &["127.0.0.0/8"]).await;
+    let (portal, _dir) = portal_with_limits(2, 100, &["127.0.0.0/8"]).await;
     users(&portal, &["alice"]).await;
     // The client forged the first entry; the proxy appended the real address.
     let real = browser_forwarding(&portal, "198.51.100.7, 203.0.113.5");
