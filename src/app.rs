@@ -14,7 +14,7 @@ use utoipa_actix_web::AppExt;
 use crate::attempts::{Guard, Policy};
 use crate::config::{self, Config};
 use crate::crypto::{self, Keys};
-use crate::limiter::{Limiter, TokenBuckets};
+use crate::limiter::{Limiter, PortalLimits, TokenBuckets};
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::passwords::PasswordGate;
@@ -216,6 +216,16 @@ impl Application {
             metrics: metrics.clone(),
             passwords,
             login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
+            portal_limits: PortalLimits::new(
+                config.portal.failures_per_address,
+                config.portal.failures_per_login,
+                Duration::from_secs(config.portal.failure_window_minutes * 60),
+            ),
+            trusted_proxies: crate::forwarded::TrustedProxies::parse(
+                &config.server.trusted_proxies,
+            )
+            .map_err(anyhow::Error::msg)
+            .context("server.trusted_proxies")?,
             setup: Mutex::new(setup),
             base_url: base_url.clone(),
             secure_cookies: tls_material.is_some(),

@@ -125,6 +125,8 @@ pub enum Answer {
         token: Option<TokenRef>,
     },
     Rejected,
+    /// Rejected: the code typed is one that was sent, but it expired before it was typed.
+    Expired,
     Challenge {
         transaction: String,
         expected: Vec<Expected>,
@@ -339,13 +341,45 @@ fn settle(
             if let [only] = penalty.token_ids.as_slice() {
                 audit.entry.token_id = Some(*only);
             }
-            let entry = audit.finish("rejected", Some("bad_otp"));
+            let reason = if typed_too_late(candidates, typed, keys) {
+                "expired_otp"
+            } else {
+                "bad_otp"
+            };
+            let entry = audit.finish("rejected", Some(reason));
             (
-                Verdict::Rejected("bad_otp"),
+                Verdict::Rejected(reason),
                 Outcome::Penalise { penalty, entry },
             )
         }
     }
+}
+
+/// Whether a missed code is one that was sent but expired before it was typed: rejected like a
+/// wrong one, but told apart in the audit log and to the portal's user.
+fn typed_too_late(candidates: &Candidates<'_>, typed: &str, keys: &Keys) -> bool {
+    candidates
+        .context
+        .tokens
+        .iter()
+        .filter(|token| token.is_usable() && token.kind.is_delivered())
+        .any(|token| {
+            let Some(code) = code_for(token, typed, keys) else {
+                return false;
+            };
+            candidates
+                .context
+                .expired_challenges
+                .iter()
+                .any(|challenge| {
+                    challenge.token_id == token.id
+                        && candidates
+                            .transaction
+                            .is_none_or(|t| t == challenge.transaction_id)
+                        && code.len() == token.digits as usize
+                        && crypto::constant_time_eq(&keys.code_hash(code), &challenge.code_hash)
+                })
+        })
 }
 
 /// The resource of the context, if the caller may use it.
@@ -896,6 +930,7 @@ impl Authenticator<'_> {
                 (Answer::Accepted { token: Some(token) }, "accepted", "ok")
             }
             Verdict::Claimed(_) => (Answer::Rejected, "rejected", "replayed"),
+            Verdict::Rejected("expired_otp") => (Answer::Expired, "rejected", "expired_otp"),
             Verdict::Rejected(reason) => (Answer::Rejected, "rejected", reason),
             Verdict::Wait {
                 reason,

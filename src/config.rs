@@ -28,6 +28,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub passwords: PasswordsConfig,
     pub logins: LoginsConfig,
+    pub portal: PortalConfig,
     pub log: LogConfig,
 }
 
@@ -56,6 +57,9 @@ pub struct ServerConfig {
     /// From the end of a request's head to the end of its body, in milliseconds; past it the
     /// answer is 408 and the connection closes.
     pub request_body_timeout_ms: u64,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` or `Forwarded`
+    /// header names the client; empty: every peer is the client itself.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,7 +93,7 @@ pub struct AdminConfig {
     pub session_idle_minutes: u64,
     /// An admin session ends after this many hours whatever happens.
     pub session_max_hours: u64,
-    /// Login attempts allowed per client address in 15 minutes.
+    /// Admin panel login attempts allowed per client address in 15 minutes.
     pub login_attempts_per_ip: u32,
     /// Login attempts allowed per login name in 15 minutes.
     pub login_attempts_per_login: u32,
@@ -247,6 +251,30 @@ impl Default for LoginsConfig {
     }
 }
 
+/// The self-service portals' limits on failed steps (wrong passwords and codes); steps that
+/// succeed count nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Failed steps from one client address in the window, whoever they were for; then the
+    /// address is refused until the window closes. High: an office behind one address.
+    pub failures_per_address: u32,
+    /// Failed steps for one login name from one client address in the window.
+    pub failures_per_login: u32,
+    /// The window, in minutes, from the first failure.
+    pub failure_window_minutes: u64,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            failures_per_address: 200,
+            failures_per_login: 10,
+            failure_window_minutes: 15,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -266,6 +294,7 @@ impl Default for ServerConfig {
             tls_handshake_timeout_ms: 2_000,
             request_head_timeout_ms: 5_000,
             request_body_timeout_ms: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -507,6 +536,28 @@ impl Config {
             return Err(ConfigError::invalid(
                 "admin.login_attempts_per_ip",
                 "login attempt limits must be at least 1",
+            ));
+        }
+        if let Err(message) = crate::forwarded::TrustedProxies::parse(&self.server.trusted_proxies)
+        {
+            return Err(ConfigError::invalid("server.trusted_proxies", message));
+        }
+        if !(1..=100_000).contains(&self.portal.failures_per_address) {
+            return Err(ConfigError::invalid(
+                "portal.failures_per_address",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(1..=1000).contains(&self.portal.failures_per_login) {
+            return Err(ConfigError::invalid(
+                "portal.failures_per_login",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=1440).contains(&self.portal.failure_window_minutes) {
+            return Err(ConfigError::invalid(
+                "portal.failure_window_minutes",
+                "must be between 1 and 1440 (a day)",
             ));
         }
         if self.auth.hotp_lookahead > 1000 {
@@ -751,6 +802,16 @@ mod tests {
         assert_eq!(key, "server.max_connections");
         let config = Config::parse("[server]\npending_connections_per_address = 0\n", None);
         assert!(config.is_ok(), "0 is no limit");
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_is_no_address_is_rejected_by_name() {
+        let (key, line, message) =
+            error_of("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.lan\"]\n");
+        assert_eq!((key.as_str(), line), ("server.trusted_proxies", Some(2)));
+        assert!(message.contains("proxy.lan"), "{message}");
+        let (key, _, _) = error_of("[portal]\nfailures_per_login = 0\n");
+        assert_eq!(key, "portal.failures_per_login");
     }
 
     #[test]

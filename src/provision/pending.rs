@@ -84,6 +84,8 @@ pub async fn confirm_first_code(
     let entry = AuditEntry {
         result: "rejected".into(),
         reason: Some("bad_code".into()),
+        // A miss tells the user nothing: the notice is for the token once it is hers.
+        notice: None,
         ..entry
     };
     Ok(

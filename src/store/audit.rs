@@ -19,6 +19,9 @@ pub struct AuditEntry {
     pub token_id: Option<i64>,
     pub api_key_id: Option<i64>,
     pub detail: Option<String>,
+    /// A notice to the user that goes out with this line: queued in the outbox in the same
+    /// transaction as the line (`notices`). Never written to the log itself.
+    pub notice: Option<super::portal::Message>,
 }
 
 impl AuditEntry {
@@ -73,6 +76,20 @@ pub fn insert(conn: &Connection, entry: &AuditEntry) -> Result<()> {
         entry.api_key_id,
         entry.detail,
     ])?;
+    if let Some(notice) = &entry.notice {
+        conn.prepare_cached(
+            "INSERT INTO outbox (channel, recipient, subject, body, next_attempt_at, expires_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5)",
+        )?
+        .execute(params![
+            notice.channel,
+            notice.recipient,
+            notice.subject,
+            notice.sealed_body,
+            entry.at,
+            notice.expires_at,
+        ])?;
+    }
     Ok(())
 }
 
@@ -197,6 +214,7 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
             token_id: row.get(10)?,
             api_key_id: row.get(11)?,
             detail: row.get(12)?,
+            notice: None,
         },
         user_login: row.get(13)?,
         resource_name: row.get(14)?,

@@ -40,6 +40,9 @@ pub struct AuthContext {
     /// The user's tokens assigned to the resource (or the one named token), in id order.
     pub tokens: Vec<Token>,
     pub challenges: Vec<ActiveChallenge>,
+    /// The user's sent codes that expired unanswered (kept until the token's next code
+    /// replaces them): a code typed too late is told apart from a wrong one.
+    pub expired_challenges: Vec<ActiveChallenge>,
     /// A token was named that exists but is not the user's or not in the resource.
     pub token_mismatch: bool,
     /// The transaction named, when it is live and this user's in this resource.
@@ -132,22 +135,33 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
     };
     if context.tokens.iter().any(|t| t.kind.is_delivered()) {
         let mut statement = conn.prepare_cached(
-            "SELECT c.id, c.token_id, c.transaction_id, c.code_hash, c.tries_left, c.created_at
+            "SELECT c.id, c.token_id, c.transaction_id, c.code_hash, c.tries_left, c.created_at,
+                    c.expires_at
              FROM challenges c JOIN tokens t ON t.id = c.token_id
-             WHERE t.user_id = ?1 AND c.purpose = 'auth' AND c.expires_at > ?2 AND c.tries_left > 0",
+             WHERE t.user_id = ?1 AND c.purpose = 'auth' AND c.tries_left > 0",
         )?;
-        context.challenges = statement
-            .query_map(params![user.id, now], |row| {
-                Ok(ActiveChallenge {
-                    id: row.get(0)?,
-                    token_id: row.get(1)?,
-                    transaction_id: row.get(2)?,
-                    code_hash: row.get(3)?,
-                    tries_left: row.get(4)?,
-                    created_at: row.get(5)?,
-                })
+        let challenges = statement
+            .query_map(params![user.id], |row| {
+                Ok((
+                    ActiveChallenge {
+                        id: row.get(0)?,
+                        token_id: row.get(1)?,
+                        transaction_id: row.get(2)?,
+                        code_hash: row.get(3)?,
+                        tries_left: row.get(4)?,
+                        created_at: row.get(5)?,
+                    },
+                    row.get::<_, UnixTime>(6)?,
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (challenge, expires_at) in challenges {
+            if expires_at > now {
+                context.challenges.push(challenge);
+            } else {
+                context.expired_challenges.push(challenge);
+            }
+        }
     }
     if let Some(id) = &target.transaction {
         context.transaction = optional(

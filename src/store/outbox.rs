@@ -254,7 +254,50 @@ pub fn list(conn: &Connection, filter: &DeliveryFilter) -> Result<(Vec<DeliveryR
     Ok((rows, total))
 }
 
+/// Where the latest message of a code sent for a transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeDelivery {
+    pub token_id: i64,
+    pub channel: String,
+    /// `queued`, `sent`, `failed` or `expired`.
+    pub status: String,
+    /// Sends tried so far: a queued message tried before failed for a while.
+    pub attempts: i64,
+    /// When the code itself expires.
+    pub expires_at: UnixTime,
+}
+
+/// The latest message of each code sent for `transaction_id`, in token order.
+pub fn code_deliveries(conn: &Connection, transaction_id: &str) -> Result<Vec<CodeDelivery>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT c.token_id, o.channel, o.status, o.attempts, c.expires_at
+         FROM challenges c
+         JOIN outbox o ON o.id = (SELECT MAX(id) FROM outbox
+                                  WHERE token_id = c.token_id AND challenge_id = c.id)
+         WHERE c.transaction_id = ?1
+         ORDER BY c.token_id",
+    )?;
+    let rows = statement
+        .query_map(params![transaction_id], |row| {
+            Ok(CodeDelivery {
+                token_id: row.get(0)?,
+                channel: row.get(1)?,
+                status: row.get(2)?,
+                attempts: row.get(3)?,
+                expires_at: row.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 impl Store {
+    /// Where the codes sent for a transaction stand: sent, still queued, failed.
+    pub async fn code_deliveries(&self, transaction_id: String) -> Result<Vec<CodeDelivery>> {
+        self.read(move |conn| code_deliveries(conn, &transaction_id))
+            .await
+    }
+
     /// The due messages of a channel and, when none is left due, when the next one is.
     pub async fn due_messages(
         &self,

@@ -41,7 +41,12 @@ pub struct AppState {
     pub keys: std::sync::Arc<Keys>,
     pub config: Config,
     pub metrics: std::sync::Arc<Metrics>,
+    /// Admin panel login attempts per client address.
     pub login_per_ip: Limiter,
+    /// The portals' limits on failed steps, per address and per login name at an address.
+    pub portal_limits: crate::limiter::PortalLimits,
+    /// Whose forwarding headers name the client (`session::client_ip`).
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
     /// Every Argon2 hash and check goes through it.
     pub passwords: crate::passwords::PasswordGate,
     /// Failed logins in a row: the waits and locks of the API, the panel and the portals.

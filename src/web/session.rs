@@ -32,8 +32,25 @@ pub fn cookie_name(state: &AppState, name: &'static str) -> &'static str {
     }
 }
 
+/// The client's address, the one rule every front end uses: the peer's, or behind a trusted
+/// reverse proxy (`server.trusted_proxies`) the one its forwarding header names.
 pub fn client_ip(request: &HttpRequest) -> Option<String> {
-    request.peer_addr().map(|addr| addr.ip().to_string())
+    let peer = request.peer_addr()?.ip();
+    let Some(state) = request.app_data::<web::Data<AppState>>() else {
+        return Some(peer.to_string());
+    };
+    let values = |name: &str| -> Vec<&str> {
+        request
+            .headers()
+            .get_all(name)
+            .filter_map(|value| value.to_str().ok())
+            .collect()
+    };
+    let client =
+        state
+            .trusted_proxies
+            .client(peer, &values("x-forwarded-for"), &values("forwarded"));
+    Some(client.to_string())
 }
 
 pub fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {

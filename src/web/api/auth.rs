@@ -240,7 +240,8 @@ pub async fn authenticate(
             transaction: None,
             challenges: None,
         },
-        Answer::Rejected => AuthenticateResponse {
+        // Why is for the audit log only: an expired code is rejected like a wrong one.
+        Answer::Rejected | Answer::Expired => AuthenticateResponse {
             result: AuthResult::Rejected,
             token: None,
             transaction: None,

@@ -13,6 +13,7 @@ use crate::confirm::{self, Channel, Issued, Letter, Typed, Waiting};
 use crate::crypto;
 use crate::domain;
 use crate::domain::IdOrName;
+use crate::notices::Change;
 use crate::store::AuditEntry;
 use crate::store::portal::ContactField;
 use crate::store::resources::PortalAction;
@@ -293,7 +294,7 @@ pub async fn change_password(
         return Ok(render(&problem));
     }
     if let Some(hash) = current_hash {
-        super::login::throttle(&state, &request)?;
+        super::limits::refuse_if_blocked(&state, &request, &portal, &visitor.user.login).await?;
         let typed = form.current.clone();
         if typed.is_empty()
             || typed.len() > domain::MAX_PASSWORD * 4
@@ -306,6 +307,7 @@ pub async fn change_password(
             let mut entry = visitor.audit(&portal, &request, "portal.change_password", "rejected");
             entry.reason = Some("bad_password".into());
             state.store.audit(entry).await?;
+            super::limits::count_failure(&state, &request, &portal, &visitor.user.login).await?;
             return Ok(render(
                 "The current password is not right. Nothing was changed.",
             ));
@@ -324,8 +326,9 @@ pub async fn change_password(
         password_hash: Some(Some(hash)),
         ..Default::default()
     };
-    let entry = visitor.audit(&portal, &request, name, "ok");
-    save_details(
+    let mut entry = visitor.audit(&portal, &request, name, "ok");
+    entry.notice = super::notify::notice(&state, &portal, &visitor.user, Change::Password)?;
+    let saved = save_details(
         &state,
         &portal,
         &visitor,
@@ -333,7 +336,9 @@ pub async fn change_password(
         entry,
         "Your new password is saved.",
     )
-    .await
+    .await?;
+    state.delivery.wake();
+    Ok(saved)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -541,7 +546,7 @@ pub async fn submit_verify(
     let portal = Portal::open(&state, &path).await?;
     let visitor = require_visitor(&state, &request, &portal).await?;
     visitor.check_csrf(&form.csrf)?;
-    super::login::throttle(&state, &request)?;
+    super::limits::refuse_if_blocked(&state, &request, &portal, &visitor.user.login).await?;
     let now = crate::clock::now();
     let Some(pending) = Pending::of(&state, &visitor, now) else {
         return Ok(portal.redirect_with_flash(
@@ -562,14 +567,21 @@ pub async fn submit_verify(
     };
     let mut entry = visitor.audit(&portal, &request, name, "rejected");
     entry.reason = Some("bad_code".into());
-    match code.check(&state.keys, &form.code) {
+    let typed = code.check(&state.keys, &form.code);
+    if !matches!(typed, Typed::Right) {
+        super::limits::count_failure(&state, &request, &portal, &visitor.user.login).await?;
+    }
+    match typed {
         Typed::Right => {
             let field = if phone {
                 ContactField::Phone
             } else {
                 ContactField::Email
             };
-            let entry = visitor.audit(&portal, &request, name, "ok");
+            let mut entry = visitor.audit(&portal, &request, name, "ok");
+            let change = if phone { Change::Phone } else { Change::Email };
+            // To the address before the change: a new one would tell only whoever set it.
+            entry.notice = super::notify::notice(&state, &portal, &visitor.user, change)?;
             state
                 .store
                 .change_portal_contact(
@@ -581,6 +593,7 @@ pub async fn submit_verify(
                     entry,
                 )
                 .await?;
+            state.delivery.wake();
             let message = if phone {
                 "Your new phone number is saved."
             } else {

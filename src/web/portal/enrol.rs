@@ -18,9 +18,9 @@ use crate::confirm::{self, Channel, Letter};
 use crate::delivery::bot;
 use crate::domain::{IdOrName, TokenKind, TokenState};
 use crate::provision::{self, TokenRequest};
-use crate::store::Token;
 use crate::store::portal::{EnrolCode, Miss};
 use crate::store::resources::PortalAction;
+use crate::store::{AuditEntry, Token};
 use crate::web::form::Problems;
 use crate::web::form::{csrf_field, error_line};
 use crate::web::{AppState, views};
@@ -392,6 +392,19 @@ pub async fn submit_add(
     }
     let mut entry = visitor.audit(&portal, &request, "portal.token_enrol", "ok");
     entry.detail = Some(kind.as_str().to_string());
+    // A BOT token is told of now (the bot activates it); the others once their first code
+    // activates them (`submit_activation`).
+    if kind == TokenKind::Bot {
+        entry.notice = super::notify::notice(
+            &state,
+            &portal,
+            &visitor.user,
+            crate::notices::Change::TokenAdded {
+                name: &prepared.creation.token.name,
+                kind: kind.as_str(),
+            },
+        )?;
+    }
     let record = match state
         .store
         .enrol_portal_token(prepared.creation, code, now, entry)
@@ -401,8 +414,8 @@ pub async fn submit_add(
         Err(refused) => return Ok(render_again(&format!("{refused}."))),
     };
     let token = record.token;
+    state.delivery.wake();
     if kind.is_delivered() && kind != TokenKind::Bot {
-        state.delivery.wake();
         return Ok(portal.redirect_with_flash(
             &state,
             &format!("/tokens/{}/activate", token.id),
@@ -688,6 +701,18 @@ pub async fn submit_activate(
     };
     let mut entry = visitor.audit(&portal, &request, "portal.token_activate", "ok");
     entry.token_id = Some(token.id);
+    let activated = AuditEntry {
+        notice: super::notify::notice(
+            &state,
+            &portal,
+            &visitor.user,
+            crate::notices::Change::TokenAdded {
+                name: &token.name,
+                kind: token.kind.as_str(),
+            },
+        )?,
+        ..entry.clone()
+    };
     let accepted = match token.kind {
         TokenKind::Mail | TokenKind::Sms => {
             let Some(pending) = state.store.pending_code(token.id, now).await? else {
@@ -696,7 +721,7 @@ pub async fn submit_activate(
             if confirm::matches(&state.keys, typed, &pending.code_hash) {
                 state
                     .store
-                    .confirm_enrol_code(token.id, pending.challenge_id, now, entry.clone())
+                    .confirm_enrol_code(token.id, pending.challenge_id, now, activated)
                     .await?
             } else {
                 false
@@ -709,11 +734,14 @@ pub async fn submit_activate(
                 &token,
                 typed,
                 now,
-                entry,
+                activated,
             )
             .await?
             {
-                provision::FirstCode::Active(_) => Ok(active_now(&state, &portal, &token)),
+                provision::FirstCode::Active(_) => {
+                    state.delivery.wake();
+                    Ok(active_now(&state, &portal, &token))
+                }
                 provision::FirstCode::TryAgain => render(WRONG_CODE),
                 provision::FirstCode::Discarded => Ok(discarded(&state, &portal)),
             };
@@ -721,6 +749,7 @@ pub async fn submit_activate(
         _ => return render("This token is activated through the bot."),
     };
     if accepted {
+        state.delivery.wake();
         return Ok(active_now(&state, &portal, &token));
     }
     entry.result = "rejected".into();

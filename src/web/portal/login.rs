@@ -3,13 +3,14 @@
 //! this resource — a one-time password through the same authentication decision as the API, so
 //! that fail counters, lockout and replay protection apply.
 //!
-//! Every failure gets the same message; attempts are throttled per address and per login name.
+//! Every failure gets the same message; failures are limited per address and per login name at
+//! an address (`limits`), on top of the failed logins in a row of `attempts`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE};
+use super::{Frame, LOGIN_COOKIE, Portal, PortalError, SESSION_COOKIE, limits};
 use crate::attempts::{self, Standing};
 use crate::auth::{Answer, Attempt, Authenticator, Caller, Delivery};
 use crate::confirm::{self, Channel, Issued, Letter};
@@ -17,6 +18,7 @@ use crate::crypto;
 use crate::domain::{IdOrName, Login, TokenKind, TokenState, login_key, mask_destination};
 use crate::store::auth::AuthTarget;
 use crate::store::logins::{Account, Counted, address_key};
+use crate::store::outbox::CodeDelivery;
 use crate::store::portal::{LoginStage, NewPortalLogin, PortalLogin};
 use crate::store::{AuditEntry, NewSession, SessionKind, SessionStage, Token, User};
 use crate::web::form::{csrf_field, error_line, see_other};
@@ -30,6 +32,8 @@ const LOCKED: &str = "This account is locked after too many failed logins. Log i
 const NEEDS_REACTIVATION: &str = "Your Telegram token cannot send you codes any more (the bot \
      was blocked or the chat deleted), and it is your second factor here. Ask your administrator \
      for a new activation, or log in with another token first.";
+/// A one-time password typed after the code sent for it expired.
+const EXPIRED: &str = "This code has expired — send a new one.";
 /// How long a login in progress may take.
 const LOGIN_SECONDS: i64 = 10 * 60;
 
@@ -83,22 +87,6 @@ pub async fn show_login(
     })?)
 }
 
-/// Attempts per client address in a window. Per address only: the failures that make an
-/// account wait or lock count per account and address (`attempts`), so that nobody can keep a
-/// user out by failing on purpose.
-pub(super) fn throttle(state: &AppState, request: &HttpRequest) -> Result<(), PortalError> {
-    let ip = session::client_ip(request).unwrap_or_else(|| "unknown".into());
-    let instant = std::time::Instant::now();
-    state
-        .login_per_ip
-        .attempt(&format!("portal:{ip}"), instant)
-        .map_err(|retry| {
-            PortalError::Page(crate::web::PageError::TooManyRequests {
-                retry_after_seconds: retry.0.as_secs().max(1),
-            })
-        })
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct LoginNameForm {
@@ -118,7 +106,7 @@ pub async fn submit_login_name(
     let Ok(login) = Login::parse(&form.login).map(Login::into_string) else {
         return show_login(&state, &request, &portal, Some(FAILED)).await;
     };
-    throttle(&state, &request)?;
+    limits::refuse_if_blocked(&state, &request, &portal, &login).await?;
     let user = state
         .store
         .portal_user(portal.resource.id, login.clone())
@@ -258,10 +246,87 @@ pub fn destination_label(token: &Token) -> String {
     }
 }
 
+/// Where the code sent for the login stands, as the page tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeNews {
+    /// The channel took it.
+    Delivered(&'static str),
+    /// Not taken yet; `retrying` when the channel failed before and the outbox tries again.
+    Queued {
+        channel: &'static str,
+        retrying: bool,
+    },
+    /// The channel refused it for good, or it could not go before it expired.
+    Failed(&'static str),
+    /// Its time ran out: only a new code will do.
+    Expired,
+    /// It is gone (its tries used up, or another code replaced it).
+    Void,
+}
+
+/// The channel's name in a sentence.
+fn channel_words(channel: &str) -> &'static str {
+    match channel {
+        "sms" => "text message",
+        "bot" => "Telegram",
+        _ => "email",
+    }
+}
+
+impl CodeNews {
+    /// From the latest message of each code sent for the login: delivered when one was,
+    /// else queued when one still may be, else failed.
+    fn of(deliveries: &[CodeDelivery], now: i64) -> CodeNews {
+        if deliveries.is_empty() {
+            return CodeNews::Void;
+        }
+        if deliveries.iter().all(|d| d.expires_at <= now) {
+            return CodeNews::Expired;
+        }
+        if let Some(sent) = deliveries.iter().find(|d| d.status == "sent") {
+            return CodeNews::Delivered(channel_words(&sent.channel));
+        }
+        if let Some(queued) = deliveries.iter().find(|d| d.status == "queued") {
+            return CodeNews::Queued {
+                channel: channel_words(&queued.channel),
+                retrying: deliveries
+                    .iter()
+                    .any(|d| d.status == "queued" && d.attempts > 0),
+            };
+        }
+        CodeNews::Failed(channel_words(&deliveries[0].channel))
+    }
+
+    /// Whether the code may still be typed.
+    fn usable(self) -> bool {
+        matches!(self, CodeNews::Delivered(_) | CodeNews::Queued { .. })
+    }
+
+    fn markup(self) -> Markup {
+        html! {
+            @match self {
+                CodeNews::Delivered(channel) => p { "We have sent you a one-time password by " (channel) ". Type it here." },
+                CodeNews::Queued { channel, retrying: false } => p.note role="status" {
+                    "Your one-time password is on its way by " (channel) " but has not been delivered yet. It usually arrives within a minute: reload this page to see whether it was."
+                },
+                CodeNews::Queued { channel, retrying: true } => p.error role="status" {
+                    "Your one-time password could not be delivered by " (channel) " yet; otpgate keeps trying. Reload this page to see whether it went, or have a code sent another way."
+                },
+                CodeNews::Failed(channel) => p.error role="alert" {
+                    "Your one-time password could not be delivered by " (channel) ". Have a code sent another way, or ask your administrator to check the " (channel) " settings."
+                },
+                CodeNews::Expired => p.error role="alert" { (EXPIRED) },
+                CodeNews::Void => p.error role="alert" { "The code sent to you can no longer be used — send a new one." },
+            }
+        }
+    }
+}
+
 fn verify_page(
     portal: &Portal,
     login: &PortalLogin,
     tokens: &[Token],
+    news: Option<CodeNews>,
     error: Option<&str>,
 ) -> Markup {
     let csrf = &login.csrf_token;
@@ -305,12 +370,13 @@ fn verify_page(
                         }
                     }
                 }
-                @if any_open && login.transaction_id.is_some() {
-                    p { "We have sent you a one-time password. Type it here." }
-                } @else if has_app {
+                @if let Some(news) = news.filter(|news| any_open && !(error.is_some() && *news == CodeNews::Expired)) {
+                    (news.markup())
+                }
+                @if has_app {
                     p { "Type the code your authenticator app or hardware token shows." }
                 }
-                @if any_open && (login.transaction_id.is_some() || has_app) {
+                @if any_open && (news.is_some_and(CodeNews::usable) || has_app) {
                     form.stack method="post" action=(portal.path("/login/otp")) {
                         (csrf_field(csrf))
                         label { "One-time password" small { "With your PIN in front or behind it, if your token has one." }
@@ -319,7 +385,9 @@ fn verify_page(
                     }
                 }
                 @if !delivered.is_empty() {
-                    @if login.transaction_id.is_some() || has_app {
+                    @if news.is_some_and(|news| !news.usable()) {
+                        p.note { "Send a new one:" }
+                    } @else if login.transaction_id.is_some() || has_app {
                         p.note { "Or have a code sent to you:" }
                     } @else {
                         p { "Where should we send your one-time password?" }
@@ -367,6 +435,13 @@ async fn render_verify_with(
         }
         _ => Vec::new(),
     };
+    let news = match (&login.stage, &login.transaction_id) {
+        (LoginStage::Otp, Some(transaction)) => Some(CodeNews::of(
+            &state.store.code_deliveries(transaction.clone()).await?,
+            crate::clock::now(),
+        )),
+        _ => None,
+    };
     let frame = Frame {
         portal,
         title: "Log in",
@@ -378,7 +453,11 @@ async fn render_verify_with(
     } else {
         actix_web::http::StatusCode::OK
     };
-    Ok(frame.render_with(state, status, verify_page(portal, login, &tokens, error)))
+    Ok(frame.render_with(
+        state,
+        status,
+        verify_page(portal, login, &tokens, news, error),
+    ))
 }
 
 pub async fn show_verify(
@@ -429,7 +508,7 @@ async fn login_step(
             render_verify(state, &portal, &login, None).await?,
         ));
     }
-    throttle(state, request)?;
+    limits::refuse_if_blocked(state, request, &portal, &login.login).await?;
     Ok(Step::At(Box::new((portal, id_hash, login))))
 }
 
@@ -511,6 +590,7 @@ pub async fn submit_password(
             .logins
             .failed(&state.store, &counted, lock, now)
             .await?;
+        limits::count_failure(&state, &request, &portal, &login.login).await?;
         let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
         entry.user_id = login.user_id;
         entry.reason = Some(
@@ -570,6 +650,7 @@ pub async fn submit_code(
             .claim_portal_login_code(id_hash.clone(), now)
             .await?;
     let Some(user) = user.filter(|_| claimed) else {
+        limits::count_failure(&state, &request, &portal, &login.login).await?;
         let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
         entry.user_id = login.user_id;
         entry.reason = Some(
@@ -844,7 +925,15 @@ pub async fn submit_otp(
     };
     match user {
         Some(user) => open_session(&state, &request, &portal, id_hash, &user).await,
-        None => render_verify(&state, &portal, &login, Some(FAILED)).await,
+        None => {
+            limits::count_failure(&state, &request, &portal, &login.login).await?;
+            let error = if matches!(answer, Answer::Expired) {
+                EXPIRED
+            } else {
+                FAILED
+            };
+            render_verify(&state, &portal, &login, Some(error)).await
+        }
     }
 }
 

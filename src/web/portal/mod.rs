@@ -14,7 +14,9 @@
 mod account;
 mod actions;
 mod enrol;
+pub(super) mod limits;
 mod login;
+pub(super) mod notify;
 mod pending;
 mod tokens;
 
@@ -75,6 +77,13 @@ pub enum PortalError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// Too many failed steps from the client's address (or for the login name at it): the
+    /// step is refused unchecked until the block ends.
+    #[error("blocked after too many failures")]
+    Blocked {
+        resource: String,
+        block: crate::limiter::Block,
+    },
     #[error(transparent)]
     Page(#[from] PageError),
 }
@@ -130,12 +139,38 @@ impl ResponseError for PortalError {
             PortalError::NotAvailable | PortalError::NotFound => StatusCode::NOT_FOUND,
             PortalError::LoginRequired(_) => StatusCode::SEE_OTHER,
             PortalError::Forbidden => StatusCode::FORBIDDEN,
+            PortalError::Blocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             PortalError::Page(error) => error.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let (title, message) = match self {
+            PortalError::Blocked { resource, block } => return blocked_page(resource, *block),
+            // The portal's own frame, never the panel's with its way back to /admin.
+            PortalError::Page(
+                error @ (PageError::TooManyRequests {
+                    retry_after_seconds,
+                }
+                | PageError::Busy(crate::domain::Busy {
+                    retry_after_seconds,
+                })),
+            ) => {
+                let message = match error {
+                    PageError::Busy(_) => format!(
+                        "The server is busy checking other logins right now. Try again in {}.",
+                        views::wait_in_words(*retry_after_seconds)
+                    ),
+                    _ => format!(
+                        "Too many attempts. Try again in {}.",
+                        views::wait_in_words(*retry_after_seconds)
+                    ),
+                };
+                return HttpResponse::build(error.status_code())
+                    .insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()))
+                    .content_type("text/html; charset=utf-8")
+                    .body(plain_page("Please wait", &message).into_string());
+            }
             PortalError::Page(error) => return error.error_response(),
             PortalError::LoginRequired(address) => {
                 return HttpResponse::SeeOther()
@@ -156,6 +191,41 @@ impl ResponseError for PortalError {
             .content_type("text/html; charset=utf-8")
             .body(plain_page(title, message).into_string())
     }
+}
+
+/// The page of a blocked step, in the portal's frame: what happened, for how long, and that
+/// nothing else is needed but waiting.
+fn blocked_page(resource: &str, block: crate::limiter::Block) -> HttpResponse {
+    let wait = views::wait_in_words(block.retry_after_seconds);
+    let why = match block.limit {
+        crate::limiter::PortalLimit::Address => {
+            "There were too many failed attempts from your network in a short time"
+        }
+        crate::limiter::PortalLimit::Login => {
+            "There were too many failed attempts for this login name in a short time"
+        }
+    };
+    let markup = views::document(
+        &format!("Too many failed attempts · {resource}"),
+        None,
+        html! {
+            body.portal {
+                header.portal-bar {
+                    span.portal-resource { (resource) }
+                    span.portal-what { "Self-service" }
+                }
+                main.card.portal-main {
+                    h1 { "Too many failed attempts" }
+                    p.error role="alert" { (why) ", so this page is paused. Try again in " (wait) "." }
+                    p.note { "Nothing was changed. If you did not make these attempts, tell your administrator." }
+                }
+            }
+        },
+    );
+    HttpResponse::TooManyRequests()
+        .insert_header((header::RETRY_AFTER, block.retry_after_seconds.to_string()))
+        .content_type("text/html; charset=utf-8")
+        .body(markup.into_string())
 }
 
 /// One resource's portal, looked up by its address.

@@ -416,6 +416,15 @@ pub async fn unassign_token(
     }
     let mut entry = visitor.audit(&portal, &request, "portal.token_unassign", "ok");
     entry.token_id = Some(token.id);
+    entry.notice = super::notify::notice(
+        &state,
+        &portal,
+        &visitor.user,
+        crate::notices::Change::TokenRemoved {
+            name: &token.name,
+            kind: token.kind.as_str(),
+        },
+    )?;
     if last {
         entry.detail = Some(LAST_DETAIL.into());
     }
@@ -426,6 +435,7 @@ pub async fn unassign_token(
     if outcome.is_err() {
         return Err(PortalError::NotFound);
     }
+    state.delivery.wake();
     Ok(portal.redirect_with_flash(
         &state,
         "",

@@ -8,3 +8,4 @@ mod panel_settings;
 mod panel_tokens;
 mod panel_users;
 mod portal;
+mod portal_rollout;

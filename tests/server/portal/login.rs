@@ -384,6 +384,22 @@ async fn login_attempts_are_throttled() {
 
 const PASSWORD: &str = "a long enough password";
 
+/// Waits until the login's page says `text` (a code is on its way until its channel took it).
+async fn wait_for_page(browser: &crate::helpers::portal::Browser, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = browser.page("/portal/vpn/login/verify").await;
+        if page.contains(text) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {text:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The password step done; the browser is on the one-time password page.
 async fn past_the_password(portal: &Portal, login: &str) -> crate::helpers::portal::Browser {
     let browser = portal.browser();
@@ -437,12 +453,11 @@ async fn a_user_with_mail_and_sms_tokens_picks_sms_and_logs_in_with_the_texted_c
         )
         .await;
     assert_eq!(location(&picked), "/portal/vpn/login/verify");
-    assert!(
-        browser
-            .page("/portal/vpn/login/verify")
-            .await
-            .contains("We have sent you a one-time password.")
-    );
+    wait_for_page(
+        &browser,
+        "We have sent you a one-time password by text message.",
+    )
+    .await;
     let texts = gateway.wait_for(1, Duration::from_secs(20)).await;
     let form = crate::helpers::sms_gateway::Captured::form(&texts[0].body);
     assert_eq!(form["to"], "+41791112233");
@@ -496,12 +511,11 @@ async fn a_user_with_a_bot_token_logs_in_with_the_code_the_bot_sends() {
     assert_eq!(before.len(), 1, "the activation's confirmation");
 
     let browser = past_the_password(&portal, "jon").await;
-    assert!(
-        browser
-            .page("/portal/vpn/login/verify")
-            .await
-            .contains("We have sent you a one-time password.")
-    );
+    wait_for_page(
+        &browser,
+        "We have sent you a one-time password by Telegram.",
+    )
+    .await;
     let messages = telegram
         .wait_for_messages(7070, 2, Duration::from_secs(20))
         .await;

@@ -7,4 +7,5 @@ mod login;
 mod policy;
 mod refusals;
 mod reissue;
+mod rollout;
 mod tokens;

@@ -83,7 +83,8 @@ pub async fn submit_claim(
     form: web::Form<ClaimForm>,
 ) -> Result<HttpResponse, PortalError> {
     let (portal, visitor) = claim_context(&state, &request, &path, Some(&form.csrf)).await?;
-    crate::web::portal::login::throttle(&state, &request)?;
+    let login = &visitor.user.login;
+    crate::web::portal::limits::refuse_if_blocked(&state, &request, &portal, login).await?;
     let refused = |serial: &str| {
         let body = claim_body(&portal, &visitor, serial, Some(CLAIM_FAILED));
         page(
@@ -120,11 +121,21 @@ pub async fn submit_claim(
         entry.result = "rejected".into();
         entry.reason = Some("bad_serial_or_code".into());
         state.store.audit(entry).await?;
+        crate::web::portal::limits::count_failure(&state, &request, &portal, login).await?;
         return Ok(refused(&serial));
     };
     entry.token_id = Some(token.id);
     entry.detail = Some(token.serial.clone());
     let serial = token.serial.clone();
+    entry.notice = crate::web::portal::notify::notice(
+        &state,
+        &portal,
+        &visitor.user,
+        crate::notices::Change::TokenAdded {
+            name: &token.name,
+            kind: token.kind.as_str(),
+        },
+    )?;
     let claimed = state
         .store
         .claim_portal_token(

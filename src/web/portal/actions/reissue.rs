@@ -455,7 +455,8 @@ async fn confirm_activation(
     token: &Token,
     typed: &str,
 ) -> Result<HttpResponse, PortalError> {
-    crate::web::portal::login::throttle(state, request)?;
+    let login = &visitor.user.login;
+    crate::web::portal::limits::refuse_if_blocked(state, request, portal, login).await?;
     let now = crate::clock::now();
     let old = own_destination(token);
     let Some((destination, code)) = Pending::activation_of(state, visitor, token.id, now) else {
@@ -470,7 +471,11 @@ async fn confirm_activation(
     let mut entry = visitor.audit(portal, request, "portal.token_reissue", "rejected");
     entry.token_id = Some(token.id);
     entry.reason = Some("bad_code".into());
-    match code.check(&state.keys, typed) {
+    let typed = code.check(&state.keys, typed);
+    if !matches!(typed, Typed::Right) {
+        crate::web::portal::limits::count_failure(state, request, portal, login).await?;
+    }
+    match typed {
         Typed::Right => {
             let mut entry = visitor.audit(portal, request, "portal.token_reissue", "ok");
             entry.token_id = Some(token.id);

@@ -81,7 +81,8 @@ pub async fn submit_sync(
     if !can_sync(&token) {
         return Err(PortalError::NotFound);
     }
-    crate::web::portal::login::throttle(&state, &request)?;
+    let login = &visitor.user.login;
+    crate::web::portal::limits::refuse_if_blocked(&state, &request, &portal, login).await?;
     let refused = |message: &str| {
         let body = sync_body(&portal, &visitor, &token, Some(message));
         page(
@@ -112,6 +113,7 @@ pub async fn submit_sync(
             entry.token_id = Some(token.id);
             entry.reason = Some("codes_not_found".into());
             state.store.audit(entry).await?;
+            crate::web::portal::limits::count_failure(&state, &request, &portal, login).await?;
             return Ok(refused(
                 "These two codes were not found one after the other. Type two new codes, in the order the token shows them.",
             ));
