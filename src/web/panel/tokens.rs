@@ -297,7 +297,7 @@ pub(super) fn activation_code_view(
             @if let Some(link) = &link {
                 p { "The user scans this QR code with their phone (or opens the link there) and presses " strong { "Start" } " in the chat with the bot. The token becomes active at once." }
                 (views::qr_image(link, "QR code of the Telegram activation link"))
-                p { a.deep-link href=(link) { (link) } }
+                (views::telegram_link(link))
             } @else {
                 p.error { "The Telegram bot is not running, so there is no link to scan yet. Set it up in " a href="/admin/settings#telegram" { "Settings" } ", then send a new activation." }
             }

@@ -212,9 +212,10 @@ async fn the_portal_set_pin_form_states_and_follows_the_pin_policy_of_the_genera
                 .await
         }
     };
+    let token_page = format!("/portal/vpn/tokens/{token}");
     assert!(
         browser
-            .page("/portal/vpn")
+            .page(&token_page)
             .await
             .contains("A PIN has 4 to 64 characters.")
     );
@@ -233,9 +234,9 @@ async fn the_portal_set_pin_form_states_and_follows_the_pin_policy_of_the_genera
         ])
         .await;
     assert_eq!(saved.status(), 303);
-    let home = browser.page("/portal/vpn").await;
-    assert!(home.contains("A PIN has 4 to 8 digits."), "{home}");
-    assert!(home.contains("inputmode=\"numeric\""));
+    let manage = browser.page(&token_page).await;
+    assert!(manage.contains("A PIN has 4 to 8 digits."), "{manage}");
+    assert!(manage.contains("inputmode=\"numeric\""));
 
     portal.execute("UPDATE tokens SET pin_hash = NULL");
     for refused in ["abcd", "123456789", "12 34", "123"] {
