@@ -105,7 +105,7 @@ fn self_service_form(
                             }
                             @for action in group.actions() {
                                 label.check {
-                                    input type="checkbox" name="action" value=(action.as_str()) data-group=(group.as_str()) checked[settings.allows(action)];
+                                    input type="checkbox" name="action" data-group=(group.as_str()) value=(action.as_str()) checked[settings.allows(action)];
                                     (action.label())
                                 }
                             }
