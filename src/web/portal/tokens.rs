@@ -275,8 +275,9 @@ pub async fn confirm_unassign(
         ));
     }
     let last = is_last_usable(&token, &tokens);
+    let destination = destination_label(&token);
     let body = html! {
-        p { "“" (shown_name(&token)) "” (" (token.kind.as_str()) ", " (codes_go_to(&token)) ") will no longer be yours: its codes are not accepted for you any more, and only an administrator can give it back." }
+        p { "“" (shown_name(&token)) "” (" (token.kind.as_str()) @if !destination.is_empty() { ", " (destination) } ") will no longer be yours: its codes are not accepted for you any more, and only an administrator can give it back." }
         @if last {
             p { strong { "It is your last active second factor for " (portal.resource.name) ": you will log in without a second factor" } " — nobody will ask you for a one-time password — until you add a new one." }
         }

@@ -368,3 +368,47 @@ async fn a_portal_session_idle_longer_than_the_general_settings_allow_is_gone() 
         "the idle session is gone"
     );
 }
+
+#[tokio::test]
+async fn the_last_token_s_page_says_why_it_cannot_be_taken_away_instead_of_offering_buttons() {
+    let portal = Portal::start(&["enable_disable_token", "unassign_token"], &[]).await;
+    let (browser, token) = with_one_app(&portal, "nia").await;
+    let base = format!("/portal/vpn/tokens/{token}");
+    let page = browser.page(&base).await;
+    assert!(page.contains("You cannot disable this token"), "{page}");
+    assert!(page.contains("You cannot unassign this token"), "{page}");
+    assert!(!page.contains(&format!("{base}/disable")), "{page}");
+    assert!(!page.contains(&format!("{base}/unassign")), "{page}");
+    // The confirmation is not offered either: back to the token's page, with the reason.
+    let confirmation = browser.get(&format!("{base}/unassign")).await;
+    assert_eq!(location(&confirmation), base);
+    assert!(
+        browser
+            .page(&base)
+            .await
+            .contains("without it you could not log in any more")
+    );
+
+    // Once users may remove their last second factor, both are offered.
+    portal
+        .configure_with(
+            true,
+            &["enable_disable_token", "unassign_token"],
+            &[],
+            &[("allow_remove_last", "on")],
+        )
+        .await;
+    let page = browser.page(&base).await;
+    assert!(!page.contains("You cannot"), "{page}");
+    assert!(page.contains(&format!("{base}/disable")), "{page}");
+    assert!(
+        page.contains(&format!("href=\"{base}/unassign\"")),
+        "{page}"
+    );
+    let confirmation = browser.page(&format!("{base}/unassign")).await;
+    assert!(
+        confirmation.contains("It is your last active second factor for vpn"),
+        "{confirmation}"
+    );
+    assert_eq!(portal.token_json(token).await["user"]["login"], "nia");
+}
