@@ -24,3 +24,58 @@ document.querySelectorAll("button[data-copy]").forEach(function (button) {
     }
   });
 });
+
+// The "All" boxes of a resource's Self-Service tab tick and untick their group at once, and
+// follow it when a single box changes. Each keeps its hidden "shown_…" field equal to what it
+// shows, so that the server takes the single boxes as they are; without JavaScript the server
+// applies an "All" box the administrator toggled (see `self_service_from_form`).
+(function () {
+  "use strict";
+  var groups = [];
+  function box(name) {
+    return document.querySelector('input[type="checkbox"][name="' + name + '"]');
+  }
+  function shown(name) {
+    return document.querySelector('input[type="hidden"][name="shown_' + name + '"]');
+  }
+  function add(name, members) {
+    var all = box(name);
+    var hidden = shown(name);
+    if (all && hidden && members.length) {
+      groups.push({ all: all, hidden: hidden, members: members });
+    }
+  }
+  function boxes(selector) {
+    return Array.prototype.slice.call(document.querySelectorAll(selector));
+  }
+  var tokenActions = boxes('input[type="checkbox"][name="action"][data-group="token"]');
+  var userActions = boxes('input[type="checkbox"][name="action"][data-group="user"]');
+  add("all_token", tokenActions);
+  add("all_user", userActions);
+  add("all", tokenActions.concat(userActions));
+  add("all_kinds", boxes('input[type="checkbox"][name="kind"]'));
+  if (!groups.length) {
+    return;
+  }
+  function follow() {
+    groups.forEach(function (group) {
+      group.all.checked = group.members.every(function (member) {
+        return member.checked;
+      });
+      group.hidden.value = group.all.checked ? "on" : "off";
+    });
+  }
+  groups.forEach(function (group) {
+    group.all.addEventListener("change", function () {
+      var ticked = group.all.checked;
+      group.members.forEach(function (member) {
+        member.checked = ticked;
+      });
+      follow();
+    });
+    group.members.forEach(function (member) {
+      member.addEventListener("change", follow);
+    });
+  });
+  follow();
+})();

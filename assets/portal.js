@@ -1,5 +1,5 @@
 // The self-service portal's only script: on a BOT activation page, asks the portal every two
-// seconds whether the bot has activated the token, and opens the 2nd Factor page once it has.
+// seconds whether the bot has activated the token, and once it has opens the page that says so.
 // Without JavaScript the page's Check button does the same.
 (function () {
   "use strict";

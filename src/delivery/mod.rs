@@ -522,6 +522,7 @@ pub async fn send_test(
     let build = match channel {
         mail::CHANNEL => mail::build,
         sms::CHANNEL => sms::build,
+        bot::CHANNEL => bot::build,
         other => return Err(SendError::Permanent(format!("no channel {other}"))),
     };
     let source = StoredChannel::new(channel, store.clone(), keys.clone(), build);

@@ -204,8 +204,24 @@ pub async fn save_bot(
     Ok(())
 }
 
-/// Sends a test message through `channel` (mail or sms) to `to`, an email address or a phone
-/// number, and records it with `entry` (its result becomes ok or failed).
+/// A Telegram chat to send a test message to: its id, a whole number (negative for a group).
+pub fn chat_id(text: &str) -> Result<String, FieldError> {
+    text.trim()
+        .parse::<i64>()
+        .map(|id| id.to_string())
+        .map_err(|_| {
+            FieldError::new(
+                "to",
+                format!(
+                    "{:?} is not a Telegram chat id: the number the chat has, like 123456789",
+                    text.trim()
+                ),
+            )
+        })
+}
+
+/// Sends a test message through `channel` (mail, sms or bot) to `to`, an email address, a phone
+/// number or a Telegram chat id, and records it with `entry` (its result becomes ok or failed).
 pub async fn send_test_message(
     store: &Store,
     keys: &Keys,
@@ -213,12 +229,17 @@ pub async fn send_test_message(
     to: &str,
     entry: AuditEntry,
 ) -> Result<Result<Accepted, SendError>, RuleError> {
-    let recipient = if channel == sms::CHANNEL {
-        Phone::parse(to).map(Phone::into_string)
+    let recipient = if channel == bot::CHANNEL {
+        chat_id(to)?
+    } else if channel == sms::CHANNEL {
+        Phone::parse(to)
+            .map(Phone::into_string)
+            .map_err(|invalid| FieldError::new("to", invalid.0))?
     } else {
-        Email::parse(to).map(Email::into_string)
-    }
-    .map_err(|invalid| FieldError::new("to", invalid.0))?;
+        Email::parse(to)
+            .map(Email::into_string)
+            .map_err(|invalid| FieldError::new("to", invalid.0))?
+    };
     let result = super::send_test(store, keys, channel, recipient).await;
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     store

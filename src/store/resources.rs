@@ -878,6 +878,21 @@ pub fn parse_portal_address(text: &str) -> std::result::Result<String, Invalid> 
     }
 }
 
+/// A Self-Service Page Address made from a resource's name ("Sales VPN" → `sales-vpn`): every
+/// run of other characters becomes one hyphen; None when nothing usable is left.
+pub fn suggest_portal_address(name: &str) -> Option<String> {
+    let mut address = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            address.push(c);
+        } else if !address.is_empty() && !address.ends_with('-') {
+            address.push('-');
+        }
+    }
+    let address: String = address.chars().take(63).collect();
+    parse_portal_address(address.trim_end_matches('-')).ok()
+}
+
 /// What saving Self-Service settings did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SelfServiceSaved {
@@ -1039,6 +1054,23 @@ mod self_service_tests {
         ] {
             assert!(parse_portal_address(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_portal_address_is_suggested_from_the_resource_name() {
+        assert_eq!(
+            suggest_portal_address("Sales VPN").as_deref(),
+            Some("sales-vpn")
+        );
+        assert_eq!(
+            suggest_portal_address("  HR / Payroll (2026) ").as_deref(),
+            Some("hr-payroll-2026")
+        );
+        assert_eq!(suggest_portal_address("ü"), None);
+        assert_eq!(
+            suggest_portal_address(&"x".repeat(80)).map(|a| a.len()),
+            Some(63)
+        );
     }
 
     #[test]

@@ -108,6 +108,18 @@ pub fn qr_image(data: &str, alt: &str) -> Markup {
     html! { img.qr src=(uri) alt=(alt) width="220" height="220"; }
 }
 
+/// A BOT token's activation link under its QR code; on a phone, where the QR code cannot be
+/// scanned with the same phone, an Open Telegram button before it (the stylesheet shows it on
+/// narrow screens only).
+pub fn telegram_link(link: &str) -> Markup {
+    html! {
+        p.telegram-link {
+            a.button.open-telegram href=(link) { "Open Telegram" }
+            a.deep-link href=(link) { (link) }
+        }
+    }
+}
+
 /// The enrolment of an authenticator app: the QR code of its `otpauth://` URI and, for a phone
 /// without a camera, the key to type.
 pub fn app_enrolment(uri: &str, secret: &[u8], alt: &str) -> Markup {

@@ -1,5 +1,5 @@
-//! The admin panel's Settings page: general settings, the MAIL channel (SMTP) and the SMS
-//! gateway with a test send each, the Telegram bot, and the HTTPS certificate.
+//! The admin panel's Settings page: general settings, the MAIL channel (SMTP), the SMS gateway
+//! and the Telegram bot with a test send each, and the HTTPS certificate.
 //!
 //! Secrets (the SMTP password, the gateway's secret, the bot token, the certificate's key) are
 //! write-only: the page says whether one is set and never shows it, not even after a form
@@ -38,7 +38,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/settings/sms", web::post().to(save_sms_settings))
         .route("/admin/settings/sms/test", web::post().to(test_sms))
         .route("/admin/settings/tls", web::post().to(upload_certificate))
-        .route("/admin/settings/telegram", web::post().to(save_telegram));
+        .route("/admin/settings/telegram", web::post().to(save_telegram))
+        .route(
+            "/admin/settings/telegram/test",
+            web::post().to(test_telegram),
+        );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,6 +236,8 @@ struct SettingsView {
     bot: BotForm,
     bot_token_set: bool,
     bot_errors: Problems,
+    bot_test: Option<TestOutcome>,
+    bot_test_to: String,
     /// The confirmation of a save, shown in the section it is about: (section, message).
     saved: Option<(&'static str, String)>,
 }
@@ -633,6 +639,16 @@ fn telegram_section(page: &Page, state: &AppState, view: &SettingsView) -> Marku
                 }
                 div { button type="submit" { "Save and restart the bot" } }
             }
+            form.inline-test #telegram-test method="post" action="/admin/settings/telegram/test#telegram-test" {
+                input type="hidden" name="csrf" value=(page.csrf());
+                label {
+                    "Send a test message to chat"
+                    small { "The chat's id: a number. The bot can write only to chats that have pressed Start with it." }
+                    input type="text" name="to" value=(view.bot_test_to) required inputmode="numeric" placeholder="123456789";
+                }
+                button type="submit" { "Send test message" }
+            }
+            (test_outcome(&view.bot_test))
         }
     }
 }
@@ -1061,10 +1077,10 @@ async fn run_test(
 ) -> Result<HttpResponse, PageError> {
     let page = Page::open(state, request).await?;
     page.check_csrf(&form.csrf)?;
-    let action = if channel == sms::CHANNEL {
-        "settings.sms.test"
-    } else {
-        "settings.mail.test"
+    let action = match channel {
+        sms::CHANNEL => "settings.sms.test",
+        bot::CHANNEL => "settings.bot.test",
+        _ => "settings.mail.test",
     };
     let result = send_test_message(
         &state.store,
@@ -1094,12 +1110,19 @@ async fn run_test(
             )
         }
     };
-    if channel == sms::CHANNEL {
-        view.sms_test = outcome;
-        view.sms_test_to = form.to;
-    } else {
-        view.mail_test = outcome;
-        view.mail_test_to = form.to;
+    match channel {
+        sms::CHANNEL => {
+            view.sms_test = outcome;
+            view.sms_test_to = form.to;
+        }
+        bot::CHANNEL => {
+            view.bot_test = outcome;
+            view.bot_test_to = form.to;
+        }
+        _ => {
+            view.mail_test = outcome;
+            view.mail_test_to = form.to;
+        }
     }
     Ok(with_status(settings_page(&page, state, &view), status))
 }
@@ -1118,6 +1141,14 @@ async fn test_sms(
     form: web::Form<TestForm>,
 ) -> Result<HttpResponse, PageError> {
     run_test(&state, &request, form.into_inner(), sms::CHANNEL).await
+}
+
+async fn test_telegram(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<TestForm>,
+) -> Result<HttpResponse, PageError> {
+    run_test(&state, &request, form.into_inner(), bot::CHANNEL).await
 }
 
 async fn upload_certificate(

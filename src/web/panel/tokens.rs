@@ -32,6 +32,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/tokens/{id}/resync", web::post().to(resync_token))
         .route("/admin/tokens/{id}/pin", web::post().to(change_pin))
         .route("/admin/tokens/{id}/rename", web::post().to(rename_token))
+        .route(
+            "/admin/tokens/{id}/destination",
+            web::post().to(change_destination),
+        )
         .route("/admin/tokens/{id}/confirm", web::post().to(confirm_token))
         .route(
             "/admin/tokens/{id}/activation",
@@ -297,7 +301,7 @@ pub(super) fn activation_code_view(
             @if let Some(link) = &link {
                 p { "The user scans this QR code with their phone (or opens the link there) and presses " strong { "Start" } " in the chat with the bot. The token becomes active at once." }
                 (views::qr_image(link, "QR code of the Telegram activation link"))
-                p { a.deep-link href=(link) { (link) } }
+                (views::telegram_link(link))
             } @else {
                 p.error { "The Telegram bot is not running, so there is no link to scan yet. Set it up in " a href="/admin/settings#telegram" { "Settings" } ", then send a new activation." }
             }
@@ -392,6 +396,26 @@ fn token_page(page: &Page, state: &AppState, detail: &TokenDetail, problems: &Pr
                     (page.csrf_field())
                     label { "Name" input type="text" name="name" value=(token.name); (problems.note("name")) }
                     div.buttons { button type="submit" { "Rename" } }
+                }
+            }
+            @if matches!(token.kind, TokenKind::Mail | TokenKind::Sms) {
+                section {
+                    @let sms = token.kind == TokenKind::Sms;
+                    h2 { @if sms { "Phone number" } @else { "Email address" } }
+                    form.stack method="post" action={ (base) "/destination" } {
+                        (page.csrf_field())
+                        label {
+                            "Codes go to"
+                            small { @if sms { "International form, e.g. +49 151 12345678." } @else { "The address the codes are emailed to." } }
+                            @if sms {
+                                input type="tel" name="destination" value=(token.destination.as_deref().unwrap_or("")) required;
+                            } @else {
+                                input type="email" name="destination" value=(token.destination.as_deref().unwrap_or("")) required;
+                            }
+                            (problems.note("destination"))
+                        }
+                        div.buttons { button type="submit" { "Change address" } }
+                    }
                 }
             }
             section {
@@ -701,6 +725,37 @@ pub async fn rename_token(
         ..TokenUpdate::default()
     };
     apply_update(&state, &request, &page, &detail, &update, "Token renamed.").await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DestinationForm {
+    csrf: String,
+    destination: String,
+}
+
+/// A MAIL or SMS token's address, changed by the administrator (the user changes it in the
+/// portal with a code sent to the new address).
+pub async fn change_destination(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<DestinationForm>,
+) -> Result<HttpResponse, PageError> {
+    let (page, detail) = acting_on(&state, &request, &path, &form.csrf).await?;
+    let update = TokenUpdate {
+        destination: Some(form.destination.clone()),
+        ..TokenUpdate::default()
+    };
+    apply_update(
+        &state,
+        &request,
+        &page,
+        &detail,
+        &update,
+        "Address changed: the next codes go there.",
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]

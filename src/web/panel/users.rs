@@ -201,7 +201,7 @@ pub async fn list_users(
                     }
                 } @else {
                     table {
-                        thead { tr { th { "Login" } th { "Name" } th { "Email" } th { "Phone" } th { "Password" } th { "Status" } } }
+                        thead { tr { th { "Login" } th { "Name" } th { "Email" } th { "Phone" } th { "Password" } th { "Status" } th { span.visually-hidden { "Actions" } } } }
                         tbody {
                             @for user in &slice.items {
                                 tr {
@@ -211,6 +211,7 @@ pub async fn list_users(
                                     td { (user.phone.as_deref().unwrap_or("")) }
                                     td { @if user.password_hash.is_some() { "set" } @else { "none" } }
                                     td { (enabled_badge(user.enabled)) }
+                                    td { a href={ "/admin/users/" (user.id) "/assign" } aria-label={ "Assign Token to " (user.login) } { "Assign Token" } }
                                 }
                             }
                         }
@@ -358,18 +359,27 @@ pub async fn create_user(
             user_form(&page, None, &form, &problems),
         ))
     };
-    let valid = match validate(&form) {
-        Ok(valid) => valid,
-        Err(problems) => return Ok(render_again(problems)),
-    };
-    let password_hash = if form.password.is_empty() {
-        None
-    } else {
-        if let Err(error) = domain::check_new_password(&form.password) {
+    // Every wrong field at once: the password is checked with the others, not after them.
+    let password_error = (!form.password.is_empty())
+        .then(|| domain::check_new_password(&form.password).err())
+        .flatten();
+    let valid = match (validate(&form), password_error) {
+        (Ok(valid), None) => valid,
+        (Ok(_), Some(error)) => {
             let mut problems = Problems::default();
             problems.field(error);
             return Ok(render_again(problems));
         }
+        (Err(mut problems), error) => {
+            if let Some(error) = error {
+                problems.field(error);
+            }
+            return Ok(render_again(problems));
+        }
+    };
+    let password_hash = if form.password.is_empty() {
+        None
+    } else {
         Some(hash_password(&state, form.password.clone()).await?)
     };
     let now = crate::clock::now();

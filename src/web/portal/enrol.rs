@@ -559,10 +559,11 @@ fn bot_body(
         @if let Some(link) = &link {
             p { "Scan this QR code with your phone's camera, or open the link on your phone, then press " strong { "Start" } " in the chat with the bot." }
             (views::qr_image(link, "QR code of the Telegram activation link"))
-            p { a.deep-link href=(link) { (link) } }
+            (views::telegram_link(link))
         }
         p.note { "Or send the bot this message: " code.command { "/start " (code) } }
-        p #activation-status data-status-url=(status_url) data-done-url=(portal.path("")) role="status" {
+        // Done, the script opens the Check address, which says the token is active.
+        p #activation-status data-status-url=(status_url) data-done-url=(check_url) role="status" {
             "Waiting for the bot… This page updates by itself once the token is active."
         }
         form.inline method="get" action=(check_url) {
@@ -650,7 +651,7 @@ fn activation_body(
                 (bot_body(state, portal, bot_code.as_deref().unwrap_or_default(), &format!("{base}/status"), &format!("{base}/activate")))
             }
             TokenKind::Bot => {
-                p #activation-status data-status-url={ (base) "/status" } data-done-url=(portal.path("")) role="status" {
+                p #activation-status data-status-url={ (base) "/status" } data-done-url={ (base) "/activate" } role="status" {
                     "The bot has not activated this token yet."
                 }
                 form.inline method="get" action={ (base) "/activate" } { button type="submit" { "Check" } }

@@ -18,6 +18,14 @@ use crate::web::form::{csrf_field, post_button};
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route(
+            "/portal/{address}/tokens/{id:[0-9]+}",
+            web::get().to(show_token),
+        )
+        .route(
+            "/portal/{address}/tokens/{id:[0-9]+}/unassign",
+            web::get().to(confirm_unassign),
+        )
+        .route(
             "/portal/{address}/tokens/{id}/rename",
             web::post().to(rename_token),
         )
@@ -47,71 +55,246 @@ fn state_label(token: &Token, now: i64, auto_unlock: Option<i64>) -> &'static st
     }
 }
 
-fn token_row(portal: &Portal, visitor: &Visitor, token: &Token, now: i64) -> Markup {
-    let allows = |action| portal.settings.allows(action);
+/// The name a token goes by on the page: its name, or its kind for an unnamed one.
+fn shown_name(token: &Token) -> &str {
+    if token.name.is_empty() {
+        token.kind.as_str()
+    } else {
+        &token.name
+    }
+}
+
+/// Where a token's codes go, in words, to its owner: its address or chat, or the app or device that
+/// shows them.
+fn codes_go_to(token: &Token) -> String {
+    let destination = own_destination(token);
+    if destination.is_empty() {
+        "Shown by your app or device".to_string()
+    } else {
+        destination
+    }
+}
+
+fn last_used(token: &Token) -> Markup {
+    html! {
+        @match token.last_used_at { Some(at) => { (crate::web::views::format_time(at)) " UTC" } None => { "Never" } }
+    }
+}
+
+/// One compact row of the 2nd Factor list: what the token is, and a single Manage link (and
+/// Activate for one still waiting for it).
+fn token_row(portal: &Portal, token: &Token, now: i64) -> Markup {
     let base = portal.path(&format!("/tokens/{}", token.id));
-    let pins = portal.general.pin_policy();
     html! {
         tr {
             td data-label="Name" { (token.name) }
             td data-label="Type" { (token.kind.as_str()) }
-            td data-label="Sent to" { (own_destination(token)) }
+            td data-label="Sent to" { (codes_go_to(token)) }
             td.state data-label="State" { (state_label(token, now, portal.resource.auto_unlock_seconds)) }
-            td data-label="Last used" { @match token.last_used_at { Some(at) => { (crate::web::views::format_time(at)) " UTC" } None => { "Never" } } }
-            td.actions {
-                @if token.state == TokenState::Pending && allows(PortalAction::EnrollToken) {
-                    a.button href={ (base) "/activate" } { "Activate" }
+            td data-label="Last used" { (last_used(token)) }
+            td.manage {
+                @if token.state == TokenState::Pending && portal.settings.allows(PortalAction::EnrollToken) {
+                    a.button href={ (base) "/activate" } { "Activate" } " "
                 }
-                @if allows(PortalAction::RenameToken) {
-                    form.inline method="post" action={ (base) "/rename" } {
-                        (csrf_field(&visitor.csrf))
-                        label.compact { span.visually-hidden { "New name" } input type="text" name="name" value=(token.name) required maxlength="100"; }
-                        button type="submit" { "Rename" }
-                    }
+                a href=(base) { "Manage" span.visually-hidden { " " (shown_name(token)) } }
+            }
+        }
+    }
+}
+
+/// What keeps a token from being disabled or unassigned here: it is the user's last usable
+/// second factor and the resource does not let users remove that one.
+fn kept_as_last(portal: &Portal, token: &Token, tokens: &[Token]) -> bool {
+    !portal.settings.allow_remove_last && is_last_usable(token, tokens)
+}
+
+/// A token's own page: its facts, then its actions grouped (name; PIN; codes; on and off), and
+/// Unassign apart, behind a confirmation. Only the allowed actions are shown.
+fn token_page_body(
+    portal: &Portal,
+    visitor: &Visitor,
+    token: &Token,
+    tokens: &[Token],
+    now: i64,
+) -> Markup {
+    let allows = |action| portal.settings.allows(action);
+    let base = portal.path(&format!("/tokens/{}", token.id));
+    let pins = portal.general.pin_policy();
+    let kept = kept_as_last(portal, token, tokens);
+    let can_disable = allows(PortalAction::EnableDisableToken) && token.state == TokenState::Active;
+    let pin_actions = allows(PortalAction::SetPin)
+        || (allows(PortalAction::RemovePin) && token.pin_hash.is_some());
+    let can_sync =
+        allows(PortalAction::TokenSynchronization) && provision::reissue::can_sync(token);
+    let can_reissue = allows(PortalAction::ReissueToken) && provision::reissue::can_reissue(token);
+    let nothing = !allows(PortalAction::RenameToken)
+        && !pin_actions
+        && !can_sync
+        && !can_reissue
+        && !can_disable
+        && !allows(PortalAction::UnassignToken)
+        && token.state != TokenState::Pending;
+    html! {
+        dl.facts {
+            dt { "Type" } dd { (token.kind.as_str()) }
+            dt { "Codes go to" } dd { (codes_go_to(token)) }
+            dt { "State" } dd { (state_label(token, now, portal.resource.auto_unlock_seconds)) }
+            dt { "Last used" } dd { (last_used(token)) }
+            dt { "PIN" } dd { @if token.pin_hash.is_some() { "Set" } @else { "None" } }
+        }
+        @if token.state == TokenState::Pending && allows(PortalAction::EnrollToken) {
+            section.manage-group aria-labelledby="manage-activate" {
+                h2 #manage-activate { "Activation" }
+                p { "This token is not active yet." }
+                a.button href={ (base) "/activate" } { "Activate" }
+            }
+        }
+        @if allows(PortalAction::RenameToken) {
+            section.manage-group aria-labelledby="manage-name" {
+                h2 #manage-name { "Name" }
+                form.stack method="post" action={ (base) "/rename" } {
+                    (csrf_field(&visitor.csrf))
+                    label { "New name" input type="text" name="name" value=(token.name) required maxlength="100"; }
+                    div.buttons { button type="submit" { "Rename" } }
                 }
-                @if allows(PortalAction::EnableDisableToken) && token.state == TokenState::Active {
-                    @if token.enabled {
-                        (post_button(&visitor.csrf, &format!("{base}/disable"), "Disable", ""))
-                    } @else {
-                        (post_button(&visitor.csrf, &format!("{base}/enable"), "Enable", ""))
-                    }
-                }
-                @if allows(PortalAction::UnassignToken) {
-                    (post_button(&visitor.csrf, &format!("{base}/unassign"), "Unassign", ""))
-                }
+            }
+        }
+        @if pin_actions {
+            section.manage-group aria-labelledby="manage-pin" {
+                h2 #manage-pin { "PIN" }
                 @if allows(PortalAction::SetPin) {
-                    form.inline method="post" action={ (base) "/pin" } {
+                    p.note { "With a PIN, you type it together with each code. A PIN has " (pins.describe()) "." }
+                    form.stack method="post" action={ (base) "/pin" } {
                         (csrf_field(&visitor.csrf))
-                        label.compact { span.visually-hidden { "New PIN" }
+                        label { "New PIN"
                             @if pins.digits_only {
-                                input type="password" name="pin" placeholder="PIN" autocomplete="new-password" required inputmode="numeric" pattern="[0-9]*" minlength=(pins.min_length) maxlength=(pins.max_length);
+                                input type="password" name="pin" autocomplete="new-password" required inputmode="numeric" pattern="[0-9]*" minlength=(pins.min_length) maxlength=(pins.max_length);
                             } @else {
-                                input type="password" name="pin" placeholder="PIN" autocomplete="new-password" required minlength=(pins.min_length) maxlength=(pins.max_length);
+                                input type="password" name="pin" autocomplete="new-password" required minlength=(pins.min_length) maxlength=(pins.max_length);
                             }
                         }
-                        label.compact { span.visually-hidden { "Where the PIN goes" }
+                        label { "Where the PIN goes"
                             select name="pin_position" { option value="before" { "before the code" } option value="after" { "after the code" } } }
-                        button type="submit" { @if token.pin_hash.is_some() { "Change PIN" } @else { "Set PIN" } }
-                        small.pin-rule { "A PIN has " (pins.describe()) "." }
+                        div.buttons { button type="submit" { @if token.pin_hash.is_some() { "Change PIN" } @else { "Set PIN" } } }
                     }
                 }
                 @if allows(PortalAction::RemovePin) && token.pin_hash.is_some() {
-                    (post_button(&visitor.csrf, &format!("{base}/pin/remove"), "Remove PIN", ""))
+                    p { (post_button(&visitor.csrf, &format!("{base}/pin/remove"), "Remove PIN", "secondary")) }
                 }
-                @if allows(PortalAction::TokenSynchronization) && provision::reissue::can_sync(token) {
-                    a.button href={ (base) "/sync" } { "Synchronize" }
+            }
+        }
+        @if can_sync || can_reissue {
+            section.manage-group aria-labelledby="manage-codes" {
+                h2 #manage-codes { "Codes" }
+                @if can_sync {
+                    p { "The codes are refused although you type them right? Synchronize the token with two codes in a row." }
+                    p { a.button.secondary href={ (base) "/sync" } { "Synchronize" } }
                 }
-                @if allows(PortalAction::ReissueToken) && provision::reissue::can_reissue(token) {
+                @if can_reissue {
                     @if provision::reissue::needs_reactivation(token) {
-                        a.button href={ (base) "/reissue" } { "Re-activate" }
                         p.note { "The bot cannot send you codes any more. Press Re-activate and open the bot again." }
+                        p { a.button href={ (base) "/reissue" } { "Re-activate" } }
                     } @else {
-                        a.button href={ (base) "/reissue" } { "Reissue" }
+                        p { "A new phone, or a new address? Reissue the token: it starts afresh, and the old one stops working." }
+                        p { a.button.secondary href={ (base) "/reissue" } { "Reissue" } }
                     }
                 }
             }
         }
+        @if can_disable {
+            section.manage-group aria-labelledby="manage-switch" {
+                h2 #manage-switch { "On and off" }
+                @if token.enabled {
+                    @if kept {
+                        p.note.kept { "You cannot disable this token: it is your last active second factor here, and without it you could not log in any more. Add another one first." }
+                    } @else {
+                        p { "A disabled token is not asked for until you enable it again." }
+                        p { (post_button(&visitor.csrf, &format!("{base}/disable"), "Disable", "secondary")) }
+                    }
+                } @else {
+                    p { "This token is disabled: it is not asked for when you log in." }
+                    p { (post_button(&visitor.csrf, &format!("{base}/enable"), "Enable", "")) }
+                }
+            }
+        }
+        @if allows(PortalAction::UnassignToken) {
+            section.manage-group.danger-zone aria-labelledby="manage-remove" {
+                h2 #manage-remove { "Remove from your account" }
+                @if kept {
+                    p.note.kept { "You cannot unassign this token: it is your last active second factor here, and without it you could not log in any more. Add another one first." }
+                } @else {
+                    p { "The token stops being yours: its codes are no longer accepted for you." }
+                    p { a.button-danger href={ (base) "/unassign" } { "Unassign…" } }
+                }
+            }
+        }
+        @if nothing {
+            p.note { "There is nothing you may change about this token here." }
+        }
+        p { a href=(portal.path("")) { "Back to your second factors" } }
     }
+}
+
+/// A token's own page, where its actions are.
+pub async fn show_token(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path.0).await?;
+    let visitor = require_visitor(&state, &request, &portal).await?;
+    let (token, tokens) = own_token(&state, &portal, &visitor, &path.1).await?;
+    let body = token_page_body(&portal, &visitor, &token, &tokens, crate::clock::now());
+    let title = format!("Manage “{}”", shown_name(&token));
+    Ok(Frame {
+        portal: &portal,
+        title: &title,
+        visitor: Some(&visitor),
+        flash: portal.flash_of(&state, &request),
+    }
+    .render(&state, body))
+}
+
+/// Unassign's confirmation: what unassigning means (and, for the last second factor, what
+/// that means), and the button that does it.
+pub async fn confirm_unassign(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PortalError> {
+    let portal = Portal::open(&state, &path.0).await?;
+    let visitor = require_visitor(&state, &request, &portal).await?;
+    portal.require(PortalAction::UnassignToken)?;
+    let (token, tokens) = own_token(&state, &portal, &visitor, &path.1).await?;
+    let base = portal.path(&format!("/tokens/{}", token.id));
+    if kept_as_last(&portal, &token, &tokens) {
+        return Ok(portal.redirect_with_flash(
+            &state,
+            &format!("/tokens/{}", token.id),
+            LAST_TOKEN,
+        ));
+    }
+    let last = is_last_usable(&token, &tokens);
+    let destination = own_destination(&token);
+    let body = html! {
+        p { "“" (shown_name(&token)) "” (" (token.kind.as_str()) @if !destination.is_empty() { ", " (destination) } ") will no longer be yours: its codes are not accepted for you any more, and only an administrator can give it back." }
+        @if last {
+            p { strong { "It is your last active second factor for " (portal.resource.name) ": you will log in without a second factor" } " — nobody will ask you for a one-time password — until you add a new one." }
+        }
+        form.stack method="post" action={ (base) "/unassign" } {
+            (csrf_field(&visitor.csrf))
+            input type="hidden" name="confirm" value="yes";
+            div.buttons { button.danger type="submit" { "Unassign it" } a href=(base) { "Keep it" } }
+        }
+    };
+    let title = format!("Unassign “{}”?", shown_name(&token));
+    Ok(Frame {
+        portal: &portal,
+        title: &title,
+        visitor: Some(&visitor),
+        flash: None,
+    }
+    .render(&state, body))
 }
 
 pub async fn show_home(
@@ -142,8 +325,8 @@ pub async fn show_home(
             } @else {
                 div.table-wrap {
                     table.portal-tokens {
-                        thead { tr { th { "Name" } th { "Type" } th { "Sent to" } th { "State" } th { "Last used" } th { "Actions" } } }
-                        tbody { @for token in &tokens { (token_row(&portal, &visitor, token, now)) } }
+                        thead { tr { th { "Name" } th { "Type" } th { "Sent to" } th { "State" } th { "Last used" } th { span.visually-hidden { "Manage" } } } }
+                        tbody { @for token in &tokens { (token_row(&portal, token, now)) } }
                     }
                 }
             }

@@ -205,6 +205,123 @@ async fn self_service_is_enabled_with_enroll_token_and_mail_enrolment_and_says_w
     panel.finish().await;
 }
 
+/// Clicks the label `label` (ticking or unticking its box), as a person would.
+async fn click_label(panel: &Panel, label: &str) {
+    panel
+        .browser
+        .client
+        .find(fantoccini::Locator::XPath(&format!(
+            "//label[normalize-space(.)='{label}']"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("the label {label:?}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {label:?}: {e}"));
+}
+
+#[tokio::test]
+async fn the_all_toggles_of_the_self_service_tab_tick_their_group_on_the_page_before_save() {
+    let Some(panel) = Panel::open().await else {
+        return;
+    };
+    let browser = &panel.browser;
+    let resource = panel
+        .api_create("/resources", json!({"name": "Sales VPN"}))
+        .await;
+    let id = resource["id"].as_i64().expect("an id");
+    browser
+        .goto(&format!(
+            "{}/admin/resources/{id}/self-service",
+            panel.app.address
+        ))
+        .await;
+    browser
+        .wait_for_text("Everything is off until you allow it.")
+        .await;
+    // The address is suggested from the resource's name.
+    assert_eq!(
+        panel.value_of("Self-Service Page Address").await,
+        "sales-vpn"
+    );
+    let token_actions = [
+        "Enroll Token",
+        "Assign Existing Token",
+        "Unassign Token",
+        "Set PIN",
+        "Remove PIN",
+    ];
+
+    // "All token actions" ticks the group at once, and nothing of the other group.
+    panel.tick("All token actions").await;
+    for action in token_actions {
+        assert!(
+            panel.is_ticked(action).await,
+            "{action} follows its All box"
+        );
+    }
+    assert!(!panel.is_ticked("Change Password").await);
+    assert!(!panel.is_ticked("All actions").await);
+    // Unticking one action unticks its group's All box.
+    click_label(&panel, "Set PIN").await;
+    assert!(!panel.is_ticked("All token actions").await);
+    assert!(panel.is_ticked("Remove PIN").await);
+    // "All actions" ticks both groups and their boxes; "All kinds" every kind.
+    panel.tick("All actions").await;
+    assert!(panel.is_ticked("Set PIN").await);
+    assert!(panel.is_ticked("All token actions").await);
+    assert!(panel.is_ticked("All user actions").await);
+    assert!(panel.is_ticked("Change Password").await);
+    assert!(
+        !panel
+            .is_ticked("Users may remove their last second factor")
+            .await,
+        "not an action"
+    );
+    panel.tick("All kinds").await;
+    for kind in ["MAIL", "SMS", "BOT", "TOTP", "HOTP"] {
+        assert!(panel.is_ticked(kind).await, "{kind}");
+    }
+    // And unticked again, the user group is off; one kind unticked leaves the others.
+    click_label(&panel, "All user actions").await;
+    assert!(!panel.is_ticked("Change Password").await);
+    assert!(!panel.is_ticked("All actions").await);
+    assert!(panel.is_ticked("Set PIN").await);
+    click_label(&panel, "HOTP").await;
+    assert!(!panel.is_ticked("All kinds").await);
+    browser.screenshot("panel-self-service-all-toggles").await;
+    assert!(browser.console_problems().await.is_empty());
+
+    // Save stores what the page shows.
+    browser.click("Save").await;
+    browser.wait_for_text("Self-Service saved:").await;
+    let (_, address, actions, kinds) = stored_self_service(&panel, id);
+    assert_eq!(address, "sales-vpn");
+    let mut actions: Vec<&str> = actions.split(',').collect();
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        [
+            "assign_existing_token",
+            "enable_disable_token",
+            "enroll_token",
+            "reissue_token",
+            "remove_pin",
+            "rename_token",
+            "set_pin",
+            "token_synchronization",
+            "unassign_token",
+        ]
+    );
+    let mut kinds: Vec<&str> = kinds.split(',').collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["BOT", "MAIL", "SMS", "TOTP"]);
+    assert!(panel.is_ticked("All token actions").await);
+    assert!(!panel.is_ticked("All user actions").await);
+
+    panel.finish().await;
+}
+
 /// The resource's row of `self_service`: enabled, address, allowed actions, enrolment kinds.
 fn stored_self_service(panel: &Panel, resource: i64) -> (i64, String, String, String) {
     let connection =

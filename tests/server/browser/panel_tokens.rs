@@ -203,3 +203,74 @@ async fn an_existing_mail_token_typed_in_lower_case_is_assigned_to_the_address_t
 
     panel.finish().await;
 }
+
+#[tokio::test]
+async fn assign_token_from_the_users_list_a_mail_address_changed_and_a_bot_test_message() {
+    let Some(panel) = Panel::open().await else {
+        return;
+    };
+    let browser = &panel.browser;
+    let telegram = TelegramApi::start().await;
+    let response = panel
+        .app
+        .api(reqwest::Method::PUT, "/settings/bot", &panel.api_key)
+        .json(&json!({"token": "123456:TEST-bot_token", "api_url": telegram.url, "poll_timeout_seconds": 1}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), 200);
+    panel
+        .api_create(
+            "/users",
+            json!({"login": "kim", "email": "kim@example.com"}),
+        )
+        .await;
+    let token = panel
+        .api_create(
+            "/tokens",
+            json!({"kind": "MAIL", "name": "Kim's mail", "destination": "kim@example.com"}),
+        )
+        .await;
+
+    // Assign Token straight from the list.
+    browser.click("Users").await;
+    browser.wait_for_path("/admin/users").await;
+    browser.screenshot("panel-users-list-assign-token").await;
+    browser.click("Assign Token").await;
+    browser.wait_for_text("Assign Token to kim").await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains(token["serial"].as_str().expect("a serial"))
+    );
+
+    // The token's address, changed on its page.
+    browser
+        .goto(&format!(
+            "{}/admin/tokens/{}",
+            panel.app.address, token["id"]
+        ))
+        .await;
+    browser.fill("Codes go to", "kim.new@example.com").await;
+    browser.click("Change address").await;
+    browser
+        .wait_for_text("Address changed: the next codes go there.")
+        .await;
+    let changed = panel.api_get(&format!("/tokens/{}", token["id"])).await;
+    assert_eq!(changed["destination"], "kim.new@example.com");
+    browser.screenshot("panel-token-address-changed").await;
+
+    // A test message through the bot, to a chat id.
+    browser.click("Settings").await;
+    browser.wait_for_path("/admin/settings").await;
+    browser.fill("Send a test message to chat", "4242").await;
+    browser.click("Send test message").await;
+    browser.wait_for_text("Sent to 4242.").await;
+    assert_eq!(telegram.sent().len(), 1);
+    assert_eq!(telegram.sent()[0].chat_id, 4242);
+    browser.screenshot("panel-settings-telegram-test").await;
+
+    telegram.stop().await;
+    panel.finish().await;
+}

@@ -185,10 +185,37 @@ async fn a_user_enrols_mail_and_bot_tokens_in_the_portal_an_administrator_enable
         .trim()
         .to_string();
     browser.screenshot("portal-bot-qr").await;
+    // On a desktop the QR code is for the phone; on a phone, Open Telegram opens the link.
+    let open = browser
+        .client
+        .find(Locator::Css("a.open-telegram"))
+        .await
+        .expect("the Open Telegram button");
+    assert!(!open.is_displayed().await.expect("shown or not"));
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    assert!(open.is_displayed().await.expect("shown or not"));
+    assert_eq!(open.text().await.expect("its text"), "Open Telegram");
+    assert_eq!(
+        open.attr("href").await.expect("its link").as_deref(),
+        Some(link.as_str())
+    );
+    browser.screenshot("portal-phone-bot-qr").await;
+    browser
+        .client
+        .set_window_size(1280, 900)
+        .await
+        .expect("a desktop window");
     telegram.user_writes(4242, 4242, &format!("/start {activation}"));
-    // Nobody presses anything: the page's script sees the token active and opens 2nd Factor.
+    // Nobody presses anything: the page's script sees the token active and opens 2nd Factor,
+    // with the same notice as MAIL's.
     browser.wait_for_path("/portal/vpn").await;
-    browser.wait_for_text("Telegram").await;
+    browser
+        .wait_for_text("“Telegram” is active. You are all set.")
+        .await;
     let mut rows = Vec::new();
     for row in browser
         .client
@@ -210,13 +237,14 @@ async fn a_user_enrols_mail_and_bot_tokens_in_the_portal_an_administrator_enable
 }
 
 #[tokio::test]
-async fn a_user_with_an_app_and_every_token_action_sets_a_pin_and_the_page_fits_a_phone() {
+async fn a_user_with_an_app_and_every_token_action_manages_it_on_its_own_page_on_a_phone_and_a_desktop()
+ {
     let Some(panel) = Panel::open().await else {
         return;
     };
     let (_sink, telegram) = set_up(&panel).await;
     let browser = &panel.browser;
-    api(
+    let app = api(
         &panel,
         Method::POST,
         "/tokens",
@@ -224,6 +252,7 @@ async fn a_user_with_an_app_and_every_token_action_sets_a_pin_and_the_page_fits_
                "secret": crate::helpers::portal::SECRET_HEX, "secret_format": "hex"}),
     )
     .await;
+    let app_page = format!("/portal/vpn/tokens/{}", app["id"]);
     let address = enable_self_service(
         &panel,
         &[
@@ -258,26 +287,117 @@ async fn a_user_with_an_app_and_every_token_action_sets_a_pin_and_the_page_fits_
     browser.click("Log in").await;
     browser.wait_for_path("/portal/vpn").await;
     browser.wait_for_text("Phone app").await;
-    for action in [
-        "Set PIN",
-        "Synchronize",
-        "Reissue",
-        "Assign Existing Token",
-        "Rename",
-        "Disable",
-    ] {
-        assert!(browser.text().await.contains(action), "{action}");
+    // One compact row: what the token is, and one link to manage it; no forms in the list.
+    let row = browser.text_of("table.portal-tokens tbody tr").await;
+    assert!(
+        row.contains("Phone app") && row.contains("TOTP") && row.contains("Active"),
+        "{row}"
+    );
+    assert!(row.contains("Manage"), "{row}");
+    let controls = browser
+        .client
+        .find_all(Locator::Css(
+            "table.portal-tokens input, table.portal-tokens button, table.portal-tokens select",
+        ))
+        .await
+        .expect("the list's controls");
+    assert!(controls.is_empty(), "no buttons or fields in the list");
+    for elsewhere in ["Set PIN", "Synchronize", "Reissue", "Rename", "Disable"] {
+        assert!(!browser.text().await.contains(elsewhere), "{elsewhere}");
     }
-    browser.screenshot("portal-phone-token-actions").await;
-    panel.assert_fits_the_width("the 2nd Factor page").await;
+    assert!(browser.text().await.contains("Assign Existing Token"));
+    browser.screenshot("portal-phone-second-factor-list").await;
+    panel.assert_fits_the_width("the 2nd Factor list").await;
 
-    browser.fill("pin", "2468").await;
+    browser.click("Manage Phone app").await;
+    browser.wait_for_path(&app_page).await;
+    browser.wait_for_text("Manage “Phone app”").await;
+    let page = browser.text().await;
+    for action in ["Rename", "Set PIN", "Synchronize", "Reissue"] {
+        assert!(page.contains(action), "{action}: {page}");
+    }
+    // The last active token may not be taken away here: the page says why instead of offering
+    // buttons that could only be refused.
+    assert!(
+        page.contains("You cannot disable this token: it is your last active second factor here"),
+        "{page}"
+    );
+    assert!(page.contains("You cannot unassign this token"), "{page}");
+    for refused in ["Disable", "Unassign…"] {
+        let buttons = browser
+            .client
+            .find_all(Locator::XPath(&format!(
+                "//*[(self::button or self::a) and normalize-space(.)='{refused}']"
+            )))
+            .await
+            .expect("buttons");
+        assert!(buttons.is_empty(), "no {refused} button");
+    }
+    browser.screenshot("portal-phone-manage-token").await;
+    panel.assert_fits_the_width("a token's own page").await;
+
+    browser.fill("New PIN", "2468").await;
     browser.click("Set PIN").await;
     browser.wait_for_text("“Phone app” has a PIN now").await;
-    assert!(browser.text().await.contains("Remove PIN"));
-    browser.screenshot("portal-phone-pin-set").await;
     let tokens = api(&panel, Method::GET, "/tokens", Value::Null).await;
     assert_eq!(tokens["items"][0]["has_pin"], true);
+
+    // A second token: now the app may be disabled or unassigned, on a desktop.
+    api(
+        &panel,
+        Method::POST,
+        "/tokens",
+        json!({"kind": "MAIL", "user": "alice", "resource": "vpn", "name": "Work mail"}),
+    )
+    .await;
+    browser
+        .client
+        .set_window_size(1280, 900)
+        .await
+        .expect("a desktop window");
+    browser.goto(&address).await;
+    browser.wait_for_text("Work mail").await;
+    browser
+        .screenshot("portal-desktop-second-factor-list")
+        .await;
+    browser.click("Manage Phone app").await;
+    browser.wait_for_path(&app_page).await;
+    browser.wait_for_text("Remove PIN").await;
+    let page = browser.text().await;
+    assert!(!page.contains("You cannot"), "{page}");
+    browser.screenshot("portal-desktop-manage-token").await;
+
+    // Unassign asks first; Keep it changes nothing.
+    browser.click("Unassign…").await;
+    browser.wait_for_text("Unassign “Phone app”?").await;
+    browser
+        .screenshot("portal-desktop-unassign-confirmation")
+        .await;
+    browser.click("Keep it").await;
+    browser.wait_for_path(&app_page).await;
+    let kept = api(
+        &panel,
+        Method::GET,
+        &format!("/tokens/{}", app["id"]),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(kept["user"]["login"], "alice", "{kept}");
+    browser.click("Unassign…").await;
+    browser.wait_for_text("Unassign “Phone app”?").await;
+    browser.click("Unassign it").await;
+    browser.wait_for_path("/portal/vpn").await;
+    browser
+        .wait_for_text("“Phone app” is no longer yours.")
+        .await;
+    let gone = api(
+        &panel,
+        Method::GET,
+        &format!("/tokens/{}", app["id"]),
+        Value::Null,
+    )
+    .await;
+    assert!(gone["user"].is_null(), "{gone}");
 
     telegram.stop().await;
     panel.finish().await;

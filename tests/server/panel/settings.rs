@@ -7,6 +7,7 @@ use crate::helpers::app::{TestApp, spawn_app};
 use crate::helpers::page::location;
 use crate::helpers::sms_gateway::Gateway;
 use crate::helpers::smtp_sink::{Mode, SmtpSink};
+use crate::helpers::telegram_api::TelegramApi;
 
 async fn settings_page(app: &TestApp) -> String {
     let response = app.get("/admin/settings").await;
@@ -418,6 +419,64 @@ async fn sms_settings_are_saved_and_a_test_sms_reaches_the_gateway() {
         requests[0]
     );
     gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_test_message_through_the_telegram_bot_reaches_the_chat_id_typed() {
+    let telegram = TelegramApi::start().await;
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let page = settings_page(&app).await;
+    assert!(page.contains("/admin/settings/telegram/test"), "{page}");
+    let saved = app
+        .post_form(
+            "/admin/settings/telegram",
+            &[
+                ("csrf", &csrf),
+                ("token", "7777:settings-test-bot"),
+                ("api_url", &telegram.url),
+                ("poll_timeout_seconds", "1"),
+                ("timeout_seconds", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+
+    // Not a chat id: said so, and nothing is sent.
+    let refused = app
+        .post_form(
+            "/admin/settings/telegram/test",
+            &[("csrf", &csrf), ("to", "@someone")],
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let page = refused.text().await.expect("body");
+    assert!(page.contains("is not a Telegram chat id"), "{page}");
+
+    let response = app
+        .post_form(
+            "/admin/settings/telegram/test",
+            &[("csrf", &csrf), ("to", " 4242 ")],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.expect("body");
+    assert!(
+        page.contains("Sent to 4242. The server answered:"),
+        "{page}"
+    );
+    let sent = telegram.sent();
+    assert_eq!(sent.len(), 1, "only the good chat id got a message");
+    assert_eq!(sent[0].chat_id, 4242);
+    assert!(sent[0].text.contains("test message"), "{}", sent[0].text);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'settings.bot.test' AND result = 'ok'"
+        ),
+        1
+    );
+    telegram.stop().await;
 }
 
 #[tokio::test]

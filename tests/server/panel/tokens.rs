@@ -380,6 +380,88 @@ async fn a_hardware_token_is_added_by_serial_and_seed_and_a_taken_serial_is_refu
 }
 
 #[tokio::test]
+async fn a_mail_or_sms_tokens_address_is_changed_on_its_page_and_a_wrong_one_changes_nothing() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    for (kind, old, new, wrong, stored) in [
+        (
+            "MAIL",
+            "old@example.com",
+            "new@example.com",
+            "not an address",
+            "new@example.com",
+        ),
+        (
+            "SMS",
+            "+4915100000001",
+            "+49 151 0000 0002",
+            "0151 2",
+            "+4915100000002",
+        ),
+    ] {
+        let (status, token) = send(
+            &app,
+            Method::POST,
+            "/tokens",
+            &key,
+            Some(json!({ "kind": kind, "destination": old })),
+        )
+        .await;
+        assert_eq!(status, 201, "{token}");
+        let id = token["id"].to_string();
+        let base = format!("/admin/tokens/{id}");
+        let page = app.get(&base).await.text().await.expect("body");
+        assert!(page.contains(&format!("{base}/destination")), "{page}");
+        assert!(page.contains(&format!("value=\"{old}\"")), "{page}");
+
+        let refused = app
+            .post_form(
+                &format!("{base}/destination"),
+                &[("csrf", &csrf), ("destination", wrong)],
+            )
+            .await;
+        assert_eq!(refused.status(), 400, "{kind}");
+        let page = refused.text().await.expect("body");
+        assert!(page.contains("field-error"), "{page}");
+        assert_eq!(token_json(&app, &key, &id).await.1["destination"], old);
+
+        let changed = app
+            .post_form(
+                &format!("{base}/destination"),
+                &[("csrf", &csrf), ("destination", new)],
+            )
+            .await;
+        assert_eq!(changed.status(), 303, "{kind}");
+        assert!(
+            follow(&app, changed)
+                .await
+                .contains("Address changed: the next codes go there.")
+        );
+        assert_eq!(token_json(&app, &key, &id).await.1["destination"], stored);
+    }
+    // A token without an address has no such form, and a forged one is refused.
+    let (_, app_token) = send(
+        &app,
+        Method::POST,
+        "/tokens",
+        &key,
+        Some(json!({ "kind": "TOTP", "secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ" })),
+    )
+    .await;
+    let base = format!("/admin/tokens/{}", app_token["id"]);
+    let page = app.get(&base).await.text().await.expect("body");
+    assert!(!page.contains(&format!("{base}/destination")));
+    let forged = app
+        .post_form(
+            &format!("{base}/destination"),
+            &[("csrf", &csrf), ("destination", "x@example.com")],
+        )
+        .await;
+    assert_eq!(forged.status(), 400);
+}
+
+#[tokio::test]
 async fn a_tokens_page_offers_every_action_and_each_one_is_applied_and_audited() {
     let app = spawn_app().await;
     let csrf = app.logged_in_admin().await;

@@ -108,6 +108,44 @@ async fn a_user_form_with_mistakes_comes_back_with_what_was_typed() {
 }
 
 #[tokio::test]
+async fn a_new_user_form_reports_every_wrong_field_at_once_the_password_among_them() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let response = app
+        .post_form(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("login", "lee"),
+                ("phone", "0151 123"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("international"), "the phone: {page}");
+    assert!(
+        page.contains("Must have at least 8 characters"),
+        "the password, in the same answer: {page}"
+    );
+    assert_eq!(user_json(&app, &key, "lee").await.0, 404);
+}
+
+#[tokio::test]
+async fn the_users_list_offers_assign_token_on_every_row() {
+    let app = spawn_app().await;
+    app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let user = create_user(&app, &key, json!({ "login": "mia" })).await;
+    let list = app.get("/admin/users").await.text().await.expect("body");
+    let link = format!("href=\"/admin/users/{}/assign\"", user["id"]);
+    assert!(list.contains(&link), "{list}");
+    assert!(list.contains("Assign Token to mia"), "{list}");
+}
+
+#[tokio::test]
 async fn a_forged_user_form_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
     let _csrf = app.logged_in_admin().await;

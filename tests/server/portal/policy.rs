@@ -212,9 +212,10 @@ async fn the_portal_set_pin_form_states_and_follows_the_pin_policy_of_the_genera
                 .await
         }
     };
+    let token_page = format!("/portal/vpn/tokens/{token}");
     assert!(
         browser
-            .page("/portal/vpn")
+            .page(&token_page)
             .await
             .contains("A PIN has 4 to 64 characters.")
     );
@@ -233,9 +234,9 @@ async fn the_portal_set_pin_form_states_and_follows_the_pin_policy_of_the_genera
         ])
         .await;
     assert_eq!(saved.status(), 303);
-    let home = browser.page("/portal/vpn").await;
-    assert!(home.contains("A PIN has 4 to 8 digits."), "{home}");
-    assert!(home.contains("inputmode=\"numeric\""));
+    let manage = browser.page(&token_page).await;
+    assert!(manage.contains("A PIN has 4 to 8 digits."), "{manage}");
+    assert!(manage.contains("inputmode=\"numeric\""));
 
     portal.execute("UPDATE tokens SET pin_hash = NULL");
     for refused in ["abcd", "123456789", "12 34", "123"] {
@@ -366,4 +367,48 @@ async fn a_portal_session_idle_longer_than_the_general_settings_allow_is_gone() 
         0,
         "the idle session is gone"
     );
+}
+
+#[tokio::test]
+async fn the_last_token_s_page_says_why_it_cannot_be_taken_away_instead_of_offering_buttons() {
+    let portal = Portal::start(&["enable_disable_token", "unassign_token"], &[]).await;
+    let (browser, token) = with_one_app(&portal, "nia").await;
+    let base = format!("/portal/vpn/tokens/{token}");
+    let page = browser.page(&base).await;
+    assert!(page.contains("You cannot disable this token"), "{page}");
+    assert!(page.contains("You cannot unassign this token"), "{page}");
+    assert!(!page.contains(&format!("{base}/disable")), "{page}");
+    assert!(!page.contains(&format!("{base}/unassign")), "{page}");
+    // The confirmation is not offered either: back to the token's page, with the reason.
+    let confirmation = browser.get(&format!("{base}/unassign")).await;
+    assert_eq!(location(&confirmation), base);
+    assert!(
+        browser
+            .page(&base)
+            .await
+            .contains("without it you could not log in any more")
+    );
+
+    // Once users may remove their last second factor, both are offered.
+    portal
+        .configure_with(
+            true,
+            &["enable_disable_token", "unassign_token"],
+            &[],
+            &[("allow_remove_last", "on")],
+        )
+        .await;
+    let page = browser.page(&base).await;
+    assert!(!page.contains("You cannot"), "{page}");
+    assert!(page.contains(&format!("{base}/disable")), "{page}");
+    assert!(
+        page.contains(&format!("href=\"{base}/unassign\"")),
+        "{page}"
+    );
+    let confirmation = browser.page(&format!("{base}/unassign")).await;
+    assert!(
+        confirmation.contains("It is your last active second factor for vpn"),
+        "{confirmation}"
+    );
+    assert_eq!(portal.token_json(token).await["user"]["login"], "nia");
 }

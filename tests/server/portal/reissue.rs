@@ -69,7 +69,12 @@ async fn a_reissued_hotp_app_counts_afresh_from_its_new_seed_once_its_first_code
         .await;
     let browser = log_in(&portal, "hana", &hotp(SECRET, 0)).await;
     let reissue = format!("/portal/vpn/tokens/{token}/reissue");
-    assert!(browser.page("/portal/vpn").await.contains(&reissue));
+    assert!(
+        browser
+            .page(&format!("/portal/vpn/tokens/{token}"))
+            .await
+            .contains(&reissue)
+    );
     assert!(
         browser
             .page(&reissue)
@@ -168,7 +173,12 @@ async fn a_mail_token_moves_to_a_new_address_only_once_the_code_sent_there_is_ty
     assert_eq!(location(&done), "/portal/vpn");
 
     let reissue = format!("/portal/vpn/tokens/{token}/reissue");
-    assert!(browser.page("/portal/vpn").await.contains(&reissue));
+    assert!(
+        browser
+            .page(&format!("/portal/vpn/tokens/{token}"))
+            .await
+            .contains(&reissue)
+    );
     let form = browser.page(&reissue).await;
     assert!(
         form.contains("name=\"destination\" value=\"ida@example.com\""),
@@ -385,11 +395,14 @@ async fn hardware_tokens_cannot_be_reissued() {
         )
         .await;
     let browser = log_in(&portal, "kai", &hotp(SECRET, 0)).await;
-    let home = browser.page("/portal/vpn").await;
-    assert!(home.contains(&format!("/portal/vpn/tokens/{app}/reissue")));
+    let manage = browser.page(&format!("/portal/vpn/tokens/{app}")).await;
+    assert!(manage.contains(&format!("/portal/vpn/tokens/{app}/reissue")));
     for hardware in [hotp_key, totp_key] {
         let reissue = format!("/portal/vpn/tokens/{hardware}/reissue");
-        assert!(!home.contains(&reissue), "{hardware}");
+        let manage = browser
+            .page(&format!("/portal/vpn/tokens/{hardware}"))
+            .await;
+        assert!(!manage.contains(&reissue), "{hardware}");
         assert_eq!(browser.get(&reissue).await.status(), 404);
         assert_eq!(
             browser.submit("/portal/vpn", &reissue, &[]).await.status(),
@@ -491,11 +504,12 @@ async fn a_bot_token_that_needs_re_activation_is_re_activated_from_the_portal() 
     let reissue = format!("/portal/vpn/tokens/{token}/reissue");
     let home = browser.page("/portal/vpn").await;
     assert!(home.contains("Needs re-activation"), "{home}");
+    let manage = browser.page(&format!("/portal/vpn/tokens/{token}")).await;
     assert!(
-        home.contains(&format!("href=\"{reissue}\">Re-activate</a>")),
-        "the action reads Re-activate: {home}"
+        manage.contains(&format!("href=\"{reissue}\">Re-activate</a>")),
+        "the action reads Re-activate: {manage}"
     );
-    assert!(home.contains("open the bot again"), "{home}");
+    assert!(manage.contains("open the bot again"), "{manage}");
     let form = browser.page(&reissue).await;
     assert!(form.contains("blocked the bot"), "{form}");
 
@@ -546,7 +560,8 @@ async fn a_bot_token_that_needs_re_activation_is_re_activated_from_the_portal() 
     assert_eq!(location(&done), "/portal/vpn");
     let home = browser.page("/portal/vpn").await;
     assert!(!home.contains("Needs re-activation"), "{home}");
-    assert!(home.contains(&format!("href=\"{reissue}\">Reissue</a>")));
+    let manage = browser.page(&format!("/portal/vpn/tokens/{token}")).await;
+    assert!(manage.contains(&format!("href=\"{reissue}\">Reissue</a>")));
 
     // The next code goes to the new chat and is accepted.
     let (status, prepared) = portal

@@ -43,8 +43,8 @@ async fn a_user_sets_changes_and_removes_a_pin_within_the_pin_rules() {
     let portal = Portal::start(&["set_pin", "remove_pin"], &["MAIL"]).await;
     let browser = logged_in(&portal, "alice").await;
     let token = app_token(&portal, "alice").await;
-    let home = browser.page("/portal/vpn").await;
-    assert!(home.contains("Set PIN") && !home.contains("Remove PIN"));
+    let manage = browser.page(&format!("/portal/vpn/tokens/{token}")).await;
+    assert!(manage.contains("Set PIN") && !manage.contains("Remove PIN"));
     let pin = format!("/portal/vpn/tokens/{token}/pin");
     let short = browser
         .submit(
@@ -68,8 +68,8 @@ async fn a_user_sets_changes_and_removes_a_pin_within_the_pin_rules() {
     let json = portal.token_json(token).await;
     assert_eq!(json["has_pin"], true);
     assert_eq!(json["pin_position"], "after");
-    let home = browser.page("/portal/vpn").await;
-    assert!(home.contains("Remove PIN") && home.contains("Change PIN"));
+    let manage = browser.page(&format!("/portal/vpn/tokens/{token}")).await;
+    assert!(manage.contains("Remove PIN") && manage.contains("Change PIN"));
     let remove = browser
         .submit("/portal/vpn", &format!("{pin}/remove"), &[])
         .await;
@@ -92,7 +92,12 @@ async fn a_user_synchronizes_a_drifted_app_with_two_consecutive_codes() {
     let browser = logged_in(&portal, "bob").await;
     let token = app_token(&portal, "bob").await;
     let sync = format!("/portal/vpn/tokens/{token}/sync");
-    assert!(browser.page("/portal/vpn").await.contains(&sync));
+    assert!(
+        browser
+            .page(&format!("/portal/vpn/tokens/{token}"))
+            .await
+            .contains(&sync)
+    );
     wait_for_fresh_step(5).await;
     let (first, next) = (totp_now(SECRET, 20), totp_now(SECRET, 21));
     let wrong = browser
@@ -129,7 +134,12 @@ async fn a_reissued_app_seed_replaces_the_old_one_only_when_its_first_code_is_ty
     let browser = logged_in(&portal, "carol").await;
     let token = app_token(&portal, "carol").await;
     let reissue = format!("/portal/vpn/tokens/{token}/reissue");
-    assert!(browser.page("/portal/vpn").await.contains(&reissue));
+    assert!(
+        browser
+            .page(&format!("/portal/vpn/tokens/{token}"))
+            .await
+            .contains(&reissue)
+    );
     wait_for_fresh_step(12).await;
     let page = browser
         .submit(&reissue, &reissue, &[])

@@ -60,7 +60,10 @@ fn self_service_form(
             }
             label {
                 "Self-Service Page Address"
-                small { "Lowercase letters, digits and hyphens; unique among resources." }
+                small {
+                    "Lowercase letters, digits and hyphens; unique among resources."
+                    @if settings.address.is_none() && !view.address.is_empty() { " Suggested from the resource's name." }
+                }
                 input type="text" name="address" value=(view.address) maxlength="63" autocomplete="off";
                 (errors.note_as_written("address"))
             }
@@ -78,7 +81,7 @@ fn self_service_form(
                 legend { "Allowed Actions" }
                 label.check.all {
                     input type="checkbox" name="all" value="on" checked[all_on(settings, None)];
-                    "All"
+                    "All actions"
                 }
                 div.groups {
                     @for group in ActionGroup::ALL {
@@ -90,7 +93,7 @@ fn self_service_form(
                             }
                             @for action in group.actions() {
                                 label.check {
-                                    input type="checkbox" name="action" value=(action.as_str()) checked[settings.allows(action)];
+                                    input type="checkbox" name="action" data-group=(group.as_str()) value=(action.as_str()) checked[settings.allows(action)];
                                     (action.label())
                                 }
                             }
@@ -109,7 +112,7 @@ fn self_service_form(
                 p.note { "The token kinds users may enrol with Enroll Token." }
                 label.check.all {
                     input type="checkbox" name="all_kinds" value="on" checked[every_kind];
-                    "All"
+                    "All kinds"
                 }
                 @for kind in TokenKind::ALL {
                     label.check {
@@ -157,7 +160,10 @@ pub(super) async fn show_self_service(
     let page = Page::open(&state, &request).await?;
     let resource = resource_or_404(&state, path.into_inner()).await?;
     let settings = state.store.self_service(resource.id).await?;
-    let address = settings.address.clone().unwrap_or_default();
+    let address = match settings.address.clone() {
+        Some(address) => address,
+        None => suggested_address(&state, &resource).await?,
+    };
     self_service_page(
         &page,
         &state,
@@ -169,6 +175,20 @@ pub(super) async fn show_self_service(
         &Problems::default(),
     )
     .await
+}
+
+/// The address suggested for a portal that has none yet: the resource's name as a slug, unless
+/// another resource's portal has it.
+async fn suggested_address(state: &AppState, resource: &Resource) -> Result<String, PageError> {
+    let Some(address) = resources::suggest_portal_address(&resource.name) else {
+        return Ok(String::new());
+    };
+    Ok(
+        match state.store.self_service_by_address(address.clone()).await? {
+            Some(_) => String::new(),
+            None => address,
+        },
+    )
 }
 
 /// Applies an "All" box: when the administrator toggled it (it differs from what the form

@@ -588,7 +588,7 @@ pub async fn check_reissue(
     }
     let base = portal.path(&format!("/tokens/{}/reissue", token.id));
     let body = html! {
-        p #activation-status data-status-url={ (base) "/status" } data-done-url=(portal.path("")) role="status" {
+        p #activation-status data-status-url={ (base) "/status" } data-done-url={ (base) "/check" } role="status" {
             "The bot has not received the code of " (crate::web::views::token_label(&token)) " yet. Open the link on your phone, press " strong { "Start" } " in the chat with the bot, then check again."
         }
         form.inline method="get" action={ (base) "/check" } { button type="submit" { "Check" } }
