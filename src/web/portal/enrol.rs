@@ -540,13 +540,12 @@ pub(super) fn bot_page(
     status_url: &str,
     check_url: &str,
 ) -> HttpResponse {
-    let body = bot_body(state, portal, code, status_url, check_url);
+    let body = bot_body(state, code, status_url, check_url);
     activation_frame(state, portal, visitor, body)
 }
 
 fn bot_body(
     state: &AppState,
-    portal: &Portal,
     code: &str,
     status_url: &str,
     check_url: &str,
@@ -648,7 +647,7 @@ fn activation_body(
                 }
             }
             TokenKind::Bot if bot_code.is_some() => {
-                (bot_body(state, portal, bot_code.as_deref().unwrap_or_default(), &format!("{base}/status"), &format!("{base}/activate")))
+                (bot_body(state, bot_code.as_deref().unwrap_or_default(), &format!("{base}/status"), &format!("{base}/activate")))
             }
             TokenKind::Bot => {
                 p #activation-status data-status-url={ (base) "/status" } data-done-url={ (base) "/activate" } role="status" {

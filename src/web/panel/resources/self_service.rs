@@ -12,7 +12,7 @@ use super::{form_value, form_values, resource_or_404, resource_tabs};
 use crate::clock::now;
 use crate::domain::TokenKind;
 use crate::store::Resource;
-use crate::store::resources::{ActionGroup, PortalAction, SelfService};
+use crate::store::resources::{self, ActionGroup, PortalAction, SelfService};
 use crate::web::form::{Problems, with_status};
 use crate::web::{AppState, PageError};
 
