@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod otp;
 pub mod passwords;
 pub mod provision;
+pub mod radius;
 pub mod store;
 pub mod tls;
 pub mod web;
