@@ -28,6 +28,7 @@ pub mod outbox;
 mod overview;
 mod pcache;
 pub mod portal;
+pub mod radius;
 pub mod resources;
 mod sessions;
 mod settings;
@@ -197,6 +198,8 @@ struct Inner {
     reads: RwLock<Option<std_mpsc::Sender<ReadJob>>>,
     reader_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(std_mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// Moves whenever the RADIUS clients change (see `radius`).
+    radius_generation: std::sync::atomic::AtomicU64,
 }
 
 /// A handle to the database. Cheap to clone; every clone talks to the same writer thread.
@@ -369,6 +372,7 @@ impl Store {
                 reads: RwLock::new(Some(reads)),
                 reader_threads: Mutex::new(reader_threads),
                 checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
+                radius_generation: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }

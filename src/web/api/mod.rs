@@ -11,6 +11,7 @@ mod deliveries;
 mod error;
 mod json;
 mod query;
+mod radius;
 mod resources;
 mod settings;
 mod tokens;
@@ -102,6 +103,11 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(bot::issue_activation);
     config.service(bot::activation_status);
     config.service(deliveries::list_deliveries);
+    config.service(radius::create_radius_client);
+    config.service(radius::list_radius_clients);
+    config.service(radius::get_radius_client);
+    config.service(radius::update_radius_client);
+    config.service(radius::delete_radius_client);
 }
 
 /// The generated OpenAPI document, shared by every worker.

@@ -9,6 +9,7 @@ mod guessing;
 mod import;
 mod logins;
 mod openapi;
+mod radius_clients;
 mod refusals;
 mod resources;
 mod tokens;
