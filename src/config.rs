@@ -28,6 +28,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub passwords: PasswordsConfig,
     pub logins: LoginsConfig,
+    pub radius: RadiusConfig,
     pub log: LogConfig,
 }
 
@@ -247,6 +248,29 @@ impl Default for LoginsConfig {
     }
 }
 
+/// The RADIUS server: gateways send their users' logins as Access-Requests (RFC 2865).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadiusConfig {
+    /// Addresses and ports for Access-Request and Status-Server; an empty list turns RADIUS
+    /// authentication off. Packets from addresses no RADIUS client has are dropped.
+    pub listen: Vec<String>,
+    /// Addresses and ports for Accounting-Request; an empty list turns accounting off.
+    pub accounting_listen: Vec<String>,
+    /// Requests evaluated at once at most; more are dropped (the gateway retries) and counted.
+    pub max_in_flight: usize,
+}
+
+impl Default for RadiusConfig {
+    fn default() -> Self {
+        RadiusConfig {
+            listen: vec!["127.0.0.1:1812".into()],
+            accounting_listen: vec!["127.0.0.1:1813".into()],
+            max_in_flight: 256,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -408,6 +432,25 @@ impl Config {
     /// Checks every value that TOML's types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        for (key, addresses) in [
+            ("radius.listen", &self.radius.listen),
+            ("radius.accounting_listen", &self.radius.accounting_listen),
+        ] {
+            for address in addresses {
+                if address.parse::<SocketAddr>().is_err() {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("{address:?} is not an IP address and port"),
+                    ));
+                }
+            }
+        }
+        if !(1..=65_536).contains(&self.radius.max_in_flight) {
+            return Err(ConfigError::invalid(
+                "radius.max_in_flight",
+                "must be between 1 and 65536",
+            ));
+        }
         if !self.server.public_url.is_empty() {
             let url = &self.server.public_url;
             let rest = url

@@ -2,8 +2,10 @@
 //!
 //! `packet` (the codec), `dictionary`, `input` (taking a password field apart) and `clients`
 //! (the rules of a client's fields) stand on the core floor: no I/O, no clock, no randomness.
+//! `server` is a front end, beside `web` and `cli`: it imports neither.
 
 pub mod clients;
 pub mod dictionary;
 pub mod input;
 pub mod packet;
+pub mod server;

@@ -42,7 +42,7 @@ pub struct AppState {
     pub metrics: std::sync::Arc<Metrics>,
     pub login_per_ip: Limiter,
     /// Every Argon2 hash and check goes through it.
-    pub passwords: crate::passwords::PasswordGate,
+    pub passwords: std::sync::Arc<crate::passwords::PasswordGate>,
     /// Failed logins in a row: the waits and locks of the API, the panel and the portals.
     pub logins: std::sync::Arc<crate::attempts::Guard>,
     /// The pending first-start setup, while no administrator exists.
