@@ -822,10 +822,30 @@ mod tests {
     }
 
     #[test]
+    fn radius_listens_on_loopback_by_default_and_refuses_addresses_without_a_port() {
+        let config = Config::default();
+        assert_eq!(config.radius.listen, vec!["127.0.0.1:1812".to_string()]);
+        assert_eq!(
+            config.radius.accounting_listen,
+            vec!["127.0.0.1:1813".to_string()]
+        );
+        let off = Config::parse("[radius]\nlisten = []\naccounting_listen = []\n", None)
+            .expect("an empty list turns RADIUS off");
+        assert!(off.radius.listen.is_empty());
+        let error = Config::parse("[radius]\nlisten = [\"0.0.0.0\"]\n", None).expect_err("no port");
+        assert!(error.to_string().contains("radius.listen"), "{error}");
+    }
+
+    #[test]
     fn the_commented_example_config_parses_and_sets_every_section() {
         let text = include_str!("../packaging/config.toml");
         let config = Config::parse(text, None).expect("the example config is valid");
         assert_eq!(config.server.listen, "0.0.0.0:8443");
+        assert_eq!(config.radius.listen, vec!["0.0.0.0:1812".to_string()]);
+        assert_eq!(
+            config.radius.accounting_listen,
+            vec!["0.0.0.0:1813".to_string()]
+        );
         assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/otpgate")));
         // Every key of the defaults appears in the example, commented or not, so that the
         // example documents the whole configuration.

@@ -1,8 +1,8 @@
 //! Fuzz targets, on proptest (cargo-fuzz needs a nightly toolchain): the PSKC importer, the two
 //! CSV importers, the configuration parser, the API's JSON bodies and the RADIUS codec. Each
 //! target feeds its code edits of valid samples that know their structure (XML elements, lines
-//! and fields, JSON values, packets) and raw bytes, for a given time, and fails with the shrunk input and the seed to
-//! replay it when the code panics or breaks a property:
+//! and fields, JSON values, packets) and raw bytes, for a given time, and fails with the shrunk
+//! input and the seed to replay it when the code panics or breaks a property:
 //!
 //! ```sh
 //! OTPGATE_FUZZ_SECONDS=60 cargo test --release --test fuzz -- pskc --nocapture
