@@ -93,8 +93,21 @@ async fn a_code_alone_is_accepted_once_and_its_replay_rejected() {
     }
     let rig = rig().await;
     rig.client(json!({"input_mode": "code_only"})).await;
-    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &hotp(0))).await;
+    let first = format!(
+        "{}NAS-Identifier = \"fw-east\"\nCalling-Station-Id = \"198.51.100.7\"\n",
+        signed("alice", &hotp(0))
+    );
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &first).await;
     assert_eq!(outcome, Outcome::Accept, "{text}");
+    let (nas, end_user): (String, String) = crate::helpers::api::database(&rig.app)
+        .query_row(
+            "SELECT detail, end_user_ip FROM audit_log WHERE action = 'auth.authenticate'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("the audit line");
+    assert_eq!(nas, "NAS-Identifier fw-east");
+    assert_eq!(end_user, "198.51.100.7");
     let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &hotp(0))).await;
     assert_eq!(outcome, Outcome::Reject, "a used code: {text}");
     let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", "000000")).await;
