@@ -153,6 +153,7 @@ async fn run() -> anyhow::Result<()> {
         actor: "bench".into(),
         resource_scope: None,
         client_ip: None,
+        detail: None,
     };
     let attempt = |login: String| Attempt {
         target: AuthTarget {

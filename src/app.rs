@@ -124,6 +124,7 @@ pub struct Application {
     fingerprint: Option<String>,
     delivery: crate::delivery::Worker,
     telegram: Arc<crate::delivery::bot::Telegram>,
+    radius: crate::radius::server::RadiusServer,
     _data_dir: DataDir,
 }
 
@@ -207,12 +208,36 @@ impl Application {
         let telegram = crate::delivery::bot::Telegram::new(store.clone(), keys.clone());
         let passwords = PasswordGate::start(config.passwords.gate_size(), metrics.clone())
             .context("cannot start the password workers")?;
+        let passwords = Arc::new(passwords);
+        let keys = Arc::new(keys);
+        let guard = Arc::new(Guard::new(Policy::of(&config.logins), metrics.clone()));
+        let throttle_user = Arc::new(TokenBuckets::new(
+            config.api.user_rate,
+            config.api.user_burst,
+        ));
+        let radius = crate::radius::server::RadiusServer::bind(
+            &config.radius,
+            crate::radius::server::Services {
+                store: store.clone(),
+                keys: keys.clone(),
+                auth: config.auth.clone(),
+                metrics: metrics.clone(),
+                passwords: passwords.clone(),
+                guard: guard.clone(),
+                per_account: throttle_user.clone(),
+                end_user_ip: TokenBuckets::new(
+                    config.api.end_user_ip_rate,
+                    config.api.end_user_ip_burst,
+                ),
+                wakeup: wakeup.clone(),
+            },
+        )?;
         let admin = &config.admin;
         let window = Duration::from_secs(15 * 60);
         let state = actix::Data::new(AppState {
             store: store.clone(),
-            keys: Arc::new(keys),
-            logins: Arc::new(Guard::new(Policy::of(&config.logins), metrics.clone())),
+            keys,
+            logins: guard,
             metrics: metrics.clone(),
             passwords,
             login_per_ip: Limiter::new(admin.login_attempts_per_ip, window),
@@ -235,10 +260,7 @@ impl Application {
                 config.api.unauthenticated_rate,
                 config.api.unauthenticated_burst,
             ),
-            throttle_user: Arc::new(TokenBuckets::new(
-                config.api.user_rate,
-                config.api.user_burst,
-            )),
+            throttle_user,
             throttle_end_user_ip: TokenBuckets::new(
                 config.api.end_user_ip_rate,
                 config.api.end_user_ip_burst,
@@ -293,6 +315,7 @@ impl Application {
             fingerprint,
             delivery,
             telegram,
+            radius,
             _data_dir: data_dir,
         })
     }
@@ -319,6 +342,16 @@ impl Application {
         self.fingerprint.as_deref()
     }
 
+    /// The bound RADIUS authentication addresses (none when RADIUS is off).
+    pub fn radius_addresses(&self) -> Vec<SocketAddr> {
+        self.radius.authentication_addresses()
+    }
+
+    /// The bound RADIUS accounting addresses.
+    pub fn radius_accounting_addresses(&self) -> Vec<SocketAddr> {
+        self.radius.accounting_addresses()
+    }
+
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
@@ -332,7 +365,11 @@ impl Application {
         let delivery = self.delivery.start();
         let (stop_bot, bot_stopped) = tokio::sync::watch::channel(false);
         let bot = tokio::spawn(self.telegram.clone().run(bot_stopped));
+        let radius = self.radius.start().map_err(std::io::Error::other)?;
         let result = self.server.await;
+        for task in radius {
+            task.abort();
+        }
         housekeeping.abort();
         let _ = stop_bot.send(true);
         let _ = bot.await;

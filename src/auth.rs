@@ -49,6 +49,8 @@ pub struct Caller {
     /// The resource a resource key is limited to; None for an admin key.
     pub resource_scope: Option<i64>,
     pub client_ip: Option<String>,
+    /// What the audit line adds about the caller (a RADIUS gateway's NAS-Identifier).
+    pub detail: Option<String>,
 }
 
 impl Caller {
@@ -676,6 +678,7 @@ impl Audit {
                 api_key_id: caller.key_id,
                 client_ip: caller.client_ip.clone(),
                 end_user_ip,
+                detail: caller.detail.clone(),
                 ..AuditEntry::new(now, caller.actor(), action, "rejected")
             },
         }

@@ -29,6 +29,7 @@ pub struct Config {
     pub passwords: PasswordsConfig,
     pub logins: LoginsConfig,
     pub portal: PortalConfig,
+    pub radius: RadiusConfig,
     pub log: LogConfig,
 }
 
@@ -275,6 +276,29 @@ impl Default for PortalConfig {
     }
 }
 
+/// The RADIUS server: gateways send their users' logins as Access-Requests (RFC 2865).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadiusConfig {
+    /// Addresses and ports for Access-Request and Status-Server; an empty list turns RADIUS
+    /// authentication off. Packets from addresses no RADIUS client has are dropped.
+    pub listen: Vec<String>,
+    /// Addresses and ports for Accounting-Request; an empty list turns accounting off.
+    pub accounting_listen: Vec<String>,
+    /// Requests evaluated at once at most; more are dropped (the gateway retries) and counted.
+    pub max_in_flight: usize,
+}
+
+impl Default for RadiusConfig {
+    fn default() -> Self {
+        RadiusConfig {
+            listen: vec!["127.0.0.1:1812".into()],
+            accounting_listen: vec!["127.0.0.1:1813".into()],
+            max_in_flight: 256,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -437,6 +461,25 @@ impl Config {
     /// Checks every value that TOML's types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        for (key, addresses) in [
+            ("radius.listen", &self.radius.listen),
+            ("radius.accounting_listen", &self.radius.accounting_listen),
+        ] {
+            for address in addresses {
+                if address.parse::<SocketAddr>().is_err() {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("{address:?} is not an IP address and port"),
+                    ));
+                }
+            }
+        }
+        if !(1..=65_536).contains(&self.radius.max_in_flight) {
+            return Err(ConfigError::invalid(
+                "radius.max_in_flight",
+                "must be between 1 and 65536",
+            ));
+        }
         if !self.server.public_url.is_empty() {
             let url = &self.server.public_url;
             let rest = url
@@ -840,10 +883,30 @@ mod tests {
     }
 
     #[test]
+    fn radius_listens_on_loopback_by_default_and_refuses_addresses_without_a_port() {
+        let config = Config::default();
+        assert_eq!(config.radius.listen, vec!["127.0.0.1:1812".to_string()]);
+        assert_eq!(
+            config.radius.accounting_listen,
+            vec!["127.0.0.1:1813".to_string()]
+        );
+        let off = Config::parse("[radius]\nlisten = []\naccounting_listen = []\n", None)
+            .expect("an empty list turns RADIUS off");
+        assert!(off.radius.listen.is_empty());
+        let error = Config::parse("[radius]\nlisten = [\"0.0.0.0\"]\n", None).expect_err("no port");
+        assert!(error.to_string().contains("radius.listen"), "{error}");
+    }
+
+    #[test]
     fn the_commented_example_config_parses_and_sets_every_section() {
         let text = include_str!("../packaging/config.toml");
         let config = Config::parse(text, None).expect("the example config is valid");
         assert_eq!(config.server.listen, "0.0.0.0:8443");
+        assert_eq!(config.radius.listen, vec!["0.0.0.0:1812".to_string()]);
+        assert_eq!(
+            config.radius.accounting_listen,
+            vec!["0.0.0.0:1813".to_string()]
+        );
         assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/otpgate")));
         // Every key of the defaults appears in the example, commented or not, so that the
         // example documents the whole configuration.

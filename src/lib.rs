@@ -24,6 +24,7 @@ pub mod otp;
 pub mod passwords;
 pub mod provision;
 pub mod self_service;
+pub mod radius;
 pub mod store;
 pub mod tls;
 pub mod web;

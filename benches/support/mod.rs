@@ -110,7 +110,8 @@ impl Server {
         // in a row without waits, and its later wrong codes are rejections, as a locked token's.
         let mut config = format!(
             "[server]\n{server}[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n\
-             [logins]\nfree_failures = 20\nlock_after = 20\n[log]\nlevel = \"warn\"\n"
+             [logins]\nfree_failures = 20\nlock_after = 20\n[log]\nlevel = \"warn\"\n\
+             [radius]\nlisten = []\naccounting_listen = []\n"
         );
         if let Some(synchronous) = synchronous()? {
             config.push_str(&format!("[storage]\nsynchronous = \"{synchronous}\"\n"));

@@ -30,6 +30,7 @@ pub mod outbox;
 mod overview;
 mod pcache;
 pub mod portal;
+pub mod radius;
 pub mod resources;
 mod sessions;
 pub mod settings;
@@ -204,6 +205,8 @@ struct Inner {
     key_watches: RwLock<Vec<Mutex<Connection>>>,
     /// Where the next key check starts looking for a free connection.
     next_key_watch: std::sync::atomic::AtomicUsize,
+    /// Moves whenever the RADIUS clients change (see `radius`).
+    radius_generation: std::sync::atomic::AtomicU64,
 }
 
 /// A handle to the database. Cheap to clone; every clone talks to the same writer thread.
@@ -381,6 +384,7 @@ impl Store {
                 checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
                 key_watches: RwLock::new(key_watches),
                 next_key_watch: std::sync::atomic::AtomicUsize::new(0),
+                radius_generation: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }

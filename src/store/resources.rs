@@ -399,22 +399,26 @@ impl Store {
     /// portal sessions go with it through the foreign keys. False when there is no such
     /// resource.
     pub async fn delete_resource(&self, key: IdOrName, audit: AuditEntry) -> Result<bool> {
-        self.write(move |conn| {
-            let Some(resource) = directory::find_resource(conn, &key)? else {
-                return Ok(false);
-            };
-            conn.execute("DELETE FROM resources WHERE id = ?1", params![resource.id])?;
-            audit::insert(
-                conn,
-                &AuditEntry {
-                    resource_id: Some(resource.id),
-                    ..audit
-                }
-                .detail(resource.name),
-            )?;
-            Ok(true)
-        })
-        .await
+        let deleted = self
+            .write(move |conn| {
+                let Some(resource) = directory::find_resource(conn, &key)? else {
+                    return Ok(false);
+                };
+                conn.execute("DELETE FROM resources WHERE id = ?1", params![resource.id])?;
+                audit::insert(
+                    conn,
+                    &AuditEntry {
+                        resource_id: Some(resource.id),
+                        ..audit
+                    }
+                    .detail(resource.name),
+                )?;
+                Ok(true)
+            })
+            .await;
+        // The resource's RADIUS clients went with it.
+        self.radius_clients_changed();
+        deleted
     }
 
     /// One page of the users assigned to the resource `key`, ordered by login.

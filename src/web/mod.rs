@@ -48,7 +48,7 @@ pub struct AppState {
     /// Whose forwarding headers name the client (`session::client_ip`).
     pub trusted_proxies: crate::forwarded::TrustedProxies,
     /// Every Argon2 hash and check goes through it.
-    pub passwords: crate::passwords::PasswordGate,
+    pub passwords: std::sync::Arc<crate::passwords::PasswordGate>,
     /// Failed logins in a row: the waits and locks of the API, the panel and the portals.
     pub logins: std::sync::Arc<crate::attempts::Guard>,
     /// The pending first-start setup, while no administrator exists.

@@ -7,3 +7,4 @@ mod helpers;
 mod ops;
 mod panel;
 mod portal;
+mod radius;

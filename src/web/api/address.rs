@@ -64,12 +64,22 @@ impl Named for ResourceParameter {
     const LABEL: &'static str = "name";
 }
 
+pub(super) enum RadiusClientParameter {}
+
+impl Named for RadiusClientParameter {
+    const PARAMETER: &'static str = "client";
+    const LABEL: &'static str = "name";
+}
+
 /// The token of `/tokens/{token}`.
 pub(super) type TokenAt = At<TokenParameter>;
 /// The user of `/users/{user}`.
 pub(super) type UserAt = At<UserParameter>;
 /// The resource of `/resources/{resource}`.
 pub(super) type ResourceAt = At<ResourceParameter>;
+
+/// The RADIUS client of `/radius/clients/{client}`.
+pub(super) type RadiusClientAt = At<RadiusClientParameter>;
 
 /// The OpenAPI description of each parameter.
 pub(super) const TOKEN_PARAMETER: &str = "The token's id (digits), or its serial. A serial made \
@@ -79,3 +89,5 @@ pub(super) const USER_PARAMETER: &str = "The user's id (digits), or their login 
      never numbers; `login:alice` names the login explicitly).";
 pub(super) const RESOURCE_PARAMETER: &str = "The resource's id (digits), or its name (names \
      are never numbers; `name:vpn` names the name explicitly).";
+pub(super) const RADIUS_CLIENT_PARAMETER: &str = "The RADIUS client's id (digits), or its \
+     name (names are never numbers; `name:fw1` names the name explicitly).";

@@ -189,6 +189,7 @@ fn caller_of(caller: &ApiCaller) -> Caller {
             KeyScope::Admin => None,
         },
         client_ip: caller.client_ip.clone(),
+        detail: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod general;
 mod json;
 mod keys;
 mod query;
+mod radius;
 mod resources;
 mod self_service;
 mod settings;
@@ -109,6 +110,11 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(bot::issue_activation);
     config.service(bot::activation_status);
     config.service(deliveries::list_deliveries);
+    config.service(radius::create_radius_client);
+    config.service(radius::list_radius_clients);
+    config.service(radius::get_radius_client);
+    config.service(radius::update_radius_client);
+    config.service(radius::delete_radius_client);
     configure_keys_and_settings(config);
     configure_audit_and_enrolment(config);
 }

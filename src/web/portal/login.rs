@@ -703,6 +703,7 @@ fn caller(request: &HttpRequest, portal: &Portal, login: &str) -> Caller {
         actor: format!("user:{login}"),
         resource_scope: Some(portal.resource.id),
         client_ip: session::client_ip(request),
+        detail: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod import;
 mod logins;
 mod openapi;
 mod readme;
+mod radius_clients;
 mod refusals;
 mod resources;
 mod tokens;

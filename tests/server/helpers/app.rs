@@ -14,6 +14,9 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub setup_link: Option<String>,
     pub fingerprint: Option<String>,
+    /// The RADIUS authentication and accounting addresses, when the test's config has any.
+    pub radius: Vec<std::net::SocketAddr>,
+    pub radius_accounting: Vec<std::net::SocketAddr>,
     /// A client with a cookie jar that trusts this server's certificate.
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
@@ -30,6 +33,9 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.server.workers = 2;
     config.server.shutdown_timeout_seconds = 5;
     config.log.level = "warn".into();
+    // RADIUS is off but in the tests of RADIUS, which listen on free ports.
+    config.radius.listen = Vec::new();
+    config.radius.accounting_listen = Vec::new();
     // Tests make many requests quickly; the tests of rate limits set their own.
     config.api.user_burst = 1000;
     config.api.end_user_ip_burst = 1000;
@@ -53,6 +59,8 @@ pub async fn spawn_with(config: Config) -> anyhow::Result<TestApp> {
     let address = format!("https://127.0.0.1:{}", application.port());
     let setup_link = application.setup_link().map(str::to_string);
     let fingerprint = application.certificate_fingerprint().map(str::to_string);
+    let radius = application.radius_addresses();
+    let radius_accounting = application.radius_accounting_addresses();
     let handle = application.handle();
     let task = tokio::spawn(application.run_until_stopped());
     Ok(TestApp {
@@ -61,6 +69,8 @@ pub async fn spawn_with(config: Config) -> anyhow::Result<TestApp> {
         data_dir,
         setup_link,
         fingerprint,
+        radius,
+        radius_accounting,
         handle,
         task,
         _temp: None,

@@ -29,7 +29,9 @@ pub fn otpgate_command(data_dir: &Path) -> Command {
 fn empty_config(data_dir: &Path) -> PathBuf {
     let path = data_dir.with_extension("test-config.toml");
     if !path.exists() {
-        std::fs::write(&path, "# tests run on the built-in defaults\n").expect("write config");
+        // The built-in defaults, but RADIUS, whose fixed ports parallel tests would share.
+        std::fs::write(&path, "[radius]\nlisten = []\naccounting_listen = []\n")
+            .expect("write config");
     }
     path
 }

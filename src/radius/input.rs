@@ -1,0 +1,264 @@
+//! How a RADIUS client's users type their password and code into the one password field the
+//! gateway has, and how otpgate takes that field apart. Pure: no I/O.
+
+use data_encoding::BASE64;
+
+/// A client's input mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputMode {
+    /// Password and code in one field (OpenVPN's plugin, pfSense/OPNsense, IPsec XAUTH): the
+    /// code last or first, after or before a separator, or, without one, as the last or first
+    /// `code_length` characters.
+    Combined {
+        code_first: bool,
+        separator: Option<String>,
+        code_length: u8,
+    },
+    /// OpenVPN's static challenge: `SCRV1:<base64 password>:<base64 code>`.
+    StaticChallenge,
+    /// The field holds the code alone: the gateway checked the password itself.
+    CodeOnly,
+}
+
+/// The shortest and longest code `Combined` cuts off when there is no separator.
+pub const CODE_LENGTHS: std::ops::RangeInclusive<u8> = 4..=10;
+/// The longest separator.
+pub const MAX_SEPARATOR_LEN: usize = 8;
+
+impl InputMode {
+    /// The name the store and the API use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InputMode::Combined {
+                code_first: false, ..
+            } => "password_code",
+            InputMode::Combined {
+                code_first: true, ..
+            } => "code_password",
+            InputMode::StaticChallenge => "static_challenge",
+            InputMode::CodeOnly => "code_only",
+        }
+    }
+
+    pub const NAMES: [&'static str; 4] = [
+        "password_code",
+        "code_password",
+        "static_challenge",
+        "code_only",
+    ];
+
+    /// The mode of a name, with the separator and code length that `Combined` takes.
+    pub fn from_parts(name: &str, separator: Option<String>, code_length: u8) -> Option<InputMode> {
+        match name {
+            "password_code" | "code_password" => Some(InputMode::Combined {
+                code_first: name == "code_password",
+                separator: separator.filter(|separator| !separator.is_empty()),
+                code_length,
+            }),
+            "static_challenge" => Some(InputMode::StaticChallenge),
+            "code_only" => Some(InputMode::CodeOnly),
+            _ => None,
+        }
+    }
+}
+
+/// What the user typed, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typed {
+    pub password: Option<String>,
+    pub code: String,
+}
+
+/// Why a field could not be taken apart: the audit log's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// Not UTF-8 text.
+    NotText,
+    /// No code where the mode expects one.
+    NoCode,
+    /// Not `SCRV1:<base64>:<base64>`.
+    NotStaticChallenge,
+}
+
+impl Malformed {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Malformed::NotText => "password_not_text",
+            Malformed::NoCode => "no_code_in_password_field",
+            Malformed::NotStaticChallenge => "not_a_static_challenge_response",
+        }
+    }
+}
+
+/// Takes the password field apart as `mode` says.
+pub fn split(mode: &InputMode, field: &[u8]) -> Result<Typed, Malformed> {
+    let text = std::str::from_utf8(field).map_err(|_| Malformed::NotText)?;
+    match mode {
+        InputMode::CodeOnly => {
+            if text.is_empty() {
+                return Err(Malformed::NoCode);
+            }
+            Ok(Typed {
+                password: None,
+                code: text.to_string(),
+            })
+        }
+        InputMode::StaticChallenge => {
+            let rest = text
+                .strip_prefix("SCRV1:")
+                .ok_or(Malformed::NotStaticChallenge)?;
+            let (password, code) = rest.split_once(':').ok_or(Malformed::NotStaticChallenge)?;
+            let decode = |part: &str| {
+                BASE64
+                    .decode(part.as_bytes())
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or(Malformed::NotStaticChallenge)
+            };
+            let (password, code) = (decode(password)?, decode(code)?);
+            if code.is_empty() {
+                return Err(Malformed::NoCode);
+            }
+            Ok(Typed {
+                password: Some(password),
+                code,
+            })
+        }
+        InputMode::Combined {
+            code_first,
+            separator,
+            code_length,
+        } => {
+            let (password, code) = match (separator, code_first) {
+                (Some(separator), false) => text.rsplit_once(separator.as_str()),
+                (Some(separator), true) => text
+                    .split_once(separator.as_str())
+                    .map(|(code, password)| (password, code)),
+                (None, first) => {
+                    let chars: Vec<(usize, char)> = text.char_indices().collect();
+                    let length = usize::from(*code_length);
+                    if chars.len() <= length {
+                        None
+                    } else if *first {
+                        let cut = chars[length].0;
+                        Some((&text[cut..], &text[..cut]))
+                    } else {
+                        let cut = chars[chars.len() - length].0;
+                        Some((&text[..cut], &text[cut..]))
+                    }
+                }
+            }
+            .ok_or(Malformed::NoCode)?;
+            if code.is_empty() {
+                return Err(Malformed::NoCode);
+            }
+            Ok(Typed {
+                password: Some(password.to_string()),
+                code: code.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(password: Option<&str>, code: &str) -> Result<Typed, Malformed> {
+        Ok(Typed {
+            password: password.map(str::to_string),
+            code: code.to_string(),
+        })
+    }
+
+    fn combined(code_first: bool, separator: Option<&str>) -> InputMode {
+        InputMode::Combined {
+            code_first,
+            separator: separator.map(str::to_string),
+            code_length: 6,
+        }
+    }
+
+    #[test]
+    fn a_combined_field_is_cut_at_the_code_length_or_the_separator() {
+        assert_eq!(
+            split(&combined(false, None), b"s3cret123456"),
+            typed(Some("s3cret"), "123456")
+        );
+        assert_eq!(
+            split(&combined(true, None), b"123456s3cret"),
+            typed(Some("s3cret"), "123456")
+        );
+        assert_eq!(
+            split(&combined(false, Some(",")), b"pa,ss,123456"),
+            typed(Some("pa,ss"), "123456")
+        );
+        assert_eq!(
+            split(&combined(true, Some(",")), b"123456,pa,ss"),
+            typed(Some("pa,ss"), "123456")
+        );
+        assert_eq!(
+            split(&combined(false, None), "pässwörd123456".as_bytes()),
+            typed(Some("pässwörd"), "123456")
+        );
+        assert_eq!(
+            split(&combined(false, None), b"123456"),
+            Err(Malformed::NoCode)
+        );
+        assert_eq!(
+            split(&combined(false, Some(",")), b"password"),
+            Err(Malformed::NoCode)
+        );
+        assert_eq!(
+            split(&combined(false, Some(",")), b"password,"),
+            Err(Malformed::NoCode)
+        );
+        assert_eq!(
+            split(&combined(false, None), &[0xff, 0xfe]),
+            Err(Malformed::NotText)
+        );
+    }
+
+    #[test]
+    fn an_openvpn_static_challenge_response_is_decoded() {
+        let field = format!(
+            "SCRV1:{}:{}",
+            BASE64.encode(b"s3cret"),
+            BASE64.encode(b"123456")
+        );
+        assert_eq!(
+            split(&InputMode::StaticChallenge, field.as_bytes()),
+            typed(Some("s3cret"), "123456")
+        );
+        assert_eq!(
+            split(&InputMode::StaticChallenge, b"s3cret"),
+            Err(Malformed::NotStaticChallenge)
+        );
+        assert_eq!(
+            split(&InputMode::StaticChallenge, b"SCRV1:!!:MTIz"),
+            Err(Malformed::NotStaticChallenge)
+        );
+        assert_eq!(
+            split(&InputMode::StaticChallenge, b"SCRV1:czNjcmV0:"),
+            Err(Malformed::NoCode)
+        );
+    }
+
+    #[test]
+    fn code_only_takes_the_whole_field() {
+        assert_eq!(
+            split(&InputMode::CodeOnly, b"123456"),
+            typed(None, "123456")
+        );
+        assert_eq!(split(&InputMode::CodeOnly, b""), Err(Malformed::NoCode));
+    }
+
+    #[test]
+    fn every_mode_name_reads_back() {
+        for name in InputMode::NAMES {
+            let mode = InputMode::from_parts(name, Some(String::new()), 6).unwrap();
+            assert_eq!(mode.name(), name);
+        }
+        assert_eq!(InputMode::from_parts("chap", None, 6), None);
+    }
+}

@@ -1,0 +1,638 @@
+//! The RADIUS front end: UDP sockets for authentication and accounting, answering gateways
+//! through the same `auth::Authenticator` as the API, with its rules, audit, rate limits,
+//! lockout and replay protection. Its errors become answers in one place (`conclude`).
+//!
+//! The bound on the work an unauthenticated datagram can cause: packets from unknown addresses
+//! are dropped before parsing; the others are parsed (no allocation beyond the datagram) and
+//! then need a permit of a fixed number of evaluations in flight, else they are dropped and
+//! counted. Retransmits (same source, identifier and Request Authenticator) are answered from
+//! a cache of recent replies, or joined to the evaluation in flight; never evaluated twice.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+
+use super::clients::Network;
+use super::input::{InputMode, split};
+use super::packet::{
+    ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_REQUEST, ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE,
+    ACCT_SESSION_ID, ACCT_STATUS_TYPE, CALLING_STATION_ID, CHAP_PASSWORD, EAP_MESSAGE,
+    MAX_PACKET_LEN, NAS_IDENTIFIER, PROXY_STATE, Packet, STATUS_SERVER, USER_NAME, USER_PASSWORD,
+    VENDOR_MICROSOFT, reply,
+};
+use crate::attempts::Guard;
+use crate::auth::{Answer, Attempt, Authenticator, Caller};
+use crate::config::{AuthConfig, RadiusConfig};
+use crate::crypto::{Keys, Purpose};
+use crate::domain::{IdOrName, Refused, RuleError};
+use crate::limiter::TokenBuckets;
+use crate::metrics::Metrics;
+use crate::passwords::PasswordGate;
+use crate::store::auth::AuthTarget;
+use crate::store::{AuditEntry, Store};
+
+/// How long a reply is kept for the retransmits of its request (RFC 5080 §2.2.2 suggests the
+/// client's whole retry window; gateways retry for 3 to 30 seconds).
+const REPLY_KEPT: Duration = Duration::from_secs(30);
+/// How many replies the cache holds before it drops expired ones.
+const CACHE_PRUNE_AT: usize = 4096;
+/// How often a packet from an unknown address is logged, at most.
+const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What the RADIUS server works with; the same services the API's authentication uses.
+pub struct Services {
+    pub store: Store,
+    pub keys: Arc<Keys>,
+    pub auth: AuthConfig,
+    pub metrics: Arc<Metrics>,
+    pub passwords: Arc<PasswordGate>,
+    pub guard: Arc<Guard>,
+    /// The per-account rate limit the API applies too.
+    pub per_account: Arc<TokenBuckets>,
+    /// The per-end-user-address rate limit (`Calling-Station-Id`).
+    pub end_user_ip: TokenBuckets,
+    pub wakeup: crate::delivery::Wakeup,
+}
+
+/// A client as the server holds it: the secret unsealed in memory only.
+struct Client {
+    name: String,
+    network: Network,
+    secret: Vec<u8>,
+    resource_id: i64,
+    require_message_authenticator: bool,
+    mode: InputMode,
+}
+
+/// Which port a socket serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Authentication,
+    Accounting,
+}
+
+type ReplyKey = (SocketAddr, u8, [u8; 16]);
+
+enum Slot {
+    InFlight,
+    Done { reply: Arc<Vec<u8>>, at: Instant },
+}
+
+struct Shared {
+    services: Services,
+    replies: Mutex<HashMap<ReplyKey, Slot>>,
+    permits: Arc<Semaphore>,
+}
+
+/// The bound sockets, ready to serve.
+pub struct RadiusServer {
+    sockets: Vec<(std::net::UdpSocket, Port)>,
+    shared: Arc<Shared>,
+}
+
+impl RadiusServer {
+    /// Binds every configured address; an address that cannot be bound is an error.
+    pub fn bind(config: &RadiusConfig, services: Services) -> anyhow::Result<RadiusServer> {
+        let mut sockets = Vec::new();
+        for (addresses, port) in [
+            (&config.listen, Port::Authentication),
+            (&config.accounting_listen, Port::Accounting),
+        ] {
+            for address in addresses {
+                let socket = std::net::UdpSocket::bind(address.as_str())
+                    .with_context(|| format!("cannot listen for RADIUS on {address}"))?;
+                socket.set_nonblocking(true)?;
+                sockets.push((socket, port));
+            }
+        }
+        Ok(RadiusServer {
+            sockets,
+            shared: Arc::new(Shared {
+                services,
+                replies: Mutex::new(HashMap::new()),
+                permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            }),
+        })
+    }
+
+    /// The bound authentication addresses.
+    pub fn authentication_addresses(&self) -> Vec<SocketAddr> {
+        self.addresses(Port::Authentication)
+    }
+
+    /// The bound accounting addresses.
+    pub fn accounting_addresses(&self) -> Vec<SocketAddr> {
+        self.addresses(Port::Accounting)
+    }
+
+    fn addresses(&self, wanted: Port) -> Vec<SocketAddr> {
+        self.sockets
+            .iter()
+            .filter(|(_, port)| *port == wanted)
+            .filter_map(|(socket, _)| socket.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves every socket until the tasks are aborted.
+    pub fn start(self) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let mut tasks = Vec::new();
+        for (socket, port) in self.sockets {
+            let socket = Arc::new(UdpSocket::from_std(socket)?);
+            if let Ok(address) = socket.local_addr() {
+                tracing::info!(%address, ?port, "RADIUS listening");
+            }
+            tasks.push(tokio::spawn(receive(socket, port, self.shared.clone())));
+        }
+        Ok(tasks)
+    }
+}
+
+/// The clients as last loaded, and the store's generation they were loaded at.
+struct ClientTable {
+    generation: Option<u64>,
+    clients: Vec<Arc<Client>>,
+}
+
+impl ClientTable {
+    async fn refresh(&mut self, services: &Services) {
+        let generation = services.store.radius_generation();
+        if self.generation == Some(generation) {
+            return;
+        }
+        match services.store.radius_clients().await {
+            Ok(rows) => {
+                self.clients = rows
+                    .into_iter()
+                    .filter_map(|row| {
+                        let secret = services
+                            .keys
+                            .open(Purpose::Credential, &row.secret_sealed)
+                            .map_err(|error| {
+                                tracing::error!(client = %row.name, %error, "cannot unseal a RADIUS client's secret")
+                            })
+                            .ok()?;
+                        let mode = InputMode::from_parts(
+                            &row.input_mode,
+                            row.separator.clone(),
+                            u8::try_from(row.code_length).unwrap_or(6),
+                        )?;
+                        Some(Arc::new(Client {
+                            network: row.network.parse().ok()?,
+                            name: row.name,
+                            secret,
+                            resource_id: row.resource_id,
+                            require_message_authenticator: row.require_message_authenticator,
+                            mode,
+                        }))
+                    })
+                    .collect();
+                self.generation = Some(generation);
+            }
+            Err(error) => tracing::error!(%error, "cannot load the RADIUS clients"),
+        }
+    }
+
+    /// The client whose network holds `address` most narrowly.
+    fn find(&self, address: IpAddr) -> Option<Arc<Client>> {
+        self.clients
+            .iter()
+            .filter(|client| client.network.contains(address))
+            .max_by_key(|client| client.network.prefix())
+            .cloned()
+    }
+}
+
+fn drop_packet(metrics: &Metrics, reason: &str) {
+    metrics.inc(
+        "otpgate_radius_dropped_total",
+        "RADIUS packets dropped without an answer, by reason.",
+        &[("reason", reason)],
+    );
+}
+
+async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
+    let mut table = ClientTable {
+        generation: None,
+        clients: Vec::new(),
+    };
+    let mut buffer = vec![0u8; MAX_PACKET_LEN];
+    let mut unknown_logged: Option<Instant> = None;
+    let mut unknown_since_log = 0u64;
+    loop {
+        let (length, source) = match socket.recv_from(&mut buffer).await {
+            Ok(received) => received,
+            Err(error) => {
+                tracing::warn!(%error, "RADIUS receive failed");
+                continue;
+            }
+        };
+        let services = &shared.services;
+        table.refresh(services).await;
+        let Some(client) = table.find(source.ip()) else {
+            drop_packet(&services.metrics, "unknown_client");
+            unknown_since_log += 1;
+            if unknown_logged.is_none_or(|at| at.elapsed() >= UNKNOWN_LOG_EVERY) {
+                tracing::warn!(
+                    source = %source.ip(),
+                    dropped = unknown_since_log,
+                    "RADIUS packets from an address no client has were dropped"
+                );
+                unknown_logged = Some(Instant::now());
+                unknown_since_log = 0;
+            }
+            continue;
+        };
+        let Ok(packet) = Packet::parse(&buffer[..length]) else {
+            drop_packet(&services.metrics, "malformed");
+            continue;
+        };
+        let expected = match port {
+            Port::Authentication => [ACCESS_REQUEST, STATUS_SERVER],
+            Port::Accounting => [ACCOUNTING_REQUEST, STATUS_SERVER],
+        };
+        if !expected.contains(&packet.code) {
+            drop_packet(&services.metrics, "unexpected_code");
+            continue;
+        }
+        let key = (source, packet.identifier, packet.authenticator);
+        match admit(&shared, key) {
+            Admission::Cached(reply) => {
+                duplicate(&services.metrics);
+                let _ = socket.send_to(&reply, source).await;
+            }
+            Admission::Joined => duplicate(&services.metrics),
+            Admission::Busy => drop_packet(&services.metrics, "busy"),
+            Admission::New(permit) => {
+                let shared = shared.clone();
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let answer = handle(&shared.services, &client, &packet, source, port).await;
+                    let answer = answer.map(Arc::new);
+                    settle(&shared, key, answer.clone(), started);
+                    if let Some(bytes) = answer {
+                        let _ = socket.send_to(&bytes, source).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+enum Admission {
+    /// A retransmit of a request answered moments ago: the same reply again.
+    Cached(Arc<Vec<u8>>),
+    /// A retransmit of a request being evaluated: its answer will do for both.
+    Joined,
+    /// Too many requests in flight.
+    Busy,
+    New(tokio::sync::OwnedSemaphorePermit),
+}
+
+fn admit(shared: &Shared, key: ReplyKey) -> Admission {
+    let mut replies = shared.replies.lock().unwrap_or_else(|e| e.into_inner());
+    match replies.get(&key) {
+        Some(Slot::Done { reply, at }) if at.elapsed() < REPLY_KEPT => {
+            return Admission::Cached(reply.clone());
+        }
+        Some(Slot::InFlight) => return Admission::Joined,
+        _ => {}
+    }
+    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+        return Admission::Busy;
+    };
+    if replies.len() >= CACHE_PRUNE_AT {
+        replies.retain(|_, slot| match slot {
+            Slot::InFlight => true,
+            Slot::Done { at, .. } => at.elapsed() < REPLY_KEPT,
+        });
+    }
+    replies.insert(key, Slot::InFlight);
+    Admission::New(permit)
+}
+
+/// Keeps the reply for the retransmits, or forgets a request that got none (busy, a failure
+/// of ours, a packet that failed its checks), so that a retry is evaluated afresh.
+fn settle(shared: &Shared, key: ReplyKey, answer: Option<Arc<Vec<u8>>>, started: Instant) {
+    let mut replies = shared.replies.lock().unwrap_or_else(|e| e.into_inner());
+    match answer {
+        Some(reply) => {
+            replies.insert(key, Slot::Done { reply, at: started });
+        }
+        None => {
+            replies.remove(&key);
+        }
+    }
+}
+
+fn duplicate(metrics: &Metrics) {
+    metrics.inc(
+        "otpgate_radius_duplicates_total",
+        "RADIUS retransmits answered from the cache or joined to the request in flight.",
+        &[],
+    );
+}
+
+/// The answer to one packet, or None to drop it.
+async fn handle(
+    services: &Services,
+    client: &Client,
+    packet: &Packet,
+    source: SocketAddr,
+    port: Port,
+) -> Option<Vec<u8>> {
+    let metrics = &services.metrics;
+    let secret = client.secret.as_slice();
+    match packet.message_authenticator_valid(secret) {
+        Some(true) => {}
+        Some(false) => {
+            drop_packet(metrics, "bad_message_authenticator");
+            return None;
+        }
+        None => {
+            // RFC 5997 §3: a Status-Server always carries one. Proxy-State without one is
+            // the shape of the Blast-RADIUS forgery.
+            if packet.code == STATUS_SERVER {
+                drop_packet(metrics, "missing_message_authenticator");
+                return None;
+            }
+            if packet.code == ACCESS_REQUEST
+                && (client.require_message_authenticator || packet.has(PROXY_STATE))
+            {
+                let reason = if packet.has(PROXY_STATE) {
+                    "proxy_state_without_message_authenticator"
+                } else {
+                    "missing_message_authenticator"
+                };
+                drop_packet(metrics, reason);
+                return None;
+            }
+        }
+    }
+    let (code, attributes) = match packet.code {
+        STATUS_SERVER => {
+            let code = match port {
+                Port::Authentication => ACCESS_ACCEPT,
+                Port::Accounting => ACCOUNTING_RESPONSE,
+            };
+            count(metrics, &client.name, "status");
+            (code, Vec::new())
+        }
+        ACCOUNTING_REQUEST => {
+            if !packet.accounting_authenticator_valid(secret) {
+                drop_packet(metrics, "bad_authenticator");
+                return None;
+            }
+            record_accounting(services, client, packet, source).await?;
+            count(metrics, &client.name, "accounting");
+            (ACCOUNTING_RESPONSE, Vec::new())
+        }
+        _ => {
+            let accepted = access(services, client, packet, source).await?;
+            let (code, result) = if accepted {
+                (ACCESS_ACCEPT, "accepted")
+            } else {
+                (ACCESS_REJECT, "rejected")
+            };
+            count(metrics, &client.name, result);
+            (code, Vec::new())
+        }
+    };
+    match reply(code, packet, attributes, secret) {
+        Ok(bytes) => Some(bytes),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode a RADIUS reply");
+            None
+        }
+    }
+}
+
+fn count(metrics: &Metrics, client: &str, result: &str) {
+    metrics.inc(
+        "otpgate_radius_requests_total",
+        "RADIUS requests answered, by client and result.",
+        &[("client", client), ("result", result)],
+    );
+}
+
+/// The end user's address: `Calling-Station-Id` when it is an IP address (gateways put the
+/// user's address there; some a MAC address, which is not used), else `Framed-IP-Address`.
+fn end_user_ip(packet: &Packet) -> Option<String> {
+    packet
+        .text(CALLING_STATION_ID)
+        .and_then(|text| text.trim().parse::<IpAddr>().ok())
+        .or_else(|| {
+            packet
+                .first(8)
+                .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+                .map(IpAddr::from)
+        })
+        .map(|address| address.to_canonical().to_string())
+}
+
+fn caller(client: &Client, packet: &Packet, source: SocketAddr) -> Caller {
+    Caller {
+        key_id: None,
+        actor: format!("radius:{}", client.name),
+        resource_scope: Some(client.resource_id),
+        client_ip: Some(source.ip().to_canonical().to_string()),
+        detail: packet.text(NAS_IDENTIFIER).map(|nas| {
+            format!(
+                "NAS-Identifier {}",
+                nas.chars().take(64).collect::<String>()
+            )
+        }),
+    }
+}
+
+/// Why an Access-Request is refused before any account is looked at: the audit line's reason.
+fn unusable(packet: &Packet) -> Option<&'static str> {
+    if packet.has(EAP_MESSAGE) {
+        Some("eap_not_supported_use_pap")
+    } else if packet.has_vendor(VENDOR_MICROSOFT) {
+        Some("mschap_not_supported_use_pap")
+    } else if packet.has(CHAP_PASSWORD) {
+        Some("chap_not_supported_use_pap")
+    } else if !packet.has(USER_PASSWORD) {
+        Some("no_user_password_use_pap")
+    } else if packet.first(USER_NAME).is_none_or(<[u8]>::is_empty) {
+        Some("no_user_name")
+    } else {
+        None
+    }
+}
+
+/// An Access-Request: accepted or not; None to drop it (busy or failed: the gateway retries).
+async fn access(
+    services: &Services,
+    client: &Client,
+    packet: &Packet,
+    source: SocketAddr,
+) -> Option<bool> {
+    let caller = caller(client, packet, source);
+    let end_user_ip = end_user_ip(packet);
+    let refuse = |reason: &'static str| {
+        let mut entry = AuditEntry::new(
+            crate::clock::now(),
+            caller.actor.clone(),
+            "auth.authenticate",
+            "rejected",
+        );
+        entry.reason = Some(reason.into());
+        entry.client_ip = caller.client_ip.clone();
+        entry.end_user_ip = end_user_ip.clone();
+        entry.resource_id = Some(client.resource_id);
+        entry.detail = caller.detail.clone();
+        entry
+    };
+    if let Some(reason) = unusable(packet) {
+        return write_refusal(services, refuse(reason)).await;
+    }
+    let user = packet.text(USER_NAME).unwrap_or_default();
+    let Some(field) = packet.user_password(&client.secret) else {
+        return write_refusal(services, refuse("malformed_user_password")).await;
+    };
+    let typed = match split(&client.mode, &field) {
+        Ok(typed) => typed,
+        Err(malformed) => return write_refusal(services, refuse(malformed.reason())).await,
+    };
+    if let Some(address) = &end_user_ip
+        && services
+            .end_user_ip
+            .take(address, std::time::Instant::now())
+            .is_err()
+    {
+        return write_refusal(services, refuse("rate_limited")).await;
+    }
+    let attempt = Attempt {
+        target: AuthTarget {
+            resource: IdOrName::Id(client.resource_id),
+            user: Some(IdOrName::Name(user)),
+            token: None,
+            transaction: None,
+            address: None,
+        },
+        first_factor_checked: typed.password.is_none(),
+        password: typed.password,
+        otp: Some(typed.code),
+        end_user_ip: end_user_ip.clone(),
+    };
+    let authenticator = Authenticator {
+        store: &services.store,
+        keys: &services.keys,
+        config: &services.auth,
+        metrics: &services.metrics,
+        passwords: &services.passwords,
+        guard: &services.guard,
+        per_account: Some(&services.per_account),
+        wakeup: &services.wakeup,
+    };
+    let result = authenticator
+        .authenticate(&caller, attempt, crate::clock::now())
+        .await;
+    conclude(services, result, refuse).await
+}
+
+/// The one mapping of the authentication's outcome to a RADIUS answer: accepted, rejected
+/// (a refusal of the request is a rejection, with its audit line), or dropped (busy, or a
+/// failure of ours: the gateway retries).
+async fn conclude(
+    services: &Services,
+    result: Result<Answer, RuleError>,
+    refuse: impl Fn(&'static str) -> AuditEntry,
+) -> Option<bool> {
+    match result {
+        Ok(Answer::Accepted { .. }) => Some(true),
+        Ok(Answer::Rejected | Answer::Expired) => Some(false),
+        // Codes were sent and a challenge opened: without the challenge mode, this client's
+        // users cannot answer it here.
+        Ok(Answer::Challenge { .. }) => Some(false),
+        Err(RuleError::Refused(Refused::TooMany { .. })) => {
+            write_refusal(services, refuse("too_many_attempts")).await
+        }
+        Err(RuleError::Refused(refused)) => {
+            tracing::debug!(%refused, "RADIUS request refused");
+            write_refusal(services, refuse("refused")).await
+        }
+        Err(RuleError::Busy(_)) => {
+            drop_packet(&services.metrics, "busy");
+            None
+        }
+        Err(RuleError::Failed(error)) => {
+            tracing::error!(error = %format!("{error:#}"), "RADIUS authentication failed");
+            drop_packet(&services.metrics, "failed");
+            None
+        }
+    }
+}
+
+/// Writes the audit line of a rejection decided here; the answer is Access-Reject once it is
+/// written.
+async fn write_refusal(services: &Services, entry: AuditEntry) -> Option<bool> {
+    match services.store.audit(entry).await {
+        Ok(()) => Some(false),
+        Err(error) => {
+            tracing::error!(%error, "cannot write a RADIUS audit line");
+            drop_packet(&services.metrics, "failed");
+            None
+        }
+    }
+}
+
+/// Records an Accounting-Request in the audit log (RFC 2866: answered only once recorded).
+async fn record_accounting(
+    services: &Services,
+    client: &Client,
+    packet: &Packet,
+    source: SocketAddr,
+) -> Option<()> {
+    let status = match packet
+        .first(ACCT_STATUS_TYPE)
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+        .map(u32::from_be_bytes)
+    {
+        Some(1) => "start".to_string(),
+        Some(2) => "stop".to_string(),
+        Some(3) => "interim".to_string(),
+        Some(7) => "accounting-on".to_string(),
+        Some(8) => "accounting-off".to_string(),
+        Some(other) => format!("status {other}"),
+        None => "no status".to_string(),
+    };
+    let short = |kind: u8| {
+        packet
+            .text(kind)
+            .map(|text| {
+                text.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
+            .unwrap_or_default()
+    };
+    let caller = caller(client, packet, source);
+    let mut entry = AuditEntry::new(crate::clock::now(), caller.actor, "radius.accounting", "ok");
+    entry.client_ip = caller.client_ip;
+    entry.end_user_ip = end_user_ip(packet);
+    entry.resource_id = Some(client.resource_id);
+    entry.detail = Some(format!(
+        "{status}; user {}; session {}; NAS-Identifier {}",
+        short(USER_NAME),
+        short(ACCT_SESSION_ID),
+        short(NAS_IDENTIFIER)
+    ));
+    match services.store.audit(entry).await {
+        Ok(()) => Some(()),
+        Err(error) => {
+            tracing::error!(%error, "cannot record a RADIUS accounting request");
+            drop_packet(&services.metrics, "failed");
+            None
+        }
+    }
+}

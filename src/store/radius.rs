@@ -1,0 +1,299 @@
+//! RADIUS clients: the gateways allowed to send requests. The shared secret arrives sealed and
+//! leaves sealed; the store never sees it in clear. Every change moves a generation counter, so
+//! that the RADIUS server reloads its table of clients before its next packet.
+
+use std::sync::atomic::Ordering;
+
+use rusqlite::{Connection, params};
+
+use super::{AuditEntry, Result, Store, UnixTime, audit, directory, optional};
+use crate::domain::IdOrName;
+
+/// A client as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusClient {
+    pub id: i64,
+    pub name: String,
+    /// CIDR with the host bits cleared.
+    pub network: String,
+    pub secret_sealed: Vec<u8>,
+    pub resource_id: i64,
+    pub resource_name: String,
+    pub require_message_authenticator: bool,
+    pub input_mode: String,
+    pub separator: Option<String>,
+    pub code_length: i64,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+/// A client to create; its fields checked by `radius::clients`.
+#[derive(Debug, Clone)]
+pub struct NewRadiusClient {
+    pub name: String,
+    pub network: String,
+    pub secret_sealed: Vec<u8>,
+    pub resource: IdOrName,
+    pub require_message_authenticator: bool,
+    pub input_mode: String,
+    pub separator: Option<String>,
+    pub code_length: i64,
+}
+
+/// Changes to a client: None leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RadiusClientChanges {
+    pub name: Option<String>,
+    pub network: Option<String>,
+    pub secret_sealed: Option<Vec<u8>>,
+    pub resource: Option<IdOrName>,
+    pub require_message_authenticator: Option<bool>,
+    pub input_mode: Option<String>,
+    pub separator: Option<Option<String>>,
+    pub code_length: Option<i64>,
+}
+
+impl RadiusClientChanges {
+    /// The names of the fields that change, for the audit line (never the secret's value).
+    fn field_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        let fields: [(&'static str, bool); 8] = [
+            ("name", self.name.is_some()),
+            ("address", self.network.is_some()),
+            ("secret", self.secret_sealed.is_some()),
+            ("resource", self.resource.is_some()),
+            (
+                "require_message_authenticator",
+                self.require_message_authenticator.is_some(),
+            ),
+            ("input_mode", self.input_mode.is_some()),
+            ("separator", self.separator.is_some()),
+            ("code_length", self.code_length.is_some()),
+        ];
+        for (name, changed) in fields {
+            if changed {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
+/// Why a client could not be saved, besides a taken name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved<T> {
+    Done(T),
+    NoSuchClient,
+    NoSuchResource,
+}
+
+const SELECT: &str = "SELECT c.id, c.name, c.network, c.secret_sealed, c.resource_id, r.name,
+                             c.require_message_authenticator, c.input_mode, c.separator,
+                             c.code_length, c.created_at, c.updated_at
+                      FROM radius_clients c JOIN resources r ON r.id = c.resource_id";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RadiusClient> {
+    Ok(RadiusClient {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        network: row.get(2)?,
+        secret_sealed: row.get(3)?,
+        resource_id: row.get(4)?,
+        resource_name: row.get(5)?,
+        require_message_authenticator: row.get(6)?,
+        input_mode: row.get(7)?,
+        separator: row.get(8)?,
+        code_length: row.get(9)?,
+        created_at: row.get(10)?,
+        updated_at: row.get(11)?,
+    })
+}
+
+fn find(conn: &Connection, key: &IdOrName) -> Result<Option<RadiusClient>> {
+    match key {
+        IdOrName::Id(id) => optional(
+            conn.prepare_cached(&format!("{SELECT} WHERE c.id = ?1"))?
+                .query_row(params![id], from_row),
+        ),
+        IdOrName::Name(name) => optional(
+            conn.prepare_cached(&format!("{SELECT} WHERE c.name = ?1"))?
+                .query_row(params![name.trim()], from_row),
+        ),
+    }
+}
+
+fn by_id(conn: &Connection, id: i64) -> Result<RadiusClient> {
+    Ok(conn
+        .prepare_cached(&format!("{SELECT} WHERE c.id = ?1"))?
+        .query_row(params![id], from_row)?)
+}
+
+impl Store {
+    /// Moves the generation of the RADIUS clients: called once a change is committed.
+    pub(super) fn radius_clients_changed(&self) {
+        self.inner.radius_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The generation of the RADIUS clients: it moves whenever one is created, changed or
+    /// deleted, or a resource is deleted.
+    pub fn radius_generation(&self) -> u64 {
+        self.inner.radius_generation.load(Ordering::Acquire)
+    }
+
+    /// Every client, by name.
+    pub async fn radius_clients(&self) -> Result<Vec<RadiusClient>> {
+        self.read(|conn| {
+            let clients = conn
+                .prepare_cached(&format!("{SELECT} ORDER BY c.name"))?
+                .query_map([], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(clients)
+        })
+        .await
+    }
+
+    pub async fn radius_client(&self, key: IdOrName) -> Result<Option<RadiusClient>> {
+        self.read(move |conn| find(conn, &key)).await
+    }
+
+    pub async fn create_radius_client(
+        &self,
+        client: NewRadiusClient,
+        audit: AuditEntry,
+        now: UnixTime,
+    ) -> Result<Saved<RadiusClient>> {
+        let saved = self
+            .write(move |conn| {
+                let Some(resource) = directory::find_resource(conn, &client.resource)? else {
+                    return Ok(Saved::NoSuchResource);
+                };
+                conn.prepare_cached(
+                    "INSERT INTO radius_clients (name, network, secret_sealed, resource_id,
+                         require_message_authenticator, input_mode, separator, code_length,
+                         created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                )?
+                .execute(params![
+                    client.name,
+                    client.network,
+                    client.secret_sealed,
+                    resource.id,
+                    client.require_message_authenticator,
+                    client.input_mode,
+                    client.separator,
+                    client.code_length,
+                    now
+                ])?;
+                let id = conn.last_insert_rowid();
+                audit::insert(
+                    conn,
+                    &AuditEntry {
+                        resource_id: Some(resource.id),
+                        ..audit
+                    }
+                    .detail(format!("{} ({})", client.name, client.network)),
+                )?;
+                Ok(Saved::Done(by_id(conn, id)?))
+            })
+            .await?;
+        self.radius_clients_changed();
+        Ok(saved)
+    }
+
+    pub async fn update_radius_client(
+        &self,
+        key: IdOrName,
+        changes: RadiusClientChanges,
+        audit: AuditEntry,
+        now: UnixTime,
+    ) -> Result<Saved<RadiusClient>> {
+        let saved = self
+            .write(move |conn| {
+                let Some(mut client) = find(conn, &key)? else {
+                    return Ok(Saved::NoSuchClient);
+                };
+                let fields = changes.field_names();
+                if fields.is_empty() {
+                    return Ok(Saved::Done(client));
+                }
+                if let Some(resource) = &changes.resource {
+                    let Some(resource) = directory::find_resource(conn, resource)? else {
+                        return Ok(Saved::NoSuchResource);
+                    };
+                    client.resource_id = resource.id;
+                }
+                let RadiusClientChanges {
+                    name,
+                    network,
+                    secret_sealed,
+                    resource: _,
+                    require_message_authenticator,
+                    input_mode,
+                    separator,
+                    code_length,
+                } = changes;
+                client.name = name.unwrap_or(client.name);
+                client.network = network.unwrap_or(client.network);
+                client.secret_sealed = secret_sealed.unwrap_or(client.secret_sealed);
+                client.require_message_authenticator =
+                    require_message_authenticator.unwrap_or(client.require_message_authenticator);
+                client.input_mode = input_mode.unwrap_or(client.input_mode);
+                client.separator = separator.unwrap_or(client.separator);
+                client.code_length = code_length.unwrap_or(client.code_length);
+                conn.prepare_cached(
+                    "UPDATE radius_clients SET name = ?2, network = ?3, secret_sealed = ?4,
+                         resource_id = ?5, require_message_authenticator = ?6, input_mode = ?7,
+                         separator = ?8, code_length = ?9, updated_at = ?10
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    client.id,
+                    client.name,
+                    client.network,
+                    client.secret_sealed,
+                    client.resource_id,
+                    client.require_message_authenticator,
+                    client.input_mode,
+                    client.separator,
+                    client.code_length,
+                    now
+                ])?;
+                audit::insert(
+                    conn,
+                    &AuditEntry {
+                        resource_id: Some(client.resource_id),
+                        ..audit
+                    }
+                    .detail(format!("{}: {}", client.name, fields.join(", "))),
+                )?;
+                Ok(Saved::Done(by_id(conn, client.id)?))
+            })
+            .await?;
+        self.radius_clients_changed();
+        Ok(saved)
+    }
+
+    /// Deletes a client; false when there is none.
+    pub async fn delete_radius_client(&self, key: IdOrName, audit: AuditEntry) -> Result<bool> {
+        let deleted = self
+            .write(move |conn| {
+                let Some(client) = find(conn, &key)? else {
+                    return Ok(false);
+                };
+                conn.prepare_cached("DELETE FROM radius_clients WHERE id = ?1")?
+                    .execute(params![client.id])?;
+                audit::insert(
+                    conn,
+                    &AuditEntry {
+                        resource_id: Some(client.resource_id),
+                        ..audit
+                    }
+                    .detail(client.name),
+                )?;
+                Ok(true)
+            })
+            .await?;
+        self.radius_clients_changed();
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,285 @@
+//! Every input mode and refusal, through `radclient`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use data_encoding::BASE64;
+use serde_json::json;
+
+use super::{PASSWORD, SECRET, hotp, rig};
+
+/// What radclient made of the exchange.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Accept,
+    Reject,
+    Other(String),
+    NoReply,
+}
+
+/// Whether radclient can run here; under CI it must.
+fn radclient_present() -> bool {
+    let present = Command::new("radclient")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "radclient (freeradius-utils) is required under CI"
+        );
+        println!("skipped: radclient (freeradius-utils) is not installed");
+    }
+    present
+}
+
+/// Sends `attributes` (radclient's input syntax) to `port` as `kind` (auth, acct, status), on
+/// a blocking thread: the server answers on the test's own runtime.
+async fn radclient(port: u16, kind: &str, secret: &str, attributes: &str) -> (Outcome, String) {
+    let (kind, secret, attributes) = (kind.to_string(), secret.to_string(), attributes.to_string());
+    tokio::task::spawn_blocking(move || run_radclient(port, &kind, &secret, &attributes))
+        .await
+        .expect("radclient ran")
+}
+
+fn run_radclient(port: u16, kind: &str, secret: &str, attributes: &str) -> (Outcome, String) {
+    let mut child = Command::new("radclient")
+        .args(["-x", "-r", "1", "-t", "2"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(kind)
+        .arg(secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(attributes.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("radclient ends");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome = if text.contains("Received Access-Accept") {
+        Outcome::Accept
+    } else if text.contains("Received Access-Reject") {
+        Outcome::Reject
+    } else if let Some(at) = text.find("Received ") {
+        let code = text[at + "Received ".len()..].split_whitespace().next();
+        Outcome::Other(code.unwrap_or_default().to_string())
+    } else {
+        Outcome::NoReply
+    };
+    (outcome, text)
+}
+
+fn signed(user: &str, password: &str) -> String {
+    format!(
+        "User-Name = \"{user}\"\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
+    )
+}
+
+#[tokio::test]
+async fn a_code_alone_is_accepted_once_and_its_replay_rejected() {
+    if !radclient_present() {
+        return;
+    }
+    let rig = rig().await;
+    rig.client(json!({"input_mode": "code_only"})).await;
+    let first = format!(
+        "{}NAS-Identifier = \"fw-east\"\nCalling-Station-Id = \"198.51.100.7\"\n",
+        signed("alice", &hotp(0))
+    );
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &first).await;
+    assert_eq!(outcome, Outcome::Accept, "{text}");
+    let (nas, end_user): (String, String) = crate::helpers::api::database(&rig.app)
+        .query_row(
+            "SELECT detail, end_user_ip FROM audit_log WHERE action = 'auth.authenticate'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("the audit line");
+    assert_eq!(nas, "NAS-Identifier fw-east");
+    assert_eq!(end_user, "198.51.100.7");
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &hotp(0))).await;
+    assert_eq!(outcome, Outcome::Reject, "a used code: {text}");
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", "000000")).await;
+    assert_eq!(outcome, Outcome::Reject, "a wrong code: {text}");
+    let reasons = rig.reasons();
+    assert_eq!(reasons[0].0, "accepted", "{reasons:?}");
+    assert_eq!(reasons[0].2, "radius:nas");
+    assert!(
+        reasons[1..].iter().all(|r| r.0 == "rejected"),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn password_and_code_in_one_field_are_taken_apart_as_the_client_says() {
+    if !radclient_present() {
+        return;
+    }
+    let rig = rig().await;
+    let client = rig.client(json!({"input_mode": "password_code"})).await;
+    let typed = format!("{PASSWORD}{}", hotp(0));
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &typed)).await;
+    assert_eq!(outcome, Outcome::Accept, "{text}");
+    let wrong = format!("wrong password{}", hotp(1));
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &wrong)).await;
+    assert_eq!(outcome, Outcome::Reject, "{text}");
+
+    let id = client["id"].as_i64().expect("id");
+    let (status, body) = crate::helpers::auth::call(
+        &rig.app,
+        reqwest::Method::PATCH,
+        &format!("/radius/clients/{id}"),
+        &rig.fx.admin,
+        json!({"input_mode": "code_password", "separator": ","}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let typed = format!("{},{PASSWORD}", hotp(2));
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &typed)).await;
+    assert_eq!(outcome, Outcome::Accept, "{text}");
+}
+
+#[tokio::test]
+async fn an_openvpn_static_challenge_response_is_accepted() {
+    if !radclient_present() {
+        return;
+    }
+    let rig = rig().await;
+    rig.client(json!({"input_mode": "static_challenge"})).await;
+    let typed = format!(
+        "SCRV1:{}:{}",
+        BASE64.encode(PASSWORD.as_bytes()),
+        BASE64.encode(hotp(0).as_bytes())
+    );
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &typed)).await;
+    assert_eq!(outcome, Outcome::Accept, "{text}");
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", PASSWORD)).await;
+    assert_eq!(outcome, Outcome::Reject, "{text}");
+    let reasons = rig.reasons();
+    assert_eq!(
+        reasons.last().and_then(|r| r.1.as_deref()),
+        Some("not_a_static_challenge_response")
+    );
+}
+
+#[tokio::test]
+async fn wrong_secrets_unknown_clients_and_unsigned_requests_get_no_answer() {
+    if !radclient_present() {
+        return;
+    }
+    let rig = rig().await;
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &hotp(0))).await;
+    assert_eq!(outcome, Outcome::NoReply, "no client yet: {text}");
+    rig.client(json!({"input_mode": "code_only"})).await;
+    let (outcome, text) = radclient(
+        rig.port(),
+        "auth",
+        "not the secret at all",
+        &signed("alice", &hotp(0)),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::NoReply, "a wrong secret: {text}");
+    let unsigned = format!("User-Name = \"alice\"\nUser-Password = \"{}\"\n", hotp(0));
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &unsigned).await;
+    assert_eq!(
+        outcome,
+        Outcome::NoReply,
+        "no Message-Authenticator: {text}"
+    );
+    assert!(rig.reasons().is_empty(), "nothing was evaluated");
+    // The code was never used: it still works.
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &hotp(0))).await;
+    assert_eq!(outcome, Outcome::Accept, "{text}");
+    let metrics = rig
+        .app
+        .client
+        .get(format!("{}/metrics", rig.app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for reason in [
+        "unknown_client",
+        "bad_message_authenticator",
+        "missing_message_authenticator",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "otpgate_radius_dropped_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn chap_is_rejected_with_a_reason_that_says_use_pap() {
+    if !radclient_present() {
+        return;
+    }
+    let rig = rig().await;
+    rig.client(json!({"input_mode": "code_only"})).await;
+    let chap = format!(
+        "User-Name = \"alice\"\nCHAP-Password = \"{}\"\nMessage-Authenticator = 0x00\n",
+        hotp(0)
+    );
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &chap).await;
+    assert_eq!(outcome, Outcome::Reject, "{text}");
+    let reasons = rig.reasons();
+    assert_eq!(
+        reasons.last().and_then(|r| r.1.as_deref()),
+        Some("chap_not_supported_use_pap"),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn status_server_is_answered_and_accounting_is_recorded() {
+    if !radclient_present() {
+        return;
+    }
+    let rig = rig().await;
+    rig.client(json!({"input_mode": "code_only"})).await;
+    let (outcome, text) = radclient(
+        rig.port(),
+        "status",
+        SECRET,
+        "Message-Authenticator = 0x00\n",
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Accept, "{text}");
+    let (outcome, text) = radclient(
+        rig.accounting_port(),
+        "acct",
+        SECRET,
+        "User-Name = \"alice\"\nAcct-Status-Type = Start\nAcct-Session-Id = \"s-42\"\n\
+         NAS-Identifier = \"fw-east\"\n",
+    )
+    .await;
+    assert_eq!(
+        outcome,
+        Outcome::Other("Accounting-Response".into()),
+        "{text}"
+    );
+    let detail: String = crate::helpers::api::database(&rig.app)
+        .query_row(
+            "SELECT detail FROM audit_log WHERE action = 'radius.accounting'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("an accounting line");
+    assert!(detail.contains("start") && detail.contains("s-42") && detail.contains("fw-east"));
+}
