@@ -544,12 +544,7 @@ pub(super) fn bot_page(
     activation_frame(state, portal, visitor, body)
 }
 
-fn bot_body(
-    state: &AppState,
-    code: &str,
-    status_url: &str,
-    check_url: &str,
-) -> Markup {
+fn bot_body(state: &AppState, code: &str, status_url: &str, check_url: &str) -> Markup {
     let link = state
         .telegram
         .username()
