@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::UnixTime;
 use crate::crypto::{self, CryptoError, Keys, Purpose};
 use crate::otp;
-use crate::store::portal::Message;
+use crate::store::Message;
 
 /// Wrong codes allowed before the code is used up.
 pub const TRIES: i64 = 3;

@@ -5,8 +5,8 @@
 //! same transaction as the change: a crash loses neither.
 
 use crate::crypto::{CryptoError, Keys, Purpose};
+use crate::store::Message;
 use crate::store::UnixTime;
-use crate::store::portal::Message;
 
 /// How long a notice may wait in the outbox (a mail server down for hours) before it is
 /// dropped as stale.

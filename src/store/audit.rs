@@ -21,7 +21,7 @@ pub struct AuditEntry {
     pub detail: Option<String>,
     /// A notice to the user that goes out with this line: queued in the outbox in the same
     /// transaction as the line (`notices`). Never written to the log itself.
-    pub notice: Option<super::portal::Message>,
+    pub notice: Option<super::Message>,
 }
 
 impl AuditEntry {

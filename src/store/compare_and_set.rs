@@ -5,9 +5,10 @@
 //! both the answer and the rows afterwards: each fails when its guard is taken out of the
 //! statement.
 
+use super::Message;
 use super::auth::{self, Claim, NewChallenge, Penalty};
 use super::outbox;
-use super::portal::{EnrolCode, LoginStage, Message, NewPortalLogin};
+use super::portal::{EnrolCode, LoginStage, NewPortalLogin};
 use super::tokens::{Refused, TokenCreation};
 use super::users::UserDraft;
 use super::{

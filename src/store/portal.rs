@@ -9,7 +9,7 @@ use super::directory::{TOKEN_COLUMNS, Token, USER_COLUMNS, User, token_from_row,
 use super::logins::{Account, Counted, address_key};
 use super::sessions::NewSession;
 use super::tokens::{Outcome, Refused, TokenCreation, TokenRecord};
-use super::{Result, Store, UnixTime, optional};
+use super::{Message, Result, Store, UnixTime, optional};
 use crate::domain::login_key;
 
 /// What a portal login in progress still asks for.
@@ -49,16 +49,6 @@ pub struct PortalLogin {
     pub transaction_id: Option<String>,
     pub sent_at: Option<UnixTime>,
     pub csrf_token: String,
-    pub expires_at: UnixTime,
-}
-
-/// A message to queue in the outbox, sealed (it carries a code).
-#[derive(Debug, Clone)]
-pub struct Message {
-    pub channel: &'static str,
-    pub recipient: String,
-    pub subject: String,
-    pub sealed_body: Vec<u8>,
     pub expires_at: UnixTime,
 }
 

@@ -2,8 +2,8 @@
 
 use super::{Portal, PortalError};
 use crate::notices::{self, Account, Change};
+use crate::store::Message;
 use crate::store::User;
-use crate::store::portal::Message;
 use crate::web::AppState;
 
 /// The notice of `change` to the user's email address as it is before the change.

@@ -10,7 +10,7 @@ use crate::clock::UnixTime;
 use crate::confirm::Waiting;
 use crate::crypto::Purpose;
 use crate::store::AuditEntry;
-use crate::store::portal::Message;
+use crate::store::Message;
 use crate::web::{AppState, PageError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
