@@ -85,6 +85,9 @@ pub fn client_for(data_dir: &Path) -> reqwest::Client {
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"))
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        // The server closes a kept-alive connection after 5 idle seconds; a client that reuses
+        // one at that moment loses its request. Clients drop theirs sooner, as they should.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()
         .expect("client")
 }
@@ -97,6 +100,9 @@ pub fn client_from(data_dir: &Path, local: std::net::IpAddr) -> reqwest::Client 
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"))
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        // The server closes a kept-alive connection after 5 idle seconds; a client that reuses
+        // one at that moment loses its request. Clients drop theirs sooner, as they should.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .local_address(local)
         .build()
         .expect("client")

@@ -204,7 +204,11 @@ fn every_subcommand_has_help_text() {
 fn serve_speaks_plain_http_only_when_tls_is_explicitly_off() {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("plain.toml");
-    std::fs::write(&config, "[tls]\nenabled = false\n").expect("write");
+    std::fs::write(
+        &config,
+        "[tls]\nenabled = false\n[radius]\nlisten = []\naccounting_listen = []\n",
+    )
+    .expect("write");
     let process = Process::start(
         dir.path(),
         &[("OTPGATE_CONFIG", config.to_str().expect("utf-8"))],

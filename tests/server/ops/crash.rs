@@ -15,7 +15,8 @@ async fn a_kill_9_in_the_middle_of_writes_loses_no_acknowledged_write() {
     let config = dir.path().join("crash.toml");
     std::fs::write(
         &config,
-        "[admin]\nlogin_attempts_per_ip = 1000000\nlogin_attempts_per_login = 1000000\n",
+        "[admin]\nlogin_attempts_per_ip = 1000000\nlogin_attempts_per_login = 1000000\n\
+         [radius]\nlisten = []\naccounting_listen = []\n",
     )
     .expect("write config");
     let env = [("OTPGATE_CONFIG", config.to_str().expect("utf-8"))];
@@ -58,7 +59,12 @@ async fn a_kill_9_in_the_middle_of_writes_loses_no_acknowledged_write() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Killed in the middle of the writes, once enough of them were acknowledged to check
+    // (password checks are slow on a loaded machine: wait for them rather than for a time).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acknowledged.load(Ordering::SeqCst) < 60 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     process.kill_9();
     for writer in writers {
         let _ = writer.await;

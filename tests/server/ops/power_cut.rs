@@ -149,7 +149,8 @@ async fn rig(synchronous: &str) -> Rig {
         &config,
         format!(
             "[storage]\nsynchronous = \"{synchronous}\"\n\
-             [api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n"
+             [api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n\
+             [radius]\nlisten = []\naccounting_listen = []\n"
         ),
     )
     .expect("write config");
