@@ -233,6 +233,22 @@ fn api_bodies_never_get_a_server_error() {
             "/tokens/import",
             json!({"format": "pskc", "data": PSKC_PASSWORD, "password": "qwerty"}),
         ),
+        (
+            Method::POST,
+            "/api-keys",
+            json!({"name": "gateway", "resource": "vpn"}),
+        ),
+        (
+            Method::POST,
+            "/tokens/enrol",
+            json!({"kind": "TOTP", "user": "alice", "resource": "vpn"}),
+        ),
+        (
+            Method::POST,
+            "/radius/clients",
+            json!({"name": "fw1", "address": "192.0.2.0/24", "secret": "a long shared secret",
+                "resource": "vpn", "input_mode": "password_code", "separator": ","}),
+        ),
     ];
     let runtime = runtime();
     let app = runtime.block_on(spawn_app());
@@ -259,6 +275,13 @@ fn settings_bodies_never_get_a_server_error() {
                 "body_format": "json", "body": "{\"to\":\"{phone}\",\"text\":\"{message}\"}",
                 "auth": "basic", "username": "u", "secret": "s", "success_status": "200",
                 "success_body": "ok", "timeout_seconds": 10}),
+        ),
+        (
+            Method::PUT,
+            "/settings/general",
+            json!({"public_url": "https://otp.example.lan", "default_otp_length": 6,
+                "challenge_validity_seconds": 300, "pin_min_length": 4, "pin_max_length": 8,
+                "pin_digits_only": true, "portal_idle_minutes": 15}),
         ),
     ];
     let runtime = runtime();
