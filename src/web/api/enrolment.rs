@@ -136,15 +136,20 @@ pub(super) async fn confirm_token(
         .ok_or(ApiError::NotFound("token"))?;
     let token = detail.record.token;
     let now = crate::clock::now();
-    let outcome = provision::confirm_first_code(
+    let mut entry = caller.audit(now, "token.confirm", "ok");
+    // Sent only with the confirmation: a wrong code drops it (`provision::confirm_first_code`).
+    entry.notice = crate::notices::of_token_owned(
         &state.store,
         &state.keys,
-        &token,
-        &body.0.otp,
+        &IdOrName::Id(token.id),
+        crate::notices::API,
         now,
-        caller.audit(now, "token.confirm", "ok"),
     )
     .await?;
+    let outcome =
+        provision::confirm_first_code(&state.store, &state.keys, &token, &body.0.otp, now, entry)
+            .await?;
+    state.delivery.wake();
     match outcome {
         FirstCode::Active(record) => Ok(HttpResponse::Ok().json(TokenJson::from(*record))),
         FirstCode::TryAgain => Err(ApiError::field(

@@ -13,6 +13,7 @@ use super::error::{AdminRefusals, ErrorBody};
 use super::query::QueryParams;
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::domain::{IdOrName, TokenKind, TokenState};
+use crate::notices;
 use crate::provision::{self, ImportFormat, PreparedToken, TokenRequest, TokenUpdate};
 use crate::store::tokens::{StateFilter, TokenFilter, TokenRecord};
 use crate::web::AppState;
@@ -514,15 +515,22 @@ pub(super) async fn assign_token_user(
     token: TokenAt,
     body: ApiJson<AssignUser>,
 ) -> Result<HttpResponse, ApiError> {
+    let token = token.into_inner();
+    let mut entry = caller.change("token.assign");
+    entry.notice = notices::of_token_given(
+        &state.store,
+        &state.keys,
+        &token,
+        &body.0.user,
+        notices::API,
+        entry.at,
+    )
+    .await?;
     let record = state
         .store
-        .assign_token_user(
-            token.into_inner(),
-            body.0.user,
-            body.0.destination,
-            caller.change("token.assign"),
-        )
+        .assign_token_user(token, body.0.user, body.0.destination, entry)
         .await??;
+    state.delivery.wake();
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
 
@@ -542,10 +550,12 @@ pub(super) async fn unassign_token_user(
     state: web::Data<AppState>,
     token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
-    let record = state
-        .store
-        .unassign_token_user(token.into_inner(), caller.change("token.unassign"))
-        .await??;
+    let token = token.into_inner();
+    let mut entry = caller.change("token.unassign");
+    entry.notice =
+        notices::of_token_taken(&state.store, &state.keys, &token, notices::API, entry.at).await?;
+    let record = state.store.unassign_token_user(token, entry).await??;
+    state.delivery.wake();
     Ok(HttpResponse::Ok().json(TokenJson::from(record)))
 }
 
@@ -565,10 +575,12 @@ pub(super) async fn delete_token(
     state: web::Data<AppState>,
     token: TokenAt,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .store
-        .delete_token(token.into_inner(), caller.change("token.delete"))
-        .await??;
+    let token = token.into_inner();
+    let mut entry = caller.change("token.delete");
+    entry.notice =
+        notices::of_token_taken(&state.store, &state.keys, &token, notices::API, entry.at).await?;
+    state.store.delete_token(token, entry).await??;
+    state.delivery.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -11,6 +11,7 @@ use super::query::QueryParams;
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
 use crate::domain::{self, IdOrName, TokenKind, TokenState};
+use crate::notices;
 use crate::store::users::{Listing, Page, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, User};
 use crate::web::AppState;
@@ -400,17 +401,24 @@ pub(super) async fn update_user(
         login: login.clone(),
     };
     let now = now();
+    let user = user.into_inner();
+    let mut entry = caller.audit(now, "user.update", "ok");
+    entry.notice = notices::of_user_update_at(
+        &state.store,
+        &state.keys,
+        &user,
+        &changes,
+        notices::API,
+        now,
+    )
+    .await?;
     let user = state
         .store
-        .update_user(
-            user.into_inner(),
-            changes,
-            caller.audit(now, "user.update", "ok"),
-            now,
-        )
+        .update_user(user, changes, entry, now)
         .await
         .map_err(duplicate_login(login.as_deref().unwrap_or_default()))?
         .ok_or(ApiError::NotFound("user"))?;
+    state.delivery.wake();
     Ok(HttpResponse::Ok().json(UserJson::from(user)))
 }
 
@@ -448,16 +456,23 @@ pub(super) async fn set_password(
         ..UserChanges::default()
     };
     let now = now();
+    let user = user.into_inner();
+    let mut entry = caller.audit(now, "user.password", "ok");
+    entry.notice = notices::of_user_update_at(
+        &state.store,
+        &state.keys,
+        &user,
+        &changes,
+        notices::API,
+        now,
+    )
+    .await?;
     state
         .store
-        .update_user(
-            user.into_inner(),
-            changes,
-            caller.audit(now, "user.password", "ok"),
-            now,
-        )
+        .update_user(user, changes, entry, now)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
+    state.delivery.wake();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{Page, redirect_with_flash};
 use crate::delivery::bot::{self, BotState, BotStatus};
 use crate::domain::{IdOrName, Refused, TokenKind, TokenState};
+use crate::notices;
 use crate::provision::{self, TokenUpdate};
 use crate::store::AuditEntry;
 use crate::store::tokens::{StateFilter, TokenDetail, TokenFilter};
@@ -569,17 +570,27 @@ pub async fn act_on_token(
             state.store.reset_token(key, audit("token.reset")).await?,
             "Fail counter reset; the token is unlocked.",
         ),
-        "unassign" => (
-            state
-                .store
-                .unassign_token_user(key, audit("token.unassign"))
-                .await?,
-            if detail.record.token.kind == TokenKind::Bot {
-                "Token unassigned from its user and every resource. It forgot the user's Telegram chat and waits for a new activation."
-            } else {
-                "Token unassigned from its user and every resource."
-            },
-        ),
+        "unassign" => {
+            let mut entry = audit("token.unassign");
+            entry.notice = notices::of_token_taken(
+                &state.store,
+                &state.keys,
+                &key,
+                notices::PANEL,
+                crate::clock::now(),
+            )
+            .await?;
+            let outcome = state.store.unassign_token_user(key, entry).await?;
+            state.delivery.wake();
+            (
+                outcome,
+                if detail.record.token.kind == TokenKind::Bot {
+                    "Token unassigned from its user and every resource. It forgot the user's Telegram chat and waits for a new activation."
+                } else {
+                    "Token unassigned from its user and every resource."
+                },
+            )
+        }
         _ => return Err(PageError::NotFound),
     };
     finish(&state, &page, &detail, outcome, message)
@@ -787,14 +798,20 @@ pub async fn confirm_token(
         );
         return Ok(render_problems(&state, &page, &detail, &problems));
     };
+    let mut entry = page.audit(&request, "token.activate", "ok");
+    entry.notice = notices::of_token_owned(
+        &state.store,
+        &state.keys,
+        &IdOrName::Id(token.id),
+        notices::PANEL,
+        crate::clock::now(),
+    )
+    .await?;
     let outcome = state
         .store
-        .confirm_token(
-            token.id,
-            found.step,
-            page.audit(&request, "token.activate", "ok"),
-        )
+        .confirm_token(token.id, found.step, entry)
         .await?;
+    state.delivery.wake();
     finish(
         &state,
         &page,
@@ -858,13 +875,20 @@ pub async fn delete_token(
 ) -> Result<HttpResponse, PageError> {
     let (page, detail) = acting_on(&state, &request, &path, &form.csrf).await?;
     let token = &detail.record.token;
+    let mut entry = page.audit(&request, "token.delete", "ok");
+    entry.notice = notices::of_token_taken(
+        &state.store,
+        &state.keys,
+        &IdOrName::Id(token.id),
+        notices::PANEL,
+        crate::clock::now(),
+    )
+    .await?;
     match state
         .store
-        .delete_token(
-            IdOrName::Id(token.id),
-            page.audit(&request, "token.delete", "ok"),
-        )
+        .delete_token(IdOrName::Id(token.id), entry)
         .await?
+        .inspect(|()| state.delivery.wake())
     {
         Ok(()) => Ok(redirect_with_flash(
             &state,

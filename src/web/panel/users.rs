@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{Page, redirect_with_flash};
 use crate::domain::{self, FieldError, IdOrName};
+use crate::notices;
 use crate::store::users::{Count, Cursor, UserChanges, UserDetail, UserDraft, UserFilter};
 use crate::store::{NewUser, tokens::TokenFilter};
 use crate::web::form::{CsrfForm, Problems, invalid, path_id, query_string};
@@ -475,15 +476,13 @@ pub async fn update_user(
         ..UserChanges::default()
     };
     let now = crate::clock::now();
+    let mut entry = page.audit(&request, "user.update", "ok");
+    entry.notice = notices::of_user_update(&state.keys, old, &changes, notices::PANEL, now)?;
     match state
         .store
-        .update_user(
-            IdOrName::Id(user_id),
-            changes,
-            page.audit(&request, "user.update", "ok"),
-            now,
-        )
+        .update_user(IdOrName::Id(user_id), changes, entry, now)
         .await
+        .inspect(|_| state.delivery.wake())
     {
         Ok(Some(user)) => Ok(redirect_with_flash(
             &state,
@@ -626,16 +625,15 @@ pub async fn set_password(
         ..UserChanges::default()
     };
     let now = crate::clock::now();
+    let mut entry = page.audit(&request, "user.password", "ok");
+    entry.notice =
+        notices::of_user_update(&state.keys, &detail.user, &changes, notices::PANEL, now)?;
     state
         .store
-        .update_user(
-            IdOrName::Id(detail.user.id),
-            changes,
-            page.audit(&request, "user.password", "ok"),
-            now,
-        )
+        .update_user(IdOrName::Id(detail.user.id), changes, entry, now)
         .await?
         .ok_or(PageError::NotFound)?;
+    state.delivery.wake();
     Ok(redirect_with_flash(
         &state,
         &format!("/admin/users/{}", detail.user.id),
@@ -964,17 +962,26 @@ pub async fn assign_existing(
         Some(token) => {
             let destination = (form.confirmed == "yes" && is_mail_or_sms(&token))
                 .then(|| form.destination.clone());
+            let mut entry = page.audit(&request, "token.assign", "ok");
+            entry.notice = notices::of_token_added(
+                &state.keys,
+                &detail.user,
+                &token,
+                notices::PANEL,
+                crate::clock::now(),
+            )?;
             match state
                 .store
                 .assign_token_user(
                     IdOrName::Id(token.id),
                     IdOrName::Id(detail.user.id),
                     destination,
-                    page.audit(&request, "token.assign", "ok"),
+                    entry,
                 )
                 .await?
             {
                 Ok(record) => {
+                    state.delivery.wake();
                     return Ok(redirect_with_flash(
                         &state,
                         &format!("/admin/users/{}", detail.user.id),

@@ -2,12 +2,16 @@
 //! HOTP token created pending (its URI and QR code shown once), made active by the first code
 //! its app shows.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::api::{assert_field, create_user, send};
 use crate::helpers::auth::{authenticate, fixture};
+use crate::helpers::delivery::mail_settings;
 use crate::helpers::otp::{unix_now, wait_for_fresh_step};
+use crate::helpers::smtp_sink::{Mode, SmtpSink};
 
 /// The seed in an `otpauth://` URI.
 fn secret_of(uri: &str) -> Vec<u8> {
@@ -163,6 +167,80 @@ async fn an_hotp_token_is_enrolled_by_its_first_counter_code() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "active");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_confirmed_enrolment_and_not_a_wrong_code_sends_the_user_a_notice_as_a_new_password_does()
+{
+    let app = crate::helpers::app::spawn_app().await;
+    let admin = app.api_key(&["--admin"]);
+    let sink = SmtpSink::start(Mode::Plain).await;
+    let settings = mail_settings(sink.port, "none", None);
+    let (status, body) = send(&app, Method::PUT, "/settings/mail", &admin, Some(settings)).await;
+    assert_eq!(status, 200, "{body}");
+    create_user(
+        &app,
+        &admin,
+        json!({"login": "carol", "email": "carol@example.com"}),
+    )
+    .await;
+    let (status, created) = send(
+        &app,
+        Method::POST,
+        "/tokens/enrol",
+        &admin,
+        Some(json!({"kind": "HOTP", "name": "Key fob", "user": "carol"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = secret_of(created["otpauth_uri"].as_str().expect("uri"));
+    let id = created["id"].as_i64().expect("id");
+    let right = code(&secret, 0);
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        &format!("/tokens/{id}/confirm"),
+        &admin,
+        Some(json!({ "otp": wrong(&right) })),
+    )
+    .await;
+    assert_field(status, &body, "otp");
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        &format!("/tokens/{id}/confirm"),
+        &admin,
+        Some(json!({ "otp": right })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // A later change's notice comes second: the wrong code sent none.
+    let (status, body) = send(
+        &app,
+        Method::PUT,
+        "/users/carol/password",
+        &admin,
+        Some(json!({ "password": "a long enough password" })),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let mail = sink.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(mail[0].to, vec!["carol@example.com".to_string()]);
+    assert!(
+        mail[0]
+            .data
+            .contains("The HOTP token \"Key fob\" was added to your account\non the API"),
+        "{}",
+        mail[0].data
+    );
+    assert!(
+        mail[1]
+            .data
+            .contains("The password of your account was set or changed"),
+        "{}",
+        mail[1].data
+    );
     app.stop().await;
 }
 

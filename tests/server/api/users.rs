@@ -1,6 +1,8 @@
 //! The user endpoints of the management API: creating, listing, showing, changing, disabling and
 //! deleting users, and setting their passwords.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -8,6 +10,11 @@ use crate::helpers::api::{
     assert_field, audit_actions, count, create_resource, create_user, database, insert_token, send,
 };
 use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::delivery::mail_settings;
+use crate::helpers::smtp_sink::{Mode, SmtpSink};
+
+/// How long a notice may take through the outbox to the mail sink.
+const NOTICE_WAIT: Duration = Duration::from_secs(20);
 
 /// Every text of the audit log in one string, to show that no secret is in it.
 fn audit_text(app: &TestApp) -> String {
@@ -655,4 +662,54 @@ async fn deleting_a_user_unassigns_their_tokens_and_ends_their_assignments() {
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM users"), 1);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn an_integrators_changes_to_a_user_send_a_notice_to_the_address_it_had_before() {
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    let sink = SmtpSink::start(Mode::Plain).await;
+    let settings = mail_settings(sink.port, "none", None);
+    let (status, body) = send(&app, Method::PUT, "/settings/mail", &key, Some(settings)).await;
+    assert_eq!(status, 200, "{body}");
+    let user = create_user(
+        &app,
+        &key,
+        json!({ "login": "bob", "email": "bob@example.com", "phone": "+44 20 7946 0958" }),
+    )
+    .await;
+
+    let (status, body) = send(
+        &app,
+        Method::PATCH,
+        "/users/bob",
+        &key,
+        Some(json!({ "phone": "+44 20 7946 0000" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mail = sink.wait_for(1, NOTICE_WAIT).await;
+    assert_eq!(mail[0].to, vec!["bob@example.com".to_string()]);
+    assert!(
+        mail[0]
+            .data
+            .contains("The phone number of your account was changed"),
+        "{}",
+        mail[0].data
+    );
+    assert!(mail[0].data.contains("on the API"));
+
+    let user_id = user["id"].as_i64().expect("an id");
+    insert_token(&app, "TOTP-BOB", Some(user_id));
+    let (status, body) = send(&app, Method::DELETE, "/tokens/TOTP-BOB/user", &key, None).await;
+    assert_eq!(status, 200, "{body}");
+    let mail = sink.wait_for(2, NOTICE_WAIT).await;
+    assert_eq!(mail[1].to, vec!["bob@example.com".to_string()]);
+    assert!(
+        mail[1]
+            .data
+            .contains("The TOTP token \"TOTP-BOB\" was removed from your account"),
+        "{}",
+        mail[1].data
+    );
 }

@@ -1,12 +1,19 @@
 //! The admin panel's users pages, through real HTTPS with forms and CSRF tokens.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::api::{create_resource, create_user, send};
+use crate::helpers::api::{create_resource, create_user, insert_token, send};
 use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::delivery::mail_settings;
 use crate::helpers::page::location;
 use crate::helpers::panel::{audit_actors, follow, post_multipart};
+use crate::helpers::smtp_sink::{Mode, SmtpSink};
+
+/// How long a notice may take through the outbox to the mail sink.
+const NOTICE_WAIT: Duration = Duration::from_secs(20);
 
 async fn user_json(app: &TestApp, key: &str, login: &str) -> (u16, Value) {
     let (status, user) = send(app, Method::GET, &format!("/users/{login}"), key, None).await;
@@ -566,4 +573,69 @@ async fn a_users_csv_file_with_logins_that_fold_alike_imports_nothing() {
     for login in ["stra\u{df}e", "newcomer"] {
         assert_eq!(user_json(&app, &key, login).await.0, 404, "{login}");
     }
+}
+
+#[tokio::test]
+async fn an_administrators_changes_to_a_user_send_a_notice_to_the_address_it_had_before() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let sink = SmtpSink::start(Mode::Plain).await;
+    let settings = mail_settings(sink.port, "none", None);
+    let (status, body) = send(&app, Method::PUT, "/settings/mail", &key, Some(settings)).await;
+    assert_eq!(status, 200, "{body}");
+    let user = create_user(
+        &app,
+        &key,
+        json!({ "login": "ann", "email": "ann@example.com" }),
+    )
+    .await;
+    let id = user["id"].to_string();
+
+    let response = app
+        .post_form(
+            &format!("/admin/users/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("login", "ann"),
+                ("first_name", ""),
+                ("last_name", ""),
+                ("email", "ann.new@example.com"),
+                ("phone", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let mail = sink.wait_for(1, NOTICE_WAIT).await;
+    assert_eq!(
+        mail[0].to,
+        vec!["ann@example.com".to_string()],
+        "to the address before the change"
+    );
+    assert!(
+        mail[0]
+            .data
+            .contains("The email address of your account was changed"),
+        "{}",
+        mail[0].data
+    );
+    assert!(mail[0].data.contains("on the administration panel"));
+
+    let token = insert_token(&app, "TOTP-DESK", None);
+    let response = app
+        .post_form(
+            &format!("/admin/users/{id}/assign"),
+            &[("csrf", &csrf), ("token", &token.to_string())],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let mail = sink.wait_for(2, NOTICE_WAIT).await;
+    assert_eq!(mail[1].to, vec!["ann.new@example.com".to_string()]);
+    assert!(
+        mail[1]
+            .data
+            .contains("The TOTP token \"TOTP-DESK\" was added to your account"),
+        "{}",
+        mail[1].data
+    );
 }
