@@ -7,7 +7,8 @@
 //! own `Change`.
 
 use crate::crypto::{CryptoError, Keys, Purpose};
-use crate::domain::{IdOrName, RuleError};
+use crate::domain::{IdOrName, RuleError, TokenKind, TokenState};
+use crate::store::tokens::TokenCreation;
 use crate::store::users::UserChanges;
 use crate::store::{Message, Store, Token, UnixTime, User};
 
@@ -168,6 +169,35 @@ pub async fn of_token_given(
         return Ok(None);
     };
     of_token_added(keys, &user, &token, place, now).map_err(failed)
+}
+
+/// The notice to the user a token is made for, if it names one, that it was added to their
+/// account at `place`; none for an authenticator app's token that waits for its first code
+/// (its confirmation tells, `of_token_owned`).
+pub async fn of_token_created(
+    store: &Store,
+    keys: &Keys,
+    creation: &TokenCreation,
+    place: &str,
+    now: UnixTime,
+) -> Result<Option<Message>, RuleError> {
+    let token = &creation.token;
+    let waits_for_first_code = token.state == TokenState::Pending
+        && matches!(token.kind, TokenKind::Totp | TokenKind::Hotp);
+    let Some(user) = &creation.user else {
+        return Ok(None);
+    };
+    if waits_for_first_code {
+        return Ok(None);
+    }
+    let Some(user) = store.find_user(user.clone()).await? else {
+        return Ok(None);
+    };
+    let change = Change::TokenAdded {
+        name: &token.name,
+        kind: token.kind.as_str(),
+    };
+    notice(keys, &account(&user, place), change, now).map_err(failed)
 }
 
 /// The notice to the user of the token `token`, if it has one, that it was added to their

@@ -210,10 +210,10 @@ pub(super) async fn create_token(
         seed,
         activation,
     } = provision::prepare(&state.keys, &body.0, now, &state.general().await?)?;
-    let record = state
-        .store
-        .create_token(creation, caller.audit(now, "token.create", "ok"))
-        .await??;
+    let mut entry = caller.audit(now, "token.create", "ok");
+    entry.notice =
+        notices::of_token_created(&state.store, &state.keys, &creation, notices::API, now).await?;
+    let record = state.store.create_token(creation, entry).await??;
     let (otpauth_uri, qr_code_svg) = match &seed {
         Some(seed) => {
             let uri =

@@ -403,14 +403,16 @@ pub async fn submit_add(
         prepared.creation.token.state = TokenState::Pending;
     }
     let activation = prepared.activation.take();
-    let record = match state
-        .store
-        .create_token(
-            prepared.creation,
-            page.audit(&request, "token.create", "ok"),
-        )
-        .await?
-    {
+    let mut entry = page.audit(&request, "token.create", "ok");
+    entry.notice = crate::notices::of_token_created(
+        &state.store,
+        &state.keys,
+        &prepared.creation,
+        crate::notices::PANEL,
+        now,
+    )
+    .await?;
+    let record = match state.store.create_token(prepared.creation, entry).await? {
         Ok(record) => record,
         Err(refused) => return Ok(render_again(Problems::of(refused)?)),
     };

@@ -713,3 +713,60 @@ async fn an_integrators_changes_to_a_user_send_a_notice_to_the_address_it_had_be
         mail[1].data
     );
 }
+
+#[tokio::test]
+async fn a_token_made_for_a_user_tells_them_unless_it_waits_for_its_first_code() {
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    let sink = SmtpSink::start(Mode::Plain).await;
+    let settings = mail_settings(sink.port, "none", None);
+    let (status, body) = send(&app, Method::PUT, "/settings/mail", &key, Some(settings)).await;
+    assert_eq!(status, 200, "{body}");
+    create_user(
+        &app,
+        &key,
+        json!({ "login": "cy", "email": "cy@example.com" }),
+    )
+    .await;
+
+    // A token made for no one tells no one; an app's token waiting for its first code tells
+    // nothing yet (its confirmation will). The outbox sends in order: had either told, its
+    // notice would come first.
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        "/tokens",
+        &key,
+        Some(json!({ "kind": "HOTP", "name": "Spare" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        "/tokens/enrol",
+        &key,
+        Some(json!({ "kind": "TOTP", "user": "cy" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        "/tokens",
+        &key,
+        Some(json!({ "kind": "HOTP", "name": "Desk key", "user": "cy" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let mail = sink.wait_for(1, NOTICE_WAIT).await;
+    assert_eq!(mail.len(), 1, "one notice, for the token made for her");
+    assert_eq!(mail[0].to, vec!["cy@example.com".to_string()]);
+    assert!(
+        mail[0]
+            .data
+            .contains("The HOTP token \"Desk key\" was added to your account"),
+        "{}",
+        mail[0].data
+    );
+}
