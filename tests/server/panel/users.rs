@@ -639,3 +639,48 @@ async fn an_administrators_changes_to_a_user_send_a_notice_to_the_address_it_had
         mail[1].data
     );
 }
+
+#[tokio::test]
+async fn a_token_an_administrator_makes_for_a_user_tells_the_user() {
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    let sink = SmtpSink::start(Mode::Plain).await;
+    let settings = mail_settings(sink.port, "none", None);
+    let (status, body) = send(&app, Method::PUT, "/settings/mail", &key, Some(settings)).await;
+    assert_eq!(status, 200, "{body}");
+    let user = create_user(
+        &app,
+        &key,
+        json!({ "login": "ivy", "email": "ivy@example.com" }),
+    )
+    .await;
+    let id = user["id"].to_string();
+
+    let response = app
+        .post_form(
+            "/admin/tokens/new/mail",
+            &[
+                ("csrf", &csrf),
+                ("user", &id),
+                ("name", "Ivy's mail"),
+                ("destination", "ivy.codes@example.com"),
+            ],
+        )
+        .await;
+    assert!(
+        response.status().is_success() || response.status() == 303,
+        "{}",
+        response.status()
+    );
+    let mail = sink.wait_for(1, NOTICE_WAIT).await;
+    assert_eq!(mail[0].to, vec!["ivy@example.com".to_string()]);
+    assert!(
+        mail[0]
+            .data
+            .contains("The MAIL token \"Ivy's mail\" was added to your account"),
+        "{}",
+        mail[0].data
+    );
+    assert!(mail[0].data.contains("on the administration panel"));
+}
