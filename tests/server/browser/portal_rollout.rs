@@ -89,6 +89,15 @@ async fn a_blocked_login_and_an_undeliverable_or_expired_code_are_told_in_the_po
     browser.wait_for_path("/portal/vpn/login/verify").await;
     let mail = sink.wait_for(1, Duration::from_secs(20)).await;
     let code = code_in(&mail[0].data).expect("a code");
+    // The listener has the mail a moment before the server records it sent.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while portal.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the email was never recorded sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     browser
         .goto(&portal.app.url("/portal/vpn/login/verify"))
         .await;
