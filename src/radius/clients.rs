@@ -155,22 +155,25 @@ mod tests {
 
     #[test]
     fn networks_are_kept_with_their_host_bits_cleared_and_match_their_addresses() {
-        let single: Network = "192.0.2.7".parse().unwrap();
+        let single: Network = "192.0.2.7".parse().expect("a network");
         assert_eq!(single.to_string(), "192.0.2.7/32");
-        assert!(single.contains("192.0.2.7".parse().unwrap()));
-        assert!(single.contains("::ffff:192.0.2.7".parse().unwrap()));
-        assert!(!single.contains("192.0.2.8".parse().unwrap()));
-        let lan: Network = " 10.1.2.3/8 ".parse().unwrap();
+        assert!(single.contains("192.0.2.7".parse().expect("an address")));
+        assert!(single.contains("::ffff:192.0.2.7".parse().expect("an address")));
+        assert!(!single.contains("192.0.2.8".parse().expect("an address")));
+        let lan: Network = " 10.1.2.3/8 ".parse().expect("a network");
         assert_eq!(lan.to_string(), "10.0.0.0/8");
-        assert!(lan.contains("10.200.0.1".parse().unwrap()));
-        let everything: Network = "0.0.0.0/0".parse().unwrap();
-        assert!(everything.contains("203.0.113.9".parse().unwrap()));
-        assert!(!everything.contains("2001:db8::1".parse().unwrap()));
-        let v6: Network = "2001:db8::1/64".parse().unwrap();
+        assert!(lan.contains("10.200.0.1".parse().expect("an address")));
+        let everything: Network = "0.0.0.0/0".parse().expect("a network");
+        assert!(everything.contains("203.0.113.9".parse().expect("an address")));
+        assert!(!everything.contains("2001:db8::1".parse().expect("an address")));
+        let v6: Network = "2001:db8::1/64".parse().expect("a network");
         assert_eq!(v6.to_string(), "2001:db8::/64");
-        assert!(v6.contains("2001:db8::ffff".parse().unwrap()));
-        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
-        assert_eq!("::1".parse::<Network>().unwrap().to_string(), "::1/128");
+        assert!(v6.contains("2001:db8::ffff".parse().expect("an address")));
+        assert!(!v6.contains("2001:db9::1".parse().expect("an address")));
+        assert_eq!(
+            "::1".parse::<Network>().expect("a network").to_string(),
+            "::1/128"
+        );
         for bad in [
             "",
             "10.0.0.0/33",
@@ -185,7 +188,7 @@ mod tests {
 
     #[test]
     fn names_secrets_separators_and_code_lengths_have_their_rules() {
-        assert_eq!(parse_client_name(" fw1 ").unwrap(), "fw1");
+        assert_eq!(parse_client_name(" fw1 ").expect("accepted"), "fw1");
         assert!(parse_client_name("").is_err());
         assert!(parse_client_name("42").is_err());
         assert!(parse_client_name("a\nb").is_err());
@@ -193,10 +196,13 @@ mod tests {
         assert!(check_secret("long enough secret").is_ok());
         assert!(check_secret("tab\tinside").is_err());
         assert!(check_secret(&"x".repeat(129)).is_err());
-        assert_eq!(parse_separator("").unwrap(), None);
-        assert_eq!(parse_separator(",").unwrap().as_deref(), Some(","));
+        assert_eq!(parse_separator("").expect("accepted"), None);
+        assert_eq!(
+            parse_separator(",").expect("accepted").as_deref(),
+            Some(",")
+        );
         assert!(parse_separator("123456789").is_err());
-        assert_eq!(check_code_length(8).unwrap(), 8);
+        assert_eq!(check_code_length(8).expect("accepted"), 8);
         assert!(check_code_length(3).is_err());
         assert!(check_code_length(11).is_err());
     }

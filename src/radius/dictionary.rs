@@ -154,25 +154,28 @@ mod tests {
 
     #[test]
     fn names_are_found_whatever_their_case_and_values_are_written_by_type() {
-        let timeout = by_name("session-timeout").unwrap();
+        let timeout = by_name("session-timeout").expect("a known attribute");
         assert_eq!(
             timeout.attribute("3600"),
             Ok(Attribute::new(27, 3600u32.to_be_bytes().to_vec()))
         );
         assert_eq!(timeout.attribute("an hour"), Err(ValueError::NotInteger));
-        let address = by_name("Framed-IP-Address").unwrap();
+        let address = by_name("Framed-IP-Address").expect("a known attribute");
         assert_eq!(
-            address.attribute("10.0.0.1").unwrap().value,
+            address.attribute("10.0.0.1").expect("an address").value,
             vec![10, 0, 0, 1]
         );
         assert_eq!(address.attribute("10.0.0"), Err(ValueError::NotIpv4));
-        let class = by_name("Class").unwrap();
-        assert_eq!(class.attribute("0x0aff").unwrap().value, vec![0x0a, 0xff]);
+        let class = by_name("Class").expect("a known attribute");
+        assert_eq!(
+            class.attribute("0x0aff").expect("hex").value,
+            vec![0x0a, 0xff]
+        );
         assert_eq!(class.attribute("0xzz"), Err(ValueError::NotHex));
         let group = by_name("Fortinet-Group-Name")
-            .unwrap()
+            .expect("a known attribute")
             .attribute("vpn")
-            .unwrap();
+            .expect("a name");
         assert!(is_vendor(&group, 12356));
         assert_eq!(
             group.vendor_attributes(),
@@ -180,7 +183,9 @@ mod tests {
         );
         assert!(by_name("No-Such-Attribute").is_none());
         assert_eq!(
-            by_name("Filter-Id").unwrap().attribute(&"x".repeat(254)),
+            by_name("Filter-Id")
+                .expect("a known attribute")
+                .attribute(&"x".repeat(254)),
             Err(ValueError::TooLong)
         );
     }

@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn every_mode_name_reads_back() {
         for name in InputMode::NAMES {
-            let mode = InputMode::from_parts(name, Some(String::new()), 6).unwrap();
+            let mode = InputMode::from_parts(name, Some(String::new()), 6).expect("a mode");
             assert_eq!(mode.name(), name);
         }
         assert_eq!(InputMode::from_parts("chap", None, 6), None);

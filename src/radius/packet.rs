@@ -423,7 +423,7 @@ mod tests {
         let digits: String = text.split_whitespace().collect();
         (0..digits.len())
             .step_by(2)
-            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digits"))
             .collect()
     }
 
@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_rfc_2865_example_request_parses_and_reveals_its_password() {
-        let packet = Packet::parse(&hex(RFC2865_7_1_REQUEST)).unwrap();
+        let packet = Packet::parse(&hex(RFC2865_7_1_REQUEST)).expect("parses");
         assert_eq!(packet.code, ACCESS_REQUEST);
         assert_eq!(packet.identifier, 0);
         assert_eq!(packet.text(USER_NAME).as_deref(), Some("nemo"));
@@ -455,14 +455,14 @@ mod tests {
             packet.user_password(b"wrong").as_deref(),
             Some(&b"arctangent"[..])
         );
-        assert_eq!(packet.encode().unwrap(), hex(RFC2865_7_1_REQUEST));
-        let hidden = hide_password(b"arctangent", SECRET, &packet.authenticator).unwrap();
+        assert_eq!(packet.encode().expect("encodes"), hex(RFC2865_7_1_REQUEST));
+        let hidden = hide_password(b"arctangent", SECRET, &packet.authenticator).expect("hides");
         assert_eq!(Some(hidden.as_slice()), packet.first(USER_PASSWORD));
     }
 
     #[test]
     fn the_rfc_2865_example_accept_has_the_response_authenticator_computed_here() {
-        let request = Packet::parse(&hex(RFC2865_7_1_REQUEST)).unwrap();
+        let request = Packet::parse(&hex(RFC2865_7_1_REQUEST)).expect("parses");
         let accept = hex(RFC2865_7_1_ACCEPT);
         assert!(reply_valid(&accept, &request.authenticator, SECRET));
         assert!(!reply_valid(&accept, &request.authenticator, b"xyzzy5462"));
@@ -477,7 +477,7 @@ mod tests {
 
     #[test]
     fn the_rfc_5997_status_server_carries_a_valid_message_authenticator() {
-        let packet = Packet::parse(&hex(RFC5997_STATUS_SERVER)).unwrap();
+        let packet = Packet::parse(&hex(RFC5997_STATUS_SERVER)).expect("parses");
         assert_eq!(packet.code, STATUS_SERVER);
         assert_eq!(packet.message_authenticator_valid(SECRET), Some(true));
         assert_eq!(
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn a_reply_carries_its_message_authenticator_first_and_both_authenticators_check() {
-        let request = Packet::parse(&hex(RFC5997_STATUS_SERVER)).unwrap();
+        let request = Packet::parse(&hex(RFC5997_STATUS_SERVER)).expect("parses");
         let mut with_proxy = request.clone();
         with_proxy
             .attributes
@@ -499,8 +499,8 @@ mod tests {
             vec![Attribute::new(REPLY_MESSAGE, b"hello".to_vec())],
             SECRET,
         )
-        .unwrap();
-        let parsed = Packet::parse(&bytes).unwrap();
+        .expect("encodes");
+        let parsed = Packet::parse(&bytes).expect("parses");
         assert_eq!(parsed.attributes[0].kind, MESSAGE_AUTHENTICATOR);
         assert_eq!(
             parsed.attributes[2],
@@ -520,7 +520,7 @@ mod tests {
         let authenticator = [7u8; 16];
         for length in 0..=MAX_PASSWORD_LEN {
             let password: Vec<u8> = (0..length).map(|i| b'a' + (i % 26) as u8).collect();
-            let hidden = hide_password(&password, b"s3cret", &authenticator).unwrap();
+            let hidden = hide_password(&password, b"s3cret", &authenticator).expect("hides");
             assert_eq!(hidden.len(), length.div_ceil(16).max(1) * 16);
             assert_eq!(
                 reveal_password(&hidden, b"s3cret", &authenticator),
@@ -549,8 +549,8 @@ mod tests {
             SECRET,
             true,
         )
-        .unwrap();
-        let packet = Packet::parse(&bytes).unwrap();
+        .expect("encodes");
+        let packet = Packet::parse(&bytes).expect("parses");
         assert!(packet.accounting_authenticator_valid(SECRET));
         assert!(!packet.accounting_authenticator_valid(b"xyzzy5462"));
         assert_eq!(packet.message_authenticator_valid(SECRET), Some(true));
@@ -567,7 +567,13 @@ mod tests {
         );
         let mut padded = good.clone();
         padded.extend_from_slice(&[0xff; 7]);
-        assert_eq!(Packet::parse(&padded).unwrap().encode().unwrap(), good);
+        assert_eq!(
+            Packet::parse(&padded)
+                .expect("parses")
+                .encode()
+                .expect("encodes"),
+            good
+        );
         let mut short_length = good.clone();
         short_length[3] = 19;
         assert_eq!(Packet::parse(&short_length), Err(ParseError::BadLength));
@@ -584,13 +590,14 @@ mod tests {
         huge[..20].copy_from_slice(&good[..20]);
         huge[2..4].copy_from_slice(&4097u16.to_be_bytes());
         assert_eq!(Packet::parse(&huge), Err(ParseError::BadLength));
-        let short_mac = request(ACCESS_REQUEST, 1, [1; 16], vec![], SECRET, false).unwrap();
-        let mut with_short_mac = Packet::parse(&short_mac).unwrap();
+        let short_mac =
+            request(ACCESS_REQUEST, 1, [1; 16], vec![], SECRET, false).expect("encodes");
+        let mut with_short_mac = Packet::parse(&short_mac).expect("parses");
         with_short_mac
             .attributes
             .push(Attribute::new(MESSAGE_AUTHENTICATOR, vec![0; 4]));
         assert_eq!(
-            Packet::parse(&with_short_mac.encode().unwrap()),
+            Packet::parse(&with_short_mac.encode().expect("encodes")),
             Err(ParseError::BadMessageAuthenticator)
         );
     }
