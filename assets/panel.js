@@ -79,3 +79,22 @@ document.querySelectorAll("button[data-copy]").forEach(function (button) {
   });
   follow();
 })();
+
+// A fieldset marked with `data-input-modes` (a RADIUS client's separator and code length) is
+// shown only while the form's input mode is one of them; without JavaScript it stays shown.
+(function () {
+  "use strict";
+  document.querySelectorAll("fieldset[data-input-modes]").forEach(function (fieldset) {
+    var form = fieldset.closest("form");
+    var select = form && form.querySelector('select[name="input_mode"]');
+    if (!select) {
+      return;
+    }
+    var modes = fieldset.getAttribute("data-input-modes").split(" ");
+    function follow() {
+      fieldset.hidden = modes.indexOf(select.value) < 0;
+    }
+    select.addEventListener("change", follow);
+    follow();
+  });
+})();

@@ -69,6 +69,26 @@ pub fn random_token<const N: usize>() -> Result<String, CryptoError> {
     Ok(data_encoding::BASE64URL_NOPAD.encode(&random_bytes::<N>()?))
 }
 
+/// `length` characters drawn uniformly from `alphabet` (ASCII, at most 256 characters): each random
+/// byte beyond the largest multiple of the alphabet's size is drawn again, so that no
+/// character is likelier than another.
+pub fn random_text(alphabet: &[u8], length: usize) -> Result<String, CryptoError> {
+    let size = alphabet.len();
+    if size == 0 || size > 256 {
+        return Err(CryptoError::Random);
+    }
+    let limit = 256 - 256 % size;
+    let mut text = String::with_capacity(length);
+    while text.len() < length {
+        for byte in random_bytes::<64>()? {
+            if usize::from(byte) < limit && text.len() < length {
+                text.push(char::from(alphabet[usize::from(byte) % size]));
+            }
+        }
+    }
+    Ok(text)
+}
+
 pub fn sha256(data: &[u8]) -> Vec<u8> {
     Sha256::digest(data).to_vec()
 }
@@ -428,6 +448,21 @@ pub fn api_key_prefix(key: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_text_has_its_length_and_only_its_alphabet() {
+        let text = random_text(b"abc", 300).expect("random");
+        assert_eq!(text.len(), 300);
+        assert!(text.bytes().all(|b| b"abc".contains(&b)));
+        assert!(
+            ["a", "b", "c"].iter().all(|c| text.contains(c)),
+            "every character is drawn"
+        );
+        assert_ne!(
+            random_text(b"ab", 64).expect("random"),
+            random_text(b"ab", 64).expect("random")
+        );
+    }
 
     fn keys() -> (tempfile::TempDir, Keys) {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::input::{CODE_LENGTHS, MAX_SEPARATOR_LEN};
+use super::input::{CODE_LENGTHS, InputMode, MAX_SEPARATOR_LEN};
 use crate::domain::Invalid;
 
 pub const MAX_CLIENT_NAME: usize = 100;
@@ -13,6 +13,14 @@ pub const MAX_CLIENT_NAME: usize = 100;
 pub const MIN_SECRET_LEN: usize = 8;
 /// The longest shared secret accepted.
 pub const MAX_SECRET_LEN: usize = 128;
+/// The length suggested for a shared secret.
+pub const SUGGESTED_SECRET_LEN: usize = 16;
+/// The length of a shared secret the panel offers, drawn from `SECRET_ALPHABET`.
+pub const GENERATED_SECRET_LEN: usize = 24;
+/// The characters of a generated secret: letters and digits, which every gateway lets one type
+/// and no configuration file needs to quote.
+pub const SECRET_ALPHABET: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 /// The code length assumed when a client does not say.
 pub const DEFAULT_CODE_LENGTH: u8 = 6;
 
@@ -37,7 +45,7 @@ pub fn parse_client_name(text: &str) -> Result<String, Invalid> {
 pub fn check_secret(text: &str) -> Result<(), Invalid> {
     if text.len() < MIN_SECRET_LEN || text.len() > MAX_SECRET_LEN {
         return Err(Invalid(format!(
-            "must have {MIN_SECRET_LEN} to {MAX_SECRET_LEN} characters (16 or more advised)"
+            "must have {MIN_SECRET_LEN} to {MAX_SECRET_LEN} characters ({SUGGESTED_SECRET_LEN} or more advised)"
         )));
     }
     if !text
@@ -58,6 +66,53 @@ pub fn parse_separator(text: &str) -> Result<Option<String>, Invalid> {
         )));
     }
     Ok((!text.is_empty()).then(|| text.to_string()))
+}
+
+/// A code length as typed into a form.
+pub fn parse_code_length(text: &str) -> Result<u8, Invalid> {
+    check_code_length(text.trim().parse::<i64>().unwrap_or(-1))
+}
+
+/// An input mode's name, one of `InputMode::NAMES`.
+pub fn parse_input_mode(text: &str) -> Result<&'static str, Invalid> {
+    InputMode::NAMES
+        .into_iter()
+        .find(|name| *name == text)
+        .ok_or_else(|| Invalid(format!("must be one of {}", InputMode::NAMES.join(", "))))
+}
+
+/// An input mode in plain words, for the people who choose one. A name without words of its
+/// own yet is shown as it is, its underscores as spaces.
+pub fn input_mode_label(name: &str) -> String {
+    match name {
+        "password_code" => "Password and code in one field, code last".into(),
+        "code_password" => "Password and code in one field, code first".into(),
+        "static_challenge" => "OpenVPN static challenge (password, then code)".into(),
+        "code_only" => "Code only (the gateway checks the password)".into(),
+        "challenge" => "Password, then a challenge".into(),
+        other => {
+            let words = other.replace('_', " ");
+            let mut chars = words.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        }
+    }
+}
+
+/// Whether a mode takes password and code from one field, and so uses the separator and the
+/// code length.
+pub fn uses_separator(name: &str) -> bool {
+    matches!(
+        InputMode::from_parts(name, None, DEFAULT_CODE_LENGTH),
+        Some(InputMode::Combined { .. })
+    )
+}
+
+/// The refusal of a name another client has already (names are unique regardless of case).
+pub fn name_taken(name: &str) -> String {
+    format!("a RADIUS client named {name:?} exists already")
 }
 
 pub fn check_code_length(value: i64) -> Result<u8, Invalid> {
@@ -205,5 +260,33 @@ mod tests {
         assert_eq!(check_code_length(8).expect("accepted"), 8);
         assert!(check_code_length(3).is_err());
         assert!(check_code_length(11).is_err());
+        assert_eq!(parse_code_length(" 8 ").expect("accepted"), 8);
+        assert_eq!(
+            parse_code_length("six").expect_err("refused"),
+            check_code_length(3).expect_err("refused")
+        );
+        assert_eq!(
+            parse_input_mode("code_only").expect("accepted"),
+            "code_only"
+        );
+        let refused = parse_input_mode("chap").expect_err("refused");
+        assert!(
+            refused.0.starts_with("must be one of password_code, "),
+            "{}",
+            refused.0
+        );
+    }
+
+    #[test]
+    fn every_input_mode_has_words_and_a_new_one_shows_by_its_name() {
+        for name in InputMode::NAMES {
+            let label = input_mode_label(name);
+            assert!(!label.contains('_'), "{name}: {label}");
+            assert_ne!(label, name);
+        }
+        assert_eq!(input_mode_label("push_then_code"), "Push then code");
+        assert!(uses_separator("password_code") && uses_separator("code_password"));
+        assert!(!uses_separator("code_only") && !uses_separator("static_challenge"));
+        assert!(!uses_separator("no_such_mode"));
     }
 }

@@ -8,6 +8,7 @@ const NAV: &[(&str, &str)] = &[
     ("Users", "/admin/users"),
     ("Tokens", "/admin/tokens"),
     ("Resources", "/admin/resources"),
+    ("RADIUS", "/admin/radius"),
     ("Settings", "/admin/settings"),
     ("Audit log", "/admin/audit"),
     ("Administrators", "/admin/administrators"),

@@ -11,10 +11,9 @@ use super::{AdminCaller, ApiError, ApiJson, IdOrName};
 use crate::clock::now;
 use crate::crypto::Purpose;
 use crate::radius::clients::{
-    DEFAULT_CODE_LENGTH, Network, check_code_length, check_secret, parse_client_name,
-    parse_separator,
+    DEFAULT_CODE_LENGTH, Network, check_code_length, check_secret, name_taken, parse_client_name,
+    parse_input_mode, parse_separator,
 };
-use crate::radius::input::InputMode;
 use crate::store::radius::{NewRadiusClient, RadiusClient, RadiusClientChanges, Saved};
 use crate::web::AppState;
 
@@ -139,16 +138,9 @@ fn sealed_secret(state: &AppState, text: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 fn input_mode(text: &str) -> Result<String, ApiError> {
-    InputMode::NAMES
-        .into_iter()
-        .find(|name| *name == text)
+    parse_input_mode(text)
         .map(str::to_string)
-        .ok_or_else(|| {
-            ApiError::field(
-                "input_mode",
-                format!("must be one of {}", InputMode::NAMES.join(", ")),
-            )
-        })
+        .map_err(|e| ApiError::field("input_mode", e.0))
 }
 
 fn separator(text: &str) -> Result<Option<String>, ApiError> {
@@ -173,10 +165,7 @@ fn saved(saved: Saved<RadiusClient>) -> Result<RadiusClient, ApiError> {
 fn duplicate_name(name: Option<String>) -> impl FnOnce(crate::store::StoreError) -> ApiError {
     move |error| {
         if error.is_unique_violation() {
-            ApiError::Conflict(format!(
-                "a RADIUS client named {:?} exists already",
-                name.unwrap_or_default()
-            ))
+            ApiError::Conflict(name_taken(&name.unwrap_or_default()))
         } else {
             error.into()
         }

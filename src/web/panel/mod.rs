@@ -10,6 +10,7 @@ mod admins;
 mod audit;
 mod dashboard;
 mod login;
+mod radius;
 mod resources;
 mod settings;
 mod setup;
@@ -53,6 +54,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     tokens_add::routes(config);
     tokens::routes(config);
     resources::routes(config);
+    radius::routes(config);
     settings::routes(config);
     audit::routes(config);
     admins::routes(config);

@@ -31,11 +31,19 @@ async fn every_main_page_of_the_panel_opens_by_its_links_fits_the_window_and_run
             json!({"kind": "MAIL", "name": "Jane's mail", "user": "jdoe", "resource": "vpn"}),
         )
         .await;
+    let radius_client = panel
+        .api_create(
+            "/radius/clients",
+            json!({"name": "fw1", "address": "192.0.2.10", "secret": "a long shared secret",
+                   "resource": "vpn", "input_mode": "password_code", "separator": ","}),
+        )
+        .await;
     let serial = token["serial"].as_str().expect("a serial");
     let user_page = format!("/admin/users/{}", user["id"]);
     let token_page = format!("/admin/tokens/{}", token["id"]);
     let resource_page = format!("/admin/resources/{}", resource["id"]);
     let self_service = format!("{resource_page}/self-service");
+    let radius_client_page = format!("/admin/radius/{}", radius_client["id"]);
 
     // (what to click, the path it leads to, a text the page shows, the screenshot's name)
     let tour = [
@@ -68,6 +76,13 @@ async fn every_main_page_of_the_panel_opens_by_its_links_fits_the_window_and_run
             &self_service,
             "Allowed Actions",
             "panel-resource-self-service",
+        ),
+        ("RADIUS", "/admin/radius", "192.0.2.10/32", "panel-radius"),
+        (
+            "fw1",
+            &radius_client_page,
+            "Separator",
+            "panel-radius-client",
         ),
         (
             "Settings",

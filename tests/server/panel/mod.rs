@@ -5,6 +5,7 @@ mod admins;
 mod audit;
 mod cookies;
 mod login;
+mod radius;
 mod refusals;
 mod resources;
 mod settings;

@@ -466,6 +466,13 @@ async fn resource_page(
         )
         .await?
         .ok_or(PageError::NotFound)?;
+    let radius_clients = state
+        .store
+        .radius_clients()
+        .await?
+        .into_iter()
+        .filter(|client| client.resource_id == resource.id)
+        .count();
     let base = format!("/admin/resources/{}", resource.id);
     let body = html! {
         (resource_tabs(resource, "Overview"))
@@ -522,9 +529,13 @@ async fn resource_page(
                 (numbered_pager(tokens_page, tokens_total, PER_PAGE, |n| format!("{base}?page={users_page}&tokens_page={n}#tokens-heading")))
             }
         }
+        section aria-labelledby="radius-heading" {
+            h2 #radius-heading { "RADIUS clients (" (radius_clients) ")" }
+            p { "Gateways whose users authenticate for this resource over RADIUS. " a href=(super::radius::clients_of(Some(resource.id))) { "RADIUS clients of this resource" } }
+        }
         section aria-labelledby="danger-heading" {
             h2 #danger-heading { "Delete" }
-            p { "Deleting the resource removes its assignments, API keys and Self-Service settings. Users and tokens stay." }
+            p { "Deleting the resource removes its assignments, API keys, RADIUS clients and Self-Service settings. Users and tokens stay." }
             p { a.button-danger href=(format!("{base}/delete")) { "Delete resource" } }
         }
     };
