@@ -149,7 +149,7 @@ pub fn reply_messages(text: &str) -> Vec<Attribute> {
         while !rest.is_char_boundary(cut) {
             cut -= 1;
         }
-        attributes.push(Attribute::new(REPLY_MESSAGE, rest[..cut].as_bytes()));
+        attributes.push(Attribute::new(REPLY_MESSAGE, &rest.as_bytes()[..cut]));
         rest = &rest[cut..];
     }
     attributes
@@ -271,11 +271,11 @@ mod tests {
         let totp = expected(TokenKind::Totp, None, None);
         let hotp = expected(TokenKind::Hotp, None, None);
         assert_eq!(
-            prompt(&[totp.clone()]).as_deref(),
+            prompt(std::slice::from_ref(&totp)).as_deref(),
             Some("Enter the code from your authenticator app.")
         );
         assert_eq!(
-            prompt(&[hotp.clone()]).as_deref(),
+            prompt(std::slice::from_ref(&hotp)).as_deref(),
             Some("Enter the code from your hardware token.")
         );
         assert_eq!(
