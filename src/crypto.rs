@@ -106,6 +106,9 @@ pub enum Purpose {
     TokenSecret,
     Credential,
     Message,
+    /// The State of a RADIUS Access-Challenge: the login it continues, bound to its client,
+    /// user and resource.
+    RadiusState,
 }
 
 impl Purpose {
@@ -116,6 +119,7 @@ impl Purpose {
             Purpose::TokenSecret => b"otpgate/token-secret",
             Purpose::Credential => b"otpgate/credential",
             Purpose::Message => b"otpgate/message",
+            Purpose::RadiusState => b"otpgate/radius-state",
         }
     }
 }

@@ -18,6 +18,10 @@ pub enum InputMode {
     StaticChallenge,
     /// The field holds the code alone: the gateway checked the password itself.
     CodeOnly,
+    /// Password, then a challenge (FortiGate, Cisco ASA, Palo Alto, NetScaler): the first
+    /// request's field holds the password alone (see [`password`]); a right one is answered
+    /// with an Access-Challenge, and the request that carries its State holds the code alone.
+    Challenge,
 }
 
 /// The shortest and longest code `Combined` cuts off when there is no separator.
@@ -37,14 +41,16 @@ impl InputMode {
             } => "code_password",
             InputMode::StaticChallenge => "static_challenge",
             InputMode::CodeOnly => "code_only",
+            InputMode::Challenge => "challenge",
         }
     }
 
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 5] = [
         "password_code",
         "code_password",
         "static_challenge",
         "code_only",
+        "challenge",
     ];
 
     /// The mode of a name, with the separator and code length that `Combined` takes.
@@ -57,6 +63,7 @@ impl InputMode {
             }),
             "static_challenge" => Some(InputMode::StaticChallenge),
             "code_only" => Some(InputMode::CodeOnly),
+            "challenge" => Some(InputMode::Challenge),
             _ => None,
         }
     }
@@ -76,6 +83,8 @@ pub enum Malformed {
     NotText,
     /// No code where the mode expects one.
     NoCode,
+    /// An empty password where the mode expects one.
+    NoPassword,
     /// Not `SCRV1:<base64>:<base64>`.
     NotStaticChallenge,
 }
@@ -85,6 +94,7 @@ impl Malformed {
         match self {
             Malformed::NotText => "password_not_text",
             Malformed::NoCode => "no_code_in_password_field",
+            Malformed::NoPassword => "no_password",
             Malformed::NotStaticChallenge => "not_a_static_challenge_response",
         }
     }
@@ -94,7 +104,7 @@ impl Malformed {
 pub fn split(mode: &InputMode, field: &[u8]) -> Result<Typed, Malformed> {
     let text = std::str::from_utf8(field).map_err(|_| Malformed::NotText)?;
     match mode {
-        InputMode::CodeOnly => {
+        InputMode::CodeOnly | InputMode::Challenge => {
             if text.is_empty() {
                 return Err(Malformed::NoCode);
             }
@@ -158,6 +168,15 @@ pub fn split(mode: &InputMode, field: &[u8]) -> Result<Typed, Malformed> {
             })
         }
     }
+}
+
+/// The password field of the first request in the challenge mode: the password alone.
+pub fn password(field: &[u8]) -> Result<String, Malformed> {
+    let text = std::str::from_utf8(field).map_err(|_| Malformed::NotText)?;
+    if text.is_empty() {
+        return Err(Malformed::NoPassword);
+    }
+    Ok(text.to_string())
 }
 
 #[cfg(test)]
@@ -251,6 +270,18 @@ mod tests {
             typed(None, "123456")
         );
         assert_eq!(split(&InputMode::CodeOnly, b""), Err(Malformed::NoCode));
+    }
+
+    #[test]
+    fn in_the_challenge_mode_the_password_comes_alone_and_then_the_code_alone() {
+        assert_eq!(password(b"s3cret123456"), Ok("s3cret123456".to_string()));
+        assert_eq!(password(b""), Err(Malformed::NoPassword));
+        assert_eq!(password(&[0xff]), Err(Malformed::NotText));
+        assert_eq!(
+            split(&InputMode::Challenge, b"123456"),
+            typed(None, "123456")
+        );
+        assert_eq!(split(&InputMode::Challenge, b""), Err(Malformed::NoCode));
     }
 
     #[test]

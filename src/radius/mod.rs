@@ -2,8 +2,10 @@
 //!
 //! `packet` (the codec), `dictionary`, `input` (taking a password field apart) and `clients`
 //! (the rules of a client's fields) stand on the core floor: no I/O, no clock, no randomness.
-//! `server` is a front end, beside `web` and `cli`: it imports neither.
+//! `server` is a front end, beside `web` and `cli`: it imports neither; `challenge` (the State
+//! of an Access-Challenge, sealed, and what a challenge says) is its part.
 
+pub mod challenge;
 pub mod clients;
 pub mod dictionary;
 pub mod input;

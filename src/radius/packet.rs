@@ -31,6 +31,7 @@ pub const CHAP_PASSWORD: u8 = 3;
 pub const REPLY_MESSAGE: u8 = 18;
 pub const STATE: u8 = 24;
 pub const VENDOR_SPECIFIC: u8 = 26;
+pub const SESSION_TIMEOUT: u8 = 27;
 pub const CALLING_STATION_ID: u8 = 31;
 pub const NAS_IDENTIFIER: u8 = 32;
 pub const PROXY_STATE: u8 = 33;

@@ -17,16 +17,17 @@ use anyhow::Context;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
+use super::challenge::{self, Binding};
 use super::clients::Network;
-use super::input::{InputMode, split};
+use super::input::{self, InputMode, split};
 use super::packet::{
-    ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_REQUEST, ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE,
-    ACCT_SESSION_ID, ACCT_STATUS_TYPE, CALLING_STATION_ID, CHAP_PASSWORD, EAP_MESSAGE,
-    MAX_PACKET_LEN, NAS_IDENTIFIER, PROXY_STATE, Packet, STATUS_SERVER, USER_NAME, USER_PASSWORD,
-    VENDOR_MICROSOFT, reply,
+    ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT, ACCESS_REQUEST, ACCOUNTING_REQUEST,
+    ACCOUNTING_RESPONSE, ACCT_SESSION_ID, ACCT_STATUS_TYPE, Attribute, CALLING_STATION_ID,
+    CHAP_PASSWORD, EAP_MESSAGE, MAX_PACKET_LEN, NAS_IDENTIFIER, PROXY_STATE, Packet,
+    SESSION_TIMEOUT, STATE, STATUS_SERVER, USER_NAME, USER_PASSWORD, VENDOR_MICROSOFT, reply,
 };
 use crate::attempts::Guard;
-use crate::auth::{Answer, Attempt, Authenticator, Caller};
+use crate::auth::{Answer, Attempt, Authenticator, Caller, Expected};
 use crate::config::{AuthConfig, RadiusConfig};
 use crate::crypto::{Keys, Purpose};
 use crate::domain::{IdOrName, Refused, RuleError};
@@ -394,14 +395,13 @@ async fn handle(
             (ACCOUNTING_RESPONSE, Vec::new())
         }
         _ => {
-            let accepted = access(services, client, packet, source).await?;
-            let (code, result) = if accepted {
-                (ACCESS_ACCEPT, "accepted")
-            } else {
-                (ACCESS_REJECT, "rejected")
+            let (code, result, attributes) = match access(services, client, packet, source).await? {
+                Access::Accepted => (ACCESS_ACCEPT, "accepted", Vec::new()),
+                Access::Rejected(attributes) => (ACCESS_REJECT, "rejected", attributes),
+                Access::Challenged(attributes) => (ACCESS_CHALLENGE, "challenged", attributes),
             };
             count(metrics, &client.name, result);
-            (code, Vec::new())
+            (code, attributes)
         }
     };
     match reply(code, packet, attributes, secret) {
@@ -468,13 +468,22 @@ fn unusable(packet: &Packet) -> Option<&'static str> {
     }
 }
 
-/// An Access-Request: accepted or not; None to drop it (busy or failed: the gateway retries).
+/// What an Access-Request comes to.
+enum Access {
+    Accepted,
+    /// Access-Reject, with what it tells the user (the challenge mode's Reply-Message).
+    Rejected(Vec<Attribute>),
+    /// Access-Challenge: its State, Reply-Message and Session-Timeout.
+    Challenged(Vec<Attribute>),
+}
+
+/// An Access-Request: its answer; None to drop it (busy or failed: the gateway retries).
 async fn access(
     services: &Services,
     client: &Client,
     packet: &Packet,
     source: SocketAddr,
-) -> Option<bool> {
+) -> Option<Access> {
     let caller = caller(client, packet, source);
     let end_user_ip = end_user_ip(packet);
     let refuse = |reason: &'static str| {
@@ -498,16 +507,24 @@ async fn access(
     let Some(field) = packet.user_password(&client.secret) else {
         return write_refusal(services, refuse("malformed_user_password")).await;
     };
+    if client.mode == InputMode::Challenge {
+        let end_user_ip = end_user_ip.clone();
+        return challenge_mode(
+            services,
+            client,
+            packet,
+            &field,
+            &caller,
+            end_user_ip,
+            &refuse,
+        )
+        .await;
+    }
     let typed = match split(&client.mode, &field) {
         Ok(typed) => typed,
         Err(malformed) => return write_refusal(services, refuse(malformed.reason())).await,
     };
-    if let Some(address) = &end_user_ip
-        && services
-            .end_user_ip
-            .take(address, std::time::Instant::now())
-            .is_err()
-    {
+    if over_rate(services, end_user_ip.as_deref()) {
         return write_refusal(services, refuse("rate_limited")).await;
     }
     let attempt = Attempt {
@@ -523,7 +540,15 @@ async fn access(
         otp: Some(typed.code),
         end_user_ip: end_user_ip.clone(),
     };
-    let authenticator = Authenticator {
+    let result = authenticator(services)
+        .authenticate(&caller, attempt, crate::clock::now())
+        .await;
+    conclude(services, result, refuse, Step::Whole).await
+}
+
+/// The authentication, with the services the API's uses and the API's rate limit per account.
+fn authenticator(services: &Services) -> Authenticator<'_> {
+    Authenticator {
         store: &services.store,
         keys: &services.keys,
         config: &services.auth,
@@ -532,27 +557,52 @@ async fn access(
         guard: &services.guard,
         per_account: Some(&services.per_account),
         wakeup: &services.wakeup,
-    };
-    let result = authenticator
-        .authenticate(&caller, attempt, crate::clock::now())
-        .await;
-    conclude(services, result, refuse).await
+    }
+}
+
+/// Whether the end user's address is over its rate limit (`Calling-Station-Id`); takes a
+/// request from its bucket.
+fn over_rate(services: &Services, end_user_ip: Option<&str>) -> bool {
+    end_user_ip.is_some_and(|address| {
+        services
+            .end_user_ip
+            .take(address, std::time::Instant::now())
+            .is_err()
+    })
+}
+
+/// Which step of a login a request is, for what a challenge answered to it becomes.
+enum Step<'a> {
+    /// Everything in one request: a challenge cannot be answered by this client's users.
+    Whole,
+    /// The challenge mode's password: a challenge becomes the Access-Challenge, its State
+    /// bound to this client, user and resource.
+    Password(&'a Binding<'a>),
 }
 
 /// The one mapping of the authentication's outcome to a RADIUS answer: accepted, rejected
-/// (a refusal of the request is a rejection, with its audit line), or dropped (busy, or a
-/// failure of ours: the gateway retries).
+/// (a refusal of the request is a rejection, with its audit line), challenged (the challenge
+/// mode's password step), or dropped (busy, or a failure of ours: the gateway retries).
 async fn conclude(
     services: &Services,
     result: Result<Answer, RuleError>,
     refuse: impl Fn(&'static str) -> AuditEntry,
-) -> Option<bool> {
+    step: Step<'_>,
+) -> Option<Access> {
     match result {
-        Ok(Answer::Accepted { .. }) => Some(true),
-        Ok(Answer::Rejected | Answer::Expired) => Some(false),
-        // Codes were sent and a challenge opened: without the challenge mode, this client's
-        // users cannot answer it here.
-        Ok(Answer::Challenge { .. }) => Some(false),
+        Ok(Answer::Accepted { .. }) => Some(Access::Accepted),
+        Ok(Answer::Rejected | Answer::Expired) => Some(Access::Rejected(Vec::new())),
+        Ok(Answer::Challenge {
+            transaction,
+            expected,
+        }) => match step {
+            Step::Password(binding) => {
+                challenge_reply(services, binding, &transaction, &expected).await
+            }
+            // Codes were sent and a challenge opened: without the challenge mode, this
+            // client's users cannot answer it here.
+            Step::Whole => Some(Access::Rejected(Vec::new())),
+        },
         Err(RuleError::Refused(Refused::TooMany { .. })) => {
             write_refusal(services, refuse("too_many_attempts")).await
         }
@@ -574,15 +624,174 @@ async fn conclude(
 
 /// Writes the audit line of a rejection decided here; the answer is Access-Reject once it is
 /// written.
-async fn write_refusal(services: &Services, entry: AuditEntry) -> Option<bool> {
+async fn write_refusal(services: &Services, entry: AuditEntry) -> Option<Access> {
     match services.store.audit(entry).await {
-        Ok(()) => Some(false),
+        Ok(()) => Some(Access::Rejected(Vec::new())),
         Err(error) => {
             tracing::error!(%error, "cannot write a RADIUS audit line");
             drop_packet(&services.metrics, "failed");
             None
         }
     }
+}
+
+/// An Access-Request of a client in the challenge mode. Without a State, its field is the
+/// password: a right one is answered with an Access-Challenge (the codes sent, or asked of the
+/// user's app or hardware token) whose State stands in for the password once. With a State,
+/// the field is the code that answers it: the State must open and be this client's, user's and
+/// resource's; its transaction is taken, so the State is spent whatever the code; the code is
+/// judged within that transaction with the password counted as checked, and a rejection voids
+/// the codes sent for it (the gateway starts over). Every Access-Reject of that step tells the
+/// same, whatever the reason.
+async fn challenge_mode(
+    services: &Services,
+    client: &Client,
+    packet: &Packet,
+    field: &[u8],
+    caller: &Caller,
+    end_user_ip: Option<String>,
+    refuse: &impl Fn(&'static str) -> AuditEntry,
+) -> Option<Access> {
+    let user = packet.text(USER_NAME).unwrap_or_default();
+    let binding = Binding {
+        client: &client.name,
+        user: &user,
+        resource_id: client.resource_id,
+    };
+    let now = crate::clock::now();
+    let Some(state) = packet.first(STATE) else {
+        let password = match input::password(field) {
+            Ok(password) => password,
+            Err(malformed) => return write_refusal(services, refuse(malformed.reason())).await,
+        };
+        if over_rate(services, end_user_ip.as_deref()) {
+            return write_refusal(services, refuse("rate_limited")).await;
+        }
+        let attempt = Attempt {
+            target: AuthTarget {
+                resource: IdOrName::Id(client.resource_id),
+                user: Some(IdOrName::Name(user.clone())),
+                token: None,
+                transaction: None,
+                address: None,
+            },
+            first_factor_checked: false,
+            password: Some(password),
+            otp: None,
+            end_user_ip,
+        };
+        let result = authenticator(services)
+            .authenticate(caller, attempt, now)
+            .await;
+        return conclude(services, result, refuse, Step::Password(&binding)).await;
+    };
+    let told = |access: Option<Access>| {
+        access.map(|access| match access {
+            Access::Rejected(_) => {
+                Access::Rejected(challenge::reply_messages(challenge::NOT_ACCEPTED))
+            }
+            other => other,
+        })
+    };
+    if over_rate(services, end_user_ip.as_deref()) {
+        return told(write_refusal(services, refuse("rate_limited")).await);
+    }
+    let transaction = match challenge::open(&services.keys, &binding, state, now) {
+        Ok(transaction) => transaction,
+        Err(unusable) => return told(write_refusal(services, refuse(unusable.reason())).await),
+    };
+    let taken = services
+        .store
+        .take_password_transaction(transaction.clone(), client.resource_id, now)
+        .await;
+    let user_id = match taken {
+        Ok(Some(user_id)) => user_id,
+        Ok(None) => return told(write_refusal(services, refuse("state_used")).await),
+        Err(error) => {
+            tracing::error!(%error, "cannot take a RADIUS challenge's transaction");
+            drop_packet(&services.metrics, "failed");
+            return None;
+        }
+    };
+    let access = match split(&client.mode, field) {
+        Err(malformed) => write_refusal(services, refuse(malformed.reason())).await,
+        Ok(typed) => {
+            let attempt = Attempt {
+                target: AuthTarget {
+                    resource: IdOrName::Id(client.resource_id),
+                    user: Some(IdOrName::Id(user_id)),
+                    token: None,
+                    transaction: Some(transaction.clone()),
+                    address: None,
+                },
+                // The transaction just taken stood in for the password checked for this user
+                // in this resource.
+                first_factor_checked: true,
+                password: None,
+                otp: Some(typed.code),
+                end_user_ip,
+            };
+            let result = authenticator(services)
+                .authenticate(caller, attempt, now)
+                .await;
+            conclude(services, result, refuse, Step::Whole).await
+        }
+    };
+    if !matches!(access, Some(Access::Accepted))
+        && let Err(error) = services.store.void_transaction_codes(transaction).await
+    {
+        tracing::error!(%error, "cannot void the codes of a RADIUS challenge");
+    }
+    told(access)
+}
+
+/// The Access-Challenge of a right password: its State (the transaction, sealed and bound),
+/// the Reply-Message that names the codes the user may type, and the challenge's remaining
+/// life as Session-Timeout (RFC 2865 §5.27). When no code can answer it (none could be sent,
+/// and no app or hardware token is expected), the login ends in an Access-Reject that says so.
+async fn challenge_reply(
+    services: &Services,
+    binding: &Binding<'_>,
+    transaction: &str,
+    expected: &[Expected],
+) -> Option<Access> {
+    let now = crate::clock::now();
+    let failed = |error: &dyn std::fmt::Display| {
+        tracing::error!(%error, "cannot answer a RADIUS password with a challenge");
+        drop_packet(&services.metrics, "failed");
+        None
+    };
+    let Some(prompt) = challenge::prompt(expected) else {
+        let taken = services
+            .store
+            .take_password_transaction(transaction.to_string(), binding.resource_id, now)
+            .await;
+        return match taken {
+            Ok(_) => Some(Access::Rejected(challenge::reply_messages(
+                challenge::NOTHING_SENT,
+            ))),
+            Err(error) => failed(&error),
+        };
+    };
+    let expires_at = match services
+        .store
+        .transaction_expiry(transaction.to_string(), now)
+        .await
+    {
+        Ok(Some(expires_at)) => expires_at,
+        // Expired in the moment since it was made: the user logs in again.
+        Ok(None) => return Some(Access::Rejected(Vec::new())),
+        Err(error) => return failed(&error),
+    };
+    let state = match challenge::seal(&services.keys, binding, transaction, expires_at) {
+        Ok(state) => state,
+        Err(error) => return failed(&error),
+    };
+    let remaining = u32::try_from((expires_at - now).max(1)).unwrap_or(u32::MAX);
+    let mut attributes = vec![Attribute::new(STATE, state)];
+    attributes.extend(challenge::reply_messages(&prompt));
+    attributes.push(Attribute::new(SESSION_TIMEOUT, remaining.to_be_bytes()));
+    Some(Access::Challenged(attributes))
 }
 
 /// Records an Accounting-Request in the audit log (RFC 2866: answered only once recorded).

@@ -620,4 +620,52 @@ impl Store {
         })
         .await
     }
+
+    /// When a live transaction expires; None once it is answered or expired.
+    pub async fn transaction_expiry(&self, id: String, now: UnixTime) -> Result<Option<UnixTime>> {
+        self.read(move |conn| {
+            optional(
+                conn.prepare_cached(
+                    "SELECT expires_at FROM auth_transactions WHERE id = ?1 AND expires_at > ?2",
+                )?
+                .query_row(params![id, now], |row| row.get(0)),
+            )
+        })
+        .await
+    }
+
+    /// Takes a transaction that stands in for a checked password, once (a compare-and-set that
+    /// must end one row): only while it is live, in this resource, and made when the password
+    /// was checked. Its codes stay, for the code typed with it to be judged against. The user's
+    /// id, or None when it was taken already, expired, or is not such a transaction.
+    pub async fn take_password_transaction(
+        &self,
+        id: String,
+        resource_id: i64,
+        now: UnixTime,
+    ) -> Result<Option<i64>> {
+        self.write(move |conn| {
+            optional(
+                conn.prepare_cached(
+                    "DELETE FROM auth_transactions
+                     WHERE id = ?1 AND resource_id = ?2 AND password_checked = 1 AND expires_at > ?3
+                     RETURNING user_id",
+                )?
+                .query_row(params![id, resource_id, now], |row| row.get(0)),
+            )
+        })
+        .await
+    }
+
+    /// Voids the codes sent for a transaction: its login is over.
+    pub async fn void_transaction_codes(&self, id: String) -> Result<()> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM challenges WHERE transaction_id = ?1 AND purpose = 'auth'",
+            )?
+            .execute(params![id])?;
+            Ok(())
+        })
+        .await
+    }
 }

@@ -430,6 +430,49 @@ async fn a_penalty_voids_a_challenge_only_when_its_tries_are_spent() {
     assert_eq!(challenge_tries(&store, challenge_id).await, None);
 }
 
+/// Begins a transaction of the tests' owner, with no codes; `password_checked` as given.
+async fn begin(store: &Store, id: &str, password_checked: bool, expires_at: UnixTime) -> i64 {
+    let (user_id, resource_id) = transaction_owner(store).await;
+    let asked = auth::Asked {
+        transaction: auth::NewTransaction {
+            id: id.to_owned(),
+            resource_id,
+            user_id,
+            password_checked,
+            expires_at,
+        },
+        challenges: Vec::new(),
+        reused: Vec::new(),
+        tries: 3,
+        entries: Vec::new(),
+    };
+    store
+        .create_challenges(asked, 1000)
+        .await
+        .expect("transaction written");
+    resource_id
+}
+
+#[tokio::test]
+async fn a_radius_state_takes_its_password_transaction_once() {
+    let (_dir, store) = temp_store();
+    let resource = begin(&store, "checked", true, 2000).await;
+    let (user, _) = transaction_owner(&store).await;
+    let take = |id: &str, resource: i64, now: UnixTime| {
+        store.take_password_transaction(id.to_owned(), resource, now)
+    };
+    let other = add_resource(&store, "another resource").await;
+    assert_eq!(take("checked", other, 1001).await.expect("taken"), None);
+    assert_eq!(take("checked", resource, 2000).await.expect("taken"), None);
+    assert_eq!(
+        take("checked", resource, 1001).await.expect("taken"),
+        Some(user)
+    );
+    assert_eq!(take("checked", resource, 1002).await.expect("taken"), None);
+    begin(&store, "prepared", false, 2000).await;
+    assert_eq!(take("prepared", resource, 1001).await.expect("taken"), None);
+}
+
 // ----- The BOT activation code (bot) --------------------------------------------------------
 
 fn bot_token(serial: &str, code: &[u8], expires_at: UnixTime) -> NewToken {

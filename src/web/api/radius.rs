@@ -29,7 +29,8 @@ pub struct RadiusClientJson {
     resource: ResourceRef,
     /// Requests without a Message-Authenticator are dropped.
     require_message_authenticator: bool,
-    /// `password_code`, `code_password`, `static_challenge` or `code_only`.
+    /// `password_code`, `code_password`, `static_challenge`, `code_only` or `challenge`
+    /// (password first, then the code asked for by an Access-Challenge).
     input_mode: String,
     /// Between password and code in `password_code` and `code_password`; null: none, the
     /// code being the last (or first) `code_length` characters.
@@ -86,7 +87,8 @@ pub struct CreateRadiusClient {
     /// True when absent.
     #[serde(default)]
     require_message_authenticator: Option<bool>,
-    /// `password_code` (when absent), `code_password`, `static_challenge` or `code_only`.
+    /// `password_code` (when absent), `code_password`, `static_challenge`, `code_only` or
+    /// `challenge` (password first, then the code asked for by an Access-Challenge).
     #[serde(default)]
     input_mode: Option<String>,
     /// Up to 8 characters; absent or empty: none.
@@ -112,6 +114,7 @@ pub struct UpdateRadiusClient {
     resource: Option<IdOrName>,
     #[serde(default)]
     require_message_authenticator: Option<bool>,
+    /// `password_code`, `code_password`, `static_challenge`, `code_only` or `challenge`.
     #[serde(default)]
     input_mode: Option<String>,
     /// Up to 8 characters; empty or null: none.

@@ -166,3 +166,42 @@ async fn deleting_a_resource_deletes_its_radius_clients() {
     assert_eq!(status, 204);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM radius_clients"), 0);
 }
+
+#[tokio::test]
+async fn a_radius_client_may_ask_for_the_code_with_a_challenge() {
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    create_resource(&app, &key, "vpn").await;
+    let (status, created) = send(
+        &app,
+        Method::POST,
+        "/radius/clients",
+        &key,
+        Some(
+            json!({ "name": "fw1", "address": "10.0.0.1", "secret": SECRET, "resource": "vpn",
+                     "input_mode": "challenge" }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["input_mode"], "challenge");
+    let (status, changed) = send(
+        &app,
+        Method::PATCH,
+        "/radius/clients/fw1",
+        &key,
+        Some(json!({ "input_mode": "code_only" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    let (status, changed) = send(
+        &app,
+        Method::PATCH,
+        "/radius/clients/fw1",
+        &key,
+        Some(json!({ "input_mode": "challenge" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["input_mode"], "challenge");
+}

@@ -1,6 +1,7 @@
 //! The RADIUS server, spoken to by Debian's `radclient` (freeradius-utils) and, where a test
 //! needs the very same bytes twice, by the codec's own client over UDP.
 
+mod challenge;
 mod radclient;
 mod server;
 
@@ -60,6 +61,27 @@ impl Rig {
         .await;
         assert_eq!(status, 201, "{client}");
         client
+    }
+
+    /// Stops the server and starts it again on the same data directory, on the same RADIUS
+    /// port when it is still free.
+    pub async fn restart(self) -> Rig {
+        let Rig { app, fx, _temp } = self;
+        let port = app.radius[0].port();
+        app.stop().await;
+        let config = |listen: String| {
+            let mut config = test_config(_temp.path());
+            config.radius.listen = vec![listen];
+            config.radius.accounting_listen = vec!["127.0.0.1:0".into()];
+            config
+        };
+        let app = match spawn_with(config(format!("127.0.0.1:{port}"))).await {
+            Ok(app) => app,
+            Err(_) => spawn_with(config("127.0.0.1:0".into()))
+                .await
+                .expect("the application starts again"),
+        };
+        Rig { app, fx, _temp }
     }
 
     pub fn port(&self) -> u16 {

@@ -283,3 +283,30 @@ async fn status_server_is_answered_and_accounting_is_recorded() {
         .expect("an accounting line");
     assert!(detail.contains("start") && detail.contains("s-42") && detail.contains("fw-east"));
 }
+
+#[tokio::test]
+async fn a_locked_token_refuses_even_its_right_code_and_the_audit_says_why() {
+    if !radclient_present() {
+        return;
+    }
+    let rig = rig().await;
+    rig.client(json!({"input_mode": "code_only"})).await;
+    // The resource locks a token at 5 wrong codes.
+    for _ in 0..5 {
+        let (outcome, text) =
+            radclient(rig.port(), "auth", SECRET, &signed("alice", "000000")).await;
+        assert_eq!(outcome, Outcome::Reject, "{text}");
+    }
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &hotp(0))).await;
+    assert_eq!(
+        outcome,
+        Outcome::Reject,
+        "a locked token's right code: {text}"
+    );
+    let reasons = rig.reasons();
+    assert_eq!(
+        reasons.last().and_then(|r| r.1.as_deref()),
+        Some("token_locked"),
+        "{reasons:?}"
+    );
+}
