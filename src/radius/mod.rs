@@ -2,10 +2,12 @@
 //!
 //! `packet` (the codec), `dictionary`, `input` (taking a password field apart) and `clients`
 //! (the rules of a client's fields) stand on the core floor: no I/O, no clock, no randomness.
-//! `server` is a front end, beside `web` and `cli`: it imports neither.
+//! `server` is a front end, beside `web` and `cli`: it imports neither. `radsec` carries the
+//! same evaluation over TLS (RFC 6614).
 
 pub mod clients;
 pub mod dictionary;
 pub mod input;
 pub mod packet;
+pub mod radsec;
 pub mod server;
