@@ -975,9 +975,8 @@ mod tests {
         )
         .expect("a CA makes it valid");
         assert_eq!(on.radius.radsec_listen, vec!["0.0.0.0:2083".to_string()]);
-        let (key, _, _) = error_of(
-            "[radius]\nradsec_listen = [\"0.0.0.0\"]\nradsec_client_ca = \"/ca.pem\"\n",
-        );
+        let (key, _, _) =
+            error_of("[radius]\nradsec_listen = [\"0.0.0.0\"]\nradsec_client_ca = \"/ca.pem\"\n");
         assert_eq!(key, "radius.radsec_listen");
         let (key, _, message) = error_of("[radius]\nradsec_handshake_timeout_ms = 10\n");
         assert_eq!(key, "radius.radsec_handshake_timeout_ms");

@@ -365,7 +365,12 @@ pub(super) fn admit(shared: &Shared, key: ReplyKey) -> Admission {
 
 /// Keeps the reply for the retransmits, or forgets a request that got none (busy, a failure
 /// of ours, a packet that failed its checks), so that a retry is evaluated afresh.
-pub(super) fn settle(shared: &Shared, key: ReplyKey, answer: Option<Arc<Vec<u8>>>, started: Instant) {
+pub(super) fn settle(
+    shared: &Shared,
+    key: ReplyKey,
+    answer: Option<Arc<Vec<u8>>>,
+    started: Instant,
+) {
     let mut replies = shared.replies.lock().unwrap_or_else(|e| e.into_inner());
     match answer {
         Some(reply) => {
