@@ -362,3 +362,49 @@ async fn connection(
     drop(reader);
     let _ = writing.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stream_is_cut_into_packets_by_the_length_in_their_headers() {
+        let first = [1u8, 7, 0, 20].into_iter().chain([9u8; 16]);
+        let second = [12u8, 8, 0, 22].into_iter().chain([5u8; 18]);
+        let stream: Vec<u8> = first.chain(second).collect();
+        let mut reader = stream.as_slice();
+        let packet = read_packet(&mut reader)
+            .await
+            .ok()
+            .expect("the first packet");
+        assert_eq!((packet.len(), packet[1]), (20, 7));
+        let packet = read_packet(&mut reader)
+            .await
+            .ok()
+            .expect("the second packet");
+        assert_eq!((packet.len(), packet[1]), (22, 8));
+        assert!(matches!(
+            read_packet(&mut reader).await,
+            Err(Framing::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_length_shorter_than_a_header_or_longer_than_a_packet_cannot_be_followed() {
+        for length in [0u16, 19, 4097, u16::MAX] {
+            let [high, low] = length.to_be_bytes();
+            let stream = [1u8, 1, high, low, 0, 0, 0, 0];
+            let mut reader = stream.as_slice();
+            assert!(
+                matches!(read_packet(&mut reader).await, Err(Framing::Length)),
+                "{length}"
+            );
+        }
+        // A packet cut short by the end of the stream is a closed connection.
+        let mut reader: &[u8] = &[1u8, 1, 0, 30, 0, 0];
+        assert!(matches!(
+            read_packet(&mut reader).await,
+            Err(Framing::Closed)
+        ));
+    }
+}

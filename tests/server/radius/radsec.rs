@@ -490,3 +490,25 @@ async fn radclient_through_radsecproxy_is_accepted_for_the_right_code_and_reject
         .expect("the accounting line");
     assert!(accounted.contains("session s-9"), "{accounted}");
 }
+
+#[tokio::test]
+async fn a_client_ca_that_cannot_be_read_or_holds_no_certificate_stops_the_start_with_its_reason() {
+    let dir = tempfile::tempdir().expect("dir");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    for (ca_file, reason) in [
+        (dir.path().join("missing.pem"), "cannot read"),
+        (empty, "holds no PEM certificate"),
+    ] {
+        let data = tempfile::tempdir().expect("data dir");
+        let mut config = crate::helpers::app::test_config(data.path());
+        config.radius.radsec_listen = vec!["127.0.0.1:0".into()];
+        config.radius.radsec_client_ca = Some(ca_file);
+        let error = match crate::helpers::app::spawn_with(config).await {
+            Ok(_) => panic!("the server started without a usable client CA"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(error.contains("radius.radsec_client_ca"), "{error}");
+        assert!(error.contains(reason), "{error}");
+    }
+}
