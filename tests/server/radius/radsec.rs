@@ -78,13 +78,23 @@ impl Authority {
 
 /// An application with RadSec on a free port whose client CA is `ca`, and the RADIUS client
 /// "nas" (code only) for `address`.
-async fn radsec_rig(ca: &Authority, dir: &Path, address: &str, handshake_ms: u64) -> Rig {
+async fn radsec_rig(ca: &Authority, dir: &Path, address: &str) -> Rig {
+    radsec_rig_with(ca, dir, address, |_| {}).await
+}
+
+/// The same, with `adjust` applied to the `[radius]` configuration.
+async fn radsec_rig_with(
+    ca: &Authority,
+    dir: &Path,
+    address: &str,
+    adjust: impl FnOnce(&mut otpgate::config::RadiusConfig),
+) -> Rig {
     let ca_file = dir.join("client-ca.pem");
     std::fs::write(&ca_file, &ca.pem).expect("write the CA");
     let rig = rig_with(|config| {
         config.radius.radsec_listen = vec!["127.0.0.1:0".into()];
         config.radius.radsec_client_ca = Some(ca_file);
-        config.radius.radsec_handshake_timeout_ms = handshake_ms;
+        adjust(&mut config.radius);
     })
     .await;
     rig.client(json!({"input_mode": "code_only", "address": address}))
@@ -173,7 +183,7 @@ async fn metrics(rig: &Rig) -> String {
 async fn pipelined_requests_on_one_connection_are_answered_with_the_radsec_secret() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = authority("gateways");
-    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1", 5_000).await;
+    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1").await;
     let mut tls = connect(&rig, Some(&ca.client("fw1")))
         .await
         .expect("the handshake succeeds");
@@ -254,7 +264,7 @@ async fn refused(rig: &Rig, certificate: Option<&ClientCertificate>) -> bool {
 async fn a_peer_without_a_client_certificate_or_with_one_from_another_ca_is_refused() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = authority("gateways");
-    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1", 5_000).await;
+    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1").await;
     assert!(refused(&rig, None).await, "no client certificate");
     let stranger = authority("someone else").client("fw1");
     assert!(refused(&rig, Some(&stranger)).await, "an unknown CA");
@@ -273,7 +283,10 @@ async fn a_peer_without_a_client_certificate_or_with_one_from_another_ca_is_refu
 async fn a_peer_that_never_finishes_its_handshake_is_cut_off() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = authority("gateways");
-    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1", 100).await;
+    let rig = radsec_rig_with(&ca, dir.path(), "127.0.0.1", |radius| {
+        radius.radsec_handshake_timeout_ms = 100;
+    })
+    .await;
     let mut silent = TcpStream::connect(("127.0.0.1", radsec_port(&rig)))
         .await
         .expect("connect");
@@ -290,10 +303,39 @@ async fn a_peer_that_never_finishes_its_handshake_is_cut_off() {
 }
 
 #[tokio::test]
+async fn a_connection_past_the_cap_is_closed_at_once_and_a_silent_one_after_its_idle_deadline() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = authority("gateways");
+    let rig = radsec_rig_with(&ca, dir.path(), "127.0.0.1", |radius| {
+        radius.radsec_max_connections = 1;
+        radius.radsec_idle_timeout_seconds = 1;
+    })
+    .await;
+    let mut first = connect(&rig, Some(&ca.client("fw1")))
+        .await
+        .expect("the first connection is served");
+    assert!(
+        refused(&rig, Some(&ca.client("fw2"))).await,
+        "the second is past the cap"
+    );
+    // The first, silent, is closed at its idle deadline.
+    assert_eq!(next_packet(&mut first).await, None);
+    let metrics = metrics(&rig).await;
+    for reason in ["connection_limit", "idle"] {
+        assert!(
+            metrics.contains(&format!(
+                "otpgate_radius_tls_closed_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_good_certificate_from_an_address_no_client_holds_is_refused() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = authority("gateways");
-    let rig = radsec_rig(&ca, dir.path(), "192.0.2.0/24", 5_000).await;
+    let rig = radsec_rig(&ca, dir.path(), "192.0.2.0/24").await;
     assert!(refused(&rig, Some(&ca.client("fw1"))).await);
     assert!(rig.reasons().is_empty());
     assert!(
@@ -307,7 +349,7 @@ async fn a_good_certificate_from_an_address_no_client_holds_is_refused() {
 async fn a_packet_of_impossible_length_closes_the_connection() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = authority("gateways");
-    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1", 5_000).await;
+    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1").await;
     let mut tls = connect(&rig, Some(&ca.client("fw1")))
         .await
         .expect("the handshake succeeds");
@@ -440,7 +482,7 @@ async fn radclient_through_radsecproxy_is_accepted_for_the_right_code_and_reject
     }
     let dir = tempfile::tempdir().expect("dir");
     let ca = authority("gateways");
-    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1", 5_000).await;
+    let rig = radsec_rig(&ca, dir.path(), "127.0.0.1").await;
     let proxy = start_proxy(&binary, dir.path(), &rig, &ca.client("radsecproxy")).await;
 
     let request = format!(
