@@ -481,7 +481,11 @@ impl Config {
     /// The RadSec keys: a client CA whenever RadSec listens, and bounds that hold.
     fn validate_radsec(&self) -> Result<(), ConfigError> {
         let radius = &self.radius;
-        if !radius.radsec_listen.is_empty() && radius.radsec_client_ca.is_none() {
+        let no_ca = radius
+            .radsec_client_ca
+            .as_ref()
+            .is_none_or(|path| path.as_os_str().is_empty());
+        if !radius.radsec_listen.is_empty() && no_ca {
             return Err(ConfigError::invalid(
                 "radius.radsec_client_ca",
                 "is required with radius.radsec_listen: the CA that signs the gateways' client certificates",
@@ -975,6 +979,9 @@ mod tests {
         )
         .expect("a CA makes it valid");
         assert_eq!(on.radius.radsec_listen, vec!["0.0.0.0:2083".to_string()]);
+        let (key, _, _) =
+            error_of("[radius]\nradsec_listen = [\"0.0.0.0:2083\"]\nradsec_client_ca = \"\"\n");
+        assert_eq!(key, "radius.radsec_client_ca", "an empty path is no CA");
         let (key, _, _) =
             error_of("[radius]\nradsec_listen = [\"0.0.0.0\"]\nradsec_client_ca = \"/ca.pem\"\n");
         assert_eq!(key, "radius.radsec_listen");

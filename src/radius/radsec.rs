@@ -20,10 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
-use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::ResolvesServerCert;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -40,53 +37,14 @@ use crate::metrics::Metrics;
 /// authenticators and User-Password; the client's own secret stays for UDP.
 pub const SECRET: &[u8] = b"radsec";
 
-/// Why the client CA cannot be used; said at start.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientCaError {
-    #[error("radius.radsec_client_ca: cannot read {file}: {reason}")]
-    Read { file: String, reason: String },
-    #[error("radius.radsec_client_ca: {file} holds no PEM certificate")]
-    Empty { file: String },
-    #[error("radius.radsec_client_ca: {file} is not a usable CA certificate: {reason}")]
-    Unusable { file: String, reason: String },
-}
-
 /// The TLS configuration of RadSec: the server's certificate (the one HTTPS presents, so that
 /// an uploaded certificate applies to both) and client certificates required, verified
 /// against the CA in `client_ca`.
 pub fn server_config(
     certificate: Arc<dyn ResolvesServerCert>,
     client_ca: &Path,
-) -> Result<Arc<rustls::ServerConfig>, ClientCaError> {
-    crate::tls::install_crypto_provider();
-    let file = client_ca.display().to_string();
-    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(client_ca)
-        .and_then(|iter| iter.collect::<Result<_, _>>())
-        .map_err(|error| ClientCaError::Read {
-            file: file.clone(),
-            reason: error.to_string(),
-        })?;
-    if certificates.is_empty() {
-        return Err(ClientCaError::Empty { file });
-    }
-    let mut roots = RootCertStore::empty();
-    for certificate in certificates {
-        roots
-            .add(certificate)
-            .map_err(|error| ClientCaError::Unusable {
-                file: file.clone(),
-                reason: error.to_string(),
-            })?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    )
-    .build()
-    .map_err(|error| ClientCaError::Unusable {
-        file: file.clone(),
-        reason: error.to_string(),
-    })?;
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let verifier = crate::tls::client_verifier(client_ca).context("radius.radsec_client_ca")?;
     let config = rustls::ServerConfig::builder()
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(certificate);

@@ -554,3 +554,30 @@ async fn a_client_ca_that_cannot_be_read_or_holds_no_certificate_stops_the_start
         assert!(error.contains(reason), "{error}");
     }
 }
+
+#[test]
+fn config_check_refuses_a_radsec_client_ca_that_holds_no_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, "not a certificate\n").expect("write");
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[radius]\nradsec_listen = [\"127.0.0.1:2083\"]\nradsec_client_ca = \"{}\"\n",
+            ca_file.display()
+        ),
+    )
+    .expect("write");
+    let output = crate::helpers::process::otpgate_command(dir.path())
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("radius.radsec_client_ca") && stderr.contains("holds no PEM certificate"),
+        "{stderr}"
+    );
+}
