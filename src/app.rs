@@ -215,6 +215,17 @@ impl Application {
             config.api.user_rate,
             config.api.user_burst,
         ));
+        let radsec_tls = match &config.radius.radsec_client_ca {
+            Some(client_ca) if !config.radius.radsec_listen.is_empty() => {
+                // RadSec presents the HTTPS certificate, loaded here too when HTTPS is off.
+                let live = match &tls_material {
+                    Some(material) => material.live.clone(),
+                    None => tls::load(&config.tls, &data_dir_path, crate::clock::now())?.live,
+                };
+                Some(crate::radius::radsec::server_config(live, client_ca)?)
+            }
+            _ => None,
+        };
         let radius = crate::radius::server::RadiusServer::bind(
             &config.radius,
             crate::radius::server::Services {
@@ -231,6 +242,7 @@ impl Application {
                 ),
                 wakeup: wakeup.clone(),
             },
+            radsec_tls,
         )?;
         let admin = &config.admin;
         let window = Duration::from_secs(15 * 60);
@@ -350,6 +362,11 @@ impl Application {
     /// The bound RADIUS accounting addresses.
     pub fn radius_accounting_addresses(&self) -> Vec<SocketAddr> {
         self.radius.accounting_addresses()
+    }
+
+    /// The bound RadSec addresses (none when RadSec is off).
+    pub fn radsec_addresses(&self) -> Vec<SocketAddr> {
+        self.radius.radsec_addresses()
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {

@@ -628,6 +628,11 @@ fn config_check(cli: &Cli) -> anyhow::Result<()> {
     if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
         crate::tls::load_pem(cert, key, false)?;
     }
+    if let Some(client_ca) = &config.radius.radsec_client_ca
+        && !config.radius.radsec_listen.is_empty()
+    {
+        crate::tls::client_verifier(client_ca).context("radius.radsec_client_ca")?;
+    }
     let dir = config::resolve_data_dir(&config)?;
     match &file {
         Some(file) => println!("# configuration file: {}", file.display()),

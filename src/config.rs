@@ -287,6 +287,20 @@ pub struct RadiusConfig {
     pub accounting_listen: Vec<String>,
     /// Requests evaluated at once at most; more are dropped (the gateway retries) and counted.
     pub max_in_flight: usize,
+    /// Addresses and ports for RADIUS over TLS (RadSec, RFC 6614, on TCP); empty turns it off.
+    pub radsec_listen: Vec<String>,
+    /// A PEM file of the CA (or CAs) that signs the gateways' client certificates; required
+    /// with `radsec_listen`. The server presents the HTTPS certificate.
+    pub radsec_client_ca: Option<PathBuf>,
+    /// RadSec connections open at once at most; more are closed at once and counted.
+    pub radsec_max_connections: usize,
+    /// From accepting a RadSec connection to the end of its TLS handshake, in milliseconds.
+    pub radsec_handshake_timeout_ms: u64,
+    /// A RadSec connection that sends nothing for this long is closed, in seconds.
+    pub radsec_idle_timeout_seconds: u64,
+    /// Requests of one RadSec connection evaluated at once at most; past it, the connection
+    /// is not read until one is answered.
+    pub radsec_max_in_flight_per_connection: usize,
 }
 
 impl Default for RadiusConfig {
@@ -295,6 +309,12 @@ impl Default for RadiusConfig {
             listen: vec!["127.0.0.1:1812".into()],
             accounting_listen: vec!["127.0.0.1:1813".into()],
             max_in_flight: 256,
+            radsec_listen: Vec::new(),
+            radsec_client_ca: None,
+            radsec_max_connections: 256,
+            radsec_handshake_timeout_ms: 5_000,
+            radsec_idle_timeout_seconds: 300,
+            radsec_max_in_flight_per_connection: 32,
         }
     }
 }
@@ -458,12 +478,58 @@ impl Config {
         Ok(config)
     }
 
+    /// The RadSec keys: a client CA whenever RadSec listens, and bounds that hold.
+    fn validate_radsec(&self) -> Result<(), ConfigError> {
+        let radius = &self.radius;
+        let no_ca = radius
+            .radsec_client_ca
+            .as_ref()
+            .is_none_or(|path| path.as_os_str().is_empty());
+        if !radius.radsec_listen.is_empty() && no_ca {
+            return Err(ConfigError::invalid(
+                "radius.radsec_client_ca",
+                "is required with radius.radsec_listen: the CA that signs the gateways' client certificates",
+            ));
+        }
+        for (key, value, range) in [
+            (
+                "radius.radsec_max_connections",
+                radius.radsec_max_connections as u64,
+                1..=100_000,
+            ),
+            (
+                "radius.radsec_handshake_timeout_ms",
+                radius.radsec_handshake_timeout_ms,
+                100..=600_000,
+            ),
+            (
+                "radius.radsec_idle_timeout_seconds",
+                radius.radsec_idle_timeout_seconds,
+                1..=86_400,
+            ),
+            (
+                "radius.radsec_max_in_flight_per_connection",
+                radius.radsec_max_in_flight_per_connection as u64,
+                1..=4096,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every value that TOML's types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         for (key, addresses) in [
             ("radius.listen", &self.radius.listen),
             ("radius.accounting_listen", &self.radius.accounting_listen),
+            ("radius.radsec_listen", &self.radius.radsec_listen),
         ] {
             for address in addresses {
                 if address.parse::<SocketAddr>().is_err() {
@@ -480,6 +546,7 @@ impl Config {
                 "must be between 1 and 65536",
             ));
         }
+        self.validate_radsec()?;
         if !self.server.public_url.is_empty() {
             let url = &self.server.public_url;
             let rest = url
@@ -895,6 +962,34 @@ mod tests {
         assert!(off.radius.listen.is_empty());
         let error = Config::parse("[radius]\nlisten = [\"0.0.0.0\"]\n", None).expect_err("no port");
         assert!(error.to_string().contains("radius.listen"), "{error}");
+    }
+
+    #[test]
+    fn radsec_is_off_by_default_and_listens_only_with_a_client_ca() {
+        let config = Config::default();
+        assert!(config.radius.radsec_listen.is_empty());
+        assert_eq!(config.radius.radsec_client_ca, None);
+        let (key, line, message) = error_of("[radius]\nradsec_listen = [\"0.0.0.0:2083\"]\n");
+        assert_eq!(key, "radius.radsec_client_ca");
+        assert_eq!(line, None, "the key is missing, not on a line");
+        assert!(message.contains("client certificates"), "{message}");
+        let on = Config::parse(
+            "[radius]\nradsec_listen = [\"0.0.0.0:2083\"]\nradsec_client_ca = \"/etc/otpgate/ca.pem\"\n",
+            None,
+        )
+        .expect("a CA makes it valid");
+        assert_eq!(on.radius.radsec_listen, vec!["0.0.0.0:2083".to_string()]);
+        let (key, _, _) =
+            error_of("[radius]\nradsec_listen = [\"0.0.0.0:2083\"]\nradsec_client_ca = \"\"\n");
+        assert_eq!(key, "radius.radsec_client_ca", "an empty path is no CA");
+        let (key, _, _) =
+            error_of("[radius]\nradsec_listen = [\"0.0.0.0\"]\nradsec_client_ca = \"/ca.pem\"\n");
+        assert_eq!(key, "radius.radsec_listen");
+        let (key, _, message) = error_of("[radius]\nradsec_handshake_timeout_ms = 10\n");
+        assert_eq!(key, "radius.radsec_handshake_timeout_ms");
+        assert_eq!(message, "must be between 100 and 600000");
+        let (key, _, _) = error_of("[radius]\nradsec_max_connections = 0\n");
+        assert_eq!(key, "radius.radsec_max_connections");
     }
 
     #[test]

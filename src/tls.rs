@@ -374,6 +374,52 @@ fn describe(der: &[u8], source: CertificateSource) -> Result<CertificateInfo, St
     })
 }
 
+/// Why a CA file for client certificates cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientCaError {
+    #[error("cannot read the CA file {file}: {reason}")]
+    Read { file: PathBuf, reason: String },
+    #[error("the CA file {file} holds no PEM certificate")]
+    Empty { file: PathBuf },
+    #[error("the CA file {file} holds no usable CA certificate: {reason}")]
+    Unusable { file: PathBuf, reason: String },
+}
+
+/// A verifier that requires a client certificate signed by a CA of `ca_file` (PEM, one or
+/// more certificates); for RadSec.
+pub fn client_verifier(
+    ca_file: &Path,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, ClientCaError> {
+    install_crypto_provider();
+    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
+        .and_then(|iter| iter.collect::<Result<_, _>>())
+        .map_err(|error| ClientCaError::Read {
+            file: ca_file.to_path_buf(),
+            reason: error.to_string(),
+        })?;
+    if certificates.is_empty() {
+        return Err(ClientCaError::Empty {
+            file: ca_file.to_path_buf(),
+        });
+    }
+    let unusable = |reason: String| ClientCaError::Unusable {
+        file: ca_file.to_path_buf(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|error| unusable(error.to_string()))?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|error| unusable(error.to_string()))
+}
+
 /// The directory, inside the TLS directory, of an uploaded certificate.
 const UPLOADED_DIR: &str = "uploaded";
 

@@ -4,10 +4,12 @@
 //! (the rules of a client's fields) stand on the core floor: no I/O, no clock, no randomness.
 //! `server` is a front end, beside `web` and `cli`: it imports neither; `challenge` (the State
 //! of an Access-Challenge, sealed, and what a challenge says) is its part.
+//! `radsec` carries the same evaluation over TLS (RFC 6614).
 
 pub mod challenge;
 pub mod clients;
 pub mod dictionary;
 pub mod input;
 pub mod packet;
+pub mod radsec;
 pub mod server;

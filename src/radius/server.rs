@@ -61,7 +61,8 @@ pub struct Services {
 }
 
 /// A client as the server holds it: the secret unsealed in memory only.
-struct Client {
+#[derive(Clone)]
+pub(super) struct Client {
     name: String,
     network: Network,
     secret: Vec<u8>,
@@ -70,22 +71,45 @@ struct Client {
     mode: InputMode,
 }
 
-/// Which port a socket serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Port {
-    Authentication,
-    Accounting,
+impl Client {
+    /// The same client on a RadSec connection, where the shared secret is "radsec" (RFC 6614
+    /// §2.3): TLS protects the packets, and the client's own secret stays for UDP.
+    pub(super) fn over_tls(&self) -> Client {
+        Client {
+            secret: super::radsec::SECRET.to_vec(),
+            ..self.clone()
+        }
+    }
 }
 
-type ReplyKey = (SocketAddr, u8, [u8; 16]);
+/// Which port a socket serves, or RadSec, whose one connection carries both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Port {
+    Authentication,
+    Accounting,
+    Tls,
+}
+
+impl Port {
+    /// Whether requests of `code` are answered here.
+    pub(super) fn takes(self, code: u8) -> bool {
+        match self {
+            Port::Authentication => [ACCESS_REQUEST, STATUS_SERVER].contains(&code),
+            Port::Accounting => [ACCOUNTING_REQUEST, STATUS_SERVER].contains(&code),
+            Port::Tls => [ACCESS_REQUEST, ACCOUNTING_REQUEST, STATUS_SERVER].contains(&code),
+        }
+    }
+}
+
+pub(super) type ReplyKey = (SocketAddr, u8, [u8; 16]);
 
 enum Slot {
     InFlight,
     Done { reply: Arc<Vec<u8>>, at: Instant },
 }
 
-struct Shared {
-    services: Services,
+pub(super) struct Shared {
+    pub(super) services: Services,
     replies: Mutex<HashMap<ReplyKey, Slot>>,
     permits: Arc<Semaphore>,
 }
@@ -93,12 +117,19 @@ struct Shared {
 /// The bound sockets, ready to serve.
 pub struct RadiusServer {
     sockets: Vec<(std::net::UdpSocket, Port)>,
+    radsec: Option<super::radsec::Listeners>,
     shared: Arc<Shared>,
 }
 
 impl RadiusServer {
-    /// Binds every configured address; an address that cannot be bound is an error.
-    pub fn bind(config: &RadiusConfig, services: Services) -> anyhow::Result<RadiusServer> {
+    /// Binds every configured address; an address that cannot be bound is an error. RadSec
+    /// listens when `radsec_tls` (the server configuration that requires client certificates)
+    /// is given.
+    pub fn bind(
+        config: &RadiusConfig,
+        services: Services,
+        radsec_tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> anyhow::Result<RadiusServer> {
         let mut sockets = Vec::new();
         for (addresses, port) in [
             (&config.listen, Port::Authentication),
@@ -111,8 +142,12 @@ impl RadiusServer {
                 sockets.push((socket, port));
             }
         }
+        let radsec = radsec_tls
+            .map(|tls| super::radsec::Listeners::bind(config, tls))
+            .transpose()?;
         Ok(RadiusServer {
             sockets,
+            radsec,
             shared: Arc::new(Shared {
                 services,
                 replies: Mutex::new(HashMap::new()),
@@ -129,6 +164,14 @@ impl RadiusServer {
     /// The bound accounting addresses.
     pub fn accounting_addresses(&self) -> Vec<SocketAddr> {
         self.addresses(Port::Accounting)
+    }
+
+    /// The bound RadSec addresses (none when RadSec is off).
+    pub fn radsec_addresses(&self) -> Vec<SocketAddr> {
+        self.radsec
+            .as_ref()
+            .map(super::radsec::Listeners::addresses)
+            .unwrap_or_default()
     }
 
     fn addresses(&self, wanted: Port) -> Vec<SocketAddr> {
@@ -149,18 +192,28 @@ impl RadiusServer {
             }
             tasks.push(tokio::spawn(receive(socket, port, self.shared.clone())));
         }
+        if let Some(radsec) = self.radsec {
+            tasks.extend(radsec.start(self.shared.clone())?);
+        }
         Ok(tasks)
     }
 }
 
 /// The clients as last loaded, and the store's generation they were loaded at.
-struct ClientTable {
+pub(super) struct ClientTable {
     generation: Option<u64>,
     clients: Vec<Arc<Client>>,
 }
 
 impl ClientTable {
-    async fn refresh(&mut self, services: &Services) {
+    pub(super) fn empty() -> ClientTable {
+        ClientTable {
+            generation: None,
+            clients: Vec::new(),
+        }
+    }
+
+    pub(super) async fn refresh(&mut self, services: &Services) {
         let generation = services.store.radius_generation();
         if self.generation == Some(generation) {
             return;
@@ -199,7 +252,7 @@ impl ClientTable {
     }
 
     /// The client whose network holds `address` most narrowly.
-    fn find(&self, address: IpAddr) -> Option<Arc<Client>> {
+    pub(super) fn find(&self, address: IpAddr) -> Option<Arc<Client>> {
         self.clients
             .iter()
             .filter(|client| client.network.contains(address))
@@ -208,7 +261,7 @@ impl ClientTable {
     }
 }
 
-fn drop_packet(metrics: &Metrics, reason: &str) {
+pub(super) fn drop_packet(metrics: &Metrics, reason: &str) {
     metrics.inc(
         "otpgate_radius_dropped_total",
         "RADIUS packets dropped without an answer, by reason.",
@@ -217,10 +270,7 @@ fn drop_packet(metrics: &Metrics, reason: &str) {
 }
 
 async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
-    let mut table = ClientTable {
-        generation: None,
-        clients: Vec::new(),
-    };
+    let mut table = ClientTable::empty();
     let mut buffer = vec![0u8; MAX_PACKET_LEN];
     let mut unknown_logged: Option<Instant> = None;
     let mut unknown_since_log = 0u64;
@@ -252,11 +302,7 @@ async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
             drop_packet(&services.metrics, "malformed");
             continue;
         };
-        let expected = match port {
-            Port::Authentication => [ACCESS_REQUEST, STATUS_SERVER],
-            Port::Accounting => [ACCOUNTING_REQUEST, STATUS_SERVER],
-        };
-        if !expected.contains(&packet.code) {
+        if !port.takes(packet.code) {
             drop_packet(&services.metrics, "unexpected_code");
             continue;
         }
@@ -286,7 +332,7 @@ async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
     }
 }
 
-enum Admission {
+pub(super) enum Admission {
     /// A retransmit of a request answered moments ago: the same reply again.
     Cached(Arc<Vec<u8>>),
     /// A retransmit of a request being evaluated: its answer will do for both.
@@ -296,7 +342,7 @@ enum Admission {
     New(tokio::sync::OwnedSemaphorePermit),
 }
 
-fn admit(shared: &Shared, key: ReplyKey) -> Admission {
+pub(super) fn admit(shared: &Shared, key: ReplyKey) -> Admission {
     let mut replies = shared.replies.lock().unwrap_or_else(|e| e.into_inner());
     match replies.get(&key) {
         Some(Slot::Done { reply, at }) if at.elapsed() < REPLY_KEPT => {
@@ -320,7 +366,12 @@ fn admit(shared: &Shared, key: ReplyKey) -> Admission {
 
 /// Keeps the reply for the retransmits, or forgets a request that got none (busy, a failure
 /// of ours, a packet that failed its checks), so that a retry is evaluated afresh.
-fn settle(shared: &Shared, key: ReplyKey, answer: Option<Arc<Vec<u8>>>, started: Instant) {
+pub(super) fn settle(
+    shared: &Shared,
+    key: ReplyKey,
+    answer: Option<Arc<Vec<u8>>>,
+    started: Instant,
+) {
     let mut replies = shared.replies.lock().unwrap_or_else(|e| e.into_inner());
     match answer {
         Some(reply) => {
@@ -332,7 +383,7 @@ fn settle(shared: &Shared, key: ReplyKey, answer: Option<Arc<Vec<u8>>>, started:
     }
 }
 
-fn duplicate(metrics: &Metrics) {
+pub(super) fn duplicate(metrics: &Metrics) {
     metrics.inc(
         "otpgate_radius_duplicates_total",
         "RADIUS retransmits answered from the cache or joined to the request in flight.",
@@ -340,8 +391,8 @@ fn duplicate(metrics: &Metrics) {
     );
 }
 
-/// The answer to one packet, or None to drop it.
-async fn handle(
+/// The answer to one packet, or None to drop it; the same for UDP and RadSec.
+pub(super) async fn handle(
     services: &Services,
     client: &Client,
     packet: &Packet,
@@ -379,7 +430,7 @@ async fn handle(
     let (code, attributes) = match packet.code {
         STATUS_SERVER => {
             let code = match port {
-                Port::Authentication => ACCESS_ACCEPT,
+                Port::Authentication | Port::Tls => ACCESS_ACCEPT,
                 Port::Accounting => ACCOUNTING_RESPONSE,
             };
             count(metrics, &client.name, "status");

@@ -17,6 +17,8 @@ pub struct TestApp {
     /// The RADIUS authentication and accounting addresses, when the test's config has any.
     pub radius: Vec<std::net::SocketAddr>,
     pub radius_accounting: Vec<std::net::SocketAddr>,
+    /// The RadSec (RADIUS over TLS) addresses, when the test's config has any.
+    pub radsec: Vec<std::net::SocketAddr>,
     /// A client with a cookie jar that trusts this server's certificate.
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
@@ -61,6 +63,7 @@ pub async fn spawn_with(config: Config) -> anyhow::Result<TestApp> {
     let fingerprint = application.certificate_fingerprint().map(str::to_string);
     let radius = application.radius_addresses();
     let radius_accounting = application.radius_accounting_addresses();
+    let radsec = application.radsec_addresses();
     let handle = application.handle();
     let task = tokio::spawn(application.run_until_stopped());
     Ok(TestApp {
@@ -71,6 +74,7 @@ pub async fn spawn_with(config: Config) -> anyhow::Result<TestApp> {
         fingerprint,
         radius,
         radius_accounting,
+        radsec,
         handle,
         task,
         _temp: None,

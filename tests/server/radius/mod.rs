@@ -3,6 +3,7 @@
 
 mod challenge;
 mod radclient;
+mod radsec;
 mod server;
 
 use reqwest::Method;
@@ -23,10 +24,16 @@ pub struct Rig {
 }
 
 pub async fn rig() -> Rig {
+    rig_with(|_| {}).await
+}
+
+/// The same, with `adjust` applied to the configuration.
+pub async fn rig_with(adjust: impl FnOnce(&mut otpgate::Config)) -> Rig {
     let temp = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(temp.path());
     config.radius.listen = vec!["127.0.0.1:0".into()];
     config.radius.accounting_listen = vec!["127.0.0.1:0".into()];
+    adjust(&mut config);
     let app = spawn_with(config).await.expect("the application starts");
     let fx = fixture(&app, 5).await;
     user_with_token(

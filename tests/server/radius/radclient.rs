@@ -10,7 +10,7 @@ use super::{PASSWORD, SECRET, hotp, rig};
 
 /// What radclient made of the exchange.
 #[derive(Debug, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     Accept,
     Reject,
     Other(String),
@@ -18,7 +18,7 @@ enum Outcome {
 }
 
 /// Whether radclient can run here; under CI it must.
-fn radclient_present() -> bool {
+pub(super) fn radclient_present() -> bool {
     let present = Command::new("radclient")
         .arg("-h")
         .stdout(Stdio::null())
@@ -37,7 +37,12 @@ fn radclient_present() -> bool {
 
 /// Sends `attributes` (radclient's input syntax) to `port` as `kind` (auth, acct, status), on
 /// a blocking thread: the server answers on the test's own runtime.
-async fn radclient(port: u16, kind: &str, secret: &str, attributes: &str) -> (Outcome, String) {
+pub(super) async fn radclient(
+    port: u16,
+    kind: &str,
+    secret: &str,
+    attributes: &str,
+) -> (Outcome, String) {
     let (kind, secret, attributes) = (kind.to_string(), secret.to_string(), attributes.to_string());
     tokio::task::spawn_blocking(move || run_radclient(port, &kind, &secret, &attributes))
         .await
@@ -80,7 +85,7 @@ fn run_radclient(port: u16, kind: &str, secret: &str, attributes: &str) -> (Outc
     (outcome, text)
 }
 
-fn signed(user: &str, password: &str) -> String {
+pub(super) fn signed(user: &str, password: &str) -> String {
     format!(
         "User-Name = \"{user}\"\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
     )
