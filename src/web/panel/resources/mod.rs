@@ -1,6 +1,7 @@
 //! The admin panel's Resources pages: the list, creating, changing and deleting a resource,
 //! and the tabs of one resource: Assign → Users and Token with User (`assignments`), its API
-//! keys (`api_keys`) and its Self-Service settings (`self_service`).
+//! keys (`api_keys`) and its Self-Service settings (`self_service`); the Overview's RADIUS reply
+//! attributes (`radius_attributes`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,12 +10,16 @@ use serde::Deserialize;
 
 mod api_keys;
 mod assignments;
+mod radius_attributes;
 mod self_service;
 
 use api_keys::{confirm_revoke_key, create_key, revoke_key, show_keys};
 use assignments::{
     assign_tokens, assign_users, confirm_unassign_token, confirm_unassign_user, show_assign_tokens,
     show_assign_users, unassign_token, unassign_user,
+};
+use radius_attributes::{
+    radius_attributes_section, rows_of, save_radius_attributes, show_radius_attributes,
 };
 use self_service::{save_self_service, show_self_service};
 
@@ -94,6 +99,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/admin/resources/{id}/self-service",
             web::post().to(save_self_service),
+        )
+        .route(
+            "/admin/resources/{id}/radius-attributes",
+            web::get().to(show_radius_attributes),
+        )
+        .route(
+            "/admin/resources/{id}/radius-attributes",
+            web::post().to(save_radius_attributes),
         );
 }
 
@@ -466,6 +479,7 @@ async fn resource_page(
         )
         .await?
         .ok_or(PageError::NotFound)?;
+    let radius_attributes = rows_of(state.store.radius_reply_attributes(resource.id).await?);
     let base = format!("/admin/resources/{}", resource.id);
     let body = html! {
         (resource_tabs(resource, "Overview"))
@@ -522,6 +536,7 @@ async fn resource_page(
                 (numbered_pager(tokens_page, tokens_total, PER_PAGE, |n| format!("{base}?page={users_page}&tokens_page={n}#tokens-heading")))
             }
         }
+        (radius_attributes_section(page, resource, &radius_attributes, &Problems::default()))
         section aria-labelledby="danger-heading" {
             h2 #danger-heading { "Delete" }
             p { "Deleting the resource removes its assignments, API keys and Self-Service settings. Users and tokens stay." }
