@@ -5,6 +5,7 @@ mod admins;
 mod audit;
 mod cookies;
 mod login;
+mod radius_attributes;
 mod refusals;
 mod resources;
 mod settings;

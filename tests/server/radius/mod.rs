@@ -2,6 +2,7 @@
 //! needs the very same bytes twice, by the codec's own client over UDP.
 
 mod radclient;
+mod reply;
 mod server;
 
 use reqwest::Method;
@@ -22,8 +23,14 @@ pub struct Rig {
 }
 
 pub async fn rig() -> Rig {
+    rig_with(|_| {}).await
+}
+
+/// The same, with `adjust` applied to the configuration first.
+pub async fn rig_with(adjust: impl FnOnce(&mut otpgate::config::Config)) -> Rig {
     let temp = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(temp.path());
+    adjust(&mut config);
     config.radius.listen = vec!["127.0.0.1:0".into()];
     config.radius.accounting_listen = vec!["127.0.0.1:0".into()];
     let app = spawn_with(config).await.expect("the application starts");
