@@ -66,7 +66,7 @@ pub(super) fn radius_attributes_section(
             (errors.summary())
             form.stack method="post" action=(action) {
                 input type="hidden" name="csrf" value=(page.csrf());
-                table {
+                table.attributes {
                     thead { tr { th { "Attribute" } th { "Value" } } }
                     tbody {
                         @for (index, (name, value)) in shown.enumerate() {
