@@ -37,6 +37,8 @@ pub struct Definition {
     pub kind: u8,
     pub value: ValueType,
     pub reply: bool,
+    /// The names of an integer attribute's values, as RADIUS dictionaries spell them.
+    pub names: &'static [(&'static str, u32)],
 }
 
 const fn standard(name: &'static str, kind: u8, value: ValueType) -> Definition {
@@ -46,6 +48,7 @@ const fn standard(name: &'static str, kind: u8, value: ValueType) -> Definition 
         kind,
         value,
         reply: false,
+        names: &[],
     }
 }
 
@@ -56,6 +59,7 @@ const fn vendor(name: &'static str, vendor: u32, kind: u8, value: ValueType) -> 
         kind,
         value,
         reply: false,
+        names: &[],
     }
 }
 
@@ -67,7 +71,43 @@ const fn replied(definition: Definition) -> Definition {
     }
 }
 
+/// The same attribute, with names for its values.
+const fn named(definition: Definition, names: &'static [(&'static str, u32)]) -> Definition {
+    Definition {
+        names,
+        ..definition
+    }
+}
+
 use ValueType::{Integer, Ipv4, Ipv6, Octets, Text};
+
+const SERVICE_TYPES: &[(&str, u32)] = &[
+    ("Login-User", 1),
+    ("Framed-User", 2),
+    ("Callback-Login-User", 3),
+    ("Callback-Framed-User", 4),
+    ("Outbound-User", 5),
+    ("Administrative-User", 6),
+    ("NAS-Prompt-User", 7),
+    ("Authenticate-Only", 8),
+    ("Callback-NAS-Prompt", 9),
+    ("Call-Check", 10),
+    ("Callback-Administrative", 11),
+];
+const FRAMED_PROTOCOLS: &[(&str, u32)] = &[("PPP", 1), ("SLIP", 2), ("ARAP", 3)];
+const FRAMED_ROUTINGS: &[(&str, u32)] = &[
+    ("None", 0),
+    ("Broadcast", 1),
+    ("Listen", 2),
+    ("Broadcast-Listen", 3),
+];
+const FRAMED_COMPRESSIONS: &[(&str, u32)] = &[
+    ("None", 0),
+    ("Van-Jacobson-TCP-IP", 1),
+    ("IPX-Header-Compression", 2),
+    ("Stac-LZS", 3),
+];
+const TERMINATION_ACTIONS: &[(&str, u32)] = &[("Default", 0), ("RADIUS-Request", 1)];
 
 pub const VENDOR_CISCO: u32 = 9;
 pub const VENDOR_CISCO_ASA: u32 = 3076;
@@ -82,21 +122,33 @@ pub const DICTIONARY: &[Definition] = &[
     standard("CHAP-Password", 3, Octets),
     standard("NAS-IP-Address", 4, Ipv4),
     standard("NAS-Port", 5, Integer),
-    replied(standard("Service-Type", 6, Integer)),
-    replied(standard("Framed-Protocol", 7, Integer)),
+    replied(named(standard("Service-Type", 6, Integer), SERVICE_TYPES)),
+    replied(named(
+        standard("Framed-Protocol", 7, Integer),
+        FRAMED_PROTOCOLS,
+    )),
     replied(standard("Framed-IP-Address", 8, Ipv4)),
     replied(standard("Framed-IP-Netmask", 9, Ipv4)),
-    replied(standard("Framed-Routing", 10, Integer)),
+    replied(named(
+        standard("Framed-Routing", 10, Integer),
+        FRAMED_ROUTINGS,
+    )),
     replied(standard("Filter-Id", 11, Text)),
     replied(standard("Framed-MTU", 12, Integer)),
-    replied(standard("Framed-Compression", 13, Integer)),
+    replied(named(
+        standard("Framed-Compression", 13, Integer),
+        FRAMED_COMPRESSIONS,
+    )),
     standard("Reply-Message", 18, Text),
     replied(standard("Framed-Route", 22, Text)),
     standard("State", 24, Octets),
     replied(standard("Class", 25, Octets)),
     replied(standard("Session-Timeout", 27, Integer)),
     replied(standard("Idle-Timeout", 28, Integer)),
-    replied(standard("Termination-Action", 29, Integer)),
+    replied(named(
+        standard("Termination-Action", 29, Integer),
+        TERMINATION_ACTIONS,
+    )),
     standard("Called-Station-Id", 30, Text),
     standard("Calling-Station-Id", 31, Text),
     standard("NAS-Identifier", 32, Text),
@@ -168,6 +220,8 @@ pub enum ValueError {
     Empty,
     #[error("is not a whole number from 0 to 4294967295")]
     NotInteger,
+    #[error("is not a whole number from 0 to 4294967295 or one of {0}")]
+    NotNamedInteger(String),
     #[error("is not an IPv4 address")]
     NotIpv4,
     #[error("is not an IPv6 address")]
@@ -203,12 +257,7 @@ impl Definition {
                 }
                 text.as_bytes().to_vec()
             }
-            Integer => text
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| ValueError::NotInteger)?
-                .to_be_bytes()
-                .to_vec(),
+            Integer => self.integer(text.trim())?.to_be_bytes().to_vec(),
             Ipv4 => text
                 .trim()
                 .parse::<Ipv4Addr>()
@@ -238,6 +287,26 @@ impl Definition {
             Some(vendor) => Attribute::vendor(vendor, self.kind, &value),
             None => Attribute::new(self.kind, value),
         })
+    }
+}
+
+impl Definition {
+    /// An integer in decimal, or one of its values' names in any case.
+    fn integer(&self, text: &str) -> Result<u32, ValueError> {
+        if let Ok(number) = text.parse::<u32>() {
+            return Ok(number);
+        }
+        if self.names.is_empty() {
+            return Err(ValueError::NotInteger);
+        }
+        self.names
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, number)| *number)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.names.iter().map(|(name, _)| *name).collect();
+                ValueError::NotNamedInteger(names.join(", "))
+            })
     }
 }
 
@@ -349,5 +418,21 @@ mod tests {
             16
         );
         assert_eq!(v6.attribute("10.0.0.1"), Err(ValueError::NotIpv6));
+        let service = by_name("Service-Type").expect("a known attribute");
+        assert_eq!(
+            service
+                .attribute("administrative-user")
+                .expect("a name")
+                .value,
+            6u32.to_be_bytes().to_vec()
+        );
+        assert_eq!(
+            service.attribute("7").expect("a number").value,
+            7u32.to_be_bytes().to_vec()
+        );
+        assert!(matches!(
+            service.attribute("Admin"),
+            Err(ValueError::NotNamedInteger(names)) if names.starts_with("Login-User, Framed-User")
+        ));
     }
 }

@@ -24,8 +24,8 @@ pub struct RadiusAttributeJson {
     name: String,
     /// As text, by the attribute's type: `string` up to 253 bytes (247 for a vendor's)
     /// without control characters, a Cisco-AVPair as `name=value`; `integer` a whole number
-    /// from 0 to 4294967295; `ipaddr` an IPv4 address; `ipv6addr` an IPv6 address; `octets`
-    /// text or `0x` and hex digits.
+    /// from 0 to 4294967295 or the name of a value (`Administrative-User`); `ipaddr` an IPv4
+    /// address; `ipv6addr` an IPv6 address; `octets` text or `0x` and hex digits.
     value: String,
 }
 
@@ -57,6 +57,9 @@ pub struct DictionaryEntry {
     vendor: Option<u32>,
     /// The attribute's number (the vendor's number of it for a vendor attribute).
     number: u8,
+    /// The names an integer's values may be given by, besides numbers; absent: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    values: Vec<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -165,6 +168,7 @@ pub(super) async fn radius_dictionary(_admin: AdminCaller) -> HttpResponse {
                 value_type: definition.value.as_str(),
                 vendor: definition.vendor,
                 number: definition.kind,
+                values: definition.names.iter().map(|(name, _)| *name).collect(),
             })
             .collect(),
     })

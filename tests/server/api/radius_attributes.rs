@@ -167,6 +167,7 @@ async fn the_dictionary_lists_the_reply_attributes_with_their_types_and_vendors(
         entry("Session-Timeout"),
         json!({"name": "Session-Timeout", "type": "integer", "vendor": null, "number": 27})
     );
+    assert_eq!(entry("Service-Type")["values"][5], "Administrative-User");
     assert!(items.iter().all(|item| item["name"] != "User-Password"));
     let document: Value = app
         .get("/api/v1/openapi.json")

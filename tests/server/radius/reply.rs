@@ -122,6 +122,7 @@ async fn an_accept_carries_a_welcome_a_class_and_the_attributes_set_for_its_reso
             {"name": "Fortinet-Group-Name", "value": "vpn-admins"},
             {"name": "Cisco-AVPair", "value": "shell:priv-lvl=15"},
             {"name": "Framed-IP-Address", "value": "10.8.0.7"},
+            {"name": "Service-Type", "value": "administrative-user"},
         ]),
     )
     .await;
@@ -141,6 +142,7 @@ async fn an_accept_carries_a_welcome_a_class_and_the_attributes_set_for_its_reso
         "Fortinet-Group-Name = \"vpn-admins\"",
         "Cisco-AVPair = \"shell:priv-lvl=15\"",
         "Framed-IP-Address = 10.8.0.7",
+        "Service-Type = Administrative-User",
     ] {
         assert!(reply.contains(expected), "{expected} in {reply}");
     }
