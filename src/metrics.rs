@@ -1,7 +1,8 @@
 //! Counters and histograms in the Prometheus text format, kept in memory.
 //!
-//! Small on purpose: a registry of named counter families with labels, and one latency
-//! histogram per route. Later features add their own families through [`Metrics::inc`].
+//! Small on purpose: a registry of named counter families and latency histogram families,
+//! with labels. Features add their own families through [`Metrics::inc`] and
+//! [`Metrics::observe`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -25,10 +26,29 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn record(&mut self, seconds: f64) {
+        for (slot, bound) in self.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *slot += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+/// A histogram family: its help and one histogram per set of labels.
+#[derive(Default)]
+struct Histograms {
+    help: &'static str,
+    values: BTreeMap<String, Histogram>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<&'static str, Family>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    histograms: Mutex<BTreeMap<&'static str, Histograms>>,
 }
 
 /// Appends `name="value",…` to `out`, escaping the values as the text format wants.
@@ -78,21 +98,36 @@ impl Metrics {
             "HTTP requests by route, method and status.",
             &[("route", route), ("method", method), ("status", &status)],
         );
+        self.observe(
+            "otpgate_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route.",
+            &[("route", route)],
+            elapsed,
+        );
+    }
+
+    /// Adds one duration to the latency histogram `name` with these labels.
+    pub fn observe(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        elapsed: Duration,
+    ) {
+        let mut key = String::with_capacity(64);
+        write_labels(&mut key, labels);
         let seconds = elapsed.as_secs_f64();
-        if let Ok(mut latency) = self.latency.lock() {
-            if !latency.contains_key(route) {
-                latency.insert(route.to_string(), Histogram::default());
-            }
-            let Some(histogram) = latency.get_mut(route) else {
-                return;
-            };
-            for (slot, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
-                if seconds <= bound {
-                    *slot += 1;
+        if let Ok(mut histograms) = self.histograms.lock() {
+            let family = histograms.entry(name).or_default();
+            family.help = help;
+            match family.values.get_mut(&key) {
+                Some(histogram) => histogram.record(seconds),
+                None => {
+                    let mut histogram = Histogram::default();
+                    histogram.record(seconds);
+                    family.values.insert(key, histogram);
                 }
             }
-            histogram.sum += seconds;
-            histogram.count += 1;
         }
     }
 
@@ -108,26 +143,24 @@ impl Metrics {
                 }
             }
         }
-        let name = "otpgate_http_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time to answer an HTTP request, by route."
-        );
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        if let Ok(latency) = self.latency.lock() {
-            for (route, histogram) in latency.iter() {
-                let mut label = String::new();
-                write_labels(&mut label, &[("route", route)]);
-                for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
-                    let _ = writeln!(out, "{name}_bucket{{{label},le=\"{bound}\"}} {count}");
+        if let Ok(histograms) = self.histograms.lock() {
+            for (name, family) in histograms.iter() {
+                let _ = writeln!(out, "# HELP {name} {}", family.help);
+                let _ = writeln!(out, "# TYPE {name} histogram");
+                for (label, histogram) in &family.values {
+                    let comma = if label.is_empty() { "" } else { "," };
+                    for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
+                        let _ =
+                            writeln!(out, "{name}_bucket{{{label}{comma}le=\"{bound}\"}} {count}");
+                    }
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{{label}{comma}le=\"+Inf\"}} {}",
+                        histogram.count
+                    );
+                    let _ = writeln!(out, "{name}_sum{{{label}}} {}", histogram.sum);
+                    let _ = writeln!(out, "{name}_count{{{label}}} {}", histogram.count);
                 }
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{{label},le=\"+Inf\"}} {}",
-                    histogram.count
-                );
-                let _ = writeln!(out, "{name}_sum{{{label}}} {}", histogram.sum);
-                let _ = writeln!(out, "{name}_count{{{label}}} {}", histogram.count);
             }
         }
         out
@@ -154,6 +187,36 @@ mod tests {
             "otpgate_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 0"
         ));
         assert!(text.contains("otpgate_http_request_duration_seconds_count{route=\"/healthz\"} 2"));
+    }
+
+    #[test]
+    fn a_histogram_family_with_two_labels_keeps_one_histogram_per_pair() {
+        let metrics = Metrics::default();
+        let name = "otpgate_test_duration_seconds";
+        let observe = |client: &str, result: &str, millis: u64| {
+            metrics.observe(
+                name,
+                "A test.",
+                &[("client", client), ("result", result)],
+                Duration::from_millis(millis),
+            );
+        };
+        observe("nas", "accepted", 3);
+        observe("nas", "accepted", 30);
+        observe("nas", "rejected", 1);
+        let text = metrics.render();
+        assert!(text.contains("# TYPE otpgate_test_duration_seconds histogram"));
+        assert!(text.contains(
+            "otpgate_test_duration_seconds_bucket{client=\"nas\",result=\"accepted\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "otpgate_test_duration_seconds_bucket{client=\"nas\",result=\"accepted\",le=\"+Inf\"} 2"
+        ));
+        assert!(
+            text.contains(
+                "otpgate_test_duration_seconds_count{client=\"nas\",result=\"rejected\"} 1"
+            )
+        );
     }
 
     #[test]

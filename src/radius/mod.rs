@@ -1,7 +1,8 @@
 //! RADIUS (RFC 2865, 2866, 3579, 5080, 5997): otpgate answers gateways itself.
 //!
-//! `packet` (the codec), `dictionary`, `input` (taking a password field apart) and `clients`
-//! (the rules of a client's fields) stand on the core floor: no I/O, no clock, no randomness.
+//! `packet` (the codec), `dictionary`, `input` (taking a password field apart), `clients`
+//! (the rules of a client's fields) and `reply` (what an Access-Accept carries) stand on the
+//! core floor: no I/O, no clock, no randomness.
 //! `server` is a front end, beside `web` and `cli`: it imports neither; `challenge` (the State
 //! of an Access-Challenge, sealed, and what a challenge says) is its part.
 //! `radsec` carries the same evaluation over TLS (RFC 6614).
@@ -12,4 +13,5 @@ pub mod dictionary;
 pub mod input;
 pub mod packet;
 pub mod radsec;
+pub mod reply;
 pub mod server;

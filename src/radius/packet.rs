@@ -30,6 +30,7 @@ pub const USER_PASSWORD: u8 = 2;
 pub const CHAP_PASSWORD: u8 = 3;
 pub const REPLY_MESSAGE: u8 = 18;
 pub const STATE: u8 = 24;
+pub const CLASS: u8 = 25;
 pub const VENDOR_SPECIFIC: u8 = 26;
 pub const SESSION_TIMEOUT: u8 = 27;
 pub const CALLING_STATION_ID: u8 = 31;
@@ -622,5 +623,51 @@ mod tests {
         };
         assert!(packet.has_vendor(VENDOR_MICROSOFT));
         assert!(!packet.has_vendor(9));
+    }
+
+    #[test]
+    fn vendor_attributes_encode_in_the_rfc_2865_layout_up_to_the_largest_value() {
+        let packet = Packet {
+            code: ACCESS_ACCEPT,
+            identifier: 4,
+            authenticator: [0; 16],
+            attributes: vec![
+                Attribute::vendor(12356, 1, b"vpn"),
+                Attribute::vendor(9, 1, b"shell:priv-lvl=15"),
+            ],
+        };
+        let bytes = packet.encode().expect("encodes");
+        assert_eq!(
+            &bytes[HEADER_LEN..HEADER_LEN + 11],
+            &hex("1a 0b 00 00 30 44 01 05 76 70 6e")[..],
+            "type 26, length, Fortinet's number, its type 1, length, the value"
+        );
+        assert_eq!(
+            &bytes[HEADER_LEN + 11..HEADER_LEN + 19],
+            &hex("1a 19 00 00 00 09 01 13")[..]
+        );
+        let parsed = Packet::parse(&bytes).expect("parses");
+        assert_eq!(parsed, packet);
+        let largest = Attribute::vendor(25461, 5, &[b'g'; 247]);
+        assert_eq!(largest.value.len(), MAX_ATTRIBUTE_VALUE_LEN);
+        assert_eq!(
+            largest.value[5], 249,
+            "the vendor length covers its type and length"
+        );
+        let encoded = Packet {
+            attributes: vec![largest.clone()],
+            ..packet.clone()
+        }
+        .encode()
+        .expect("the largest vendor value fits");
+        assert_eq!(encoded[HEADER_LEN + 1], 255);
+        assert_eq!(
+            Packet {
+                attributes: vec![Attribute::vendor(25461, 5, &[b'g'; 248])],
+                ..packet
+            }
+            .encode(),
+            Err(EncodeError::AttributeTooLong)
+        );
     }
 }

@@ -26,6 +26,8 @@ use super::packet::{
     CHAP_PASSWORD, EAP_MESSAGE, MAX_PACKET_LEN, NAS_IDENTIFIER, PROXY_STATE, Packet,
     SESSION_TIMEOUT, STATE, STATUS_SERVER, USER_NAME, USER_PASSWORD, VENDOR_MICROSOFT, reply,
 };
+use super::packet::{ACCESS_CHALLENGE, Attribute, CLASS};
+use super::reply::{accept_attributes, class_request_id, encode_reply_attributes, request_id};
 use crate::attempts::Guard;
 use crate::auth::{Answer, Attempt, Authenticator, Caller, Expected};
 use crate::config::{AuthConfig, RadiusConfig};
@@ -69,6 +71,8 @@ pub(super) struct Client {
     resource_id: i64,
     require_message_authenticator: bool,
     mode: InputMode,
+    /// What its resource adds to an Access-Accept, encoded once per load.
+    reply_attributes: Vec<Attribute>,
 }
 
 impl Client {
@@ -220,6 +224,9 @@ impl ClientTable {
         }
         match services.store.radius_clients().await {
             Ok(rows) => {
+                let Some(reply_attributes) = load_reply_attributes(services).await else {
+                    return;
+                };
                 self.clients = rows
                     .into_iter()
                     .filter_map(|row| {
@@ -242,6 +249,10 @@ impl ClientTable {
                             resource_id: row.resource_id,
                             require_message_authenticator: row.require_message_authenticator,
                             mode,
+                            reply_attributes: reply_attributes
+                                .get(&row.resource_id)
+                                .cloned()
+                                .unwrap_or_default(),
                         }))
                     })
                     .collect();
@@ -259,6 +270,56 @@ impl ClientTable {
             .max_by_key(|client| client.network.prefix())
             .cloned()
     }
+}
+
+/// Every resource's reply attributes, encoded, by resource id; None (logged) when they cannot
+/// be read, so that the table is loaded again at the next packet.
+async fn load_reply_attributes(services: &Services) -> Option<HashMap<i64, Vec<Attribute>>> {
+    match services.store.all_radius_reply_attributes().await {
+        Ok(all) => Some(
+            all.into_iter()
+                .map(|(resource_id, stored)| {
+                    let (attributes, unusable) = encode_reply_attributes(&stored);
+                    if !unusable.is_empty() {
+                        tracing::error!(
+                            resource_id,
+                            attributes = %unusable.join(", "),
+                            "RADIUS reply attributes left out: the dictionary does not take them"
+                        );
+                    }
+                    (resource_id, attributes)
+                })
+                .collect(),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "cannot load the RADIUS reply attributes");
+            None
+        }
+    }
+}
+
+/// Records how long a packet took from its admission to its answer (or its drop).
+fn observe_duration(
+    metrics: &Metrics,
+    client: &str,
+    packet: &Packet,
+    answer: Option<&[u8]>,
+    elapsed: Duration,
+) {
+    let result = match (packet.code, answer.and_then(|bytes| bytes.first())) {
+        (_, None) => "dropped",
+        (STATUS_SERVER, Some(_)) => "status",
+        (_, Some(&ACCESS_ACCEPT)) => "accepted",
+        (_, Some(&ACCESS_REJECT)) => "rejected",
+        (_, Some(&ACCESS_CHALLENGE)) => "challenged",
+        (_, Some(_)) => "accounting",
+    };
+    metrics.observe(
+        "otpgate_radius_request_duration_seconds",
+        "Time to answer a RADIUS request, by client and result.",
+        &[("client", client), ("result", result)],
+        elapsed,
+    );
 }
 
 pub(super) fn drop_packet(metrics: &Metrics, reason: &str) {
@@ -321,6 +382,13 @@ async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
                     let started = Instant::now();
                     let answer = handle(&shared.services, &client, &packet, source, port).await;
                     let answer = answer.map(Arc::new);
+                    observe_duration(
+                        &shared.services.metrics,
+                        &client.name,
+                        &packet,
+                        answer.as_deref().map(Vec::as_slice),
+                        started.elapsed(),
+                    );
                     settle(&shared, key, answer.clone(), started);
                     if let Some(bytes) = answer {
                         let _ = socket.send_to(&bytes, source).await;
@@ -447,7 +515,15 @@ pub(super) async fn handle(
         }
         _ => {
             let (code, result, attributes) = match access(services, client, packet, source).await? {
-                Access::Accepted => (ACCESS_ACCEPT, "accepted", Vec::new()),
+                Access::Accepted => (
+                    ACCESS_ACCEPT,
+                    "accepted",
+                    accept_attributes(
+                        packet.first(USER_NAME).unwrap_or_default(),
+                        &packet.authenticator,
+                        &client.reply_attributes,
+                    ),
+                ),
                 Access::Rejected(attributes) => (ACCESS_REJECT, "rejected", attributes),
                 Access::Challenged(attributes) => (ACCESS_CHALLENGE, "challenged", attributes),
             };
@@ -493,12 +569,23 @@ fn caller(client: &Client, packet: &Packet, source: SocketAddr) -> Caller {
         actor: format!("radius:{}", client.name),
         resource_scope: Some(client.resource_id),
         client_ip: Some(source.ip().to_canonical().to_string()),
-        detail: packet.text(NAS_IDENTIFIER).map(|nas| {
-            format!(
-                "NAS-Identifier {}",
-                nas.chars().take(64).collect::<String>()
-            )
-        }),
+        detail: Some(request_detail(packet)),
+    }
+}
+
+/// What the audit line of a request says about it: its id (which the `Class` of its
+/// Access-Accept repeats) and the NAS-Identifier.
+fn request_detail(packet: &Packet) -> String {
+    let id = request_id(&packet.authenticator);
+    match packet.text(NAS_IDENTIFIER) {
+        Some(nas) => format!(
+            "NAS-Identifier {}; request {id}",
+            nas.chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect::<String>()
+        ),
+        None => format!("request {id}"),
     }
 }
 
@@ -882,10 +969,11 @@ async fn record_accounting(
     entry.end_user_ip = end_user_ip(packet);
     entry.resource_id = Some(client.resource_id);
     entry.detail = Some(format!(
-        "{status}; user {}; session {}; NAS-Identifier {}",
+        "{status}; user {}; session {}; NAS-Identifier {}{}",
         short(USER_NAME),
         short(ACCT_SESSION_ID),
-        short(NAS_IDENTIFIER)
+        short(NAS_IDENTIFIER),
+        accounting_class(packet)
     ));
     match services.store.audit(entry).await {
         Ok(()) => Some(()),
@@ -895,4 +983,16 @@ async fn record_accounting(
             None
         }
     }
+}
+
+/// The authentication an Accounting-Request belongs to, when its `Class` is one this server
+/// gave: `; request <id>`, the id of the authentication's audit line.
+fn accounting_class(packet: &Packet) -> String {
+    packet
+        .attributes
+        .iter()
+        .filter(|attribute| attribute.kind == CLASS)
+        .find_map(|attribute| class_request_id(&attribute.value))
+        .map(|id| format!("; request {id}"))
+        .unwrap_or_default()
 }

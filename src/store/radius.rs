@@ -1,13 +1,16 @@
 //! RADIUS clients: the gateways allowed to send requests. The shared secret arrives sealed and
 //! leaves sealed; the store never sees it in clear. Every change moves a generation counter, so
-//! that the RADIUS server reloads its table of clients before its next packet.
+//! that the RADIUS server reloads its table of clients before its next packet. The reply
+//! attributes of resources live here too, reloaded with the clients.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use rusqlite::{Connection, params};
 
 use super::{AuditEntry, Result, Store, UnixTime, audit, directory, optional};
 use crate::domain::IdOrName;
+pub use crate::radius::reply::ReplyAttribute;
 
 /// A client as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,5 +298,113 @@ impl Store {
             .await?;
         self.radius_clients_changed();
         Ok(deleted)
+    }
+}
+
+/// A resource's RADIUS reply attributes were replaced, or there is no such resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributesSaved {
+    Done(Vec<ReplyAttribute>),
+    NoSuchResource,
+}
+
+fn reply_attributes_of(conn: &Connection, resource_id: i64) -> Result<Vec<ReplyAttribute>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT name, value FROM resource_radius_attributes
+             WHERE resource_id = ?1 ORDER BY position",
+        )?
+        .query_map(params![resource_id], |row| {
+            Ok(ReplyAttribute {
+                name: row.get(0)?,
+                value: row.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+impl Store {
+    /// The RADIUS reply attributes of the resource `resource_id`, in order.
+    pub async fn radius_reply_attributes(&self, resource_id: i64) -> Result<Vec<ReplyAttribute>> {
+        self.read(move |conn| reply_attributes_of(conn, resource_id))
+            .await
+    }
+
+    /// Every resource's RADIUS reply attributes, in order, by resource id: what the RADIUS
+    /// server loads with its clients.
+    pub async fn all_radius_reply_attributes(&self) -> Result<HashMap<i64, Vec<ReplyAttribute>>> {
+        self.read(|conn| {
+            let mut all: HashMap<i64, Vec<ReplyAttribute>> = HashMap::new();
+            let mut statement = conn.prepare_cached(
+                "SELECT resource_id, name, value FROM resource_radius_attributes
+                 ORDER BY resource_id, position",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    ReplyAttribute {
+                        name: row.get(1)?,
+                        value: row.get(2)?,
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (resource_id, attribute) = row?;
+                all.entry(resource_id).or_default().push(attribute);
+            }
+            Ok(all)
+        })
+        .await
+    }
+
+    /// Replaces the RADIUS reply attributes of the resource `resource_id` with `attributes`
+    /// (checked by `radius::reply`), with the audit line naming them; the RADIUS server
+    /// reloads them before its next packet.
+    pub async fn replace_radius_reply_attributes(
+        &self,
+        resource_id: i64,
+        attributes: Vec<ReplyAttribute>,
+        audit: AuditEntry,
+    ) -> Result<AttributesSaved> {
+        let saved = self
+            .write(move |conn| {
+                let Some(resource) = directory::find_resource(conn, &IdOrName::Id(resource_id))?
+                else {
+                    return Ok(AttributesSaved::NoSuchResource);
+                };
+                conn.prepare_cached(
+                    "DELETE FROM resource_radius_attributes WHERE resource_id = ?1",
+                )?
+                .execute(params![resource.id])?;
+                let mut insert = conn.prepare_cached(
+                    "INSERT INTO resource_radius_attributes (resource_id, position, name, value)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (position, attribute) in attributes.iter().enumerate() {
+                    insert.execute(params![
+                        resource.id,
+                        position as i64,
+                        attribute.name,
+                        attribute.value
+                    ])?;
+                }
+                let names: Vec<&str> = attributes.iter().map(|a| a.name.as_str()).collect();
+                audit::insert(
+                    conn,
+                    &AuditEntry {
+                        resource_id: Some(resource.id),
+                        ..audit
+                    }
+                    .detail(if names.is_empty() {
+                        format!("{}: none", resource.name)
+                    } else {
+                        format!("{}: {}", resource.name, names.join(", "))
+                    }),
+                )?;
+                Ok(AttributesSaved::Done(attributes))
+            })
+            .await?;
+        self.radius_clients_changed();
+        Ok(saved)
     }
 }

@@ -249,6 +249,13 @@ fn api_bodies_never_get_a_server_error() {
             json!({"name": "fw1", "address": "192.0.2.0/24", "secret": "a long shared secret",
                 "resource": "vpn", "input_mode": "password_code", "separator": ","}),
         ),
+        (
+            Method::PUT,
+            "/resources/vpn/radius-attributes",
+            json!({"attributes": [{"name": "Fortinet-Group-Name", "value": "vpn-users"},
+                {"name": "Session-Timeout", "value": "3600"},
+                {"name": "Cisco-AVPair", "value": "shell:priv-lvl=15"}]}),
+        ),
     ];
     let runtime = runtime();
     let app = runtime.block_on(spawn_app());

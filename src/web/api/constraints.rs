@@ -358,6 +358,11 @@ fn fields() -> Vec<(&'static str, &'static str, Value)> {
             range_of(&PER_HOUR),
         ),
         (
+            "PutRadiusAttributes",
+            "attributes",
+            json!({"maxItems": crate::radius::reply::MAX_REPLY_ATTRIBUTES}),
+        ),
+        (
             "TestRequest",
             "to",
             json!({

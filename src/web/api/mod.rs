@@ -16,6 +16,7 @@ mod json;
 mod keys;
 mod query;
 mod radius;
+mod radius_attributes;
 mod resources;
 mod self_service;
 mod settings;
@@ -117,6 +118,14 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(radius::delete_radius_client);
     configure_keys_and_settings(config);
     configure_audit_and_enrolment(config);
+    configure_radius_replies(config);
+}
+
+/// What a resource adds to its RADIUS Access-Accepts, and the dictionary it draws from.
+fn configure_radius_replies(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config.service(radius_attributes::get_radius_attributes);
+    config.service(radius_attributes::put_radius_attributes);
+    config.service(radius_attributes::radius_dictionary);
 }
 
 /// What the panel's API keys, Self-Service and General settings do, as routes: API keys,

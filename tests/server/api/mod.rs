@@ -11,6 +11,7 @@ mod guessing;
 mod import;
 mod logins;
 mod openapi;
+mod radius_attributes;
 mod radius_clients;
 mod readme;
 mod refusals;

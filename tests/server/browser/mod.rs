@@ -4,6 +4,7 @@
 mod admin;
 mod panel_pages;
 mod panel_radius;
+mod panel_radius_attributes;
 mod panel_resources;
 mod panel_settings;
 mod panel_tokens;

@@ -6,6 +6,7 @@ mod audit;
 mod cookies;
 mod login;
 mod radius;
+mod radius_attributes;
 mod refusals;
 mod resources;
 mod settings;

@@ -4,6 +4,7 @@
 mod challenge;
 mod radclient;
 mod radsec;
+mod reply;
 mod server;
 
 use reqwest::Method;

@@ -1,6 +1,7 @@
 //! The admin panel's Resources pages: the list, creating, changing and deleting a resource,
 //! and the tabs of one resource: Assign → Users and Token with User (`assignments`), its API
-//! keys (`api_keys`) and its Self-Service settings (`self_service`).
+//! keys (`api_keys`) and its Self-Service settings (`self_service`); the Overview's RADIUS reply
+//! attributes (`radius_attributes`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,12 +10,16 @@ use serde::Deserialize;
 
 mod api_keys;
 mod assignments;
+mod radius_attributes;
 mod self_service;
 
 use api_keys::{confirm_revoke_key, create_key, revoke_key, show_keys};
 use assignments::{
     assign_tokens, assign_users, confirm_unassign_token, confirm_unassign_user, show_assign_tokens,
     show_assign_users, unassign_token, unassign_user,
+};
+use radius_attributes::{
+    radius_attributes_section, rows_of, save_radius_attributes, show_radius_attributes,
 };
 use self_service::{save_self_service, show_self_service};
 
@@ -94,6 +99,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/admin/resources/{id}/self-service",
             web::post().to(save_self_service),
+        )
+        .route(
+            "/admin/resources/{id}/radius-attributes",
+            web::get().to(show_radius_attributes),
+        )
+        .route(
+            "/admin/resources/{id}/radius-attributes",
+            web::post().to(save_radius_attributes),
         );
 }
 
@@ -473,6 +486,7 @@ async fn resource_page(
         .into_iter()
         .filter(|client| client.resource_id == resource.id)
         .count();
+    let radius_attributes = rows_of(state.store.radius_reply_attributes(resource.id).await?);
     let base = format!("/admin/resources/{}", resource.id);
     let body = html! {
         (resource_tabs(resource, "Overview"))
@@ -533,6 +547,7 @@ async fn resource_page(
             h2 #radius-heading { "RADIUS clients (" (radius_clients) ")" }
             p { "Gateways whose users authenticate for this resource over RADIUS. " a href=(super::radius::clients_of(Some(resource.id))) { "RADIUS clients of this resource" } }
         }
+        (radius_attributes_section(page, resource, &radius_attributes, &Problems::default()))
         section aria-labelledby="danger-heading" {
             h2 #danger-heading { "Delete" }
             p { "Deleting the resource removes its assignments, API keys, RADIUS clients and Self-Service settings. Users and tokens stay." }
