@@ -2,13 +2,18 @@
 #![allow(dead_code)]
 
 //! What the benchmarks share: starting the release binary on loopback with its own data
-//! directory and configuration, API keys from its console, and calls to its management API.
+//! directory and configuration, API keys from its console, calls to its management API, the
+//! load's accounts and the HTTPS authentication load, and the figures every phase prints.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hmac::{Hmac, Mac};
@@ -17,7 +22,16 @@ use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use sha1::Sha1;
 
+pub mod accounts;
+pub mod api;
 pub mod http;
+
+/// The `[server]` lines of a load generator's server: it opens all its connections from
+/// 127.0.0.1 before its first request, so the limit on one address's pending connections is
+/// off.
+pub const LOAD_GENERATOR: &str = "pending_connections_per_address = 0\n";
+/// The `[radius]` lines of a server that answers no RADIUS.
+pub const NO_RADIUS: &str = "listen = []\naccounting_listen = []\n";
 
 /// A setting from the environment, or its default.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -93,15 +107,19 @@ impl Server {
         command
     }
 
-    /// Starts `serve` on a free loopback port and reads the address it prints. A load
-    /// generator opens all its connections from 127.0.0.1 before its first request, so the
-    /// limit on one address's pending connections is off.
+    /// Starts `serve` for a load generator on a free loopback port and reads the address it
+    /// prints.
     pub fn start(binary: &Path) -> anyhow::Result<Server> {
-        Server::start_with(binary, "pending_connections_per_address = 0\n")
+        Server::start_with(binary, LOAD_GENERATOR)
     }
 
     /// Starts `serve` with `server` as the `[server]` section of its configuration.
     pub fn start_with(binary: &Path, server: &str) -> anyhow::Result<Server> {
+        Server::start_configured(binary, server, NO_RADIUS)
+    }
+
+    /// Starts `serve` with `server` and `radius` as those sections of its configuration.
+    pub fn start_configured(binary: &Path, server: &str, radius: &str) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         // Rate 0 is unlimited: all requests come from 127.0.0.1 and each user is asked many
         // times a second, which the default per-user and per-address limits would refuse. The
@@ -111,7 +129,7 @@ impl Server {
         let mut config = format!(
             "[server]\n{server}[api]\nuser_rate = 0.0\nend_user_ip_rate = 0.0\n\
              [logins]\nfree_failures = 20\nlock_after = 20\n[log]\nlevel = \"warn\"\n\
-             [radius]\nlisten = []\naccounting_listen = []\n"
+             [radius]\n{radius}"
         );
         if let Some(synchronous) = synchronous()? {
             config.push_str(&format!("[storage]\nsynchronous = \"{synchronous}\"\n"));
@@ -151,6 +169,48 @@ impl Server {
         Ok(HeaderValue::from_str(&format!("Bearer {}", key.trim()))?)
     }
 
+    /// The certificate the server generated in its data directory, PEM.
+    pub fn certificate(&self) -> anyhow::Result<Vec<u8>> {
+        let path = self.dir.path().join("data/tls/cert.pem");
+        std::fs::read(&path).with_context(|| format!("{}", path.display()))
+    }
+
+    /// An HTTP/1.1 client for the management API that trusts the server's certificate.
+    pub fn https_client(&self) -> anyhow::Result<Client> {
+        let certificate = reqwest::Certificate::from_pem(&self.certificate()?)?;
+        let builder = Client::builder().add_root_certificate(certificate);
+        Ok(builder.http1_only().tcp_nodelay(true).build()?)
+    }
+
+    /// The UDP ports the server has bound on IPv4 (Linux): its sockets' inodes among its open
+    /// files, looked up in its `/proc/PID/net/udp`. A server told to listen on port 0 names no
+    /// port; this finds it without choosing a port for it first, a race with other programs.
+    pub fn udp_ports(&self) -> anyhow::Result<Vec<u16>> {
+        let pid = self.child.id();
+        let mut inodes = HashSet::new();
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+            let Ok(target) = std::fs::read_link(entry?.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if let Some(inode) = target.strip_prefix("socket:[") {
+                inodes.insert(inode.trim_end_matches(']').to_string());
+            }
+        }
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/udp"))?;
+        // sl, local_address, rem_address, st, tx_queue:rx_queue, tr:tm->when, retrnsmt, uid,
+        // timeout, inode.
+        let ports = table.lines().skip(1).filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, inode) = (fields.get(1)?, fields.get(9)?);
+            if !inodes.contains(*inode) {
+                return None;
+            }
+            u16::from_str_radix(local.split_once(':')?.1, 16).ok()
+        });
+        Ok(ports.collect())
+    }
+
     /// Sends SIGTERM and waits up to 15 s for a clean exit (the server must still be running).
     pub fn stop(mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
@@ -185,6 +245,102 @@ pub fn status_kb(pid: u32, field: &str) -> u64 {
     value
         .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
         .unwrap_or(0)
+}
+
+/// The server's resident memory, sampled every 100 ms on a thread of its own: the peak since
+/// the last `reset`.
+pub struct Sampler {
+    peak_kb: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    pub fn start(pid: u32) -> Sampler {
+        let peak_kb = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (peak_kb, stop) = (peak_kb.clone(), stop.clone());
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    peak_kb.fetch_max(status_kb(pid, "VmRSS:"), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        Sampler {
+            peak_kb,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn reset(&self) {
+        self.peak_kb.store(0, Ordering::Relaxed);
+    }
+
+    pub fn peak_mb(&self) -> f64 {
+        self.peak_kb.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One client task's results: every latency in microseconds, and the wrong answers.
+#[derive(Default)]
+pub struct Tally {
+    pub latencies: Vec<u32>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl Tally {
+    /// Counts the time from `started` to now.
+    pub fn latency(&mut self, started: Instant) {
+        let micros = started.elapsed().as_micros();
+        self.latencies
+            .push(u32::try_from(micros).unwrap_or(u32::MAX));
+    }
+
+    pub fn error(&mut self, problem: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(problem);
+    }
+
+    pub fn add(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+    }
+}
+
+/// Prints a phase's figures: requests, their rate and errors, latency percentiles, the
+/// server's peak memory, and the first error. Returns requests per second.
+pub fn report(name: &str, mut total: Tally, elapsed: Duration, sampler: &Sampler) -> f64 {
+    let elapsed = elapsed.as_secs_f64();
+    let (l, errors) = (&mut total.latencies, total.errors);
+    l.sort_unstable();
+    let (count, rate) = (l.len(), l.len() as f64 / elapsed);
+    println!(
+        "{name}\n    {count} requests in {elapsed:.1} s: {rate:.0} requests/s, {errors} errors"
+    );
+    let ms = |p: f64| percentile(l, p).map_or(0.0, |us| f64::from(us) / 1000.0);
+    let (p50, p90, p99, max) = (ms(0.5), ms(0.9), ms(0.99), ms(1.0));
+    let peak = sampler.peak_mb();
+    println!(
+        "    latency ms: p50 {p50:.2}, p90 {p90:.2}, p99 {p99:.2}, max {max:.2}; server peak RSS {peak:.1} MB"
+    );
+    if let Some(error) = total.first_error {
+        println!("    first error: {error}");
+    }
+    rate
 }
 
 /// POSTs to the management API with the admin key and expects 201 Created.

@@ -26,7 +26,7 @@ use super::packet::{
     CHAP_PASSWORD, EAP_MESSAGE, MAX_PACKET_LEN, NAS_IDENTIFIER, PROXY_STATE, Packet,
     SESSION_TIMEOUT, STATE, STATUS_SERVER, USER_NAME, USER_PASSWORD, VENDOR_MICROSOFT, reply,
 };
-use super::packet::{ACCESS_CHALLENGE, Attribute, CLASS};
+use super::packet::CLASS;
 use super::reply::{accept_attributes, class_request_id, encode_reply_attributes, request_id};
 use crate::attempts::Guard;
 use crate::auth::{Answer, Attempt, Authenticator, Caller, Expected};
