@@ -13,5 +13,6 @@ pub mod dictionary;
 pub mod input;
 pub mod packet;
 pub mod radsec;
+pub mod replies;
 pub mod reply;
 pub mod server;

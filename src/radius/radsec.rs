@@ -28,7 +28,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::packet::{HEADER_LEN, MAX_PACKET_LEN, Packet};
 use super::server::{
-    Admission, Client, ClientTable, Port, Shared, admit, drop_packet, duplicate, handle, settle,
+    Admission, Client, ClientTable, Port, Shared, admit, drop_packet, duplicate, handle,
+    observe_duration, settle,
 };
 use crate::config::RadiusConfig;
 use crate::metrics::Metrics;
@@ -301,7 +302,14 @@ async fn connection(
                     let started = std::time::Instant::now();
                     let answer = handle(&shared.services, &client, &packet, peer, Port::Tls).await;
                     let answer = answer.map(Arc::new);
-                    settle(&shared, key, answer.clone(), started);
+                    observe_duration(
+                        &shared.services.metrics,
+                        &client.name,
+                        &packet,
+                        answer.as_deref().map(Vec::as_slice),
+                        started.elapsed(),
+                    );
+                    settle(&shared, key, answer.clone());
                     if let Some(bytes) = answer {
                         let _ = replies.send(bytes).await;
                     }

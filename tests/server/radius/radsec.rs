@@ -521,7 +521,10 @@ async fn radclient_through_radsecproxy_is_accepted_for_the_right_code_and_reject
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .expect("the audit line");
-    assert_eq!(detail, "NAS-Identifier fw-radsec");
+    assert!(
+        detail.starts_with("NAS-Identifier fw-radsec; request "),
+        "{detail}"
+    );
     assert_eq!(client_ip, "127.0.0.1");
     let accounted: String = crate::helpers::api::database(&rig.app)
         .query_row(
