@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod domain;
 pub mod forwarded;
 pub mod import;
+pub mod ldap;
 pub mod limiter;
 pub mod listener;
 pub mod metrics;

@@ -31,6 +31,7 @@ pub mod outbox;
 mod overview;
 mod pcache;
 pub mod portal;
+pub mod directories;
 pub mod radius;
 pub mod resources;
 mod sessions;
