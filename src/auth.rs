@@ -37,7 +37,7 @@ use crate::store::auth::{
     Outcome, Penalty, Tally,
 };
 use crate::store::logins::{Account, Counted, LockNotice, address_key};
-use crate::store::{AuditEntry, Resource, Store, Token, UnixTime};
+use crate::store::{AuditEntry, Resource, Store, Token, UnixTime, User};
 
 /// Who asks.
 #[derive(Debug, Clone)]
@@ -300,10 +300,19 @@ impl Verdict {
     fn count(&self) -> Count {
         match self {
             Verdict::Rejected("account_locked") | Verdict::Wait { .. } => Count::Nothing,
+            // The directory's own say (an account locked, expired or disabled there) or its
+            // trouble is no wrong password: only the directory counts those.
+            Verdict::Rejected(reason) if !directory_counts(reason) => Count::Nothing,
             Verdict::Rejected(_) => Count::Failure,
             Verdict::Claimed(_) => Count::ByClaim,
         }
     }
+}
+
+/// Whether a rejection of a directory user's password counts as a failed login here: a wrong
+/// password (or none) does, the directory's other answers and its failures do not.
+fn directory_counts(reason: &str) -> bool {
+    !(reason.starts_with("directory_"))
 }
 
 fn rejected(audit: &Audit, reason: &'static str) -> (Verdict, Outcome) {
@@ -740,6 +749,54 @@ impl Authenticator<'_> {
         Ok(Answer::Rejected)
     }
 
+    /// Checks a user's password: a local user's against their hash (through the password
+    /// gate), a directory user's by a bind as them. Err is the audit log's reason.
+    async fn check_password(
+        &self,
+        user: &User,
+        password: &str,
+    ) -> Result<Result<(), &'static str>, RuleError> {
+        // Directory users have no hash of their own; local users pay no extra read.
+        if user.password_hash.is_none()
+            && let Some(link) = self.store.directory_link(user.id).await?
+        {
+            return self.check_in_directory(&link, password).await;
+        }
+        let right = self
+            .passwords
+            .verify(password.to_string(), user.password_hash.clone())
+            .await?;
+        Ok(if right { Ok(()) } else { Err("bad_password") })
+    }
+
+    /// A directory user's password, checked by a bind as them. An empty password is refused
+    /// before any bind: the directory would take it as an anonymous bind and say yes (RFC
+    /// 4513 §5.1.2). A directory that does not answer is no wrong password.
+    async fn check_in_directory(
+        &self,
+        link: &crate::store::directories::DirectoryLink,
+        password: &str,
+    ) -> Result<Result<(), &'static str>, RuleError> {
+        use crate::ldap::PasswordCheck;
+        if password.is_empty() {
+            return Ok(Err("empty_password"));
+        }
+        let directory = crate::directories::for_link(self.keys, &link.directory)?;
+        Ok(match directory.check_password(&link.uid, password).await {
+            Ok(PasswordCheck::Accepted) => Ok(()),
+            Ok(PasswordCheck::Refused(refusal)) => Err(refusal.reason()),
+            Ok(PasswordCheck::NotInDirectory) => Err("directory_user_gone"),
+            Err(error) => {
+                tracing::warn!(
+                    directory = %link.directory.fields.name,
+                    %error,
+                    "a directory user's password could not be checked"
+                );
+                Err("directory_unavailable")
+            }
+        })
+    }
+
     /// Loads the context and checks the caller's scope and the resource.
     async fn context(
         &self,
@@ -835,17 +892,11 @@ impl Authenticator<'_> {
                 .await;
         };
         match &attempt.password {
-            Some(password)
-                if !self
-                    .passwords
-                    .verify(password.clone(), user.password_hash.clone())
-                    .await? =>
-            {
-                return self
-                    .reject(&context, &doorman, &audit, "bad_password", now)
-                    .await;
+            Some(password) => {
+                if let Err(reason) = self.check_password(&user, password).await? {
+                    return self.reject(&context, &doorman, &audit, reason, now).await;
+                }
             }
-            Some(_) => {}
             None if resource.password_required && !attempt.first_factor_checked => {
                 return self
                     .reject(&context, &doorman, &audit, "password_required", now)

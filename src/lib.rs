@@ -13,6 +13,7 @@ pub mod config;
 pub mod confirm;
 pub mod crypto;
 pub mod delivery;
+pub mod directories;
 pub mod domain;
 pub mod forwarded;
 pub mod import;

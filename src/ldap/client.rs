@@ -192,12 +192,7 @@ impl Directory {
         let connecting = LdapConnAsync::with_settings(settings, url);
         let (connection, ldap) = tokio::time::timeout(self.connect_timeout(), connecting)
             .await
-            .map_err(|_| {
-                format!(
-                    "no answer within {} s",
-                    self.fields.connect_timeout_seconds
-                )
-            })?
+            .map_err(|_| format!("no answer within {} s", self.fields.connect_timeout_seconds))?
             .map_err(|error| connection_problem(&error))?;
         let url = url.to_string();
         tokio::spawn(async move {
@@ -261,7 +256,12 @@ impl Directory {
         } = self.bind_service().await?;
         let found = ldap
             .with_timeout(self.search_timeout())
-            .search(&self.fields.base_dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .search(
+                &self.fields.base_dn,
+                Scope::Base,
+                "(objectClass=*)",
+                vec!["1.1"],
+            )
             .await;
         let _ = ldap.unbind().await;
         let search_failed = |reason: String| DirectoryError::Search {
@@ -305,11 +305,7 @@ impl Directory {
     /// The person whose login is `login`, if the directory lets them in (exactly one entry).
     pub async fn find_person(&self, login: &str) -> Result<Option<Person>, DirectoryError> {
         let mut bound = self.bind_service().await?;
-        let filter = filter::by_login(
-            &self.people_filter(),
-            &self.fields.login_attributes,
-            login,
-        );
+        let filter = filter::by_login(&self.people_filter(), &self.fields.login_attributes, login);
         let found = self.one(&mut bound.ldap, &filter).await;
         let _ = bound.ldap.unbind().await;
         found.map_err(|reason| DirectoryError::Search {
@@ -423,12 +419,7 @@ impl Directory {
         };
         tokio::time::timeout(self.search_timeout(), searching)
             .await
-            .map_err(|_| {
-                format!(
-                    "no answer within {} s",
-                    self.fields.search_timeout_seconds
-                )
-            })?
+            .map_err(|_| format!("no answer within {} s", self.fields.search_timeout_seconds))?
     }
 
     fn person(&self, entry: SearchEntry) -> Person {

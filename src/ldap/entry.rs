@@ -12,7 +12,10 @@ pub fn guid_text(bytes: &[u8]) -> Option<String> {
     let data1 = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let data2 = u16::from_le_bytes([bytes[4], bytes[5]]);
     let data3 = u16::from_le_bytes([bytes[6], bytes[7]]);
-    let tail: String = bytes[8..].iter().map(|byte| format!("{byte:02x}")).collect();
+    let tail: String = bytes[8..]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     Some(format!(
         "{data1:08x}-{data2:04x}-{data3:04x}-{}-{}",
         &tail[..4],

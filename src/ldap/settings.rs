@@ -132,8 +132,7 @@ pub fn check(fields: DirectoryFields) -> Result<DirectoryFields, FieldError> {
     let bind_dn = dn("bind_dn", &fields.bind_dn)?;
     let base_dn = dn("base_dn", &fields.base_dn)?;
     let user_filter = search_filter("user_filter", &fields.user_filter)?;
-    if fields.login_attributes.is_empty() || fields.login_attributes.len() > MAX_LOGIN_ATTRIBUTES
-    {
+    if fields.login_attributes.is_empty() || fields.login_attributes.len() > MAX_LOGIN_ATTRIBUTES {
         return Err(FieldError::new(
             "login_attributes",
             format!("name 1 to {MAX_LOGIN_ATTRIBUTES} attributes"),
@@ -285,15 +284,13 @@ fn host_and_port(text: &str) -> bool {
     };
     let host_ok = !host.is_empty()
         && host.len() <= 253
-        && host
-            .split('.')
-            .all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
-            });
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+        });
     let port_ok = !port.is_empty()
         && port.bytes().all(|byte| byte.is_ascii_digit())
         && port.parse::<u16>().is_ok_and(|port| port > 0);
@@ -445,7 +442,10 @@ mod tests {
     fn openldap() -> DirectoryFields {
         DirectoryFields {
             name: "Head office".into(),
-            urls: vec!["ldap://ldap1.example.org/".into(), "ldap://10.0.0.2:1389".into()],
+            urls: vec![
+                "ldap://ldap1.example.org/".into(),
+                "ldap://10.0.0.2:1389".into(),
+            ],
             bind_dn: "cn=otpgate,ou=services,dc=example,dc=org".into(),
             base_dn: "ou=people,dc=example,dc=org".into(),
             ..preset(Kind::OpenLdap)

@@ -308,7 +308,7 @@ impl Store {
         &self,
         directory_id: i64,
         uid: String,
-        user: super::directory::NewUser,
+        user: super::NewUser,
         audit: AuditEntry,
         now: UnixTime,
     ) -> Result<Linked> {

@@ -24,6 +24,7 @@ pub mod bot;
 #[cfg(test)]
 mod compare_and_set;
 pub mod delivery_settings;
+pub mod directories;
 mod directory;
 pub mod logins;
 mod message;
@@ -31,7 +32,6 @@ pub mod outbox;
 mod overview;
 mod pcache;
 pub mod portal;
-pub mod directories;
 pub mod radius;
 pub mod resources;
 mod sessions;

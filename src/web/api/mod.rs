@@ -9,6 +9,7 @@ mod bot;
 mod caller;
 mod constraints;
 mod deliveries;
+mod directories;
 mod enrolment;
 mod error;
 mod general;
@@ -117,6 +118,22 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(radius::delete_radius_client);
     configure_keys_and_settings(config);
     configure_audit_and_enrolment(config);
+    configure_directories(config);
+}
+
+/// Directories (LDAP, Active Directory): their settings, tests and previews, their people.
+fn configure_directories(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    // The fixed addresses before `{directory}`, which would take them as names.
+    config.service(directories::test_unsaved_directory);
+    config.service(directories::preview_unsaved_directory);
+    config.service(directories::create_directory);
+    config.service(directories::list_directories);
+    config.service(directories::get_directory);
+    config.service(directories::update_directory);
+    config.service(directories::delete_directory);
+    config.service(directories::test_directory);
+    config.service(directories::preview_directory);
+    config.service(directories::add_directory_user);
 }
 
 /// What the panel's API keys, Self-Service and General settings do, as routes: API keys,

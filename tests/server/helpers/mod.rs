@@ -12,6 +12,7 @@ pub mod page;
 pub mod panel;
 pub mod portal;
 pub mod process;
+pub mod slapd;
 pub mod sms_gateway;
 pub mod smtp_sink;
 pub mod telegram_api;

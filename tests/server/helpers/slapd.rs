@@ -83,17 +83,19 @@ impl Fixture {
         ldif.push_str(&person(ALICE.0, "Alice", "Liddell", Some(ALICE.1)));
         ldif.push_str(&person(BOB.0, "Bob", "Builder", Some(BOB.1)));
         for n in 1..=self.people {
-            ldif.push_str(&person(&Fixture::person(n), "Person", &format!("Number {n}"), None));
+            ldif.push_str(&person(
+                &Fixture::person(n),
+                "Person",
+                &format!("Number {n}"),
+                None,
+            ));
         }
         ldif.push_str(&format!(
             "dn: {VPN_GROUP_DN}\nobjectClass: groupOfNames\ncn: vpn\nmember: uid={},{PEOPLE_DN}\n",
             ALICE.0
         ));
         for n in (10..=self.people).step_by(10) {
-            ldif.push_str(&format!(
-                "member: uid={},{PEOPLE_DN}\n",
-                Fixture::person(n)
-            ));
+            ldif.push_str(&format!("member: uid={},{PEOPLE_DN}\n", Fixture::person(n)));
         }
         ldif.push('\n');
         ldif
@@ -104,7 +106,6 @@ impl Fixture {
 pub struct Slapd {
     /// `ldap://127.0.0.1:PORT`
     pub url: String,
-    pub port: u16,
     pub fixture: Fixture,
     child: Child,
     _dir: tempfile::TempDir,
@@ -189,7 +190,6 @@ impl Slapd {
             if wait_listening(&mut child, port) {
                 return Slapd {
                     url,
-                    port,
                     fixture,
                     child,
                     _dir: dir,
