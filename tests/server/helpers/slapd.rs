@@ -10,7 +10,7 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -254,7 +254,7 @@ fn wait_listening(child: &mut Child, port: u16) -> bool {
 /// A cn=config for one database under `BASE_DN`: people may read the directory once bound,
 /// anyone may bind with a password, the service account is held to `SIZE_LIMIT` entries a
 /// search unless it pages.
-fn config_ldif(dir: &Path, data_dir: &PathBuf) -> String {
+fn config_ldif(dir: &Path, data_dir: &Path) -> String {
     let dir = dir.display();
     let data_dir = data_dir.display();
     format!(
