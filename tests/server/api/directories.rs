@@ -10,7 +10,7 @@ use crate::helpers::api::{assert_field, audit_actions, database, send};
 use crate::helpers::app::{TestApp, spawn_app};
 use crate::helpers::auth::{SEED_BASE32, authenticate, fixture, totp};
 use crate::helpers::slapd::{
-    ALICE, BASE_DN, BOB, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, SIZE_LIMIT, Slapd,
+    ALICE, BASE_DN, BOB, Fixture, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, SIZE_LIMIT, Slapd,
 };
 
 /// Settings for the test directory, as an administrator would send them.
@@ -132,6 +132,45 @@ async fn a_directory_that_is_down_is_skipped_for_the_next_address() {
             .starts_with("no directory server answered"),
         "{report}"
     );
+}
+
+#[tokio::test]
+async fn starttls_and_ldaps_trust_the_directorys_ca_and_refuse_a_server_they_cannot_trust() {
+    let Some(slapd) = Slapd::start_with(Fixture {
+        people: 10,
+        tls: true,
+    })
+    .await
+    else {
+        return;
+    };
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    let ca_pem = slapd.ca_pem.clone().expect("a CA");
+    let ldaps_url = slapd.ldaps_url.clone().expect("an ldaps address");
+    for (tls, url) in [("starttls", &slapd.url), ("ldaps", &ldaps_url)] {
+        let mut body = settings(&[url]);
+        body["tls"] = json!(tls);
+        body["ca_pem"] = json!(ca_pem);
+        let (status, report) = send(
+            &app,
+            Method::POST,
+            "/directories/test",
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["ok"], true, "{tls}: {report}");
+        // Without the CA, the system's roots do not know the server's certificate.
+        body["ca_pem"] = json!("");
+        let (_, report) = send(&app, Method::POST, "/directories/test", &key, Some(body)).await;
+        assert_eq!(report["ok"], false, "{tls}: {report}");
+        let problem = report["attempts"][0]["problem"]
+            .as_str()
+            .expect("a problem");
+        assert!(problem.contains("TLS"), "{tls}: {problem}");
+    }
 }
 
 #[tokio::test]

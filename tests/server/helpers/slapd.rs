@@ -38,11 +38,17 @@ pub const VPN_GROUP_DN: &str = "cn=vpn,ou=groups,dc=example,dc=org";
 pub struct Fixture {
     /// Generated people `person00001`…, besides alice and bob.
     pub people: usize,
+    /// Also StartTLS on the `ldap://` address and an `ldaps://` address, with a certificate
+    /// for 127.0.0.1 made for the test (its own CA).
+    pub tls: bool,
 }
 
 impl Default for Fixture {
     fn default() -> Self {
-        Fixture { people: 2500 }
+        Fixture {
+            people: 2500,
+            tls: false,
+        }
     }
 }
 
@@ -106,6 +112,10 @@ impl Fixture {
 pub struct Slapd {
     /// `ldap://127.0.0.1:PORT`
     pub url: String,
+    /// `ldaps://127.0.0.1:PORT`, with `Fixture::tls`.
+    pub ldaps_url: Option<String>,
+    /// The certificate the server presents (its own CA), in PEM, with `Fixture::tls`.
+    pub ca_pem: Option<String>,
     pub fixture: Fixture,
     child: Child,
     _dir: tempfile::TempDir,
@@ -163,8 +173,25 @@ impl Slapd {
         let data_dir = dir.path().join("data");
         std::fs::create_dir(&config_dir).expect("config dir");
         std::fs::create_dir(&data_dir).expect("data dir");
+        let ca_pem = fixture.tls.then(|| {
+            let certified =
+                rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+                    .expect("a certificate");
+            let pem = certified.cert.pem();
+            std::fs::write(dir.path().join("server.crt"), &pem).expect("server.crt");
+            std::fs::write(
+                dir.path().join("server.key"),
+                certified.signing_key.serialize_pem(),
+            )
+            .expect("server.key");
+            pem
+        });
         let config = dir.path().join("config.ldif");
-        std::fs::write(&config, config_ldif(dir.path(), &data_dir)).expect("config.ldif");
+        std::fs::write(
+            &config,
+            config_ldif(dir.path(), &data_dir, ca_pem.is_some()),
+        )
+        .expect("config.ldif");
         slapadd(&["-n0", "-F"], &config_dir, &config);
         let data = dir.path().join("data.ldif");
         std::fs::write(&data, fixture.ldif()).expect("data.ldif");
@@ -175,11 +202,19 @@ impl Slapd {
         for _ in 0..10 {
             let port = free_port();
             let url = format!("ldap://127.0.0.1:{port}");
+            let ldaps_port = free_port();
+            let ldaps_url = ca_pem
+                .is_some()
+                .then(|| format!("ldaps://127.0.0.1:{ldaps_port}"));
+            let listen = match &ldaps_url {
+                Some(ldaps_url) => format!("{url}/ {ldaps_url}/"),
+                None => format!("{url}/"),
+            };
             let mut child = Command::new(SLAPD)
                 .arg("-d")
                 .arg("0")
                 .arg("-h")
-                .arg(format!("{url}/"))
+                .arg(listen)
                 .arg("-F")
                 .arg(&config_dir)
                 .stdin(Stdio::null())
@@ -187,9 +222,13 @@ impl Slapd {
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("slapd starts");
-            if wait_listening(&mut child, port) {
+            if wait_listening(&mut child, port)
+                && (ldaps_url.is_none() || wait_listening(&mut child, ldaps_port))
+            {
                 return Slapd {
                     url,
+                    ldaps_url,
+                    ca_pem,
                     fixture,
                     child,
                     _dir: dir,
@@ -254,12 +293,19 @@ fn wait_listening(child: &mut Child, port: u16) -> bool {
 /// A cn=config for one database under `BASE_DN`: people may read the directory once bound,
 /// anyone may bind with a password, the service account is held to `SIZE_LIMIT` entries a
 /// search unless it pages.
-fn config_ldif(dir: &Path, data_dir: &Path) -> String {
+fn config_ldif(dir: &Path, data_dir: &Path, tls: bool) -> String {
     let dir = dir.display();
     let data_dir = data_dir.display();
+    let tls = if tls {
+        format!(
+            "olcTLSCertificateFile: {dir}/server.crt\nolcTLSCertificateKeyFile: {dir}/server.key\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcPidFile: {dir}/slapd.pid\n\
-         olcArgsFile: {dir}/slapd.args\n\n\
+         olcArgsFile: {dir}/slapd.args\n{tls}\n\
          dn: cn=module{{0}},cn=config\nobjectClass: olcModuleList\ncn: module{{0}}\n\
          olcModulePath: {MODULE_DIR}\nolcModuleLoad: back_mdb\n\n\
          dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n\
