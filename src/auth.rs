@@ -756,10 +756,9 @@ impl Authenticator<'_> {
         user: &User,
         password: &str,
     ) -> Result<Result<(), &'static str>, RuleError> {
-        // Directory users have no hash of their own; local users pay no extra read.
-        if user.password_hash.is_none()
-            && let Some(link) = self.store.directory_link(user.id).await?
-        {
+        // A directory user's password is the directory's, even if a hash was ever set for them
+        // here. The read costs little beside an Argon2 check.
+        if let Some(link) = self.store.directory_link(user.id).await? {
             return self.check_in_directory(&link, password).await;
         }
         let right = self

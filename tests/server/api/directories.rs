@@ -484,3 +484,93 @@ async fn a_directory_that_is_down_rejects_without_counting_a_wrong_password() {
         "the directory's trouble is no failed login"
     );
 }
+
+#[tokio::test]
+async fn a_password_set_in_otpgate_does_not_stand_in_for_the_directorys() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let app_key = directory_user(&app, &slapd).await;
+    let admin = app.api_key(&["--admin"]);
+    let (status, body) = send(
+        &app,
+        Method::PUT,
+        "/users/alice/password",
+        &admin,
+        Some(json!({"password": "a local password"})),
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    let (_, body) = authenticate(
+        &app,
+        &app_key,
+        json!({"user": ALICE.0, "password": "a local password"}),
+    )
+    .await;
+    assert_eq!(body["result"], "rejected", "{body}");
+    let (_, body) = authenticate(
+        &app,
+        &app_key,
+        json!({"user": ALICE.0, "password": ALICE.1}),
+    )
+    .await;
+    assert_eq!(body["result"], "challenge", "{body}");
+}
+
+#[tokio::test]
+async fn a_person_whose_login_a_local_user_has_or_who_is_not_there_is_refused() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    create_directory(&app, &key, &slapd).await;
+    crate::helpers::api::create_user(&app, &key, json!({"login": "Bob"})).await;
+    let (status, refused) = send(
+        &app,
+        Method::POST,
+        "/directories/Example/users",
+        &key,
+        Some(json!({"login": BOB.0})),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .expect("a message")
+            .contains("exists already"),
+        "{refused}"
+    );
+    // A filter's characters in a login match only themselves.
+    for login in ["nobody", "*", "al*"] {
+        let (status, refused) = send(
+            &app,
+            Method::POST,
+            "/directories/Example/users",
+            &key,
+            Some(json!({ "login": login })),
+        )
+        .await;
+        assert_eq!(status, 404, "{login}: {refused}");
+    }
+    let (status, refused) = send(&app, Method::DELETE, "/directories/Example", &key, None).await;
+    assert_eq!(status, 204, "no user comes from it yet: {refused}");
+}
+
+#[tokio::test]
+async fn a_directory_that_users_come_from_is_not_deleted() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    directory_user(&app, &slapd).await;
+    let key = app.api_key(&["--admin"]);
+    let (status, refused) = send(&app, Method::DELETE, "/directories/Example", &key, None).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(
+        refused["error"]["message"],
+        "1 user comes from this directory; delete them first"
+    );
+}
