@@ -37,7 +37,7 @@ use crate::store::auth::{
     Outcome, Penalty, Tally,
 };
 use crate::store::logins::{Account, Counted, LockNotice, address_key};
-use crate::store::{AuditEntry, Resource, Store, Token, UnixTime, User};
+use crate::store::{AuditEntry, Resource, Store, Token, UnixTime};
 
 /// Who asks.
 #[derive(Debug, Clone)]
@@ -749,53 +749,6 @@ impl Authenticator<'_> {
         Ok(Answer::Rejected)
     }
 
-    /// Checks a user's password: a local user's against their hash (through the password
-    /// gate), a directory user's by a bind as them. Err is the audit log's reason.
-    async fn check_password(
-        &self,
-        user: &User,
-        password: &str,
-    ) -> Result<Result<(), &'static str>, RuleError> {
-        // A directory user's password is the directory's, even if a hash was ever set for them
-        // here. The read costs little beside an Argon2 check.
-        if let Some(link) = self.store.directory_link(user.id).await? {
-            return self.check_in_directory(&link, password).await;
-        }
-        let right = self
-            .passwords
-            .verify(password.to_string(), user.password_hash.clone())
-            .await?;
-        Ok(if right { Ok(()) } else { Err("bad_password") })
-    }
-
-    /// A directory user's password, checked by a bind as them. An empty password is refused
-    /// before any bind: the directory would take it as an anonymous bind and say yes (RFC
-    /// 4513 §5.1.2). A directory that does not answer is no wrong password.
-    async fn check_in_directory(
-        &self,
-        link: &crate::store::directories::DirectoryLink,
-        password: &str,
-    ) -> Result<Result<(), &'static str>, RuleError> {
-        use crate::ldap::PasswordCheck;
-        if password.is_empty() {
-            return Ok(Err("empty_password"));
-        }
-        let directory = crate::directories::for_link(self.keys, &link.directory)?;
-        Ok(match directory.check_password(&link.uid, password).await {
-            Ok(PasswordCheck::Accepted) => Ok(()),
-            Ok(PasswordCheck::Refused(refusal)) => Err(refusal.reason()),
-            Ok(PasswordCheck::NotInDirectory) => Err("directory_user_gone"),
-            Err(error) => {
-                tracing::warn!(
-                    directory = %link.directory.fields.name,
-                    %error,
-                    "a directory user's password could not be checked"
-                );
-                Err("directory_unavailable")
-            }
-        })
-    }
-
     /// Loads the context and checks the caller's scope and the resource.
     async fn context(
         &self,
@@ -892,7 +845,15 @@ impl Authenticator<'_> {
         };
         match &attempt.password {
             Some(password) => {
-                if let Err(reason) = self.check_password(&user, password).await? {
+                if let Err(reason) = crate::directories::check_password(
+                    self.store,
+                    self.keys,
+                    self.passwords,
+                    &user,
+                    password,
+                )
+                .await?
+                {
                     return self.reject(&context, &doorman, &audit, reason, now).await;
                 }
             }

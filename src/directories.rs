@@ -2,7 +2,8 @@
 //! administrator sends them (`DirectoryInput`), laid over a preset or the stored settings and
 //! checked by `ldap::settings` in one set of words; the service account's password sealed
 //! (write-only); test connection and preview on settings not yet saved; and a person of the
-//! directory made an otpgate user, linked by their stable id.
+//! directory made an otpgate user, linked by their stable id; and a user's password checked
+//! where it lives (`check_password`), for every front end that takes one.
 
 use serde::Deserialize;
 
@@ -345,5 +346,54 @@ fn new_user(person: &Person, login: &str) -> Result<crate::store::NewUser, RuleE
             .and_then(|phone| crate::domain::Phone::parse(phone).ok())
             .map(crate::domain::Phone::into_string),
         password_hash: None,
+    })
+}
+
+/// Checks a user's password where it lives: a directory user's by a bind as them (never
+/// against a hash, even one set here), a local user's against their hash through the password
+/// gate. Err is the audit log's reason; reasons that begin with `directory_` are the
+/// directory's say or its trouble, and no failed login here.
+pub async fn check_password(
+    store: &Store,
+    keys: &Keys,
+    passwords: &crate::passwords::PasswordGate,
+    user: &crate::store::User,
+    password: &str,
+) -> Result<Result<(), &'static str>, RuleError> {
+    // The read costs little beside an Argon2 check.
+    if let Some(link) = store.directory_link(user.id).await? {
+        return check_in_directory(keys, &link, password).await;
+    }
+    let right = passwords
+        .verify(password.to_string(), user.password_hash.clone())
+        .await?;
+    Ok(if right { Ok(()) } else { Err("bad_password") })
+}
+
+/// A directory user's password, checked by a bind as them. An empty password is refused
+/// before any bind: the directory would take it as an anonymous bind and say yes (RFC 4513
+/// §5.1.2). A directory that does not answer is no wrong password.
+async fn check_in_directory(
+    keys: &Keys,
+    link: &crate::store::directories::DirectoryLink,
+    password: &str,
+) -> Result<Result<(), &'static str>, RuleError> {
+    use crate::ldap::PasswordCheck;
+    if password.is_empty() {
+        return Ok(Err("empty_password"));
+    }
+    let directory = for_link(keys, &link.directory)?;
+    Ok(match directory.check_password(&link.uid, password).await {
+        Ok(PasswordCheck::Accepted) => Ok(()),
+        Ok(PasswordCheck::Refused(refusal)) => Err(refusal.reason()),
+        Ok(PasswordCheck::NotInDirectory) => Err("directory_user_gone"),
+        Err(error) => {
+            tracing::warn!(
+                directory = %link.directory.fields.name,
+                %error,
+                "a directory user's password could not be checked"
+            );
+            Err("directory_unavailable")
+        }
     })
 }
