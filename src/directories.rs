@@ -16,7 +16,8 @@ use crate::store::{AuditEntry, Store, UnixTime};
 
 /// A directory's settings as sent: an absent field is the preset's (creating) or stays as it
 /// is (changing); an empty `ca_pem` means the system's roots, an empty `user_group` no group.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+// No `Debug`: it carries the service account's password.
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryInput {
     /// 1–100 characters, not a number; unique regardless of case.
