@@ -153,6 +153,18 @@ pub fn explain(reason: &str) -> Option<&'static str> {
         "account_locked" => "the account is locked after too many failed logins",
         "failed_logins" => "too many failed logins in a row: the attempt came too soon",
         "codes_not_found" => "the two codes were not found in the resynchronisation window",
+        "empty_password" => "an empty password was given; a directory is never asked with one",
+        "directory_unavailable" => "the user's directory did not answer; no attempt was counted",
+        "directory_user_gone" => "the user is no longer among the people of their directory",
+        "directory_logon_hours" => "the directory does not let the user log on at this time",
+        "directory_workstation" => "the directory does not let the user log on from here",
+        "directory_password_expired" => "the user's password has expired in the directory",
+        "directory_account_disabled" => "the user's account is disabled in the directory",
+        "directory_account_expired" => "the user's account has expired in the directory",
+        "directory_must_change_password" => {
+            "the directory asks the user to set a new password first"
+        }
+        "directory_account_locked" => "the user's account is locked in the directory",
         _ => return None,
     })
 }

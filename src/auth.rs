@@ -300,10 +300,19 @@ impl Verdict {
     fn count(&self) -> Count {
         match self {
             Verdict::Rejected("account_locked") | Verdict::Wait { .. } => Count::Nothing,
+            // The directory's own say (an account locked, expired or disabled there) or its
+            // trouble is no wrong password: only the directory counts those.
+            Verdict::Rejected(reason) if !directory_counts(reason) => Count::Nothing,
             Verdict::Rejected(_) => Count::Failure,
             Verdict::Claimed(_) => Count::ByClaim,
         }
     }
+}
+
+/// Whether a rejection of a directory user's password counts as a failed login here: a wrong
+/// password (or none) does, the directory's other answers and its failures do not.
+fn directory_counts(reason: &str) -> bool {
+    !(reason.starts_with("directory_"))
 }
 
 fn rejected(audit: &Audit, reason: &'static str) -> (Verdict, Outcome) {
@@ -835,17 +844,19 @@ impl Authenticator<'_> {
                 .await;
         };
         match &attempt.password {
-            Some(password)
-                if !self
-                    .passwords
-                    .verify(password.clone(), user.password_hash.clone())
-                    .await? =>
-            {
-                return self
-                    .reject(&context, &doorman, &audit, "bad_password", now)
-                    .await;
+            Some(password) => {
+                if let Err(reason) = crate::directories::check_password(
+                    self.store,
+                    self.keys,
+                    self.passwords,
+                    &user,
+                    password,
+                )
+                .await?
+                {
+                    return self.reject(&context, &doorman, &audit, reason, now).await;
+                }
             }
-            Some(_) => {}
             None if resource.password_required && !attempt.first_factor_checked => {
                 return self
                     .reject(&context, &doorman, &audit, "password_required", now)

@@ -24,6 +24,7 @@ pub mod bot;
 #[cfg(test)]
 mod compare_and_set;
 pub mod delivery_settings;
+pub mod directories;
 mod directory;
 pub mod logins;
 mod message;

@@ -71,6 +71,13 @@ impl Named for RadiusClientParameter {
     const LABEL: &'static str = "name";
 }
 
+pub(super) enum DirectoryParameter {}
+
+impl Named for DirectoryParameter {
+    const PARAMETER: &'static str = "directory";
+    const LABEL: &'static str = "name";
+}
+
 /// The token of `/tokens/{token}`.
 pub(super) type TokenAt = At<TokenParameter>;
 /// The user of `/users/{user}`.
@@ -80,6 +87,9 @@ pub(super) type ResourceAt = At<ResourceParameter>;
 
 /// The RADIUS client of `/radius/clients/{client}`.
 pub(super) type RadiusClientAt = At<RadiusClientParameter>;
+
+/// The directory of `/directories/{directory}`.
+pub(super) type DirectoryAt = At<DirectoryParameter>;
 
 /// The OpenAPI description of each parameter.
 pub(super) const TOKEN_PARAMETER: &str = "The token's id (digits), or its serial. A serial made \
@@ -91,3 +101,5 @@ pub(super) const RESOURCE_PARAMETER: &str = "The resource's id (digits), or its 
      are never numbers; `name:vpn` names the name explicitly).";
 pub(super) const RADIUS_CLIENT_PARAMETER: &str = "The RADIUS client's id (digits), or its \
      name (names are never numbers; `name:fw1` names the name explicitly).";
+pub(super) const DIRECTORY_PARAMETER: &str = "The directory's id (digits), or its name \
+     (names are never numbers; `name:corp` names the name explicitly).";

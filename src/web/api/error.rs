@@ -30,6 +30,10 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: String },
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// A directory server (LDAP) did not answer as asked: its reason, in words for an
+    /// administrator.
+    #[error("{0}")]
+    Directory(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::Busy(_) => "busy",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::TooLarge { .. } => "too_large",
+            ApiError::Directory(_) => "directory_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -115,7 +120,8 @@ pub struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: invalid_request, unauthorized, forbidden, not_found, conflict,
-    /// method_not_allowed, too_large, rate_limited, busy, internal_error.
+    /// method_not_allowed, too_large, rate_limited, busy, directory_unavailable,
+    /// internal_error.
     code: &'static str,
     /// What went wrong, for a person.
     message: String,
@@ -152,6 +158,7 @@ impl ResponseError for ApiError {
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Directory(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -9,6 +9,7 @@ mod bot;
 mod caller;
 mod constraints;
 mod deliveries;
+mod directories;
 mod enrolment;
 mod error;
 mod general;
@@ -119,6 +120,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     configure_keys_and_settings(config);
     configure_audit_and_enrolment(config);
     configure_radius_replies(config);
+    configure_directories(config);
 }
 
 /// What a resource adds to its RADIUS Access-Accepts, and the dictionary it draws from.
@@ -126,6 +128,21 @@ fn configure_radius_replies(config: &mut utoipa_actix_web::service_config::Servi
     config.service(radius_attributes::get_radius_attributes);
     config.service(radius_attributes::put_radius_attributes);
     config.service(radius_attributes::radius_dictionary);
+}
+
+/// Directories (LDAP, Active Directory): their settings, tests and previews, their people.
+fn configure_directories(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    // The fixed addresses before `{directory}`, which would take them as names.
+    config.service(directories::test_unsaved_directory);
+    config.service(directories::preview_unsaved_directory);
+    config.service(directories::create_directory);
+    config.service(directories::list_directories);
+    config.service(directories::get_directory);
+    config.service(directories::update_directory);
+    config.service(directories::delete_directory);
+    config.service(directories::test_directory);
+    config.service(directories::preview_directory);
+    config.service(directories::add_directory_user);
 }
 
 /// What the panel's API keys, Self-Service and General settings do, as routes: API keys,

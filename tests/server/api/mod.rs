@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod basics;
 mod contract;
+mod directories;
 mod enrolment;
 mod gateway;
 mod guessing;

@@ -13,6 +13,7 @@ pub mod panel;
 pub mod portal;
 pub mod process;
 pub mod radclient;
+pub mod slapd;
 pub mod sms_gateway;
 pub mod smtp_sink;
 pub mod telegram_api;
