@@ -445,6 +445,17 @@ impl ApprovalSettingsChange {
     }
 }
 
+impl ApprovalSettings {
+    /// These settings with a change applied.
+    pub fn changed(self, change: ApprovalSettingsChange) -> ApprovalSettings {
+        ApprovalSettings {
+            allowed: change.allowed.unwrap_or(self.allowed),
+            number_matching: change.number_matching.unwrap_or(self.number_matching),
+            deny_locks: change.deny_locks.unwrap_or(self.deny_locks),
+        }
+    }
+}
+
 pub fn settings(conn: &Connection, resource_id: i64) -> Result<Option<ApprovalSettings>> {
     optional(
         conn.prepare_cached(
@@ -475,9 +486,7 @@ pub fn change_settings(
     if change.is_empty() {
         return Ok(Some(settings));
     }
-    settings.allowed = change.allowed.unwrap_or(settings.allowed);
-    settings.number_matching = change.number_matching.unwrap_or(settings.number_matching);
-    settings.deny_locks = change.deny_locks.unwrap_or(settings.deny_locks);
+    settings = settings.changed(change);
     conn.prepare_cached(
         "UPDATE resources SET approvals_allowed = ?2, approval_number_matching = ?3,
                 approval_deny_locks = ?4, updated_at = ?5
