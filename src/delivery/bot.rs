@@ -18,15 +18,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use teloxide_core::ApiError;
 use teloxide_core::RequestError;
+use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::payloads::GetUpdatesSetters;
 use teloxide_core::requests::Requester;
-use teloxide_core::types::{AllowedUpdate, ChatId, Message, UpdateKind};
+use teloxide_core::types::{AllowedUpdate, CallbackQuery, ChatId, Message, UpdateKind};
 use tokio::sync::{Notify, watch};
 
+use super::approval;
 use super::{Accepted, Channel, Outgoing, SendError, SendFuture, open_secret};
 use crate::crypto::{self, Keys};
 use crate::domain::{FieldError, words};
 use crate::store::Store;
+use crate::store::approvals::Presser;
 use crate::store::bot::Chat;
 use crate::store::delivery_settings::ChannelSettings;
 
@@ -447,7 +450,7 @@ impl Telegram {
                 .get_updates()
                 .offset(i32::try_from(offset).unwrap_or(0))
                 .timeout(u32::try_from(poll.as_secs()).unwrap_or(25))
-                .allowed_updates([AllowedUpdate::Message]);
+                .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
             match request.await {
                 Ok(updates) => {
                     retry = Duration::from_secs(1);
@@ -461,8 +464,10 @@ impl Telegram {
                     let mut next = offset;
                     for update in updates {
                         next = next.max(i64::from(update.id.0) + 1);
-                        if let UpdateKind::Message(message) = update.kind {
-                            self.handle(&bot, &message).await;
+                        match update.kind {
+                            UpdateKind::Message(message) => self.handle(&bot, &message).await,
+                            UpdateKind::CallbackQuery(query) => self.press(&bot, &query).await,
+                            _ => {}
                         }
                     }
                     if next != offset {
@@ -521,6 +526,43 @@ impl Telegram {
         };
         if let Err(e) = bot.send_message(chat, reply).await {
             tracing::info!(error = %classify(e), "cannot answer a Telegram message");
+        }
+    }
+
+    /// Answers a button pressed under an approval's message: the store decides (the chat, the
+    /// Telegram user and the state are checked there, never taken from the button), Telegram
+    /// is always answered, and the message says what became of the sign-in.
+    async fn press(&self, bot: &teloxide_core::Bot, query: &CallbackQuery) {
+        let now = crate::clock::now();
+        let message = query.message.as_ref().map(|m| (m.chat().id, m.id()));
+        let pressed = query.data.as_deref().and_then(approval::parse_press);
+        let (toast, edit) = match (pressed, message) {
+            (Some((id, choice)), Some((chat, _))) => {
+                let presser = Presser {
+                    chat_id: chat.0,
+                    telegram_user_id: i64::try_from(query.from.id.0).unwrap_or(i64::MAX),
+                };
+                match self.store.decide_approval(id, presser, choice, now).await {
+                    Ok(decision) => approval::answer(&decision, now),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot decide an approval");
+                        (approval::FAILED, None)
+                    }
+                }
+            }
+            _ => (approval::NOT_YOURS, None),
+        };
+        if let Err(e) = bot
+            .answer_callback_query(query.id.clone())
+            .text(toast)
+            .await
+        {
+            tracing::info!(error = %classify(e), "cannot answer a pressed button");
+        }
+        if let (Some(text), Some((chat, message_id))) = (edit, message)
+            && let Err(e) = bot.edit_message_text(chat, message_id, text).await
+        {
+            tracing::info!(error = %classify(e), "cannot edit an approval's message");
         }
     }
 

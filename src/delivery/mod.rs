@@ -14,6 +14,7 @@
 //! - A temporary failure is retried with exponential backoff (from 1 s, capped at 5 minutes,
 //!   with jitter) until the message expires; a permanent one is marked *failed* with its reason.
 
+pub mod approval;
 pub mod bot;
 pub mod mail;
 pub mod settings;
