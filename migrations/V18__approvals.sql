@@ -13,6 +13,8 @@ CREATE TABLE approvals (
     telegram_user_id INTEGER NOT NULL,
     -- Number matching: the number the login shows; NULL without number matching.
     number           INTEGER CHECK (number BETWEEN 10 AND 99),
+    -- The numbers the bot offers, in their order ("17 42 85"); NULL without number matching.
+    choices          TEXT,
     -- The Telegram message offering the buttons, once sent (to edit it after the decision).
     message_id       INTEGER,
     state            TEXT    NOT NULL DEFAULT 'pending'

@@ -6,13 +6,43 @@
 //! and the validity before anything changes, so forged data decides nothing.
 
 use crate::clock::UnixTime;
-use crate::store::approvals::{ApprovalState, Choice, Decision, DenyReason};
+use crate::store::approvals::{Approval, ApprovalState, Choice, Decision, DenyReason};
 
 const PREFIX: &str = "ap:";
 
 /// The toasts Telegram shows when a button is answered.
 pub const NOT_YOURS: &str = "This button is not for you, or it is no longer valid.";
 pub const FAILED: &str = "Sorry, something went wrong. Try again in a minute.";
+
+/// A button under a message: its label and the data Telegram sends back when it is pressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Button {
+    pub text: String,
+    pub data: String,
+}
+
+fn button(approval_id: i64, text: impl Into<String>, choice: Choice) -> Button {
+    Button {
+        text: text.into(),
+        data: press_data(approval_id, choice),
+    }
+}
+
+/// The buttons of an approval's message: with number matching, its numbers in their order and
+/// "Deny — this wasn't me" below; without, Approve and Deny.
+pub fn keyboard(approval: &Approval) -> Vec<Vec<Button>> {
+    let deny = button(approval.id, "Deny — this wasn't me", Choice::Deny);
+    if approval.number.is_some() {
+        let numbers = approval
+            .choices
+            .iter()
+            .map(|&n| button(approval.id, format!("{n:02}"), Choice::Number(n)))
+            .collect();
+        vec![numbers, vec![deny]]
+    } else {
+        vec![vec![button(approval.id, "Approve", Choice::Approve), deny]]
+    }
+}
 
 /// The data of a button.
 pub fn press_data(approval_id: i64, choice: Choice) -> String {
@@ -115,6 +145,50 @@ mod tests {
         ] {
             assert_eq!(parse_press(data), None, "{data}");
         }
+    }
+
+    fn approval(number: Option<u8>, choices: Vec<u8>) -> Approval {
+        Approval {
+            id: 9,
+            transaction_id: "t".into(),
+            token_id: 1,
+            resource_id: 1,
+            chat_id: 2,
+            telegram_user_id: 3,
+            number,
+            choices,
+            message_id: None,
+            state: ApprovalState::Pending,
+            reason: None,
+            decided_at: None,
+            used_at: None,
+            expires_at: 100,
+            created_at: 0,
+        }
+    }
+
+    fn labels(rows: &[Vec<Button>]) -> Vec<Vec<&str>> {
+        rows.iter()
+            .map(|row| row.iter().map(|b| b.text.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn without_number_matching_the_buttons_are_approve_and_deny() {
+        let rows = keyboard(&approval(None, Vec::new()));
+        assert_eq!(labels(&rows), [vec!["Approve", "Deny — this wasn't me"]]);
+        assert_eq!(rows[0][0].data, "ap:9:ok");
+        assert_eq!(rows[0][1].data, "ap:9:no");
+    }
+
+    #[test]
+    fn with_number_matching_the_numbers_come_in_their_order_then_deny() {
+        let rows = keyboard(&approval(Some(42), vec![85, 42, 17]));
+        assert_eq!(
+            labels(&rows),
+            [vec!["85", "42", "17"], vec!["Deny — this wasn't me"]]
+        );
+        assert_eq!(rows[0][1].data, "ap:9:42");
     }
 
     #[test]

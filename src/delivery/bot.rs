@@ -18,10 +18,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use teloxide_core::ApiError;
 use teloxide_core::RequestError;
-use teloxide_core::payloads::AnswerCallbackQuerySetters;
 use teloxide_core::payloads::GetUpdatesSetters;
+use teloxide_core::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide_core::requests::Requester;
-use teloxide_core::types::{AllowedUpdate, CallbackQuery, ChatId, Message, UpdateKind};
+use teloxide_core::types::{
+    AllowedUpdate, CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message,
+    UpdateKind,
+};
 use tokio::sync::{Notify, watch};
 
 use super::approval;
@@ -236,14 +239,26 @@ impl Channel for BotChannel {
             let chat: i64 = message.recipient.parse().map_err(|_| {
                 SendError::Unreachable("the token is not bound to a Telegram chat".into())
             })?;
-            let sent = self
-                .bot
-                .send_message(ChatId(chat), message.text.clone())
-                .await
-                .map_err(classify)?;
-            Ok(Accepted(format!("Telegram message {}", sent.id.0)))
+            let mut request = self.bot.send_message(ChatId(chat), message.text.clone());
+            if !message.buttons.is_empty() {
+                let rows = message.buttons.iter().map(|row| {
+                    row.iter()
+                        .map(|b| InlineKeyboardButton::callback(b.text.clone(), b.data.clone()))
+                        .collect::<Vec<_>>()
+                });
+                request = request.reply_markup(InlineKeyboardMarkup::new(rows));
+            }
+            let sent = request.await.map_err(classify)?;
+            Ok(Accepted(format!("{SENT_PREFIX}{}", sent.id.0)))
         })
     }
+}
+
+const SENT_PREFIX: &str = "Telegram message ";
+
+/// The id of the Telegram message the BOT channel reported sending.
+pub fn sent_message_id(accepted: &Accepted) -> Option<i64> {
+    accepted.0.strip_prefix(SENT_PREFIX)?.parse().ok()
 }
 
 /// Builds the BOT channel from the stored settings.

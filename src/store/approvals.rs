@@ -76,6 +76,9 @@ pub struct Approval {
     pub chat_id: i64,
     pub telegram_user_id: i64,
     pub number: Option<u8>,
+    /// The numbers the bot offers, in their order (one of them `number`); empty without number
+    /// matching.
+    pub choices: Vec<u8>,
     pub message_id: Option<i64>,
     /// The stored state: a `Pending` approval past `expires_at` is expired all the same
     /// (see [`Approval::state_at`]).
@@ -99,7 +102,17 @@ impl Approval {
 
 const COLUMNS: &str =
     "id, transaction_id, token_id, resource_id, chat_id, telegram_user_id, number,
-    message_id, state, reason, decided_at, used_at, expires_at, created_at";
+    message_id, state, reason, decided_at, used_at, expires_at, created_at, choices";
+
+fn choices_text(choices: &[u8]) -> Option<String> {
+    (!choices.is_empty()).then(|| {
+        choices
+            .iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Approval> {
     let state: String = row.get(8)?;
@@ -120,6 +133,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Approval> {
         used_at: row.get(11)?,
         expires_at: row.get(12)?,
         created_at: row.get(13)?,
+        choices: row
+            .get::<_, Option<String>>(14)?
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect(),
     })
 }
 
@@ -133,6 +152,8 @@ pub struct NewApproval {
     pub telegram_user_id: i64,
     /// The number the login shows, with number matching.
     pub number: Option<u8>,
+    /// The numbers the bot offers, in their order (one of them `number`).
+    pub choices: Vec<u8>,
     /// The message's text, sealed; its buttons are made from the approval when it is sent.
     pub sealed_body: Vec<u8>,
     pub entry: AuditEntry,
@@ -146,8 +167,8 @@ pub fn create(conn: &Connection, new: &NewApproval, now: UnixTime) -> Result<i64
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO approvals (transaction_id, token_id, resource_id, chat_id, telegram_user_id,
-                                    number, expires_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                                    number, expires_at, created_at, choices)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         )?
         .query_row(
             params![
@@ -158,7 +179,8 @@ pub fn create(conn: &Connection, new: &NewApproval, now: UnixTime) -> Result<i64
                 new.telegram_user_id,
                 new.number,
                 transaction.expires_at,
-                now
+                now,
+                choices_text(&new.choices)
             ],
             |row| row.get(0),
         )?;

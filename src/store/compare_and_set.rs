@@ -1423,6 +1423,7 @@ async fn ask_approval(
         chat_id: CHAT.chat_id,
         telegram_user_id: CHAT.telegram_user_id,
         number,
+        choices: number.map(|n| vec![17, n, 85]).unwrap_or_default(),
         sealed_body: b"sealed body".to_vec(),
         entry: entry(1000),
     };
@@ -1456,6 +1457,7 @@ async fn an_approval_queues_its_message_once_with_its_transaction() {
         .expect("read")
         .expect("found");
     assert_eq!((approval.id, approval.number), (id, Some(42)));
+    assert_eq!(approval.choices, [17, 42, 85]);
     assert!(store.set_approval_message(id, 500).await.expect("written"));
     assert!(!store.set_approval_message(id, 501).await.expect("written"));
     let message: Option<i64> =

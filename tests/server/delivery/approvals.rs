@@ -145,6 +145,64 @@ impl Setup {
         .expect("approval")
     }
 
+    /// A pending approval of a login of alice with number matching, queued in the outbox as a
+    /// sign-in queues it (its message not sent yet); its id.
+    fn queued_approval(&self, number: i64, choices: &str) -> i64 {
+        let conn = database(&self.app);
+        let now = unix_now();
+        let transaction = format!("tx-queued-{now}");
+        conn.execute(
+            "INSERT INTO auth_transactions (id, resource_id, user_id, password_checked, expires_at, created_at)
+             VALUES (?1, (SELECT id FROM resources WHERE name = 'VPN'),
+                     (SELECT id FROM users WHERE login = 'alice'), 1, ?2, ?3)",
+            rusqlite::params![transaction, now + 120, now],
+        )
+        .expect("transaction");
+        let id: i64 = conn
+            .query_row(
+                "INSERT INTO approvals (transaction_id, token_id, resource_id, chat_id, telegram_user_id,
+                                        number, choices, expires_at, created_at)
+                 VALUES (?1, ?2, (SELECT id FROM resources WHERE name = 'VPN'), ?3, ?4, ?5, ?6, ?7, ?8)
+                 RETURNING id",
+                rusqlite::params![
+                    transaction,
+                    self.token_id,
+                    CHAT,
+                    ALICE,
+                    number,
+                    choices,
+                    now + 120,
+                    now
+                ],
+                |row| row.get(0),
+            )
+            .expect("approval");
+        let keys =
+            otpgate::crypto::Keys::load_or_create(&self.app.data_dir.join("secret.key"), false)
+                .expect("keys");
+        let body = keys
+            .seal(otpgate::crypto::Purpose::Message, b"Sign in to VPN?")
+            .expect("sealed");
+        conn.execute(
+            "INSERT INTO outbox (channel, recipient, subject, body, token_id, approval_id,
+                                 next_attempt_at, expires_at, created_at)
+             VALUES ('bot', ?1, '', ?2, ?3, ?4, ?5, ?6, ?5)",
+            rusqlite::params![CHAT.to_string(), body, self.token_id, id, now, now + 120],
+        )
+        .expect("queued");
+        id
+    }
+
+    fn message_of(&self, approval: i64) -> Option<i64> {
+        database(&self.app)
+            .query_row(
+                "SELECT message_id FROM approvals WHERE id = ?1",
+                [approval],
+                |row| row.get(0),
+            )
+            .expect("the approval")
+    }
+
     fn state(&self, approval: i64) -> (String, Option<String>) {
         database(&self.app)
             .query_row(
@@ -326,5 +384,57 @@ async fn a_press_after_the_approval_expired_decides_nothing_and_says_expired() {
         [edited("Expired")]
     );
     assert!(s.approval_audit().is_empty());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_approval_goes_out_once_with_its_numbers_and_deny_and_its_message_is_the_one_edited() {
+    let s = setup(json!({ "allowed": true })).await;
+    let id = s.queued_approval(42, "17 42 85");
+    // The activation's confirmation was the first message to the chat.
+    let sent = s.telegram.wait_for_messages(CHAT, 2, WAIT).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let message = &sent[1];
+    assert_eq!(message.text, "Sign in to VPN?");
+    let keyboard = &message.reply_markup["inline_keyboard"];
+    let labels: Vec<Vec<&str>> = keyboard
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .expect("buttons")
+                .iter()
+                .map(|b| b["text"].as_str().expect("a label"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        [vec!["17", "42", "85"], vec!["Deny — this wasn't me"]]
+    );
+    assert_eq!(keyboard[0][1]["callback_data"], format!("ap:{id}:42"));
+    assert_eq!(keyboard[1][0]["callback_data"], format!("ap:{id}:no"));
+    // The message's id is kept, so that the decision edits this very message.
+    let deadline = Instant::now() + WAIT;
+    while s.message_of(id).is_none() {
+        assert!(Instant::now() < deadline, "the message id was never kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let message_id = s.message_of(id).expect("kept");
+    let query = s
+        .telegram
+        .user_presses(CHAT, ALICE, message_id, &format!("ap:{id}:42"));
+    assert_eq!(
+        s.telegram.wait_for_answer(&query, WAIT).await.as_deref(),
+        Some("Approved.")
+    );
+    let edits = s.telegram.wait_for_edits(1, WAIT).await;
+    assert_eq!((edits[0].chat_id, edits[0].message_id), (CHAT, message_id));
+    assert_eq!(
+        s.telegram.sent().len(),
+        2,
+        "the approval's message went out once"
+    );
     s.stop().await;
 }

@@ -22,6 +22,8 @@ pub struct Sent {
     pub token: String,
     pub chat_id: i64,
     pub text: String,
+    /// The `reply_markup` it carried (null when none).
+    pub reply_markup: Value,
     pub at: Instant,
 }
 
@@ -181,6 +183,7 @@ async fn receive(
                 token: token.clone(),
                 chat_id,
                 text: text.clone(),
+                reply_markup: params["reply_markup"].clone(),
                 at: Instant::now(),
             });
             ok(json!({
