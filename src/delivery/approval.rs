@@ -12,6 +12,9 @@ const PREFIX: &str = "ap:";
 
 /// The toasts Telegram shows when a button is answered.
 pub const NOT_YOURS: &str = "This button is not for you, or it is no longer valid.";
+/// What an approval's message becomes when it expired unanswered.
+pub const EXPIRED: &str = "Expired";
+const EXPIRED_TOAST: &str = "This sign-in request expired.";
 pub const FAILED: &str = "Sorry, something went wrong. Try again in a minute.";
 
 /// A button under a message: its label and the data Telegram sends back when it is pressed.
@@ -94,8 +97,11 @@ pub fn answer(decision: &Decision, now: UnixTime) -> (&'static str, Option<Strin
                 Some(denied(&format!("Denied {} UTC", clock_time(now)), *locked)),
             ),
         },
+        Decision::AlreadyDecided(approval) if approval.state == ApprovalState::Expired => {
+            (EXPIRED_TOAST, None)
+        }
         Decision::AlreadyDecided(_) => ("This sign-in was already answered.", None),
-        Decision::Expired(_) => ("This sign-in request expired.", Some("Expired".into())),
+        Decision::Expired(_) => (EXPIRED_TOAST, Some(EXPIRED.into())),
         Decision::Refused => (NOT_YOURS, None),
     }
 }

@@ -342,6 +342,9 @@ const HELP: &str = "Hello! I deliver one-time passwords from otpgate.\n\nTo conn
 const REFUSED: &str = "Sorry, this activation code is unknown, has expired or was already used. Ask for a new activation link and open it again.";
 const GROUPS: &str = "I only work in a private chat. Open the activation link on your own phone.";
 
+/// How many expired approvals one poll edits at most (the rest wait for the next poll).
+const EXPIRED_PER_POLL: i64 = 50;
+
 /// The longest wait between two tries to reach Telegram.
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
@@ -485,6 +488,7 @@ impl Telegram {
                             _ => {}
                         }
                     }
+                    self.expire_approvals(&bot).await;
                     if next != offset {
                         offset = next;
                         if let Err(e) = self
@@ -578,6 +582,37 @@ impl Telegram {
             && let Err(e) = bot.edit_message_text(chat, message_id, text).await
         {
             tracing::info!(error = %classify(e), "cannot edit an approval's message");
+        }
+    }
+
+    /// Marks the approvals that expired unanswered and says so in their messages; runs after
+    /// every long poll, so within `poll_timeout_seconds` of the expiry.
+    async fn expire_approvals(&self, bot: &teloxide_core::Bot) {
+        let expired = match self
+            .store
+            .expire_approvals(crate::clock::now(), EXPIRED_PER_POLL)
+            .await
+        {
+            Ok(expired) => expired,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot expire approvals");
+                return;
+            }
+        };
+        for approval in expired {
+            let Some(message_id) = approval.message_id.and_then(|id| i32::try_from(id).ok()) else {
+                continue;
+            };
+            if let Err(e) = bot
+                .edit_message_text(
+                    ChatId(approval.chat_id),
+                    teloxide_core::types::MessageId(message_id),
+                    approval::EXPIRED,
+                )
+                .await
+            {
+                tracing::info!(error = %classify(e), "cannot edit an expired approval's message");
+            }
         }
     }
 

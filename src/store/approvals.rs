@@ -311,12 +311,12 @@ pub fn decide(
         ),
     )?;
     let Some(approval) = decided else {
-        return Ok(match current.state_at(now) {
-            ApprovalState::Expired => {
-                expire_one(conn, id, now)?;
-                Decision::Expired(get(conn, id)?.unwrap_or(current))
-            }
-            _ => Decision::AlreadyDecided(get(conn, id)?.unwrap_or(current)),
+        // Only the press that finds it pending past its validity marks it expired; any other
+        // lost claim found it decided (or expired) already.
+        return Ok(if expire_one(conn, id, now)? {
+            Decision::Expired(get(conn, id)?.unwrap_or(current))
+        } else {
+            Decision::AlreadyDecided(get(conn, id)?.unwrap_or(current))
         });
     };
     let owner: Option<i64> = conn

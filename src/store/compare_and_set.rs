@@ -1582,6 +1582,14 @@ async fn a_press_after_the_validity_decides_nothing_but_the_expiry() {
         .expect("written");
     assert!(matches!(decision, Decision::Expired(_)));
     assert_eq!(approval_state(&store, id).await, "expired");
+    let again = store
+        .decide_approval(id, CHAT, Choice::Approve, 2001)
+        .await
+        .expect("written");
+    assert!(
+        matches!(again, Decision::AlreadyDecided(_)),
+        "the expiry is told once: {again:?}"
+    );
     assert!(
         !store
             .consume_approval(transaction, 2001)

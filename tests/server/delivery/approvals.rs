@@ -438,3 +438,22 @@ async fn an_approval_goes_out_once_with_its_numbers_and_deny_and_its_message_is_
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_approval_left_unanswered_expires_and_its_message_says_so() {
+    let s = setup(json!({ "allowed": true, "number_matching": false })).await;
+    let id = s.approval(None, -1);
+    assert_eq!(
+        s.telegram.wait_for_edits(1, WAIT).await,
+        [edited("Expired")]
+    );
+    assert_eq!(s.state(id), ("expired".to_owned(), None));
+    // A press now decides nothing.
+    assert_eq!(
+        s.press(ALICE, &format!("ap:{id}:ok")).await,
+        "This sign-in request expired."
+    );
+    assert_eq!(s.telegram.edited().len(), 1, "no second edit");
+    assert_eq!(s.state(id), ("expired".to_owned(), None));
+    s.stop().await;
+}
