@@ -1209,6 +1209,7 @@ mod tests {
                 password_required: false,
                 auto_unlock_seconds: None,
                 without_second_factor: Default::default(),
+                approvals: Default::default(),
                 created_at: 0,
                 updated_at: 0,
             }),

@@ -19,14 +19,20 @@ use serde::{Deserialize, Serialize};
 use teloxide_core::ApiError;
 use teloxide_core::RequestError;
 use teloxide_core::payloads::GetUpdatesSetters;
+use teloxide_core::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
 use teloxide_core::requests::Requester;
-use teloxide_core::types::{AllowedUpdate, ChatId, Message, UpdateKind};
+use teloxide_core::types::{
+    AllowedUpdate, CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message,
+    UpdateKind,
+};
 use tokio::sync::{Notify, watch};
 
+use super::approval;
 use super::{Accepted, Channel, Outgoing, SendError, SendFuture, open_secret};
 use crate::crypto::{self, Keys};
 use crate::domain::{FieldError, words};
 use crate::store::Store;
+use crate::store::approvals::Presser;
 use crate::store::bot::Chat;
 use crate::store::delivery_settings::ChannelSettings;
 
@@ -233,14 +239,26 @@ impl Channel for BotChannel {
             let chat: i64 = message.recipient.parse().map_err(|_| {
                 SendError::Unreachable("the token is not bound to a Telegram chat".into())
             })?;
-            let sent = self
-                .bot
-                .send_message(ChatId(chat), message.text.clone())
-                .await
-                .map_err(classify)?;
-            Ok(Accepted(format!("Telegram message {}", sent.id.0)))
+            let mut request = self.bot.send_message(ChatId(chat), message.text.clone());
+            if !message.buttons.is_empty() {
+                let rows = message.buttons.iter().map(|row| {
+                    row.iter()
+                        .map(|b| InlineKeyboardButton::callback(b.text.clone(), b.data.clone()))
+                        .collect::<Vec<_>>()
+                });
+                request = request.reply_markup(InlineKeyboardMarkup::new(rows));
+            }
+            let sent = request.await.map_err(classify)?;
+            Ok(Accepted(format!("{SENT_PREFIX}{}", sent.id.0)))
         })
     }
+}
+
+const SENT_PREFIX: &str = "Telegram message ";
+
+/// The id of the Telegram message the BOT channel reported sending.
+pub fn sent_message_id(accepted: &Accepted) -> Option<i64> {
+    accepted.0.strip_prefix(SENT_PREFIX)?.parse().ok()
 }
 
 /// Builds the BOT channel from the stored settings.
@@ -323,6 +341,9 @@ pub struct Telegram {
 const HELP: &str = "Hello! I deliver one-time passwords from otpgate.\n\nTo connect this chat to your token, open the activation link or scan the QR code shown when the token was enrolled. Your codes will then arrive here.";
 const REFUSED: &str = "Sorry, this activation code is unknown, has expired or was already used. Ask for a new activation link and open it again.";
 const GROUPS: &str = "I only work in a private chat. Open the activation link on your own phone.";
+
+/// How many expired approvals one poll edits at most (the rest wait for the next poll).
+const EXPIRED_PER_POLL: i64 = 50;
 
 /// The longest wait between two tries to reach Telegram.
 const MAX_RETRY: Duration = Duration::from_secs(60);
@@ -447,7 +468,7 @@ impl Telegram {
                 .get_updates()
                 .offset(i32::try_from(offset).unwrap_or(0))
                 .timeout(u32::try_from(poll.as_secs()).unwrap_or(25))
-                .allowed_updates([AllowedUpdate::Message]);
+                .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
             match request.await {
                 Ok(updates) => {
                     retry = Duration::from_secs(1);
@@ -461,10 +482,13 @@ impl Telegram {
                     let mut next = offset;
                     for update in updates {
                         next = next.max(i64::from(update.id.0) + 1);
-                        if let UpdateKind::Message(message) = update.kind {
-                            self.handle(&bot, &message).await;
+                        match update.kind {
+                            UpdateKind::Message(message) => self.handle(&bot, &message).await,
+                            UpdateKind::CallbackQuery(query) => self.press(&bot, &query).await,
+                            _ => {}
                         }
                     }
+                    self.expire_approvals(&bot).await;
                     if next != offset {
                         offset = next;
                         if let Err(e) = self
@@ -521,6 +545,74 @@ impl Telegram {
         };
         if let Err(e) = bot.send_message(chat, reply).await {
             tracing::info!(error = %classify(e), "cannot answer a Telegram message");
+        }
+    }
+
+    /// Answers a button pressed under an approval's message: the store decides (the chat, the
+    /// Telegram user and the state are checked there, never taken from the button), Telegram
+    /// is always answered, and the message says what became of the sign-in.
+    async fn press(&self, bot: &teloxide_core::Bot, query: &CallbackQuery) {
+        let now = crate::clock::now();
+        let message = query.message.as_ref().map(|m| (m.chat().id, m.id()));
+        let pressed = query.data.as_deref().and_then(approval::parse_press);
+        let (toast, edit) = match (pressed, message) {
+            (Some((id, choice)), Some((chat, _))) => {
+                let presser = Presser {
+                    chat_id: chat.0,
+                    telegram_user_id: i64::try_from(query.from.id.0).unwrap_or(i64::MAX),
+                };
+                match self.store.decide_approval(id, presser, choice, now).await {
+                    Ok(decision) => approval::answer(&decision, now),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot decide an approval");
+                        (approval::FAILED, None)
+                    }
+                }
+            }
+            _ => (approval::NOT_YOURS, None),
+        };
+        if let Err(e) = bot
+            .answer_callback_query(query.id.clone())
+            .text(toast)
+            .await
+        {
+            tracing::info!(error = %classify(e), "cannot answer a pressed button");
+        }
+        if let (Some(text), Some((chat, message_id))) = (edit, message)
+            && let Err(e) = bot.edit_message_text(chat, message_id, text).await
+        {
+            tracing::info!(error = %classify(e), "cannot edit an approval's message");
+        }
+    }
+
+    /// Marks the approvals that expired unanswered and says so in their messages; runs after
+    /// every long poll, so within `poll_timeout_seconds` of the expiry.
+    async fn expire_approvals(&self, bot: &teloxide_core::Bot) {
+        let expired = match self
+            .store
+            .expire_approvals(crate::clock::now(), EXPIRED_PER_POLL)
+            .await
+        {
+            Ok(expired) => expired,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot expire approvals");
+                return;
+            }
+        };
+        for approval in expired {
+            let Some(message_id) = approval.message_id.and_then(|id| i32::try_from(id).ok()) else {
+                continue;
+            };
+            if let Err(e) = bot
+                .edit_message_text(
+                    ChatId(approval.chat_id),
+                    teloxide_core::types::MessageId(message_id),
+                    approval::EXPIRED,
+                )
+                .await
+            {
+                tracing::info!(error = %classify(e), "cannot edit an expired approval's message");
+            }
         }
     }
 

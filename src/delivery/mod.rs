@@ -14,6 +14,7 @@
 //! - A temporary failure is retried with exponential backoff (from 1 s, capped at 5 minutes,
 //!   with jitter) until the message expires; a permanent one is marked *failed* with its reason.
 
+pub mod approval;
 pub mod bot;
 pub mod mail;
 pub mod settings;
@@ -46,6 +47,8 @@ pub struct Outgoing {
     pub text: String,
     /// The token the message belongs to, when it belongs to one.
     pub token_id: Option<i64>,
+    /// Buttons under the message, in rows (only the bot has them: an approval's).
+    pub buttons: Vec<Vec<approval::Button>>,
 }
 
 /// The other side accepted the message; its answer (an SMTP reply, a gateway's status).
@@ -458,11 +461,25 @@ async fn deliver(
     message: DueMessage,
 ) {
     let name = message.channel.clone();
-    let result = match context.keys.open(Purpose::Message, &message.sealed_body) {
-        Err(_) => Err(SendError::Permanent(
+    let buttons = match message.approval_id {
+        None => Ok(Vec::new()),
+        Some(id) => match context.store.approval(id).await {
+            Ok(Some(approval)) => Ok(approval::keyboard(&approval)),
+            Ok(None) => Err(SendError::Permanent("the approval is gone".into())),
+            Err(e) => Err(SendError::Temporary(format!(
+                "cannot read the approval: {e}"
+            ))),
+        },
+    };
+    let result = match (
+        context.keys.open(Purpose::Message, &message.sealed_body),
+        buttons,
+    ) {
+        (Err(_), _) => Err(SendError::Permanent(
             "the message cannot be unsealed (was the key file replaced?)".into(),
         )),
-        Ok(body) => match channel {
+        (_, Err(e)) => Err(e),
+        (Ok(body), Ok(buttons)) => match channel {
             Err(e) => Err(e),
             Ok(channel) => {
                 let outgoing = Outgoing {
@@ -471,11 +488,19 @@ async fn deliver(
                     subject: message.subject.clone(),
                     text: String::from_utf8_lossy(&body).into_owned(),
                     token_id: message.token_id,
+                    buttons,
                 };
                 channel.send(&outgoing).await
             }
         },
     };
+    // The approval's message is edited after the decision: remember which one it is.
+    if let (Some(id), Ok(accepted)) = (message.approval_id, &result)
+        && let Some(message_id) = bot::sent_message_id(accepted)
+        && let Err(e) = context.store.set_approval_message(id, message_id).await
+    {
+        tracing::warn!(error = %e, "cannot record an approval's message");
+    }
     let now = unix_now();
     let (outcome, label) = match result {
         Ok(_) => (Outcome::Sent, "sent"),
@@ -534,6 +559,7 @@ pub async fn send_test(
         text: "This is a test message from otpgate. Your one-time passwords will arrive like this."
             .into(),
         token_id: None,
+        buttons: Vec::new(),
     };
     sender.send(&message).await
 }

@@ -465,11 +465,12 @@ pub struct Asked {
     pub entries: Vec<AuditEntry>,
 }
 
-/// Begins a transaction, creates its challenges and queues their messages in the same
-/// transaction of the database, so that a crash can lose neither half. A new challenge
-/// replaces the token's previous one.
-pub fn create_challenges(conn: &Connection, asked: &Asked, now: UnixTime) -> Result<()> {
-    let transaction = &asked.transaction;
+/// Begins a transaction (a login), for its challenges or its approval.
+pub(super) fn insert_transaction(
+    conn: &Connection,
+    transaction: &NewTransaction,
+    now: UnixTime,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO auth_transactions (id, resource_id, user_id, password_checked, expires_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -482,6 +483,15 @@ pub fn create_challenges(conn: &Connection, asked: &Asked, now: UnixTime) -> Res
         transaction.expires_at,
         now
     ])?;
+    Ok(())
+}
+
+/// Begins a transaction, creates its challenges and queues their messages in the same
+/// transaction of the database, so that a crash can lose neither half. A new challenge
+/// replaces the token's previous one.
+pub fn create_challenges(conn: &Connection, asked: &Asked, now: UnixTime) -> Result<()> {
+    let transaction = &asked.transaction;
+    insert_transaction(conn, transaction, now)?;
     let expires_at = transaction.expires_at;
     for challenge in &asked.challenges {
         conn.prepare_cached(

@@ -1424,3 +1424,308 @@ async fn a_message_that_left_the_queue_does_not_fail() {
     assert!(!record(&store, id, failed, 1002).await);
     assert_eq!(message_status(&store, id).await, ("sent".to_owned(), 1));
 }
+
+// ----- Approvals (approvals) ----------------------------------------------------------------
+
+const CHAT: super::approvals::Presser = super::approvals::Presser {
+    chat_id: 11,
+    telegram_user_id: 21,
+};
+
+/// Asks the owner of a bound BOT token for an approval valid until `expires_at`; its id and
+/// transaction.
+async fn ask_approval(
+    store: &Store,
+    number: Option<u8>,
+    deny_locks: bool,
+    expires_at: UnixTime,
+) -> (i64, String, i64) {
+    use super::approvals::{ApprovalSettingsChange, NewApproval};
+    let token_id = add_token(store, new_token(TokenKind::Bot, &format!("B-{expires_at}"))).await;
+    let (user_id, resource_id) = transaction_owner(store).await;
+    let change = ApprovalSettingsChange {
+        allowed: Some(true),
+        number_matching: Some(number.is_some()),
+        deny_locks: Some(deny_locks),
+    };
+    store
+        .change_approval_settings(resource_id, change, 1, entry(1))
+        .await
+        .expect("written")
+        .expect("the resource exists");
+    let transaction = format!("approval-{token_id}");
+    let new = NewApproval {
+        transaction: auth::NewTransaction {
+            id: transaction.clone(),
+            resource_id,
+            user_id,
+            password_checked: true,
+            expires_at,
+        },
+        token_id,
+        chat_id: CHAT.chat_id,
+        telegram_user_id: CHAT.telegram_user_id,
+        number,
+        choices: number.map(|n| vec![17, n, 85]).unwrap_or_default(),
+        sealed_body: b"sealed body".to_vec(),
+        entry: entry(1000),
+    };
+    let id = store
+        .create_approval(new, 1000)
+        .await
+        .expect("approval written");
+    (id, transaction, token_id)
+}
+
+async fn approval_state(store: &Store, id: i64) -> String {
+    column(store, "SELECT state FROM approvals WHERE id = ?1", id)
+        .await
+        .expect("the approval exists")
+}
+
+#[tokio::test]
+async fn an_approval_queues_its_message_once_with_its_transaction() {
+    let (_dir, store) = temp_store();
+    let (id, transaction, _) = ask_approval(&store, Some(42), false, 2000).await;
+    let messages: Option<i64> = column(
+        &store,
+        "SELECT COUNT(*) FROM outbox WHERE approval_id = ?1 AND channel = 'bot' AND recipient = '11'",
+        id,
+    )
+    .await;
+    assert_eq!(messages, Some(1));
+    let approval = store
+        .approval_of_transaction(transaction)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!((approval.id, approval.number), (id, Some(42)));
+    assert_eq!(approval.choices, [17, 42, 85]);
+    assert!(store.set_approval_message(id, 500).await.expect("written"));
+    assert!(!store.set_approval_message(id, 501).await.expect("written"));
+    let message: Option<i64> =
+        column(&store, "SELECT message_id FROM approvals WHERE id = ?1", id).await;
+    assert_eq!(message, Some(500));
+}
+
+#[tokio::test]
+async fn an_approval_is_decided_once() {
+    use super::approvals::{Choice, Decision};
+    let (_dir, store) = temp_store();
+    let (id, _, _) = ask_approval(&store, Some(42), false, 2000).await;
+    let first = store
+        .decide_approval(id, CHAT, Choice::Number(42), 1001)
+        .await
+        .expect("written");
+    assert!(matches!(first, Decision::Decided { locked: false, .. }));
+    let second = store
+        .decide_approval(id, CHAT, Choice::Deny, 1002)
+        .await
+        .expect("written");
+    assert!(matches!(second, Decision::AlreadyDecided(_)));
+    assert_eq!(approval_state(&store, id).await, "approved");
+}
+
+#[tokio::test]
+async fn an_approval_refuses_another_telegram_user_and_another_chat() {
+    use super::approvals::{Choice, Decision, Presser};
+    let (_dir, store) = temp_store();
+    let (id, _, _) = ask_approval(&store, None, false, 2000).await;
+    for presser in [
+        Presser {
+            chat_id: 11,
+            telegram_user_id: 99,
+        },
+        Presser {
+            chat_id: 12,
+            telegram_user_id: 21,
+        },
+    ] {
+        let decision = store
+            .decide_approval(id, presser, Choice::Approve, 1001)
+            .await
+            .expect("written");
+        assert_eq!(decision, Decision::Refused);
+    }
+    assert_eq!(approval_state(&store, id).await, "pending");
+    // The right user still can.
+    let decision = store
+        .decide_approval(id, CHAT, Choice::Approve, 1002)
+        .await
+        .expect("written");
+    assert!(matches!(decision, Decision::Decided { .. }));
+}
+
+#[tokio::test]
+async fn a_wrong_number_denies_the_approval_and_ends_its_login() {
+    use super::approvals::{Choice, Decision, DenyReason};
+    let (_dir, store) = temp_store();
+    let (id, transaction, _) = ask_approval(&store, Some(42), false, 2000).await;
+    let decision = store
+        .decide_approval(id, CHAT, Choice::Number(17), 1001)
+        .await
+        .expect("written");
+    let Decision::Decided { approval, .. } = decision else {
+        panic!("decided: {decision:?}");
+    };
+    assert_eq!(approval.reason, Some(DenyReason::WrongNumber));
+    assert_eq!(approval_state(&store, id).await, "denied");
+    assert!(
+        !store
+            .consume_approval(transaction, 1002)
+            .await
+            .expect("written")
+    );
+}
+
+#[tokio::test]
+async fn a_button_the_approval_does_not_offer_changes_nothing() {
+    use super::approvals::{Choice, Decision};
+    let (_dir, store) = temp_store();
+    let (matching, _, _) = ask_approval(&store, Some(42), false, 2000).await;
+    let decision = store
+        .decide_approval(matching, CHAT, Choice::Approve, 1001)
+        .await
+        .expect("written");
+    assert_eq!(decision, Decision::Refused);
+    assert_eq!(approval_state(&store, matching).await, "pending");
+}
+
+#[tokio::test]
+async fn a_denial_locks_the_token_only_when_the_resource_says_so() {
+    use super::approvals::{Choice, Decision};
+    for deny_locks in [false, true] {
+        let (_dir, store) = temp_store();
+        let (id, _, token_id) = ask_approval(&store, None, deny_locks, 2000).await;
+        let decision = store
+            .decide_approval(id, CHAT, Choice::Deny, 1001)
+            .await
+            .expect("written");
+        assert!(matches!(decision, Decision::Decided { locked, .. } if locked == deny_locks));
+        assert_eq!(
+            token(&store, token_id).await.locked_at.is_some(),
+            deny_locks
+        );
+        let (result, reason) = last_audit(&store).await;
+        assert_eq!(
+            (result.as_str(), reason.as_deref()),
+            ("denied", Some("denied"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_press_after_the_validity_decides_nothing_but_the_expiry() {
+    use super::approvals::{Choice, Decision};
+    let (_dir, store) = temp_store();
+    let (id, transaction, _) = ask_approval(&store, None, false, 2000).await;
+    let decision = store
+        .decide_approval(id, CHAT, Choice::Approve, 2000)
+        .await
+        .expect("written");
+    assert!(matches!(decision, Decision::Expired(_)));
+    assert_eq!(approval_state(&store, id).await, "expired");
+    let again = store
+        .decide_approval(id, CHAT, Choice::Approve, 2001)
+        .await
+        .expect("written");
+    assert!(
+        matches!(again, Decision::AlreadyDecided(_)),
+        "the expiry is told once: {again:?}"
+    );
+    assert!(
+        !store
+            .consume_approval(transaction, 2001)
+            .await
+            .expect("written")
+    );
+}
+
+#[tokio::test]
+async fn expiry_marks_only_pending_approvals_past_their_validity() {
+    use super::approvals::Choice;
+    let (_dir, store) = temp_store();
+    let (early, _, _) = ask_approval(&store, None, false, 1500).await;
+    store
+        .decide_approval(early, CHAT, Choice::Approve, 1001)
+        .await
+        .expect("written");
+    let (late, _, _) = ask_approval(&store, None, false, 3000).await;
+    let (due, _, _) = ask_approval(&store, None, false, 1600).await;
+    let expired = store.expire_approvals(2000, 100).await.expect("written");
+    assert_eq!(expired.iter().map(|a| a.id).collect::<Vec<_>>(), [due]);
+    assert_eq!(approval_state(&store, early).await, "approved");
+    assert_eq!(approval_state(&store, late).await, "pending");
+    assert!(
+        store
+            .expire_approvals(2001, 100)
+            .await
+            .expect("written")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_approved_login_is_let_in_once() {
+    use super::approvals::Choice;
+    let (_dir, store) = temp_store();
+    let (id, transaction, _) = ask_approval(&store, None, false, 2000).await;
+    assert!(
+        !store
+            .consume_approval(transaction.clone(), 1001)
+            .await
+            .expect("written"),
+        "a pending approval lets no one in"
+    );
+    store
+        .decide_approval(id, CHAT, Choice::Approve, 1002)
+        .await
+        .expect("written");
+    assert!(
+        store
+            .consume_approval(transaction.clone(), 1003)
+            .await
+            .expect("written")
+    );
+    assert!(
+        !store
+            .consume_approval(transaction.clone(), 1004)
+            .await
+            .expect("written")
+    );
+    let live: Option<i64> = store
+        .read(move |conn| {
+            optional(conn.query_row(
+                "SELECT 1 FROM auth_transactions WHERE id = ?1",
+                [transaction],
+                |row| row.get(0),
+            ))
+        })
+        .await
+        .expect("read");
+    assert_eq!(live, None);
+}
+
+#[tokio::test]
+async fn an_approval_is_not_let_in_after_its_transaction_expired() {
+    use super::approvals::Choice;
+    let (_dir, store) = temp_store();
+    let (id, transaction, _) = ask_approval(&store, None, false, 2000).await;
+    store
+        .decide_approval(id, CHAT, Choice::Approve, 1001)
+        .await
+        .expect("written");
+    assert!(
+        !store
+            .consume_approval(transaction, 2000)
+            .await
+            .expect("written")
+    );
+    let used: Option<Option<i64>> =
+        column(&store, "SELECT used_at FROM approvals WHERE id = ?1", id).await;
+    assert_eq!(
+        used,
+        Some(None),
+        "the use was rolled back with the transaction"
+    );
+}

@@ -60,6 +60,8 @@ pub struct Resource {
     pub updated_at: UnixTime,
     /// What the password alone is worth for a user without an active second factor here.
     pub without_second_factor: WithoutSecondFactor,
+    /// Whether its users may approve in Telegram, and how.
+    pub approvals: super::approvals::ApprovalSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -72,9 +74,9 @@ pub struct NewResource {
     pub without_second_factor: WithoutSecondFactor,
 }
 
-pub const RESOURCE_COLUMNS: &str = "id, name, description, fail_limit, password_required, auto_unlock_seconds, created_at, updated_at, without_second_factor";
+pub const RESOURCE_COLUMNS: &str = "id, name, description, fail_limit, password_required, auto_unlock_seconds, created_at, updated_at, without_second_factor, approvals_allowed, approval_number_matching, approval_deny_locks";
 /// How many columns `RESOURCE_COLUMNS` names, for queries that read more after them.
-pub const RESOURCE_COLUMN_COUNT: usize = 9;
+pub const RESOURCE_COLUMN_COUNT: usize = 12;
 
 pub fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Resource> {
     Ok(Resource {
@@ -87,6 +89,11 @@ pub fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Resource> {
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
         without_second_factor: named(row, 8, WithoutSecondFactor::parse)?,
+        approvals: super::approvals::ApprovalSettings {
+            allowed: row.get(9)?,
+            number_matching: row.get(10)?,
+            deny_locks: row.get(11)?,
+        },
     })
 }
 

@@ -18,6 +18,7 @@
 
 mod admins;
 mod api_keys;
+pub mod approvals;
 mod audit;
 pub mod auth;
 pub mod bot;

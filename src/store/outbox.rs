@@ -20,6 +20,8 @@ pub struct DueMessage {
     pub token_id: Option<i64>,
     pub attempts: i64,
     pub expires_at: Option<UnixTime>,
+    /// The approval whose buttons the message carries.
+    pub approval_id: Option<i64>,
 }
 
 /// What the worker learned from a channel about one message.
@@ -70,7 +72,7 @@ pub struct DeliveryFilter {
 /// The queued messages of `channel` due at `now` or expired by then, oldest due first.
 pub fn due(conn: &Connection, channel: &str, now: UnixTime, limit: i64) -> Result<Vec<DueMessage>> {
     let mut statement = conn.prepare_cached(
-        "SELECT id, channel, recipient, subject, body, token_id, attempts, expires_at FROM outbox
+        "SELECT id, channel, recipient, subject, body, token_id, attempts, expires_at, approval_id FROM outbox
          WHERE status = 'queued' AND channel = ?1 AND (next_attempt_at <= ?2 OR expires_at <= ?2)
          ORDER BY next_attempt_at, id LIMIT ?3",
     )?;
@@ -85,6 +87,7 @@ pub fn due(conn: &Connection, channel: &str, now: UnixTime, limit: i64) -> Resul
                 token_id: row.get(5)?,
                 attempts: row.get(6)?,
                 expires_at: row.get(7)?,
+                approval_id: row.get(8)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -126,6 +126,7 @@ pub struct ResourceChanges {
     pub password_required: Option<bool>,
     pub auto_unlock_seconds: Option<Option<i64>>,
     pub without_second_factor: Option<WithoutSecondFactor>,
+    pub approvals: super::approvals::ApprovalSettingsChange,
 }
 
 impl ResourceChanges {
@@ -140,6 +141,7 @@ impl ResourceChanges {
                 "without_second_factor",
                 self.without_second_factor.is_some(),
             ),
+            ("approvals", !self.approvals.is_empty()),
         ];
         fields
             .into_iter()
@@ -342,6 +344,7 @@ impl Store {
                 password_required,
                 auto_unlock_seconds,
                 without_second_factor,
+                approvals,
             } = changes;
             if let Some(name) = name {
                 resource.name = name;
@@ -361,11 +364,13 @@ impl Store {
             if let Some(without_second_factor) = without_second_factor {
                 resource.without_second_factor = without_second_factor;
             }
+            resource.approvals = resource.approvals.changed(approvals);
             resource.updated_at = now;
             conn.prepare_cached(
                 "UPDATE resources SET name = ?2, description = ?3, fail_limit = ?4,
                         password_required = ?5, auto_unlock_seconds = ?6, updated_at = ?7,
-                        without_second_factor = ?8
+                        without_second_factor = ?8, approvals_allowed = ?9,
+                        approval_number_matching = ?10, approval_deny_locks = ?11
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -377,6 +382,9 @@ impl Store {
                 resource.auto_unlock_seconds,
                 resource.updated_at,
                 resource.without_second_factor.as_str(),
+                resource.approvals.allowed,
+                resource.approvals.number_matching,
+                resource.approvals.deny_locks,
             ])?;
             audit::insert(
                 conn,

@@ -15,6 +15,7 @@ use super::users::{UserList, present};
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
 use crate::domain::{TokenKind, WithoutSecondFactor};
+use crate::store::approvals::{ApprovalSettings, ApprovalSettingsChange};
 use crate::store::resources::{self, Assignment, ResourceChanges, ResourceDetail, ResourceToken};
 use crate::store::users::Listing;
 use crate::store::{NewResource, Resource};
@@ -36,6 +37,9 @@ pub struct ResourceJson {
     /// What a right password alone is worth for a user without an active second factor here:
     /// `refuse` (the default) or `password_only`.
     without_second_factor: WithoutSecondFactor,
+    /// Approve in Telegram: whether users with a BOT token may approve a sign-in instead of
+    /// typing a code, and how.
+    approvals: ApprovalsJson,
     /// Unix seconds.
     created_at: i64,
     /// Unix seconds.
@@ -52,8 +56,55 @@ impl From<Resource> for ResourceJson {
             password_required: resource.password_required,
             auto_unlock_seconds: resource.auto_unlock_seconds,
             without_second_factor: resource.without_second_factor,
+            approvals: resource.approvals.into(),
             created_at: resource.created_at,
             updated_at: resource.updated_at,
+        }
+    }
+}
+
+/// A resource's settings of Approve in Telegram.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ResourceApprovals)]
+pub struct ApprovalsJson {
+    /// Users with a BOT token may approve a sign-in in Telegram (false by default).
+    allowed: bool,
+    /// The sign-in shows a two-digit number and the bot offers three; only the right one
+    /// approves (true by default).
+    number_matching: bool,
+    /// "Deny — this wasn't me" locks the token (false by default).
+    deny_locks: bool,
+}
+
+impl From<ApprovalSettings> for ApprovalsJson {
+    fn from(settings: ApprovalSettings) -> Self {
+        ApprovalsJson {
+            allowed: settings.allowed,
+            number_matching: settings.number_matching,
+            deny_locks: settings.deny_locks,
+        }
+    }
+}
+
+/// Changes to a resource's settings of Approve in Telegram: an absent field stays as it is.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ResourceApprovalsChange)]
+pub struct ApprovalsChangeJson {
+    #[serde(default)]
+    allowed: Option<bool>,
+    #[serde(default)]
+    number_matching: Option<bool>,
+    #[serde(default)]
+    deny_locks: Option<bool>,
+}
+
+impl From<ApprovalsChangeJson> for ApprovalSettingsChange {
+    fn from(change: ApprovalsChangeJson) -> Self {
+        ApprovalSettingsChange {
+            allowed: change.allowed,
+            number_matching: change.number_matching,
+            deny_locks: change.deny_locks,
         }
     }
 }
@@ -159,6 +210,9 @@ pub struct UpdateResource {
     /// Users without an active second factor: `refuse` or `password_only`.
     #[serde(default)]
     without_second_factor: Option<WithoutSecondFactor>,
+    /// Approve in Telegram; an absent field stays as it is.
+    #[serde(default)]
+    approvals: Option<ApprovalsChangeJson>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -348,6 +402,7 @@ pub(super) async fn update_resource(
             .map(|value| value.map(check_auto_unlock).transpose())
             .transpose()?,
         without_second_factor: body.without_second_factor,
+        approvals: body.approvals.map(Into::into).unwrap_or_default(),
     };
     let name = changes.name.clone().unwrap_or_default();
     let now = now();

@@ -205,3 +205,22 @@ async fn the_new_settings_routes_state_the_constraints_the_server_checks() {
     assert_eq!(revoke["schema"]["minimum"], 1, "{revoke}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_resource_s_approval_settings_are_described_for_reading_and_writing() {
+    let (app, document) = document().await;
+    let schemas = &document["components"]["schemas"];
+    for field in ["allowed", "number_matching", "deny_locks"] {
+        assert!(
+            schemas["ResourceApprovals"]["properties"][field].is_object(),
+            "{field} is read"
+        );
+        assert!(
+            schemas["ResourceApprovalsChange"]["properties"][field].is_object(),
+            "{field} is written"
+        );
+    }
+    assert!(schemas["Resource"]["properties"]["approvals"].is_object());
+    assert!(schemas["UpdateResource"]["properties"]["approvals"].is_object());
+    app.stop().await;
+}

@@ -761,3 +761,62 @@ async fn a_token_without_a_user_is_refused_for_a_resource() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_resource_s_approvals_are_off_by_default_and_change_one_setting_at_a_time() {
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    let vpn = create_resource(&app, &key, "vpn").await;
+    assert_eq!(
+        vpn["approvals"],
+        json!({ "allowed": false, "number_matching": true, "deny_locks": false })
+    );
+    let (status, vpn) = send(
+        &app,
+        Method::PATCH,
+        "/resources/vpn",
+        &key,
+        Some(json!({ "approvals": { "allowed": true, "deny_locks": true } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{vpn}");
+    assert_eq!(
+        vpn["approvals"],
+        json!({ "allowed": true, "number_matching": true, "deny_locks": true })
+    );
+    let (_, vpn) = send(
+        &app,
+        Method::PATCH,
+        "/resources/vpn",
+        &key,
+        Some(json!({ "approvals": { "number_matching": false } })),
+    )
+    .await;
+    assert_eq!(
+        vpn["approvals"],
+        json!({ "allowed": true, "number_matching": false, "deny_locks": true }),
+        "absent settings stay"
+    );
+    let (_, shown) = send(&app, Method::GET, "/resources/vpn", &key, None).await;
+    assert_eq!(shown["approvals"], vpn["approvals"]);
+    for body in [
+        json!({ "approvals": { "allowed": "yes" } }),
+        json!({ "approvals": { "push": true } }),
+    ] {
+        let (status, answer) = send(&app, Method::PATCH, "/resources/vpn", &key, Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+    }
+    let (_, after) = send(&app, Method::GET, "/resources/vpn", &key, None).await;
+    assert_eq!(
+        after["approvals"], vpn["approvals"],
+        "refused changes changed nothing"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'resource.update' AND detail = 'approvals'"
+        ),
+        2
+    );
+    app.stop().await;
+}

@@ -1,7 +1,10 @@
 //! A real HTTP server on loopback that plays Telegram's Bot API for the bot tests: it answers
 //! the methods teloxide calls (`getMe`, `getWebhookInfo`, `getUpdates` with long polling,
-//! `sendMessage`) in the Bot API's shapes, lets a test queue updates as if users wrote to the
-//! bot, records what the bot sent, and refuses messages to chats whose user blocked the bot.
+//! `sendMessage`, `answerCallbackQuery`, `editMessageText`) in the Bot API's shapes, lets a test
+//! queue updates as if users wrote to the bot or pressed a button under its message, records
+//! what the bot sent, answered and edited, and refuses messages to chats whose user blocked the
+//! bot. Like Telegram, `getUpdates` hands out only the kinds of update its `allowed_updates`
+//! names (all when absent) and drops the others.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -19,6 +22,8 @@ pub struct Sent {
     pub token: String,
     pub chat_id: i64,
     pub text: String,
+    /// The `reply_markup` it carried (null when none).
+    pub reply_markup: Value,
     pub at: Instant,
 }
 
@@ -32,6 +37,27 @@ struct State {
     sent: Vec<Sent>,
     blocked: HashSet<i64>,
     next_message_id: i64,
+    /// `answerCallbackQuery` calls: the query's id and the text shown.
+    answered: Vec<(String, String)>,
+    /// `editMessageText` calls: chat, message and the new text.
+    edited: Vec<Edited>,
+}
+
+/// One message the bot edited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edited {
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub text: String,
+}
+
+/// The kind of an update, as `allowed_updates` names it.
+fn update_kind(update: &Value) -> &'static str {
+    if update.get("callback_query").is_some() {
+        "callback_query"
+    } else {
+        "message"
+    }
 }
 
 #[derive(Default)]
@@ -108,15 +134,24 @@ async fn receive(
         "deletewebhook" => ok(json!(true)),
         "getupdates" => {
             let offset = params["offset"].as_i64().unwrap_or(0);
+            let allowed: Option<Vec<String>> = params["allowed_updates"].as_array().map(|kinds| {
+                kinds
+                    .iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            });
             let timeout = params["timeout"].as_u64().unwrap_or(0).min(5);
             let deadline = Instant::now() + Duration::from_secs(timeout);
             loop {
                 let notified = shared.news.notified();
                 {
                     let mut state = shared.state.lock().expect("lock");
-                    state
-                        .updates
-                        .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+                    state.updates.retain(|u| {
+                        u["update_id"].as_i64().unwrap_or(0) >= offset
+                            && allowed
+                                .as_ref()
+                                .is_none_or(|kinds| kinds.iter().any(|kind| kind == update_kind(u)))
+                    });
                     if !state.updates.is_empty() {
                         return ok(Value::Array(state.updates.clone()));
                     }
@@ -148,7 +183,37 @@ async fn receive(
                 token: token.clone(),
                 chat_id,
                 text: text.clone(),
+                reply_markup: params["reply_markup"].clone(),
                 at: Instant::now(),
+            });
+            ok(json!({
+                "message_id": message_id,
+                "date": unix_now(),
+                "chat": {"id": chat_id, "type": "private", "first_name": "A"},
+                "from": bot_user(&token),
+                "text": text,
+            }))
+        }
+        "answercallbackquery" => {
+            let id = params["callback_query_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let text = params["text"].as_str().unwrap_or_default().to_string();
+            shared.state.lock().expect("lock").answered.push((id, text));
+            ok(json!(true))
+        }
+        "editmessagetext" => {
+            let chat_id = params["chat_id"]
+                .as_i64()
+                .or_else(|| params["chat_id"].as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(0);
+            let message_id = params["message_id"].as_i64().unwrap_or(0);
+            let text = params["text"].as_str().unwrap_or_default().to_string();
+            shared.state.lock().expect("lock").edited.push(Edited {
+                chat_id,
+                message_id,
+                text: text.clone(),
             });
             ok(json!({
                 "message_id": message_id,
@@ -216,6 +281,73 @@ impl TelegramApi {
         }));
         drop(state);
         self.shared.news.notify_waiters();
+    }
+
+    /// Queues a `callback_query` update as if the Telegram user `user` pressed the button with
+    /// `data` under the bot's message `message_id` in the private chat `chat_id`; answers the
+    /// query's id.
+    pub fn user_presses(&self, chat_id: i64, user: i64, message_id: i64, data: &str) -> String {
+        let mut state = self.shared.state.lock().expect("lock");
+        state.next_update_id += 1;
+        let id = state.next_update_id;
+        let query_id = format!("query-{id}");
+        state.updates.push(json!({
+            "update_id": id,
+            "callback_query": {
+                "id": query_id,
+                "from": {"id": user, "is_bot": false, "first_name": "B"},
+                "message": {
+                    "message_id": message_id,
+                    "date": unix_now(),
+                    "chat": {"id": chat_id, "type": "private", "first_name": "A"},
+                    "from": bot_user("1:x"),
+                    "text": "Sign in?",
+                },
+                "chat_instance": format!("instance-{chat_id}"),
+                "data": data,
+            }
+        }));
+        drop(state);
+        self.shared.news.notify_waiters();
+        query_id
+    }
+
+    /// The text `answerCallbackQuery` showed for the query `query_id`, waited for until it came
+    /// (or `limit` passed).
+    pub async fn wait_for_answer(&self, query_id: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let answer = self
+                .shared
+                .state
+                .lock()
+                .expect("lock")
+                .answered
+                .iter()
+                .find(|(id, _)| id == query_id)
+                .map(|(_, text)| text.clone());
+            if answer.is_some() || Instant::now() > deadline {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The `editMessageText` calls, waited for until there are `count` (or `limit` passed).
+    pub async fn wait_for_edits(&self, count: usize, limit: Duration) -> Vec<Edited> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let edited = self.edited();
+            if edited.len() >= count || Instant::now() > deadline {
+                return edited;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Every `editMessageText` so far.
+    pub fn edited(&self) -> Vec<Edited> {
+        self.shared.state.lock().expect("lock").edited.clone()
     }
 
     /// The user of `chat_id` blocks the bot: sending there fails with Telegram's 403.

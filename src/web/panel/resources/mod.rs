@@ -618,6 +618,7 @@ async fn update_resource(
                 changed.push("users without an active second factor");
                 input.without_second_factor
             }),
+        approvals: Default::default(),
     };
     let location = format!("/admin/resources/{}", resource.id);
     if changed.is_empty() {
