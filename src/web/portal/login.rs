@@ -532,7 +532,6 @@ pub async fn submit_password(
         }
         None => None,
     };
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     if form.password.is_empty() || form.password.len() > 1024 {
         return render_verify(&state, &portal, &login, Some(FAILED)).await;
     }
@@ -577,12 +576,38 @@ pub async fn submit_password(
             return render_verify(&state, &portal, &login, Some(LOCKED)).await;
         }
     }
-    let matches = state
-        .passwords
-        .verify(form.password.clone(), hash)
-        .await
-        .map_err(crate::web::PageError::Busy)?;
-    if !matches {
+    // Where the password lives: a directory user's is checked by a bind as them, a local
+    // user's against their hash; an unknown login against a dummy hash, at the same cost.
+    let checked = match &user {
+        Some(user) => {
+            crate::directories::check_password(
+                &state.store,
+                &state.keys,
+                &state.passwords,
+                user,
+                &form.password,
+            )
+            .await?
+        }
+        None => {
+            state
+                .passwords
+                .verify(form.password.clone(), None)
+                .await
+                .map_err(crate::web::PageError::Busy)?;
+            Err("unknown_user")
+        }
+    };
+    if let Err(reason) = checked {
+        let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
+        entry.user_id = login.user_id;
+        entry.reason = Some(reason.into());
+        if reason.starts_with("directory_") {
+            // The directory's own refusal (a locked or expired account) or its trouble: no
+            // wrong password here, so no failed login is counted.
+            state.store.audit(entry).await?;
+            return render_verify(&state, &portal, &login, Some(FAILED)).await;
+        }
         let mut lock = portal.audit(&request, &login.login, "user.lock", "locked");
         lock.user_id = login.user_id;
         lock.reason = Some("failed_logins".into());
@@ -591,16 +616,6 @@ pub async fn submit_password(
             .failed(&state.store, &counted, lock, now)
             .await?;
         limits::count_failure(&state, &request, &portal, &login.login).await?;
-        let mut entry = portal.audit(&request, &login.login, "portal.login", "rejected");
-        entry.user_id = login.user_id;
-        entry.reason = Some(
-            if user.is_some() {
-                "bad_password"
-            } else {
-                "unknown_user"
-            }
-            .into(),
-        );
         return missed(&state, &request, &portal, id_hash, &login, entry).await;
     }
     let Some(user) = user else {

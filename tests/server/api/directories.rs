@@ -574,3 +574,80 @@ async fn a_directory_that_users_come_from_is_not_deleted() {
         "1 user comes from this directory; delete them first"
     );
 }
+
+#[tokio::test]
+async fn the_portal_checks_a_directory_users_password_by_a_bind_and_never_a_local_one() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    let portal = crate::helpers::portal::Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let admin = portal.admin.clone();
+    let (status, created) = portal
+        .api
+        .call(
+            Method::POST,
+            "/directories",
+            &admin,
+            settings(&[&slapd.url]),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, added) = portal
+        .api
+        .call(
+            Method::POST,
+            "/directories/Example/users",
+            &admin,
+            json!({"login": ALICE.0}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let (status, body) = portal
+        .api
+        .call(
+            Method::POST,
+            "/resources/vpn/users",
+            &admin,
+            json!({"user": ALICE.0}),
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let (status, body) = portal
+        .api
+        .call(
+            Method::PUT,
+            "/users/alice/password",
+            &admin,
+            json!({"password": "a local password"}),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+
+    let response = portal
+        .browser()
+        .log_in_with_password(ALICE.0, "a local password")
+        .await;
+    assert_ne!(
+        crate::helpers::page::location(&response),
+        "/portal/vpn",
+        "a password set in otpgate does not stand in for the directory's"
+    );
+    let reason: Option<String> = database(&portal.app)
+        .query_row(
+            "SELECT reason FROM audit_log WHERE action = 'portal.login' ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the portal's audit line");
+    assert_eq!(reason.as_deref(), Some("bad_password"));
+
+    let response = portal
+        .browser()
+        .log_in_with_password(ALICE.0, ALICE.1)
+        .await;
+    assert_eq!(
+        crate::helpers::page::location(&response),
+        "/portal/vpn",
+        "the directory's password opens the portal"
+    );
+}
