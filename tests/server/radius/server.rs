@@ -9,7 +9,7 @@ use otpgate::radius::packet::{
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-use super::{SECRET, hotp, rig};
+use super::{SECRET, hotp, rig, rig_with};
 
 fn access_request(identifier: u8, authenticator: [u8; 16], code: &str, sign: bool) -> Vec<u8> {
     let hidden = hide_password(code.as_bytes(), SECRET.as_bytes(), &authenticator).expect("hide");
@@ -28,10 +28,12 @@ fn access_request(identifier: u8, authenticator: [u8; 16], code: &str, sign: boo
 }
 
 async fn exchange(socket: &UdpSocket, port: u16, bytes: &[u8]) -> Option<Vec<u8>> {
-    socket
-        .send_to(bytes, ("127.0.0.1", port))
-        .await
-        .expect("send");
+    let host = if socket.local_addr().expect("bound").is_ipv6() {
+        "::1"
+    } else {
+        "127.0.0.1"
+    };
+    socket.send_to(bytes, (host, port)).await.expect("send");
     let mut buffer = vec![0u8; 4096];
     match tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buffer)).await {
         Ok(Ok((length, _))) => Some(buffer[..length].to_vec()),
@@ -92,4 +94,45 @@ async fn proxy_state_without_a_message_authenticator_is_dropped_even_when_not_re
         .await
         .expect("a reply");
     assert_eq!(Packet::parse(&answer).expect("packet").code, ACCESS_ACCEPT);
+}
+
+#[tokio::test]
+async fn an_ipv6_gateway_is_answered_and_an_identifier_used_again_is_a_new_request() {
+    let rig = rig_with(|config| config.radius.listen = vec!["[::1]:0".into()]).await;
+    let Ok(socket) = UdpSocket::bind("[::1]:0").await else {
+        println!("skipped: this machine has no IPv6 loopback");
+        return;
+    };
+    rig.client(json!({"address": "::1/128", "input_mode": "code_only"}))
+        .await;
+    let first = exchange(
+        &socket,
+        rig.port(),
+        &access_request(7, [1u8; 16], &hotp(0), true),
+    )
+    .await
+    .expect("a reply over IPv6");
+    assert_eq!(Packet::parse(&first).expect("packet").code, ACCESS_ACCEPT);
+    // The gateway gave up on identifier 7 and sends a new request on it: a new
+    // authenticator, so it is evaluated, not answered from the cache.
+    let second = exchange(
+        &socket,
+        rig.port(),
+        &access_request(7, [2u8; 16], &hotp(1), true),
+    )
+    .await
+    .expect("a reply");
+    assert!(reply_valid(&second, &[2u8; 16], SECRET.as_bytes()));
+    assert_eq!(Packet::parse(&second).expect("packet").code, ACCESS_ACCEPT);
+    assert_eq!(rig.reasons().len(), 2, "both evaluated");
+    // And the first request again, byte for byte: its reply is no longer remembered (the
+    // identifier belongs to the second one now), so it is evaluated again, as a replay.
+    let again = exchange(
+        &socket,
+        rig.port(),
+        &access_request(7, [1u8; 16], &hotp(0), true),
+    )
+    .await
+    .expect("a reply");
+    assert_eq!(Packet::parse(&again).expect("packet").code, 3);
 }
