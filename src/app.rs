@@ -124,7 +124,7 @@ pub struct Application {
     fingerprint: Option<String>,
     delivery: crate::delivery::Worker,
     telegram: Arc<crate::delivery::bot::Telegram>,
-    radius: crate::radius::server::RadiusServer,
+    radius: crate::radius::listen::RadiusServer,
     _data_dir: DataDir,
 }
 
@@ -226,7 +226,7 @@ impl Application {
             }
             _ => None,
         };
-        let radius = crate::radius::server::RadiusServer::bind(
+        let radius = crate::radius::listen::RadiusServer::bind(
             &config.radius,
             crate::radius::server::Services {
                 store: store.clone(),

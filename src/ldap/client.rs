@@ -131,7 +131,7 @@ impl Directory {
     fn people_filter(&self) -> String {
         filter::people(
             &self.fields.user_filter,
-            filter::group_clause(self.kind, self.fields.user_group.as_deref()),
+            filter::group_clause(self.kind.members(), self.fields.user_group.as_deref()),
         )
     }
 

@@ -1,8 +1,6 @@
 //! Search filters (RFC 4515) built from what people type: every value escaped, so that a login
 //! such as `*` or `a)(uid=*` matches only itself. Pure: no I/O.
 
-use super::settings::Kind;
-
 /// Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups.
 pub const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 
@@ -36,15 +34,23 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 /// Who is in: the directory's group as a clause, if it has one. A group's DN is matched by
 /// `memberOf` — in Active Directory through nested groups too, with the in-chain matching
 /// rule —, a filter as it is.
-pub fn group_clause(kind: Kind, group: Option<&str>) -> Option<String> {
+pub fn group_clause(members: Members, group: Option<&str>) -> Option<String> {
     let group = group?.trim();
     if group.starts_with('(') {
         return Some(group.to_string());
     }
-    Some(match kind {
-        Kind::ActiveDirectory => format!("(memberOf:{IN_CHAIN}:={})", escape(group)),
-        Kind::OpenLdap => format!("(memberOf={})", escape(group)),
+    Some(match members {
+        Members::InChain => format!("(memberOf:{IN_CHAIN}:={})", escape(group)),
+        Members::Direct => format!("(memberOf={})", escape(group)),
     })
+}
+
+/// How a group's members are matched: Active Directory follows nested groups with the
+/// in-chain rule, other servers match direct members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    InChain,
+    Direct,
 }
 
 /// Every person the directory lets in: the user filter and the group.
@@ -120,7 +126,7 @@ mod tests {
     #[test]
     fn an_active_directory_group_matches_nested_members_through_the_in_chain_rule() {
         let clause = group_clause(
-            Kind::ActiveDirectory,
+            Members::InChain,
             Some("CN=VPN (all),OU=Groups,DC=corp,DC=example"),
         )
         .expect("a clause");
@@ -134,14 +140,14 @@ mod tests {
     #[test]
     fn other_directories_match_direct_members_and_a_group_filter_is_taken_as_it_is() {
         assert_eq!(
-            group_clause(Kind::OpenLdap, Some("cn=vpn,dc=example,dc=org")).as_deref(),
+            group_clause(Members::Direct, Some("cn=vpn,dc=example,dc=org")).as_deref(),
             Some("(memberOf=cn=vpn,dc=example,dc=org)")
         );
         assert_eq!(
-            group_clause(Kind::OpenLdap, Some("(employeeType=staff)")).as_deref(),
+            group_clause(Members::Direct, Some("(employeeType=staff)")).as_deref(),
             Some("(employeeType=staff)")
         );
-        assert_eq!(group_clause(Kind::OpenLdap, None), None);
+        assert_eq!(group_clause(Members::Direct, None), None);
         assert_eq!(
             people("(objectClass=person)", Some("(o=x)".into())),
             "(&(objectClass=person)(o=x))"

@@ -33,6 +33,14 @@ pub enum Kind {
 impl Kind {
     pub const NAMES: [&'static str; 2] = ["active_directory", "openldap"];
 
+    /// How this kind of server matches a group's members.
+    pub fn members(self) -> filter::Members {
+        match self {
+            Kind::ActiveDirectory => filter::Members::InChain,
+            Kind::OpenLdap => filter::Members::Direct,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ActiveDirectory => "active_directory",

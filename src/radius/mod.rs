@@ -5,12 +5,14 @@
 //! core floor: no I/O, no clock, no randomness.
 //! `server` is a front end, beside `web` and `cli`: it imports neither; `challenge` (the State
 //! of an Access-Challenge, sealed, and what a challenge says) is its part.
-//! `radsec` carries the same evaluation over TLS (RFC 6614).
+//! `radsec` carries the same evaluation over TLS (RFC 6614); `replies` remembers the answers
+//! for retransmits; `listen` binds the UDP sockets and RadSec's listeners at start.
 
 pub mod challenge;
 pub mod clients;
 pub mod dictionary;
 pub mod input;
+pub mod listen;
 pub mod packet;
 pub mod radsec;
 pub mod replies;

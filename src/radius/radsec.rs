@@ -36,7 +36,7 @@ use crate::metrics::Metrics;
 
 /// The shared secret of RADIUS over TLS (RFC 6614 §2.3), for Message-Authenticator, the
 /// authenticators and User-Password; the client's own secret stays for UDP.
-pub const SECRET: &[u8] = b"radsec";
+pub const SECRET: &[u8] = super::server::RADSEC_SECRET;
 
 /// The TLS configuration of RadSec: the server's certificate (the one HTTPS presents, so that
 /// an uploaded certificate applies to both) and client certificates required, verified

@@ -25,13 +25,7 @@ pub const REPLY_ATTRIBUTES_ROOM: usize = MAX_PACKET_LEN
 const WELCOME: &str = "Welcome, ";
 const CLASS_PREFIX: &str = "otpgate:";
 
-/// A reply attribute as stored: its dictionary name (as the dictionary spells it) and its value
-/// as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyAttribute {
-    pub name: String,
-    pub value: String,
-}
+pub use crate::store::radius::ReplyAttribute;
 
 /// Checks a resource's reply attributes as typed: every name a reply attribute of the
 /// dictionary, every value fitting its type, at most 64 of them, all within a reply's room.

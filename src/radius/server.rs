@@ -13,7 +13,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
@@ -31,7 +30,7 @@ use super::replies::{Replies, Seen};
 use super::reply::{accept_attributes, class_request_id, encode_reply_attributes, request_id};
 use crate::attempts::Guard;
 use crate::auth::{Answer, Attempt, Authenticator, Caller, Expected};
-use crate::config::{AuthConfig, RadiusConfig};
+use crate::config::AuthConfig;
 use crate::crypto::{Keys, Purpose};
 use crate::domain::{IdOrName, Refused, RuleError};
 use crate::limiter::TokenBuckets;
@@ -42,11 +41,13 @@ use crate::store::{AuditEntry, Store};
 
 /// How long a reply is kept for the retransmits of its request (RFC 5080 §2.2.2 suggests the
 /// client's whole retry window; gateways retry for 3 to 30 seconds).
-const REPLY_KEPT: Duration = Duration::from_secs(30);
+pub(super) const REPLY_KEPT: Duration = Duration::from_secs(30);
 /// How many writes the cache of replies remembers (a request takes one when it comes and one
 /// when it is answered): about 10 MB at most; at 30,000 requests a second a reply stays about
 /// two seconds, at the rates of real gateways the whole `REPLY_KEPT`.
-const REMEMBERED: usize = 131_072;
+pub(super) const REMEMBERED: usize = 131_072;
+/// The shared secret inside RadSec's TLS (RFC 6614 §2.3), what radsecproxy uses too.
+pub(super) const RADSEC_SECRET: &[u8] = b"radsec";
 /// How often a packet from an unknown address is logged, at most.
 const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -83,7 +84,7 @@ impl Client {
     /// §2.3): TLS protects the packets, and the client's own secret stays for UDP.
     pub(super) fn over_tls(&self) -> Client {
         Client {
-            secret: super::radsec::SECRET.to_vec(),
+            secret: RADSEC_SECRET.to_vec(),
             ..self.clone()
         }
     }
@@ -112,93 +113,8 @@ pub(super) type ReplyKey = super::replies::RequestKey;
 
 pub(super) struct Shared {
     pub(super) services: Services,
-    replies: Mutex<Replies>,
-    permits: Arc<Semaphore>,
-}
-
-/// The bound sockets, ready to serve.
-pub struct RadiusServer {
-    sockets: Vec<(std::net::UdpSocket, Port)>,
-    radsec: Option<super::radsec::Listeners>,
-    shared: Arc<Shared>,
-}
-
-impl RadiusServer {
-    /// Binds every configured address; an address that cannot be bound is an error. RadSec
-    /// listens when `radsec_tls` (the server configuration that requires client certificates)
-    /// is given.
-    pub fn bind(
-        config: &RadiusConfig,
-        services: Services,
-        radsec_tls: Option<Arc<rustls::ServerConfig>>,
-    ) -> anyhow::Result<RadiusServer> {
-        let mut sockets = Vec::new();
-        for (addresses, port) in [
-            (&config.listen, Port::Authentication),
-            (&config.accounting_listen, Port::Accounting),
-        ] {
-            for address in addresses {
-                let socket = std::net::UdpSocket::bind(address.as_str())
-                    .with_context(|| format!("cannot listen for RADIUS on {address}"))?;
-                socket.set_nonblocking(true)?;
-                sockets.push((socket, port));
-            }
-        }
-        let radsec = radsec_tls
-            .map(|tls| super::radsec::Listeners::bind(config, tls))
-            .transpose()?;
-        Ok(RadiusServer {
-            sockets,
-            radsec,
-            shared: Arc::new(Shared {
-                services,
-                replies: Mutex::new(Replies::new(REPLY_KEPT, REMEMBERED)),
-                permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
-            }),
-        })
-    }
-
-    /// The bound authentication addresses.
-    pub fn authentication_addresses(&self) -> Vec<SocketAddr> {
-        self.addresses(Port::Authentication)
-    }
-
-    /// The bound accounting addresses.
-    pub fn accounting_addresses(&self) -> Vec<SocketAddr> {
-        self.addresses(Port::Accounting)
-    }
-
-    /// The bound RadSec addresses (none when RadSec is off).
-    pub fn radsec_addresses(&self) -> Vec<SocketAddr> {
-        self.radsec
-            .as_ref()
-            .map(super::radsec::Listeners::addresses)
-            .unwrap_or_default()
-    }
-
-    fn addresses(&self, wanted: Port) -> Vec<SocketAddr> {
-        self.sockets
-            .iter()
-            .filter(|(_, port)| *port == wanted)
-            .filter_map(|(socket, _)| socket.local_addr().ok())
-            .collect()
-    }
-
-    /// Serves every socket until the tasks are aborted.
-    pub fn start(self) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-        let mut tasks = Vec::new();
-        for (socket, port) in self.sockets {
-            let socket = Arc::new(UdpSocket::from_std(socket)?);
-            if let Ok(address) = socket.local_addr() {
-                tracing::info!(%address, ?port, "RADIUS listening");
-            }
-            tasks.push(tokio::spawn(receive(socket, port, self.shared.clone())));
-        }
-        if let Some(radsec) = self.radsec {
-            tasks.extend(radsec.start(self.shared.clone())?);
-        }
-        Ok(tasks)
-    }
+    pub(super) replies: Mutex<Replies>,
+    pub(super) permits: Arc<Semaphore>,
 }
 
 /// The clients as last loaded, and the store's generation they were loaded at.
@@ -328,7 +244,7 @@ pub(super) fn drop_packet(metrics: &Metrics, reason: &str) {
     );
 }
 
-async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
+pub(super) async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
     let mut table = ClientTable::empty();
     let mut buffer = vec![0u8; MAX_PACKET_LEN];
     let mut unknown_logged: Option<Instant> = None;

@@ -5,6 +5,7 @@
 //! changes nothing. An approved approval lets in one login (`consume`, another compare-and-set,
 //! together with the end of its transaction).
 
+pub use super::directory::{ApprovalSettings, ApprovalSettingsChange};
 use rusqlite::{Connection, Row, params};
 
 use super::auth::NewTransaction;
@@ -430,52 +431,6 @@ pub fn purge(conn: &Connection, before: UnixTime) -> Result<usize> {
     Ok(conn
         .prepare_cached("DELETE FROM approvals WHERE state <> 'pending' AND expires_at <= ?1")?
         .execute(params![before])?)
-}
-
-/// A resource's approval settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApprovalSettings {
-    /// Users with a BOT token may approve instead of typing a code (off by default).
-    pub allowed: bool,
-    /// The login shows a number, the bot offers three (on by default).
-    pub number_matching: bool,
-    /// "Deny" locks the token (off by default).
-    pub deny_locks: bool,
-}
-
-impl Default for ApprovalSettings {
-    fn default() -> Self {
-        ApprovalSettings {
-            allowed: false,
-            number_matching: true,
-            deny_locks: false,
-        }
-    }
-}
-
-/// A change of some of a resource's approval settings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ApprovalSettingsChange {
-    pub allowed: Option<bool>,
-    pub number_matching: Option<bool>,
-    pub deny_locks: Option<bool>,
-}
-
-impl ApprovalSettingsChange {
-    pub fn is_empty(&self) -> bool {
-        self.allowed.is_none() && self.number_matching.is_none() && self.deny_locks.is_none()
-    }
-}
-
-impl ApprovalSettings {
-    /// These settings with a change applied.
-    pub fn changed(self, change: ApprovalSettingsChange) -> ApprovalSettings {
-        ApprovalSettings {
-            allowed: change.allowed.unwrap_or(self.allowed),
-            number_matching: change.number_matching.unwrap_or(self.number_matching),
-            deny_locks: change.deny_locks.unwrap_or(self.deny_locks),
-        }
-    }
 }
 
 pub fn settings(conn: &Connection, resource_id: i64) -> Result<Option<ApprovalSettings>> {

@@ -61,7 +61,7 @@ pub struct Resource {
     /// What the password alone is worth for a user without an active second factor here.
     pub without_second_factor: WithoutSecondFactor,
     /// Whether its users may approve in Telegram, and how.
-    pub approvals: super::approvals::ApprovalSettings,
+    pub approvals: ApprovalSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ pub fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Resource> {
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
         without_second_factor: named(row, 8, WithoutSecondFactor::parse)?,
-        approvals: super::approvals::ApprovalSettings {
+        approvals: ApprovalSettings {
             allowed: row.get(9)?,
             number_matching: row.get(10)?,
             deny_locks: row.get(11)?,
@@ -427,5 +427,51 @@ impl Store {
     pub async fn find_token_by_typed_serial(&self, typed: String) -> Result<Option<Token>> {
         self.read(move |conn| find_token_by_typed_serial(conn, &typed))
             .await
+    }
+}
+
+/// A resource's approval settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalSettings {
+    /// Users with a BOT token may approve instead of typing a code (off by default).
+    pub allowed: bool,
+    /// The login shows a number, the bot offers three (on by default).
+    pub number_matching: bool,
+    /// "Deny" locks the token (off by default).
+    pub deny_locks: bool,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            allowed: false,
+            number_matching: true,
+            deny_locks: false,
+        }
+    }
+}
+
+/// A change of some of a resource's approval settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApprovalSettingsChange {
+    pub allowed: Option<bool>,
+    pub number_matching: Option<bool>,
+    pub deny_locks: Option<bool>,
+}
+
+impl ApprovalSettingsChange {
+    pub fn is_empty(&self) -> bool {
+        self.allowed.is_none() && self.number_matching.is_none() && self.deny_locks.is_none()
+    }
+}
+
+impl ApprovalSettings {
+    /// These settings with a change applied.
+    pub fn changed(self, change: ApprovalSettingsChange) -> ApprovalSettings {
+        ApprovalSettings {
+            allowed: change.allowed.unwrap_or(self.allowed),
+            number_matching: change.number_matching.unwrap_or(self.number_matching),
+            deny_locks: change.deny_locks.unwrap_or(self.deny_locks),
+        }
     }
 }

@@ -10,7 +10,13 @@ use rusqlite::{Connection, params};
 
 use super::{AuditEntry, Result, Store, UnixTime, audit, directory, optional};
 use crate::domain::IdOrName;
-pub use crate::radius::reply::ReplyAttribute;
+/// A reply attribute as stored: its dictionary name (as the dictionary spells it) and its value
+/// as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyAttribute {
+    pub name: String,
+    pub value: String,
+}
 
 /// A client as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
