@@ -350,6 +350,26 @@ fn new_user(person: &Person, login: &str) -> Result<crate::store::NewUser, RuleE
     })
 }
 
+/// Refuses a password set in otpgate for a user whose password the directory keeps: it would
+/// never be checked, and whoever set it would believe it was. The same words in the API, the
+/// panel and the portal; an unknown user is no refusal here (the change answers it).
+pub async fn refuse_local_password(store: &Store, user: IdOrName) -> Result<(), RuleError> {
+    let Some(user) = store.find_user(user).await? else {
+        return Ok(());
+    };
+    match store.directory_link(user.id).await? {
+        Some(link) => Err(Refused::Field(FieldError::new(
+            "password",
+            format!(
+                "kept in the directory \"{}\": change it there",
+                link.directory.fields.name
+            ),
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// Checks a user's password where it lives: a directory user's by a bind as them (never
 /// against a hash, even one set here), a local user's against their hash through the password
 /// gate. Err is the audit log's reason; reasons that begin with `directory_` are the

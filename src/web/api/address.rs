@@ -21,7 +21,7 @@ pub(super) trait Named {
 }
 
 /// The object the path parameter `N::PARAMETER` names.
-pub(super) struct At<N>(IdOrName, PhantomData<N>);
+pub(super) struct At<N>(pub(super) IdOrName, PhantomData<N>);
 
 impl<N> At<N> {
     pub(super) fn into_inner(self) -> IdOrName {

@@ -449,7 +449,10 @@ pub(super) async fn set_password(
             ));
         }
         Some(None) => None,
-        Some(Some(password)) => Some(hash_new_password(&state, password).await?),
+        Some(Some(password)) => {
+            crate::directories::refuse_local_password(&state.store, user.0.clone()).await?;
+            Some(hash_new_password(&state, password).await?)
+        }
     };
     let changes = UserChanges {
         password_hash: Some(password_hash),

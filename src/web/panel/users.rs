@@ -608,7 +608,19 @@ pub async fn set_password(
     let (hash, message) = if form.action == "clear" {
         (None, "Password removed.")
     } else {
-        if let Err(error) = domain::check_new_password(&form.password) {
+        let refused = match crate::directories::refuse_local_password(
+            &state.store,
+            IdOrName::Id(detail.user.id),
+        )
+        .await
+        {
+            Err(crate::domain::RuleError::Refused(crate::domain::Refused::Field(error))) => {
+                Err(error)
+            }
+            Err(other) => return Err(other.into()),
+            Ok(()) => domain::check_new_password(&form.password),
+        };
+        if let Err(error) = refused {
             let mut problems = Problems::default();
             problems.field(error);
             let body = user_page(&page, &detail, &problems);

@@ -290,6 +290,21 @@ pub async fn change_password(
     };
     refuse_unless_allowed(&state, &request, &portal, &visitor, action).await?;
     let render = |message: &str| render_account(&state, &request, &portal, &visitor, Some(message));
+    match crate::directories::refuse_local_password(
+        &state.store,
+        crate::domain::IdOrName::Id(visitor.user.id),
+    )
+    .await
+    {
+        Err(crate::domain::RuleError::Refused(crate::domain::Refused::Field(error))) => {
+            return Ok(render(&format!(
+                "Your password is {}. Nothing was changed.",
+                error.message
+            )));
+        }
+        Err(other) => return Err(other.into()),
+        Ok(()) => {}
+    }
     if let Some(problem) = password_problem(&visitor.user.login, &form.password, &form.again) {
         return Ok(render(&problem));
     }

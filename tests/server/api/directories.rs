@@ -486,7 +486,7 @@ async fn a_directory_that_is_down_rejects_without_counting_a_wrong_password() {
 }
 
 #[tokio::test]
-async fn a_password_set_in_otpgate_does_not_stand_in_for_the_directorys() {
+async fn a_password_cannot_be_set_in_otpgate_for_a_directory_user() {
     let Some(slapd) = Slapd::start().await else {
         return;
     };
@@ -501,7 +501,43 @@ async fn a_password_set_in_otpgate_does_not_stand_in_for_the_directorys() {
         Some(json!({"password": "a local password"})),
     )
     .await;
-    assert!(status.is_success(), "{body}");
+    assert_field(status, &body, "password");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("kept in the directory \"Example\""),
+        "{body}"
+    );
+    let hash: Option<String> = database(&app)
+        .query_row(
+            "SELECT password_hash FROM users WHERE login = 'alice'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("alice");
+    assert_eq!(hash, None, "nothing was stored");
+    // The panel refuses it in the same words.
+    let csrf = app.logged_in_admin().await;
+    let id: i64 = database(&app)
+        .query_row("SELECT id FROM users WHERE login = 'alice'", [], |row| {
+            row.get(0)
+        })
+        .expect("alice");
+    let refused = app
+        .post_form(
+            &format!("/admin/users/{id}/password"),
+            &[
+                ("csrf", &csrf),
+                ("action", "set"),
+                ("password", "a local password"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let page = refused.text().await.expect("body");
+    assert!(
+        page.contains("Kept in the directory &quot;Example&quot;: change it there"),
+        "{page}"
+    );
     let (_, body) = authenticate(
         &app,
         &app_key,
@@ -576,7 +612,7 @@ async fn a_directory_that_users_come_from_is_not_deleted() {
 }
 
 #[tokio::test]
-async fn the_portal_checks_a_directory_users_password_by_a_bind_and_never_a_local_one() {
+async fn the_portal_checks_a_directory_users_password_by_a_bind() {
     let Some(slapd) = Slapd::start().await else {
         return;
     };
@@ -612,25 +648,11 @@ async fn the_portal_checks_a_directory_users_password_by_a_bind_and_never_a_loca
         )
         .await;
     assert!(status == 204 || status == 200, "{status} {body}");
-    let (status, body) = portal
-        .api
-        .call(
-            Method::PUT,
-            "/users/alice/password",
-            &admin,
-            json!({"password": "a local password"}),
-        )
-        .await;
-    assert!((200..300).contains(&status), "{status} {body}");
-
-    let response = portal
-        .browser()
-        .log_in_with_password(ALICE.0, "a local password")
-        .await;
+    let response = portal.browser().log_in_with_password(ALICE.0, BOB.1).await;
     assert_ne!(
         crate::helpers::page::location(&response),
         "/portal/vpn",
-        "a password set in otpgate does not stand in for the directory's"
+        "another person's password is no password of hers"
     );
     let reason: Option<String> = database(&portal.app)
         .query_row(
