@@ -616,7 +616,8 @@ async fn the_portal_checks_a_directory_users_password_by_a_bind() {
     let Some(slapd) = Slapd::start().await else {
         return;
     };
-    let portal = crate::helpers::portal::Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let portal =
+        crate::helpers::portal::Portal::start(&["enroll_token", "set_password"], &["MAIL"]).await;
     let admin = portal.admin.clone();
     let (status, created) = portal
         .api
@@ -663,13 +664,36 @@ async fn the_portal_checks_a_directory_users_password_by_a_bind() {
         .expect("the portal's audit line");
     assert_eq!(reason.as_deref(), Some("bad_password"));
 
-    let response = portal
-        .browser()
-        .log_in_with_password(ALICE.0, ALICE.1)
-        .await;
+    let browser = portal.browser();
+    let response = browser.log_in_with_password(ALICE.0, ALICE.1).await;
     assert_eq!(
         crate::helpers::page::location(&response),
         "/portal/vpn",
         "the directory's password opens the portal"
     );
+
+    // Set Password is allowed on this portal, but hers is kept in the directory.
+    let refused = browser
+        .submit(
+            "/portal/vpn/account",
+            "/portal/vpn/account/password",
+            &[
+                ("password", "alice's own passphrase"),
+                ("again", "alice's own passphrase"),
+            ],
+        )
+        .await;
+    let page = refused.text().await.expect("body");
+    assert!(
+        page.contains("Your password is kept in the directory &quot;Example&quot;: change it there. Nothing was changed."),
+        "{page}"
+    );
+    let hash: Option<String> = database(&portal.app)
+        .query_row(
+            "SELECT password_hash FROM users WHERE login = 'alice'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("alice");
+    assert_eq!(hash, None, "nothing was stored");
 }
