@@ -54,36 +54,47 @@ pub fn present() -> bool {
 /// Sends `attributes` (radclient's input syntax) to `port` as an Access-Request, on a blocking
 /// thread: the server answers on the test's own runtime.
 pub async fn access(port: u16, secret: &str, attributes: &str) -> Reply {
-    let (secret, attributes) = (secret.to_string(), attributes.to_string());
-    tokio::task::spawn_blocking(move || run(port, &secret, &attributes))
-        .await
-        .expect("radclient ran")
+    parse(output(port, "auth", secret, attributes).await)
 }
 
-fn run(port: u16, secret: &str, attributes: &str) -> Reply {
-    let mut child = Command::new("radclient")
-        .args(["-x", "-r", "1", "-t", "2"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("auth")
-        .arg(secret)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("radclient starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(attributes.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("radclient ends");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    parse(text)
+/// Everything radclient prints (`-x`) for `attributes` sent to `port` as `kind` (auth, acct,
+/// status), one try with a 2-second wait, run on a blocking thread.
+pub async fn output(port: u16, kind: &str, secret: &str, attributes: &str) -> String {
+    let (kind, secret, attributes) = (kind.to_string(), secret.to_string(), attributes.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("radclient")
+            .args(["-x", "-r", "1", "-t", "2"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(kind)
+            .arg(secret)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("radclient starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(attributes.as_bytes())
+            .expect("write");
+        let output = child.wait_with_output().expect("radclient ends");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+    .await
+    .expect("radclient ran")
+}
+
+/// A PAP Access-Request's attributes as radclient reads them, asking it for a
+/// Message-Authenticator.
+pub fn signed(user: &str, password: &str) -> String {
+    format!(
+        "User-Name = \"{user}\"\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
+    )
 }
 
 /// Reads the received packet out of radclient's output: its `Received CODE Id …` line, then

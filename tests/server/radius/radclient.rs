@@ -1,12 +1,10 @@
 //! Every input mode and refusal, through `radclient`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use data_encoding::BASE64;
 use serde_json::json;
 
 use super::{PASSWORD, SECRET, hotp, rig};
+pub(super) use crate::helpers::radclient::{output, present as radclient_present, signed};
 
 /// What radclient made of the exchange.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,61 +15,14 @@ pub(super) enum Outcome {
     NoReply,
 }
 
-/// Whether radclient can run here; under CI it must.
-pub(super) fn radclient_present() -> bool {
-    let present = Command::new("radclient")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "radclient (freeradius-utils) is required under CI"
-        );
-        println!("skipped: radclient (freeradius-utils) is not installed");
-    }
-    present
-}
-
-/// Sends `attributes` (radclient's input syntax) to `port` as `kind` (auth, acct, status), on
-/// a blocking thread: the server answers on the test's own runtime.
+/// Sends `attributes` (radclient's input syntax) to `port` as `kind` (auth, acct, status).
 pub(super) async fn radclient(
     port: u16,
     kind: &str,
     secret: &str,
     attributes: &str,
 ) -> (Outcome, String) {
-    let (kind, secret, attributes) = (kind.to_string(), secret.to_string(), attributes.to_string());
-    tokio::task::spawn_blocking(move || run_radclient(port, &kind, &secret, &attributes))
-        .await
-        .expect("radclient ran")
-}
-
-fn run_radclient(port: u16, kind: &str, secret: &str, attributes: &str) -> (Outcome, String) {
-    let mut child = Command::new("radclient")
-        .args(["-x", "-r", "1", "-t", "2"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(kind)
-        .arg(secret)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("radclient starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(attributes.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("radclient ends");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = output(port, kind, secret, attributes).await;
     let outcome = if text.contains("Received Access-Accept") {
         Outcome::Accept
     } else if text.contains("Received Access-Reject") {
@@ -83,12 +34,6 @@ fn run_radclient(port: u16, kind: &str, secret: &str, attributes: &str) -> (Outc
         Outcome::NoReply
     };
     (outcome, text)
-}
-
-pub(super) fn signed(user: &str, password: &str) -> String {
-    format!(
-        "User-Name = \"{user}\"\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
-    )
 }
 
 #[tokio::test]

@@ -2,8 +2,6 @@
 //! through the API), as `radclient -x` prints it; the latency histogram and the other metrics
 //! of the RADIUS server; its rate limits per user and per end-user address.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use otpgate::radius::packet::{
@@ -16,58 +14,15 @@ use tokio::net::UdpSocket;
 
 use super::{Rig, SECRET, hotp, rig, rig_with};
 use crate::helpers::auth::call;
+use crate::helpers::radclient::signed;
 
 /// radclient's output for `attributes` sent to `port` as `kind`; None when radclient is not
 /// installed (under CI it must be).
 async fn radclient(port: u16, kind: &str, attributes: &str) -> Option<String> {
-    let present = Command::new("radclient")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "radclient (freeradius-utils) is required under CI"
-        );
-        println!("skipped: radclient (freeradius-utils) is not installed");
+    if !crate::helpers::radclient::present() {
         return None;
     }
-    let (kind, attributes) = (kind.to_string(), attributes.to_string());
-    let text = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("radclient")
-            .args(["-x", "-r", "1", "-t", "2"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(kind)
-            .arg(SECRET)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("radclient starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(attributes.as_bytes())
-            .expect("write");
-        let output = child.wait_with_output().expect("radclient ends");
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-    .await
-    .expect("radclient ran");
-    Some(text)
-}
-
-fn signed(user: &str, password: &str) -> String {
-    format!(
-        "User-Name = \"{user}\"\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
-    )
+    Some(crate::helpers::radclient::output(port, kind, SECRET, attributes).await)
 }
 
 /// The part of radclient's output after its "Received" line: the reply's attributes.
