@@ -443,6 +443,9 @@ fn outcome_view(outcome: &Outcome) -> Markup {
             h2 #check-heading { @if preview.is_some() { "Preview" } @else { "Test connection" } }
             @if checked.ok {
                 p.flash role="status" { (sentence(&checked.message)) }
+                @if let Some(url) = checked.url.as_deref().filter(|_| preview.is_some()) {
+                    p.note { "Server that answered: " code { (url) } }
+                }
             } @else {
                 p.error role="alert" { (sentence(&checked.message)) }
             }

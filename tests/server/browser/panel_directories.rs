@@ -44,6 +44,7 @@ async fn a_new_directory_is_tested_and_previewed_before_it_is_saved() {
     browser.fill("Bind DN", SERVICE_DN).await;
     browser.fill("Bind password", SERVICE_PASSWORD).await;
     browser.fill("Base DN", PEOPLE_DN).await;
+    browser.screenshot("panel-new-directory").await;
     browser.click("Test connection").await;
     browser
         .wait_for_text(&format!(
@@ -58,6 +59,12 @@ async fn a_new_directory_is_tested_and_previewed_before_it_is_saved() {
     browser
         .wait_for_text(&format!("{total} people found."))
         .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains(&format!("Server that answered: {}", slapd.url))
+    );
     let people = browser.text_of("#check table").await;
     assert!(people.contains(ALICE.0), "{people}");
     browser.screenshot("panel-directory-preview").await;
