@@ -663,8 +663,7 @@ async fn try_out(
                 directory,
                 page.audit(request, "directory.preview", "ok"),
             )
-            .await
-            .map_err(page_error)?,
+            .await?,
         )
     } else {
         Outcome::Tested(
@@ -673,18 +672,9 @@ async fn try_out(
                 directory,
                 page.audit(request, "directory.test", "ok"),
             )
-            .await
-            .map_err(page_error)?,
+            .await?,
         )
     })
-}
-
-/// A rule's failure (a test or preview refuses nothing: its trouble is its outcome).
-fn page_error(error: RuleError) -> PageError {
-    match Problems::of(error) {
-        Ok(_) => PageError::Internal(anyhow::anyhow!("a directory check was refused")),
-        Err(error) => error,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -742,6 +732,8 @@ async fn directory_page(
                 div { button type="submit" { "Add person" } }
             }
         }
+        // The sync's sections (Sync now, the last sync's result, group → resource mappings)
+        // belong here, between the people and Delete.
         section.danger-zone #delete aria-labelledby="delete-heading" {
             h2 #delete-heading { "Delete" }
             @if let Some(refused) = &extras.delete {
