@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::api::{count, send};
 use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::otp::totp_now;
 use crate::helpers::page::{hidden_value, location};
-use crate::helpers::panel::{audit_actors, follow};
+use crate::helpers::panel::{ADMIN, PASSWORD, audit_actors, follow};
 use crate::helpers::slapd::{ALICE, Fixture, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd};
 
 const LIST: &str = "/admin/settings/directories";
@@ -231,7 +232,8 @@ async fn test_connection_and_preview_try_the_form_as_typed_and_a_directory_that_
         return;
     };
     let app = spawn_app().await;
-    let csrf = app.logged_in_admin().await;
+    let secret = app.create_first_admin(ADMIN, PASSWORD).await;
+    let csrf = hidden_value(&text(app.get(LIST).await).await, "csrf");
     let new = format!("{LIST}/new");
 
     let tested = post(&app, &new, &form(&csrf, &slapd.url, &[("action", "test")])).await;
@@ -261,6 +263,36 @@ async fn test_connection_and_preview_try_the_form_as_typed_and_a_directory_that_
     let total = slapd.fixture.total_people();
     assert!(page.contains(&format!("{total} people found.")), "{page}");
     assert!(page.contains(&format!("<td>{}</td>", ALICE.0)), "{page}");
+    // Another session (the same administrator, logged in again) cannot open it.
+    let mut app = app;
+    app.forget_cookies();
+    let logged_in = app.login(ADMIN, PASSWORD, &totp_now(&secret, 1)).await;
+    assert_eq!(logged_in.status(), 303);
+    let other_csrf = hidden_value(&text(app.get(LIST).await).await, "csrf");
+    assert_ne!(other_csrf, csrf);
+    let elsewhere = post(
+        &app,
+        &new,
+        &form(
+            &other_csrf,
+            &slapd.url,
+            &[
+                ("action", "preview"),
+                ("bind_password", ""),
+                ("bind_password_kept", &kept),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(elsewhere.status(), 400);
+    assert!(
+        text(elsewhere)
+            .await
+            .contains("Is required: the service account's password"),
+        "a kept password opens only in the session that kept it"
+    );
+    let csrf = other_csrf;
+
     let wrong = text(
         post(
             &app,
@@ -286,23 +318,6 @@ async fn test_connection_and_preview_try_the_form_as_typed_and_a_directory_that_
             "{action}: {page}"
         );
     }
-    let missing = post(
-        &app,
-        &new,
-        &form(
-            &csrf,
-            &slapd.url,
-            &[("action", "test"), ("bind_password", "")],
-        ),
-    )
-    .await;
-    assert_eq!(missing.status(), 400);
-    assert!(
-        text(missing)
-            .await
-            .contains("Is required: the service account's password"),
-        "a password is needed to try settings not saved"
-    );
     assert_eq!(directories(&app), 0, "nothing saved by trying");
     assert_eq!(
         audit_actors(&app, "directory.test").len(),
