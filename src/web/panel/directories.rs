@@ -523,7 +523,7 @@ fn directory_form(page: &Page, action: &str, view: &FormView<'_>) -> Markup {
     }
 }
 
-/// Sets the kept password of a view to what is in effect.
+/// The password in effect, sealed for the form to keep while it is shown again.
 fn kept(
     page: &Page,
     state: &AppState,

@@ -77,6 +77,7 @@ async fn a_new_directory_is_tested_and_previewed_before_it_is_saved() {
             .await
             .starts_with("/admin/settings/directories/")
     );
+    browser.screenshot("panel-directory").await;
     let directories = panel.api_get("/directories").await;
     let saved = &directories["items"][0];
     assert_eq!(saved["name"], "Example");
