@@ -98,3 +98,26 @@ document.querySelectorAll("button[data-copy]").forEach(function (button) {
     follow();
   });
 })();
+
+// A new directory's kind fills in its preset's fields (the login attributes, the stable id
+// attribute, the user filter) when another kind is chosen; without JavaScript the preset links
+// above the form do it.
+(function () {
+  "use strict";
+  document.querySelectorAll("select[data-presets]").forEach(function (select) {
+    var form = select.closest("form");
+    if (!form) {
+      return;
+    }
+    select.addEventListener("change", function () {
+      var option = select.options[select.selectedIndex];
+      ["login_attributes", "id_attribute", "user_filter"].forEach(function (name) {
+        var field = form.querySelector('[name="' + name + '"]');
+        var value = option.getAttribute("data-" + name);
+        if (field && value !== null) {
+          field.value = value;
+        }
+      });
+    });
+  });
+})();

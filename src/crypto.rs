@@ -109,6 +109,10 @@ pub enum Purpose {
     /// The State of a RADIUS Access-Challenge: the login it continues, bound to its client,
     /// user and resource.
     RadiusState,
+    /// A secret typed into a panel form, carried sealed in the form while it is tried out
+    /// (a directory's service password between Test connection, Preview and Save), so that
+    /// the page never holds it in clear.
+    FormSecret,
 }
 
 impl Purpose {
@@ -120,6 +124,7 @@ impl Purpose {
             Purpose::Credential => b"otpgate/credential",
             Purpose::Message => b"otpgate/message",
             Purpose::RadiusState => b"otpgate/radius-state",
+            Purpose::FormSecret => b"otpgate/form-secret",
         }
     }
 }

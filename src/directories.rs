@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::crypto::{Keys, Purpose};
 use crate::domain::{FieldError, IdOrName, Refused, RuleError};
 use crate::ldap::settings::{self, Kind};
-use crate::ldap::{Directory, DirectoryError, Person};
+use crate::ldap::{Attempt, Directory, DirectoryError, Person};
 use crate::store::directories::{Deleted, Directory as Stored, DirectoryFields, Linked};
 use crate::store::{AuditEntry, Store, UnixTime};
 
@@ -254,6 +254,128 @@ pub fn unsaved(input: DirectoryInput) -> Result<Directory, RuleError> {
         fields.name = "test".into();
     }
     Ok(Directory::new(settings::check(fields)?, password))
+}
+
+/// A client for a saved directory's settings with the fields sent laid over them, as an
+/// administrator is changing them: a password sent replaces the saved one, none keeps it.
+pub async fn edited(
+    store: &Store,
+    keys: &Keys,
+    key: IdOrName,
+    input: DirectoryInput,
+) -> Result<Directory, RuleError> {
+    let directory = stored(store, key).await?;
+    let password = match input.password()? {
+        Some(password) => password,
+        None => unsealed(keys, &directory)?,
+    };
+    let (fields, _) = input.over(directory.fields);
+    Ok(Directory::new(settings::check(fields)?, password))
+}
+
+/// The most people a preview shows (it counts them all).
+pub const PREVIEW_LIMIT: usize = 20;
+
+/// What Test connection or Preview found, in words a person reads. A directory's trouble is
+/// an answer here, not an error: the administrator is asking whether the settings work.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub ok: bool,
+    /// The address that answered (or whose search failed).
+    pub url: Option<String>,
+    pub message: String,
+    /// The addresses that did not answer (or failed), in order, with their reasons.
+    pub attempts: Vec<Attempt>,
+}
+
+impl Checked {
+    fn failed(error: &DirectoryError) -> Checked {
+        let (url, attempts) = match error {
+            DirectoryError::Unreachable(attempts) => (None, attempts.clone()),
+            DirectoryError::Search { url, reason } => (
+                Some(url.clone()),
+                vec![Attempt {
+                    url: url.clone(),
+                    problem: reason.clone(),
+                }],
+            ),
+        };
+        Checked {
+            ok: false,
+            url,
+            message: error.to_string(),
+            attempts,
+        }
+    }
+
+    /// `audit` with this outcome as its result and its words as the detail.
+    fn audited(&self, mut audit: AuditEntry) -> AuditEntry {
+        audit.result = if self.ok { "ok" } else { "failed" }.to_string();
+        audit.detail(self.message.clone())
+    }
+}
+
+/// What a preview found: how many people the settings find (every page read) and the first
+/// of them.
+#[derive(Debug, Clone)]
+pub struct Previewed {
+    pub checked: Checked,
+    pub count: usize,
+    pub people: Vec<Person>,
+}
+
+/// Test connection: the service account binds at the first address that answers and the base
+/// DN is read; audited (`directory.test`) with what was found.
+pub async fn test(
+    store: &Store,
+    directory: &Directory,
+    audit: AuditEntry,
+) -> Result<Checked, RuleError> {
+    let checked = match directory.test().await {
+        Ok(tested) => Checked {
+            ok: true,
+            message: format!(
+                "bound as the service account at {} and read the base DN",
+                tested.url
+            ),
+            url: Some(tested.url),
+            attempts: tested.skipped,
+        },
+        Err(error) => Checked::failed(&error),
+    };
+    store.audit(checked.audited(audit)).await?;
+    Ok(checked)
+}
+
+/// Preview: how many people the settings find and the first `PREVIEW_LIMIT`; audited
+/// (`directory.preview`) with what was found.
+pub async fn preview(
+    store: &Store,
+    directory: &Directory,
+    audit: AuditEntry,
+) -> Result<Previewed, RuleError> {
+    let previewed = match directory.preview(PREVIEW_LIMIT).await {
+        Ok(preview) => Previewed {
+            checked: Checked {
+                ok: true,
+                message: format!(
+                    "{} found",
+                    crate::domain::words::count(preview.count as u64, "person", "people")
+                ),
+                url: Some(preview.url),
+                attempts: Vec::new(),
+            },
+            count: preview.count,
+            people: preview.people,
+        },
+        Err(error) => Previewed {
+            checked: Checked::failed(&error),
+            count: 0,
+            people: Vec::new(),
+        },
+    };
+    store.audit(previewed.checked.audited(audit)).await?;
+    Ok(previewed)
 }
 
 /// A client for a saved directory.

@@ -428,6 +428,17 @@ fn quoted(text: &str) -> String {
     }
 }
 
+/// A number typed as text (a form's field): a whole number in `range`, refused in the same
+/// words as one out of it.
+pub fn whole_number(
+    field: &'static str,
+    text: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, FieldError> {
+    let value = text.trim().parse::<i64>().unwrap_or(i64::MIN);
+    in_range(field, value, range)
+}
+
 fn in_range(
     field: &'static str,
     value: i64,

@@ -187,6 +187,21 @@ impl Store {
         .await
     }
 
+    /// How many users come from each directory that has any, by the directory's id.
+    pub async fn directory_user_counts(&self) -> Result<std::collections::HashMap<i64, i64>> {
+        self.read(|conn| {
+            let counts = conn
+                .prepare_cached(
+                    "SELECT directory_id, count(*) FROM users
+                     WHERE directory_id IS NOT NULL GROUP BY directory_id",
+                )?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(counts)
+        })
+        .await
+    }
+
     pub async fn directory(&self, key: IdOrName) -> Result<Option<Directory>> {
         self.read(move |conn| find(conn, &key)).await
     }

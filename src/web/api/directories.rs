@@ -10,13 +10,10 @@ use super::address::{DIRECTORY_PARAMETER, DirectoryAt};
 use super::error::{AdminRefusals, ErrorBody};
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
-use crate::directories::{self, DirectoryInput, LinkError};
-use crate::ldap::{Attempt, Directory, DirectoryError, Person};
+use crate::directories::{self, Checked, DirectoryInput, LinkError, Previewed};
+use crate::ldap::{Attempt, Directory, Person};
 use crate::store::directories::Directory as Stored;
 use crate::web::AppState;
-
-/// The most people a preview shows (it counts them all).
-const PREVIEW_LIMIT: usize = 20;
 
 /// A directory as the API shows it; the service account's password is never shown.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -112,16 +109,28 @@ pub struct DirectoryPreview {
     attempts: Vec<Attempt>,
 }
 
-fn failed(error: &DirectoryError) -> (Option<String>, Vec<Attempt>) {
-    match error {
-        DirectoryError::Unreachable(attempts) => (None, attempts.clone()),
-        DirectoryError::Search { url, reason } => (
-            Some(url.clone()),
-            vec![Attempt {
-                url: url.clone(),
-                problem: reason.clone(),
-            }],
-        ),
+impl From<Checked> for DirectoryTest {
+    fn from(checked: Checked) -> Self {
+        DirectoryTest {
+            ok: checked.ok,
+            url: checked.url,
+            message: checked.message,
+            attempts: checked.attempts,
+        }
+    }
+}
+
+impl From<Previewed> for DirectoryPreview {
+    fn from(previewed: Previewed) -> Self {
+        let checked = previewed.checked;
+        DirectoryPreview {
+            ok: checked.ok,
+            url: checked.url,
+            message: checked.message,
+            count: previewed.count,
+            people: previewed.people,
+            attempts: checked.attempts,
+        }
     }
 }
 
@@ -130,36 +139,13 @@ async fn test_with(
     state: &AppState,
     directory: Directory,
 ) -> Result<HttpResponse, ApiError> {
-    let report = match directory.test().await {
-        Ok(tested) => DirectoryTest {
-            ok: true,
-            message: format!(
-                "bound as the service account at {} and read the base DN",
-                tested.url
-            ),
-            url: Some(tested.url),
-            attempts: tested.skipped,
-        },
-        Err(error) => {
-            let (url, attempts) = failed(&error);
-            DirectoryTest {
-                ok: false,
-                url,
-                message: error.to_string(),
-                attempts,
-            }
-        }
-    };
-    let result = if report.ok { "ok" } else { "failed" };
-    state
-        .store
-        .audit(
-            caller
-                .audit(now(), "directory.test", result)
-                .detail(report.message.clone()),
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(report))
+    let checked = directories::test(
+        &state.store,
+        &directory,
+        caller.audit(now(), "directory.test", "ok"),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(DirectoryTest::from(checked)))
 }
 
 async fn preview_with(
@@ -167,40 +153,13 @@ async fn preview_with(
     state: &AppState,
     directory: Directory,
 ) -> Result<HttpResponse, ApiError> {
-    let report = match directory.preview(PREVIEW_LIMIT).await {
-        Ok(preview) => DirectoryPreview {
-            ok: true,
-            message: format!(
-                "{} found",
-                crate::domain::words::count(preview.count as u64, "person", "people")
-            ),
-            url: Some(preview.url),
-            count: preview.count,
-            people: preview.people,
-            attempts: Vec::new(),
-        },
-        Err(error) => {
-            let (url, attempts) = failed(&error);
-            DirectoryPreview {
-                ok: false,
-                url,
-                message: error.to_string(),
-                count: 0,
-                people: Vec::new(),
-                attempts,
-            }
-        }
-    };
-    let result = if report.ok { "ok" } else { "failed" };
-    state
-        .store
-        .audit(
-            caller
-                .audit(now(), "directory.preview", result)
-                .detail(report.message.clone()),
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(report))
+    let previewed = directories::preview(
+        &state.store,
+        &directory,
+        caller.audit(now(), "directory.preview", "ok"),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(DirectoryPreview::from(previewed)))
 }
 
 /// Creates a directory: `kind` chooses the preset of the fields not sent.

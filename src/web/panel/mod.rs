@@ -9,6 +9,7 @@
 mod admins;
 mod audit;
 mod dashboard;
+mod directories;
 mod login;
 mod radius;
 mod resources;
@@ -55,6 +56,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
     tokens::routes(config);
     resources::routes(config);
     radius::routes(config);
+    // Before Settings' own routes, none of which takes a path below `directories`.
+    directories::routes(config);
     settings::routes(config);
     audit::routes(config);
     admins::routes(config);

@@ -772,6 +772,7 @@ fn settings_page(page: &Page, state: &AppState, view: &SettingsView) -> HttpResp
             a href="#sms" { "SMS" }
             a href="#telegram" { "Telegram" }
             a href="#tls" { "HTTPS" }
+            a href="/admin/settings/directories" { "Directories" }
         }
         (general_section(page, state, view))
         (mail_section(page, view))

@@ -2,6 +2,7 @@
 //! user goes through with clicks and typing, with screenshots of the pages.
 
 mod admin;
+mod panel_directories;
 mod panel_pages;
 mod panel_radius;
 mod panel_radius_attributes;

@@ -4,6 +4,7 @@
 mod admins;
 mod audit;
 mod cookies;
+mod directories;
 mod login;
 mod radius;
 mod radius_attributes;
