@@ -405,6 +405,15 @@ fn admit(scope: Option<i64>, context: &AuthContext) -> Result<&Resource, RuleErr
     Ok(resource)
 }
 
+/// The login an attempt names its user by, which the directories may know when no user has
+/// it.
+fn named_login(target: &AuthTarget) -> Option<String> {
+    match &target.user {
+        Some(crate::domain::IdOrName::Name(login)) => Some(login.clone()),
+        _ => None,
+    }
+}
+
 /// Why the user may not authenticate in this resource at all, if so.
 fn refusal(context: &AuthContext) -> Option<&'static str> {
     match &context.user {
@@ -673,6 +682,8 @@ pub struct Authenticator<'a> {
     pub per_account: Option<&'a Arc<TokenBuckets>>,
     /// Told when messages were queued, so they leave at once.
     pub wakeup: &'a crate::delivery::Wakeup,
+    /// The directories' connections, and the lookup of logins no user has.
+    pub directories: &'a Arc<crate::directories::Service>,
 }
 
 #[derive(Clone)]
@@ -761,6 +772,44 @@ impl Authenticator<'_> {
         Ok(context)
     }
 
+    /// A code without a password judged in one job of the store's writer: the verdict and
+    /// the account it counted against; or None, nothing written, when the store found no user
+    /// of `look_up`'s login but directories that may know them, and the login was not looked
+    /// up in vain a moment ago.
+    async fn judge_code(
+        &self,
+        target: AuthTarget,
+        code_only: CodeOnly,
+        look_up: Option<String>,
+        now: UnixTime,
+    ) -> Result<
+        (
+            Option<(Verdict, Option<Account>)>,
+            crate::store::auth::Applied,
+        ),
+        RuleError,
+    > {
+        let directories = look_up.map(|login| (self.directories.clone(), login));
+        let (judged, applied) = self
+            .store
+            .judge(target, now, move |context| {
+                if context.user.is_none()
+                    && context.directory_may_know
+                    && let Some((directories, login)) = &directories
+                    && !directories.recently_missed(login)
+                {
+                    return (Ok(None), Outcome::Nothing, None);
+                }
+                let account = context.failures.as_ref().map(|(c, _)| c.account);
+                match code_only.judge(context) {
+                    Ok((verdict, outcome, tally)) => (Ok(Some((verdict, account))), outcome, tally),
+                    Err(error) => (Err(error), Outcome::Nothing, None),
+                }
+            })
+            .await?;
+        Ok((judged?, applied))
+    }
+
     pub async fn authenticate(
         &self,
         caller: &Caller,
@@ -787,28 +836,38 @@ impl Authenticator<'_> {
         );
         let doorman = Doorman::new(self, &attempt.target, Instant::now(), now);
         if let (None, Some(typed)) = (&attempt.password, &attempt.otp) {
-            let code_only = CodeOnly {
+            let code_only = || CodeOnly {
                 scope: caller.resource_scope,
                 typed: typed.clone(),
                 transaction: attempt.target.transaction.clone(),
                 first_factor_checked: attempt.first_factor_checked,
-                audit,
-                doorman,
+                audit: audit.clone(),
+                doorman: doorman.clone(),
                 keys: self.keys.clone(),
                 config: self.config.clone(),
                 now,
             };
-            let (judged, applied) = self
-                .store
-                .judge(attempt.target, now, move |context| {
-                    let account = context.failures.as_ref().map(|(c, _)| c.account);
-                    match code_only.judge(context) {
-                        Ok((verdict, outcome, tally)) => (Ok((verdict, account)), outcome, tally),
-                        Err(error) => (Err(error), Outcome::Nothing, None),
-                    }
-                })
+            let look_up = named_login(&attempt.target);
+            let (mut judged, mut applied) = self
+                .judge_code(attempt.target.clone(), code_only(), look_up.clone(), now)
                 .await?;
-            let (verdict, account) = judged?;
+            if judged.is_none()
+                && let Some(login) = look_up
+            {
+                // Nothing was written: the login is looked up, and the code judged again
+                // with whoever the directories made of it.
+                self.directories
+                    .look_up(self.store, self.keys, &login, now)
+                    .await?;
+                (judged, applied) = self
+                    .judge_code(attempt.target.clone(), code_only(), None, now)
+                    .await?;
+            }
+            let Some((verdict, account)) = judged else {
+                return Err(RuleError::Failed(anyhow::anyhow!(
+                    "a code was judged twice without an answer"
+                )));
+            };
             if applied.locked
                 && let Some(account) = account
             {
@@ -816,7 +875,18 @@ impl Authenticator<'_> {
             }
             return self.conclude(verdict, applied.won);
         }
-        let context = self.context(caller, attempt.target.clone(), now).await?;
+        let mut context = self.context(caller, attempt.target.clone(), now).await?;
+        if context.user.is_none()
+            && context.directory_may_know
+            && let Some(login) = named_login(&attempt.target)
+            && self
+                .directories
+                .look_up(self.store, self.keys, &login, now)
+                .await?
+                .is_some()
+        {
+            context = self.context(caller, attempt.target.clone(), now).await?;
+        }
         let Some(resource) = context.resource.clone() else {
             return Err(Refused::NotFound("resource").into());
         };
@@ -848,6 +918,7 @@ impl Authenticator<'_> {
                 if let Err(reason) = crate::directories::check_password(
                     self.store,
                     self.keys,
+                    self.directories,
                     self.passwords,
                     &user,
                     password,

@@ -122,6 +122,7 @@ fn failed(error: &DirectoryError) -> (Option<String>, Vec<Attempt>) {
                 problem: reason.clone(),
             }],
         ),
+        DirectoryError::Busy => (None, Vec::new()),
     }
 }
 
