@@ -940,3 +940,50 @@ async fn searches_share_pooled_connections_and_passwords_are_checked_on_them() {
         "one connection served every bind, right or wrong"
     );
 }
+
+#[tokio::test]
+async fn the_portals_login_links_a_person_of_the_directory_otpgate_does_not_know_yet() {
+    let Some(slapd) = Slapd::start_with(Fixture {
+        people: 10,
+        tls: false,
+    })
+    .await
+    else {
+        return;
+    };
+    let portal = crate::helpers::portal::Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let admin = portal.admin.clone();
+    let (status, created) = portal
+        .api
+        .call(
+            Method::POST,
+            "/directories",
+            &admin,
+            settings(&[&slapd.url]),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let response = portal.browser().log_in_with_password(BOB.0, BOB.1).await;
+    assert_ne!(
+        crate::helpers::page::location(&response),
+        "/portal/vpn",
+        "bob is in no resource yet"
+    );
+    assert!(user_link(&portal.app, BOB.0).is_some(), "bob is a user now");
+    let (status, body) = portal
+        .api
+        .call(
+            Method::POST,
+            "/resources/vpn/users",
+            &admin,
+            json!({"user": BOB.0}),
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let response = portal.browser().log_in_with_password(BOB.0, BOB.1).await;
+    assert_eq!(
+        crate::helpers::page::location(&response),
+        "/portal/vpn",
+        "the directory's password opens the portal"
+    );
+}
