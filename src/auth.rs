@@ -485,6 +485,14 @@ impl Doorman {
         })
     }
 
+    /// Whether a name without an account may be tried now (no wait, no lock), so that a name
+    /// refused unchecked is not looked up in the directories either.
+    fn lets_stranger_in(&self) -> bool {
+        self.guard
+            .stranger_standing(&self.spelled, self.address.as_deref(), self.now)
+            == Standing::Open
+    }
+
     /// Whether the attempt may be checked at all: refused unchecked over the rate limit, too
     /// soon after failures, or when the account is locked.
     fn admit(&self, context: &AuthContext) -> Result<(), Verdict> {
@@ -795,6 +803,7 @@ impl Authenticator<'_> {
             .judge(target, now, move |context| {
                 if context.user.is_none()
                     && context.directory_may_know
+                    && code_only.doorman.lets_stranger_in()
                     && let Some((directories, login)) = &directories
                     && !directories.recently_missed(login)
                 {
@@ -878,6 +887,7 @@ impl Authenticator<'_> {
         let mut context = self.context(caller, attempt.target.clone(), now).await?;
         if context.user.is_none()
             && context.directory_may_know
+            && doorman.lets_stranger_in()
             && let Some(login) = named_login(&attempt.target)
             && self
                 .directories
