@@ -14,6 +14,7 @@
 //!      memory; `rejected` (or 429 once a name's failures call for a wait) is right;
 //!    - (c) unknown logins with a code, never tried before, one per request: each may cost a
 //!      search, at most a few at once (the lever a caller has on the directory).
+//!
 //!    With a password, an unknown login's refusal also costs the dummy Argon2 check (the
 //!    password gate's rate, see "Password floods"), which would hide the lookup's cost.
 //!
