@@ -987,3 +987,63 @@ async fn the_portals_login_links_a_person_of_the_directory_otpgate_does_not_know
         "the directory's password opens the portal"
     );
 }
+
+#[tokio::test]
+async fn a_password_is_checked_at_the_next_address_when_the_first_does_not_answer() {
+    let Some(slapd) = Slapd::start_with(Fixture {
+        people: 10,
+        tls: false,
+    })
+    .await
+    else {
+        return;
+    };
+    let app = spawn_app().await;
+    let fx = fixture(&app, 5).await;
+    let down = Slapd::unreachable_url();
+    let (status, created) = send(
+        &app,
+        Method::POST,
+        "/directories",
+        &fx.admin,
+        Some(settings(&[&down, &slapd.url])),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, token) = send(
+        &app,
+        Method::POST,
+        "/directories/Example/users",
+        &fx.admin,
+        Some(json!({"login": ALICE.0})),
+    )
+    .await;
+    assert_eq!(status, 201, "{token}");
+    let (status, token) = send(
+        &app,
+        Method::POST,
+        "/tokens",
+        &fx.admin,
+        Some(json!({"kind": "TOTP", "secret": SEED_BASE32, "user": ALICE.0, "resource": "vpn"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{token}");
+    for _ in 0..3 {
+        let (_, body) = authenticate(
+            &app,
+            &fx.app_key,
+            json!({"user": ALICE.0, "password": ALICE.1}),
+        )
+        .await;
+        assert_eq!(body["result"], "challenge", "{body}");
+    }
+    // A person unknown to otpgate is found there too.
+    slapd.add_person("erin", "erin-directory-password").await;
+    authenticate(
+        &app,
+        &fx.app_key,
+        json!({"user": "erin", "password": "erin-directory-password"}),
+    )
+    .await;
+    assert!(user_link(&app, "erin").is_some(), "erin is a user now");
+}
