@@ -555,6 +555,13 @@ impl Doorman {
     }
 }
 
+/// A code without a password as the store's writer left it: judged, or handed back to look
+/// its login up first.
+enum Judged {
+    Done(Verdict, Option<Account>),
+    LookUp(Box<CodeOnly>),
+}
+
 /// What a code typed without a password is worth: every check of the authentication, on
 /// the context as the store's writer read it. Pure but for unsealing seeds (and counting the
 /// failures of names that match no account, in memory).
@@ -781,22 +788,16 @@ impl Authenticator<'_> {
     }
 
     /// A code without a password judged in one job of the store's writer: the verdict and
-    /// the account it counted against; or None, nothing written, when the store found no user
-    /// of `look_up`'s login but directories that may know them, and the login was not looked
-    /// up in vain a moment ago.
+    /// the account it counted against; or, nothing written, the attempt handed back when the
+    /// store found no user of `look_up`'s login but directories that may know them, and the
+    /// login was not looked up in vain a moment ago.
     async fn judge_code(
         &self,
         target: AuthTarget,
         code_only: CodeOnly,
         look_up: Option<String>,
         now: UnixTime,
-    ) -> Result<
-        (
-            Option<(Verdict, Option<Account>)>,
-            crate::store::auth::Applied,
-        ),
-        RuleError,
-    > {
+    ) -> Result<(Judged, crate::store::auth::Applied), RuleError> {
         let directories = look_up.map(|login| (self.directories.clone(), login));
         let (judged, applied) = self
             .store
@@ -807,11 +808,17 @@ impl Authenticator<'_> {
                     && let Some((directories, login)) = &directories
                     && !directories.recently_missed(login)
                 {
-                    return (Ok(None), Outcome::Nothing, None);
+                    return (
+                        Ok(Judged::LookUp(Box::new(code_only))),
+                        Outcome::Nothing,
+                        None,
+                    );
                 }
                 let account = context.failures.as_ref().map(|(c, _)| c.account);
                 match code_only.judge(context) {
-                    Ok((verdict, outcome, tally)) => (Ok(Some((verdict, account))), outcome, tally),
+                    Ok((verdict, outcome, tally)) => {
+                        (Ok(Judged::Done(verdict, account)), outcome, tally)
+                    }
                     Err(error) => (Err(error), Outcome::Nothing, None),
                 }
             })
@@ -845,36 +852,36 @@ impl Authenticator<'_> {
         );
         let doorman = Doorman::new(self, &attempt.target, Instant::now(), now);
         if let (None, Some(typed)) = (&attempt.password, &attempt.otp) {
-            let code_only = || CodeOnly {
+            let code_only = CodeOnly {
                 scope: caller.resource_scope,
                 typed: typed.clone(),
                 transaction: attempt.target.transaction.clone(),
                 first_factor_checked: attempt.first_factor_checked,
-                audit: audit.clone(),
-                doorman: doorman.clone(),
+                audit,
+                doorman,
                 keys: self.keys.clone(),
                 config: self.config.clone(),
                 now,
             };
             let look_up = named_login(&attempt.target);
-            let (mut judged, mut applied) = self
-                .judge_code(attempt.target.clone(), code_only(), look_up.clone(), now)
+            let (first, applied) = self
+                .judge_code(attempt.target.clone(), code_only, look_up.clone(), now)
                 .await?;
-            if judged.is_none()
-                && let Some(login) = look_up
-            {
-                // Nothing was written: the login is looked up, and the code judged again
-                // with whoever the directories made of it.
-                self.directories
-                    .look_up(self.store, self.keys, &login, now)
-                    .await?;
-                (judged, applied) = self
-                    .judge_code(attempt.target.clone(), code_only(), None, now)
-                    .await?;
-            }
-            let Some((verdict, account)) = judged else {
+            let (judged, applied) = match (first, look_up) {
+                (Judged::LookUp(code_only), Some(login)) => {
+                    // Nothing was written: the login is looked up, and the code judged again
+                    // with whoever the directories made of it.
+                    self.directories
+                        .look_up(self.store, self.keys, &login, now)
+                        .await?;
+                    self.judge_code(attempt.target, *code_only, None, now)
+                        .await?
+                }
+                (first, _) => (first, applied),
+            };
+            let Judged::Done(verdict, account) = judged else {
                 return Err(RuleError::Failed(anyhow::anyhow!(
-                    "a code was judged twice without an answer"
+                    "a code was handed back for a lookup twice"
                 )));
             };
             if applied.locked
