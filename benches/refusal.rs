@@ -138,6 +138,7 @@ async fn run() -> anyhow::Result<()> {
         lock_after: 100,
     };
     let guard = Arc::new(Guard::new(Policy::of(&logins), metrics.clone()));
+    let directories = Arc::new(otpgate::directories::Service::new(metrics.clone()));
     let authenticator = Authenticator {
         store: &store,
         keys: &keys,
@@ -147,6 +148,7 @@ async fn run() -> anyhow::Result<()> {
         guard: &guard,
         per_account: None,
         wakeup: &wakeup,
+        directories: &directories,
     };
     let caller = Caller {
         key_id: None,

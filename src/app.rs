@@ -210,6 +210,7 @@ impl Application {
             .context("cannot start the password workers")?;
         let passwords = Arc::new(passwords);
         let keys = Arc::new(keys);
+        let directories = Arc::new(crate::directories::Service::new(metrics.clone()));
         let guard = Arc::new(Guard::new(Policy::of(&config.logins), metrics.clone()));
         let throttle_user = Arc::new(TokenBuckets::new(
             config.api.user_rate,
@@ -241,6 +242,7 @@ impl Application {
                     config.api.end_user_ip_burst,
                 ),
                 wakeup: wakeup.clone(),
+                directories: directories.clone(),
             },
             radsec_tls,
         )?;
@@ -282,6 +284,7 @@ impl Application {
             delivery: wakeup,
             telegram: telegram.clone(),
             tls: tls_material.as_ref().map(|m| m.live.clone()),
+            directories,
         });
 
         let document = actix::Data::new(web::api::OpenApiDocument(openapi_document()?));

@@ -405,6 +405,15 @@ fn admit(scope: Option<i64>, context: &AuthContext) -> Result<&Resource, RuleErr
     Ok(resource)
 }
 
+/// The login an attempt names its user by, which the directories may know when no user has
+/// it.
+fn named_login(target: &AuthTarget) -> Option<String> {
+    match &target.user {
+        Some(crate::domain::IdOrName::Name(login)) => Some(login.clone()),
+        _ => None,
+    }
+}
+
 /// Why the user may not authenticate in this resource at all, if so.
 fn refusal(context: &AuthContext) -> Option<&'static str> {
     match &context.user {
@@ -476,6 +485,14 @@ impl Doorman {
         })
     }
 
+    /// Whether a name without an account may be tried now (no wait, no lock), so that a name
+    /// refused unchecked is not looked up in the directories either.
+    fn lets_stranger_in(&self) -> bool {
+        self.guard
+            .stranger_standing(&self.spelled, self.address.as_deref(), self.now)
+            == Standing::Open
+    }
+
     /// Whether the attempt may be checked at all: refused unchecked over the rate limit, too
     /// soon after failures, or when the account is locked.
     fn admit(&self, context: &AuthContext) -> Result<(), Verdict> {
@@ -536,6 +553,13 @@ impl Doorman {
             notice: self.guard.lock_notice(lock),
         })
     }
+}
+
+/// A code without a password as the store's writer left it: judged, or handed back to look
+/// its login up first.
+enum Judged {
+    Done(Verdict, Option<Account>),
+    LookUp(Box<CodeOnly>),
 }
 
 /// What a code typed without a password is worth: every check of the authentication, on
@@ -673,6 +697,8 @@ pub struct Authenticator<'a> {
     pub per_account: Option<&'a Arc<TokenBuckets>>,
     /// Told when messages were queued, so they leave at once.
     pub wakeup: &'a crate::delivery::Wakeup,
+    /// The directories' connections, and the lookup of logins no user has.
+    pub directories: &'a Arc<crate::directories::Service>,
 }
 
 #[derive(Clone)]
@@ -761,6 +787,45 @@ impl Authenticator<'_> {
         Ok(context)
     }
 
+    /// A code without a password judged in one job of the store's writer: the verdict and
+    /// the account it counted against; or, nothing written, the attempt handed back when the
+    /// store found no user of `look_up`'s login but directories that may know them, and the
+    /// login was not looked up in vain a moment ago.
+    async fn judge_code(
+        &self,
+        target: AuthTarget,
+        code_only: CodeOnly,
+        look_up: Option<String>,
+        now: UnixTime,
+    ) -> Result<(Judged, crate::store::auth::Applied), RuleError> {
+        let directories = look_up.map(|login| (self.directories.clone(), login));
+        let (judged, applied) = self
+            .store
+            .judge(target, now, move |context| {
+                if context.user.is_none()
+                    && context.directory_may_know
+                    && code_only.doorman.lets_stranger_in()
+                    && let Some((directories, login)) = &directories
+                    && !directories.recently_missed(login)
+                {
+                    return (
+                        Ok(Judged::LookUp(Box::new(code_only))),
+                        Outcome::Nothing,
+                        None,
+                    );
+                }
+                let account = context.failures.as_ref().map(|(c, _)| c.account);
+                match code_only.judge(context) {
+                    Ok((verdict, outcome, tally)) => {
+                        (Ok(Judged::Done(verdict, account)), outcome, tally)
+                    }
+                    Err(error) => (Err(error), Outcome::Nothing, None),
+                }
+            })
+            .await?;
+        Ok((judged?, applied))
+    }
+
     pub async fn authenticate(
         &self,
         caller: &Caller,
@@ -798,17 +863,27 @@ impl Authenticator<'_> {
                 config: self.config.clone(),
                 now,
             };
-            let (judged, applied) = self
-                .store
-                .judge(attempt.target, now, move |context| {
-                    let account = context.failures.as_ref().map(|(c, _)| c.account);
-                    match code_only.judge(context) {
-                        Ok((verdict, outcome, tally)) => (Ok((verdict, account)), outcome, tally),
-                        Err(error) => (Err(error), Outcome::Nothing, None),
-                    }
-                })
+            let look_up = named_login(&attempt.target);
+            let (first, applied) = self
+                .judge_code(attempt.target.clone(), code_only, look_up.clone(), now)
                 .await?;
-            let (verdict, account) = judged?;
+            let (judged, applied) = match (first, look_up) {
+                (Judged::LookUp(code_only), Some(login)) => {
+                    // Nothing was written: the login is looked up, and the code judged again
+                    // with whoever the directories made of it.
+                    self.directories
+                        .look_up(self.store, self.keys, &login, now)
+                        .await?;
+                    self.judge_code(attempt.target, *code_only, None, now)
+                        .await?
+                }
+                (first, _) => (first, applied),
+            };
+            let Judged::Done(verdict, account) = judged else {
+                return Err(RuleError::Failed(anyhow::anyhow!(
+                    "a code was handed back for a lookup twice"
+                )));
+            };
             if applied.locked
                 && let Some(account) = account
             {
@@ -816,7 +891,19 @@ impl Authenticator<'_> {
             }
             return self.conclude(verdict, applied.won);
         }
-        let context = self.context(caller, attempt.target.clone(), now).await?;
+        let mut context = self.context(caller, attempt.target.clone(), now).await?;
+        if context.user.is_none()
+            && context.directory_may_know
+            && doorman.lets_stranger_in()
+            && let Some(login) = named_login(&attempt.target)
+            && self
+                .directories
+                .look_up(self.store, self.keys, &login, now)
+                .await?
+                .is_some()
+        {
+            context = self.context(caller, attempt.target.clone(), now).await?;
+        }
         let Some(resource) = context.resource.clone() else {
             return Err(Refused::NotFound("resource").into());
         };
@@ -848,6 +935,7 @@ impl Authenticator<'_> {
                 if let Err(reason) = crate::directories::check_password(
                     self.store,
                     self.keys,
+                    self.directories,
                     self.passwords,
                     &user,
                     password,

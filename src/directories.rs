@@ -5,6 +5,11 @@
 //! directory made an otpgate user, linked by their stable id; and a user's password checked
 //! where it lives (`check_password`), for every front end that takes one.
 
+pub mod lookup;
+mod misses;
+
+pub use lookup::Service;
+
 use serde::Deserialize;
 
 use crate::crypto::{Keys, Purpose};
@@ -299,6 +304,7 @@ impl Checked {
                     problem: reason.clone(),
                 }],
             ),
+            DirectoryError::Busy => (None, Vec::new()),
         };
         Checked {
             ok: false,
@@ -499,13 +505,14 @@ pub async fn refuse_local_password(store: &Store, user: IdOrName) -> Result<(), 
 pub async fn check_password(
     store: &Store,
     keys: &Keys,
+    service: &Service,
     passwords: &crate::passwords::PasswordGate,
     user: &crate::store::User,
     password: &str,
 ) -> Result<Result<(), &'static str>, RuleError> {
     // The read costs little beside an Argon2 check.
     if let Some(link) = store.directory_link(user.id).await? {
-        return check_in_directory(keys, &link, password).await;
+        return check_in_directory(keys, service, &link, password).await;
     }
     let right = passwords
         .verify(password.to_string(), user.password_hash.clone())
@@ -518,6 +525,7 @@ pub async fn check_password(
 /// §5.1.2). A directory that does not answer is no wrong password.
 async fn check_in_directory(
     keys: &Keys,
+    service: &Service,
     link: &crate::store::directories::DirectoryLink,
     password: &str,
 ) -> Result<Result<(), &'static str>, RuleError> {
@@ -525,7 +533,8 @@ async fn check_in_directory(
     if password.is_empty() {
         return Ok(Err("empty_password"));
     }
-    let directory = for_link(keys, &link.directory)?;
+    let directory = service.client(keys, &link.directory)?;
+    service.searched(&link.directory.fields.name, "password");
     Ok(match directory.check_password(&link.uid, password).await {
         Ok(PasswordCheck::Accepted) => Ok(()),
         Ok(PasswordCheck::Refused(refusal)) => Err(refusal.reason()),

@@ -25,6 +25,7 @@ use sha1::Sha1;
 pub mod accounts;
 pub mod api;
 pub mod http;
+pub mod slapd;
 
 /// The `[server]` lines of a load generator's server: it opens all its connections from
 /// 127.0.0.1 before its first request, so the limit on one address's pending connections is

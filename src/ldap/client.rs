@@ -4,7 +4,7 @@
 //! password. Everything is async on tokio; nothing blocks an executor thread.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ldap3::adapters::{EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
@@ -12,6 +12,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use super::bind::{BindRefusal, refusal};
 use super::entry::{stable_id, stable_id_value};
 use super::filter;
+use super::pool::{Lease, Pool};
 use super::settings::{Kind, Tls};
 use crate::store::directories::DirectoryFields;
 
@@ -26,6 +27,9 @@ pub enum DirectoryError {
     Unreachable(Vec<Attempt>),
     #[error("the search failed at {url}: {reason}")]
     Search { url: String, reason: String },
+    /// Every pooled connection stayed in use for the whole connect timeout.
+    #[error("every connection to the directory is in use")]
+    Busy,
 }
 
 /// What happened at one address.
@@ -90,6 +94,8 @@ pub struct Directory {
     kind: Kind,
     tls: Tls,
     bind_password: String,
+    /// Where connections are kept between uses; None: one connection per use.
+    pool: Option<Arc<Pool>>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -117,6 +123,15 @@ impl Directory {
             kind,
             tls,
             bind_password,
+            pool: None,
+        }
+    }
+
+    /// The same directory, its lookups and password checks on the connections of `pool`.
+    pub fn with_pool(self, pool: Arc<Pool>) -> Directory {
+        Directory {
+            pool: Some(pool),
+            ..self
         }
     }
 
@@ -302,21 +317,101 @@ impl Directory {
         Ok(Preview { url, count, people })
     }
 
+    /// A connection bound as the service account: a pooled one when the pool has one, else
+    /// the first address that gives one. A directory found down is not tried again for a
+    /// few seconds (`pool::DOWN_FOR`): its callers are answered at once.
+    async fn service_lease(&self) -> Result<Lease, DirectoryError> {
+        let Some(pool) = &self.pool else {
+            let bound = self.bind_service().await?;
+            return Ok(Lease::alone(bound.ldap, bound.url));
+        };
+        if let Some(attempts) = pool.down(Instant::now()) {
+            return Err(DirectoryError::Unreachable(attempts));
+        }
+        let permit = pool
+            .search
+            .permit(self.connect_timeout())
+            .await
+            .ok_or(DirectoryError::Busy)?;
+        if let Some((ldap, url)) = pool.search.take(Instant::now()) {
+            return Ok(Lease::pooled(ldap, url, pool.search.clone(), permit));
+        }
+        match self.bind_service().await {
+            Ok(bound) => {
+                pool.opened("search");
+                Ok(Lease::pooled(
+                    bound.ldap,
+                    bound.url,
+                    pool.search.clone(),
+                    permit,
+                ))
+            }
+            Err(DirectoryError::Unreachable(attempts)) => {
+                pool.mark_down(attempts.clone(), Instant::now());
+                Err(DirectoryError::Unreachable(attempts))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A connection to bind a person on: from the pool's bind lane (connections that only
+    /// ever bind), else a new one at the first address that answers. Its identity is
+    /// whoever bound last; it never searches.
+    async fn bind_lease(&self) -> Result<Lease, DirectoryError> {
+        let pooled = match &self.pool {
+            Some(pool) => {
+                let permit = pool
+                    .bind
+                    .permit(self.connect_timeout())
+                    .await
+                    .ok_or(DirectoryError::Busy)?;
+                if let Some((ldap, url)) = pool.bind.take(Instant::now()) {
+                    return Ok(Lease::pooled(ldap, url, pool.bind.clone(), permit));
+                }
+                Some((pool.bind.clone(), permit))
+            }
+            None => None,
+        };
+        let mut skipped = Vec::new();
+        for url in &self.fields.urls {
+            match self.open(url).await {
+                Ok(ldap) => {
+                    return Ok(match pooled {
+                        Some((lane, permit)) => {
+                            if let Some(pool) = &self.pool {
+                                pool.opened("bind");
+                            }
+                            Lease::pooled(ldap, url.clone(), lane, permit)
+                        }
+                        None => Lease::alone(ldap, url.clone()),
+                    });
+                }
+                Err(problem) => skipped.push(Attempt {
+                    url: url.clone(),
+                    problem,
+                }),
+            }
+        }
+        if let Some(pool) = &self.pool {
+            pool.mark_down(skipped.clone(), Instant::now());
+        }
+        Err(DirectoryError::Unreachable(skipped))
+    }
+
     /// The person whose login is `login`, if the directory lets them in (exactly one entry).
     pub async fn find_person(&self, login: &str) -> Result<Option<Person>, DirectoryError> {
-        let mut bound = self.bind_service().await?;
+        let mut lease = self.service_lease().await?;
         let filter = filter::by_login(&self.people_filter(), &self.fields.login_attributes, login);
-        let found = self.one(&mut bound.ldap, &filter).await;
-        let _ = bound.ldap.unbind().await;
-        found.map_err(|reason| DirectoryError::Search {
-            url: bound.url,
-            reason,
-        })
+        let found = self.one(&mut lease.ldap, &filter).await;
+        let url = lease.url.clone();
+        lease.finish(found.is_ok()).await;
+        found.map_err(|reason| DirectoryError::Search { url, reason })
     }
 
     /// Checks a person's password by binding as them: the entry is found by its stable id
-    /// (a renamed person keeps theirs). An empty password is refused before any bind: it
-    /// would be an anonymous bind, which "succeeds" (RFC 4513 §5.1.2).
+    /// (a renamed person keeps theirs) on a connection of the service account, and the bind
+    /// made on a connection of the bind lane (see `pool`). An empty password is refused
+    /// before any bind: it would be an anonymous bind, which "succeeds" (RFC 4513 §5.1.2).
     pub async fn check_password(
         &self,
         stable: &str,
@@ -328,31 +423,27 @@ impl Directory {
         let Some(value) = stable_id_value(&self.fields.id_attribute, stable) else {
             return Ok(PasswordCheck::NotInDirectory);
         };
-        let mut bound = self.bind_service().await?;
+        let mut lease = self.service_lease().await?;
         let filter = filter::by_id(&self.people_filter(), &self.fields.id_attribute, &value);
-        let person = match self.one(&mut bound.ldap, &filter).await {
+        let found = self.one(&mut lease.ldap, &filter).await;
+        let url = lease.url.clone();
+        lease.finish(found.is_ok()).await;
+        let person = match found {
             Ok(Some(person)) => person,
-            Ok(None) => {
-                let _ = bound.ldap.unbind().await;
-                return Ok(PasswordCheck::NotInDirectory);
-            }
-            Err(reason) => {
-                let _ = bound.ldap.unbind().await;
-                return Err(DirectoryError::Search {
-                    url: bound.url,
-                    reason,
-                });
-            }
+            Ok(None) => return Ok(PasswordCheck::NotInDirectory),
+            Err(reason) => return Err(DirectoryError::Search { url, reason }),
         };
-        // The same connection binds again, as the person; it is closed afterwards.
-        let result = bound
+        let mut lease = self.bind_lease().await?;
+        let result = lease
             .ldap
             .with_timeout(self.connect_timeout())
             .simple_bind(&person.dn, password)
             .await;
-        let _ = bound.ldap.unbind().await;
+        let url = lease.url.clone();
+        // A bind the server answered, yes or no, leaves the connection usable.
+        lease.finish(result.is_ok()).await;
         let result = result.map_err(|error| DirectoryError::Search {
-            url: bound.url.clone(),
+            url: url.clone(),
             reason: connection_problem(&error),
         })?;
         match result.rc {
@@ -360,7 +451,7 @@ impl Directory {
             rc => match refusal(rc, &result.text) {
                 Some(refused) => Ok(PasswordCheck::Refused(refused)),
                 None => Err(DirectoryError::Search {
-                    url: bound.url,
+                    url,
                     reason: format!("the bind failed ({})", result_name(rc)),
                 }),
             },

@@ -8,6 +8,8 @@ pub mod bind;
 pub mod client;
 pub mod entry;
 pub mod filter;
+pub mod pool;
 pub mod settings;
 
 pub use client::{Attempt, Directory, DirectoryError, PasswordCheck, Person, Preview, Tested};
+pub use pool::Pools;

@@ -64,6 +64,8 @@ pub struct Services {
     /// The per-end-user-address rate limit (`Calling-Station-Id`).
     pub end_user_ip: TokenBuckets,
     pub wakeup: crate::delivery::Wakeup,
+    /// The directories' connections, and the lookup of logins no user has.
+    pub directories: Arc<crate::directories::Service>,
 }
 
 /// A client as the server holds it: the secret unsealed in memory only.
@@ -590,6 +592,7 @@ fn authenticator(services: &Services) -> Authenticator<'_> {
         guard: &services.guard,
         per_account: Some(&services.per_account),
         wakeup: &services.wakeup,
+        directories: &services.directories,
     }
 }
 

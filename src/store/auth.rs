@@ -45,6 +45,9 @@ pub struct AuthContext {
     pub expired_challenges: Vec<ActiveChallenge>,
     /// A token was named that exists but is not the user's or not in the resource.
     pub token_mismatch: bool,
+    /// The attempt names a login no user has, and there are directories that may know it
+    /// (`directories::lookup`).
+    pub directory_may_know: bool,
     /// The transaction named, when it is live and this user's in this resource.
     pub transaction: Option<LiveTransaction>,
     /// The account the attempt counts against (the user, or the token used alone) and its
@@ -91,6 +94,13 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
         },
         (None, None) => None,
     };
+    if context.user.is_none()
+        && let Some(IdOrName::Name(_)) = &target.user
+    {
+        context.directory_may_know = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM directories)")?
+            .query_row([], |row| row.get(0))?;
+    }
     let account = match (&target.user, &named_token, &context.user) {
         (None, Some(token), _) => Some(Account::Token(token.id)),
         (Some(_), _, Some(user)) => Some(Account::User(user.id)),

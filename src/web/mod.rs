@@ -75,6 +75,8 @@ pub struct AppState {
     pub telegram: std::sync::Arc<crate::delivery::bot::Telegram>,
     /// The certificate the server presents (None when TLS is off), replaceable in the panel.
     pub tls: Option<std::sync::Arc<crate::tls::LiveCertificate>>,
+    /// The directories' pooled connections, and the lookup of logins no user has.
+    pub directories: std::sync::Arc<crate::directories::Service>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

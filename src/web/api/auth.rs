@@ -177,6 +177,7 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         guard: &state.logins,
         per_account: Some(&state.throttle_user),
         wakeup: &state.delivery,
+        directories: &state.directories,
     }
 }
 

@@ -107,11 +107,25 @@ pub async fn submit_login_name(
         return show_login(&state, &request, &portal, Some(FAILED)).await;
     };
     limits::refuse_if_blocked(&state, &request, &portal, &login).await?;
-    let user = state
+    let now = crate::clock::now();
+    let mut user = state
         .store
         .portal_user(portal.resource.id, login.clone())
         .await?;
-    let now = crate::clock::now();
+    // A person of a directory whom otpgate does not know yet becomes a user now, as at any
+    // authentication; the portal then sees them as it sees every user.
+    if user.is_none()
+        && state
+            .directories
+            .look_up(&state.store, &state.keys, &login, now)
+            .await?
+            .is_some()
+    {
+        user = state
+            .store
+            .portal_user(portal.resource.id, login.clone())
+            .await?;
+    }
     let expires_at = now + LOGIN_SECONDS;
     // A user without a password but with an email address gets a code by email; everyone
     // else, including unknown names, is asked for a password.
@@ -583,6 +597,7 @@ pub async fn submit_password(
             crate::directories::check_password(
                 &state.store,
                 &state.keys,
+                &state.directories,
                 &state.passwords,
                 user,
                 &form.password,
@@ -709,6 +724,7 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         // The portal's own limits apply (per address, and failures per account and address).
         per_account: None,
         wakeup: &state.delivery,
+        directories: &state.directories,
     }
 }
 

@@ -697,3 +697,353 @@ async fn the_portal_checks_a_directory_users_password_by_a_bind() {
         .expect("alice");
     assert_eq!(hash, None, "nothing was stored");
 }
+
+/// The value of a counter in `/metrics` (the line that starts with `series`), 0 when absent.
+async fn counter(app: &TestApp, series: &str) -> u64 {
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+const LOOKUP_SEARCHES: &str =
+    "otpgate_directory_searches_total{directory=\"Example\",purpose=\"lookup\"}";
+
+fn user_link(app: &TestApp, login: &str) -> Option<(i64, Option<String>)> {
+    database(app)
+        .query_row(
+            "SELECT directory_id, directory_uid FROM users WHERE login = ?1",
+            [login],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .ok()
+}
+
+#[tokio::test]
+async fn a_person_added_to_the_directory_after_it_was_created_is_a_user_at_their_first_login() {
+    let Some(slapd) = Slapd::start_with(Fixture {
+        people: 10,
+        tls: false,
+    })
+    .await
+    else {
+        return;
+    };
+    let app = spawn_app().await;
+    let fx = fixture(&app, 5).await;
+    create_directory(&app, &fx.admin, &slapd).await;
+    slapd.add_person("carol", "carol-directory-password").await;
+    slapd.add_person("dave", "dave-directory-password").await;
+
+    // A password and a code: carol is linked at once, by her entry's stable id. She is in no
+    // resource yet, so this first login is refused as any user's outside the resource is.
+    let (status, body) = authenticate(
+        &app,
+        &fx.app_key,
+        json!({"user": "carol", "password": "carol-directory-password", "otp": "123456"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], "rejected", "{body}");
+    let (directory_id, uid) = user_link(&app, "carol").expect("carol is a user now");
+    assert!(directory_id > 0 && uid.is_some());
+    assert_eq!(last_reason(&app), "not_assigned");
+    assert!(audit_actions(&app).contains(&"directory.lookup_user".to_string()));
+
+    // A code alone links too.
+    let (_, body) = authenticate(&app, &fx.app_key, json!({"user": "Dave", "otp": "123456"})).await;
+    assert_eq!(body["result"], "rejected", "{body}");
+    assert!(user_link(&app, "dave").is_some(), "dave is a user now");
+    assert_eq!(last_reason(&app), "not_assigned");
+
+    // Given a token in "vpn", carol logs in with her directory password: no sync was needed.
+    let (status, token) = send(
+        &app,
+        Method::POST,
+        "/tokens",
+        &fx.admin,
+        Some(json!({"kind": "TOTP", "secret": SEED_BASE32, "user": "carol", "resource": "vpn"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{token}");
+    crate::helpers::otp::wait_for_fresh_step(5).await;
+    let (_, body) = authenticate(
+        &app,
+        &fx.app_key,
+        json!({"user": "carol", "password": "carol-directory-password", "otp": totp(0)}),
+    )
+    .await;
+    assert_eq!(body["result"], "accepted", "{body}");
+    assert_eq!(
+        counter(&app, "otpgate_directory_lookups_total{result=\"linked\"}").await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_login_is_searched_once_within_the_lookup_cache_time() {
+    let Some(slapd) = Slapd::start_with(Fixture {
+        people: 10,
+        tls: false,
+    })
+    .await
+    else {
+        return;
+    };
+    let app = spawn_app().await;
+    let fx = fixture(&app, 5).await;
+    // Before any directory exists, the answer to an unknown login.
+    let (status, before) = authenticate(
+        &app,
+        &fx.app_key,
+        json!({"user": "nobody", "password": "a guess", "otp": "123456"}),
+    )
+    .await;
+    create_directory(&app, &fx.admin, &slapd).await;
+    for body in [
+        json!({"user": "nobody", "password": "a guess", "otp": "123456"}),
+        json!({"user": "NOBODY", "otp": "123456"}),
+        json!({"user": "nobody", "password": "a guess"}),
+        json!({"user": "nobody", "otp": "654321"}),
+    ] {
+        let (again, answer) = authenticate(&app, &fx.app_key, body).await;
+        assert_eq!(
+            (again, &answer),
+            (status, &before),
+            "the same answer as before"
+        );
+        assert_eq!(last_reason(&app), "unknown_user");
+    }
+    assert_eq!(counter(&app, LOOKUP_SEARCHES).await, 1);
+    assert_eq!(
+        counter(
+            &app,
+            "otpgate_directory_lookups_total{result=\"remembered\"}"
+        )
+        .await,
+        3
+    );
+    assert!(user_link(&app, "nobody").is_none());
+    // Another unknown login is a search of its own.
+    authenticate(
+        &app,
+        &fx.app_key,
+        json!({"user": "somebody", "otp": "123456"}),
+    )
+    .await;
+    assert_eq!(counter(&app, LOOKUP_SEARCHES).await, 2);
+}
+
+#[tokio::test]
+async fn a_directory_that_is_down_keeps_the_unknown_user_answer_and_locks_no_token() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let app_key = directory_user(&app, &slapd).await;
+    let (status, before) = authenticate(
+        &app,
+        &app_key,
+        json!({"user": "nobody", "password": "a guess", "otp": "123456"}),
+    )
+    .await;
+    assert_eq!(last_reason(&app), "unknown_user");
+    drop(slapd);
+    for body in [
+        json!({"user": "someone", "password": "a guess", "otp": "123456"}),
+        json!({"user": "someone else", "otp": "123456"}),
+    ] {
+        let (again, answer) = authenticate(&app, &app_key, body).await;
+        assert_eq!(
+            (again, &answer),
+            (status, &before),
+            "the same answer as before"
+        );
+        assert_eq!(last_reason(&app), "unknown_user");
+    }
+    assert!(
+        counter(
+            &app,
+            "otpgate_directory_lookups_total{result=\"unavailable\"}"
+        )
+        .await
+            >= 1
+    );
+    // Alice's password cannot be checked: her wrong codes, past the resource's limit of 5,
+    // neither count nor lock her token.
+    for _ in 0..7 {
+        let (_, body) = authenticate(
+            &app,
+            &app_key,
+            json!({"user": ALICE.0, "password": ALICE.1, "otp": "000000"}),
+        )
+        .await;
+        assert_eq!(body["result"], "rejected", "{body}");
+        assert_eq!(last_reason(&app), "directory_unavailable");
+    }
+    let (fail_count, locked): (i64, Option<i64>) = database(&app)
+        .query_row(
+            "SELECT fail_count, locked_at FROM tokens WHERE user_id = (SELECT id FROM users WHERE login = 'alice')",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("alice's token");
+    assert_eq!((fail_count, locked), (0, None));
+    assert_eq!(failures(&app), 0);
+}
+
+#[tokio::test]
+async fn searches_share_pooled_connections_and_passwords_are_checked_on_them() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let app_key = directory_user(&app, &slapd).await;
+    for _ in 0..5 {
+        let (_, body) = authenticate(
+            &app,
+            &app_key,
+            json!({"user": ALICE.0, "password": ALICE.1}),
+        )
+        .await;
+        assert_eq!(body["result"], "challenge", "{body}");
+        let (_, body) =
+            authenticate(&app, &app_key, json!({"user": ALICE.0, "password": BOB.1})).await;
+        assert_eq!(body["result"], "rejected", "{body}");
+        assert_eq!(last_reason(&app), "bad_password");
+    }
+    assert_eq!(
+        counter(
+            &app,
+            "otpgate_directory_searches_total{directory=\"Example\",purpose=\"password\"}"
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        counter(
+            &app,
+            "otpgate_directory_connections_total{directory=\"Example\",lane=\"search\"}"
+        )
+        .await,
+        1,
+        "one service connection served every search"
+    );
+    assert_eq!(
+        counter(
+            &app,
+            "otpgate_directory_connections_total{directory=\"Example\",lane=\"bind\"}"
+        )
+        .await,
+        1,
+        "one connection served every bind, right or wrong"
+    );
+}
+
+#[tokio::test]
+async fn the_portals_login_links_a_person_of_the_directory_otpgate_does_not_know_yet() {
+    let Some(slapd) = Slapd::start_with(Fixture {
+        people: 10,
+        tls: false,
+    })
+    .await
+    else {
+        return;
+    };
+    let portal = crate::helpers::portal::Portal::start(&["enroll_token"], &["MAIL"]).await;
+    let admin = portal.admin.clone();
+    let (status, created) = portal
+        .api
+        .call(
+            Method::POST,
+            "/directories",
+            &admin,
+            settings(&[&slapd.url]),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let response = portal.browser().log_in_with_password(BOB.0, BOB.1).await;
+    assert_ne!(
+        crate::helpers::page::location(&response),
+        "/portal/vpn",
+        "bob is in no resource yet"
+    );
+    assert!(user_link(&portal.app, BOB.0).is_some(), "bob is a user now");
+    let (status, body) = portal
+        .api
+        .call(
+            Method::POST,
+            "/resources/vpn/users",
+            &admin,
+            json!({"user": BOB.0}),
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let response = portal.browser().log_in_with_password(BOB.0, BOB.1).await;
+    assert_eq!(
+        crate::helpers::page::location(&response),
+        "/portal/vpn",
+        "the directory's password opens the portal"
+    );
+}
+
+#[tokio::test]
+async fn a_password_is_checked_at_the_next_address_when_the_first_does_not_answer() {
+    let Some(slapd) = Slapd::start_with(Fixture {
+        people: 10,
+        tls: false,
+    })
+    .await
+    else {
+        return;
+    };
+    let app = spawn_app().await;
+    let fx = fixture(&app, 5).await;
+    let down = Slapd::unreachable_url();
+    let (status, created) = send(
+        &app,
+        Method::POST,
+        "/directories",
+        &fx.admin,
+        Some(settings(&[&down, &slapd.url])),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, token) = send(
+        &app,
+        Method::POST,
+        "/directories/Example/users",
+        &fx.admin,
+        Some(json!({"login": ALICE.0})),
+    )
+    .await;
+    assert_eq!(status, 201, "{token}");
+    let (status, token) = send(
+        &app,
+        Method::POST,
+        "/tokens",
+        &fx.admin,
+        Some(json!({"kind": "TOTP", "secret": SEED_BASE32, "user": ALICE.0, "resource": "vpn"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{token}");
+    for _ in 0..3 {
+        let (_, body) = authenticate(
+            &app,
+            &fx.app_key,
+            json!({"user": ALICE.0, "password": ALICE.1}),
+        )
+        .await;
+        assert_eq!(body["result"], "challenge", "{body}");
+    }
+    // A person unknown to otpgate is found there too.
+    slapd.add_person("erin", "erin-directory-password").await;
+    authenticate(
+        &app,
+        &fx.app_key,
+        json!({"user": "erin", "password": "erin-directory-password"}),
+    )
+    .await;
+    assert!(user_link(&app, "erin").is_some(), "erin is a user now");
+}

@@ -25,6 +25,9 @@ pub const PEOPLE_DN: &str = "ou=people,dc=example,dc=org";
 /// The account otpgate binds with to search, as an administrator would give it.
 pub const SERVICE_DN: &str = "cn=otpgate,ou=services,dc=example,dc=org";
 pub const SERVICE_PASSWORD: &str = "service-account-secret";
+/// The directory's administrator, who may add people.
+const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+const ROOT_PASSWORD: &str = "root-of-the-test-directory";
 /// The most entries slapd answers to a search without paging (the service account's limit).
 pub const SIZE_LIMIT: usize = 1000;
 /// People with a password of their own: `uid` and password.
@@ -245,6 +248,39 @@ impl Slapd {
         panic!("slapd did not start on any of ten free ports");
     }
 
+    /// Adds a person to the running directory (as its administrator, with `ldapadd`), as a
+    /// directory's people change under a running otpgate.
+    pub async fn add_person(&self, uid: &str, password: &str) {
+        let ldif = format!(
+            "dn: uid={uid},{PEOPLE_DN}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: New {uid}\n\
+             givenName: New\nsn: {uid}\nmail: {uid}@example.org\nuserPassword: {password}\n"
+        );
+        let url = self.url.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            let mut child = Command::new("ldapadd")
+                .args(["-x", "-H", &url, "-D", ROOT_DN, "-w", ROOT_PASSWORD])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ldapadd starts (ldap-utils)");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(ldif.as_bytes())
+                .expect("the entry is written");
+            child.wait_with_output().expect("ldapadd ends")
+        })
+        .await
+        .expect("ldapadd runs");
+        assert!(
+            output.status.success(),
+            "ldapadd failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// A `ldap://` address where nothing listens (a directory that is down).
     pub fn unreachable_url() -> String {
         format!("ldap://127.0.0.1:{}", free_port())
@@ -319,7 +355,7 @@ fn config_ldif(dir: &Path, data_dir: &Path, tls: bool) -> String {
          dn: olcDatabase={{1}}mdb,cn=config\nobjectClass: olcDatabaseConfig\n\
          objectClass: olcMdbConfig\nolcDatabase: {{1}}mdb\nolcSuffix: {BASE_DN}\n\
          olcDbDirectory: {data_dir}\nolcDbMaxSize: 268435456\n\
-         olcRootDN: cn=admin,{BASE_DN}\nolcRootPW: root-of-the-test-directory\n\
+         olcRootDN: {ROOT_DN}\nolcRootPW: {ROOT_PASSWORD}\n\
          olcAccess: {{0}}to attrs=userPassword by anonymous auth by * none\n\
          olcAccess: {{1}}to * by users read by * none\n\
          olcLimits: {{0}}* size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.prtotal=unlimited\n\n"

@@ -260,3 +260,53 @@ async fn a_locked_token_refuses_even_its_right_code_and_the_audit_says_why() {
         "{reasons:?}"
     );
 }
+
+#[tokio::test]
+async fn a_directory_users_password_is_checked_by_a_bind_and_their_code_by_otpgate() {
+    use crate::helpers::slapd::{BOB, Fixture, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd};
+    if !radclient_present() {
+        return;
+    }
+    let Some(slapd) = Slapd::start_with(Fixture {
+        people: 10,
+        tls: false,
+    })
+    .await
+    else {
+        return;
+    };
+    let rig = rig().await;
+    rig.client(json!({"input_mode": "password_code"})).await;
+    let post = |path: &'static str, body: serde_json::Value| {
+        crate::helpers::auth::call(&rig.app, reqwest::Method::POST, path, &rig.fx.admin, body)
+    };
+    let (status, body) = post(
+        "/directories",
+        json!({"name": "Example", "kind": "openldap", "urls": [slapd.url], "tls": "none",
+               "bind_dn": SERVICE_DN, "bind_password": SERVICE_PASSWORD, "base_dn": PEOPLE_DN}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post("/directories/Example/users", json!({"login": BOB.0})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(
+        "/tokens",
+        json!({"kind": "HOTP", "secret": crate::helpers::auth::SEED_BASE32, "user": BOB.0,
+               "resource": "vpn"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let typed = format!("{}{}", BOB.1, hotp(0));
+    let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed(BOB.0, &typed)).await;
+    assert_eq!(outcome, Outcome::Accept, "{text}");
+    // otpgate's idea of a password is no directory user's: only the directory's counts.
+    for wrong in ["not bob's directory password", PASSWORD] {
+        let typed = format!("{wrong}{}", hotp(1));
+        let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed(BOB.0, &typed)).await;
+        assert_eq!(outcome, Outcome::Reject, "{text}");
+    }
+    let reasons = rig.reasons();
+    let reasons: Vec<_> = reasons.iter().map(|r| r.1.as_deref()).collect();
+    assert_eq!(reasons, [None, Some("bad_password"), Some("bad_password")]);
+}
