@@ -4,6 +4,7 @@
 mod admins;
 mod audit;
 mod cookies;
+mod directory_users;
 mod login;
 mod radius;
 mod radius_attributes;
