@@ -2,6 +2,7 @@
 //! administrators' login, and each of its pages.
 
 mod admins;
+mod approvals;
 mod audit;
 mod cookies;
 mod directory_users;
