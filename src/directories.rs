@@ -3,7 +3,9 @@
 //! checked by `ldap::settings` in one set of words; the service account's password sealed
 //! (write-only); test connection and preview on settings not yet saved; and a person of the
 //! directory made an otpgate user, linked by their stable id; and a user's password checked
-//! where it lives (`check_password`), for every front end that takes one.
+//! where it lives (`check_password`), for every front end that takes one; and what a directory
+//! keeps of its users (login, name, email, phone, password) refused in otpgate in one set of
+//! words (`refuse_directory_changes`, `refuse_local_password`).
 
 use serde::Deserialize;
 

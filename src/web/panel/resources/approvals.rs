@@ -27,7 +27,7 @@ pub(super) fn approvals_fields(settings: ApprovalSettings) -> Markup {
                 input type="checkbox" name="approval_deny_locks" value="on" checked[settings.deny_locks];
                 "\"This wasn't me\" locks the token"
             }
-            p.note { "A denied sign-in is always refused and audited; with this, the token is also locked until an administrator resets it." }
+            p.note { "A denied sign-in is always refused and audited; with this, the token is also locked until an administrator unlocks it (or the resource's automatic unlock)." }
         }
     }
 }
