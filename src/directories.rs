@@ -3,7 +3,9 @@
 //! checked by `ldap::settings` in one set of words; the service account's password sealed
 //! (write-only); test connection and preview on settings not yet saved; and a person of the
 //! directory made an otpgate user, linked by their stable id; and a user's password checked
-//! where it lives (`check_password`), for every front end that takes one.
+//! where it lives (`check_password`), for every front end that takes one; and what a directory
+//! keeps of its users (login, name, email, phone, password) refused in otpgate in one set of
+//! words (`refuse_directory_changes`, `refuse_local_password`).
 
 pub mod lookup;
 mod misses;
@@ -478,6 +480,65 @@ fn new_user(person: &Person, login: &str) -> Result<crate::store::NewUser, RuleE
     })
 }
 
+/// The name of the directory a user comes from, or None for a local user: it keeps their
+/// login, name, email, phone and password, which otpgate shows but does not change.
+pub async fn keeper(store: &Store, user_id: i64) -> Result<Option<String>, RuleError> {
+    Ok(store
+        .directory_link(user_id)
+        .await?
+        .map(|link| link.directory.fields.name))
+}
+
+/// The refusal of a change of `field` of a user whom the directory `directory` keeps, in the
+/// words every front end shows.
+pub fn from_directory(field: &'static str, directory: &str) -> FieldError {
+    FieldError::new(
+        field,
+        format!("comes from the directory \"{directory}\": change it there"),
+    )
+}
+
+/// Refuses a change of what a directory user's record takes from the directory: the login
+/// (the sync renames them), the first and last name, the email and the phone. A value sent as
+/// it is changes nothing and passes; every other change (enabled, the password's own rule,
+/// tokens, assignments) is no business of this rule. The same words in the API, the panel
+/// and the portal; an unknown user is no refusal here (the change answers it).
+pub async fn refuse_directory_changes(
+    store: &Store,
+    user: IdOrName,
+    changes: &crate::store::users::UserChanges,
+) -> Result<(), RuleError> {
+    let Some(user) = store.find_user(user).await? else {
+        return Ok(());
+    };
+    let Some(directory) = keeper(store, user.id).await? else {
+        return Ok(());
+    };
+    let differs = |new: Option<&str>, old: &str| new.is_some_and(|new| new != old);
+    let field = if differs(changes.login.as_deref(), &user.login) {
+        "login"
+    } else if differs(changes.first_name.as_deref(), &user.first_name) {
+        "first_name"
+    } else if differs(changes.last_name.as_deref(), &user.last_name) {
+        "last_name"
+    } else if changes
+        .email
+        .as_ref()
+        .is_some_and(|email| *email != user.email)
+    {
+        "email"
+    } else if changes
+        .phone
+        .as_ref()
+        .is_some_and(|phone| *phone != user.phone)
+    {
+        "phone"
+    } else {
+        return Ok(());
+    };
+    Err(Refused::Field(from_directory(field, &directory)).into())
+}
+
 /// Refuses a password set in otpgate for a user whose password the directory keeps: it would
 /// never be checked, and whoever set it would believe it was. The same words in the API, the
 /// panel and the portal; an unknown user is no refusal here (the change answers it).
@@ -486,16 +547,17 @@ pub async fn refuse_local_password(store: &Store, user: IdOrName) -> Result<(), 
         return Ok(());
     };
     match store.directory_link(user.id).await? {
-        Some(link) => Err(Refused::Field(FieldError::new(
-            "password",
-            format!(
-                "kept in the directory \"{}\": change it there",
-                link.directory.fields.name
-            ),
-        ))
-        .into()),
+        Some(link) => Err(Refused::Field(password_kept(&link.directory.fields.name)).into()),
         None => Ok(()),
     }
+}
+
+/// The refusal of a password set in otpgate for a user whom the directory `directory` keeps.
+pub fn password_kept(directory: &str) -> FieldError {
+    FieldError::new(
+        "password",
+        format!("kept in the directory \"{directory}\": change it there"),
+    )
 }
 
 /// Checks a user's password where it lives: a directory user's by a bind as them (never

@@ -317,6 +317,27 @@ impl Store {
         .await
     }
 
+    /// The name of the directory each of `user_ids` comes from, for those that come from one
+    /// (a page of a list: one read, a point lookup each).
+    pub async fn directory_names_of(&self, user_ids: Vec<i64>) -> Result<Vec<(i64, String)>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT d.name FROM users u JOIN directories d ON d.id = u.directory_id
+                 WHERE u.id = ?1",
+            )?;
+            let mut names = Vec::new();
+            for id in user_ids {
+                if let Some(name) =
+                    optional(statement.query_row(params![id], |row| row.get::<_, String>(0)))?
+                {
+                    names.push((id, name));
+                }
+            }
+            Ok(names)
+        })
+        .await
+    }
+
     /// Creates an otpgate user for a directory entry (found by the caller), linked by the
     /// entry's stable id, with the audit line of the creation.
     pub async fn link_directory_user(

@@ -47,6 +47,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditRecord};
 pub use directory::{NewResource, NewToken, NewUser, Resource, Token, User};
 pub use message::Message;
 pub use overview::{ChannelHealth, Dashboard, HourlyAuthentications, Overview, TokenCounts};
+pub use overview::{DeniedApproval, DeniedApprovals};
 pub use sessions::{NewSession, Session, SessionKind, SessionStage};
 pub use settings::{GeneralSettings, SendLimits};
 

@@ -279,6 +279,75 @@ impl Store {
     }
 }
 
+/// Sign-ins denied in Telegram (Approve in Telegram) over a span: the audit log's
+/// `auth.approval` lines with the result `denied`, by reason.
+#[derive(Debug, Clone, Default)]
+pub struct DeniedApprovals {
+    /// "This wasn't me" pressed.
+    pub denied: i64,
+    /// A number pressed that the sign-in did not show.
+    pub wrong_number: i64,
+    /// The latest, newest first (at most five).
+    pub recent: Vec<DeniedApproval>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeniedApproval {
+    pub at: UnixTime,
+    pub user_login: Option<String>,
+    pub resource_name: Option<String>,
+    pub token_id: Option<i64>,
+    pub token_serial: Option<String>,
+    /// `denied` or `wrong_number`.
+    pub reason: Option<String>,
+}
+
+fn denied_approvals(conn: &rusqlite::Connection, since: UnixTime) -> Result<DeniedApprovals> {
+    let mut figures = DeniedApprovals::default();
+    let mut statement = conn.prepare_cached(
+        "SELECT reason, COUNT(*) FROM audit_log
+         WHERE action = 'auth.approval' AND at >= ?1 AND result = 'denied'
+         GROUP BY reason",
+    )?;
+    let rows = statement.query_map(params![since], |row| {
+        Ok((row.get::<_, Option<String>>(0)?, row.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        match row? {
+            (Some(reason), count) if reason == "wrong_number" => figures.wrong_number += count,
+            (_, count) => figures.denied += count,
+        }
+    }
+    figures.recent = conn
+        .prepare_cached(
+            "SELECT a.at, u.login, r.name, a.token_id, t.serial, a.reason FROM audit_log a
+             LEFT JOIN users u ON u.id = a.user_id
+             LEFT JOIN resources r ON r.id = a.resource_id
+             LEFT JOIN tokens t ON t.id = a.token_id
+             WHERE a.action = 'auth.approval' AND a.at >= ?1 AND a.result = 'denied'
+             ORDER BY a.at DESC, a.id DESC LIMIT 5",
+        )?
+        .query_map(params![since], |row| {
+            Ok(DeniedApproval {
+                at: row.get(0)?,
+                user_login: row.get(1)?,
+                resource_name: row.get(2)?,
+                token_id: row.get(3)?,
+                token_serial: row.get(4)?,
+                reason: row.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(figures)
+}
+
+impl Store {
+    /// The sign-ins denied in Telegram since `since`, for the dashboard.
+    pub async fn denied_approvals(&self, since: UnixTime) -> Result<DeniedApprovals> {
+        self.read(move |conn| denied_approvals(conn, since)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +381,32 @@ mod tests {
         let total: i64 = figures.hourly.iter().map(|h| h.accepted).sum();
         assert_eq!(total, 2, "the entry older than a day is left out");
         assert_eq!(figures.recent_failures.len(), 1);
+    }
+
+    #[test]
+    fn denied_approvals_count_by_reason_within_the_span_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store =
+            Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default()).expect("store");
+        let now = 1_700_000_000;
+        for (at, result, reason) in [
+            (now, "denied", Some("denied")),
+            (now - 10, "denied", Some("wrong_number")),
+            (now - 20, "denied", Some("wrong_number")),
+            (now - 30, "approved", None),
+            (now - 30 * 3600, "denied", Some("denied")),
+        ] {
+            let mut entry = AuditEntry::new(at, "telegram:1", "auth.approval", result);
+            entry.reason = reason.map(str::to_string);
+            store
+                .write_blocking(move |conn| audit::insert(conn, &entry))
+                .expect("insert");
+        }
+        let figures = store
+            .read_blocking(move |conn| denied_approvals(conn, now - 24 * 3600))
+            .expect("figures");
+        assert_eq!((figures.denied, figures.wrong_number), (1, 2));
+        assert_eq!(figures.recent.len(), 3);
+        assert_eq!(figures.recent[0].reason.as_deref(), Some("denied"));
     }
 }

@@ -354,7 +354,8 @@ pub(super) async fn get_user(
     Ok(HttpResponse::Ok().json(UserDetailJson::from(detail)))
 }
 
-/// Changes a user's fields.
+/// Changes a user's fields. A directory user's login, name, email and phone come from the
+/// directory and are refused here (400 naming the field and the directory); enabled is theirs.
 #[utoipa::path(
     tag = "users",
     params(("user" = String, Path, description = USER_PARAMETER)),
@@ -402,6 +403,7 @@ pub(super) async fn update_user(
     };
     let now = now();
     let user = user.into_inner();
+    crate::directories::refuse_directory_changes(&state.store, user.clone(), &changes).await?;
     let mut entry = caller.audit(now, "user.update", "ok");
     entry.notice = notices::of_user_update_at(
         &state.store,

@@ -1,12 +1,13 @@
 //! The dashboard: what there is, how authentication went over the last day, what needs
-//! attention (failures, locked tokens) and how the delivery channels are doing.
+//! attention (failures, locked tokens, sign-ins denied in Telegram) and how the delivery
+//! channels are doing.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
 use super::Page;
 use crate::clock::now;
-use crate::store::{ChannelHealth, Dashboard, HourlyAuthentications};
+use crate::store::{ChannelHealth, Dashboard, DeniedApprovals, HourlyAuthentications};
 use crate::web::views::format_time;
 use crate::web::{AppState, PageError};
 
@@ -15,8 +16,57 @@ pub async fn show_dashboard(
     request: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
     let page = Page::open(&state, &request).await?;
-    let figures = state.store.dashboard(now()).await?;
-    Ok(page.render(&state, "Dashboard", "Dashboard", dashboard_body(&figures)))
+    let now = now();
+    let figures = state.store.dashboard(now).await?;
+    let denied = state.store.denied_approvals(now - 24 * 3600).await?;
+    let body = html! {
+        (dashboard_body(&figures))
+        (denied_approvals_block(&denied))
+    };
+    Ok(page.render(&state, "Dashboard", "Dashboard", body))
+}
+
+/// Sign-ins denied in Telegram over the last day: someone was asked to approve a sign-in they
+/// did not start ("This wasn't me"), or pressed a number the sign-in did not show.
+fn denied_approvals_block(denied: &DeniedApprovals) -> Markup {
+    html! {
+        section aria-labelledby="approvals-heading" {
+            h2 #approvals-heading { "Approvals denied in the last 24 hours" }
+            p.chart-summary {
+                span.key.key-rejected { "This wasn't me " strong { (denied.denied) } }
+                " "
+                span.key.key-rejected { "Wrong number " strong { (denied.wrong_number) } }
+            }
+            @if denied.recent.is_empty() {
+                p.empty { "No sign-in was denied in Telegram." }
+            } @else {
+                p.note { "A user denied a sign-in they did not start, or pressed a number their sign-in did not show: someone else may know their password." }
+                table {
+                    thead { tr { th { "When (UTC)" } th { "User" } th { "Resource" } th { "Token" } th { "Answer" } } }
+                    tbody {
+                        @for line in &denied.recent {
+                            tr {
+                                td { (format_time(line.at)) }
+                                td { (line.user_login.as_deref().unwrap_or("—")) }
+                                td { (line.resource_name.as_deref().unwrap_or("—")) }
+                                td {
+                                    @match (line.token_id, &line.token_serial) {
+                                        (Some(id), Some(serial)) => { a href=(format!("/admin/tokens/{id}")) { (serial) } }
+                                        _ => { "—" }
+                                    }
+                                }
+                                td {
+                                    @if line.reason.as_deref() == Some("wrong_number") { "Wrong number" }
+                                    @else { "This wasn't me" }
+                                }
+                            }
+                        }
+                    }
+                }
+                p { a href="/admin/audit?action=auth.approval&result=denied" { "All denied approvals in the audit log" } }
+            }
+        }
+    }
 }
 
 fn dashboard_body(figures: &Dashboard) -> Markup {

@@ -60,6 +60,13 @@ fn enabled_badge(enabled: bool) -> Markup {
     }
 }
 
+/// The mark of a user who comes from a directory.
+fn directory_badge(directory: &str) -> Markup {
+    html! {
+        span.badge title={ "Comes from the directory " (directory) } { "directory: " (directory) }
+    }
+}
+
 fn full_name(first: &str, last: &str) -> String {
     format!("{first} {last}").trim().to_string()
 }
@@ -142,6 +149,16 @@ pub async fn list_users(
         .store
         .search_users(filter, cursor.clone(), PAGE_SIZE)
         .await?;
+    // Directory users are marked: what the directory keeps is changed there, not here.
+    let directories: std::collections::HashMap<i64, String> = match &slice {
+        Some(slice) => state
+            .store
+            .directory_names_of(slice.items.iter().map(|user| user.id).collect())
+            .await?
+            .into_iter()
+            .collect(),
+        None => Default::default(),
+    };
     let keep = |extra: (&'static str, String)| {
         let mut pairs: Vec<(&str, &str)> = vec![
             ("search", search.as_str()),
@@ -206,11 +223,19 @@ pub async fn list_users(
                         tbody {
                             @for user in &slice.items {
                                 tr {
-                                    td { a href={ "/admin/users/" (user.id) } { (user.login) } }
+                                    td {
+                                        a href={ "/admin/users/" (user.id) } { (user.login) }
+                                        @if let Some(directory) = directories.get(&user.id) {
+                                            " " (directory_badge(directory))
+                                        }
+                                    }
                                     td { (full_name(&user.first_name, &user.last_name)) }
                                     td { (user.email.as_deref().unwrap_or("")) }
                                     td { (user.phone.as_deref().unwrap_or("")) }
-                                    td { @if user.password_hash.is_some() { "set" } @else { "none" } }
+                                    td {
+                                        @if directories.contains_key(&user.id) { "in the directory" }
+                                        @else if user.password_hash.is_some() { "set" } @else { "none" }
+                                    }
                                     td { (enabled_badge(user.enabled)) }
                                     td { a href={ "/admin/users/" (user.id) "/assign" } aria-label={ "Assign Token to " (user.login) } { "Assign Token" } }
                                 }
@@ -430,6 +455,16 @@ pub async fn edit_user(
     let page = Page::open(&state, &request).await?;
     let detail = load_user(&state, &path).await?;
     let user = &detail.user;
+    if let Some(directory) = crate::directories::keeper(&state.store, user.id).await? {
+        return Ok(redirect_with_flash(
+            &state,
+            &format!("/admin/users/{}", user.id),
+            &format!(
+                "The details of {} come from the directory \"{directory}\": change them there.",
+                user.login
+            ),
+        ));
+    }
     let form = UserForm {
         login: user.login.clone(),
         first_name: user.first_name.clone(),
@@ -475,6 +510,17 @@ pub async fn update_user(
         phone: (valid.phone != old.phone).then(|| valid.phone.clone()),
         ..UserChanges::default()
     };
+    // A directory user's details are shown on their page, never in this form.
+    if let Err(refused) =
+        crate::directories::refuse_directory_changes(&state.store, IdOrName::Id(user_id), &changes)
+            .await
+    {
+        let problems = Problems::of(refused)?;
+        let directory = crate::directories::keeper(&state.store, user_id).await?;
+        let body = user_page(&page, &detail, directory.as_deref(), &problems);
+        let title = format!("User {}", detail.user.login);
+        return Ok(invalid(page.render(&state, &title, "Users", body)));
+    }
     let now = crate::clock::now();
     let mut entry = page.audit(&request, "user.update", "ok");
     entry.notice = notices::of_user_update(&state.keys, old, &changes, notices::PANEL, now)?;
@@ -501,13 +547,22 @@ pub async fn update_user(
 // A user's page and its actions
 // ---------------------------------------------------------------------------
 
-fn user_page(page: &Page, detail: &UserDetail, problems: &Problems) -> Markup {
+/// A user's page. `directory` names the directory a directory user comes from: their details
+/// are shown, not offered for editing, and their password is not set here.
+fn user_page(
+    page: &Page,
+    detail: &UserDetail,
+    directory: Option<&str>,
+    problems: &Problems,
+) -> Markup {
     let user = &detail.user;
     let base = format!("/admin/users/{}", user.id);
     html! {
         (problems.summary())
         div.actions {
-            a.button href={ (base) "/edit" } { "Edit" }
+            @if directory.is_none() {
+                a.button href={ (base) "/edit" } { "Edit" }
+            }
             a.button href={ (base) "/assign" } { "Assign Token" }
             @if user.enabled {
                 (page.post_button(&format!("{base}/disable"), "Disable", "secondary"))
@@ -517,12 +572,24 @@ fn user_page(page: &Page, detail: &UserDetail, problems: &Problems) -> Markup {
             (page.post_button(&format!("{base}/unlock"), "Reset failed logins (unlock)", "secondary"))
             a.button.danger href={ (base) "/delete" } { "Delete" }
         }
+        @if let Some(directory) = directory {
+            p.note {
+                "This user comes from the directory " strong { (directory) } ": the login, name, email, phone and password are kept there and change there (the sync brings them here). "
+                "Tokens, resources and Enabled are managed here."
+            }
+        }
         dl.facts {
-            dt { "Login" } dd { (user.login) }
-            dt { "Name" } dd { (full_name(&user.first_name, &user.last_name)) }
-            dt { "Email" } dd { (user.email.as_deref().unwrap_or("—")) }
-            dt { "Phone" } dd { (user.phone.as_deref().unwrap_or("—")) }
-            dt { "Password" } dd { @if user.password_hash.is_some() { "set" } @else { "none" } }
+            @if let Some(directory) = directory {
+                dt { "Directory" } dd { (directory_badge(directory)) }
+            }
+            dt { "Login" } dd { (user.login) (problems.note("login")) }
+            dt { "Name" } dd { (full_name(&user.first_name, &user.last_name)) (problems.note("first_name")) (problems.note("last_name")) }
+            dt { "Email" } dd { (user.email.as_deref().unwrap_or("—")) (problems.note("email")) }
+            dt { "Phone" } dd { (user.phone.as_deref().unwrap_or("—")) (problems.note("phone")) }
+            dt { "Password" } dd {
+                @if directory.is_some() { "kept in the directory" }
+                @else if user.password_hash.is_some() { "set" } @else { "none" }
+            }
             dt { "Status" } dd { (enabled_badge(user.enabled)) }
             dt { "Created" } dd { (format_time(user.created_at)) " UTC" }
             dt { "Changed" } dd { (format_time(user.updated_at)) " UTC" }
@@ -557,6 +624,10 @@ fn user_page(page: &Page, detail: &UserDetail, problems: &Problems) -> Markup {
             }
         }
         h2 { "Password" }
+        @if let Some(directory) = directory {
+            p { "Kept in the directory " strong { (directory) } ", which checks it at every sign-in: change it there." }
+            (problems.note("password"))
+        } @else {
         form.stack.narrow method="post" action={ (base) "/password" } {
             (page.csrf_field())
             label { "New password" small { "At least 8 characters." }
@@ -568,6 +639,7 @@ fn user_page(page: &Page, detail: &UserDetail, problems: &Problems) -> Markup {
                 }
             }
         }
+        }
     }
 }
 
@@ -578,7 +650,8 @@ pub async fn show_user(
 ) -> Result<HttpResponse, PageError> {
     let page = Page::open(&state, &request).await?;
     let detail = load_user(&state, &path).await?;
-    let body = user_page(&page, &detail, &Problems::default());
+    let directory = crate::directories::keeper(&state.store, detail.user.id).await?;
+    let body = user_page(&page, &detail, directory.as_deref(), &Problems::default());
     Ok(page.render(
         &state,
         &format!("User {}", detail.user.login),
@@ -623,7 +696,8 @@ pub async fn set_password(
         if let Err(error) = refused {
             let mut problems = Problems::default();
             problems.field(error);
-            let body = user_page(&page, &detail, &problems);
+            let directory = crate::directories::keeper(&state.store, detail.user.id).await?;
+            let body = user_page(&page, &detail, directory.as_deref(), &problems);
             let title = format!("User {}", detail.user.login);
             return Ok(invalid(page.render(&state, &title, "Users", body)));
         }

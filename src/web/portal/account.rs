@@ -79,10 +79,69 @@ pub fn any_user_action(portal: &Portal) -> bool {
     .any(|action| portal.settings.allows(action))
 }
 
-fn account_body(portal: &Portal, visitor: &Visitor, error: Option<&str>) -> Markup {
+/// What a directory user reads instead of a form: "Your email address comes from the
+/// directory "corp": change it there." — the words of the rule that refuses the change.
+fn kept_in_directory(what: &str, directory: &str, field: &'static str) -> String {
+    let refusal = if field == "password" {
+        crate::directories::password_kept(directory)
+    } else {
+        crate::directories::from_directory(field, directory)
+    };
+    let verb = if field == "password" { "is " } else { "" };
+    format!("Your {what} {verb}{}.", refusal.message)
+}
+
+/// The refusal of a change a directory user posted anyway (an old page, a forged request).
+fn refused_in_directory(what: &str, directory: &str, field: &'static str) -> String {
+    format!(
+        "{} Nothing was changed.",
+        kept_in_directory(what, directory, field)
+    )
+}
+
+/// A section of Your details that only says where a directory user changes this.
+fn kept_section(id: &str, heading: &str, text: String) -> Markup {
+    html! {
+        section aria-labelledby=(id) {
+            h2 id=(id) { (heading) }
+            p.note { (text) }
+        }
+    }
+}
+
+fn account_body(
+    portal: &Portal,
+    visitor: &Visitor,
+    directory: Option<&str>,
+    error: Option<&str>,
+) -> Markup {
     let allows = |action| portal.settings.allows(action);
     let user = &visitor.user;
     let has_password = user.password_hash.is_some();
+    if let Some(directory) = directory {
+        return html! {
+            (error_line(error))
+            dl.details {
+                dt { "Login name" } dd { (user.login) }
+                dt { "Name" } dd { (user.first_name) " " (user.last_name) }
+                dt { "Email address" } dd { (user.email.as_deref().unwrap_or("—")) }
+                dt { "Phone number" } dd { (user.phone.as_deref().unwrap_or("—")) }
+            }
+            @if allows(PortalAction::ChangeName) {
+                (kept_section("change-name", "Change Name", kept_in_directory("name", directory, "first_name")))
+            }
+            @if allows(PortalAction::ChangePassword) || allows(PortalAction::SetPassword) {
+                (kept_section("password", "Change Password", kept_in_directory("password", directory, "password")))
+            }
+            @if allows(PortalAction::ChangeEmail) {
+                (kept_section("change-email", "Change Email", kept_in_directory("email address", directory, "email")))
+            }
+            @if allows(PortalAction::ChangePhone) {
+                (kept_section("change-phone", "Change Phone", kept_in_directory("phone number", directory, "phone")))
+            }
+            p { a href=(portal.path("")) { "Back" } }
+        };
+    }
     html! {
         (error_line(error))
         dl.details {
@@ -147,7 +206,7 @@ fn render_account(
     state: &AppState,
     request: &HttpRequest,
     portal: &Portal,
-    visitor: &Visitor,
+    (visitor, directory): (&Visitor, Option<&str>),
     error: Option<&str>,
 ) -> HttpResponse {
     let frame = Frame {
@@ -161,7 +220,11 @@ fn render_account(
     } else {
         actix_web::http::StatusCode::OK
     };
-    frame.render_with(state, status, account_body(portal, visitor, error))
+    frame.render_with(
+        state,
+        status,
+        account_body(portal, visitor, directory, error),
+    )
 }
 
 pub async fn show_account(
@@ -171,7 +234,14 @@ pub async fn show_account(
 ) -> Result<HttpResponse, PortalError> {
     let portal = Portal::open(&state, &path).await?;
     let visitor = require_visitor(&state, &request, &portal).await?;
-    Ok(render_account(&state, &request, &portal, &visitor, None))
+    let directory = crate::directories::keeper(&state.store, visitor.user.id).await?;
+    Ok(render_account(
+        &state,
+        &request,
+        &portal,
+        (&visitor, directory.as_deref()),
+        None,
+    ))
 }
 
 /// Saves a change of the visitor's own details, audited, and goes back to Your details.
@@ -217,6 +287,16 @@ pub async fn change_name(
         PortalAction::ChangeName,
     )
     .await?;
+    if let Some(directory) = crate::directories::keeper(&state.store, visitor.user.id).await? {
+        let message = refused_in_directory("name", &directory, "first_name");
+        return Ok(render_account(
+            &state,
+            &request,
+            &portal,
+            (&visitor, Some(&directory)),
+            Some(&message),
+        ));
+    }
     let names = domain::person_name("first_name", &form.first_name)
         .and_then(|first| Ok((first, domain::person_name("last_name", &form.last_name)?)));
     let (first_name, last_name) = match names {
@@ -227,7 +307,7 @@ pub async fn change_name(
                 &state,
                 &request,
                 &portal,
-                &visitor,
+                (&visitor, None),
                 Some(&message),
             ));
         }
@@ -289,22 +369,18 @@ pub async fn change_password(
         PortalAction::SetPassword
     };
     refuse_unless_allowed(&state, &request, &portal, &visitor, action).await?;
-    let render = |message: &str| render_account(&state, &request, &portal, &visitor, Some(message));
-    match crate::directories::refuse_local_password(
-        &state.store,
-        crate::domain::IdOrName::Id(visitor.user.id),
-    )
-    .await
-    {
-        Err(crate::domain::RuleError::Refused(crate::domain::Refused::Field(error))) => {
-            return Ok(render(&format!(
-                "Your password is {}. Nothing was changed.",
-                error.message
-            )));
-        }
-        Err(other) => return Err(other.into()),
-        Ok(()) => {}
+    if let Some(directory) = crate::directories::keeper(&state.store, visitor.user.id).await? {
+        let message = refused_in_directory("password", &directory, "password");
+        return Ok(render_account(
+            &state,
+            &request,
+            &portal,
+            (&visitor, Some(&directory)),
+            Some(&message),
+        ));
     }
+    let render =
+        |message: &str| render_account(&state, &request, &portal, (&visitor, None), Some(message));
     if let Some(problem) = password_problem(&visitor.user.login, &form.password, &form.again) {
         return Ok(render(&problem));
     }
@@ -425,6 +501,20 @@ async fn start_contact_change(
 ) -> Result<HttpResponse, PortalError> {
     let (portal, visitor) =
         user_action_context(state, request, address, &form.csrf, contact_action(phone)).await?;
+    if let Some(directory) = crate::directories::keeper(&state.store, visitor.user.id).await? {
+        let message = if phone {
+            refused_in_directory("phone number", &directory, "phone")
+        } else {
+            refused_in_directory("email address", &directory, "email")
+        };
+        return Ok(render_account(
+            state,
+            request,
+            &portal,
+            (&visitor, Some(&directory)),
+            Some(&message),
+        ));
+    }
     let parsed = if phone {
         domain::phone_field(&form.value)
     } else {
@@ -438,7 +528,7 @@ async fn start_contact_change(
                 state,
                 request,
                 &portal,
-                &visitor,
+                (&visitor, None),
                 Some(&message),
             ));
         }
@@ -587,6 +677,19 @@ pub async fn submit_verify(
         super::limits::count_failure(&state, &request, &portal, &visitor.user.login).await?;
     }
     match typed {
+        // A code asked for before the user came from a directory changes nothing now.
+        Typed::Right
+            if crate::directories::keeper(&state.store, visitor.user.id)
+                .await?
+                .is_some() =>
+        {
+            pending::keep(&state, &visitor, None, None, now, entry).await?;
+            Ok(portal.redirect_with_flash(
+                &state,
+                "/account",
+                "Your details come from the directory now: nothing was changed.",
+            ))
+        }
         Typed::Right => {
             let field = if phone {
                 ContactField::Phone

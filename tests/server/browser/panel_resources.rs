@@ -1,5 +1,5 @@
-//! Resources in a real browser: creating one, Assign → Token with User, and the Self-Service
-//! tab.
+//! Resources in a real browser: creating one, its approval settings, Assign → Token with User,
+//! and the Self-Service tab.
 
 use serde_json::json;
 
@@ -52,6 +52,19 @@ async fn a_resource_created_in_the_browser_gets_a_token_with_its_user() {
     assert_eq!(resource["fail_limit"], 4);
     assert_eq!(resource["password_required"], false);
     browser.wait_for_text("No tokens are assigned.").await;
+
+    // Approve in Telegram, on the Overview's form: number matching is on until turned off.
+    assert!(panel.is_ticked("Number matching (recommended)").await);
+    panel.tick("Approvals allowed").await;
+    browser.click("Save").await;
+    browser
+        .wait_for_text("Resource “vpn” saved: approvals allowed changed.")
+        .await;
+    assert_eq!(
+        panel.api_get("/resources/vpn").await["approvals"],
+        json!({"allowed": true, "number_matching": true, "deny_locks": false})
+    );
+    assert!(panel.is_ticked("Approvals allowed").await);
 
     browser.click("Assign → Token with User").await;
     browser

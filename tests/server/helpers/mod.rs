@@ -7,6 +7,7 @@ pub mod auth;
 pub mod browser;
 pub mod connection;
 pub mod delivery;
+pub mod directory;
 pub mod otp;
 pub mod page;
 pub mod panel;

@@ -2,9 +2,11 @@
 //! administrators' login, and each of its pages.
 
 mod admins;
+mod approvals;
 mod audit;
 mod cookies;
 mod directories;
+mod directory_users;
 mod login;
 mod radius;
 mod radius_attributes;

@@ -1,7 +1,7 @@
 //! The admin panel's Resources pages: the list, creating, changing and deleting a resource,
 //! and the tabs of one resource: Assign → Users and Token with User (`assignments`), its API
 //! keys (`api_keys`) and its Self-Service settings (`self_service`); the Overview's RADIUS reply
-//! attributes (`radius_attributes`).
+//! attributes (`radius_attributes`) and its settings of Approve in Telegram (`approvals`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,6 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 mod api_keys;
+mod approvals;
 mod assignments;
 mod radius_attributes;
 mod self_service;
@@ -206,6 +207,27 @@ pub struct ResourceForm {
     password_required: Option<String>,
     #[serde(default)]
     without_second_factor: String,
+    /// `on` when the form had the section of Approve in Telegram (the Overview's).
+    #[serde(default)]
+    approvals_shown: String,
+    #[serde(default)]
+    approvals_allowed: Option<String>,
+    #[serde(default)]
+    approval_number_matching: Option<String>,
+    #[serde(default)]
+    approval_deny_locks: Option<String>,
+}
+
+impl ResourceForm {
+    /// The settings of Approve in Telegram as ticked, or None without the section.
+    fn approvals(&self) -> Option<crate::store::approvals::ApprovalSettings> {
+        approvals::ticked(
+            &self.approvals_shown,
+            self.approvals_allowed.as_deref(),
+            self.approval_number_matching.as_deref(),
+            self.approval_deny_locks.as_deref(),
+        )
+    }
 }
 
 /// The resource's settings as typed, checked with the same rules as the API.
@@ -337,6 +359,10 @@ async fn new_resource(
         fail_limit: "5".into(),
         password_required: None,
         without_second_factor: WithoutSecondFactor::default().as_str().into(),
+        approvals_shown: String::new(),
+        approvals_allowed: None,
+        approval_number_matching: None,
+        approval_deny_locks: None,
     };
     Ok(new_resource_page(
         &page,
@@ -437,6 +463,10 @@ fn form_from_resource(resource: &Resource) -> ResourceForm {
         fail_limit: resource.fail_limit.to_string(),
         password_required: resource.password_required.then(|| "on".to_string()),
         without_second_factor: resource.without_second_factor.as_str().into(),
+        approvals_shown: "on".into(),
+        approvals_allowed: resource.approvals.allowed.then(|| "on".into()),
+        approval_number_matching: resource.approvals.number_matching.then(|| "on".into()),
+        approval_deny_locks: resource.approvals.deny_locks.then(|| "on".into()),
     }
 }
 
@@ -496,6 +526,7 @@ async fn resource_page(
             form.stack method="post" action=(base) {
                 input type="hidden" name="csrf" value=(page.csrf());
                 (resource_fields(form, errors))
+                (approvals::approvals_fields(form.approvals().unwrap_or(resource.approvals)))
                 div { button type="submit" { "Save" } }
             }
         }
@@ -618,7 +649,10 @@ async fn update_resource(
                 changed.push("users without an active second factor");
                 input.without_second_factor
             }),
-        approvals: Default::default(),
+        approvals: match form.approvals() {
+            Some(ticked) => approvals::change(resource.approvals, ticked, &mut changed),
+            None => Default::default(),
+        },
     };
     let location = format!("/admin/resources/{}", resource.id);
     if changed.is_empty() {
