@@ -5,6 +5,8 @@
 //! directory made an otpgate user, linked by their stable id; and a user's password checked
 //! where it lives (`check_password`), for every front end that takes one.
 
+pub mod sync;
+
 use serde::Deserialize;
 
 use crate::crypto::{Keys, Purpose};

@@ -167,6 +167,25 @@ impl Metrics {
     }
 }
 
+/// A gauge family in the text format, from values read elsewhere (the store) at each scrape.
+pub fn write_gauges(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    samples: &[(Vec<(&str, &str)>, f64)],
+) {
+    if samples.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (labels, value) in samples {
+        let mut line = String::new();
+        write_labels(&mut line, labels);
+        let _ = writeln!(out, "{name}{{{line}}} {value}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

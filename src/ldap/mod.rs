@@ -10,4 +10,6 @@ pub mod entry;
 pub mod filter;
 pub mod settings;
 
-pub use client::{Attempt, Directory, DirectoryError, PasswordCheck, Person, Preview, Tested};
+pub use client::{
+    Attempt, Directory, DirectoryError, Everyone, PasswordCheck, Person, Preview, Tested,
+};

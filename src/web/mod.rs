@@ -75,6 +75,8 @@ pub struct AppState {
     pub telegram: std::sync::Arc<crate::delivery::bot::Telegram>,
     /// The certificate the server presents (None when TLS is off), replaceable in the panel.
     pub tls: Option<std::sync::Arc<crate::tls::LiveCertificate>>,
+    /// The directories whose sync runs now (Sync now and the scheduler), one at a time each.
+    pub directory_syncs: std::sync::Arc<crate::directories::sync::Syncs>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

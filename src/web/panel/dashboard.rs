@@ -6,6 +6,7 @@ use maud::{Markup, html};
 
 use super::Page;
 use crate::clock::now;
+use crate::store::directory_sync::DirectorySyncState;
 use crate::store::{ChannelHealth, Dashboard, HourlyAuthentications};
 use crate::web::views::format_time;
 use crate::web::{AppState, PageError};
@@ -16,7 +17,9 @@ pub async fn show_dashboard(
 ) -> Result<HttpResponse, PageError> {
     let page = Page::open(&state, &request).await?;
     let figures = state.store.dashboard(now()).await?;
-    Ok(page.render(&state, "Dashboard", "Dashboard", dashboard_body(&figures)))
+    let directories = state.store.directory_sync_states().await?;
+    let body = html! { (dashboard_body(&figures)) (directories_block(&directories)) };
+    Ok(page.render(&state, "Dashboard", "Dashboard", body))
 }
 
 fn dashboard_body(figures: &Dashboard) -> Markup {
@@ -113,6 +116,45 @@ fn dashboard_body(figures: &Dashboard) -> Markup {
                 tbody {
                     @for channel in &figures.channels {
                         (channel_row(channel))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The directories' last syncs; nothing when there is no directory.
+fn directories_block(directories: &[DirectorySyncState]) -> Markup {
+    html! {
+        @if !directories.is_empty() {
+            section aria-labelledby="directories-heading" {
+                h2 #directories-heading { "Directories" }
+                table.figures {
+                    thead { tr { th { "Directory" } th { "Last sync (UTC)" } th { "Result" } th { "Took" } th { "Created" } th { "Updated" } th { "Disabled" } th { "Enabled" } th { "Conflicts" } th { "Skipped" } th { "Users" } } }
+                    tbody {
+                        @for directory in directories {
+                            tr {
+                                th scope="row" { (directory.name) }
+                                @if let Some(last) = &directory.last {
+                                    td { (format_time(last.finished_at)) }
+                                    @if let Some(error) = &last.error {
+                                        td.result-fail { "Failed: " (error) }
+                                    } @else {
+                                        td { "OK" }
+                                    }
+                                    td { (format!("{:.1} s", last.duration_ms as f64 / 1000.0)) }
+                                    td { (last.created) }
+                                    td { (last.updated) }
+                                    td { (last.disabled) }
+                                    td { (last.enabled) }
+                                    td class=(if last.conflicts > 0 { "result-fail" } else { "" }) { (last.conflicts) }
+                                    td { (last.skipped) }
+                                } @else {
+                                    td colspan="9" { "Not synced yet" }
+                                }
+                                td { (directory.users) }
+                            }
+                        }
                     }
                 }
             }
