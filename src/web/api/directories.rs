@@ -586,8 +586,8 @@ pub struct GroupMappingList {
 pub struct NewGroupMapping {
     /// A group's DN, or a filter in parentheses (RFC 4515).
     group: String,
-    /// The resource's id (digits) or name.
-    resource: String,
+    /// The resource's id (number) or name (string).
+    resource: IdOrName,
 }
 
 /// Lists a directory's group → resource mappings.
@@ -634,11 +634,11 @@ pub(super) async fn add_group_mapping(
     directory: DirectoryAt,
     body: ApiJson<NewGroupMapping>,
 ) -> Result<HttpResponse, ApiError> {
-    let resource = IdOrName::from_text(body.0.resource.trim(), "name")?;
+    let NewGroupMapping { group, resource } = body.0;
     let mapping = sync::add_mapping(
         &state.store,
         directory.into_inner(),
-        &body.0.group,
+        &group,
         resource,
         caller.change("directory.group_add"),
         now(),

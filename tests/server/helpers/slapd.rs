@@ -33,6 +33,10 @@ pub const BOB: (&str, &str) = ("bob", "bob-directory-password");
 /// The group of people allowed in (alice and every tenth generated person).
 pub const VPN_GROUP_DN: &str = "cn=vpn,ou=groups,dc=example,dc=org";
 
+/// The directory's administrator, who may change any entry (tests change people with it).
+pub const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+pub const ROOT_PASSWORD: &str = "root-of-the-test-directory";
+
 /// What the generated directory holds.
 #[derive(Clone, Debug)]
 pub struct Fixture {
@@ -245,6 +249,36 @@ impl Slapd {
         panic!("slapd did not start on any of ten free ports");
     }
 
+    /// Changes the directory as its administrator with `ldapmodify` (LDIF with changetypes:
+    /// modify, add, delete, modrdn).
+    pub async fn modify(&self, ldif: &str) {
+        let (url, ldif) = (self.url.clone(), ldif.to_string());
+        tokio::task::spawn_blocking(move || {
+            let mut child = Command::new("ldapmodify")
+                .args(["-x", "-H", &url, "-D", ROOT_DN, "-w", ROOT_PASSWORD])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ldapmodify runs (apt-get install ldap-utils)");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(ldif.as_bytes())
+                .expect("LDIF written");
+            let output = child.wait_with_output().expect("ldapmodify ends");
+            assert!(
+                output.status.success(),
+                "ldapmodify failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        })
+        .await
+        .expect("ldapmodify ran");
+    }
+
     /// A `ldap://` address where nothing listens (a directory that is down).
     pub fn unreachable_url() -> String {
         format!("ldap://127.0.0.1:{}", free_port())
@@ -319,7 +353,7 @@ fn config_ldif(dir: &Path, data_dir: &Path, tls: bool) -> String {
          dn: olcDatabase={{1}}mdb,cn=config\nobjectClass: olcDatabaseConfig\n\
          objectClass: olcMdbConfig\nolcDatabase: {{1}}mdb\nolcSuffix: {BASE_DN}\n\
          olcDbDirectory: {data_dir}\nolcDbMaxSize: 268435456\n\
-         olcRootDN: cn=admin,{BASE_DN}\nolcRootPW: root-of-the-test-directory\n\
+         olcRootDN: {ROOT_DN}\nolcRootPW: {ROOT_PASSWORD}\n\
          olcAccess: {{0}}to attrs=userPassword by anonymous auth by * none\n\
          olcAccess: {{1}}to * by users read by * none\n\
          olcLimits: {{0}}* size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.prtotal=unlimited\n\n"
