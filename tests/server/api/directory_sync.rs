@@ -43,8 +43,19 @@ async fn sync_now(app: &TestApp, key: &str) -> Value {
 /// The counts of a sync's answer, in a fixed order: created, updated, disabled, enabled,
 /// conflicts, skipped.
 fn counts(report: &Value) -> [i64; 6] {
-    ["created", "updated", "disabled", "enabled", "conflicts", "skipped"]
-        .map(|name| report[name].as_i64().unwrap_or_else(|| panic!("{name}: {report}")))
+    [
+        "created",
+        "updated",
+        "disabled",
+        "enabled",
+        "conflicts",
+        "skipped",
+    ]
+    .map(|name| {
+        report[name]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name}: {report}"))
+    })
 }
 
 /// A user's login, first name, email and whether they are enabled, by id.
@@ -123,7 +134,10 @@ async fn sync_now_creates_every_person_through_every_page_and_a_second_sync_chan
             true
         )
     );
-    assert_eq!(audit_details(&app, "directory.sync.create").len() as i64, total);
+    assert_eq!(
+        audit_details(&app, "directory.sync.create").len() as i64,
+        total
+    );
 
     let again = sync_now(&app, &key).await;
     assert_eq!(counts(&again), [0, 0, 0, 0, 0, 0], "{again}");
@@ -133,13 +147,18 @@ async fn sync_now_creates_every_person_through_every_page_and_a_second_sync_chan
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["last_sync"]["ok"], true, "{shown}");
     assert_eq!(shown["last_sync"]["people"], total, "{shown}");
-    assert!(shown["last_sync"]["last_success_at"].as_i64().is_some(), "{shown}");
+    assert!(
+        shown["last_sync"]["last_success_at"].as_i64().is_some(),
+        "{shown}"
+    );
     let (_, listed) = send(&app, Method::GET, "/directories", &key, None).await;
     assert_eq!(listed["items"][0]["last_sync"]["people"], total, "{listed}");
 
     let metrics = app.get("/metrics").await.text().await.expect("body");
     assert!(
-        metrics.contains("otpgate_directory_sync_last_success_timestamp_seconds{directory=\"Example\"}"),
+        metrics.contains(
+            "otpgate_directory_sync_last_success_timestamp_seconds{directory=\"Example\"}"
+        ),
         "{metrics}"
     );
     assert!(
@@ -190,7 +209,9 @@ async fn names_and_emails_follow_the_directory_and_a_rename_keeps_the_user() {
     assert_eq!(count(&app, "SELECT count(*) FROM users"), users);
     let updates = audit_details(&app, "directory.sync.update");
     assert!(
-        updates.iter().any(|detail| detail.starts_with("bob renamed to robert")),
+        updates
+            .iter()
+            .any(|detail| detail.starts_with("bob renamed to robert")),
         "{updates:?}"
     );
 
@@ -220,7 +241,12 @@ async fn people_who_leave_are_disabled_and_audited_and_come_back_enabled() {
     };
     let first = Fixture::person(1);
     slapd
-        .modify(&format!("{}{}{}", staff(ALICE.0), staff(BOB.0), staff(&first)))
+        .modify(&format!(
+            "{}{}{}",
+            staff(ALICE.0),
+            staff(BOB.0),
+            staff(&first)
+        ))
         .await;
     let app = spawn_app().await;
     let key = app.api_key(&["--admin"]);
@@ -246,10 +272,17 @@ async fn people_who_leave_are_disabled_and_audited_and_come_back_enabled() {
     assert!(!user_row(&app, bob).3);
     assert!(!user_row(&app, gone).3);
     assert!(user_row(&app, alice).3);
-    assert_eq!(count(&app, "SELECT count(*) FROM users"), 3, "disabled, not deleted");
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM users"),
+        3,
+        "disabled, not deleted"
+    );
     let disabled = audit_details(&app, "directory.sync.disable");
     assert_eq!(disabled.len(), 2, "{disabled:?}");
-    assert!(disabled.iter().any(|detail| detail.starts_with("bob:")), "{disabled:?}");
+    assert!(
+        disabled.iter().any(|detail| detail.starts_with("bob:")),
+        "{disabled:?}"
+    );
 
     // An administrator disables alice: the sync does not enable her again.
     let (status, body) = send(
@@ -283,7 +316,10 @@ async fn a_login_a_local_user_has_is_not_linked_and_the_conflict_is_named() {
     let total = slapd.fixture.total_people() as i64;
     assert_eq!(counts(&report), [total - 1, 0, 0, 0, 1, 0], "{report}");
     let named = report["conflict_details"][0].as_str().expect("named");
-    assert!(named.contains("\"bob\"") && named.contains("uid=bob"), "{named}");
+    assert!(
+        named.contains("\"bob\"") && named.contains("uid=bob"),
+        "{named}"
+    );
     let (login, first_name, _, _) = user_row(&app, local["id"].as_i64().expect("an id"));
     assert_eq!((login.as_str(), first_name.as_str()), ("BOB", "Local"));
     assert_eq!(
@@ -385,7 +421,11 @@ async fn a_group_mapping_assigns_its_members_and_takes_away_only_what_it_assigne
         .modify(&format!("{}{}", wiki(BOB.0, "delete"), wiki(&third, "add")))
         .await;
     let report = sync_now(&app, &key).await;
-    assert_eq!((report["assigned"].as_i64(), report["unassigned"].as_i64()), (Some(0), Some(1)), "{report}");
+    assert_eq!(
+        (report["assigned"].as_i64(), report["unassigned"].as_i64()),
+        (Some(0), Some(1)),
+        "{report}"
+    );
     assert_eq!(
         assigned_to(&app, "wiki"),
         ["alice", first.as_str(), second.as_str(), third.as_str()]
@@ -436,7 +476,11 @@ async fn a_directory_that_is_down_fails_its_sync_changes_nothing_and_says_why() 
     assert_eq!(count(&app, "SELECT count(*) FROM users"), 0);
     let (_, shown) = send(&app, Method::GET, "/directories/Example", &key, None).await;
     assert_eq!(shown["last_sync"]["ok"], false, "{shown}");
-    assert_eq!(shown["last_sync"]["last_success_at"], Value::Null, "{shown}");
+    assert_eq!(
+        shown["last_sync"]["last_success_at"],
+        Value::Null,
+        "{shown}"
+    );
     let metrics = app.get("/metrics").await.text().await.expect("body");
     assert!(
         metrics.contains("otpgate_directory_sync_ok{directory=\"Example\"} 0"),
