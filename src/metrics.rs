@@ -239,6 +239,23 @@ mod tests {
     }
 
     #[test]
+    fn gauges_render_with_their_labels_and_an_empty_family_not_at_all() {
+        let mut out = String::new();
+        write_gauges(&mut out, "otpgate_x", "X.", &[]);
+        assert!(out.is_empty());
+        write_gauges(
+            &mut out,
+            "otpgate_x",
+            "X.",
+            &[(vec![("directory", "a\"b")], 1.5)],
+        );
+        assert_eq!(
+            out,
+            "# HELP otpgate_x X.\n# TYPE otpgate_x gauge\notpgate_x{directory=\"a\\\"b\"} 1.5\n"
+        );
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         let metrics = Metrics::default();
         metrics.inc(

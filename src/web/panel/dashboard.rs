@@ -231,6 +231,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_directories_block_shows_each_last_sync_and_nothing_without_directories() {
+        use crate::store::directory_sync::SyncResult;
+        assert!(directories_block(&[]).into_string().is_empty());
+        let state = |name: &str, last: Option<SyncResult>| DirectorySyncState {
+            directory_id: 1,
+            name: name.into(),
+            sync_interval_minutes: 15,
+            created_at: 0,
+            last,
+            users: 12,
+            enabled_users: 10,
+        };
+        let html = directories_block(&[
+            state("<corp>", None),
+            state(
+                "Example",
+                Some(SyncResult {
+                    finished_at: 1_700_000_000,
+                    error: Some("no directory server answered".into()),
+                    conflicts: 2,
+                    ..SyncResult::default()
+                }),
+            ),
+        ])
+        .into_string();
+        assert!(html.contains("&lt;corp&gt;"), "{html}");
+        assert!(html.contains("Not synced yet"), "{html}");
+        assert!(
+            html.contains("Failed: no directory server answered"),
+            "{html}"
+        );
+        assert!(html.contains("result-fail\">2<"), "{html}");
+    }
+
+    #[test]
     fn the_chart_scales_bars_to_the_busiest_hour_and_uses_no_inline_style() {
         let hours: Vec<HourlyAuthentications> = (0..24)
             .map(|i| HourlyAuthentications {

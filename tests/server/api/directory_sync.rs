@@ -460,7 +460,7 @@ async fn a_group_mapping_assigns_its_members_and_takes_away_only_what_it_assigne
 }
 
 #[tokio::test]
-async fn a_directory_that_is_down_fails_its_sync_changes_nothing_and_says_why() {
+async fn a_directory_that_is_down_fails_its_sync_changes_nothing_and_says_why_on_the_dashboard() {
     let app = spawn_app().await;
     let key = app.api_key(&["--admin"]);
     create_directory(&app, &key, &Slapd::unreachable_url(), None).await;
@@ -492,4 +492,56 @@ async fn a_directory_that_is_down_fails_its_sync_changes_nothing_and_says_why() 
     );
     let (status, body) = send(&app, Method::POST, "/directories/Nowhere/sync", &key, None).await;
     assert_eq!(status, 404, "{body}");
+
+    app.logged_in_admin().await;
+    let dashboard = app.get("/admin").await.text().await.expect("body");
+    assert!(
+        dashboard.contains("id=\"directories-heading\""),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains("Failed: no directory server answered"),
+        "{dashboard}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_sync_now_while_one_runs_is_refused_with_a_clear_message() {
+    // A server that takes the connection and never answers: the first sync waits on its bind
+    // (until the connect timeout) while the second is asked for.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a listener");
+    let url = format!("ldap://{}", silent.local_addr().expect("an address"));
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    create_directory(&app, &key, &url, None).await;
+    let (status, body) = send(
+        &app,
+        Method::PATCH,
+        "/directories/Example",
+        &key,
+        Some(json!({"connect_timeout_seconds": 2})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let request = app.api(Method::POST, "/directories/Example/sync", &key);
+    let first = tokio::spawn(async move { request.send().await.expect("answered") });
+    let (_connection, _) = silent.accept().await.expect("the first sync connects");
+    let (status, body) = send(&app, Method::POST, "/directories/Example/sync", &key, None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "conflict", "{body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("a sync of the directory \"Example\" is running"),
+        "{message}"
+    );
+
+    let first = first.await.expect("the first sync");
+    assert_eq!(first.status(), 200);
+    let report: Value = first.json().await.expect("JSON");
+    assert_eq!(report["ok"], false, "{report}");
+    let (status, report) = send(&app, Method::POST, "/directories/Example/sync", &key, None).await;
+    assert_eq!(status, 200, "free again once the first ended: {report}");
 }
