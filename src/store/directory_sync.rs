@@ -206,6 +206,16 @@ fn write_batch(
 ) -> Result<BatchOutcome> {
     let mut outcome = BatchOutcome::default();
     for (uid, dn, user) in batch.creates {
+        // Linked meanwhile (a person added by hand while the sync read the directory).
+        let linked: Option<i64> = optional(
+            conn.prepare_cached(
+                "SELECT id FROM users WHERE directory_id = ?1 AND directory_uid = ?2",
+            )?
+            .query_row(params![directory_id, uid], |row| row.get(0)),
+        )?;
+        if linked.is_some() {
+            continue;
+        }
         if login_holder(conn, &user.login, 0)?.is_some() {
             let words = conflict_words(&user.login, &dn);
             audit::insert(
@@ -255,22 +265,27 @@ fn write_batch(
             outcome.conflicts.push(words);
             continue;
         }
-        conn.prepare_cached(
-            "UPDATE users SET login = ?2, login_key = ?3, first_name = ?4, last_name = ?5,
-                 email = ?6, phone = ?7, updated_at = ?8
-             WHERE id = ?1 AND directory_id = ?9",
-        )?
-        .execute(params![
-            update.id,
-            user.login,
-            login_key(&user.login),
-            user.first_name,
-            user.last_name,
-            user.email,
-            user.phone,
-            now,
-            directory_id
-        ])?;
+        let changed = conn
+            .prepare_cached(
+                "UPDATE users SET login = ?2, login_key = ?3, first_name = ?4, last_name = ?5,
+                     email = ?6, phone = ?7, updated_at = ?8
+                 WHERE id = ?1 AND directory_id = ?9",
+            )?
+            .execute(params![
+                update.id,
+                user.login,
+                login_key(&user.login),
+                user.first_name,
+                user.last_name,
+                user.email,
+                user.phone,
+                now,
+                directory_id
+            ])?;
+        // Deleted meanwhile by an administrator: nothing to say.
+        if changed == 0 {
+            continue;
+        }
         let detail = if update.changed.contains(&"login") {
             format!(
                 "{} renamed to {}: {}",
