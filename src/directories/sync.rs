@@ -251,9 +251,8 @@ impl Syncs {
 }
 
 /// What a sync did: its result as recorded, and the conflicts and skipped entries named.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
-    #[serde(flatten)]
     pub result: SyncResult,
     /// Each login not linked because another user has it, with its entry (the first 50).
     pub conflict_details: Vec<String>,

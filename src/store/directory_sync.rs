@@ -100,7 +100,7 @@ pub enum MappingRemoved {
 }
 
 /// The last sync of a directory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncResult {
     /// Unix seconds.
     pub started_at: i64,

@@ -54,13 +54,17 @@ pub struct DirectoryJson {
     /// Unix seconds.
     updated_at: i64,
     /// The last sync (scheduled or Sync now); null before the first.
-    last_sync: Option<SyncResult>,
+    last_sync: Option<SyncJson>,
 }
 
 impl DirectoryJson {
     /// The directory with its last sync.
     async fn shown(state: &AppState, directory: Stored) -> Result<DirectoryJson, ApiError> {
-        let last_sync = state.store.last_sync(directory.id).await?;
+        let last_sync = state
+            .store
+            .last_sync(directory.id)
+            .await?
+            .map(SyncJson::from);
         Ok(DirectoryJson {
             last_sync,
             ..DirectoryJson::from(directory)
@@ -262,12 +266,12 @@ pub(super) async fn list_directories(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let directories = state.store.directories().await?;
-    let mut last: std::collections::HashMap<i64, SyncResult> = state
+    let mut last: std::collections::HashMap<i64, SyncJson> = state
         .store
         .directory_sync_states()
         .await?
         .into_iter()
-        .filter_map(|sync| Some((sync.directory_id, sync.last?)))
+        .filter_map(|sync| Some((sync.directory_id, SyncJson::from(sync.last?))))
         .collect();
     Ok(HttpResponse::Ok().json(DirectoryList {
         items: directories
@@ -513,7 +517,7 @@ pub(super) async fn add_directory_user(
     tag = "directories",
     params(("directory" = String, Path, description = DIRECTORY_PARAMETER)),
     responses(
-        (status = 200, description = "What the sync did; `ok` says whether the directory answered", body = SyncReport),
+        (status = 200, description = "What the sync did; `ok` says whether the directory answered", body = SyncReportJson),
         AdminRefusals,
         (status = 404, description = "No such directory", body = ErrorBody),
         (status = 409, description = "A sync of this directory is running", body = ErrorBody),
@@ -545,7 +549,81 @@ pub(super) async fn sync_directory(
     })
     .await
     .map_err(|error| ApiError::Internal(anyhow::anyhow!("the sync task failed: {error}")))??;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(SyncReportJson::from(report)))
+}
+
+/// A directory's sync as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DirectorySync)]
+pub struct SyncJson {
+    /// Unix seconds.
+    started_at: i64,
+    /// Unix seconds.
+    finished_at: i64,
+    /// The directory answered and its people were read.
+    ok: bool,
+    /// Why it failed, in words; null when it worked.
+    error: Option<String>,
+    duration_ms: i64,
+    /// The people the directory's settings found.
+    people: i64,
+    created: i64,
+    updated: i64,
+    disabled: i64,
+    enabled: i64,
+    /// Logins another user (local, or of another directory) has already: not linked.
+    conflicts: i64,
+    /// Entries without a stable id or with a login otpgate cannot take.
+    skipped: i64,
+    /// Assignments the group → resource mappings made and took away.
+    assigned: i64,
+    unassigned: i64,
+    /// Unix seconds of the last sync that worked (this one or an earlier one).
+    last_success_at: Option<i64>,
+}
+
+impl From<SyncResult> for SyncJson {
+    fn from(result: SyncResult) -> Self {
+        SyncJson {
+            started_at: result.started_at,
+            finished_at: result.finished_at,
+            ok: result.ok,
+            error: result.error,
+            duration_ms: result.duration_ms,
+            people: result.people,
+            created: result.created,
+            updated: result.updated,
+            disabled: result.disabled,
+            enabled: result.enabled,
+            conflicts: result.conflicts,
+            skipped: result.skipped,
+            assigned: result.assigned,
+            unassigned: result.unassigned,
+            last_success_at: result.last_success_at,
+        }
+    }
+}
+
+/// What a sync did, and the conflicts and skipped entries it met, named.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DirectorySyncReport)]
+pub struct SyncReportJson {
+    #[serde(flatten)]
+    result: SyncJson,
+    /// Each login not linked because another user has it, with its entry (the first 50).
+    conflict_details: Vec<String>,
+    /// Each entry left alone, with why (the first 50).
+    skipped_details: Vec<String>,
+}
+
+impl From<SyncReport> for SyncReportJson {
+    fn from(report: SyncReport) -> Self {
+        SyncReportJson {
+            result: SyncJson::from(report.result),
+            conflict_details: report.conflict_details,
+            skipped_details: report.skipped_details,
+        }
+    }
 }
 
 /// A group → resource mapping: the people of the group are assigned to the resource by each
