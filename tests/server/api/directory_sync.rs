@@ -9,10 +9,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::api::{assert_field, count, create_resource, create_user, database, send};
-use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::app::{TestApp, spawn_app, spawn_with, test_config};
 use crate::helpers::slapd::{
     ALICE, BOB, Fixture, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, SIZE_LIMIT, Slapd,
 };
+use otpgate::store::DATABASE_FILE;
 
 /// A directory of the test slapd, with a daily interval so that the scheduler stays out of
 /// the test's way.
@@ -544,4 +545,52 @@ async fn a_second_sync_now_while_one_runs_is_refused_with_a_clear_message() {
     assert_eq!(report["ok"], false, "{report}");
     let (status, report) = send(&app, Method::POST, "/directories/Example/sync", &key, None).await;
     assert_eq!(status, 200, "free again once the first ended: {report}");
+}
+
+#[tokio::test]
+async fn serve_syncs_a_directory_whose_interval_has_passed_by_itself() {
+    let Some(slapd) = Slapd::start_with(small()).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a data dir");
+    let app = spawn_with(test_config(dir.path())).await.expect("start");
+    let key = app.api_key(&["--admin"]);
+    create_directory(&app, &key, &slapd.url, None).await;
+    app.stop().await;
+    // Made two days ago and never synced: due at once (the interval is a day).
+    let conn = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
+    conn.execute(
+        "UPDATE directories SET created_at = created_at - 2 * 86400",
+        [],
+    )
+    .expect("backdated");
+    drop(conn);
+
+    let app = spawn_with(test_config(dir.path()))
+        .await
+        .expect("start again");
+    let mut synced = 0;
+    for _ in 0..600 {
+        synced = count(&app, "SELECT count(*) FROM directory_syncs WHERE ok = 1");
+        if synced > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(synced, 1, "the scheduler synced the directory");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM users WHERE directory_id IS NOT NULL"
+        ),
+        slapd.fixture.total_people() as i64
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM audit_log WHERE action = 'directory.sync' AND actor = 'system'"
+        ),
+        1
+    );
+    app.stop().await;
 }
