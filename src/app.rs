@@ -125,7 +125,14 @@ pub struct Application {
     delivery: crate::delivery::Worker,
     telegram: Arc<crate::delivery::bot::Telegram>,
     radius: crate::radius::listen::RadiusServer,
+    directory_sync: DirectorySync,
     _data_dir: DataDir,
+}
+
+/// What the directories' scheduled sync needs beside the store.
+struct DirectorySync {
+    keys: Arc<Keys>,
+    syncs: Arc<crate::directories::sync::Syncs>,
 }
 
 impl Application {
@@ -248,9 +255,15 @@ impl Application {
         )?;
         let admin = &config.admin;
         let window = Duration::from_secs(15 * 60);
+        let directory_syncs = Arc::new(crate::directories::sync::Syncs::default());
+        let directory_sync = DirectorySync {
+            keys: keys.clone(),
+            syncs: directory_syncs.clone(),
+        };
         let state = actix::Data::new(AppState {
             store: store.clone(),
             keys,
+            directory_syncs,
             logins: guard,
             metrics: metrics.clone(),
             passwords,
@@ -331,6 +344,7 @@ impl Application {
             delivery,
             telegram,
             radius,
+            directory_sync,
             _data_dir: data_dir,
         })
     }
@@ -382,6 +396,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let store = self.store.clone();
         let housekeeping = tokio::spawn(housekeeping(store.clone()));
+        let directory_sync = tokio::spawn(crate::directories::sync::schedule(
+            store.clone(),
+            self.directory_sync.keys.clone(),
+            self.directory_sync.syncs.clone(),
+        ));
         let delivery = self.delivery.start();
         let (stop_bot, bot_stopped) = tokio::sync::watch::channel(false);
         let bot = tokio::spawn(self.telegram.clone().run(bot_stopped));
@@ -391,6 +410,7 @@ impl Application {
             task.abort();
         }
         housekeeping.abort();
+        directory_sync.abort();
         let _ = stop_bot.send(true);
         let _ = bot.await;
         delivery.stop().await;

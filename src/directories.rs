@@ -12,6 +12,8 @@ mod misses;
 
 pub use lookup::Service;
 
+pub mod sync;
+
 use serde::Deserialize;
 
 use crate::crypto::{Keys, Purpose};

@@ -167,6 +167,25 @@ impl Metrics {
     }
 }
 
+/// A gauge family in the text format, from values read elsewhere (the store) at each scrape.
+pub fn write_gauges(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    samples: &[(Vec<(&str, &str)>, f64)],
+) {
+    if samples.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (labels, value) in samples {
+        let mut line = String::new();
+        write_labels(&mut line, labels);
+        let _ = writeln!(out, "{name}{{{line}}} {value}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +235,23 @@ mod tests {
             text.contains(
                 "otpgate_test_duration_seconds_count{client=\"nas\",result=\"rejected\"} 1"
             )
+        );
+    }
+
+    #[test]
+    fn gauges_render_with_their_labels_and_an_empty_family_not_at_all() {
+        let mut out = String::new();
+        write_gauges(&mut out, "otpgate_x", "X.", &[]);
+        assert!(out.is_empty());
+        write_gauges(
+            &mut out,
+            "otpgate_x",
+            "X.",
+            &[(vec![("directory", "a\"b")], 1.5)],
+        );
+        assert_eq!(
+            out,
+            "# HELP otpgate_x X.\n# TYPE otpgate_x gauge\notpgate_x{directory=\"a\\\"b\"} 1.5\n"
         );
     }
 

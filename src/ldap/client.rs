@@ -78,6 +78,15 @@ pub struct Preview {
     pub people: Vec<Person>,
 }
 
+/// What a sync reads: every person, and the members of each group asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Everyone {
+    pub url: String,
+    pub people: Vec<Person>,
+    /// For each group asked for, in order: the stable ids of the people in it.
+    pub members: Vec<Vec<String>>,
+}
+
 /// What a bind as a person said of their password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordCheck {
@@ -396,6 +405,45 @@ impl Directory {
             pool.mark_down(skipped.clone(), Instant::now());
         }
         Err(DirectoryError::Unreachable(skipped))
+    }
+
+    /// Everything a sync reads, on one connection: every person the settings find (every page
+    /// read), and for each of `groups` (a DN or a filter) the stable ids of those of them in it.
+    pub async fn everyone(&self, groups: &[String]) -> Result<Everyone, DirectoryError> {
+        let mut bound = self.bind_service().await?;
+        let url = bound.url.clone();
+        let mut people = Vec::new();
+        let mut searched = self
+            .search(&mut bound.ldap, &self.people_filter(), |person| {
+                people.push(person)
+            })
+            .await;
+        let mut members = Vec::with_capacity(groups.len());
+        for group in groups {
+            if searched.is_err() {
+                break;
+            }
+            let clause = filter::group_clause(self.kind.members(), Some(group));
+            let mut ids = Vec::new();
+            searched = self
+                .search(
+                    &mut bound.ldap,
+                    &filter::people(&self.people_filter(), clause),
+                    |person| ids.extend(person.stable_id),
+                )
+                .await;
+            members.push(ids);
+        }
+        let _ = bound.ldap.unbind().await;
+        searched.map_err(|reason| DirectoryError::Search {
+            url: url.clone(),
+            reason,
+        })?;
+        Ok(Everyone {
+            url,
+            people,
+            members,
+        })
     }
 
     /// The person whose login is `login`, if the directory lets them in (exactly one entry).

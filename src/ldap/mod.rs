@@ -11,5 +11,7 @@ pub mod filter;
 pub mod pool;
 pub mod settings;
 
-pub use client::{Attempt, Directory, DirectoryError, PasswordCheck, Person, Preview, Tested};
+pub use client::{
+    Attempt, Directory, DirectoryError, Everyone, PasswordCheck, Person, Preview, Tested,
+};
 pub use pool::Pools;

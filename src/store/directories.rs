@@ -124,6 +124,11 @@ fn find(conn: &Connection, key: &IdOrName) -> Result<Option<Directory>> {
     }
 }
 
+/// The directory `key` names (for the sync's statements).
+pub(super) fn find_directory(conn: &Connection, key: &IdOrName) -> Result<Option<Directory>> {
+    find(conn, key)
+}
+
 fn by_id(conn: &Connection, id: i64) -> Result<Option<Directory>> {
     optional(
         conn.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?

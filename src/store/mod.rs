@@ -27,6 +27,7 @@ mod compare_and_set;
 pub mod delivery_settings;
 pub mod directories;
 mod directory;
+pub mod directory_sync;
 pub mod logins;
 mod message;
 pub mod outbox;

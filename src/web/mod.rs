@@ -77,6 +77,8 @@ pub struct AppState {
     pub tls: Option<std::sync::Arc<crate::tls::LiveCertificate>>,
     /// The directories' pooled connections, and the lookup of logins no user has.
     pub directories: std::sync::Arc<crate::directories::Service>,
+    /// The directories whose sync runs now (Sync now and the scheduler), one at a time each.
+    pub directory_syncs: std::sync::Arc<crate::directories::sync::Syncs>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

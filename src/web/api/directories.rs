@@ -3,16 +3,19 @@
 //! yet saved or on a saved directory; a person of a directory made an otpgate user. The
 //! service account's password is write-only. The rules are `directories`'.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::address::{DIRECTORY_PARAMETER, DirectoryAt};
 use super::error::{AdminRefusals, ErrorBody};
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
+use crate::directories::sync::{self, SyncReport};
 use crate::directories::{self, Checked, DirectoryInput, LinkError, Previewed};
+use crate::domain::IdOrName;
 use crate::ldap::{Attempt, Directory, Person};
 use crate::store::directories::Directory as Stored;
+use crate::store::directory_sync::{GroupMapping, SyncResult};
 use crate::web::AppState;
 
 /// A directory as the API shows it; the service account's password is never shown.
@@ -47,6 +50,23 @@ pub struct DirectoryJson {
     created_at: i64,
     /// Unix seconds.
     updated_at: i64,
+    /// The last sync (scheduled or Sync now); null before the first.
+    last_sync: Option<SyncJson>,
+}
+
+impl DirectoryJson {
+    /// The directory with its last sync.
+    async fn shown(state: &AppState, directory: Stored) -> Result<DirectoryJson, ApiError> {
+        let last_sync = state
+            .store
+            .last_sync(directory.id)
+            .await?
+            .map(SyncJson::from);
+        Ok(DirectoryJson {
+            last_sync,
+            ..DirectoryJson::from(directory)
+        })
+    }
 }
 
 impl From<Stored> for DirectoryJson {
@@ -74,6 +94,7 @@ impl From<Stored> for DirectoryJson {
             sync_interval_minutes: fields.sync_interval_minutes,
             created_at: directory.created_at,
             updated_at: directory.updated_at,
+            last_sync: None,
         }
     }
 }
@@ -204,8 +225,21 @@ pub(super) async fn list_directories(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let directories = state.store.directories().await?;
+    let mut last: std::collections::HashMap<i64, SyncJson> = state
+        .store
+        .directory_sync_states()
+        .await?
+        .into_iter()
+        .filter_map(|sync| Some((sync.directory_id, SyncJson::from(sync.last?))))
+        .collect();
     Ok(HttpResponse::Ok().json(DirectoryList {
-        items: directories.into_iter().map(DirectoryJson::from).collect(),
+        items: directories
+            .into_iter()
+            .map(|directory| DirectoryJson {
+                last_sync: last.remove(&directory.id),
+                ..DirectoryJson::from(directory)
+            })
+            .collect(),
     }))
 }
 
@@ -230,7 +264,7 @@ pub(super) async fn get_directory(
         .directory(directory.into_inner())
         .await?
         .ok_or(ApiError::NotFound("directory"))?;
-    Ok(HttpResponse::Ok().json(DirectoryJson::from(directory)))
+    Ok(HttpResponse::Ok().json(DirectoryJson::shown(&state, directory).await?))
 }
 
 /// Changes a directory: the fields sent; a new `bind_password` replaces the old one.
@@ -262,7 +296,7 @@ pub(super) async fn update_directory(
         now(),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(DirectoryJson::from(directory)))
+    Ok(HttpResponse::Ok().json(DirectoryJson::shown(&state, directory).await?))
 }
 
 /// Deletes a directory no user comes from.
@@ -431,4 +465,258 @@ pub(super) async fn add_directory_user(
         Err(LinkError::Rule(error)) => Err(error.into()),
         Err(LinkError::Directory(error)) => Err(ApiError::Directory(error.to_string())),
     }
+}
+
+/// Sync now: the directory's people read through every page and otpgate's users kept in step
+/// (created, updated, renamed, disabled, enabled), then its group → resource mappings. The
+/// answer is the sync's result; a directory that does not answer is a result with `ok`
+/// false and its reason, and changes nothing. One sync at a time per directory: while one
+/// runs (Sync now or the scheduler's), another is refused with 409.
+#[utoipa::path(
+    tag = "directories",
+    params(("directory" = String, Path, description = DIRECTORY_PARAMETER)),
+    responses(
+        (status = 200, description = "What the sync did; `ok` says whether the directory answered", body = SyncReportJson),
+        AdminRefusals,
+        (status = 404, description = "No such directory", body = ErrorBody),
+        (status = 409, description = "A sync of this directory is running", body = ErrorBody),
+    )
+)]
+#[post("/directories/{directory}/sync")]
+pub(super) async fn sync_directory(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+    directory: DirectoryAt,
+) -> Result<HttpResponse, ApiError> {
+    let directory = state
+        .store
+        .directory(directory.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound("directory"))?;
+    let running = state.directory_syncs.begin(directory.id).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "a sync of the directory \"{}\" is running; its result is shown with the directory when it ends",
+            directory.fields.name
+        ))
+    })?;
+    let audit = caller.change("directory.sync");
+    let (store, keys) = (state.store.clone(), state.keys.clone());
+    // A task of its own, so that a client who hangs up does not stop a sync halfway.
+    let report = tokio::spawn(async move {
+        let _running = running;
+        sync::run(&store, &keys, IdOrName::Id(directory.id), audit, now()).await
+    })
+    .await
+    .map_err(|error| ApiError::Internal(anyhow::anyhow!("the sync task failed: {error}")))??;
+    Ok(HttpResponse::Ok().json(SyncReportJson::from(report)))
+}
+
+/// A directory's sync as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DirectorySync)]
+pub struct SyncJson {
+    /// Unix seconds.
+    started_at: i64,
+    /// Unix seconds.
+    finished_at: i64,
+    /// The directory answered and its people were read.
+    ok: bool,
+    /// Why it failed, in words; null when it worked.
+    error: Option<String>,
+    duration_ms: i64,
+    /// The people the directory's settings found.
+    people: i64,
+    created: i64,
+    updated: i64,
+    disabled: i64,
+    enabled: i64,
+    /// Logins another user (local, or of another directory) has already: not linked.
+    conflicts: i64,
+    /// Entries without a stable id or with a login otpgate cannot take.
+    skipped: i64,
+    /// Assignments the group → resource mappings made and took away.
+    assigned: i64,
+    unassigned: i64,
+    /// Unix seconds of the last sync that worked (this one or an earlier one).
+    last_success_at: Option<i64>,
+}
+
+impl From<SyncResult> for SyncJson {
+    fn from(result: SyncResult) -> Self {
+        SyncJson {
+            started_at: result.started_at,
+            finished_at: result.finished_at,
+            ok: result.ok,
+            error: result.error,
+            duration_ms: result.duration_ms,
+            people: result.people,
+            created: result.created,
+            updated: result.updated,
+            disabled: result.disabled,
+            enabled: result.enabled,
+            conflicts: result.conflicts,
+            skipped: result.skipped,
+            assigned: result.assigned,
+            unassigned: result.unassigned,
+            last_success_at: result.last_success_at,
+        }
+    }
+}
+
+/// What a sync did, and the conflicts and skipped entries it met, named.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DirectorySyncReport)]
+pub struct SyncReportJson {
+    #[serde(flatten)]
+    result: SyncJson,
+    /// Each login not linked because another user has it, with its entry (the first 50).
+    conflict_details: Vec<String>,
+    /// Each entry left alone, with why (the first 50).
+    skipped_details: Vec<String>,
+}
+
+impl From<SyncReport> for SyncReportJson {
+    fn from(report: SyncReport) -> Self {
+        SyncReportJson {
+            result: SyncJson::from(report.result),
+            conflict_details: report.conflict_details,
+            skipped_details: report.skipped_details,
+        }
+    }
+}
+
+/// A group → resource mapping: the people of the group are assigned to the resource by each
+/// sync, and the assignments it made are taken away when they leave the group.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GroupMappingJson {
+    id: i64,
+    /// A group's DN (Active Directory: nested groups too) or a filter in parentheses.
+    group: String,
+    resource_id: i64,
+    resource_name: String,
+    /// How many assignments the mapping holds now.
+    assigned: i64,
+    /// Unix seconds.
+    created_at: i64,
+}
+
+impl From<GroupMapping> for GroupMappingJson {
+    fn from(mapping: GroupMapping) -> Self {
+        GroupMappingJson {
+            id: mapping.id,
+            group: mapping.group,
+            resource_id: mapping.resource_id,
+            resource_name: mapping.resource_name,
+            assigned: mapping.assigned,
+            created_at: mapping.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GroupMappingList {
+    items: Vec<GroupMappingJson>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroupMapping {
+    /// A group's DN, or a filter in parentheses (RFC 4515).
+    group: String,
+    /// The resource's id (number) or name (string).
+    resource: IdOrName,
+}
+
+/// Lists a directory's group → resource mappings.
+#[utoipa::path(
+    tag = "directories",
+    params(("directory" = String, Path, description = DIRECTORY_PARAMETER)),
+    responses(
+        (status = 200, description = "The mappings, oldest first", body = GroupMappingList),
+        AdminRefusals,
+        (status = 404, description = "No such directory", body = ErrorBody),
+    )
+)]
+#[get("/directories/{directory}/groups")]
+pub(super) async fn list_group_mappings(
+    _admin: AdminCaller,
+    state: web::Data<AppState>,
+    directory: DirectoryAt,
+) -> Result<HttpResponse, ApiError> {
+    let mappings = sync::mappings(&state.store, directory.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(GroupMappingList {
+        items: mappings.into_iter().map(GroupMappingJson::from).collect(),
+    }))
+}
+
+/// Maps a group of the directory to a resource: from the next sync its people are assigned
+/// to the resource, and taken away again when they leave the group. Assignments made by
+/// hand are never taken away.
+#[utoipa::path(
+    tag = "directories",
+    params(("directory" = String, Path, description = DIRECTORY_PARAMETER)),
+    request_body = NewGroupMapping,
+    responses(
+        (status = 201, description = "The new mapping", body = GroupMappingJson),
+        (status = 400, description = "The group or the resource is invalid; `field` names it", body = ErrorBody),
+        AdminRefusals,
+        (status = 404, description = "No such directory", body = ErrorBody),
+        (status = 409, description = "The group is mapped to the resource already", body = ErrorBody),
+    )
+)]
+#[post("/directories/{directory}/groups")]
+pub(super) async fn add_group_mapping(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+    directory: DirectoryAt,
+    body: ApiJson<NewGroupMapping>,
+) -> Result<HttpResponse, ApiError> {
+    let NewGroupMapping { group, resource } = body.0;
+    let mapping = sync::add_mapping(
+        &state.store,
+        directory.into_inner(),
+        &group,
+        resource,
+        caller.change("directory.group_add"),
+        now(),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(GroupMappingJson::from(mapping)))
+}
+
+/// Removes a group → resource mapping, and the assignments it made (those made by hand, or
+/// held by another mapping too, stay).
+#[utoipa::path(
+    tag = "directories",
+    params(
+        ("directory" = String, Path, description = DIRECTORY_PARAMETER),
+        ("mapping" = i64, Path, description = "The mapping's id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        AdminRefusals,
+        (status = 404, description = "No such directory or mapping", body = ErrorBody),
+    )
+)]
+#[delete("/directories/{directory}/groups/{mapping}")]
+pub(super) async fn remove_group_mapping(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+    directory: DirectoryAt,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let mapping_id = request
+        .match_info()
+        .get("mapping")
+        .filter(|text| text.bytes().all(|byte| byte.is_ascii_digit()))
+        .and_then(|text| text.parse::<i64>().ok())
+        .ok_or(ApiError::NotFound("group mapping"))?;
+    sync::remove_mapping(
+        &state.store,
+        directory.into_inner(),
+        mapping_id,
+        caller.change("directory.group_remove"),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

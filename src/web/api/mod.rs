@@ -143,6 +143,10 @@ fn configure_directories(config: &mut utoipa_actix_web::service_config::ServiceC
     config.service(directories::test_directory);
     config.service(directories::preview_directory);
     config.service(directories::add_directory_user);
+    config.service(directories::sync_directory);
+    config.service(directories::list_group_mappings);
+    config.service(directories::add_group_mapping);
+    config.service(directories::remove_group_mapping);
 }
 
 /// What the panel's API keys, Self-Service and General settings do, as routes: API keys,

@@ -7,6 +7,7 @@ use maud::{Markup, html};
 
 use super::Page;
 use crate::clock::now;
+use crate::store::directory_sync::DirectorySyncState;
 use crate::store::{ChannelHealth, Dashboard, DeniedApprovals, HourlyAuthentications};
 use crate::web::views::format_time;
 use crate::web::{AppState, PageError};
@@ -19,9 +20,11 @@ pub async fn show_dashboard(
     let now = now();
     let figures = state.store.dashboard(now).await?;
     let denied = state.store.denied_approvals(now - 24 * 3600).await?;
+    let directories = state.store.directory_sync_states().await?;
     let body = html! {
         (dashboard_body(&figures))
         (denied_approvals_block(&denied))
+        (directories_block(&directories))
     };
     Ok(page.render(&state, "Dashboard", "Dashboard", body))
 }
@@ -170,6 +173,45 @@ fn dashboard_body(figures: &Dashboard) -> Markup {
     }
 }
 
+/// The directories' last syncs; nothing when there is no directory.
+fn directories_block(directories: &[DirectorySyncState]) -> Markup {
+    html! {
+        @if !directories.is_empty() {
+            section aria-labelledby="directories-heading" {
+                h2 #directories-heading { "Directories" }
+                table.figures {
+                    thead { tr { th { "Directory" } th { "Last sync (UTC)" } th { "Result" } th { "Took" } th { "Created" } th { "Updated" } th { "Disabled" } th { "Enabled" } th { "Conflicts" } th { "Skipped" } th { "Users" } } }
+                    tbody {
+                        @for directory in directories {
+                            tr {
+                                th scope="row" { (directory.name) }
+                                @if let Some(last) = &directory.last {
+                                    td { (format_time(last.finished_at)) }
+                                    @if let Some(error) = &last.error {
+                                        td.result-fail { "Failed: " (error) }
+                                    } @else {
+                                        td { "OK" }
+                                    }
+                                    td { (format!("{:.1} s", last.duration_ms as f64 / 1000.0)) }
+                                    td { (last.created) }
+                                    td { (last.updated) }
+                                    td { (last.disabled) }
+                                    td { (last.enabled) }
+                                    td class=(if last.conflicts > 0 { "result-fail" } else { "" }) { (last.conflicts) }
+                                    td { (last.skipped) }
+                                } @else {
+                                    td colspan="9" { "Not synced yet" }
+                                }
+                                td { (directory.users) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn channel_row(channel: &ChannelHealth) -> Markup {
     let name = match channel.channel.as_str() {
         "mail" => "Mail",
@@ -237,6 +279,41 @@ fn auth_chart(hours: &[HourlyAuthentications]) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_directories_block_shows_each_last_sync_and_nothing_without_directories() {
+        use crate::store::directory_sync::SyncResult;
+        assert!(directories_block(&[]).into_string().is_empty());
+        let state = |name: &str, last: Option<SyncResult>| DirectorySyncState {
+            directory_id: 1,
+            name: name.into(),
+            sync_interval_minutes: 15,
+            created_at: 0,
+            last,
+            users: 12,
+            enabled_users: 10,
+        };
+        let html = directories_block(&[
+            state("<corp>", None),
+            state(
+                "Example",
+                Some(SyncResult {
+                    finished_at: 1_700_000_000,
+                    error: Some("no directory server answered".into()),
+                    conflicts: 2,
+                    ..SyncResult::default()
+                }),
+            ),
+        ])
+        .into_string();
+        assert!(html.contains("&lt;corp&gt;"), "{html}");
+        assert!(html.contains("Not synced yet"), "{html}");
+        assert!(
+            html.contains("Failed: no directory server answered"),
+            "{html}"
+        );
+        assert!(html.contains("result-fail\">2<"), "{html}");
+    }
 
     #[test]
     fn the_chart_scales_bars_to_the_busiest_hour_and_uses_no_inline_style() {

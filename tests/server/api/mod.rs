@@ -6,6 +6,7 @@ mod auth;
 mod basics;
 mod contract;
 mod directories;
+mod directory_sync;
 mod directory_users;
 mod enrolment;
 mod gateway;

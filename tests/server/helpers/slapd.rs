@@ -25,9 +25,6 @@ pub const PEOPLE_DN: &str = "ou=people,dc=example,dc=org";
 /// The account otpgate binds with to search, as an administrator would give it.
 pub const SERVICE_DN: &str = "cn=otpgate,ou=services,dc=example,dc=org";
 pub const SERVICE_PASSWORD: &str = "service-account-secret";
-/// The directory's administrator, who may add people.
-const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
-const ROOT_PASSWORD: &str = "root-of-the-test-directory";
 /// The most entries slapd answers to a search without paging (the service account's limit).
 pub const SIZE_LIMIT: usize = 1000;
 /// People with a password of their own: `uid` and password.
@@ -35,6 +32,10 @@ pub const ALICE: (&str, &str) = ("alice", "alice-directory-password");
 pub const BOB: (&str, &str) = ("bob", "bob-directory-password");
 /// The group of people allowed in (alice and every tenth generated person).
 pub const VPN_GROUP_DN: &str = "cn=vpn,ou=groups,dc=example,dc=org";
+
+/// The directory's administrator, who may change any entry (tests change people with it).
+pub const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+pub const ROOT_PASSWORD: &str = "root-of-the-test-directory";
 
 /// What the generated directory holds.
 #[derive(Clone, Debug)]
@@ -248,37 +249,45 @@ impl Slapd {
         panic!("slapd did not start on any of ten free ports");
     }
 
-    /// Adds a person to the running directory (as its administrator, with `ldapadd`), as a
-    /// directory's people change under a running otpgate.
+    /// Adds a person to the running directory, as a directory's people change under a running
+    /// otpgate.
     pub async fn add_person(&self, uid: &str, password: &str) {
-        let ldif = format!(
-            "dn: uid={uid},{PEOPLE_DN}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: New {uid}\n\
-             givenName: New\nsn: {uid}\nmail: {uid}@example.org\nuserPassword: {password}\n"
-        );
-        let url = self.url.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            let mut child = Command::new("ldapadd")
+        self.modify(&format!(
+            "dn: uid={uid},{PEOPLE_DN}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {uid}\n\
+             cn: New {uid}\ngivenName: New\nsn: {uid}\nmail: {uid}@example.org\n\
+             userPassword: {password}\n"
+        ))
+        .await;
+    }
+
+    /// Changes the directory as its administrator with `ldapmodify` (LDIF with changetypes:
+    /// modify, add, delete, modrdn).
+    pub async fn modify(&self, ldif: &str) {
+        let (url, ldif) = (self.url.clone(), ldif.to_string());
+        tokio::task::spawn_blocking(move || {
+            let mut child = Command::new("ldapmodify")
                 .args(["-x", "-H", &url, "-D", ROOT_DN, "-w", ROOT_PASSWORD])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
-                .expect("ldapadd starts (ldap-utils)");
+                .expect("ldapmodify runs (apt-get install ldap-utils)");
             child
                 .stdin
                 .take()
                 .expect("stdin")
                 .write_all(ldif.as_bytes())
-                .expect("the entry is written");
-            child.wait_with_output().expect("ldapadd ends")
+                .expect("LDIF written");
+            let output = child.wait_with_output().expect("ldapmodify ends");
+            assert!(
+                output.status.success(),
+                "ldapmodify failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
         })
         .await
-        .expect("ldapadd runs");
-        assert!(
-            output.status.success(),
-            "ldapadd failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        .expect("ldapmodify ran");
     }
 
     /// A `ldap://` address where nothing listens (a directory that is down).
