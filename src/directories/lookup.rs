@@ -146,7 +146,7 @@ impl Service {
                     continue;
                 }
             };
-            match link(store, &stored, &person, now).await? {
+            match link(store, &directory, &stored, &person, now).await? {
                 Some(id) => {
                     self.looked_up("linked");
                     return Ok(Some(id));
@@ -171,6 +171,7 @@ impl Service {
 /// local user has).
 async fn link(
     store: &Store,
+    directory: &Directory,
     stored: &Stored,
     person: &crate::ldap::Person,
     now: UnixTime,
@@ -192,13 +193,46 @@ async fn link(
         "directory.lookup_user",
         "ok",
     );
-    Ok(
-        match store
-            .link_directory_user(stored.id, uid, user, audit, now)
-            .await?
-        {
-            Linked::Created(id) | Linked::Already(id) => Some(id),
-            Linked::LoginTaken => None,
-        },
-    )
+    let id = match store
+        .link_directory_user(stored.id, uid.clone(), user, audit.clone(), now)
+        .await?
+    {
+        Linked::Created(id) | Linked::Already(id) => id,
+        Linked::LoginTaken => return Ok(None),
+    };
+    assign_mapped(store, directory, stored, id, &uid, audit).await?;
+    Ok(Some(id))
+}
+
+/// Gives a person linked at their first login the resources their groups map to, as the sync
+/// would, so that the first login is not refused for want of the next sync. A directory that
+/// does not answer now leaves it to the next sync.
+async fn assign_mapped(
+    store: &Store,
+    directory: &Directory,
+    stored: &Stored,
+    user_id: i64,
+    uid: &str,
+    audit: AuditEntry,
+) -> Result<(), RuleError> {
+    let mappings = store.group_mappings(stored.id).await?;
+    if mappings.is_empty() {
+        return Ok(());
+    }
+    let groups: Vec<String> = mappings.iter().map(|m| m.group.clone()).collect();
+    let member = match directory.groups_of(uid, &groups).await {
+        Ok(member) => member,
+        Err(error) => {
+            tracing::warn!(directory = %stored.fields.name, %error, "the groups of a person linked at login could not be read; the next sync assigns them");
+            return Ok(());
+        }
+    };
+    let group_ids = mappings
+        .iter()
+        .zip(member)
+        .filter(|(_, member)| *member)
+        .map(|(mapping, _)| mapping.id)
+        .collect();
+    store.assign_to_mappings(user_id, group_ids, audit).await?;
+    Ok(())
 }

@@ -456,6 +456,37 @@ impl Directory {
         found.map_err(|reason| DirectoryError::Search { url, reason })
     }
 
+    /// Which of `groups` (each a DN or a filter, as a mapping names it) the person whose
+    /// stable id is `stable` is in: a search each, on a connection of the service account.
+    pub async fn groups_of(
+        &self,
+        stable: &str,
+        groups: &[String],
+    ) -> Result<Vec<bool>, DirectoryError> {
+        let Some(value) = stable_id_value(&self.fields.id_attribute, stable) else {
+            return Ok(vec![false; groups.len()]);
+        };
+        let mut lease = self.service_lease().await?;
+        let mut found = Vec::with_capacity(groups.len());
+        let mut searched = Ok(());
+        for group in groups {
+            let clause = filter::group_clause(self.kind.members(), Some(group));
+            let people = filter::people(&self.people_filter(), clause);
+            let filter = filter::by_id(&people, &self.fields.id_attribute, &value);
+            match self.one(&mut lease.ldap, &filter).await {
+                Ok(person) => found.push(person.is_some()),
+                Err(reason) => {
+                    searched = Err(reason);
+                    break;
+                }
+            }
+        }
+        let url = lease.url.clone();
+        lease.finish(searched.is_ok()).await;
+        searched.map_err(|reason| DirectoryError::Search { url, reason })?;
+        Ok(found)
+    }
+
     /// Checks a person's password by binding as them: the entry is found by its stable id
     /// (a renamed person keeps theirs) on a connection of the service account, and the bind
     /// made on a connection of the bind lane (see `pool`). An empty password is refused

@@ -354,6 +354,49 @@ fn unassign(conn: &Connection, resource_id: i64, user_id: i64) -> Result<()> {
 }
 
 /// Whether another mapping than `group_id` holds the assignment of `user_id` to `resource_id`.
+/// Assigns `user_id` to the resource of mapping `group_id` as the mapping's doing, audited;
+/// false when an assignment was there already (another mapping's is shared, an
+/// administrator's stays theirs).
+fn assign_member(
+    conn: &Connection,
+    group_id: i64,
+    (resource_id, resource_name): (i64, &str),
+    user_id: i64,
+    audit: &AuditEntry,
+) -> Result<bool> {
+    let exists: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM user_resources WHERE resource_id = ?1 AND user_id = ?2)",
+        )?
+        .query_row(params![resource_id, user_id], |row| row.get(0))?;
+    if exists {
+        if held_elsewhere(conn, group_id, resource_id, user_id)? {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO directory_group_assignments
+                     (group_id, resource_id, user_id) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![group_id, resource_id, user_id])?;
+        }
+        return Ok(false);
+    }
+    super::directory::assign_user_to_resource(conn, resource_id, user_id)?;
+    conn.prepare_cached(
+        "INSERT INTO directory_group_assignments (group_id, resource_id, user_id)
+         VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![group_id, resource_id, user_id])?;
+    let login = login_of(conn, user_id)?;
+    audit::insert(
+        conn,
+        &AuditEntry {
+            resource_id: Some(resource_id),
+            ..entry(audit, "directory.sync.assign", "ok", Some(user_id))
+        }
+        .detail(format!("{login} -> {resource_name}")),
+    )?;
+    Ok(true)
+}
+
 fn held_elsewhere(
     conn: &Connection,
     group_id: i64,
@@ -464,43 +507,9 @@ impl Store {
             let mut assigned = 0;
             let mut unassigned = 0;
             for &user_id in members.difference(&made) {
-                let exists: bool = conn
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM user_resources
-                                        WHERE resource_id = ?1 AND user_id = ?2)",
-                    )?
-                    .query_row(params![resource_id, user_id], |row| row.get(0))?;
-                if exists {
-                    // Another mapping's assignment is shared; an administrator's stays theirs.
-                    if held_elsewhere(conn, group_id, resource_id, user_id)? {
-                        conn.prepare_cached(
-                            "INSERT OR IGNORE INTO directory_group_assignments
-                                 (group_id, resource_id, user_id) VALUES (?1, ?2, ?3)",
-                        )?
-                        .execute(params![
-                            group_id,
-                            resource_id,
-                            user_id
-                        ])?;
-                    }
-                    continue;
+                if assign_member(conn, group_id, (resource_id, &resource_name), user_id, &audit)? {
+                    assigned += 1;
                 }
-                super::directory::assign_user_to_resource(conn, resource_id, user_id)?;
-                conn.prepare_cached(
-                    "INSERT INTO directory_group_assignments (group_id, resource_id, user_id)
-                     VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![group_id, resource_id, user_id])?;
-                let login = login_of(conn, user_id)?;
-                audit::insert(
-                    conn,
-                    &AuditEntry {
-                        resource_id: Some(resource_id),
-                        ..entry(&audit, "directory.sync.assign", "ok", Some(user_id))
-                    }
-                    .detail(format!("{login} -> {resource_name}")),
-                )?;
-                assigned += 1;
             }
             for &user_id in made.difference(&members) {
                 conn.prepare_cached(
@@ -523,6 +532,37 @@ impl Store {
                 unassigned += 1;
             }
             Ok((assigned, unassigned))
+        })
+        .await
+    }
+
+    /// Assigns one user (a person linked at their first login) to the resources of the
+    /// mappings `group_ids` whose groups they are in, as those mappings' doing, so that the
+    /// next sync keeps them in step. Answers how many were assigned.
+    pub async fn assign_to_mappings(
+        &self,
+        user_id: i64,
+        group_ids: Vec<i64>,
+        audit: AuditEntry,
+    ) -> Result<usize> {
+        self.write(move |conn| {
+            let mut assigned = 0;
+            for group_id in group_ids {
+                let Some((resource_id, resource_name)): Option<(i64, String)> = optional(
+                    conn.prepare_cached(
+                        "SELECT g.resource_id, r.name FROM directory_groups g
+                         JOIN resources r ON r.id = g.resource_id WHERE g.id = ?1",
+                    )?
+                    .query_row(params![group_id], |row| Ok((row.get(0)?, row.get(1)?))),
+                )?
+                else {
+                    continue;
+                };
+                if assign_member(conn, group_id, (resource_id, &resource_name), user_id, &audit)? {
+                    assigned += 1;
+                }
+            }
+            Ok(assigned)
         })
         .await
     }

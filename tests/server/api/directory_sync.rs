@@ -594,3 +594,53 @@ async fn serve_syncs_a_directory_whose_interval_has_passed_by_itself() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_person_looked_up_at_their_first_login_gets_the_resources_their_groups_map_to() {
+    let Some(slapd) = Slapd::start_with(small()).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    create_resource(&app, &key, "wiki").await;
+    create_resource(&app, &key, "vpn").await;
+    create_directory(&app, &key, &slapd.url, None).await;
+    for (group, resource) in [("(givenName=New)", "wiki"), ("(employeeType=none)", "vpn")] {
+        let mapping = json!({"group": group, "resource": resource});
+        let path = "/directories/Example/groups";
+        let (status, added) = send(&app, Method::POST, path, &key, Some(mapping)).await;
+        assert_eq!(status, 201, "{added}");
+    }
+    // Carol joins the company after the last sync; her entry matches the wiki's group only.
+    slapd.add_person("carol", "carol-directory-password").await;
+
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        "/auth/authenticate",
+        &key,
+        Some(json!({
+            "resource": "wiki",
+            "user": "carol",
+            "password": "carol-directory-password",
+            "otp": "123456"
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], "rejected", "no token yet: {body}");
+    assert_eq!(assigned_to(&app, "wiki"), ["carol"]);
+    assert!(assigned_to(&app, "vpn").is_empty());
+
+    // The mapping holds the assignment: a sync after she left the group takes it away.
+    slapd
+        .modify(&format!(
+            "dn: {}\nchangetype: modify\nreplace: givenName\ngivenName: Carol\n",
+            person_dn("carol")
+        ))
+        .await;
+    let report = sync_now(&app, &key).await;
+    assert_eq!(report["unassigned"], 1, "{report}");
+    assert!(assigned_to(&app, "wiki").is_empty());
+    app.stop().await;
+}
