@@ -64,6 +64,8 @@ pub struct Services {
     /// The per-end-user-address rate limit (`Calling-Station-Id`).
     pub end_user_ip: TokenBuckets,
     pub wakeup: crate::delivery::Wakeup,
+    /// The logins waiting for approvals.
+    pub waiters: crate::waiters::Waiters,
 }
 
 /// A client as the server holds it: the secret unsealed in memory only.
@@ -590,6 +592,7 @@ fn authenticator(services: &Services) -> Authenticator<'_> {
         guard: &services.guard,
         per_account: Some(&services.per_account),
         wakeup: &services.wakeup,
+        waiters: &services.waiters,
     }
 }
 
@@ -624,7 +627,10 @@ async fn conclude(
 ) -> Option<Access> {
     match result {
         Ok(Answer::Accepted { .. }) => Some(Access::Accepted),
-        Ok(Answer::Rejected | Answer::Expired) => Some(Access::Rejected(Vec::new())),
+        // A RADIUS request never answers an approval yet: pending is no access.
+        Ok(Answer::Rejected | Answer::Expired | Answer::Pending { .. }) => {
+            Some(Access::Rejected(Vec::new()))
+        }
         Ok(Answer::Challenge {
             transaction,
             expected,

@@ -709,6 +709,7 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         // The portal's own limits apply (per address, and failures per account and address).
         per_account: None,
         wakeup: &state.delivery,
+        waiters: &state.approval_waiters,
     }
 }
 
