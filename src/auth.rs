@@ -1577,6 +1577,22 @@ mod tests {
     }
 
     #[test]
+    fn an_approval_offers_three_different_two_digit_numbers_the_right_one_anywhere() {
+        let mut places = [0; 3];
+        for _ in 0..300 {
+            let (number, choices) = draw_numbers().expect("random");
+            assert_eq!(choices.len(), 3);
+            assert!(choices.iter().all(|n| (10..=99).contains(n)), "{choices:?}");
+            assert!(
+                choices[0] != choices[1] && choices[1] != choices[2] && choices[0] != choices[2]
+            );
+            let place = choices.iter().position(|&n| n == number).expect("offered");
+            places[place] += 1;
+        }
+        assert!(places.iter().all(|&n| n > 0), "{places:?}");
+    }
+
+    #[test]
     fn a_current_totp_code_matches_its_token() {
         let (_d, keys) = keys();
         let ctx = context(vec![token(&keys, 7, TokenKind::Totp)]);

@@ -42,9 +42,16 @@ pub async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpRe
                 .body("a bearer token is required\n");
         }
     }
+    let mut text = state.metrics.render();
+    text.push_str(&format!(
+        "# HELP otpgate_approval_waiters Authentications waiting for an approval's decision now.\n\
+         # TYPE otpgate_approval_waiters gauge\n\
+         otpgate_approval_waiters {}\n",
+        state.approval_waiters.count()
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(text)
 }
 
 pub async fn stylesheet() -> HttpResponse {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::app::{TestApp, spawn_app};
+use crate::helpers::app::{TestApp, spawn_with, test_config};
 use crate::helpers::delivery::{Api, api_key};
 use crate::helpers::telegram_api::{Edited, TelegramApi};
 
@@ -26,6 +26,7 @@ struct Setup {
     api: Api,
     admin: String,
     token_id: i64,
+    _temp: tempfile::TempDir,
 }
 
 fn database(app: &TestApp) -> rusqlite::Connection {
@@ -45,8 +46,16 @@ fn unix_now() -> i64 {
 /// The bot running against the fake Bot API, the resource `VPN` with `approvals`, and alice's
 /// BOT token bound to the chat `CHAT` of the Telegram user `ALICE`.
 async fn setup(approvals: Value) -> Setup {
+    setup_with(approvals, |_| {}).await
+}
+
+/// As `setup`, with the configuration changed by `change`.
+async fn setup_with(approvals: Value, change: impl FnOnce(&mut otpgate::Config)) -> Setup {
     let telegram = TelegramApi::start().await;
-    let app = spawn_app().await;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(temp.path());
+    change(&mut config);
+    let app = spawn_with(config).await.expect("the application starts");
     let api = Api::of(&app);
     let admin = api_key(&app.data_dir, &["--admin"]);
     let (status, body) = api
@@ -108,6 +117,7 @@ async fn setup(approvals: Value) -> Setup {
         api,
         admin,
         token_id,
+        _temp: temp,
     }
 }
 
@@ -567,6 +577,29 @@ impl Setup {
             .expect("rows")
     }
 
+    /// Waits until `count` requests wait for approvals, as the server's metrics say.
+    async fn until_waiting(&self, count: usize) {
+        let deadline = Instant::now() + WAIT;
+        let line = format!("otpgate_approval_waiters {count}\n");
+        loop {
+            let metrics = self
+                .app
+                .get("/metrics")
+                .await
+                .text()
+                .await
+                .expect("the metrics");
+            if metrics.contains(&line) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {count} waiting: {metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Moves the approval's and its transaction's end to `at`.
     fn expire_at(&self, approval: i64, at: i64) {
         let conn = database(&self.app);
@@ -729,8 +762,7 @@ async fn wait_answers_as_soon_as_the_button_is_pressed() {
                 .await
         })
     };
-    // Give the request time to start waiting (the answer is the same if it has not).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.until_waiting(1).await;
     assert!(!waiting.is_finished(), "the request waits for the decision");
     let number = asked.number.clone().expect("a number");
     assert_eq!(s.press_on(asked.approval, &number).await, "Approved.");
@@ -838,6 +870,82 @@ async fn a_typed_code_still_works_while_the_approval_is_pending_and_voids_it() {
         s.telegram.wait_for_edits(1, WAIT).await[0].text,
         "Expired",
         "its message says so"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn beyond_the_bound_of_waiters_a_wait_is_refused_as_busy_and_an_answer_without_wait_still_comes()
+ {
+    let s = setup_with(json!({ "allowed": true }), |config| {
+        config.auth.approval_waiters_max = 1;
+    })
+    .await;
+    let asked = s.ask().await;
+    let waiting = {
+        let api = s.api.clone();
+        let admin = s.admin.clone();
+        let body = json!({"resource": "VPN", "user": "alice",
+                          "transaction": asked.transaction, "wait": 30});
+        tokio::spawn(async move {
+            api.call(Method::POST, "/auth/authenticate", &admin, body)
+                .await
+        })
+    };
+    // The first request holds the only place.
+    s.until_waiting(1).await;
+    let (status, refused) = s
+        .api
+        .call(
+            Method::POST,
+            "/auth/authenticate",
+            &s.admin,
+            json!({"resource": "VPN", "user": "alice",
+                   "transaction": asked.transaction, "wait": 1}),
+        )
+        .await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "busy", "{refused}");
+    let now = s
+        .authenticate(json!({ "transaction": asked.transaction }))
+        .await;
+    assert_eq!(now["result"], "pending", "{now}");
+    let number = asked.number.clone().expect("a number");
+    assert_eq!(s.press_on(asked.approval, &number).await, "Approved.");
+    let (_, answer) = waiting.await.expect("the request");
+    assert_eq!(answer["result"], "accepted", "{answer}");
+    s.stop().await;
+}
+
+/// actix-web keeps a request's handler running after its client closed the connection (it
+/// reads a closed connection as a half-close): the place is given back when the wait is over,
+/// at most `auth.approval_wait_max_seconds` later. The registry's own tests cover a waiter
+/// dropped in the middle of its wait.
+#[tokio::test]
+async fn a_client_that_goes_away_while_waiting_leaves_nothing_behind_once_the_wait_is_over() {
+    let s = setup_with(json!({ "allowed": true }), |config| {
+        config.auth.approval_wait_max_seconds = 2;
+    })
+    .await;
+    let asked = s.ask().await;
+    let request = s
+        .api
+        .client
+        .post(format!("{}/api/v1/auth/authenticate", s.api.address))
+        .bearer_auth(&s.admin)
+        .json(&json!({"resource": "VPN", "user": "alice",
+                      "transaction": asked.transaction, "wait": 30}))
+        .send();
+    let going = tokio::spawn(request);
+    s.until_waiting(1).await;
+    going.abort();
+    let _ = going.await;
+    s.until_waiting(0).await;
+    // The login can still be answered.
+    assert_eq!(
+        s.authenticate(json!({ "transaction": asked.transaction }))
+            .await["result"],
+        "pending"
     );
     s.stop().await;
 }
