@@ -1434,11 +1434,15 @@ impl Authenticator<'_> {
             number,
             choices,
             sealed_body: self.keys.seal(Purpose::Message, text.as_bytes())?,
-            entry: audit.finish("approval", None),
+            // A challenge like a sent code's, told apart by its detail.
+            entry: AuditEntry {
+                detail: Some("approval asked in Telegram".into()),
+                ..audit.finish("challenge", None)
+            },
         };
         self.store.create_approval(new, now).await?;
         self.wakeup.wake();
-        self.count("prepare", "approval", "ok");
+        self.count("prepare", "challenge", "approval");
         Ok(ApprovalAsked {
             transaction,
             number,

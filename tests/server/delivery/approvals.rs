@@ -646,6 +646,21 @@ async fn prepare_with_approve_sends_one_message_with_the_number_among_its_button
     // Nothing else was sent: no code to the BOT token besides the approval.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.telegram.sent().len(), 2);
+    let asked_line: (String, Option<String>, Option<i64>) = database(&s.app)
+        .query_row(
+            "SELECT result, detail, token_id FROM audit_log WHERE action = 'auth.prepare'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("the prepare's audit line");
+    assert_eq!(
+        asked_line,
+        (
+            "challenge".to_owned(),
+            Some("approval asked in Telegram".to_owned()),
+            Some(s.token_id)
+        )
+    );
     s.stop().await;
 }
 
