@@ -1018,7 +1018,10 @@ impl Authenticator<'_> {
         };
         let mut audit = audit.clone();
         audit.entry.token_id = Some(token.id);
-        audit.entry.detail = Some(format!("approval={}", approval.id));
+        audit.entry.detail = Some(match &audit.entry.detail {
+            Some(caller) => format!("{caller}; approval={}", approval.id),
+            None => format!("approval={}", approval.id),
+        });
         // Time passes while the login waits: measured on the monotonic clock from `now`.
         let started = tokio::time::Instant::now();
         let now_at = |instant: tokio::time::Instant| {
@@ -1028,8 +1031,6 @@ impl Authenticator<'_> {
         if let Some(deadline) = wait_until
             && approval.state_at(now) == ApprovalState::Pending
         {
-            let expiry = started + Duration::from_secs((approval.expires_at - now).max(0) as u64);
-            let until = deadline.min(expiry);
             // Registered before the approval is read again, so that no decision is missed.
             let mut waiter = self
                 .waiters
@@ -1044,6 +1045,11 @@ impl Authenticator<'_> {
                     approval = fresh;
                 }
                 at = now_at(tokio::time::Instant::now());
+                // Until the wait or the approval runs out; a typed code ending the transaction
+                // moves the approval's end to then.
+                let expiry =
+                    started + Duration::from_secs((approval.expires_at - now).max(0) as u64);
+                let until = deadline.min(expiry);
                 if approval.state_at(at) != ApprovalState::Pending
                     || tokio::time::Instant::now() >= until
                 {

@@ -964,3 +964,46 @@ async fn a_client_that_goes_away_while_waiting_leaves_nothing_behind_once_the_wa
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_code_typed_for_the_login_answers_a_request_waiting_for_its_approval() {
+    let s = setup(json!({ "allowed": true })).await;
+    let (status, body) = s
+        .api
+        .call(
+            Method::POST,
+            "/tokens",
+            &s.admin,
+            json!({"kind": "TOTP", "secret": crate::helpers::auth::SEED_BASE32,
+                   "user": "alice", "resource": "VPN"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let asked = s.ask().await;
+    let waiting = {
+        let api = s.api.clone();
+        let admin = s.admin.clone();
+        let body = json!({"resource": "VPN", "user": "alice",
+                          "transaction": asked.transaction, "wait": 30});
+        tokio::spawn(async move {
+            api.call(Method::POST, "/auth/authenticate", &admin, body)
+                .await
+        })
+    };
+    s.until_waiting(1).await;
+    let typed = s
+        .authenticate(json!({
+            "transaction": asked.transaction,
+            "otp": crate::helpers::auth::totp(0)
+        }))
+        .await;
+    assert_eq!(typed["result"], "accepted", "{typed}");
+    // Told at once, well before its 30 seconds: the code woke it.
+    let (status, answer) = tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("the waiting request is answered")
+        .expect("the request");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"], "rejected", "{answer}");
+    s.stop().await;
+}
