@@ -1007,3 +1007,49 @@ async fn a_code_typed_for_the_login_answers_a_request_waiting_for_its_approval()
     assert_eq!(answer["result"], "rejected", "{answer}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn where_the_resource_requires_the_password_an_approval_lets_in_only_with_it() {
+    let s = setup(json!({ "allowed": true, "number_matching": false })).await;
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/users/alice/password",
+            json!({"password": "alice's long password"}),
+        ),
+        (
+            Method::PATCH,
+            "/resources/VPN",
+            json!({"password_required": true}),
+        ),
+    ] {
+        let (status, answer) = s.api.call(method, path, &s.admin, body).await;
+        assert!(status == 200 || status == 204, "{status} {answer}");
+    }
+    let asked = s.ask().await;
+    assert_eq!(s.press_on(asked.approval, "ok").await, "Approved.");
+    let without = s
+        .authenticate(json!({ "transaction": asked.transaction }))
+        .await;
+    assert_eq!(without["result"], "rejected", "{without}");
+    let wrong = s
+        .authenticate(json!({ "transaction": asked.transaction, "password": "not hers at all" }))
+        .await;
+    assert_eq!(wrong["result"], "rejected", "{wrong}");
+    let with = s
+        .authenticate(json!({
+            "transaction": asked.transaction,
+            "password": "alice's long password"
+        }))
+        .await;
+    assert_eq!(with["result"], "accepted", "{with}");
+    assert_eq!(
+        s.authentication_audit(),
+        [
+            ("rejected".to_owned(), Some("password_required".to_owned())),
+            ("rejected".to_owned(), Some("bad_password".to_owned())),
+            ("accepted".to_owned(), Some("approval".to_owned())),
+        ]
+    );
+    s.stop().await;
+}
