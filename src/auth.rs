@@ -817,6 +817,13 @@ impl Authenticator<'_> {
         self.authenticate_or_wait(caller, attempt, None, now).await
     }
 
+    /// Until when a login asked to wait `seconds` for an approval's decision may wait: at most
+    /// `auth.approval_wait_max_seconds`; None for no wait.
+    pub fn approval_deadline(&self, seconds: u64) -> WaitUntil {
+        let seconds = seconds.min(self.config.approval_wait_max_seconds);
+        (seconds > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(seconds))
+    }
+
     /// An authentication; an attempt that gives the transaction of an approval and no code
     /// (with the password where the resource requires one) is answered by the approval:
     /// accepted once it is approved (once), rejected when it was denied or expired, otherwise

@@ -268,13 +268,9 @@ pub async fn authenticate(
         end_user_ip: ip,
         first_factor_checked: false,
     };
-    let wait = request
-        .wait
-        .unwrap_or(0)
-        .min(state.config.auth.approval_wait_max_seconds);
-    let wait_until =
-        (wait > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_secs(wait));
-    let answer = authenticator(&state)
+    let authenticator = authenticator(&state);
+    let wait_until = authenticator.approval_deadline(request.wait.unwrap_or(0));
+    let answer = authenticator
         .authenticate_or_wait(
             &caller_of(&caller),
             attempt,
