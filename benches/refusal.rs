@@ -130,6 +130,7 @@ async fn run() -> anyhow::Result<()> {
     let config = AuthConfig::default();
     let metrics = Arc::new(Metrics::default());
     let wakeup = otpgate::delivery::Wakeup::default();
+    let waiters = otpgate::waiters::Waiters::new(1);
     let passwords = PasswordGate::start(PasswordsConfig::default().gate_size(), metrics.clone())?;
     // No waits between a user's misses: every attempt of both kinds is checked in full.
     let logins = LoginsConfig {
@@ -149,6 +150,7 @@ async fn run() -> anyhow::Result<()> {
         per_account: None,
         wakeup: &wakeup,
         directories: &directories,
+        waiters: &waiters,
     };
     let caller = Caller {
         key_id: None,

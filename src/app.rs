@@ -212,7 +212,12 @@ impl Application {
             metrics.clone(),
             wakeup.clone(),
         );
-        let telegram = crate::delivery::bot::Telegram::new(store.clone(), keys.clone());
+        let approval_waiters = crate::waiters::Waiters::new(config.auth.approval_waiters_max);
+        let telegram = crate::delivery::bot::Telegram::new(
+            store.clone(),
+            keys.clone(),
+            approval_waiters.clone(),
+        );
         let passwords = PasswordGate::start(config.passwords.gate_size(), metrics.clone())
             .context("cannot start the password workers")?;
         let passwords = Arc::new(passwords);
@@ -250,6 +255,7 @@ impl Application {
                 ),
                 wakeup: wakeup.clone(),
                 directories: directories.clone(),
+                waiters: approval_waiters.clone(),
             },
             radsec_tls,
         )?;
@@ -295,6 +301,7 @@ impl Application {
             throttle_caller: TokenBuckets::new(config.api.caller_rate, config.api.caller_burst),
             config: config.clone(),
             delivery: wakeup,
+            approval_waiters,
             telegram: telegram.clone(),
             tls: tls_material.as_ref().map(|m| m.live.clone()),
             directories,
@@ -434,7 +441,8 @@ pub fn openapi_document() -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&document)?)
 }
 
-/// Periodic clean-up: expired sessions, unanswered transactions, old failures of addresses.
+/// Periodic clean-up: expired sessions, unanswered transactions, old approvals, old failures
+/// of addresses.
 async fn housekeeping(store: Store) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -453,6 +461,11 @@ async fn housekeeping(store: Store) {
                 tracing::debug!(sessions, transactions, "removed what expired")
             }
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        // Approvals decided or expired a day ago: a caller asking after that is told
+        // "rejected" all the same (their transaction is gone).
+        if let Err(e) = store.purge_approvals(now - 86_400).await {
+            tracing::warn!(error = %e, "housekeeping failed");
         }
         // The failures of addresses that never logged in, a day after the last: their waits
         // (at most `logins.max_delay_seconds`, itself at most a day) ran out.

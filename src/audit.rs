@@ -165,6 +165,15 @@ pub fn explain(reason: &str) -> Option<&'static str> {
             "the directory asks the user to set a new password first"
         }
         "directory_account_locked" => "the user's account is locked in the directory",
+        "approval" => "the user approved the sign-in in Telegram",
+        "approval_used" => "the approved sign-in was already let in, or it ended",
+        "approval_denied" => "the user denied the sign-in in Telegram",
+        "approval_wrong_number" => "the user chose a wrong number in Telegram",
+        "approval_expired" => "nobody answered the approval in Telegram in time",
+        "no_approval" => "the transaction has no approval, and no code was given",
+        "no_bot_token" => "the user has no active BOT token in the resource to approve with",
+        "denied" => "the user denied the sign-in in Telegram",
+        "wrong_number" => "the user chose a wrong number in Telegram",
         _ => return None,
     })
 }

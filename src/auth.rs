@@ -18,7 +18,7 @@
 //! Time comes in as an argument; the store and the keys are passed in.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::attempts::{Guard, Standing};
 use crate::limiter::TokenBuckets;
@@ -32,6 +32,7 @@ use crate::domain::{
 use crate::metrics::Metrics;
 use crate::otp;
 use crate::passwords::PasswordGate;
+use crate::store::approvals::{ApprovalState, DenyReason, NewApproval};
 use crate::store::auth::{
     ActiveChallenge, Asked, AuthContext, AuthTarget, Claim, Count, NewChallenge, NewTransaction,
     Outcome, Penalty, Tally,
@@ -133,7 +134,51 @@ pub enum Answer {
         transaction: String,
         expected: Vec<Expected>,
     },
+    /// The transaction's approval is not decided yet (and the wait, if any, ran out).
+    Pending {
+        expires_at: UnixTime,
+    },
 }
+
+/// An approval asked for (Approve in Telegram): the login's transaction, which
+/// `authenticate` answers once the user decided (or a code typed for it), the number the login
+/// shows with number matching, and when the approval expires.
+#[derive(Debug, Clone)]
+pub struct ApprovalAsked {
+    pub transaction: String,
+    pub number: Option<u8>,
+    pub expires_at: UnixTime,
+    /// The BOT token the approval was sent to.
+    pub token: TokenRef,
+}
+
+/// Draws the number a login shows and the three the bot offers, in their order: three
+/// different two-digit numbers from the system's random source, the right one at a random
+/// place among them.
+fn draw_numbers() -> Result<(u8, Vec<u8>), crypto::CryptoError> {
+    let mut drawn: Vec<u8> = Vec::with_capacity(3);
+    let mut place = None;
+    while drawn.len() < 3 || place.is_none() {
+        for byte in crypto::random_bytes::<16>()? {
+            // 90 numbers (10 to 99): bytes from 180 up are dropped, so that each is as likely;
+            // likewise for the place, one of three.
+            if drawn.len() < 3 {
+                let number = 10 + byte % 90;
+                if byte < 180 && !drawn.contains(&number) {
+                    drawn.push(number);
+                }
+            } else if place.is_none() && byte < 255 {
+                place = Some(usize::from(byte % 3));
+            }
+        }
+    }
+    let place = place.unwrap_or(0);
+    Ok((drawn[place], drawn))
+}
+
+/// The front end's wait for an approval's decision (the API's `wait`, RADIUS' hold of an
+/// Access-Request): until this instant at the latest.
+pub type WaitUntil = Option<tokio::time::Instant>;
 
 /// The outcome of matching a typed code against the candidate tokens.
 #[derive(Debug)]
@@ -699,6 +744,8 @@ pub struct Authenticator<'a> {
     pub wakeup: &'a crate::delivery::Wakeup,
     /// The directories' connections, and the lookup of logins no user has.
     pub directories: &'a Arc<crate::directories::Service>,
+    /// The logins waiting for approvals: woken when a typed code ends a transaction.
+    pub waiters: &'a crate::waiters::Waiters,
 }
 
 #[derive(Clone)]
@@ -832,11 +879,54 @@ impl Authenticator<'_> {
         attempt: Attempt,
         now: UnixTime,
     ) -> Result<Answer, RuleError> {
-        if attempt.otp.is_none() && attempt.password.is_none() {
+        self.authenticate_or_wait(caller, attempt, None, now).await
+    }
+
+    /// Until when a login asked to wait `seconds` for an approval's decision may wait: at most
+    /// `auth.approval_wait_max_seconds`; None for no wait.
+    pub fn approval_deadline(&self, seconds: u64) -> WaitUntil {
+        let seconds = seconds.min(self.config.approval_wait_max_seconds);
+        (seconds > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(seconds))
+    }
+
+    /// An authentication; an attempt that gives the transaction of an approval and no code
+    /// (with the password where the resource requires one) is answered by the approval:
+    /// accepted once it is approved (once), rejected when it was denied or expired, otherwise
+    /// pending — after waiting for the decision until `wait_until`, if given.
+    pub async fn authenticate_or_wait(
+        &self,
+        caller: &Caller,
+        attempt: Attempt,
+        wait_until: WaitUntil,
+        now: UnixTime,
+    ) -> Result<Answer, RuleError> {
+        if attempt.otp.is_none()
+            && attempt.password.is_none()
+            && attempt.target.transaction.is_none()
+        {
             return Err(
                 Refused::field("otp", "give the one-time password, the password, or both").into(),
             );
         }
+        let transaction = attempt.target.transaction.clone();
+        let answer = self
+            .authenticate_once(caller, attempt, wait_until, now)
+            .await;
+        // A code typed for a transaction ends it, and its approval with it: whoever waits for
+        // that approval is told at once.
+        if let (Ok(Answer::Accepted { .. }), Some(transaction)) = (&answer, &transaction) {
+            self.waiters.wake(transaction);
+        }
+        answer
+    }
+
+    async fn authenticate_once(
+        &self,
+        caller: &Caller,
+        attempt: Attempt,
+        wait_until: WaitUntil,
+        now: UnixTime,
+    ) -> Result<Answer, RuleError> {
         if attempt.target.user.is_none() && attempt.target.token.is_none() {
             return Err(Refused::field(
                 "user",
@@ -954,6 +1044,16 @@ impl Authenticator<'_> {
         }
 
         let Some(typed) = attempt.otp.as_deref().map(str::trim) else {
+            if context.approval.is_some() {
+                return self
+                    .answer_approval(&context, &doorman, &audit, wait_until, now)
+                    .await;
+            }
+            if attempt.password.is_none() {
+                // A transaction without an approval, and nothing typed: nothing was guessed,
+                // so nothing counts.
+                return self.reject_uncounted(&audit, "no_approval", now).await;
+            }
             return self
                 .password_only(&context, &doorman, &resource, &audit, now)
                 .await;
@@ -970,6 +1070,125 @@ impl Authenticator<'_> {
         let tally = doorman.tally(&context, verdict.count(), &audit);
         let account = tally.as_ref().map(|tally| tally.counted.account);
         let applied = self.store.apply(outcome, tally, now).await?;
+        if applied.locked
+            && let Some(account) = account
+        {
+            self.guard.locked(account);
+        }
+        self.conclude(verdict, applied.won)
+    }
+
+    /// A rejection that does not count against the account (nothing was guessed), with its
+    /// audit line.
+    async fn reject_uncounted(
+        &self,
+        audit: &Audit,
+        reason: &'static str,
+        now: UnixTime,
+    ) -> Result<Answer, RuleError> {
+        self.record(audit.finish("rejected", Some(reason)), None, now)
+            .await?;
+        self.count("authenticate", "rejected", reason);
+        Ok(Answer::Rejected)
+    }
+
+    /// The answer of an approval (the context's): waits for its decision until `wait_until`
+    /// (and at most until it expires) while it is pending, then lets the login in once if it
+    /// was approved. A denial, a wrong number or an expiry rejects without counting as a
+    /// failed login: nothing was guessed — the user said no in Telegram, and whether that
+    /// locks the token is the resource's `deny_locks`.
+    async fn answer_approval(
+        &self,
+        context: &AuthContext,
+        doorman: &Doorman,
+        audit: &Audit,
+        wait_until: WaitUntil,
+        now: UnixTime,
+    ) -> Result<Answer, RuleError> {
+        let Some(mut approval) = context.approval.clone() else {
+            return self.reject_uncounted(audit, "no_approval", now).await;
+        };
+        let Some(token) = context.tokens.iter().find(|t| t.id == approval.token_id) else {
+            return self.reject_uncounted(audit, "no_approval", now).await;
+        };
+        let mut audit = audit.clone();
+        audit.entry.token_id = Some(token.id);
+        audit.entry.detail = Some(match &audit.entry.detail {
+            Some(caller) => format!("{caller}; approval={}", approval.id),
+            None => format!("approval={}", approval.id),
+        });
+        // Time passes while the login waits: measured on the monotonic clock from `now`.
+        let started = tokio::time::Instant::now();
+        let now_at = |instant: tokio::time::Instant| {
+            now + instant.saturating_duration_since(started).as_secs() as i64
+        };
+        let mut at = now;
+        if let Some(deadline) = wait_until
+            && approval.state_at(now) == ApprovalState::Pending
+        {
+            // Registered before the approval is read again, so that no decision is missed.
+            let mut waiter = self
+                .waiters
+                .register(&approval.transaction_id)
+                .map_err(|_| {
+                    RuleError::from(crate::domain::Busy {
+                        retry_after_seconds: 1,
+                    })
+                })?;
+            loop {
+                if let Some(fresh) = self.store.approval(approval.id).await? {
+                    approval = fresh;
+                }
+                at = now_at(tokio::time::Instant::now());
+                // Until the wait or the approval runs out; a typed code ending the transaction
+                // moves the approval's end to then.
+                let expiry =
+                    started + Duration::from_secs((approval.expires_at - now).max(0) as u64);
+                let until = deadline.min(expiry);
+                if approval.state_at(at) != ApprovalState::Pending
+                    || tokio::time::Instant::now() >= until
+                {
+                    break;
+                }
+                waiter.wait(until).await;
+            }
+        }
+        let reason = match approval.state_at(at) {
+            ApprovalState::Pending => {
+                self.count("authenticate", "pending", "approval");
+                return Ok(Answer::Pending {
+                    expires_at: approval.expires_at,
+                });
+            }
+            ApprovalState::Approved => None,
+            ApprovalState::Denied if approval.reason == Some(DenyReason::WrongNumber) => {
+                Some("approval_wrong_number")
+            }
+            ApprovalState::Denied => Some("approval_denied"),
+            ApprovalState::Expired => Some("approval_expired"),
+        };
+        if let Some(reason) = reason {
+            return self.reject_uncounted(&audit, reason, at).await;
+        }
+        if !token.is_usable()
+            || token.is_locked(
+                context
+                    .resource
+                    .as_ref()
+                    .and_then(|r| r.auto_unlock_seconds),
+                at,
+            )
+        {
+            return self.reject_uncounted(&audit, "token_locked", at).await;
+        }
+        let verdict = Verdict::Claimed(token_ref(token));
+        let tally = doorman.tally(context, verdict.count(), &audit);
+        let account = tally.as_ref().map(|tally| tally.counted.account);
+        let outcome = Outcome::Approval {
+            transaction_id: approval.transaction_id.clone(),
+            entry: audit.finish("accepted", Some("approval")),
+        };
+        let applied = self.store.apply(outcome, tally, at).await?;
         if applied.locked
             && let Some(account) = account
         {
@@ -1193,6 +1412,146 @@ impl Authenticator<'_> {
         })
     }
 
+    /// Asks the user to approve a login in Telegram instead of typing a code (Approve in
+    /// Telegram): begins a transaction with an approval for the user's BOT token in the
+    /// resource (the one named, or the first usable one), and queues its message once — "Sign
+    /// in to <resource> from <address>, <time>?" with the buttons of the numbers (number
+    /// matching) or Approve, and Deny. No code is sent to any token: the user approves, or
+    /// types the code of a TOTP or HOTP token, with this transaction. Refused when the resource
+    /// does not allow approvals, when the user has no usable BOT token here (an unknown user is
+    /// told the same), or when the bot is not set up or had its hourly share of messages.
+    pub async fn ask_approval(
+        &self,
+        caller: &Caller,
+        target: AuthTarget,
+        end_user_ip: Option<String>,
+        now: UnixTime,
+    ) -> Result<ApprovalAsked, RuleError> {
+        let named = target.token.is_some();
+        let doorman = Doorman::new(self, &target, Instant::now(), now);
+        let context = self.context(caller, target, now).await?;
+        if let Err(Verdict::Wait {
+            reason,
+            retry_after_seconds,
+        }) = doorman.limit(&context)
+        {
+            self.count("prepare", "refused", reason);
+            return Err(Refused::TooMany {
+                retry_after_seconds,
+            }
+            .into());
+        }
+        let Some(resource) = context.resource.as_ref() else {
+            return Err(Refused::NotFound("resource").into());
+        };
+        if !resource.approvals.allowed {
+            return Err(Refused::field(
+                "approve",
+                "this resource does not allow approvals in Telegram",
+            )
+            .into());
+        }
+        if named && context.tokens.iter().any(|t| t.kind != TokenKind::Bot) {
+            return Err(Refused::field("token", "only a BOT token can approve a sign-in").into());
+        }
+        let mut audit = Audit::new(caller, "auth.prepare", end_user_ip.clone(), now);
+        audit.entry.resource_id = Some(resource.id);
+        audit.entry.user_id = context.user.as_ref().map(|u| u.id);
+        let bot = match (refusal(&context), &context.user) {
+            (None, Some(user)) => context
+                .tokens
+                .iter()
+                .find(|t| {
+                    t.kind == TokenKind::Bot
+                        && t.is_usable()
+                        && t.bot_chat_id.is_some()
+                        && !t.is_locked(resource.auto_unlock_seconds, now)
+                })
+                .map(|token| (user, token)),
+            _ => None,
+        };
+        let chat = match bot {
+            Some((_, token)) => self.store.bot_chat(token.id).await?,
+            None => None,
+        };
+        let (Some((user, token)), Some(chat)) = (bot, chat) else {
+            let reason = refusal(&context).unwrap_or("no_bot_token");
+            self.store
+                .audit(audit.finish("rejected", Some(reason)))
+                .await?;
+            self.count("prepare", "rejected", reason);
+            return Err(Refused::field(
+                "approve",
+                "the user has no active BOT token in this resource to approve with",
+            )
+            .into());
+        };
+        audit.entry.token_id = Some(token.id);
+        let general = self.store.general_settings().await?;
+        let validity = general
+            .as_ref()
+            .map_or(self.config.challenge_validity_seconds, |general| {
+                general.challenge_validity_seconds
+            }) as i64;
+        let limits = general.map(|general| general.sending).unwrap_or_default();
+        let sending = self.store.sending(user.id, now - 3600).await?;
+        let configured = sending.settings.iter().any(|(name, settings)| {
+            *name == "bot" && crate::delivery::settings::is_configured("bot", settings)
+        });
+        if !configured {
+            return Err(
+                Refused::Conflict("the Telegram bot is not set up on this server".into()).into(),
+            );
+        }
+        if sending.sent("bot") >= limits.per_hour("bot") {
+            self.store
+                .audit(audit.finish("rejected", Some("capped")))
+                .await?;
+            return Err(Refused::Conflict(
+                "the user was sent as many Telegram messages this hour as allowed".into(),
+            )
+            .into());
+        }
+        let (number, choices) = if resource.approvals.number_matching {
+            let (number, choices) = draw_numbers()?;
+            (Some(number), choices)
+        } else {
+            (None, Vec::new())
+        };
+        let text = crate::delivery::approval::question(&resource.name, end_user_ip.as_deref(), now);
+        let transaction = crypto::random_token::<16>()?;
+        let expires_at = now + validity;
+        let new = NewApproval {
+            transaction: NewTransaction {
+                id: transaction.clone(),
+                resource_id: resource.id,
+                user_id: user.id,
+                password_checked: false,
+                expires_at,
+            },
+            token_id: token.id,
+            chat_id: chat.chat_id,
+            telegram_user_id: chat.user_id,
+            number,
+            choices,
+            sealed_body: self.keys.seal(Purpose::Message, text.as_bytes())?,
+            // A challenge like a sent code's, told apart by its detail.
+            entry: AuditEntry {
+                detail: Some("approval asked in Telegram".into()),
+                ..audit.finish("challenge", None)
+            },
+        };
+        self.store.create_approval(new, now).await?;
+        self.wakeup.wake();
+        self.count("prepare", "challenge", "approval");
+        Ok(ApprovalAsked {
+            transaction,
+            number,
+            expires_at,
+            token: token_ref(token),
+        })
+    }
+
     /// Sends codes to the user's MAIL, SMS and BOT tokens in the resource (or the one named).
     pub async fn prepare(
         &self,
@@ -1320,6 +1679,22 @@ mod tests {
 
     fn totp_code(offset: i64) -> String {
         otp::hotp(SECRET, otp::Algorithm::Sha1, 6, (NOW / 30 + offset) as u64)
+    }
+
+    #[test]
+    fn an_approval_offers_three_different_two_digit_numbers_the_right_one_anywhere() {
+        let mut places = [0; 3];
+        for _ in 0..300 {
+            let (number, choices) = draw_numbers().expect("random");
+            assert_eq!(choices.len(), 3);
+            assert!(choices.iter().all(|n| (10..=99).contains(n)), "{choices:?}");
+            assert!(
+                choices[0] != choices[1] && choices[1] != choices[2] && choices[0] != choices[2]
+            );
+            let place = choices.iter().position(|&n| n == number).expect("offered");
+            places[place] += 1;
+        }
+        assert!(places.iter().all(|&n| n > 0), "{places:?}");
     }
 
     #[test]

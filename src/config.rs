@@ -113,6 +113,10 @@ pub struct AuthConfig {
     pub challenge_validity_seconds: u64,
     /// How many wrong codes a sent challenge tolerates before it is void.
     pub challenge_tries: u32,
+    /// The longest an authentication may wait for an approval's decision (`wait`), in seconds.
+    pub approval_wait_max_seconds: u64,
+    /// How many authentications may wait for approvals at once; beyond, `wait` is refused.
+    pub approval_waiters_max: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +145,8 @@ impl Default for AuthConfig {
             resync_search: 1000,
             challenge_validity_seconds: 300,
             challenge_tries: 3,
+            approval_wait_max_seconds: 30,
+            approval_waiters_max: 10_000,
         }
     }
 }
@@ -698,6 +704,18 @@ impl Config {
             return Err(ConfigError::invalid(
                 "auth.challenge_tries",
                 "must be between 1 and 10",
+            ));
+        }
+        if !(1..=300).contains(&self.auth.approval_wait_max_seconds) {
+            return Err(ConfigError::invalid(
+                "auth.approval_wait_max_seconds",
+                "must be between 1 and 300",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.auth.approval_waiters_max) {
+            return Err(ConfigError::invalid(
+                "auth.approval_waiters_max",
+                "must be between 1 and 1000000",
             ));
         }
         if self.passwords.workers > 64 {

@@ -29,6 +29,7 @@ pub mod radius;
 pub mod self_service;
 pub mod store;
 pub mod tls;
+pub mod waiters;
 pub mod web;
 
 pub use app::Application;

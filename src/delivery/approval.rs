@@ -74,6 +74,15 @@ pub fn parse_press(data: &str) -> Option<(i64, Choice)> {
     Some((id, choice))
 }
 
+/// The question an approval's message asks: "Sign in to VPN from 203.0.113.7, 10:31 UTC?".
+pub fn question(resource: &str, address: Option<&str>, at: UnixTime) -> String {
+    let address = address.unwrap_or("an unknown address");
+    format!(
+        "Sign in to {resource} from {address}, {} UTC?",
+        clock_time(at)
+    )
+}
+
 /// The time of day in UTC, "10:31".
 fn clock_time(at: UnixTime) -> String {
     let seconds = at.rem_euclid(86_400);
@@ -195,6 +204,19 @@ mod tests {
             [vec!["85", "42", "17"], vec!["Deny — this wasn't me"]]
         );
         assert_eq!(rows[0][1].data, "ap:9:42");
+    }
+
+    #[test]
+    fn the_question_names_the_resource_the_address_and_the_time() {
+        let at = 10 * 3600 + 31 * 60;
+        assert_eq!(
+            question("VPN", Some("203.0.113.7"), at),
+            "Sign in to VPN from 203.0.113.7, 10:31 UTC?"
+        );
+        assert_eq!(
+            question("VPN", None, at),
+            "Sign in to VPN from an unknown address, 10:31 UTC?"
+        );
     }
 
     #[test]

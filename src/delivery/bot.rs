@@ -32,9 +32,10 @@ use super::{Accepted, Channel, Outgoing, SendError, SendFuture, open_secret};
 use crate::crypto::{self, Keys};
 use crate::domain::{FieldError, words};
 use crate::store::Store;
-use crate::store::approvals::Presser;
+use crate::store::approvals::{Decision, Presser};
 use crate::store::bot::Chat;
 use crate::store::delivery_settings::ChannelSettings;
+use crate::waiters::Waiters;
 
 /// The outbox's name of this channel.
 pub const CHANNEL: &str = "bot";
@@ -335,6 +336,8 @@ pub struct Telegram {
     keys: Keys,
     status: Mutex<BotStatus>,
     reload: Notify,
+    /// The logins waiting for approvals: woken when a press decides one or it expires.
+    waiters: Waiters,
 }
 
 /// What the bot answers.
@@ -342,19 +345,23 @@ const HELP: &str = "Hello! I deliver one-time passwords from otpgate.\n\nTo conn
 const REFUSED: &str = "Sorry, this activation code is unknown, has expired or was already used. Ask for a new activation link and open it again.";
 const GROUPS: &str = "I only work in a private chat. Open the activation link on your own phone.";
 
-/// How many expired approvals one poll edits at most (the rest wait for the next poll).
-const EXPIRED_PER_POLL: i64 = 50;
+/// How many expired approvals one round edits at most (the rest wait for the next round).
+const EXPIRED_PER_ROUND: i64 = 50;
+
+/// How often the bot looks for approvals that expired unanswered.
+const EXPIRY_ROUND: Duration = Duration::from_secs(1);
 
 /// The longest wait between two tries to reach Telegram.
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
 impl Telegram {
-    pub fn new(store: Store, keys: Keys) -> Arc<Telegram> {
+    pub fn new(store: Store, keys: Keys, waiters: Waiters) -> Arc<Telegram> {
         Arc::new(Telegram {
             store,
             keys,
             status: Mutex::new(BotStatus::new(BotState::Starting)),
             reload: Notify::new(),
+            waiters,
         })
     }
 
@@ -455,6 +462,35 @@ impl Telegram {
             username: username.clone(),
             error: None,
         });
+        tokio::select! {
+            _ = self.poll(&bot, username, bot_id, poll) => {}
+            _ = self.expire_rounds(&bot) => {}
+        }
+    }
+
+    /// Expires the approvals left unanswered, every `EXPIRY_ROUND`, whether or not updates
+    /// arrive: a read finds whether any is due, and only then a write marks them.
+    async fn expire_rounds(&self, bot: &teloxide_core::Bot) {
+        let mut interval = tokio::time::interval(EXPIRY_ROUND);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            match self.store.approvals_due(crate::clock::now()).await {
+                Ok(true) => self.expire_approvals(bot).await,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot look for expired approvals"),
+            }
+        }
+    }
+
+    /// Long-polls for updates and answers them, until cancelled.
+    async fn poll(
+        &self,
+        bot: &teloxide_core::Bot,
+        username: Option<String>,
+        bot_id: u64,
+        poll: Duration,
+    ) {
         let mut offset = match self.store.bot_offset(bot_id).await {
             Ok(offset) => offset,
             Err(e) => {
@@ -462,7 +498,7 @@ impl Telegram {
                 0
             }
         };
-        retry = Duration::from_secs(1);
+        let mut retry = Duration::from_secs(1);
         loop {
             let request = bot
                 .get_updates()
@@ -483,12 +519,11 @@ impl Telegram {
                     for update in updates {
                         next = next.max(i64::from(update.id.0) + 1);
                         match update.kind {
-                            UpdateKind::Message(message) => self.handle(&bot, &message).await,
-                            UpdateKind::CallbackQuery(query) => self.press(&bot, &query).await,
+                            UpdateKind::Message(message) => self.handle(bot, &message).await,
+                            UpdateKind::CallbackQuery(query) => self.press(bot, &query).await,
                             _ => {}
                         }
                     }
-                    self.expire_approvals(&bot).await;
                     if next != offset {
                         offset = next;
                         if let Err(e) = self
@@ -562,7 +597,14 @@ impl Telegram {
                     telegram_user_id: i64::try_from(query.from.id.0).unwrap_or(i64::MAX),
                 };
                 match self.store.decide_approval(id, presser, choice, now).await {
-                    Ok(decision) => approval::answer(&decision, now),
+                    Ok(decision) => {
+                        if let Decision::Decided { approval, .. } | Decision::Expired(approval) =
+                            &decision
+                        {
+                            self.waiters.wake(&approval.transaction_id);
+                        }
+                        approval::answer(&decision, now)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot decide an approval");
                         (approval::FAILED, None)
@@ -585,12 +627,12 @@ impl Telegram {
         }
     }
 
-    /// Marks the approvals that expired unanswered and says so in their messages; runs after
-    /// every long poll, so within `poll_timeout_seconds` of the expiry.
+    /// Marks the approvals that expired unanswered, wakes the logins waiting for them, and
+    /// says so in their messages.
     async fn expire_approvals(&self, bot: &teloxide_core::Bot) {
         let expired = match self
             .store
-            .expire_approvals(crate::clock::now(), EXPIRED_PER_POLL)
+            .expire_approvals(crate::clock::now(), EXPIRED_PER_ROUND)
             .await
         {
             Ok(expired) => expired,
@@ -599,6 +641,9 @@ impl Telegram {
                 return;
             }
         };
+        for approval in &expired {
+            self.waiters.wake(&approval.transaction_id);
+        }
         for approval in expired {
             let Some(message_id) = approval.message_id.and_then(|id| i32::try_from(id).ok()) else {
                 continue;

@@ -464,6 +464,15 @@ async fn deliver(
     let buttons = match message.approval_id {
         None => Ok(Vec::new()),
         Some(id) => match context.store.approval(id).await {
+            // Answered by a typed code, or expired, before its message left: nothing to ask.
+            Ok(Some(approval))
+                if approval.state_at(crate::clock::now())
+                    != crate::store::approvals::ApprovalState::Pending =>
+            {
+                Err(SendError::Permanent(
+                    "the approval is no longer pending".into(),
+                ))
+            }
             Ok(Some(approval)) => Ok(approval::keyboard(&approval)),
             Ok(None) => Err(SendError::Permanent("the approval is gone".into())),
             Err(e) => Err(SendError::Temporary(format!(

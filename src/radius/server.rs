@@ -66,6 +66,8 @@ pub struct Services {
     pub wakeup: crate::delivery::Wakeup,
     /// The directories' connections, and the lookup of logins no user has.
     pub directories: Arc<crate::directories::Service>,
+    /// The logins waiting for approvals.
+    pub waiters: crate::waiters::Waiters,
 }
 
 /// A client as the server holds it: the secret unsealed in memory only.
@@ -593,6 +595,7 @@ fn authenticator(services: &Services) -> Authenticator<'_> {
         per_account: Some(&services.per_account),
         wakeup: &services.wakeup,
         directories: &services.directories,
+        waiters: &services.waiters,
     }
 }
 
@@ -627,7 +630,10 @@ async fn conclude(
 ) -> Option<Access> {
     match result {
         Ok(Answer::Accepted { .. }) => Some(Access::Accepted),
-        Ok(Answer::Rejected | Answer::Expired) => Some(Access::Rejected(Vec::new())),
+        // A RADIUS request never answers an approval yet: pending is no access.
+        Ok(Answer::Rejected | Answer::Expired | Answer::Pending { .. }) => {
+            Some(Access::Rejected(Vec::new()))
+        }
         Ok(Answer::Challenge {
             transaction,
             expected,

@@ -398,6 +398,15 @@ pub fn expire_due(conn: &Connection, now: UnixTime, limit: i64) -> Result<Vec<Ap
     Ok(expired)
 }
 
+/// Whether a pending approval's validity has passed (a cheap read before `expire_due`'s write).
+pub fn any_due(conn: &Connection, now: UnixTime) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM approvals WHERE state = 'pending' AND expires_at <= ?1)",
+        )?
+        .query_row(params![now], |row| row.get(0))?)
+}
+
 /// Lets in the one login an approval approved: marks it used and ends its transaction, both or
 /// neither. False when it is not approved, was used already, or its transaction expired.
 pub fn consume(conn: &Connection, transaction_id: &str, now: UnixTime) -> Result<bool> {
@@ -516,6 +525,10 @@ impl Store {
 
     pub async fn expire_approvals(&self, now: UnixTime, limit: i64) -> Result<Vec<Approval>> {
         self.write(move |conn| expire_due(conn, now, limit)).await
+    }
+
+    pub async fn approvals_due(&self, now: UnixTime) -> Result<bool> {
+        self.read(move |conn| any_due(conn, now)).await
     }
 
     pub async fn consume_approval(&self, transaction_id: String, now: UnixTime) -> Result<bool> {

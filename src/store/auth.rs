@@ -50,6 +50,9 @@ pub struct AuthContext {
     pub directory_may_know: bool,
     /// The transaction named, when it is live and this user's in this resource.
     pub transaction: Option<LiveTransaction>,
+    /// The approval of the transaction named, when it has one in this resource (it outlives
+    /// its transaction: a denied or used approval is still told).
+    pub approval: Option<super::approvals::Approval>,
     /// The account the attempt counts against (the user, or the token used alone) and its
     /// failed logins in a row; None when the attempt names no account that exists.
     pub failures: Option<(Counted, Record)>,
@@ -174,6 +177,8 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
         }
     }
     if let Some(id) = &target.transaction {
+        context.approval = super::approvals::of_transaction(conn, id)?
+            .filter(|approval| approval.resource_id == resource.id);
         context.transaction = optional(
             conn.prepare_cached(
                 "SELECT password_checked FROM auth_transactions
@@ -291,14 +296,20 @@ fn claim_code(
     })
 }
 
-/// Answers a transaction: it ends, and the codes sent for it go with it. False when it was
-/// answered already or expired.
+/// Answers a transaction: it ends, and the codes sent for it go with it; an approval still
+/// pending for it expires now (its message then says so). False when it was answered already
+/// or expired.
 fn answer_transaction(conn: &Connection, id: &str, now: UnixTime) -> Result<bool> {
     let ended = conn
         .prepare_cached("DELETE FROM auth_transactions WHERE id = ?1 AND expires_at > ?2")?
         .execute(params![id, now])?;
     conn.prepare_cached("DELETE FROM challenges WHERE transaction_id = ?1 AND purpose = 'auth'")?
         .execute(params![id])?;
+    conn.prepare_cached(
+        "UPDATE approvals SET expires_at = ?2
+         WHERE transaction_id = ?1 AND state = 'pending' AND expires_at > ?2",
+    )?
+    .execute(params![id, now])?;
     Ok(ended == 1)
 }
 
@@ -352,6 +363,12 @@ pub enum Outcome {
     },
     /// Count a failed attempt.
     Penalise { penalty: Penalty, entry: AuditEntry },
+    /// Let in the login an approval approved (once); the audit line says "approval_used" if
+    /// it was let in before or its transaction ended.
+    Approval {
+        transaction_id: String,
+        entry: AuditEntry,
+    },
     /// Only the audit line.
     Record(AuditEntry),
     /// Nothing: the request was refused before it reached a decision.
@@ -432,6 +449,18 @@ fn write_outcome(conn: &Connection, outcome: Outcome, now: UnixTime) -> Result<b
         ),
         Outcome::Penalise { penalty, entry } => {
             penalise(conn, &penalty, now, &entry).map(|()| true)
+        }
+        Outcome::Approval {
+            transaction_id,
+            mut entry,
+        } => {
+            let won = super::approvals::consume(conn, &transaction_id, now)?;
+            if !won {
+                entry.result = "rejected".into();
+                entry.reason = Some("approval_used".into());
+            }
+            audit::insert(conn, &entry)?;
+            Ok(won)
         }
         Outcome::Record(entry) => audit::insert(conn, &entry).map(|()| true),
         Outcome::Nothing => Ok(true),

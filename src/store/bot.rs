@@ -182,6 +182,11 @@ impl Store {
             .await
     }
 
+    /// The chat a BOT token is bound to, and the Telegram user whose chat it is.
+    pub async fn bot_chat(&self, token_id: i64) -> Result<Option<Chat>> {
+        self.read(move |conn| chat(conn, token_id)).await
+    }
+
     pub async fn bot_activation_status(&self, token_id: i64) -> Result<Option<ActivationStatus>> {
         self.read(move |conn| activation_status(conn, token_id))
             .await

@@ -71,6 +71,8 @@ pub struct AppState {
     pub throttle_caller: crate::limiter::TokenBuckets,
     /// Wakes the delivery worker when messages were queued.
     pub delivery: crate::delivery::Wakeup,
+    /// The logins waiting for approvals' decisions (the API's `wait`).
+    pub approval_waiters: crate::waiters::Waiters,
     /// The Telegram bot's listener: its status, and a restart after its settings changed.
     pub telegram: std::sync::Arc<crate::delivery::bot::Telegram>,
     /// The certificate the server presents (None when TLS is off), replaceable in the panel.

@@ -48,6 +48,12 @@ pub async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpRe
         Ok(directories) => directory_gauges(&mut body, &directories),
         Err(error) => tracing::warn!(%error, "the directories' syncs could not be read"),
     }
+    body.push_str(&format!(
+        "# HELP otpgate_approval_waiters Authentications waiting for an approval's decision now.\n\
+         # TYPE otpgate_approval_waiters gauge\n\
+         otpgate_approval_waiters {}\n",
+        state.approval_waiters.count()
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)

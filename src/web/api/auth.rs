@@ -14,9 +14,11 @@ use crate::domain::{KeyScope, TokenKind};
 use crate::store::auth::AuthTarget;
 use crate::web::AppState;
 
-/// A login to check. Give `user` with `otp` and/or `password`, or `token` with `otp` alone. In
-/// `resource`, `user` and `token` a JSON number is an id and a JSON string a name, login or
-/// serial, also when it is made of digits. Never logged.
+/// A login to check. Give `user` with `otp` and/or `password`, or `token` with `otp` alone; or,
+/// for a login whose `prepare` asked for an approval, `user` with the `transaction` and no
+/// `otp` (with the `password` where the resource requires one). In `resource`, `user` and
+/// `token` a JSON number is an id and a JSON string a name, login or serial, also when it is
+/// made of digits. Never logged.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthenticateRequest {
@@ -35,6 +37,11 @@ pub struct AuthenticateRequest {
     transaction: Option<String>,
     /// The end user's IP address, for the audit log and per-address rate limits.
     ip: Option<String>,
+    /// With the transaction of an approval and no `otp`: hold the request up to this many
+    /// seconds until the user answers in Telegram (at most the server's
+    /// `auth.approval_wait_max_seconds`; more is cut to it). 0 or absent: answer at once.
+    #[schema(minimum = 0)]
+    wait: Option<u64>,
 }
 
 /// Whose codes to send.
@@ -48,8 +55,14 @@ pub struct PrepareRequest {
     /// Only this token (a number is its id, a string its serial); by default every MAIL, SMS
     /// and BOT token of the user in the resource.
     token: Option<IdOrName>,
-    /// The end user's IP address, for the audit log and per-address rate limits.
+    /// The end user's IP address, for the audit log and per-address rate limits; the
+    /// approval's message names it.
     ip: Option<String>,
+    /// Ask the user to approve the login in Telegram instead of sending codes: the resource
+    /// must allow approvals and the user have an active BOT token in it. No code is sent;
+    /// the user approves, or types the code of a TOTP or HOTP token with the transaction.
+    #[serde(default)]
+    approve: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -58,6 +71,21 @@ pub enum AuthResult {
     Accepted,
     Rejected,
     Challenge,
+    /// The approval is not answered yet: ask again (with `wait`) with the same transaction.
+    Pending,
+}
+
+/// An approval asked for.
+#[derive(Serialize, ToSchema)]
+pub struct ApprovalInfo {
+    /// With number matching, the two-digit number to show the user, who presses it in
+    /// Telegram; null without number matching.
+    #[schema(value_type = Option<String>, example = "42")]
+    number: Option<String>,
+    /// When the approval expires, in seconds since the Unix epoch.
+    expires_at: i64,
+    /// The BOT token the request was sent to.
+    token: TokenInfo,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -99,6 +127,9 @@ pub struct AuthenticateResponse {
     /// With `challenge`: the tokens whose codes are expected.
     #[serde(skip_serializing_if = "Option::is_none")]
     challenges: Option<Vec<ChallengeInfo>>,
+    /// With `pending`: when the approval expires, in seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -106,8 +137,12 @@ pub struct PrepareResponse {
     /// The transaction to pass to `authenticate`; absent when nothing was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     transaction: Option<String>,
-    /// The codes sent, one per token; empty when the user has no MAIL, SMS or BOT token here.
+    /// The codes sent, one per token; empty when the user has no MAIL, SMS or BOT token here,
+    /// and with `approve`.
     challenges: Vec<ChallengeInfo>,
+    /// With `approve`: the approval asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<ApprovalInfo>,
 }
 
 fn token_info(token: TokenRef) -> TokenInfo {
@@ -178,6 +213,7 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         per_account: Some(&state.throttle_user),
         wakeup: &state.delivery,
         directories: &state.directories,
+        waiters: &state.approval_waiters,
     }
 }
 
@@ -194,18 +230,19 @@ fn caller_of(caller: &ApiCaller) -> Caller {
     }
 }
 
-/// Checks a login: the user's password, one-time password, or both.
+/// Checks a login: the user's password, one-time password, or both; or the answer of an
+/// approval.
 #[utoipa::path(
     tag = "authentication",
     request_body = AuthenticateRequest,
     responses(
-        (status = 200, description = "accepted, rejected, or challenge (codes were sent or are expected)", body = AuthenticateResponse),
+        (status = 200, description = "accepted, rejected, challenge (codes were sent or are expected), or pending (an approval not answered yet)", body = AuthenticateResponse),
         (status = 400, description = "A field is missing or malformed", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key belongs to another resource", body = ErrorBody),
         (status = 404, description = "No such resource", body = ErrorBody),
         (status = 429, description = "Too many attempts (the rate limits, or too soon after failed logins in a row); see Retry-After", body = ErrorBody),
-        (status = 503, description = "Every password worker is busy; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Every password worker is busy, or too many requests wait for approvals; see Retry-After", body = ErrorBody),
     )
 )]
 #[post("/auth/authenticate")]
@@ -232,46 +269,61 @@ pub async fn authenticate(
         end_user_ip: ip,
         first_factor_checked: false,
     };
-    let answer = authenticator(&state)
-        .authenticate(&caller_of(&caller), attempt, crate::clock::now())
+    let authenticator = authenticator(&state);
+    let wait_until = authenticator.approval_deadline(request.wait.unwrap_or(0));
+    let answer = authenticator
+        .authenticate_or_wait(
+            &caller_of(&caller),
+            attempt,
+            wait_until,
+            crate::clock::now(),
+        )
         .await?;
+    let nothing = AuthenticateResponse {
+        result: AuthResult::Rejected,
+        token: None,
+        transaction: None,
+        challenges: None,
+        expires_at: None,
+    };
     let response = match answer {
         Answer::Accepted { token } => AuthenticateResponse {
             result: AuthResult::Accepted,
             token: token.map(token_info),
-            transaction: None,
-            challenges: None,
+            ..nothing
         },
         // Why is for the audit log only: an expired code is rejected like a wrong one.
-        Answer::Rejected | Answer::Expired => AuthenticateResponse {
-            result: AuthResult::Rejected,
-            token: None,
-            transaction: None,
-            challenges: None,
-        },
+        Answer::Rejected | Answer::Expired => nothing,
         Answer::Challenge {
             transaction,
             expected,
         } => AuthenticateResponse {
             result: AuthResult::Challenge,
-            token: None,
             transaction: Some(transaction),
             challenges: Some(challenge_infos(expected)),
+            ..nothing
+        },
+        Answer::Pending { expires_at } => AuthenticateResponse {
+            result: AuthResult::Pending,
+            expires_at: Some(expires_at),
+            ..nothing
         },
     };
     Ok(HttpResponse::Ok().json(response))
 }
 
-/// Sends one-time passwords to the user's MAIL, SMS and BOT tokens in the resource.
+/// Sends one-time passwords to the user's MAIL, SMS and BOT tokens in the resource, or asks
+/// the user to approve the login in Telegram (`approve`).
 #[utoipa::path(
     tag = "authentication",
     request_body = PrepareRequest,
     responses(
-        (status = 200, description = "The codes sent (none when the user has no MAIL, SMS or BOT token here)", body = PrepareResponse),
-        (status = 400, description = "A field is missing or malformed", body = ErrorBody),
+        (status = 200, description = "The codes sent (none when the user has no MAIL, SMS or BOT token here), or the approval asked for", body = PrepareResponse),
+        (status = 400, description = "A field is missing or malformed; with `approve`, the resource does not allow approvals or the user has no active BOT token in it", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key belongs to another resource", body = ErrorBody),
         (status = 404, description = "No such resource", body = ErrorBody),
+        (status = 409, description = "With `approve`: the Telegram bot is not set up, or the user had their share of messages this hour", body = ErrorBody),
         (status = 429, description = "Too many requests; see Retry-After", body = ErrorBody),
     )
 )]
@@ -292,6 +344,20 @@ pub async fn prepare(
         transaction: None,
         address: None,
     };
+    if request.approve {
+        let asked = authenticator(&state)
+            .ask_approval(&caller_of(&caller), target, ip, crate::clock::now())
+            .await?;
+        return Ok(HttpResponse::Ok().json(PrepareResponse {
+            transaction: Some(asked.transaction),
+            challenges: Vec::new(),
+            approval: Some(ApprovalInfo {
+                number: asked.number.map(|number| format!("{number:02}")),
+                expires_at: asked.expires_at,
+                token: token_info(asked.token),
+            }),
+        }));
+    }
     let answer = authenticator(&state)
         .prepare(&caller_of(&caller), target, ip, crate::clock::now())
         .await?;
@@ -302,10 +368,12 @@ pub async fn prepare(
         } if !expected.is_empty() => PrepareResponse {
             transaction: Some(transaction),
             challenges: challenge_infos(expected),
+            approval: None,
         },
         _ => PrepareResponse {
             transaction: None,
             challenges: Vec::new(),
+            approval: None,
         },
     };
     Ok(HttpResponse::Ok().json(response))

@@ -725,6 +725,7 @@ fn authenticator(state: &AppState) -> Authenticator<'_> {
         per_account: None,
         wakeup: &state.delivery,
         directories: &state.directories,
+        waiters: &state.approval_waiters,
     }
 }
 
