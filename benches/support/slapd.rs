@@ -147,7 +147,7 @@ fn wait_listening(child: &mut Child, port: u16) -> bool {
 }
 
 /// One mdb database under `BASE_DN`: people may read once bound, anyone may bind with a
-/// password, no size limit that paging would have to get round.
+/// password, and a search answers at most 1,000 entries unless it pages (as Active Directory).
 fn config_ldif(dir: &Path, data_dir: &Path) -> String {
     let dir = dir.display();
     let data_dir = data_dir.display();
@@ -169,6 +169,7 @@ fn config_ldif(dir: &Path, data_dir: &Path) -> String {
          olcDbDirectory: {data_dir}\nolcDbMaxSize: 268435456\n\
          olcDbIndex: objectClass eq\nolcDbIndex: uid eq\nolcDbIndex: entryUUID eq\n\
          olcAccess: {{0}}to attrs=userPassword by anonymous auth by * none\n\
-         olcAccess: {{1}}to * by users read by * none\n\n"
+         olcAccess: {{1}}to * by users read by * none\n\
+         olcLimits: {{0}}* size.soft=1000 size.hard=1000 size.prtotal=unlimited\n\n"
     )
 }

@@ -12,6 +12,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use super::bind::{BindRefusal, refusal};
 use super::entry::{stable_id, stable_id_value};
 use super::filter;
+pub use super::pool::Attempt;
 use super::pool::{Lease, Pool};
 use super::settings::{Kind, Tls};
 use crate::store::directories::DirectoryFields;
@@ -30,13 +31,6 @@ pub enum DirectoryError {
     /// Every pooled connection stayed in use for the whole connect timeout.
     #[error("every connection to the directory is in use")]
     Busy,
-}
-
-/// What happened at one address.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Attempt {
-    pub url: String,
-    pub problem: String,
 }
 
 fn describe(attempts: &[Attempt]) -> String {

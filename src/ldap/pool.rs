@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use ldap3::Ldap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::client::Attempt;
 use crate::metrics::Metrics;
 use crate::store::directories::DirectoryFields;
 
@@ -254,6 +253,14 @@ fn close_idle_while_alive(pool: Weak<Pool>) {
             pool.close_idle(Instant::now());
         }
     });
+}
+
+/// What happened at one address of a directory (a connection that failed, a search refused):
+/// what a directory found down answers until it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Attempt {
+    pub url: String,
+    pub problem: String,
 }
 
 #[cfg(test)]

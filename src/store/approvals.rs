@@ -8,7 +8,7 @@
 pub use super::directory::{ApprovalSettings, ApprovalSettingsChange};
 use rusqlite::{Connection, Row, params};
 
-use super::auth::NewTransaction;
+use super::transactions::{NewTransaction, insert_transaction};
 use super::{AuditEntry, Result, Store, UnixTime, audit, execute_cached, optional};
 
 /// Where an approval stands.
@@ -164,7 +164,7 @@ pub struct NewApproval {
 /// the database: the outbox sends it once, and a crash loses neither half. Answers the id.
 pub fn create(conn: &Connection, new: &NewApproval, now: UnixTime) -> Result<i64> {
     let transaction = &new.transaction;
-    super::auth::insert_transaction(conn, transaction, now)?;
+    insert_transaction(conn, transaction, now)?;
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO approvals (transaction_id, token_id, resource_id, chat_id, telegram_user_id,

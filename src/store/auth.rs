@@ -8,6 +8,8 @@ use super::directory::{
     Resource, TOKEN_COLUMNS, Token, User, find_resource, find_token, find_user, token_from_row,
 };
 use super::logins::{self, Account, Counted, LockNotice, Record};
+pub use super::transactions::NewTransaction;
+use super::transactions::insert_transaction;
 use super::{AuditEntry, Result, Store, UnixTime, audit, execute_cached, optional};
 use crate::domain::IdOrName;
 
@@ -479,17 +481,6 @@ pub struct NewChallenge {
     pub sealed_body: Vec<u8>,
 }
 
-/// A transaction to begin: one login of this user in this resource.
-#[derive(Debug, Clone)]
-pub struct NewTransaction {
-    pub id: String,
-    pub resource_id: i64,
-    pub user_id: i64,
-    /// The password was checked: the transaction stands in for it, once.
-    pub password_checked: bool,
-    pub expires_at: UnixTime,
-}
-
 /// What one `prepare` or one password check asks of the user, written together.
 #[derive(Debug, Clone)]
 pub struct Asked {
@@ -502,27 +493,6 @@ pub struct Asked {
     pub tries: i64,
     /// The audit lines: what was asked, then each send that was refused.
     pub entries: Vec<AuditEntry>,
-}
-
-/// Begins a transaction (a login), for its challenges or its approval.
-pub(super) fn insert_transaction(
-    conn: &Connection,
-    transaction: &NewTransaction,
-    now: UnixTime,
-) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO auth_transactions (id, resource_id, user_id, password_checked, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        transaction.id,
-        transaction.resource_id,
-        transaction.user_id,
-        transaction.password_checked,
-        transaction.expires_at,
-        now
-    ])?;
-    Ok(())
 }
 
 /// Begins a transaction, creates its challenges and queues their messages in the same

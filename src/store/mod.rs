@@ -39,6 +39,7 @@ pub mod resources;
 mod sessions;
 pub mod settings;
 pub mod tokens;
+mod transactions;
 pub mod users;
 mod walvfs;
 

@@ -751,18 +751,18 @@ async fn directory_page(
     ))
 }
 
-async fn show_directory(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<String>,
+/// A directory's page with its saved settings in the form, and `extras` below.
+async fn saved_directory_page(
+    page: &Page,
+    state: &AppState,
+    directory: &Stored,
+    extras: &Extras,
 ) -> Result<HttpResponse, PageError> {
-    let page = Page::open(&state, &request).await?;
-    let directory = directory_or_404(&state, &path).await?;
     let form = DirectoryForm::of(&directory.fields);
     directory_page(
-        &page,
-        &state,
-        &directory,
+        page,
+        state,
+        directory,
         &FormView {
             form: &form,
             errors: &Problems::default(),
@@ -770,9 +770,19 @@ async fn show_directory(
             kept: None,
             outcome: Outcome::Nothing,
         },
-        &Extras::default(),
+        extras,
     )
     .await
+}
+
+async fn show_directory(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    let directory = directory_or_404(&state, &path).await?;
+    saved_directory_page(&page, &state, &directory, &Extras::default()).await
 }
 
 /// The fields of `input` that differ from the saved ones, and how many; the password counts
@@ -946,24 +956,11 @@ async fn add_person(
         Err(LinkError::Rule(error)) => problems = Problems::of(error)?,
         Err(LinkError::Directory(error)) => problems.general(sentence(&error.to_string())),
     }
-    let form_values = DirectoryForm::of(&directory.fields);
-    let response = directory_page(
-        &page,
-        &state,
-        &directory,
-        &FormView {
-            form: &form_values,
-            errors: &Problems::default(),
-            intent: Intent::Change,
-            kept: None,
-            outcome: Outcome::Nothing,
-        },
-        &Extras {
-            person: (form.into_inner().login, problems),
-            delete: None,
-        },
-    )
-    .await?;
+    let extras = Extras {
+        person: (form.into_inner().login, problems),
+        delete: None,
+    };
+    let response = saved_directory_page(&page, &state, &directory, &extras).await?;
     Ok(with_status(response, StatusCode::BAD_REQUEST))
 }
 
@@ -1019,24 +1016,11 @@ async fn delete_directory(
         }
         Err(error) => Problems::of(error)?,
     };
-    let form_values = DirectoryForm::of(&directory.fields);
-    let response = directory_page(
-        &page,
-        &state,
-        &directory,
-        &FormView {
-            form: &form_values,
-            errors: &Problems::default(),
-            intent: Intent::Change,
-            kept: None,
-            outcome: Outcome::Nothing,
-        },
-        &Extras {
-            delete: refused.first().map(str::to_string),
-            ..Extras::default()
-        },
-    )
-    .await?;
+    let extras = Extras {
+        delete: refused.first().map(str::to_string),
+        ..Extras::default()
+    };
+    let response = saved_directory_page(&page, &state, &directory, &extras).await?;
     Ok(with_status(response, StatusCode::CONFLICT))
 }
 
