@@ -260,6 +260,33 @@ pub struct SyncReport {
     pub skipped_details: Vec<String>,
 }
 
+/// Sync now, for the API and the panel alike: syncs directory `key` at once, in a task of its
+/// own (a client who goes away does not stop a sync halfway), and answers what it did. While
+/// a sync of the directory runs (Sync now or the scheduler's), another is refused, naming it.
+pub async fn sync_now(
+    store: &Store,
+    keys: &Arc<Keys>,
+    syncs: &Arc<Syncs>,
+    key: IdOrName,
+    audit: AuditEntry,
+    now: UnixTime,
+) -> Result<SyncReport, RuleError> {
+    let stored = super::stored(store, key).await?;
+    let running = syncs.begin(stored.id).ok_or_else(|| {
+        Refused::Conflict(format!(
+            "a sync of the directory \"{}\" is running; its result is shown with the directory when it ends",
+            stored.fields.name
+        ))
+    })?;
+    let (store, keys) = (store.clone(), keys.clone());
+    tokio::spawn(async move {
+        let _running = running;
+        run(&store, &keys, IdOrName::Id(stored.id), audit, now).await
+    })
+    .await
+    .map_err(|error| RuleError::Failed(anyhow::anyhow!("the sync task failed: {error}")))?
+}
+
 /// Syncs the directory `key` now; `audit` is the line of whoever asks (an administrator's
 /// key, or `system` for the scheduler), `now` the time it starts. The caller holds the
 /// directory's `Running`. A directory that does not answer is a failed result, not an error:

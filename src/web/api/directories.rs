@@ -488,26 +488,15 @@ pub(super) async fn sync_directory(
     state: web::Data<AppState>,
     directory: DirectoryAt,
 ) -> Result<HttpResponse, ApiError> {
-    let directory = state
-        .store
-        .directory(directory.into_inner())
-        .await?
-        .ok_or(ApiError::NotFound("directory"))?;
-    let running = state.directory_syncs.begin(directory.id).ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "a sync of the directory \"{}\" is running; its result is shown with the directory when it ends",
-            directory.fields.name
-        ))
-    })?;
-    let audit = caller.change("directory.sync");
-    let (store, keys) = (state.store.clone(), state.keys.clone());
-    // A task of its own, so that a client who hangs up does not stop a sync halfway.
-    let report = tokio::spawn(async move {
-        let _running = running;
-        sync::run(&store, &keys, IdOrName::Id(directory.id), audit, now()).await
-    })
-    .await
-    .map_err(|error| ApiError::Internal(anyhow::anyhow!("the sync task failed: {error}")))??;
+    let report = sync::sync_now(
+        &state.store,
+        &state.keys,
+        &state.directory_syncs,
+        directory.into_inner(),
+        caller.change("directory.sync"),
+        now(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(SyncReportJson::from(report)))
 }
 

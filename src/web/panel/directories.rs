@@ -18,10 +18,12 @@ use serde::Deserialize;
 use super::{Page, redirect_with_flash};
 use crate::clock::now;
 use crate::crypto::Purpose;
+use crate::directories::sync::{self, SyncReport};
 use crate::directories::{self, Checked, DirectoryInput, LinkError, PREVIEW_LIMIT, Previewed};
 use crate::domain::{FieldError, IdOrName, Refused, RuleError};
 use crate::ldap::settings::{self, Kind, Tls};
 use crate::store::directories::{Directory as Stored, DirectoryFields};
+use crate::store::directory_sync::{GroupMapping, SyncResult};
 use crate::web::form::{Confirmation, CsrfForm, Problems, path_id, with_status};
 use crate::web::views::format_time;
 use crate::web::{AppState, PageError};
@@ -51,6 +53,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/admin/settings/directories/{id}/users",
             web::post().to(add_person),
+        )
+        .route(
+            "/admin/settings/directories/{id}/sync",
+            web::post().to(sync_now),
+        )
+        .route(
+            "/admin/settings/directories/{id}/groups",
+            web::post().to(add_mapping),
+        )
+        .route(
+            "/admin/settings/directories/{id}/groups/{mapping}/delete",
+            web::post().to(remove_mapping),
         )
         .route(
             "/admin/settings/directories/{id}/delete",
@@ -687,6 +701,8 @@ struct Extras {
     person: (String, Problems),
     /// Why the directory could not be deleted.
     delete: Option<String>,
+    /// The group → resource mapping typed (group, resource) and what is wrong with it.
+    mapping: (MappingForm, Problems),
 }
 
 async fn directory_page(
@@ -703,6 +719,8 @@ async fn directory_page(
         .get(&directory.id)
         .copied()
         .unwrap_or(0);
+    let last_sync = state.store.last_sync(directory.id).await?;
+    let mappings = sync::mappings(&state.store, IdOrName::Id(directory.id)).await?;
     let base = format!("{LIST}/{}", directory.id);
     let (login, person_errors) = &extras.person;
     let body = html! {
@@ -732,8 +750,8 @@ async fn directory_page(
                 div { button type="submit" { "Add person" } }
             }
         }
-        // The sync's sections (Sync now, the last sync's result, group → resource mappings)
-        // belong here, between the people and Delete.
+        (sync_section(page, &base, last_sync.as_ref()))
+        (mappings_section(page, &base, &mappings, &extras.mapping))
         section.danger-zone #delete aria-labelledby="delete-heading" {
             h2 #delete-heading { "Delete" }
             @if let Some(refused) = &extras.delete {
@@ -958,10 +976,236 @@ async fn add_person(
     }
     let extras = Extras {
         person: (form.into_inner().login, problems),
-        delete: None,
+        ..Extras::default()
     };
     let response = saved_directory_page(&page, &state, &directory, &extras).await?;
     Ok(with_status(response, StatusCode::BAD_REQUEST))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync now, and the group → resource mappings.
+
+/// The last sync's result and the Sync now button.
+fn sync_section(page: &Page, base: &str, last: Option<&SyncResult>) -> Markup {
+    html! {
+        section #sync aria-labelledby="sync-heading" {
+            h2 #sync-heading { "Sync" }
+            p { "otpgate reads the directory's people every sync interval: new people become users, changed ones follow the directory, people who left are disabled (never deleted)." }
+            @match last {
+                None => p.note { "Not synced yet." },
+                Some(last) => {
+                    p {
+                        "Last sync " (format_time(last.finished_at)) " UTC, "
+                        (format!("{:.1} s", last.duration_ms as f64 / 1000.0)) ": "
+                        @if let Some(error) = &last.error {
+                            span.result-fail { "failed: " (error) }
+                        } @else {
+                            (sync_summary(last))
+                        }
+                    }
+                }
+            }
+            form method="post" action=(format!("{base}/sync")) {
+                (page.csrf_field())
+                button type="submit" { "Sync now" }
+            }
+        }
+    }
+}
+
+/// A sync's counts in words.
+fn sync_summary(result: &SyncResult) -> String {
+    format!(
+        "{} read; {} created, {} updated, {} disabled, {} enabled, {} conflicts, {} skipped; \
+         {} assigned and {} unassigned by group.",
+        crate::domain::words::count(result.people as u64, "person", "people"),
+        result.created,
+        result.updated,
+        result.disabled,
+        result.enabled,
+        result.conflicts,
+        result.skipped,
+        result.assigned,
+        result.unassigned
+    )
+}
+
+/// The group → resource mappings, each with Remove, and the form that adds one.
+fn mappings_section(
+    page: &Page,
+    base: &str,
+    mappings: &[GroupMapping],
+    (typed, errors): &(MappingForm, Problems),
+) -> Markup {
+    html! {
+        section #groups aria-labelledby="groups-heading" {
+            h2 #groups-heading { "Group → resource" }
+            p { "The people of a group are assigned to a resource at each sync, and lose the assignment when they leave the group. Assignments made by hand are never taken away." }
+            @if mappings.is_empty() {
+                p.empty { "No group is mapped to a resource." }
+            } @else {
+                table {
+                    thead { tr { th { "Group" } th { "Resource" } th { "Assigned by it" } th { span.visually-hidden { "Remove" } } } }
+                    tbody {
+                        @for mapping in mappings {
+                            tr {
+                                td { code { (mapping.group) } }
+                                td { (mapping.resource_name) }
+                                td { (mapping.assigned) }
+                                td {
+                                    form method="post" action=(format!("{base}/groups/{}/delete", mapping.id)) {
+                                        (page.csrf_field())
+                                        button.button-danger type="submit" { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (errors.summary())
+            form.stack method="post" action=(format!("{base}/groups#groups")) {
+                (page.csrf_field())
+                label {
+                    "Group"
+                    small { "A group's DN, or a filter in parentheses such as (departmentNumber=42)." }
+                    input type="text" name="group" value=(typed.group) required spellcheck="false" autocomplete="off";
+                    (errors.note("group"))
+                }
+                label {
+                    "Resource"
+                    small { "The resource's name." }
+                    input type="text" name="resource" value=(typed.resource) required spellcheck="false" autocomplete="off";
+                    (errors.note("resource"))
+                }
+                div { button type="submit" { "Map group" } }
+            }
+        }
+    }
+}
+
+async fn sync_now(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let directory = directory_or_404(&state, &path).await?;
+    let synced = sync::sync_now(
+        &state.store,
+        &state.keys,
+        &state.directory_syncs,
+        IdOrName::Id(directory.id),
+        page.audit(&request, "directory.sync", "ok"),
+        now(),
+    )
+    .await;
+    let message = match synced {
+        Ok(SyncReport { result, .. }) => match &result.error {
+            Some(error) => format!("The sync failed: {}", sentence(error)),
+            None => format!("Synced: {}", sync_summary(&result)),
+        },
+        Err(RuleError::Refused(refused)) => sentence(&refused.to_string()),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(redirect_with_flash(
+        &state,
+        &format!("{LIST}/{}#sync", directory.id),
+        &message,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MappingForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    resource: String,
+}
+
+async fn add_mapping(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<MappingForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let directory = directory_or_404(&state, &path).await?;
+    let resource = form.resource.trim();
+    let mut problems = Problems::default();
+    if resource.is_empty() {
+        problems.at("resource", "is required");
+    } else {
+        let added = sync::add_mapping(
+            &state.store,
+            IdOrName::Id(directory.id),
+            &form.group,
+            IdOrName::Name(resource.to_string()),
+            page.audit(&request, "directory.group_add", "ok"),
+            now(),
+        )
+        .await;
+        match added {
+            Ok(mapping) => {
+                return Ok(redirect_with_flash(
+                    &state,
+                    &format!("{LIST}/{}#groups", directory.id),
+                    &format!(
+                        "The group is mapped to “{}”: its people are assigned at the next sync.",
+                        mapping.resource_name
+                    ),
+                ));
+            }
+            Err(error) => problems = Problems::of(error)?,
+        }
+    }
+    let extras = Extras {
+        mapping: (form.into_inner(), problems),
+        ..Extras::default()
+    };
+    let response = saved_directory_page(&page, &state, &directory, &extras).await?;
+    Ok(with_status(response, StatusCode::BAD_REQUEST))
+}
+
+async fn remove_mapping(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let page = Page::open(&state, &request).await?;
+    page.check_csrf(&form.csrf)?;
+    let (id, mapping) = path.into_inner();
+    let directory = directory_or_404(&state, &id).await?;
+    let removed = sync::remove_mapping(
+        &state.store,
+        IdOrName::Id(directory.id),
+        path_id(&mapping)?,
+        page.audit(&request, "directory.group_remove", "ok"),
+    )
+    .await;
+    let message = match removed {
+        Ok(taken) => format!(
+            "Mapping removed; {} taken away.",
+            crate::domain::words::count(
+                taken as u64,
+                "assignment it made was",
+                "assignments it made were"
+            )
+        ),
+        Err(RuleError::Refused(Refused::NotFound(_))) => return Err(PageError::NotFound),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(redirect_with_flash(
+        &state,
+        &format!("{LIST}/{}#groups", directory.id),
+        &message,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -423,3 +423,90 @@ async fn a_person_is_added_from_the_directory_which_then_cannot_be_deleted() {
     );
     assert_eq!(directories(&app), 1);
 }
+
+#[tokio::test]
+async fn sync_now_and_group_mappings_are_on_a_directorys_page() {
+    let Some(slapd) = small_slapd().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let csrf = app.logged_in_admin().await;
+    let key = app.api_key(&["--admin"]);
+    crate::helpers::api::create_resource(&app, &key, "wiki").await;
+    let id = api_directory(&app, &key, "Example", &slapd.url).await;
+    let base = format!("{LIST}/{id}");
+    assert!(text(app.get(&base).await).await.contains("Not synced yet."));
+
+    // A group that is neither a DN nor a filter is refused under its field, as the API says.
+    let bad = post(
+        &app,
+        &format!("{base}/groups"),
+        &[
+            ("csrf".into(), csrf.clone()),
+            ("group".into(), "(uid=alice".into()),
+            ("resource".into(), "wiki".into()),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    let page = text(bad).await;
+    assert!(
+        page.contains("value=\"(uid=alice\""),
+        "the typed group is kept"
+    );
+    let (_, mappings) = send(&app, Method::GET, "/directories/Example/groups", &key, None).await;
+    assert_eq!(
+        mappings["items"].as_array().map(Vec::len),
+        Some(0),
+        "{mappings}"
+    );
+
+    let added = post(
+        &app,
+        &format!("{base}/groups"),
+        &[
+            ("csrf".into(), csrf.clone()),
+            ("group".into(), format!("({}={})", "uid", ALICE.0)),
+            ("resource".into(), "wiki".into()),
+        ],
+    )
+    .await;
+    assert_eq!(added.status(), 303);
+    assert!(follow(&app, added).await.contains("mapped to “wiki”"));
+
+    let synced = post(
+        &app,
+        &format!("{base}/sync"),
+        &[("csrf".into(), csrf.clone())],
+    )
+    .await;
+    assert_eq!(synced.status(), 303);
+    let page = follow(&app, synced).await;
+    assert!(
+        page.contains("Synced: 32 people read; 32 created"),
+        "{page}"
+    );
+    assert!(page.contains("1 assigned"), "{page}");
+    assert_eq!(audit_actors(&app, "directory.sync"), ["admin:admin"]);
+    let (_, alice) = send(&app, Method::GET, "/users/alice", &key, None).await;
+    assert_eq!(alice["login"], Value::from(ALICE.0));
+
+    let (_, mappings) = send(&app, Method::GET, "/directories/Example/groups", &key, None).await;
+    let mapping = mappings["items"][0]["id"]
+        .as_i64()
+        .expect("the mapping's id");
+    let removed = post(
+        &app,
+        &format!("{base}/groups/{mapping}/delete"),
+        &[("csrf".into(), csrf.clone())],
+    )
+    .await;
+    assert_eq!(removed.status(), 303);
+    let page = follow(&app, removed).await;
+    assert!(
+        page.contains("1 assignment it made was taken away"),
+        "{page}"
+    );
+    assert!(page.contains("No group is mapped to a resource."), "{page}");
+    app.stop().await;
+}
