@@ -507,7 +507,13 @@ impl Store {
             let mut assigned = 0;
             let mut unassigned = 0;
             for &user_id in members.difference(&made) {
-                if assign_member(conn, group_id, (resource_id, &resource_name), user_id, &audit)? {
+                if assign_member(
+                    conn,
+                    group_id,
+                    (resource_id, &resource_name),
+                    user_id,
+                    &audit,
+                )? {
                     assigned += 1;
                 }
             }
@@ -558,7 +564,13 @@ impl Store {
                 else {
                     continue;
                 };
-                if assign_member(conn, group_id, (resource_id, &resource_name), user_id, &audit)? {
+                if assign_member(
+                    conn,
+                    group_id,
+                    (resource_id, &resource_name),
+                    user_id,
+                    &audit,
+                )? {
                     assigned += 1;
                 }
             }
