@@ -964,7 +964,12 @@ pub async fn submit_otp(
                     resource: IdOrName::Id(portal.resource.id),
                     user: Some(IdOrName::Name(login.login.clone())),
                     token: None,
-                    transaction: login.transaction_id.clone(),
+                    // Without a code sent, a code typed on the approval's page ends the
+                    // approval's transaction (and its wait) when it is right.
+                    transaction: login
+                        .transaction_id
+                        .clone()
+                        .or_else(|| login.approval_transaction.clone()),
                     // Failures count per account and address, as at the password.
                     address: session::client_ip(&request),
                 },

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::app::test_config;
 use crate::helpers::page::{hidden_value, location};
-use crate::helpers::portal::{Browser, Portal, SECRET_HEX};
+use crate::helpers::portal::{Browser, Portal, SECRET_HEX, totp_now};
 use crate::helpers::telegram_api::TelegramApi;
 
 const PASSWORD: &str = "a long enough password";
@@ -86,6 +86,12 @@ impl Approving {
             .submit("/portal/vpn/login/verify", "/portal/vpn/login/approve", &[])
             .await;
         assert_eq!(location(&asked), "/portal/vpn/login/approval");
+        self.sent_approval().await
+    }
+
+    /// The latest approval, once its message was sent: its id, the number the login shows,
+    /// the numbers the bot offers and the message's id.
+    pub async fn sent_approval(&self) -> (i64, i64, Vec<i64>, i64) {
         let deadline = Instant::now() + WAIT;
         let message = loop {
             let message = self
@@ -327,4 +333,36 @@ async fn no_approval_is_asked_before_the_password() {
         .await;
     assert_ne!(location(&early), "/portal/vpn/login/approval");
     assert_eq!(s.portal.count("SELECT COUNT(*) FROM approvals"), 0);
+}
+
+#[tokio::test]
+async fn on_the_approval_page_the_user_may_type_a_code_instead_which_ends_the_approval() {
+    let s = approving(json!({"allowed": true})).await;
+    s.portal
+        .token(
+            json!({"kind": "TOTP", "user": "jon", "resource": "vpn", "name": "Phone",
+                   "secret": SECRET_HEX, "secret_format": "hex"}),
+        )
+        .await;
+    let browser = past_the_password(&s.portal, "jon").await;
+    let page = browser.page("/portal/vpn/login/verify").await;
+    assert!(page.contains("Approve in Telegram"), "{page}");
+    s.ask(&browser).await;
+    let typed = browser
+        .submit(
+            "/portal/vpn/login/approval",
+            "/portal/vpn/login/otp",
+            &[("otp", &totp_now())],
+        )
+        .await;
+    assert_eq!(location(&typed), "/portal/vpn");
+    assert!(browser.page("/portal/vpn").await.contains("Log out"));
+    assert_eq!(
+        s.portal.count(
+            "SELECT COUNT(*) FROM auth_transactions
+             WHERE id IN (SELECT transaction_id FROM approvals)"
+        ),
+        0,
+        "the approval's transaction ended with the code"
+    );
 }
