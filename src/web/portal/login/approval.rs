@@ -330,3 +330,15 @@ pub async fn approval_status(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::clock_left;
+
+    #[test]
+    fn the_time_left_reads_as_minutes_and_seconds() {
+        assert_eq!(clock_left(300), "5:00");
+        assert_eq!(clock_left(65), "1:05");
+        assert_eq!(clock_left(0), "0:00");
+    }
+}
