@@ -50,6 +50,8 @@ pub struct PortalLogin {
     pub sent_at: Option<UnixTime>,
     pub csrf_token: String,
     pub expires_at: UnixTime,
+    /// The transaction of the approval in Telegram the login asked for, if any.
+    pub approval_transaction: Option<String>,
 }
 
 pub struct NewPortalLogin {
@@ -150,6 +152,7 @@ fn login_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PortalLogin> {
         sent_at: row.get(7)?,
         csrf_token: row.get(8)?,
         expires_at: row.get(9)?,
+        approval_transaction: row.get(10)?,
     })
 }
 
@@ -228,7 +231,7 @@ impl Store {
             optional(
                 conn.prepare_cached(
                     "SELECT resource_id, user_id, login, stage, code_hash, tries_left, transaction_id, sent_at,
-                            csrf_token, expires_at
+                            csrf_token, expires_at, approval_transaction
                      FROM portal_logins WHERE id_hash = ?1 AND expires_at > ?2",
                 )?
                 .query_row(params![id_hash, now], login_from_row),
@@ -252,6 +255,25 @@ impl Store {
                 params![id_hash, transaction, now],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Keeps the transaction of the approval in Telegram a login at its one-time password step
+    /// asked for: false when the login is not at that step (or ended).
+    pub async fn portal_login_to_approval(
+        &self,
+        id_hash: Vec<u8>,
+        transaction: String,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE portal_logins SET approval_transaction = ?2
+                 WHERE id_hash = ?1 AND stage = 'otp' AND expires_at > ?3",
+                params![id_hash, transaction, now],
+            )?;
+            Ok(changed == 1)
         })
         .await
     }

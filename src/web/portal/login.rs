@@ -37,8 +37,26 @@ const EXPIRED: &str = "This code has expired — send a new one.";
 /// How long a login in progress may take.
 const LOGIN_SECONDS: i64 = 10 * 60;
 
+mod approval;
+
 pub fn routes(config: &mut web::ServiceConfig) {
     config
+        .route(
+            "/portal/{address}/login/approve",
+            web::post().to(approval::ask_approval),
+        )
+        .route(
+            "/portal/{address}/login/approval",
+            web::get().to(approval::show_approval),
+        )
+        .route(
+            "/portal/{address}/login/approval",
+            web::post().to(approval::continue_approval),
+        )
+        .route(
+            "/portal/{address}/login/approval/status",
+            web::get().to(approval::approval_status),
+        )
         .route("/portal/{address}/login", web::post().to(submit_login_name))
         .route("/portal/{address}/login/verify", web::get().to(show_verify))
         .route(
@@ -354,6 +372,11 @@ fn verify_page(
         .any(|t| open_now(portal, t, now) && !t.kind.is_delivered());
     let any_open = has_app || !delivered.is_empty();
     let locked = locked_names(portal, tokens, now);
+    // Approve in Telegram: the resource allows it and a BOT token bound to a chat can answer.
+    let approvable = portal.resource.approvals.allowed
+        && tokens.iter().any(|t| {
+            t.kind == TokenKind::Bot && t.bot_chat_id.is_some() && open_now(portal, t, now)
+        });
     html! {
         p { "Logging in as " strong { (login.login) } ". " a href=(portal.path("")) { "Not you?" } }
         (error_line(error))
@@ -396,6 +419,13 @@ fn verify_page(
                         label { "One-time password" small { "With your PIN in front or behind it, if your token has one." }
                             input type="text" name="otp" inputmode="numeric" autocomplete="one-time-code" required autofocus; }
                         div.buttons { button type="submit" { "Log in" } }
+                    }
+                }
+                @if approvable {
+                    form.stack method="post" action=(portal.path("/login/approve")) {
+                        (csrf_field(csrf))
+                        p.note { "Or approve this login on your phone instead of typing a code:" }
+                        div.buttons { button type="submit" { "Approve in Telegram" } }
                     }
                 }
                 @if !delivered.is_empty() {
@@ -934,7 +964,12 @@ pub async fn submit_otp(
                     resource: IdOrName::Id(portal.resource.id),
                     user: Some(IdOrName::Name(login.login.clone())),
                     token: None,
-                    transaction: login.transaction_id.clone(),
+                    // Without a code sent, a code typed on the approval's page ends the
+                    // approval's transaction (and its wait) when it is right.
+                    transaction: login
+                        .transaction_id
+                        .clone()
+                        .or_else(|| login.approval_transaction.clone()),
                     // Failures count per account and address, as at the password.
                     address: session::client_ip(&request),
                 },

@@ -11,4 +11,5 @@ mod panel_settings;
 mod panel_tokens;
 mod panel_users;
 mod portal;
+mod portal_approval;
 mod portal_rollout;

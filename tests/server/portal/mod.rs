@@ -2,6 +2,7 @@
 //! and managing tokens, and changing one's own details within what the administrators allow.
 
 mod account;
+pub mod approvals;
 mod directory_users;
 mod enrol;
 mod login;
