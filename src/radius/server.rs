@@ -659,6 +659,10 @@ struct Held {
 /// dropped: a dropped request would be retried, and a retry would send another message). While
 /// held, the request stays in flight in `replies`, so its retransmits join it: it is evaluated
 /// once, and sends one message.
+///
+/// Number matching over RADIUS: a gateway in a one-field mode shows nothing before the user
+/// answers, so those approvals offer Approve and Deny with no number; the challenge mode shows
+/// the number in the challenge's Reply-Message, and keeps the resource's number matching.
 async fn hold(
     services: &Services,
     client: &Client,
