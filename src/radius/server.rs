@@ -677,7 +677,7 @@ async fn hold(
             resource: IdOrName::Id(client.resource_id),
             user: Some(held.user),
             token: None,
-            transaction: Some(held.transaction),
+            transaction: Some(held.transaction.clone()),
             address: None,
         },
         // The password was checked when the approval was asked.
@@ -686,12 +686,24 @@ async fn hold(
         otp: None,
         end_user_ip: held.end_user_ip,
     };
+    let transaction = held.transaction.clone();
     let until = tokio::time::Instant::now() + client.approval_wait;
     let result = authenticator(services)
         .authenticate_or_wait(caller, attempt, Some(until), crate::clock::now())
         .await;
     match result {
-        Ok(Answer::Pending { .. }) => write_refusal(services, refuse("approval_wait_over")).await,
+        Ok(Answer::Pending { .. }) => {
+            // The gateway is answered no: the approval ends too, so that its message says it
+            // expired and a late press lets no one in.
+            if let Err(error) = services
+                .store
+                .end_pending_approval(transaction, crate::clock::now())
+                .await
+            {
+                tracing::error!(%error, "cannot end the approval of a RADIUS login");
+            }
+            write_refusal(services, refuse("approval_wait_over")).await
+        }
         Err(RuleError::Busy(_)) => write_refusal(services, refuse("approval_waiters_full")).await,
         other => conclude(services, other, refuse, Step::Whole).await,
     }

@@ -326,3 +326,31 @@ async fn the_challenge_of_an_approval_is_answered_by_a_code_as_well() {
     assert_code(&reply, "Access-Accept");
     assert_eq!(s.approvals(), 1);
 }
+
+#[tokio::test]
+async fn a_login_not_approved_within_the_wait_is_rejected_and_its_message_says_it_expired() {
+    if !radclient::present() {
+        return;
+    }
+    let s = setup(json!({"input_mode": "password_code", "separator": ",",
+                          "approval_wait": 5}))
+    .await;
+    let reply = s.send_held(request("alice", PASSWORD));
+    let message = s.approval_message().await;
+    let reply = reply.await.expect("radclient ran");
+    assert_code(&reply, "Access-Reject");
+    let reasons = s.rig.reasons();
+    assert_eq!(
+        reasons.last().and_then(|(_, reason, _)| reason.as_deref()),
+        Some("approval_wait_over")
+    );
+    let edited = s.telegram.wait_for_edits(1, WAIT).await;
+    assert_eq!(edited.len(), 1, "the message was edited");
+    assert!(edited[0].text.contains("Expired"), "{edited:?}");
+    // A late press lets no one in.
+    s.press(&data_of(&message, "Approve")).await;
+    let state: String = crate::helpers::api::database(&s.rig.app)
+        .query_row("SELECT state FROM approvals", [], |row| row.get(0))
+        .expect("the approval");
+    assert_eq!(state, "expired");
+}
