@@ -155,7 +155,8 @@ pub struct ApprovalAsked {
 /// What a password given for an approval came to (`ask_approval_after_password`).
 #[derive(Debug, Clone)]
 pub enum PasswordThenApproval {
-    /// The resource does not allow approvals: nothing was checked.
+    /// The resource does not allow approvals, or the user (unknown, or known) has no usable
+    /// BOT token there: nothing was checked or written, and the login goes on without one.
     NotAllowed,
     /// The login's answer already: the password was wrong (counted), the account locked or
     /// unknown, or no approval could be sent — all written to the audit log.
@@ -1451,7 +1452,7 @@ impl Authenticator<'_> {
     /// number before they answer (a challenge's text); without it the bot offers Approve and
     /// Deny whatever the resource's number matching (one-field logins show nothing before the
     /// answer). Nothing is checked, written or sent when the resource does not allow
-    /// approvals. The approval's transaction stands for the password checked here: its login
+    /// approvals or the user has no usable BOT token there. The approval's transaction stands for the password checked here: its login
     /// is answered by `authenticate_or_wait` with the transaction, no code, and
     /// `first_factor_checked`.
     pub async fn ask_approval_after_password(
@@ -1483,6 +1484,19 @@ impl Authenticator<'_> {
                 .is_some()
         {
             context = self.context(caller, target.clone(), now).await?;
+        }
+        let auto_unlock = context
+            .resource
+            .as_ref()
+            .and_then(|r| r.auto_unlock_seconds);
+        let can_approve = context.tokens.iter().any(|t| {
+            t.kind == TokenKind::Bot
+                && t.is_usable()
+                && t.bot_chat_id.is_some()
+                && !t.is_locked(auto_unlock, now)
+        });
+        if !can_approve {
+            return Ok(PasswordThenApproval::NotAllowed);
         }
         audit.entry.resource_id = context.resource.as_ref().map(|r| r.id);
         audit.entry.user_id = context.user.as_ref().map(|user| user.id);
@@ -1524,8 +1538,8 @@ impl Authenticator<'_> {
             .await
         {
             Ok(asked) => Ok(PasswordThenApproval::Asked(asked)),
-            // No usable BOT token here, the bot not set up or its hourly share sent: the right
-            // password alone lets no one in, and nothing was guessed.
+            // The bot not set up or its hourly share sent: the right password alone lets no one
+            // in, and nothing was guessed.
             Err(RuleError::Refused(Refused::Field(_) | Refused::Conflict(_))) => rejected(
                 self.reject_uncounted(&audit, "approval_unavailable", now)
                     .await?,

@@ -354,3 +354,25 @@ async fn a_login_not_approved_within_the_wait_is_rejected_and_its_message_says_i
         .expect("the approval");
     assert_eq!(state, "expired");
 }
+
+#[tokio::test]
+async fn a_user_without_a_bot_token_is_asked_for_the_code_as_before() {
+    if !radclient::present() {
+        return;
+    }
+    let s = setup(json!({"input_mode": "challenge"})).await;
+    crate::helpers::auth::user_with_token(
+        &s.rig.app,
+        &s.rig.fx,
+        "bob",
+        json!({"kind": "HOTP", "secret": crate::helpers::auth::SEED_BASE32}),
+    )
+    .await;
+    let challenge = radclient::access(s.rig.port(), SECRET, &request("bob", PASSWORD)).await;
+    assert_code(&challenge, "Access-Challenge");
+    assert_eq!(
+        challenge.get("Reply-Message"),
+        Some("Enter the code from your hardware token.")
+    );
+    assert_eq!(s.approvals(), 0);
+}
