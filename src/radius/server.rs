@@ -1013,7 +1013,11 @@ async fn approval_answer(
     refuse: &impl Fn(&'static str) -> AuditEntry,
     permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Option<Access> {
-    let text = std::str::from_utf8(field).unwrap_or_default().trim();
+    let Ok(text) = std::str::from_utf8(field).map(str::trim) else {
+        let access = write_refusal(services, refuse(input::Malformed::NotText.reason())).await;
+        return access
+            .map(|_| Access::Rejected(challenge::reply_messages(challenge::NOT_ACCEPTED)));
+    };
     let waits = text.is_empty()
         || client
             .approval_word
