@@ -152,6 +152,19 @@ pub struct ApprovalAsked {
     pub token: TokenRef,
 }
 
+/// What a password given for an approval came to (`ask_approval_after_password`).
+#[derive(Debug, Clone)]
+pub enum PasswordThenApproval {
+    /// The resource does not allow approvals, or the user (unknown, or known) has no usable
+    /// BOT token there: nothing was checked or written, and the login goes on without one.
+    NotAllowed,
+    /// The login's answer already: the password was wrong (counted), the account locked or
+    /// unknown, or no approval could be sent — all written to the audit log.
+    Answered(Answer),
+    /// The password was right and the approval's message queued.
+    Asked(ApprovalAsked),
+}
+
 /// Draws the number a login shows and the three the bot offers, in their order: three
 /// different two-digit numbers from the system's random source, the right one at a random
 /// place among them.
@@ -1427,6 +1440,124 @@ impl Authenticator<'_> {
         end_user_ip: Option<String>,
         now: UnixTime,
     ) -> Result<ApprovalAsked, RuleError> {
+        self.start_approval(caller, target, end_user_ip, true, now)
+            .await
+    }
+
+    /// Approve in Telegram after a password (RADIUS, where the gateway sends both at once, or
+    /// the password first): the password is checked first, as `authenticate` checks one —
+    /// with the rate limits, the waits after failures, the lockout, a directory user's bind,
+    /// and a wrong password counted as a failed login — and only a right one starts the
+    /// approval and queues its one message. `number_shown`: the login can show the user a
+    /// number before they answer (a challenge's text); without it the bot offers Approve and
+    /// Deny whatever the resource's number matching (one-field logins show nothing before the
+    /// answer). Nothing is checked, written or sent when the resource does not allow
+    /// approvals or the user has no usable BOT token there. The approval's transaction stands for the password checked here: its login
+    /// is answered by `authenticate_or_wait` with the transaction, no code, and
+    /// `first_factor_checked`.
+    pub async fn ask_approval_after_password(
+        &self,
+        caller: &Caller,
+        target: AuthTarget,
+        password: String,
+        end_user_ip: Option<String>,
+        number_shown: bool,
+        now: UnixTime,
+    ) -> Result<PasswordThenApproval, RuleError> {
+        let mut audit = Audit::new(caller, "auth.authenticate", end_user_ip.clone(), now);
+        let doorman = Doorman::new(self, &target, Instant::now(), now);
+        let mut context = self.context(caller, target.clone(), now).await?;
+        let Some(allowed) = context.resource.as_ref().map(|r| r.approvals.allowed) else {
+            return Err(Refused::NotFound("resource").into());
+        };
+        if !allowed {
+            return Ok(PasswordThenApproval::NotAllowed);
+        }
+        if context.user.is_none()
+            && context.directory_may_know
+            && doorman.lets_stranger_in()
+            && let Some(login) = named_login(&target)
+            && self
+                .directories
+                .look_up(self.store, self.keys, &login, now)
+                .await?
+                .is_some()
+        {
+            context = self.context(caller, target.clone(), now).await?;
+        }
+        let auto_unlock = context
+            .resource
+            .as_ref()
+            .and_then(|r| r.auto_unlock_seconds);
+        let can_approve = context.tokens.iter().any(|t| {
+            t.kind == TokenKind::Bot
+                && t.is_usable()
+                && t.bot_chat_id.is_some()
+                && !t.is_locked(auto_unlock, now)
+        });
+        if !can_approve {
+            return Ok(PasswordThenApproval::NotAllowed);
+        }
+        audit.entry.resource_id = context.resource.as_ref().map(|r| r.id);
+        audit.entry.user_id = context.user.as_ref().map(|user| user.id);
+        let rejected = |answer: Answer| Ok(PasswordThenApproval::Answered(answer));
+        match doorman.admit(&context) {
+            Ok(()) => {}
+            Err(Verdict::Rejected(reason)) => {
+                return rejected(self.reject(&context, &doorman, &audit, reason, now).await?);
+            }
+            Err(verdict) => return rejected(self.conclude(verdict, false)?),
+        }
+        if let Some(reason) = refusal(&context) {
+            // As long as a wrong password takes, so that the answer's time tells nothing.
+            if reason != "token_not_in_resource" {
+                self.passwords.verify(password, None).await?;
+            }
+            return rejected(self.reject(&context, &doorman, &audit, reason, now).await?);
+        }
+        let Some(user) = context.user.clone() else {
+            return rejected(
+                self.reject(&context, &doorman, &audit, "unknown_user", now)
+                    .await?,
+            );
+        };
+        if let Err(reason) = crate::directories::check_password(
+            self.store,
+            self.keys,
+            self.directories,
+            self.passwords,
+            &user,
+            &password,
+        )
+        .await?
+        {
+            return rejected(self.reject(&context, &doorman, &audit, reason, now).await?);
+        }
+        match self
+            .start_approval(caller, target, end_user_ip, number_shown, now)
+            .await
+        {
+            Ok(asked) => Ok(PasswordThenApproval::Asked(asked)),
+            // The bot not set up or its hourly share sent: the right password alone lets no one
+            // in, and nothing was guessed.
+            Err(RuleError::Refused(Refused::Field(_) | Refused::Conflict(_))) => rejected(
+                self.reject_uncounted(&audit, "approval_unavailable", now)
+                    .await?,
+            ),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `ask_approval`, with the numbers drawn only when the resource matches numbers and the
+    /// login can show one (`number_shown`).
+    async fn start_approval(
+        &self,
+        caller: &Caller,
+        target: AuthTarget,
+        end_user_ip: Option<String>,
+        number_shown: bool,
+        now: UnixTime,
+    ) -> Result<ApprovalAsked, RuleError> {
         let named = target.token.is_some();
         let doorman = Doorman::new(self, &target, Instant::now(), now);
         let context = self.context(caller, target, now).await?;
@@ -1512,7 +1643,7 @@ impl Authenticator<'_> {
             )
             .into());
         }
-        let (number, choices) = if resource.approvals.number_matching {
+        let (number, choices) = if resource.approvals.number_matching && number_shown {
             let (number, choices) = draw_numbers()?;
             (Some(number), choices)
         } else {

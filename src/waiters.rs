@@ -96,6 +96,12 @@ impl Waiters {
         self.table().total
     }
 
+    /// Whether another waiter would be taken now: asked before starting an approval that a
+    /// login will wait for, so that no message goes out for a login refused at once.
+    pub fn has_room(&self) -> bool {
+        self.table().total < self.inner.limit
+    }
+
     /// How many transactions have waiters now.
     pub fn transactions(&self) -> usize {
         self.table().channels.len()

@@ -104,6 +104,22 @@ pub fn open(
 /// the reason (a wrong or late code, a State used, expired or not theirs).
 pub const NOT_ACCEPTED: &str = "The code was not accepted. Log in again.";
 
+/// What an Access-Reject tells a user whose approval in Telegram was denied, expired or not
+/// given in time.
+pub const NOT_APPROVED: &str = "The sign-in was not approved. Log in again.";
+
+/// What the Access-Challenge says when an approval was asked in Telegram: approve there (with
+/// number matching, by choosing the number shown here: the gateway shows this text before the
+/// user answers, so the challenge mode keeps number matching), or type a code.
+pub fn approval_prompt(number: Option<u8>) -> String {
+    match number {
+        Some(number) => {
+            format!("Approve in Telegram by choosing {number}, or type the code.")
+        }
+        None => "Approve in Telegram, or type the code.".to_string(),
+    }
+}
+
 /// What an Access-Reject tells a user whose password was right but to whom no code could go
 /// and who has no authenticator app or hardware token here.
 pub const NOTHING_SENT: &str =

@@ -23,6 +23,48 @@ pub const SECRET_ALPHABET: &[u8] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 /// The code length assumed when a client does not say.
 pub const DEFAULT_CODE_LENGTH: u8 = 6;
+/// How long an Access-Request may be held for an approval's decision, in seconds: the
+/// gateway's own timeout must be longer.
+pub const APPROVAL_WAITS: std::ops::RangeInclusive<i64> = 5..=120;
+/// The approval wait when a client does not say.
+pub const DEFAULT_APPROVAL_WAIT: i64 = 25;
+/// The longest approval word.
+pub const MAX_APPROVAL_WORD_LEN: usize = 16;
+
+/// An approval wait in seconds, 5 to 120.
+pub fn check_approval_wait(value: i64) -> Result<i64, Invalid> {
+    if APPROVAL_WAITS.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Invalid(format!(
+            "must be from {} to {} seconds, and below the gateway's own timeout",
+            APPROVAL_WAITS.start(),
+            APPROVAL_WAITS.end()
+        )))
+    }
+}
+
+/// An approval wait as typed into a form; empty: the default.
+pub fn parse_approval_wait(text: &str) -> Result<i64, Invalid> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(DEFAULT_APPROVAL_WAIT);
+    }
+    check_approval_wait(text.parse::<i64>().unwrap_or(-1))
+}
+
+/// The word typed after the password that asks for an approval in Telegram (`push`): up to 16
+/// ASCII letters, so that no one-time password can be taken for it; empty means none (the
+/// password alone asks).
+pub fn parse_approval_word(text: &str) -> Result<Option<String>, Invalid> {
+    let text = text.trim();
+    if text.len() > MAX_APPROVAL_WORD_LEN || !text.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(Invalid(format!(
+            "must have at most {MAX_APPROVAL_WORD_LEN} letters (a to z), nothing else"
+        )));
+    }
+    Ok((!text.is_empty()).then(|| text.to_string()))
+}
 
 /// A client's name: trimmed, 1 to 100 characters, no control characters, not a number.
 pub fn parse_client_name(text: &str) -> Result<String, Invalid> {

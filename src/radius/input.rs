@@ -179,9 +179,109 @@ pub fn password(field: &[u8]) -> Result<String, Malformed> {
     Ok(text.to_string())
 }
 
+/// The password of a one-field login that asks for an approval in Telegram instead of typing a
+/// code (`Combined` modes only): the field is the password followed by the client's approval
+/// word (after the separator, if any; before it, and first, when the code comes first), or the
+/// password alone — no code can be cut off it (no separator in it, or nothing after it; without
+/// a separator, a field no longer than the code). None when the field holds a code, or is
+/// empty, or the mode is another.
+pub fn approval_password(mode: &InputMode, field: &[u8], word: Option<&str>) -> Option<String> {
+    let InputMode::Combined {
+        code_first,
+        separator,
+        code_length,
+    } = mode
+    else {
+        return None;
+    };
+    let text = std::str::from_utf8(field).ok()?;
+    let separator = separator.as_deref().unwrap_or("");
+    let password = match word {
+        Some(word) if !word.is_empty() => {
+            let asked = if *code_first {
+                strip_prefix_ignoring_case(text, word).and_then(|rest| rest.strip_prefix(separator))
+            } else {
+                strip_suffix_ignoring_case(text, word).and_then(|rest| rest.strip_suffix(separator))
+            };
+            asked.or_else(|| alone(text, separator, *code_first, *code_length))
+        }
+        _ => alone(text, separator, *code_first, *code_length),
+    }?;
+    (!password.is_empty()).then(|| password.to_string())
+}
+
+/// The field as a password with no code: no separator in it, or an empty code beside it; or,
+/// without a separator, no longer than the code.
+fn alone<'a>(text: &'a str, separator: &str, code_first: bool, code_length: u8) -> Option<&'a str> {
+    if separator.is_empty() {
+        return (text.chars().count() <= usize::from(code_length)).then_some(text);
+    }
+    if code_first {
+        match text.split_once(separator) {
+            None => Some(text),
+            Some(("", password)) => Some(password),
+            Some(_) => None,
+        }
+    } else {
+        match text.rsplit_once(separator) {
+            None => Some(text),
+            Some((password, "")) => Some(password),
+            Some(_) => None,
+        }
+    }
+}
+
+fn strip_suffix_ignoring_case<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let cut = text.len().checked_sub(word.len())?;
+    (text.is_char_boundary(cut) && text[cut..].eq_ignore_ascii_case(word)).then(|| &text[..cut])
+}
+
+fn strip_prefix_ignoring_case<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    (text.is_char_boundary(word.len().min(text.len()))
+        && text.len() >= word.len()
+        && text[..word.len()].eq_ignore_ascii_case(word))
+    .then(|| &text[word.len()..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_alone_or_followed_by_the_word_asks_for_an_approval_and_a_code_does_not() {
+        let comma = combined(false, Some(","));
+        let ask = |mode: &InputMode, field: &str, word: Option<&str>| {
+            approval_password(mode, field.as_bytes(), word)
+        };
+        assert_eq!(ask(&comma, "secret", None).as_deref(), Some("secret"));
+        assert_eq!(ask(&comma, "secret,", None).as_deref(), Some("secret"));
+        assert_eq!(
+            ask(&comma, "secret,push", Some("push")).as_deref(),
+            Some("secret")
+        );
+        assert_eq!(
+            ask(&comma, "secret,PUSH", Some("push")).as_deref(),
+            Some("secret")
+        );
+        assert_eq!(ask(&comma, "secret,123456", Some("push")), None);
+        assert_eq!(ask(&comma, "", None), None);
+        assert_eq!(ask(&comma, ",push", Some("push")), None);
+        let first = combined(true, Some(":"));
+        assert_eq!(
+            ask(&first, "push:secret", Some("push")).as_deref(),
+            Some("secret")
+        );
+        assert_eq!(ask(&first, "123456:secret", Some("push")), None);
+        let cut = combined(false, None);
+        assert_eq!(
+            ask(&cut, "secretpush", Some("push")).as_deref(),
+            Some("secret")
+        );
+        assert_eq!(ask(&cut, "secret123456", Some("push")), None);
+        assert_eq!(ask(&cut, "short", None).as_deref(), Some("short"));
+        assert_eq!(ask(&InputMode::CodeOnly, "secret", None), None);
+        assert_eq!(ask(&InputMode::Challenge, "secret", None), None);
+    }
 
     fn typed(password: Option<&str>, code: &str) -> Result<Typed, Malformed> {
         Ok(Typed {

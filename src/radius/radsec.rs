@@ -300,7 +300,16 @@ async fn connection(
                 let replies = replies.clone();
                 tokio::spawn(async move {
                     let started = std::time::Instant::now();
-                    let answer = handle(&shared.services, &client, &packet, peer, Port::Tls).await;
+                    let mut permit = Some(permit);
+                    let answer = handle(
+                        &shared.services,
+                        &client,
+                        &packet,
+                        peer,
+                        Port::Tls,
+                        &mut permit,
+                    )
+                    .await;
                     let answer = answer.map(Arc::new);
                     observe_duration(
                         &shared.services.metrics,

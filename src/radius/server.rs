@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::challenge::{self, Binding};
 use super::clients::Network;
@@ -29,7 +29,7 @@ use super::packet::{
 use super::replies::{Replies, Seen};
 use super::reply::{accept_attributes, class_request_id, encode_reply_attributes, request_id};
 use crate::attempts::Guard;
-use crate::auth::{Answer, Attempt, Authenticator, Caller, Expected};
+use crate::auth::{Answer, Attempt, Authenticator, Caller, Expected, PasswordThenApproval};
 use crate::config::AuthConfig;
 use crate::crypto::{Keys, Purpose};
 use crate::domain::{IdOrName, Refused, RuleError};
@@ -79,6 +79,10 @@ pub(super) struct Client {
     resource_id: i64,
     require_message_authenticator: bool,
     mode: InputMode,
+    /// How long an Access-Request is held for an approval's decision.
+    approval_wait: Duration,
+    /// The word that asks for an approval (after the password, or as a challenge's answer).
+    approval_word: Option<String>,
     /// What its resource adds to an Access-Accept, encoded once per load.
     reply_attributes: Vec<Attribute>,
 }
@@ -167,6 +171,10 @@ impl ClientTable {
                             resource_id: row.resource_id,
                             require_message_authenticator: row.require_message_authenticator,
                             mode,
+                            approval_wait: Duration::from_secs(
+                                u64::try_from(row.approval_wait_seconds).unwrap_or(25),
+                            ),
+                            approval_word: row.approval_word,
                             reply_attributes: reply_attributes
                                 .get(&row.resource_id)
                                 .cloned()
@@ -298,7 +306,16 @@ pub(super) async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shar
                 let socket = socket.clone();
                 tokio::spawn(async move {
                     let started = Instant::now();
-                    let answer = handle(&shared.services, &client, &packet, source, port).await;
+                    let mut permit = Some(permit);
+                    let answer = handle(
+                        &shared.services,
+                        &client,
+                        &packet,
+                        source,
+                        port,
+                        &mut permit,
+                    )
+                    .await;
                     let answer = answer.map(Arc::new);
                     observe_duration(
                         &shared.services.metrics,
@@ -358,13 +375,16 @@ pub(super) fn duplicate(metrics: &Metrics) {
     );
 }
 
-/// The answer to one packet, or None to drop it; the same for UDP and RadSec.
+/// The answer to one packet, or None to drop it; the same for UDP and RadSec. `permit` is the
+/// request's place among the evaluations in flight: a login held for an approval gives it back
+/// before it waits (see [`hold`]).
 pub(super) async fn handle(
     services: &Services,
     client: &Client,
     packet: &Packet,
     source: SocketAddr,
     port: Port,
+    permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Option<Vec<u8>> {
     let metrics = &services.metrics;
     let secret = client.secret.as_slice();
@@ -413,19 +433,20 @@ pub(super) async fn handle(
             (ACCOUNTING_RESPONSE, Vec::new())
         }
         _ => {
-            let (code, result, attributes) = match access(services, client, packet, source).await? {
-                Access::Accepted => (
-                    ACCESS_ACCEPT,
-                    "accepted",
-                    accept_attributes(
-                        packet.first(USER_NAME).unwrap_or_default(),
-                        &packet.authenticator,
-                        &client.reply_attributes,
+            let (code, result, attributes) =
+                match access(services, client, packet, source, permit).await? {
+                    Access::Accepted => (
+                        ACCESS_ACCEPT,
+                        "accepted",
+                        accept_attributes(
+                            packet.first(USER_NAME).unwrap_or_default(),
+                            &packet.authenticator,
+                            &client.reply_attributes,
+                        ),
                     ),
-                ),
-                Access::Rejected(attributes) => (ACCESS_REJECT, "rejected", attributes),
-                Access::Challenged(attributes) => (ACCESS_CHALLENGE, "challenged", attributes),
-            };
+                    Access::Rejected(attributes) => (ACCESS_REJECT, "rejected", attributes),
+                    Access::Challenged(attributes) => (ACCESS_CHALLENGE, "challenged", attributes),
+                };
             count(metrics, &client.name, result);
             (code, attributes)
         }
@@ -520,6 +541,7 @@ async fn access(
     client: &Client,
     packet: &Packet,
     source: SocketAddr,
+    permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Option<Access> {
     let caller = caller(client, packet, source);
     let end_user_ip = end_user_ip(packet);
@@ -545,23 +567,58 @@ async fn access(
         return write_refusal(services, refuse("malformed_user_password")).await;
     };
     if client.mode == InputMode::Challenge {
-        let end_user_ip = end_user_ip.clone();
-        return challenge_mode(
-            services,
-            client,
-            packet,
-            &field,
-            &caller,
-            end_user_ip,
-            &refuse,
-        )
-        .await;
+        return challenge_mode(services, client, packet, &field, &caller, &refuse, permit).await;
+    }
+    let mut rate_taken = false;
+    if let Some(password) =
+        input::approval_password(&client.mode, &field, client.approval_word.as_deref())
+    {
+        if over_rate(services, end_user_ip.as_deref()) {
+            return write_refusal(services, refuse("rate_limited")).await;
+        }
+        rate_taken = true;
+        if !services.waiters.has_room() {
+            return write_refusal(services, refuse("approval_waiters_full")).await;
+        }
+        let target = AuthTarget {
+            resource: IdOrName::Id(client.resource_id),
+            user: Some(IdOrName::Name(user.clone())),
+            token: None,
+            transaction: None,
+            address: None,
+        };
+        // The gateway shows nothing before the user answers: Approve and Deny, no number.
+        let asked = authenticator(services)
+            .ask_approval_after_password(
+                &caller,
+                target,
+                password,
+                end_user_ip.clone(),
+                false,
+                crate::clock::now(),
+            )
+            .await;
+        match asked {
+            Ok(PasswordThenApproval::NotAllowed) => {}
+            Ok(PasswordThenApproval::Answered(answer)) => {
+                return conclude(services, Ok(answer), refuse, Step::Whole).await;
+            }
+            Ok(PasswordThenApproval::Asked(asked)) => {
+                let held = Held {
+                    user: IdOrName::Name(user),
+                    transaction: asked.transaction,
+                    end_user_ip: end_user_ip.clone(),
+                };
+                return hold(services, client, &caller, held, permit, &refuse).await;
+            }
+            Err(error) => return conclude(services, Err(error), refuse, Step::Whole).await,
+        }
     }
     let typed = match split(&client.mode, &field) {
         Ok(typed) => typed,
         Err(malformed) => return write_refusal(services, refuse(malformed.reason())).await,
     };
-    if over_rate(services, end_user_ip.as_deref()) {
+    if !rate_taken && over_rate(services, end_user_ip.as_deref()) {
         return write_refusal(services, refuse("rate_limited")).await;
     }
     let attempt = Attempt {
@@ -581,6 +638,75 @@ async fn access(
         .authenticate(&caller, attempt, crate::clock::now())
         .await;
     conclude(services, result, refuse, Step::Whole).await
+}
+
+/// A login that waits for its approval.
+struct Held {
+    user: IdOrName,
+    transaction: String,
+    end_user_ip: Option<String>,
+}
+
+/// Holds an Access-Request whose approval was asked until the user decides in Telegram or the
+/// client's approval wait runs out, whichever comes first: accepted when approved (once),
+/// rejected when denied, expired or not decided in time.
+///
+/// A held login costs memory, not work: the request's permit among the evaluations in flight
+/// (`radius.max_in_flight`, meant for the CPU's work of checking passwords and codes) is given
+/// back before the wait, so held logins never crowd out others. They are bounded apart, by the
+/// registry of approval waiters (`auth.approval_waiters_max`), shared with the API's waits and
+/// asked for room before an approval starts; a login it cannot take is rejected (never
+/// dropped: a dropped request would be retried, and a retry would send another message). While
+/// held, the request stays in flight in `replies`, so its retransmits join it: it is evaluated
+/// once, and sends one message.
+///
+/// Number matching over RADIUS: a gateway in a one-field mode shows nothing before the user
+/// answers, so those approvals offer Approve and Deny with no number; the challenge mode shows
+/// the number in the challenge's Reply-Message, and keeps the resource's number matching.
+async fn hold(
+    services: &Services,
+    client: &Client,
+    caller: &Caller,
+    held: Held,
+    permit: &mut Option<OwnedSemaphorePermit>,
+    refuse: &impl Fn(&'static str) -> AuditEntry,
+) -> Option<Access> {
+    drop(permit.take());
+    let attempt = Attempt {
+        target: AuthTarget {
+            resource: IdOrName::Id(client.resource_id),
+            user: Some(held.user),
+            token: None,
+            transaction: Some(held.transaction.clone()),
+            address: None,
+        },
+        // The password was checked when the approval was asked.
+        first_factor_checked: true,
+        password: None,
+        otp: None,
+        end_user_ip: held.end_user_ip,
+    };
+    let transaction = held.transaction.clone();
+    let until = tokio::time::Instant::now() + client.approval_wait;
+    let result = authenticator(services)
+        .authenticate_or_wait(caller, attempt, Some(until), crate::clock::now())
+        .await;
+    match result {
+        Ok(Answer::Pending { .. }) => {
+            // The gateway is answered no: the approval ends too, so that its message says it
+            // expired and a late press lets no one in.
+            if let Err(error) = services
+                .store
+                .end_pending_approval(transaction, crate::clock::now())
+                .await
+            {
+                tracing::error!(%error, "cannot end the approval of a RADIUS login");
+            }
+            write_refusal(services, refuse("approval_wait_over")).await
+        }
+        Err(RuleError::Busy(_)) => write_refusal(services, refuse("approval_waiters_full")).await,
+        other => conclude(services, other, refuse, Step::Whole).await,
+    }
 }
 
 /// The authentication, with the services the API's uses and the API's rate limit per account.
@@ -691,9 +817,10 @@ async fn challenge_mode(
     packet: &Packet,
     field: &[u8],
     caller: &Caller,
-    end_user_ip: Option<String>,
     refuse: &impl Fn(&'static str) -> AuditEntry,
+    permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Option<Access> {
+    let end_user_ip = end_user_ip(packet);
     let user = packet.text(USER_NAME).unwrap_or_default();
     let binding = Binding {
         client: &client.name,
@@ -708,6 +835,38 @@ async fn challenge_mode(
         };
         if over_rate(services, end_user_ip.as_deref()) {
             return write_refusal(services, refuse("rate_limited")).await;
+        }
+        if services.waiters.has_room() {
+            let target = AuthTarget {
+                resource: IdOrName::Id(client.resource_id),
+                user: Some(IdOrName::Name(user.clone())),
+                token: None,
+                transaction: None,
+                address: None,
+            };
+            // The challenge's text can show the number: the resource's number matching holds.
+            let asked = authenticator(services)
+                .ask_approval_after_password(
+                    caller,
+                    target,
+                    password.clone(),
+                    end_user_ip.clone(),
+                    true,
+                    now,
+                )
+                .await;
+            match asked {
+                Ok(PasswordThenApproval::NotAllowed) => {}
+                Ok(PasswordThenApproval::Answered(answer)) => {
+                    return conclude(services, Ok(answer), refuse, Step::Password(&binding)).await;
+                }
+                Ok(PasswordThenApproval::Asked(asked)) => {
+                    return approval_challenge(services, &binding, &asked);
+                }
+                Err(error) => {
+                    return conclude(services, Err(error), refuse, Step::Password(&binding)).await;
+                }
+            }
         }
         let attempt = Attempt {
             target: AuthTarget {
@@ -742,6 +901,26 @@ async fn challenge_mode(
         Ok(transaction) => transaction,
         Err(unusable) => return told(write_refusal(services, refuse(unusable.reason())).await),
     };
+    match services
+        .store
+        .approval_of_transaction(transaction.clone())
+        .await
+    {
+        Ok(Some(_)) => {
+            let held = Held {
+                user: IdOrName::Name(user.clone()),
+                transaction,
+                end_user_ip,
+            };
+            return approval_answer(services, client, field, caller, held, refuse, permit).await;
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::error!(%error, "cannot read a RADIUS challenge's approval");
+            drop_packet(&services.metrics, "failed");
+            return None;
+        }
+    }
     let taken = services
         .store
         .take_password_transaction(transaction.clone(), client.resource_id, now)
@@ -785,6 +964,98 @@ async fn challenge_mode(
         tracing::error!(%error, "cannot void the codes of a RADIUS challenge");
     }
     told(access)
+}
+
+/// The Access-Challenge of a right password whose approval was asked in Telegram: its State
+/// (the approval's transaction, sealed and bound), a Reply-Message that says to approve in
+/// Telegram — with the number to choose, under number matching — or type the code, and the
+/// approval's remaining life as Session-Timeout. No code is sent: the user approves, or types
+/// the code of their authenticator app or hardware token.
+fn approval_challenge(
+    services: &Services,
+    binding: &Binding<'_>,
+    asked: &crate::auth::ApprovalAsked,
+) -> Option<Access> {
+    let now = crate::clock::now();
+    let state = match challenge::seal(
+        &services.keys,
+        binding,
+        &asked.transaction,
+        asked.expires_at,
+    ) {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::error!(%error, "cannot answer a RADIUS password with a challenge");
+            drop_packet(&services.metrics, "failed");
+            return None;
+        }
+    };
+    let remaining = u32::try_from((asked.expires_at - now).max(1)).unwrap_or(u32::MAX);
+    let mut attributes = vec![Attribute::new(STATE, state)];
+    attributes.extend(challenge::reply_messages(&challenge::approval_prompt(
+        asked.number,
+    )));
+    attributes.push(Attribute::new(SESSION_TIMEOUT, remaining.to_be_bytes()));
+    Some(Access::Challenged(attributes))
+}
+
+/// The answer to a challenge whose approval was asked: nothing or the approval word waits for
+/// the approval (held, see [`hold`]); anything else is a code, judged within the approval's
+/// transaction with the password counted as checked. The State is not taken as a code
+/// challenge's is: the approval is claimed once, and a code typed ends the transaction (and
+/// the approval with it); a wrong code counts as a failed login.
+async fn approval_answer(
+    services: &Services,
+    client: &Client,
+    field: &[u8],
+    caller: &Caller,
+    held: Held,
+    refuse: &impl Fn(&'static str) -> AuditEntry,
+    permit: &mut Option<OwnedSemaphorePermit>,
+) -> Option<Access> {
+    let Ok(text) = std::str::from_utf8(field).map(str::trim) else {
+        let access = write_refusal(services, refuse(input::Malformed::NotText.reason())).await;
+        return access
+            .map(|_| Access::Rejected(challenge::reply_messages(challenge::NOT_ACCEPTED)));
+    };
+    let waits = text.is_empty()
+        || client
+            .approval_word
+            .as_deref()
+            .is_some_and(|word| text.eq_ignore_ascii_case(word));
+    let access = if waits {
+        let access = hold(services, client, caller, held, permit, refuse).await;
+        return access.map(|access| match access {
+            Access::Rejected(_) => {
+                Access::Rejected(challenge::reply_messages(challenge::NOT_APPROVED))
+            }
+            other => other,
+        });
+    } else {
+        let attempt = Attempt {
+            target: AuthTarget {
+                resource: IdOrName::Id(client.resource_id),
+                user: Some(held.user),
+                token: None,
+                transaction: Some(held.transaction),
+                address: None,
+            },
+            // The State, bound to this client, user and resource, is given only for a right
+            // password.
+            first_factor_checked: true,
+            password: None,
+            otp: Some(text.to_string()),
+            end_user_ip: held.end_user_ip,
+        };
+        let result = authenticator(services)
+            .authenticate(caller, attempt, crate::clock::now())
+            .await;
+        conclude(services, result, refuse, Step::Whole).await
+    };
+    access.map(|access| match access {
+        Access::Rejected(_) => Access::Rejected(challenge::reply_messages(challenge::NOT_ACCEPTED)),
+        other => other,
+    })
 }
 
 /// The Access-Challenge of a right password: its State (the transaction, sealed and bound),

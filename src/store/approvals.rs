@@ -527,6 +527,26 @@ impl Store {
         self.write(move |conn| expire_due(conn, now, limit)).await
     }
 
+    /// Ends the pending approval of a transaction now, its login given up (a RADIUS request
+    /// held until its wait ran out): the expiry then marks it expired and its message says so,
+    /// and a later press decides nothing. False when there was none pending.
+    pub async fn end_pending_approval(
+        &self,
+        transaction_id: String,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.write(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "UPDATE approvals SET expires_at = ?2
+                     WHERE transaction_id = ?1 AND state = 'pending' AND expires_at > ?2",
+                )?
+                .execute(params![transaction_id, now])?
+                == 1)
+        })
+        .await
+    }
+
     pub async fn approvals_due(&self, now: UnixTime) -> Result<bool> {
         self.read(move |conn| any_due(conn, now)).await
     }

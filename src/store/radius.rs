@@ -32,6 +32,10 @@ pub struct RadiusClient {
     pub input_mode: String,
     pub separator: Option<String>,
     pub code_length: i64,
+    /// How long an Access-Request is held for an approval's decision.
+    pub approval_wait_seconds: i64,
+    /// The word typed after the password that asks for an approval; None: the password alone.
+    pub approval_word: Option<String>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
 }
@@ -47,6 +51,8 @@ pub struct NewRadiusClient {
     pub input_mode: String,
     pub separator: Option<String>,
     pub code_length: i64,
+    pub approval_wait_seconds: i64,
+    pub approval_word: Option<String>,
 }
 
 /// Changes to a client: None leaves a field as it is.
@@ -60,13 +66,15 @@ pub struct RadiusClientChanges {
     pub input_mode: Option<String>,
     pub separator: Option<Option<String>>,
     pub code_length: Option<i64>,
+    pub approval_wait_seconds: Option<i64>,
+    pub approval_word: Option<Option<String>>,
 }
 
 impl RadiusClientChanges {
     /// The names of the fields that change, for the audit line (never the secret's value).
     fn field_names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
-        let fields: [(&'static str, bool); 8] = [
+        let fields: [(&'static str, bool); 10] = [
             ("name", self.name.is_some()),
             ("address", self.network.is_some()),
             ("secret", self.secret_sealed.is_some()),
@@ -78,6 +86,8 @@ impl RadiusClientChanges {
             ("input_mode", self.input_mode.is_some()),
             ("separator", self.separator.is_some()),
             ("code_length", self.code_length.is_some()),
+            ("approval_wait", self.approval_wait_seconds.is_some()),
+            ("approval_word", self.approval_word.is_some()),
         ];
         for (name, changed) in fields {
             if changed {
@@ -98,7 +108,8 @@ pub enum Saved<T> {
 
 const SELECT: &str = "SELECT c.id, c.name, c.network, c.secret_sealed, c.resource_id, r.name,
                              c.require_message_authenticator, c.input_mode, c.separator,
-                             c.code_length, c.created_at, c.updated_at
+                             c.code_length, c.created_at, c.updated_at,
+                             c.approval_wait_seconds, c.approval_word
                       FROM radius_clients c JOIN resources r ON r.id = c.resource_id";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RadiusClient> {
@@ -115,6 +126,8 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RadiusClient> {
         code_length: row.get(9)?,
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
+        approval_wait_seconds: row.get(12)?,
+        approval_word: row.get(13)?,
     })
 }
 
@@ -179,8 +192,8 @@ impl Store {
                 conn.prepare_cached(
                     "INSERT INTO radius_clients (name, network, secret_sealed, resource_id,
                          require_message_authenticator, input_mode, separator, code_length,
-                         created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                         created_at, updated_at, approval_wait_seconds, approval_word)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
                 )?
                 .execute(params![
                     client.name,
@@ -191,7 +204,9 @@ impl Store {
                     client.input_mode,
                     client.separator,
                     client.code_length,
-                    now
+                    now,
+                    client.approval_wait_seconds,
+                    client.approval_word
                 ])?;
                 let id = conn.last_insert_rowid();
                 audit::insert(
@@ -240,6 +255,8 @@ impl Store {
                     input_mode,
                     separator,
                     code_length,
+                    approval_wait_seconds,
+                    approval_word,
                 } = changes;
                 client.name = name.unwrap_or(client.name);
                 client.network = network.unwrap_or(client.network);
@@ -249,10 +266,14 @@ impl Store {
                 client.input_mode = input_mode.unwrap_or(client.input_mode);
                 client.separator = separator.unwrap_or(client.separator);
                 client.code_length = code_length.unwrap_or(client.code_length);
+                client.approval_wait_seconds =
+                    approval_wait_seconds.unwrap_or(client.approval_wait_seconds);
+                client.approval_word = approval_word.unwrap_or(client.approval_word);
                 conn.prepare_cached(
                     "UPDATE radius_clients SET name = ?2, network = ?3, secret_sealed = ?4,
                          resource_id = ?5, require_message_authenticator = ?6, input_mode = ?7,
-                         separator = ?8, code_length = ?9, updated_at = ?10
+                         separator = ?8, code_length = ?9, updated_at = ?10,
+                         approval_wait_seconds = ?11, approval_word = ?12
                      WHERE id = ?1",
                 )?
                 .execute(params![
@@ -265,7 +286,9 @@ impl Store {
                     client.input_mode,
                     client.separator,
                     client.code_length,
-                    now
+                    now,
+                    client.approval_wait_seconds,
+                    client.approval_word
                 ])?;
                 audit::insert(
                     conn,

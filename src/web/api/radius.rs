@@ -11,8 +11,9 @@ use super::{AdminCaller, ApiError, ApiJson, IdOrName};
 use crate::clock::now;
 use crate::crypto::Purpose;
 use crate::radius::clients::{
-    DEFAULT_CODE_LENGTH, Network, check_code_length, check_secret, name_taken, parse_client_name,
-    parse_input_mode, parse_separator,
+    DEFAULT_APPROVAL_WAIT, DEFAULT_CODE_LENGTH, Network, check_approval_wait, check_code_length,
+    check_secret, name_taken, parse_approval_word, parse_client_name, parse_input_mode,
+    parse_separator,
 };
 use crate::store::radius::{NewRadiusClient, RadiusClient, RadiusClientChanges, Saved};
 use crate::web::AppState;
@@ -36,6 +37,12 @@ pub struct RadiusClientJson {
     /// code being the last (or first) `code_length` characters.
     separator: Option<String>,
     code_length: i64,
+    /// Seconds an Access-Request is held for the user's decision in Telegram (Approve in
+    /// Telegram); the gateway's own RADIUS timeout must be longer.
+    approval_wait: i64,
+    /// In the one-field modes, the word typed after the password (`push`) that asks for an
+    /// approval; null: the password alone asks.
+    approval_word: Option<String>,
     /// Unix seconds.
     created_at: i64,
     /// Unix seconds.
@@ -62,6 +69,8 @@ impl From<RadiusClient> for RadiusClientJson {
             input_mode: client.input_mode,
             separator: client.separator,
             code_length: client.code_length,
+            approval_wait: client.approval_wait_seconds,
+            approval_word: client.approval_word,
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -97,6 +106,13 @@ pub struct CreateRadiusClient {
     /// 4–10, 6 when absent: the code's length when there is no separator.
     #[serde(default)]
     code_length: Option<i64>,
+    /// 5–120 seconds, 25 when absent: how long an Access-Request is held for an approval in
+    /// Telegram; below the gateway's own timeout.
+    #[serde(default)]
+    approval_wait: Option<i64>,
+    /// Up to 16 letters (`push`); absent or empty: none, the password alone asks.
+    #[serde(default)]
+    approval_word: Option<String>,
 }
 
 /// Changes to a client: an absent field stays as it is.
@@ -123,6 +139,13 @@ pub struct UpdateRadiusClient {
     separator: Option<Option<String>>,
     #[serde(default)]
     code_length: Option<i64>,
+    /// 5–120 seconds.
+    #[serde(default)]
+    approval_wait: Option<i64>,
+    /// Up to 16 letters; empty or null: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    approval_word: Option<Option<String>>,
 }
 
 fn name(text: &str) -> Result<String, ApiError> {
@@ -154,6 +177,14 @@ fn code_length(value: i64) -> Result<i64, ApiError> {
     check_code_length(value)
         .map(i64::from)
         .map_err(|e| ApiError::field("code_length", e.0))
+}
+
+fn approval_wait(value: i64) -> Result<i64, ApiError> {
+    check_approval_wait(value).map_err(|e| ApiError::field("approval_wait", e.0))
+}
+
+fn approval_word(text: &str) -> Result<Option<String>, ApiError> {
+    parse_approval_word(text).map_err(|e| ApiError::field("approval_word", e.0))
 }
 
 fn saved(saved: Saved<RadiusClient>) -> Result<RadiusClient, ApiError> {
@@ -202,6 +233,8 @@ pub(super) async fn create_radius_client(
         input_mode: input_mode(body.input_mode.as_deref().unwrap_or("password_code"))?,
         separator: separator(body.separator.as_deref().unwrap_or(""))?,
         code_length: code_length(body.code_length.unwrap_or(i64::from(DEFAULT_CODE_LENGTH)))?,
+        approval_wait_seconds: approval_wait(body.approval_wait.unwrap_or(DEFAULT_APPROVAL_WAIT))?,
+        approval_word: approval_word(body.approval_word.as_deref().unwrap_or(""))?,
     };
     let client_name = client.name.clone();
     let client = state
@@ -292,6 +325,11 @@ pub(super) async fn update_radius_client(
             .map(|text| separator(text.as_deref().unwrap_or("")))
             .transpose()?,
         code_length: body.code_length.map(code_length).transpose()?,
+        approval_wait_seconds: body.approval_wait.map(approval_wait).transpose()?,
+        approval_word: body
+            .approval_word
+            .map(|text| approval_word(text.as_deref().unwrap_or("")))
+            .transpose()?,
     };
     let new_name = changes.name.clone();
     let client = state

@@ -14,9 +14,10 @@ use crate::clock::now;
 use crate::crypto::{self, Purpose};
 use crate::domain::IdOrName;
 use crate::radius::clients::{
-    DEFAULT_CODE_LENGTH, GENERATED_SECRET_LEN, MAX_SECRET_LEN, MIN_SECRET_LEN, Network,
-    SECRET_ALPHABET, SUGGESTED_SECRET_LEN, check_secret, input_mode_label, name_taken,
-    parse_client_name, parse_code_length, parse_input_mode, parse_separator, uses_separator,
+    DEFAULT_APPROVAL_WAIT, DEFAULT_CODE_LENGTH, GENERATED_SECRET_LEN, MAX_SECRET_LEN,
+    MIN_SECRET_LEN, Network, SECRET_ALPHABET, SUGGESTED_SECRET_LEN, check_secret, input_mode_label,
+    name_taken, parse_approval_wait, parse_approval_word, parse_client_name, parse_code_length,
+    parse_input_mode, parse_separator, uses_separator,
 };
 use crate::radius::input::InputMode;
 use crate::store::Resource;
@@ -174,6 +175,8 @@ pub struct ClientForm {
     input_mode: String,
     separator: String,
     code_length: String,
+    approval_wait: String,
+    approval_word: String,
     require_message_authenticator: Option<String>,
 }
 
@@ -188,6 +191,8 @@ impl ClientForm {
             input_mode: client.input_mode.clone(),
             separator: client.separator.clone().unwrap_or_default(),
             code_length: client.code_length.to_string(),
+            approval_wait: client.approval_wait_seconds.to_string(),
+            approval_word: client.approval_word.clone().unwrap_or_default(),
             require_message_authenticator: client
                 .require_message_authenticator
                 .then(|| "on".to_string()),
@@ -208,6 +213,8 @@ struct ClientInput {
     /// the code length, hidden then, stay as they are.
     separator: Option<Option<String>>,
     code_length: Option<i64>,
+    approval_wait_seconds: i64,
+    approval_word: Option<String>,
 }
 
 /// Whether the form makes a new client (its secret required) or changes one (an empty secret
@@ -257,21 +264,41 @@ fn parse_client_form(form: &ClientForm, purpose: Intent) -> Result<ClientInput, 
     } else {
         (None, None)
     };
-    match (name, network, secret, resource_id, input_mode) {
-        (Some(name), Some(network), Some(secret), Some(resource_id), Some(input_mode))
-            if errors.is_empty() =>
-        {
-            Ok(ClientInput {
-                name,
-                network,
-                secret,
-                resource_id,
-                require_message_authenticator: form.require_message_authenticator.is_some(),
-                input_mode,
-                separator,
-                code_length,
-            })
-        }
+    let approval_wait = parse_approval_wait(&form.approval_wait)
+        .map_err(|e| errors.at("approval_wait", e.0))
+        .ok();
+    let approval_word = parse_approval_word(&form.approval_word)
+        .map_err(|e| errors.at("approval_word", e.0))
+        .ok();
+    match (
+        name,
+        network,
+        secret,
+        resource_id,
+        input_mode,
+        approval_wait,
+        approval_word,
+    ) {
+        (
+            Some(name),
+            Some(network),
+            Some(secret),
+            Some(resource_id),
+            Some(input_mode),
+            Some(approval_wait_seconds),
+            Some(approval_word),
+        ) if errors.is_empty() => Ok(ClientInput {
+            name,
+            network,
+            secret,
+            resource_id,
+            require_message_authenticator: form.require_message_authenticator.is_some(),
+            input_mode,
+            separator,
+            code_length,
+            approval_wait_seconds,
+            approval_word,
+        }),
         _ => Err(errors),
     }
 }
@@ -363,6 +390,22 @@ fn client_fields(
                 (errors.note("code_length"))
             }
         }
+        fieldset {
+            legend { "Approve in Telegram" }
+            p.note { "When the resource allows approvals, a user with a Telegram (BOT) token may approve the login in Telegram instead of typing a code: in the one-field modes by typing the password alone or followed by the approval word; in the challenge mode by answering the challenge with nothing or the word." }
+            label {
+                "Approval wait (seconds)"
+                small { "How long the gateway's request is held for the user's answer (5 to 120). Set the gateway's RADIUS timeout longer than this." }
+                input type="number" name="approval_wait" value=(form.approval_wait) min="5" max="120";
+                (errors.note("approval_wait"))
+            }
+            label {
+                "Approval word"
+                small { "Typed after the password (after the separator, if any) to ask for an approval, such as push: up to 16 letters. Empty: the password alone asks." }
+                input type="text" name="approval_word" value=(form.approval_word) maxlength="16";
+                (errors.note("approval_word"))
+            }
+        }
         label.check {
             input type="checkbox" name="require_message_authenticator" value="on" checked[form.require_message_authenticator.is_some()];
             "Require Message-Authenticator (drop requests without one; protects against Blast-RADIUS)"
@@ -416,6 +459,7 @@ async fn new_client(
         resource,
         input_mode: DEFAULT_MODE.into(),
         code_length: DEFAULT_CODE_LENGTH.to_string(),
+        approval_wait: DEFAULT_APPROVAL_WAIT.to_string(),
         require_message_authenticator: Some("on".into()),
         ..ClientForm::default()
     };
@@ -449,6 +493,8 @@ async fn create_client(
         input_mode: input.input_mode.to_string(),
         separator: input.separator.flatten(),
         code_length: input.code_length.unwrap_or(i64::from(DEFAULT_CODE_LENGTH)),
+        approval_wait_seconds: input.approval_wait_seconds,
+        approval_word: input.approval_word,
     };
     let created = state
         .store
@@ -580,6 +626,13 @@ fn changes_of(
         code_length: input
             .code_length
             .filter(|length| differs(*length != client.code_length, "code length")),
+        approval_wait_seconds: differs(
+            input.approval_wait_seconds != client.approval_wait_seconds,
+            "approval wait",
+        )
+        .then_some(input.approval_wait_seconds),
+        approval_word: differs(input.approval_word != client.approval_word, "approval word")
+            .then_some(input.approval_word),
     };
     Ok((changes, changed))
 }
@@ -703,6 +756,7 @@ mod tests {
             input_mode: "code_only".into(),
             separator: "this is far too long".into(),
             code_length: "99".into(),
+            approval_wait: "25".into(),
             ..ClientForm::default()
         }
     }
@@ -720,6 +774,38 @@ mod tests {
             .expect("refused");
         assert!(errors.note("separator").into_string().contains("at most 8"));
         assert!(errors.note("code_length").into_string().contains("4 to 10"));
+    }
+
+    #[test]
+    fn the_approval_wait_and_word_are_checked_with_the_apis_rules() {
+        let bad = ClientForm {
+            approval_wait: "300".into(),
+            approval_word: "push 1".into(),
+            ..form()
+        };
+        let errors = parse_client_form(&bad, Intent::Create)
+            .err()
+            .expect("refused");
+        assert!(
+            errors
+                .note("approval_wait")
+                .into_string()
+                .contains("5 to 120")
+        );
+        assert!(
+            errors
+                .note("approval_word")
+                .into_string()
+                .contains("letters")
+        );
+        let good = ClientForm {
+            approval_wait: "40".into(),
+            approval_word: " push ".into(),
+            ..form()
+        };
+        let input = parse_client_form(&good, Intent::Create).expect("accepted");
+        assert_eq!(input.approval_wait_seconds, 40);
+        assert_eq!(input.approval_word.as_deref(), Some("push"));
     }
 
     #[test]

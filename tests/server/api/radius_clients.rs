@@ -205,3 +205,64 @@ async fn a_radius_client_may_ask_for_the_code_with_a_challenge() {
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["input_mode"], "challenge");
 }
+
+#[tokio::test]
+async fn the_approval_wait_and_word_are_kept_shown_checked_and_audited() {
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    create_resource(&app, &key, "vpn").await;
+    let (status, created) = send(
+        &app,
+        Method::POST,
+        "/radius/clients",
+        &key,
+        Some(json!({ "name": "fw1", "address": "192.0.2.7", "secret": SECRET, "resource": "vpn" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["approval_wait"], 25);
+    assert_eq!(created["approval_word"], Value::Null);
+    for (body, field) in [
+        (json!({ "approval_wait": 4 }), "approval_wait"),
+        (json!({ "approval_wait": 121 }), "approval_wait"),
+        (json!({ "approval_word": "push 1" }), "approval_word"),
+        (json!({ "approval_word": "123456" }), "approval_word"),
+    ] {
+        let (status, refused) =
+            send(&app, Method::PATCH, "/radius/clients/fw1", &key, Some(body)).await;
+        assert_field(status, &refused, field);
+    }
+    let (status, changed) = send(
+        &app,
+        Method::PATCH,
+        "/radius/clients/fw1",
+        &key,
+        Some(json!({ "approval_wait": 40, "approval_word": "push" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["approval_wait"], 40);
+    assert_eq!(changed["approval_word"], "push");
+    let detail: String = crate::helpers::api::database(&app)
+        .query_row(
+            "SELECT detail FROM audit_log WHERE action = 'radius_client.update' ORDER BY id DESC",
+            [],
+            |row| row.get(0),
+        )
+        .expect("audited");
+    assert_eq!(detail, "fw1: approval_wait, approval_word");
+    let (status, cleared) = send(
+        &app,
+        Method::PATCH,
+        "/radius/clients/fw1",
+        &key,
+        Some(json!({ "approval_word": null })),
+    )
+    .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["approval_word"], Value::Null);
+    let (_, openapi) = send(&app, Method::GET, "/openapi.json", &key, None).await;
+    let schema = &openapi["components"]["schemas"]["RadiusClient"]["properties"];
+    assert!(schema.get("approval_wait").is_some(), "{schema}");
+    assert!(schema.get("approval_word").is_some(), "{schema}");
+}

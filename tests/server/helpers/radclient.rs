@@ -60,10 +60,34 @@ pub async fn access(port: u16, secret: &str, attributes: &str) -> Reply {
 /// Everything radclient prints (`-x`) for `attributes` sent to `port` as `kind` (auth, acct,
 /// status), one try with a 2-second wait, run on a blocking thread.
 pub async fn output(port: u16, kind: &str, secret: &str, attributes: &str) -> String {
+    output_with(port, kind, secret, attributes, 1, 2).await
+}
+
+/// An Access-Request as `access` sends it, with `tries` sends of the very same packet, each
+/// waited for `seconds` (radclient's `-r` and `-t`): a gateway that retransmits.
+pub async fn access_with(
+    port: u16,
+    secret: &str,
+    attributes: &str,
+    tries: u32,
+    seconds: u32,
+) -> Reply {
+    parse(output_with(port, "auth", secret, attributes, tries, seconds).await)
+}
+
+/// `output`, with `tries` sends each waited for `seconds`.
+pub async fn output_with(
+    port: u16,
+    kind: &str,
+    secret: &str,
+    attributes: &str,
+    tries: u32,
+    seconds: u32,
+) -> String {
     let (kind, secret, attributes) = (kind.to_string(), secret.to_string(), attributes.to_string());
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new("radclient")
-            .args(["-x", "-r", "1", "-t", "2"])
+            .args(["-x", "-r", &tries.to_string(), "-t", &seconds.to_string()])
             .arg(format!("127.0.0.1:{port}"))
             .arg(kind)
             .arg(secret)

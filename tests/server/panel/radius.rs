@@ -459,3 +459,58 @@ async fn the_radius_pages_need_a_logged_in_administrator_and_a_forged_form_chang
     assert_eq!(location(&response), "/admin/login");
     assert_eq!(clients(&rig.app), 1);
 }
+
+#[tokio::test]
+async fn the_approval_wait_and_word_are_set_on_the_clients_page_in_the_apis_words() {
+    let rig = rig().await;
+    let id = rig.api_client().await;
+    let path = format!("/admin/radius/{id}");
+    let page = rig.page(&path).await;
+    assert!(page.contains("Approve in Telegram"), "{page}");
+    assert!(
+        page.contains("name=\"approval_wait\" value=\"25\""),
+        "{page}"
+    );
+
+    let message = rig
+        .api_refusal(
+            json!({"name": "fw2", "address": "192.0.2.1", "secret": SECRET,
+                            "resource": "vpn", "approval_word": "push 1"}),
+        )
+        .await;
+    let response = rig
+        .post(
+            &path,
+            &[("approval_word", "push 1"), ("approval_wait", "300")],
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.expect("body");
+    assert!(page.contains(&as_shown(&message)), "{page}");
+    assert!(page.contains("5 to 120"), "{page}");
+    assert!(audit_details(&rig.app, "radius_client.update").is_empty());
+
+    let response = rig
+        .post(&path, &[("approval_word", "push"), ("approval_wait", "40")])
+        .await;
+    assert_eq!(response.status(), 303);
+    let page = rig.page(&location(&response)).await;
+    assert!(
+        page.contains("RADIUS client “nas” saved: approval wait, approval word changed."),
+        "{page}"
+    );
+    assert_eq!(
+        audit_details(&rig.app, "radius_client.update"),
+        ["nas: approval_wait, approval_word"]
+    );
+    let (_, client) = call(
+        &rig.app,
+        Method::GET,
+        &format!("/radius/clients/{id}"),
+        &rig.fx.admin,
+        json!(null),
+    )
+    .await;
+    assert_eq!(client["approval_wait"], 40);
+    assert_eq!(client["approval_word"], "push");
+}

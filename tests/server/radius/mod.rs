@@ -1,6 +1,7 @@
 //! The RADIUS server, spoken to by Debian's `radclient` (freeradius-utils) and, where a test
 //! needs the very same bytes twice, by the codec's own client over UDP.
 
+mod approvals;
 mod challenge;
 mod radclient;
 mod radsec;
