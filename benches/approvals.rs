@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reqwest::Client;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 mod support;
 use support::http::{Connection, tls_connector};
-use support::{NO_RADIUS, Server, env_or, percentile, status_kb};
+use support::{Api, NO_RADIUS, Server, env_or, percentile, status_kb};
 
 #[allow(dead_code)]
 #[path = "../tests/server/helpers/telegram_api.rs"]
@@ -41,34 +40,7 @@ fn chat_of(i: usize) -> i64 {
     1_000_000 + i as i64
 }
 
-struct Api {
-    client: Client,
-    url: String,
-    key: HeaderValue,
-}
-
 impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: &Value,
-    ) -> anyhow::Result<Value> {
-        let response = self
-            .client
-            .request(method.clone(), format!("{}/api/v1{path}", self.url))
-            .header(AUTHORIZATION, self.key.clone())
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{method} /api/v1{path} answered {status}: {answer}");
-        }
-        Ok(answer)
-    }
-
     async fn waiting(&self) -> anyhow::Result<usize> {
         let text = self
             .client

@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reqwest::Client;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::{Value, json};
 
 mod support;
-use support::{Server, env_or, percentile};
+use support::{Api, Server, env_or, percentile};
 
 #[allow(dead_code)]
 #[path = "../tests/server/helpers/smtp_sink.rs"]
@@ -29,35 +28,6 @@ mod telegram_api;
 /// How long the benchmark waits for the last messages of a phase.
 const DRAIN: Duration = Duration::from_secs(30);
 const BOT_TOKEN: &str = "424242:bench-token";
-
-struct Api {
-    client: Client,
-    url: String,
-    key: HeaderValue,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: &Value,
-    ) -> anyhow::Result<Value> {
-        let response = self
-            .client
-            .request(method.clone(), format!("{}/api/v1{path}", self.url))
-            .header(AUTHORIZATION, self.key.clone())
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{method} /api/v1{path} answered {status}: {answer}");
-        }
-        Ok(answer)
-    }
-}
 
 /// Prepares for each login in turn, `rate` per second, and returns when each prepare answered.
 async fn prepare_all(

@@ -382,3 +382,34 @@ pub fn run_main<F: Future<Output = anyhow::Result<()>>>(run: F) -> ExitCode {
         }
     }
 }
+
+/// The management API with one key: a call answers the JSON of a success, or fails with the
+/// status and the answer.
+pub struct Api {
+    pub client: Client,
+    pub url: String,
+    pub key: HeaderValue,
+}
+
+impl Api {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .request(method.clone(), format!("{}/api/v1{path}", self.url))
+            .header(AUTHORIZATION, self.key.clone())
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{method} /api/v1{path} answered {status}: {answer}");
+        }
+        Ok(answer)
+    }
+}
