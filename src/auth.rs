@@ -835,6 +835,30 @@ impl Authenticator<'_> {
         Ok(Answer::Rejected)
     }
 
+    /// The context of a `prepare` or an approval asked for, past the rate limits (a wait is
+    /// refused as too many attempts).
+    async fn admitted(
+        &self,
+        caller: &Caller,
+        target: AuthTarget,
+        now: UnixTime,
+    ) -> Result<AuthContext, RuleError> {
+        let doorman = Doorman::new(self, &target, Instant::now(), now);
+        let context = self.context(caller, target, now).await?;
+        if let Err(Verdict::Wait {
+            reason,
+            retry_after_seconds,
+        }) = doorman.limit(&context)
+        {
+            self.count("prepare", "refused", reason);
+            return Err(Refused::TooMany {
+                retry_after_seconds,
+            }
+            .into());
+        }
+        Ok(context)
+    }
+
     /// Loads the context and checks the caller's scope and the resource.
     async fn context(
         &self,
@@ -1559,19 +1583,7 @@ impl Authenticator<'_> {
         now: UnixTime,
     ) -> Result<ApprovalAsked, RuleError> {
         let named = target.token.is_some();
-        let doorman = Doorman::new(self, &target, Instant::now(), now);
-        let context = self.context(caller, target, now).await?;
-        if let Err(Verdict::Wait {
-            reason,
-            retry_after_seconds,
-        }) = doorman.limit(&context)
-        {
-            self.count("prepare", "refused", reason);
-            return Err(Refused::TooMany {
-                retry_after_seconds,
-            }
-            .into());
-        }
+        let context = self.admitted(caller, target, now).await?;
         let Some(resource) = context.resource.as_ref() else {
             return Err(Refused::NotFound("resource").into());
         };
@@ -1692,19 +1704,7 @@ impl Authenticator<'_> {
         now: UnixTime,
     ) -> Result<Answer, RuleError> {
         let named = target.token.is_some();
-        let doorman = Doorman::new(self, &target, Instant::now(), now);
-        let context = self.context(caller, target, now).await?;
-        if let Err(Verdict::Wait {
-            reason,
-            retry_after_seconds,
-        }) = doorman.limit(&context)
-        {
-            self.count("prepare", "refused", reason);
-            return Err(Refused::TooMany {
-                retry_after_seconds,
-            }
-            .into());
-        }
+        let context = self.admitted(caller, target, now).await?;
         let mut audit = Audit::new(caller, "auth.prepare", end_user_ip, now);
         audit.entry.resource_id = context.resource.as_ref().map(|r| r.id);
         audit.entry.user_id = context.user.as_ref().map(|u| u.id);

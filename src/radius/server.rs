@@ -580,13 +580,7 @@ async fn access(
         if !services.waiters.has_room() {
             return write_refusal(services, refuse("approval_waiters_full")).await;
         }
-        let target = AuthTarget {
-            resource: IdOrName::Id(client.resource_id),
-            user: Some(IdOrName::Name(user.clone())),
-            token: None,
-            transaction: None,
-            address: None,
-        };
+        let target = target(client, IdOrName::Name(user.clone()), None);
         // The gateway shows nothing before the user answers: Approve and Deny, no number.
         let asked = authenticator(services)
             .ask_approval_after_password(
@@ -622,13 +616,7 @@ async fn access(
         return write_refusal(services, refuse("rate_limited")).await;
     }
     let attempt = Attempt {
-        target: AuthTarget {
-            resource: IdOrName::Id(client.resource_id),
-            user: Some(IdOrName::Name(user)),
-            token: None,
-            transaction: None,
-            address: None,
-        },
+        target: target(client, IdOrName::Name(user), None),
         first_factor_checked: typed.password.is_none(),
         password: typed.password,
         otp: Some(typed.code),
@@ -673,13 +661,7 @@ async fn hold(
 ) -> Option<Access> {
     drop(permit.take());
     let attempt = Attempt {
-        target: AuthTarget {
-            resource: IdOrName::Id(client.resource_id),
-            user: Some(held.user),
-            token: None,
-            transaction: Some(held.transaction.clone()),
-            address: None,
-        },
+        target: target(client, held.user, Some(held.transaction.clone())),
         // The password was checked when the approval was asked.
         first_factor_checked: true,
         password: None,
@@ -706,6 +688,18 @@ async fn hold(
         }
         Err(RuleError::Busy(_)) => write_refusal(services, refuse("approval_waiters_full")).await,
         other => conclude(services, other, refuse, Step::Whole).await,
+    }
+}
+
+/// What a request of `client` authenticates: `user` in the client's resource, within
+/// `transaction` when it answers one.
+fn target(client: &Client, user: IdOrName, transaction: Option<String>) -> AuthTarget {
+    AuthTarget {
+        resource: IdOrName::Id(client.resource_id),
+        user: Some(user),
+        token: None,
+        transaction,
+        address: None,
     }
 }
 
@@ -837,13 +831,7 @@ async fn challenge_mode(
             return write_refusal(services, refuse("rate_limited")).await;
         }
         if services.waiters.has_room() {
-            let target = AuthTarget {
-                resource: IdOrName::Id(client.resource_id),
-                user: Some(IdOrName::Name(user.clone())),
-                token: None,
-                transaction: None,
-                address: None,
-            };
+            let target = target(client, IdOrName::Name(user.clone()), None);
             // The challenge's text can show the number: the resource's number matching holds.
             let asked = authenticator(services)
                 .ask_approval_after_password(
@@ -869,13 +857,7 @@ async fn challenge_mode(
             }
         }
         let attempt = Attempt {
-            target: AuthTarget {
-                resource: IdOrName::Id(client.resource_id),
-                user: Some(IdOrName::Name(user.clone())),
-                token: None,
-                transaction: None,
-                address: None,
-            },
+            target: target(client, IdOrName::Name(user.clone()), None),
             first_factor_checked: false,
             password: Some(password),
             otp: None,
@@ -938,13 +920,7 @@ async fn challenge_mode(
         Err(malformed) => write_refusal(services, refuse(malformed.reason())).await,
         Ok(typed) => {
             let attempt = Attempt {
-                target: AuthTarget {
-                    resource: IdOrName::Id(client.resource_id),
-                    user: Some(IdOrName::Id(user_id)),
-                    token: None,
-                    transaction: Some(transaction.clone()),
-                    address: None,
-                },
+                target: target(client, IdOrName::Id(user_id), Some(transaction.clone())),
                 // The transaction just taken stood in for the password checked for this user
                 // in this resource.
                 first_factor_checked: true,
@@ -1033,13 +1009,7 @@ async fn approval_answer(
         });
     } else {
         let attempt = Attempt {
-            target: AuthTarget {
-                resource: IdOrName::Id(client.resource_id),
-                user: Some(held.user),
-                token: None,
-                transaction: Some(held.transaction),
-                address: None,
-            },
+            target: target(client, held.user, Some(held.transaction)),
             // The State, bound to this client, user and resource, is given only for a right
             // password.
             first_factor_checked: true,

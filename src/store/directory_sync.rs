@@ -354,6 +354,17 @@ fn unassign(conn: &Connection, resource_id: i64, user_id: i64) -> Result<()> {
 }
 
 /// Whether another mapping than `group_id` holds the assignment of `user_id` to `resource_id`.
+/// The resource of mapping `group_id` (its id and name); None when the mapping is gone.
+fn mapped_resource(conn: &Connection, group_id: i64) -> Result<Option<(i64, String)>> {
+    optional(
+        conn.prepare_cached(
+            "SELECT g.resource_id, r.name FROM directory_groups g
+             JOIN resources r ON r.id = g.resource_id WHERE g.id = ?1",
+        )?
+        .query_row(params![group_id], |row| Ok((row.get(0)?, row.get(1)?))),
+    )
+}
+
 /// Assigns `user_id` to the resource of mapping `group_id` as the mapping's doing, audited;
 /// false when an assignment was there already (another mapping's is shared, an
 /// administrator's stays theirs).
@@ -487,14 +498,7 @@ impl Store {
         audit: AuditEntry,
     ) -> Result<(usize, usize)> {
         self.write(move |conn| {
-            let Some((resource_id, resource_name)): Option<(i64, String)> = optional(
-                conn.prepare_cached(
-                    "SELECT g.resource_id, r.name FROM directory_groups g
-                     JOIN resources r ON r.id = g.resource_id WHERE g.id = ?1",
-                )?
-                .query_row(params![group_id], |row| Ok((row.get(0)?, row.get(1)?))),
-            )?
-            else {
+            let Some((resource_id, resource_name)) = mapped_resource(conn, group_id)? else {
                 return Ok((0, 0));
             };
             let made: HashSet<i64> = conn
@@ -554,14 +558,7 @@ impl Store {
         self.write(move |conn| {
             let mut assigned = 0;
             for group_id in group_ids {
-                let Some((resource_id, resource_name)): Option<(i64, String)> = optional(
-                    conn.prepare_cached(
-                        "SELECT g.resource_id, r.name FROM directory_groups g
-                         JOIN resources r ON r.id = g.resource_id WHERE g.id = ?1",
-                    )?
-                    .query_row(params![group_id], |row| Ok((row.get(0)?, row.get(1)?))),
-                )?
-                else {
+                let Some((resource_id, resource_name)) = mapped_resource(conn, group_id)? else {
                     continue;
                 };
                 if assign_member(
