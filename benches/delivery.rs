@@ -176,11 +176,11 @@ async fn run() -> anyhow::Result<()> {
         telegram.user_writes(chat_of(i), chat_of(i), &format!("/start {code}"));
     }
     let deadline = Instant::now() + DRAIN;
-    while telegram.sent().len() < count {
+    while telegram.sent_count() < count {
         if Instant::now() > deadline {
             bail!(
                 "only {} of {count} BOT tokens were activated",
-                telegram.sent().len()
+                telegram.sent_count()
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -226,11 +226,11 @@ async fn run() -> anyhow::Result<()> {
     report("MAIL (SMTP listener)", latencies);
 
     // BOT
-    let before = telegram.sent().len();
+    let before = telegram.sent_count();
     let logins = (0..count).map(|i| format!("bot{i}")).collect();
     let answered = prepare_all(app, logins, rate).await?;
     let deadline = Instant::now() + DRAIN;
-    while telegram.sent().len() < before + count && Instant::now() < deadline {
+    while telegram.sent_count() < before + count && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut latencies = Vec::new();

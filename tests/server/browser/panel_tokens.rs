@@ -267,7 +267,7 @@ async fn assign_token_from_the_users_list_a_mail_address_changed_and_a_bot_test_
     browser.fill("Send a test message to chat", "4242").await;
     browser.click("Send test message").await;
     browser.wait_for_text("Sent to 4242.").await;
-    assert_eq!(telegram.sent().len(), 1);
+    assert_eq!(telegram.sent_count(), 1);
     assert_eq!(telegram.sent()[0].chat_id, 4242);
     browser.screenshot("panel-settings-telegram-test").await;
 

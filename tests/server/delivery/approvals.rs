@@ -442,7 +442,7 @@ async fn an_approval_goes_out_once_with_its_numbers_and_deny_and_its_message_is_
     let edits = s.telegram.wait_for_edits(1, WAIT).await;
     assert_eq!((edits[0].chat_id, edits[0].message_id), (CHAT, message_id));
     assert_eq!(
-        s.telegram.sent().len(),
+        s.telegram.sent_count(),
         2,
         "the approval's message went out once"
     );
@@ -645,7 +645,7 @@ async fn prepare_with_approve_sends_one_message_with_the_number_among_its_button
     assert_eq!(asked.labels[1], ["Deny — this wasn't me"]);
     // Nothing else was sent: no code to the BOT token besides the approval.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(s.telegram.sent().len(), 2);
+    assert_eq!(s.telegram.sent_count(), 2);
     let asked_line: (String, Option<String>, Option<i64>) = database(&s.app)
         .query_row(
             "SELECT result, detail, token_id FROM audit_log WHERE action = 'auth.prepare'",
@@ -848,7 +848,7 @@ async fn a_resource_without_approvals_and_a_user_without_a_bot_token_are_refused
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        s.telegram.sent().len(),
+        s.telegram.sent_count(),
         1,
         "only the activation's confirmation"
     );

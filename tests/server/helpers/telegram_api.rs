@@ -364,6 +364,11 @@ impl TelegramApi {
         self.shared.state.lock().expect("lock").sent.clone()
     }
 
+    /// How many messages were sent so far, without copying them.
+    pub fn sent_count(&self) -> usize {
+        self.shared.state.lock().expect("lock").sent.len()
+    }
+
     /// The messages sent to `chat_id`, waited for until there are `count` (or `limit` passed).
     pub async fn wait_for_messages(
         &self,
