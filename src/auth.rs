@@ -702,6 +702,18 @@ impl CodeOnly {
     }
 }
 
+/// The least time a rejection takes, from the start of its attempt to its answer.
+///
+/// A code refused for a login no user has costs what a known user's wrong code costs, within
+/// microseconds ([`refuse_unknown`] does the same work), but not to the microsecond: the known
+/// user's path decodes more rows and names more in its audit line. Holding every rejection
+/// until this long after its attempt began makes the time of the answer the same for both,
+/// whatever the work behind it: that work takes well under a millisecond (a few hundred
+/// microseconds with its commit's fsync), and the timer, which counts whole milliseconds,
+/// rounds both deadlines up alike. Password checks and approvals take longer anyway, and
+/// accepted codes are not held.
+pub const REJECTION_FLOOR: Duration = Duration::from_millis(1);
+
 /// Refuses a login no user has, after the work a wrong code of a known user's TOTP token
 /// costs — the seed unsealed, the window of codes computed and compared, a penalty written (to a
 /// token id no row has, so nothing changes) —, so that the time of the answer does not tell
@@ -930,6 +942,8 @@ impl Authenticator<'_> {
     /// (with the password where the resource requires one) is answered by the approval:
     /// accepted once it is approved (once), rejected when it was denied or expired, otherwise
     /// pending — after waiting for the decision until `wait_until`, if given.
+    ///
+    /// No rejection is answered sooner than [`REJECTION_FLOOR`] after the attempt began.
     pub async fn authenticate_or_wait(
         &self,
         caller: &Caller,
@@ -937,6 +951,7 @@ impl Authenticator<'_> {
         wait_until: WaitUntil,
         now: UnixTime,
     ) -> Result<Answer, RuleError> {
+        let began = tokio::time::Instant::now();
         if attempt.otp.is_none()
             && attempt.password.is_none()
             && attempt.target.transaction.is_none()
@@ -953,6 +968,9 @@ impl Authenticator<'_> {
         // that approval is told at once.
         if let (Ok(Answer::Accepted { .. }), Some(transaction)) = (&answer, &transaction) {
             self.waiters.wake(transaction);
+        }
+        if let Ok(Answer::Rejected | Answer::Expired) = answer {
+            tokio::time::sleep_until(began + REJECTION_FLOOR).await;
         }
         answer
     }
@@ -1737,6 +1755,7 @@ impl Authenticator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::IdOrName;
     use crate::store::Resource;
 
     fn keys() -> (tempfile::TempDir, Keys) {
@@ -1968,5 +1987,171 @@ mod tests {
             run(&ctx, &too_far, &keys, NOW),
             Evaluation::Missed(_)
         ));
+    }
+
+    /// What an authenticator borrows, over a real store in a temporary directory holding the
+    /// resource `vpn` and the user `alice` with the HOTP token of RFC 4226's test seed.
+    struct Parts {
+        _dir: tempfile::TempDir,
+        store: Store,
+        keys: Arc<Keys>,
+        config: AuthConfig,
+        metrics: Arc<Metrics>,
+        passwords: PasswordGate,
+        guard: Arc<Guard>,
+        wakeup: crate::delivery::Wakeup,
+        directories: Arc<crate::directories::Service>,
+        waiters: crate::waiters::Waiters,
+    }
+
+    impl Parts {
+        async fn new() -> Parts {
+            use crate::provision::{self, SecretFormat, TokenRequest};
+            use crate::store::users::UserDraft;
+            use crate::store::{NewResource, NewUser, StoreOptions};
+            let dir = tempfile::tempdir().expect("dir");
+            let store = Store::open(&dir.path().join("otpgate.db"), StoreOptions::default())
+                .expect("store");
+            let keys = Arc::new(Keys::load_or_create(&dir.path().join("k"), true).expect("keys"));
+            let now = crate::clock::now();
+            let entry = || AuditEntry::new(now, "test", "test", "ok");
+            let resource = NewResource {
+                name: "vpn".into(),
+                description: String::new(),
+                fail_limit: 5,
+                password_required: false,
+                auto_unlock_seconds: None,
+                without_second_factor: Default::default(),
+            };
+            store
+                .create_resource(resource, entry(), now)
+                .await
+                .expect("resource");
+            let user = NewUser {
+                login: "alice".into(),
+                first_name: String::new(),
+                last_name: String::new(),
+                email: None,
+                phone: None,
+                password_hash: None,
+            };
+            let draft = UserDraft {
+                user,
+                enabled: true,
+            };
+            store.create_user(draft, entry(), now).await.expect("user");
+            let request = TokenRequest {
+                user: Some(IdOrName::Name("alice".into())),
+                resource: Some(IdOrName::Name("vpn".into())),
+                secret: Some(hex_of(SECRET)),
+                secret_format: Some(SecretFormat::Hex),
+                ..TokenRequest::new(TokenKind::Hotp)
+            };
+            let general = crate::store::GeneralSettings {
+                public_url: String::new(),
+                default_otp_length: 6,
+                challenge_validity_seconds: 300,
+                pin_min_length: 4,
+                pin_max_length: 64,
+                pin_digits_only: false,
+                portal_idle_minutes: crate::store::GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES,
+                sending: crate::store::SendLimits::default(),
+            };
+            let prepared = provision::prepare(&keys, &request, now, &general).expect("token");
+            store
+                .create_token(prepared.creation, entry())
+                .await
+                .expect("stored")
+                .expect("token");
+            let metrics = Arc::new(Metrics::default());
+            let logins = crate::attempts::Policy::of(&crate::config::LoginsConfig::default());
+            Parts {
+                _dir: dir,
+                store,
+                keys,
+                config: AuthConfig::default(),
+                passwords: PasswordGate::start(
+                    crate::config::PasswordsConfig::default().gate_size(),
+                    metrics.clone(),
+                )
+                .expect("gate"),
+                guard: Arc::new(Guard::new(logins, metrics.clone())),
+                wakeup: Default::default(),
+                directories: Arc::new(crate::directories::Service::new(metrics.clone())),
+                waiters: crate::waiters::Waiters::new(1),
+                metrics,
+            }
+        }
+
+        fn authenticator(&self) -> Authenticator<'_> {
+            Authenticator {
+                store: &self.store,
+                keys: &self.keys,
+                config: &self.config,
+                metrics: &self.metrics,
+                passwords: &self.passwords,
+                guard: &self.guard,
+                per_account: None,
+                wakeup: &self.wakeup,
+                directories: &self.directories,
+                waiters: &self.waiters,
+            }
+        }
+    }
+
+    fn hex_of(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn code_only(login: &str, code: &str) -> Attempt {
+        Attempt {
+            target: AuthTarget {
+                resource: IdOrName::Name("vpn".into()),
+                user: Some(IdOrName::Name(login.into())),
+                token: None,
+                transaction: None,
+                address: None,
+            },
+            password: None,
+            otp: Some(code.into()),
+            end_user_ip: None,
+            first_factor_checked: false,
+        }
+    }
+
+    /// The clock is tokio's, paused: it moves only when every task waits for a timer, so the
+    /// time an answer took here is exactly what the rules waited for, not what the work cost.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_code_waits_for_the_floor_alike_for_a_known_user_and_an_unknown_login() {
+        let parts = Parts::new().await;
+        let authenticator = parts.authenticator();
+        let caller = Caller {
+            key_id: None,
+            actor: "test".into(),
+            resource_scope: None,
+            client_ip: None,
+            detail: None,
+        };
+        for login in ["alice", "nobody"] {
+            let began = tokio::time::Instant::now();
+            let answer = authenticator
+                .authenticate(&caller, code_only(login, "000000"), crate::clock::now())
+                .await
+                .expect("answered");
+            assert!(matches!(answer, Answer::Rejected), "{login}: {answer:?}");
+            assert!(
+                began.elapsed() >= REJECTION_FLOOR,
+                "{login}: answered {:?} after the attempt began",
+                began.elapsed()
+            );
+        }
+        // An accepted code is not held: RFC 4226's first value for the test seed.
+        let began = tokio::time::Instant::now();
+        let answer = authenticator
+            .authenticate(&caller, code_only("alice", "755224"), crate::clock::now())
+            .await
+            .expect("answered");
+        assert!(matches!(answer, Answer::Accepted { .. }), "{answer:?}");
+        assert_eq!(began.elapsed(), Duration::ZERO);
     }
 }
