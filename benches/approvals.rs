@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 
 mod support;
 use support::http::{Connection, tls_connector};
-use support::{Api, Server, env_or, percentile, status_kb};
+use support::{Api, Server, TICKS_PER_SECOND, cpu_ticks, env_or, percentile, status_kb};
 
 #[allow(dead_code)]
 #[path = "../tests/server/helpers/telegram_api.rs"]
@@ -110,21 +110,6 @@ where
         answers.push(task.await??);
     }
     Ok(answers)
-}
-
-/// The server's CPU time so far (user and system), in clock ticks of 1/100 s.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| {
-        fields
-            .get(n)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
 }
 
 /// One login waiting for its approval's decision: its user's number, and the task that
@@ -459,7 +444,7 @@ async fn run() -> anyhow::Result<()> {
         rss_before as f64 / 1024.0,
         per(rss_api.saturating_sub(rss_before), api_count),
         per(rss_all.saturating_sub(rss_api), radius_count),
-        ticks as f64 / seconds,
+        ticks as f64 / TICKS_PER_SECOND / seconds * 100.0,
     );
 
     // Every approval's right button pressed, an API one and a RADIUS one in turn: how soon each

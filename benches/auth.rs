@@ -25,6 +25,10 @@ async fn run() -> anyhow::Result<u64> {
     }
     let n = env_or("OTPGATE_BENCH_USERS", 10_000usize)?.max(1);
     let clients = env_or("OTPGATE_BENCH_CLIENTS", 64usize)?.max(1);
+    // Every rejection is held until a millisecond after its attempt began (about two, as the
+    // server's timer counts): (b) needs more requests in flight than (a) for its rate to
+    // measure the server rather than that hold.
+    let wrong_clients = env_or("OTPGATE_BENCH_WRONG_CLIENTS", 2 * clients)?.max(1);
     let seconds = env_or("OTPGATE_BENCH_SECONDS", 10u64)?.max(1);
     let kind = env_or("OTPGATE_BENCH_KIND", "hotp".to_string())?.to_uppercase();
     let totp = kind == "TOTP";
@@ -70,14 +74,20 @@ async fn run() -> anyhow::Result<u64> {
         println!("TOTP: each user is used once per 30 s step, so (a) accepts at most {n} per 30 s");
     }
 
-    let mut load = Load::open(&server, "bench", (clients, seconds, totp)).await?;
     let sampler = Sampler::start(pid);
-    println!("{} clients, {seconds} s per phase", load.clients());
+    println!("{clients} clients, {wrong_clients} in (b); {seconds} s per phase");
+    // Each phase opens its connections just before it: the server closes one that sends no
+    // first request within seconds.
+    let mut load = Load::open(&server, "bench", (clients, seconds, totp)).await?;
     let a = load
         .run("(a) valid codes", Phase::Valid, valid, &sampler)
         .await?;
+    drop(load);
+    let mut load = Load::open(&server, "bench", (wrong_clients, seconds, totp)).await?;
     let name = "(b) wrong codes (a token locks after 5 misses; its rejections count too)";
     let b = load.run(name, Phase::Wrong, wrong, &sampler).await?;
+    drop(load);
+    let mut load = Load::open(&server, "bench", (clients, seconds, totp)).await?;
     let c = load
         .run("(c) valid codes after a PIN", Phase::Pin, pin, &sampler)
         .await?;

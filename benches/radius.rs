@@ -299,6 +299,10 @@ async fn run() -> anyhow::Result<u64> {
     check_codec()?;
     let n = env_or("OTPGATE_BENCH_USERS", 10_000usize)?.max(1);
     let clients = env_or("OTPGATE_BENCH_CLIENTS", 64usize)?.max(1);
+    // Every rejection is held until a millisecond after its attempt began (about two, as the
+    // server's timer counts): (b) needs more requests in flight than (a) for its rate to
+    // measure the server rather than that hold.
+    let wrong_clients = env_or("OTPGATE_BENCH_WRONG_CLIENTS", 2 * clients)?.max(1);
     let password_clients = env_or("OTPGATE_BENCH_PASSWORD_CLIENTS", 8usize)?.max(1);
     let seconds = env_or("OTPGATE_BENCH_SECONDS", 10u64)?.max(1);
     let binary = support::release_binary()?;
@@ -360,7 +364,7 @@ async fn run() -> anyhow::Result<u64> {
     let sampler = Sampler::start(pid);
     println!(
         "{clients} virtual RADIUS clients (a UDP socket each) and {clients} HTTPS clients, \
-         {password_clients} virtual clients in (c); {seconds} s per phase"
+         {wrong_clients} virtual clients in (b), {password_clients} in (c); {seconds} s per phase"
     );
     let code_only = (&CODE_ONLY, address, clients, seconds);
     let name = "(a) RADIUS, code only, valid codes";
@@ -372,7 +376,8 @@ async fn run() -> anyhow::Result<u64> {
     let d = load.run(name, Phase::Valid, a.accounts, &sampler).await?;
     drop(load);
     let name = "(b) RADIUS, code only, wrong codes (a token locks after 5 misses; its rejections count too)";
-    let b = run_phase(name, code_only, Phase::Wrong, wrong, &sampler).await?;
+    let wrong_code_only = (&CODE_ONLY, address, wrong_clients, seconds);
+    let b = run_phase(name, wrong_code_only, Phase::Wrong, wrong, &sampler).await?;
     let password_code = (&PASSWORD_CODE, address, password_clients, seconds);
     let name = "(c) RADIUS, password and code in one field (password_code), valid";
     let c = run_phase(name, password_code, Phase::Valid, with_password, &sampler).await?;

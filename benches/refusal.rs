@@ -2,8 +2,9 @@
 //! whose code is wrong, and for a login no user has. Both must cost the same, or the time of
 //! the answer tells an attacker which logins exist. The benchmark calls the authentication
 //! decision in-process (the store on a temporary directory, no HTTP, so that microseconds are
-//! not lost in the network's noise), alternating the two kinds of attempt, and prints the
-//! median and mean of each and their difference. It reports and asserts nothing about speed;
+//! not lost in the network's noise), alternating the two kinds of attempt, each started at a
+//! random moment, and prints the median, mean, 10th and 90th percentiles of each and their
+//! differences. It reports and asserts nothing about speed;
 //! it fails only when an answer is not a rejection.
 //!
 //! `cargo bench --bench refusal`; `OTPGATE_BENCH_ATTEMPTS` (default 20,000 of each kind).
@@ -94,13 +95,13 @@ async fn provision_users(store: &Store, keys: &Keys, users: usize, now: i64) -> 
     Ok(())
 }
 
-/// Median and mean of the timings, in microseconds.
-fn summary(timings: &mut [Duration]) -> (f64, f64) {
+/// Median, mean, 10th and 90th percentiles of the timings, in microseconds.
+fn summary(timings: &mut [Duration]) -> (f64, f64, f64, f64) {
     timings.sort();
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
-    let median = percentile(timings, 0.5).map_or(0.0, micros);
+    let at = |p: f64| percentile(timings, p).map_or(0.0, micros);
     let mean = timings.iter().copied().map(micros).sum::<f64>() / timings.len().max(1) as f64;
-    (median, mean)
+    (at(0.5), mean, at(0.1), at(0.9))
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -181,6 +182,14 @@ async fn run() -> anyhow::Result<()> {
             (format!("user{}", round % users), &mut known),
             (format!("ghost{round}"), &mut unknown),
         ] {
+            // A rejection is held until a time that the runtime's timer rounds up to its next
+            // millisecond: each attempt starts at a random moment within a millisecond, as
+            // attempts from the network do, rather than just after the previous answer's tick.
+            let mut random = [0u8; 2];
+            getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            std::thread::sleep(Duration::from_micros(
+                u64::from(u16::from_le_bytes(random)) % 1000,
+            ));
             let at = Instant::now();
             let answer = authenticator
                 .authenticate(&caller, attempt(login.clone()), otpgate::clock::now())
@@ -195,17 +204,27 @@ async fn run() -> anyhow::Result<()> {
             }
         }
     }
-    let (known_median, known_mean) = summary(&mut known);
-    let (unknown_median, unknown_mean) = summary(&mut unknown);
-    println!("code without a password, {attempts} attempts of each kind:");
-    println!("    known user, wrong code:  median {known_median:.1} µs, mean {known_mean:.1} µs");
+    let (known_median, known_mean, known_p10, known_p90) = summary(&mut known);
+    let (unknown_median, unknown_mean, unknown_p10, unknown_p90) = summary(&mut unknown);
     println!(
-        "    unknown login:           median {unknown_median:.1} µs, mean {unknown_mean:.1} µs"
+        "code without a password, {attempts} attempts of each kind (every rejection held until \
+         {} µs after its attempt began, rounded up to the timer's millisecond):",
+        otpgate::auth::REJECTION_FLOOR.as_micros()
     );
     println!(
-        "    unknown - known:         median {:+.1} µs, mean {:+.1} µs",
+        "    known user, wrong code:  median {known_median:.1} µs, mean {known_mean:.1} µs, \
+         p10 {known_p10:.1} µs, p90 {known_p90:.1} µs"
+    );
+    println!(
+        "    unknown login:           median {unknown_median:.1} µs, mean {unknown_mean:.1} µs, \
+         p10 {unknown_p10:.1} µs, p90 {unknown_p90:.1} µs"
+    );
+    println!(
+        "    unknown - known:         median {:+.1} µs, mean {:+.1} µs, p10 {:+.1} µs, p90 {:+.1} µs",
         unknown_median - known_median,
-        unknown_mean - known_mean
+        unknown_mean - known_mean,
+        unknown_p10 - known_p10,
+        unknown_p90 - known_p90,
     );
     store.close();
     Ok(())

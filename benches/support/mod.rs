@@ -248,10 +248,30 @@ pub fn status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time a process has used so far (user and system), in clock ticks of 1/100 s.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Clock ticks a second, as `/proc/PID/stat` counts them (`getconf CLK_TCK` on Linux).
+pub const TICKS_PER_SECOND: f64 = 100.0;
+
 /// The server's resident memory, sampled every 100 ms on a thread of its own: the peak since
-/// the last `reset`.
+/// the last `reset`; and the CPU time the server used since then.
 pub struct Sampler {
+    pid: u32,
     peak_kb: Arc<AtomicU64>,
+    ticks_at_reset: AtomicU64,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -270,7 +290,9 @@ impl Sampler {
             }
         });
         Sampler {
+            pid,
             peak_kb,
+            ticks_at_reset: AtomicU64::new(cpu_ticks(pid)),
             stop,
             thread: Some(thread),
         }
@@ -278,10 +300,18 @@ impl Sampler {
 
     pub fn reset(&self) {
         self.peak_kb.store(0, Ordering::Relaxed);
+        self.ticks_at_reset
+            .store(cpu_ticks(self.pid), Ordering::Relaxed);
     }
 
     pub fn peak_mb(&self) -> f64 {
         self.peak_kb.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+
+    /// The server's CPU time since the last `reset`, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let ticks = cpu_ticks(self.pid).saturating_sub(self.ticks_at_reset.load(Ordering::Relaxed));
+        ticks as f64 / TICKS_PER_SECOND
     }
 }
 
@@ -323,7 +353,7 @@ impl Tally {
 }
 
 /// Prints a phase's figures: requests, their rate and errors, latency percentiles, the
-/// server's peak memory, and the first error. Returns requests per second.
+/// server's peak memory and CPU time, and the first error. Returns requests per second.
 pub fn report(name: &str, mut total: Tally, elapsed: Duration, sampler: &Sampler) -> f64 {
     let elapsed = elapsed.as_secs_f64();
     let (l, errors) = (&mut total.latencies, total.errors);
@@ -337,6 +367,12 @@ pub fn report(name: &str, mut total: Tally, elapsed: Duration, sampler: &Sampler
     let peak = sampler.peak_mb();
     println!(
         "    latency ms: p50 {p50:.2}, p90 {p90:.2}, p99 {p99:.2}, max {max:.2}; server peak RSS {peak:.1} MB"
+    );
+    let cpu = sampler.cpu_seconds();
+    println!(
+        "    server CPU: {:.1} µs per request, {:.2} cores",
+        cpu * 1e6 / count.max(1) as f64,
+        cpu / elapsed
     );
     if let Some(error) = total.first_error {
         println!("    first error: {error}");
