@@ -25,7 +25,7 @@ use otpgate::provision::{self, TokenRequest};
 use otpgate::store::auth::AuthTarget;
 use otpgate::store::users::UserDraft;
 use otpgate::store::{
-    AuditEntry, GeneralSettings, NewResource, NewUser, SendLimits, Store, StoreOptions, Synchronous,
+    AuditEntry, GeneralSettings, NewResource, NewUser, Store, StoreOptions, Synchronous,
 };
 
 mod support;
@@ -35,19 +35,6 @@ use support::{env_or, percentile, synchronous};
 /// that every attempt is a wrong code against an open token, never one against a locked token.
 const FAIL_LIMIT: i64 = 10;
 const MISSES_PER_USER: usize = 8;
-
-fn general() -> GeneralSettings {
-    GeneralSettings {
-        public_url: String::new(),
-        default_otp_length: 6,
-        challenge_validity_seconds: 300,
-        pin_min_length: 4,
-        pin_max_length: 64,
-        pin_digits_only: false,
-        portal_idle_minutes: 15,
-        sending: SendLimits::default(),
-    }
-}
 
 async fn provision_users(store: &Store, keys: &Keys, users: usize, now: i64) -> anyhow::Result<()> {
     let entry = || AuditEntry::new(now, "bench", "bench.provision", "ok");
@@ -89,7 +76,7 @@ async fn provision_users(store: &Store, keys: &Keys, users: usize, now: i64) -> 
             resource: Some(IdOrName::Name("bench".into())),
             ..TokenRequest::new(TokenKind::Totp)
         };
-        let prepared = provision::prepare(keys, &request, now, &general())?;
+        let prepared = provision::prepare(keys, &request, now, &GeneralSettings::default())?;
         store.create_token(prepared.creation, entry()).await??;
     }
     Ok(())

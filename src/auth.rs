@@ -2007,39 +2007,11 @@ mod tests {
     impl Parts {
         async fn new() -> Parts {
             use crate::provision::{self, SecretFormat, TokenRequest};
-            use crate::store::users::UserDraft;
-            use crate::store::{NewResource, NewUser, StoreOptions};
-            let dir = tempfile::tempdir().expect("dir");
-            let store = Store::open(&dir.path().join("otpgate.db"), StoreOptions::default())
-                .expect("store");
+            let (dir, store) = crate::store::temp_store();
+            crate::store::add_resource(&store, "vpn").await;
+            crate::store::add_user(&store, "alice").await;
             let keys = Arc::new(Keys::load_or_create(&dir.path().join("k"), true).expect("keys"));
             let now = crate::clock::now();
-            let entry = || AuditEntry::new(now, "test", "test", "ok");
-            let resource = NewResource {
-                name: "vpn".into(),
-                description: String::new(),
-                fail_limit: 5,
-                password_required: false,
-                auto_unlock_seconds: None,
-                without_second_factor: Default::default(),
-            };
-            store
-                .create_resource(resource, entry(), now)
-                .await
-                .expect("resource");
-            let user = NewUser {
-                login: "alice".into(),
-                first_name: String::new(),
-                last_name: String::new(),
-                email: None,
-                phone: None,
-                password_hash: None,
-            };
-            let draft = UserDraft {
-                user,
-                enabled: true,
-            };
-            store.create_user(draft, entry(), now).await.expect("user");
             let request = TokenRequest {
                 user: Some(IdOrName::Name("alice".into())),
                 resource: Some(IdOrName::Name("vpn".into())),
@@ -2047,19 +2019,11 @@ mod tests {
                 secret_format: Some(SecretFormat::Hex),
                 ..TokenRequest::new(TokenKind::Hotp)
             };
-            let general = crate::store::GeneralSettings {
-                public_url: String::new(),
-                default_otp_length: 6,
-                challenge_validity_seconds: 300,
-                pin_min_length: 4,
-                pin_max_length: 64,
-                pin_digits_only: false,
-                portal_idle_minutes: crate::store::GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES,
-                sending: crate::store::SendLimits::default(),
-            };
+            let general = crate::store::GeneralSettings::default();
             let prepared = provision::prepare(&keys, &request, now, &general).expect("token");
+            let entry = AuditEntry::new(now, "test", "test", "ok");
             store
-                .create_token(prepared.creation, entry())
+                .create_token(prepared.creation, entry)
                 .await
                 .expect("stored")
                 .expect("token");

@@ -96,7 +96,8 @@ pub struct AdminConfig {
     pub session_max_hours: u64,
     /// Admin panel login attempts allowed per client address in 15 minutes.
     pub login_attempts_per_ip: u32,
-    /// Login attempts allowed per login name in 15 minutes.
+    /// No longer used: failed logins are counted per account and address (`[logins]`).
+    /// Accepted so that older configuration files still load.
     pub login_attempts_per_login: u32,
 }
 
@@ -143,7 +144,8 @@ impl Default for AuthConfig {
             hotp_lookahead: 10,
             totp_window: 1,
             resync_search: 1000,
-            challenge_validity_seconds: 300,
+            challenge_validity_seconds:
+                crate::store::GeneralSettings::DEFAULT_CHALLENGE_VALIDITY_SECONDS,
             challenge_tries: 3,
             approval_wait_max_seconds: 30,
             approval_waiters_max: 10_000,

@@ -13,7 +13,7 @@ use super::tokens::{Refused, TokenCreation};
 use super::users::UserDraft;
 use super::{
     AdminChange, AuditEntry, NewAdmin, NewResource, NewSession, NewToken, NewUser, SessionKind,
-    SessionStage, Store, Token, UnixTime, optional, temp_store,
+    SessionStage, Store, Token, UnixTime, add_resource, add_user, optional, temp_store,
 };
 use crate::domain::{IdOrName, TokenKind, TokenState};
 
@@ -77,41 +77,6 @@ async fn stored_token(store: &Store, id: i64) -> Option<Token> {
 
 async fn token(store: &Store, id: i64) -> Token {
     stored_token(store, id).await.expect("the token exists")
-}
-
-async fn add_user(store: &Store, login: &str) -> i64 {
-    let draft = UserDraft {
-        user: NewUser {
-            login: login.to_owned(),
-            first_name: String::new(),
-            last_name: String::new(),
-            email: None,
-            phone: None,
-            password_hash: None,
-        },
-        enabled: true,
-    };
-    store
-        .create_user(draft, entry(1), 1)
-        .await
-        .expect("user")
-        .id
-}
-
-async fn add_resource(store: &Store, name: &str) -> i64 {
-    let resource = NewResource {
-        name: name.to_owned(),
-        description: String::new(),
-        fail_limit: 5,
-        password_required: false,
-        auto_unlock_seconds: None,
-        without_second_factor: Default::default(),
-    };
-    store
-        .create_resource(resource, entry(1), 1)
-        .await
-        .expect("resource")
-        .id
 }
 
 /// The first column of the row `id` that `sql` selects; None when there is no such row.

@@ -888,6 +888,43 @@ pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A user with nothing but a login, for unit tests; its id.
+#[cfg(test)]
+pub(crate) async fn add_user(store: &Store, login: &str) -> i64 {
+    let draft = users::UserDraft {
+        user: NewUser {
+            login: login.to_owned(),
+            first_name: String::new(),
+            last_name: String::new(),
+            email: None,
+            phone: None,
+            password_hash: None,
+        },
+        enabled: true,
+    };
+    let entry = AuditEntry::new(1, "test", "test", "ok");
+    store.create_user(draft, entry, 1).await.expect("user").id
+}
+
+/// A resource with the default settings (five failures lock a token), for unit tests; its id.
+#[cfg(test)]
+pub(crate) async fn add_resource(store: &Store, name: &str) -> i64 {
+    let resource = NewResource {
+        name: name.to_owned(),
+        description: String::new(),
+        fail_limit: 5,
+        password_required: false,
+        auto_unlock_seconds: None,
+        without_second_factor: Default::default(),
+    };
+    let entry = AuditEntry::new(1, "test", "test", "ok");
+    store
+        .create_resource(resource, entry, 1)
+        .await
+        .expect("resource")
+        .id
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,9 +126,29 @@ where
     range.contains(&value).then_some(value)
 }
 
+/// The settings as they are before anyone changes them; the running server takes the public
+/// address and the challenges' validity from its configuration instead.
+impl Default for GeneralSettings {
+    fn default() -> Self {
+        GeneralSettings {
+            public_url: String::new(),
+            default_otp_length: 6,
+            challenge_validity_seconds: GeneralSettings::DEFAULT_CHALLENGE_VALIDITY_SECONDS,
+            pin_min_length: default_pin_min_length(),
+            pin_max_length: default_pin_max_length(),
+            pin_digits_only: false,
+            portal_idle_minutes: GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES,
+            sending: SendLimits::default(),
+        }
+    }
+}
+
 impl GeneralSettings {
     /// The portal session idle timeout unless an administrator chose another.
     pub const DEFAULT_PORTAL_IDLE_MINUTES: u32 = 15;
+    /// How long a code sent stays valid unless the configuration or an administrator says
+    /// otherwise.
+    pub const DEFAULT_CHALLENGE_VALIDITY_SECONDS: u64 = 300;
 
     /// Parses the settings as typed in a form, whose fields `typed` gives by their names (the
     /// names the errors report): `public_url`, `default_otp_length`,

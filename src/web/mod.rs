@@ -160,13 +160,8 @@ impl AppState {
                 .public_url
                 .trim_end_matches('/')
                 .to_string(),
-            default_otp_length: 6,
             challenge_validity_seconds: self.config.auth.challenge_validity_seconds,
-            pin_min_length: crate::domain::PinPolicy::default().min_length,
-            pin_max_length: crate::domain::PinPolicy::default().max_length,
-            pin_digits_only: false,
-            portal_idle_minutes: crate::store::GeneralSettings::DEFAULT_PORTAL_IDLE_MINUTES,
-            sending: crate::store::SendLimits::default(),
+            ..Default::default()
         }
     }
 
