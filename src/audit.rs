@@ -10,7 +10,7 @@ use crate::store::{AuditFilter, AuditRecord, Store};
 /// At most this many lines go into one export; narrow the filter for more.
 pub const EXPORT_LIMIT: i64 = 100_000;
 
-/// The results an audit line may carry.
+/// The results an audit line may carry: the filters of the API and the panel take these.
 pub const RESULTS: &[&str] = &[
     "ok",
     "accepted",
@@ -18,6 +18,18 @@ pub const RESULTS: &[&str] = &[
     "refused",
     "failed",
     "challenge",
+    "locked",
+    "skipped",
+    // Messages: sent, or expired before they could be.
+    "sent",
+    "expired",
+    // Approvals in Telegram (`auth.approval`); an approval left unanswered is `expired`.
+    "approved",
+    "denied",
+    // The self-service portal.
+    "started",
+    "code_sent",
+    "blocked",
 ];
 
 /// A filter as typed: every field optional, times as dates (`2026-05-01`) or dates and times

@@ -101,7 +101,7 @@ pub fn activate(
     let Some((token_id, token_name, owner, token_serial)) = activated else {
         audit::insert(
             conn,
-            &AuditEntry::new(now, actor, "token.bot_activate", "fail")
+            &AuditEntry::new(now, actor, "token.bot_activate", "rejected")
                 .reason("unknown, expired or used activation code"),
         )?;
         return Ok(None);

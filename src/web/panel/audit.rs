@@ -115,8 +115,9 @@ fn filter_form(query: &AuditQuery) -> Markup {
             label {
                 "Result"
                 select name="result" {
-                    @for (value, label) in [("", "Any"), ("ok", "ok"), ("accepted", "accepted"), ("rejected", "rejected"), ("refused", "refused"), ("failed", "failed"), ("challenge", "challenge")] {
-                        option value=(value) selected[query.result == value] { (label) }
+                    option value="" selected[query.result.is_empty()] { "Any" }
+                    @for &result in audit::RESULTS {
+                        option value=(result) selected[query.result == result] { (result) }
                     }
                 }
             }
@@ -131,7 +132,10 @@ fn filter_form(query: &AuditQuery) -> Markup {
 
 fn record_row(record: &AuditRecord) -> Markup {
     let entry = &record.entry;
-    let ok = matches!(entry.result.as_str(), "ok" | "accepted");
+    let ok = matches!(
+        entry.result.as_str(),
+        "ok" | "accepted" | "approved" | "sent" | "started" | "code_sent"
+    );
     html! {
         tr {
             td.nowrap { (format_time(entry.at)) }

@@ -232,6 +232,22 @@ async fn the_dashboard_shows_the_sign_ins_denied_in_telegram() {
     assert_eq!(block.matches("<td>alice</td>").count(), 2, "{block}");
     assert!(block.contains(&format!(">{serial}</a>")), "{block}");
     assert!(block.contains("/admin/audit?action=auth.approval&amp;result=denied"));
+
+    // The link lists the two denials, and its filter form keeps what it filters by.
+    let response = app
+        .get("/admin/audit?action=auth.approval&result=denied")
+        .await;
+    assert_eq!(response.status(), 200);
+    let audit = response.text().await.expect("body");
+    assert_eq!(
+        audit.matches("<td>auth.approval</td>").count(),
+        2,
+        "{audit}"
+    );
+    assert!(
+        audit.contains(r#"<option value="denied" selected>denied</option>"#),
+        "{audit}"
+    );
     app.stop().await;
     telegram.stop().await;
 }
