@@ -179,10 +179,51 @@ pub struct Flash<'a> {
     pub path: &'a str,
 }
 
+/// A message a redirect leaves for the next page: news (a change made, a code sent), or a
+/// problem the reader has to act on (nothing changed, a code expired), shown as an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub problem: bool,
+}
+
+impl Notice {
+    /// The notice as a page shows it: news in a status line, a problem as an alert.
+    pub fn markup(&self) -> Markup {
+        html! {
+            @if self.problem {
+                p.error role="alert" { (self.text) }
+            } @else {
+                p.flash role="status" { (self.text) }
+            }
+        }
+    }
+}
+
 impl Flash<'_> {
-    /// A redirect (303) to `location` that shows `message` on the next page.
+    /// A redirect (303) to `location` that shows `message` on the next page as news.
     pub fn redirect(&self, state: &AppState, location: &str, message: &str) -> HttpResponse {
-        let mut cookie = session::cookie(state, self.cookie, encode_flash(message));
+        self.redirect_with(state, location, message, false)
+    }
+
+    /// A redirect (303) to `location` that shows `message` on the next page as a problem.
+    pub fn redirect_problem(
+        &self,
+        state: &AppState,
+        location: &str,
+        message: &str,
+    ) -> HttpResponse {
+        self.redirect_with(state, location, message, true)
+    }
+
+    fn redirect_with(
+        &self,
+        state: &AppState,
+        location: &str,
+        message: &str,
+        problem: bool,
+    ) -> HttpResponse {
+        let mut cookie = session::cookie(state, self.cookie, encode_flash(message, problem));
         cookie.set_path(self.path.to_string());
         cookie.set_max_age(CookieDuration::seconds(60));
         let mut response = see_other(location);
@@ -191,11 +232,11 @@ impl Flash<'_> {
     }
 
     /// The message the previous redirect left, if any.
-    pub fn read(&self, state: &AppState, request: &HttpRequest) -> Option<String> {
+    pub fn read(&self, state: &AppState, request: &HttpRequest) -> Option<Notice> {
         request
             .cookie(session::cookie_name(state, self.cookie))
             .and_then(|c| decode_flash(c.value()))
-            .filter(|text| !text.is_empty())
+            .filter(|notice| !notice.text.is_empty())
     }
 
     /// Clears the message once a page showed it.
@@ -206,14 +247,22 @@ impl Flash<'_> {
     }
 }
 
-/// Flash text in a cookie value: hexadecimal, so no character can break the cookie.
-fn encode_flash(text: &str) -> String {
-    data_encoding::HEXLOWER.encode(text.as_bytes())
+/// Flash text in a cookie value: `n` for news or `p` for a problem, then the text in
+/// hexadecimal, so that no character can break the cookie.
+fn encode_flash(text: &str, problem: bool) -> String {
+    let tone = if problem { "p" } else { "n" };
+    format!("{tone}{}", data_encoding::HEXLOWER.encode(text.as_bytes()))
 }
 
-fn decode_flash(text: &str) -> Option<String> {
-    let bytes = data_encoding::HEXLOWER.decode(text.as_bytes()).ok()?;
-    String::from_utf8(bytes).ok()
+fn decode_flash(value: &str) -> Option<Notice> {
+    let (problem, hex) = match value.split_at_checked(1)? {
+        ("p", hex) => (true, hex),
+        ("n", hex) => (false, hex),
+        _ => return None,
+    };
+    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    Some(Notice { text, problem })
 }
 
 /// What the confirmation step of a destructive action asks.
@@ -399,6 +448,24 @@ pub fn path_id(text: &str) -> Result<i64, PageError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_flash_keeps_its_text_and_its_tone_and_garbage_is_no_flash() {
+        for (text, problem) in [
+            ("Saved; “all” of it.", false),
+            ("The code has expired.", true),
+        ] {
+            let notice = super::decode_flash(&super::encode_flash(text, problem));
+            let expected = super::Notice {
+                text: text.to_string(),
+                problem,
+            };
+            assert_eq!(notice, Some(expected));
+        }
+        for garbage in ["", "n", "x41", "n4", "nzz", "p\u{e9}"] {
+            assert_eq!(super::decode_flash(garbage), None, "{garbage}");
+        }
+    }
+
     use super::*;
 
     #[test]

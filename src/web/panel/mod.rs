@@ -23,7 +23,7 @@ mod users_import;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
-use super::form::{self, Flash};
+use super::form::{self, Flash, Notice};
 use super::session::{self, LoggedIn};
 use super::views::{self, PanelFrame};
 use super::{AppState, PageError};
@@ -67,7 +67,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// redirect left (read once, then cleared).
 pub struct Page {
     pub logged_in: LoggedIn,
-    flash: Option<String>,
+    flash: Option<Notice>,
     /// Whether the request brought a flash cookie, which the answer then clears.
     flash_cookie: bool,
 }
@@ -90,7 +90,7 @@ impl Page {
     /// Takes the flash message, for a page that shows it beside the form it is about rather
     /// than on top (where it may be out of sight).
     pub fn take_flash(&mut self) -> Option<String> {
-        self.flash.take()
+        self.flash.take().map(|notice| notice.text)
     }
 
     /// The acting administrator's name as the audit log records it.
@@ -154,7 +154,7 @@ impl Page {
             &frame,
             html! {
                 @if let Some(flash) = &self.flash {
-                    p.flash role="status" { (flash) }
+                    (flash.markup())
                 }
                 (body)
             },

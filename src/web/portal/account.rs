@@ -537,7 +537,7 @@ async fn start_contact_change(
     if let Some(Pending::Contact { code, .. }) = Pending::of(state, &visitor, now)
         && code.too_soon(now)
     {
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             state,
             "/account/verify",
             "A code was sent a moment ago. Wait half a minute before asking for another.",
@@ -620,7 +620,7 @@ pub async fn show_verify(
     let Some(pending @ Pending::Contact { .. }) =
         Pending::of(&state, &visitor, crate::clock::now())
     else {
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             &state,
             "/account",
             "There is no change waiting for a code. Start again.",
@@ -654,7 +654,7 @@ pub async fn submit_verify(
     super::limits::refuse_if_blocked(&state, &request, &portal, &visitor.user.login).await?;
     let now = crate::clock::now();
     let Some(pending) = Pending::of(&state, &visitor, now) else {
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             &state,
             "/account",
             "The code has expired. Give the new address again.",
@@ -684,7 +684,7 @@ pub async fn submit_verify(
                 .is_some() =>
         {
             pending::keep(&state, &visitor, None, None, now, entry).await?;
-            Ok(portal.redirect_with_flash(
+            Ok(portal.redirect_with_problem(
                 &state,
                 "/account",
                 "Your details come from the directory now: nothing was changed.",
@@ -721,7 +721,7 @@ pub async fn submit_verify(
         }
         Typed::UsedUp => {
             pending::keep(&state, &visitor, None, None, now, entry).await?;
-            Ok(portal.redirect_with_flash(
+            Ok(portal.redirect_with_problem(
                 &state,
                 "/account",
                 "Too many wrong codes: nothing was changed. Give the new address again to get a new code.",

@@ -762,7 +762,7 @@ pub async fn submit_activate(
 const WRONG_CODE: &str = "The code is not right. Check it and try again.";
 
 fn discarded(state: &AppState, portal: &Portal) -> HttpResponse {
-    portal.redirect_with_flash(
+    portal.redirect_with_problem(
         state,
         "",
         "Too many wrong codes: the new token was removed. Start again with Assign New.",
@@ -788,7 +788,7 @@ pub async fn resend(
             if let Some(pending) = state.store.pending_code(token.id, now).await?
                 && confirm::too_soon(pending.created_at, now)
             {
-                return Ok(portal.redirect_with_flash(
+                return Ok(portal.redirect_with_problem(
                     &state,
                     &format!("/tokens/{}/activate", token.id),
                     "A code was sent a moment ago. Wait half a minute before asking for another.",

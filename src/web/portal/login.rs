@@ -21,7 +21,7 @@ use crate::store::logins::{Account, Counted, address_key};
 use crate::store::outbox::CodeDelivery;
 use crate::store::portal::{LoginStage, NewPortalLogin, PortalLogin};
 use crate::store::{AuditEntry, NewSession, SessionKind, SessionStage, Token, User};
-use crate::web::form::{csrf_field, error_line, see_other};
+use crate::web::form::{Notice, csrf_field, error_line, see_other};
 use crate::web::{AppState, session};
 
 /// The one message for every failed login step.
@@ -468,7 +468,7 @@ async fn render_verify_with(
     portal: &Portal,
     login: &PortalLogin,
     error: Option<&str>,
-    flash: Option<String>,
+    flash: Option<Notice>,
 ) -> Result<HttpResponse, PortalError> {
     let tokens = match (login.stage, login.user_id) {
         (LoginStage::Otp, Some(user_id)) => {
@@ -889,7 +889,7 @@ async fn send_to(
 /// On to the login's next step, saying why no code went when none did.
 fn to_verify(state: &AppState, portal: &Portal, problem: Option<&str>) -> HttpResponse {
     match problem {
-        Some(problem) => portal.redirect_with_flash(state, "/login/verify", problem),
+        Some(problem) => portal.redirect_with_problem(state, "/login/verify", problem),
         None => see_other(&portal.path("/login/verify")),
     }
 }

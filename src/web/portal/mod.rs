@@ -24,7 +24,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use maud::{Markup, html};
 
-use super::form::Flash;
+use super::form::{Flash, Notice};
 use super::{AppState, PageError};
 use super::{session, views};
 use crate::crypto;
@@ -309,13 +309,25 @@ impl Portal {
         }
     }
 
-    /// A redirect (303) within the portal that shows `message` on the next page.
+    /// A redirect (303) within the portal that shows `message` on the next page as news.
     pub fn redirect_with_flash(&self, state: &AppState, rest: &str, message: &str) -> HttpResponse {
         self.flash().redirect(state, &self.path(rest), message)
     }
 
+    /// A redirect (303) within the portal that shows `message` on the next page as a problem:
+    /// nothing was done, or the visitor has to start again.
+    pub fn redirect_with_problem(
+        &self,
+        state: &AppState,
+        rest: &str,
+        message: &str,
+    ) -> HttpResponse {
+        self.flash()
+            .redirect_problem(state, &self.path(rest), message)
+    }
+
     /// The flash message the previous redirect left, if any.
-    pub fn flash_of(&self, state: &AppState, request: &HttpRequest) -> Option<String> {
+    pub fn flash_of(&self, state: &AppState, request: &HttpRequest) -> Option<Notice> {
         self.flash().read(state, request)
     }
 
@@ -433,7 +445,7 @@ pub struct Frame<'a> {
     pub portal: &'a Portal,
     pub title: &'a str,
     pub visitor: Option<&'a Visitor>,
-    pub flash: Option<String>,
+    pub flash: Option<Notice>,
 }
 
 impl Frame<'_> {
@@ -462,7 +474,7 @@ impl Frame<'_> {
                     main.card.portal-main {
                         h1 { (self.title) }
                         @if let Some(flash) = &self.flash {
-                            p.flash role="status" { (flash) }
+                            (flash.markup())
                         }
                         (body)
                     }

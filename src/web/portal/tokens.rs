@@ -268,7 +268,7 @@ pub async fn confirm_unassign(
     let (token, tokens) = own_token(&state, &portal, &visitor, &path.1).await?;
     let base = portal.path(&format!("/tokens/{}", token.id));
     if kept_as_last(&portal, &token, &tokens) {
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             &state,
             &format!("/tokens/{}", token.id),
             LAST_TOKEN,
@@ -420,10 +420,10 @@ pub async fn rename_token(
     let name = match crate::domain::token_name(&form.name) {
         Ok(name) if !name.is_empty() => name,
         Ok(_) => {
-            return Ok(portal.redirect_with_flash(&state, "", "Give the token a name."));
+            return Ok(portal.redirect_with_problem(&state, "", "Give the token a name."));
         }
         Err(error) => {
-            return Ok(portal.redirect_with_flash(
+            return Ok(portal.redirect_with_problem(
                 &state,
                 "",
                 &format!("The name was not changed: {}.", error.message),
@@ -521,7 +521,7 @@ fn last_factor_check(
     removal: Removal,
 ) -> Option<HttpResponse> {
     if !portal.settings.allow_remove_last {
-        return Some(portal.redirect_with_flash(state, "", LAST_TOKEN));
+        return Some(portal.redirect_with_problem(state, "", LAST_TOKEN));
     }
     if form.confirm == "yes" {
         return None;

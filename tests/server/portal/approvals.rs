@@ -234,6 +234,14 @@ async fn a_wrong_number_or_deny_in_telegram_sends_the_user_back_to_the_login_wit
         assert_eq!(location(&refused), "/portal/vpn");
         let page = browser.page("/portal/vpn").await;
         assert!(page.contains(reason), "{page}");
+        // A refusal, shown as one: an alert, not the green line of news.
+        let alert = page
+            .split(r#"<p class="error" role="alert">"#)
+            .nth(1)
+            .and_then(|rest| rest.split("</p>").next())
+            .unwrap_or_default();
+        assert!(alert.contains(reason), "{page}");
+        assert!(!page.contains(r#"class="flash""#), "{page}");
         assert!(page.contains("Login name"), "back at the login: {page}");
         assert_eq!(portal_logins(&s.portal), 0);
     }

@@ -46,7 +46,7 @@ pub async fn set_pin(
         match provision::changes(&state.keys, &token, &update, &portal.general.pin_policy()) {
             Ok(changes) => changes,
             Err(Refused::Field(error)) if error.field == "pin_position" => {
-                return Ok(portal.redirect_with_flash(
+                return Ok(portal.redirect_with_problem(
                     &state,
                     "",
                     "The PIN was not set: choose whether it goes before or after the code.",
@@ -58,7 +58,7 @@ pub async fn set_pin(
                     "The PIN was not set: {}.",
                     problems.first().unwrap_or("it does not fit the PIN rule")
                 );
-                return Ok(portal.redirect_with_flash(&state, "", &message));
+                return Ok(portal.redirect_with_problem(&state, "", &message));
             }
         };
     let position = changes

@@ -165,7 +165,7 @@ pub async fn submit_reissue(
     entry.token_id = Some(token.id);
     if token.kind == TokenKind::Bot {
         if state.telegram.username().is_none() {
-            return Ok(portal.redirect_with_flash(
+            return Ok(portal.redirect_with_problem(
                 &state,
                 "",
                 "The Telegram bot is not available right now. Try again later or ask your administrator.",
@@ -229,7 +229,7 @@ pub async fn confirm_reissue(
         |pending| matches!(pending, Pending::Reissue { token_id, .. } if *token_id == token.id),
     )
     else {
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             &state,
             "",
             "The new QR code has expired. Start Reissue Token again; your old entry still works.",
@@ -267,7 +267,7 @@ pub async fn confirm_reissue(
     let left = tries_left - 1;
     if left <= 0 {
         pending::keep(&state, &visitor, None, None, now, entry).await?;
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             &state,
             "",
             "Too many wrong codes: the new QR code was thrown away and your old entry still works.",
@@ -363,7 +363,7 @@ async fn start_activation(
     if let Some((_, code)) = Pending::activation_of(state, visitor, token.id, now)
         && code.too_soon(now)
     {
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             state,
             &verify,
             "A code was sent a moment ago. Wait half a minute before asking for another.",
@@ -427,7 +427,7 @@ pub async fn show_reissue_verify(
     let Some((destination, _)) =
         Pending::activation_of(&state, &visitor, token.id, crate::clock::now())
     else {
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             &state,
             "",
             "There is no new address waiting for a code. Start Reissue Token again.",
@@ -460,7 +460,7 @@ async fn confirm_activation(
     let now = crate::clock::now();
     let old = own_destination(token);
     let Some((destination, code)) = Pending::activation_of(state, visitor, token.id, now) else {
-        return Ok(portal.redirect_with_flash(
+        return Ok(portal.redirect_with_problem(
             state,
             "",
             &format!(
@@ -504,7 +504,7 @@ async fn confirm_activation(
         }
         Typed::UsedUp => {
             pending::keep(state, visitor, None, None, now, entry).await?;
-            Ok(portal.redirect_with_flash(
+            Ok(portal.redirect_with_problem(
                 state,
                 "",
                 &format!("Too many wrong codes: nothing was changed, the codes still go to {old}."),

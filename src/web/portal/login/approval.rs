@@ -276,7 +276,7 @@ pub async fn continue_approval(
         Resolution::Ended => Ok(see_other(&portal.path(""))),
         Resolution::Refused { message, .. } => {
             state.store.end_portal_login(id_hash).await?;
-            let mut response = portal.redirect_with_flash(&state, "", message);
+            let mut response = portal.redirect_with_problem(&state, "", message);
             let _ = response.add_cookie(&portal.removal_cookie(&state, super::LOGIN_COOKIE));
             Ok(response)
         }
