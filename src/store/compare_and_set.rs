@@ -10,10 +10,9 @@ use super::auth::{self, Claim, NewChallenge, Penalty};
 use super::outbox;
 use super::portal::{EnrolCode, LoginStage, NewPortalLogin};
 use super::tokens::{Refused, TokenCreation};
-use super::users::UserDraft;
 use super::{
-    AdminChange, AuditEntry, NewAdmin, NewResource, NewSession, NewToken, NewUser, SessionKind,
-    SessionStage, Store, Token, UnixTime, add_resource, add_user, optional, temp_store,
+    AdminChange, AuditEntry, NewAdmin, NewSession, NewToken, SessionKind, SessionStage, Store,
+    Token, UnixTime, add_resource, add_user, optional, temp_store,
 };
 use crate::domain::{IdOrName, TokenKind, TokenState};
 

@@ -240,7 +240,16 @@ async fn the_openapi_document_states_the_audit_filters_the_server_checks() {
                 "rejected",
                 "refused",
                 "failed",
-                "challenge"
+                "challenge",
+                "locked",
+                "skipped",
+                "sent",
+                "expired",
+                "approved",
+                "denied",
+                "started",
+                "code_sent",
+                "blocked"
             ]),
             "{path}"
         );
