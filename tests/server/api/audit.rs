@@ -234,23 +234,7 @@ async fn the_openapi_document_states_the_audit_filters_the_server_checks() {
         };
         assert_eq!(
             schema("result")["enum"],
-            json!([
-                "ok",
-                "accepted",
-                "rejected",
-                "refused",
-                "failed",
-                "challenge",
-                "locked",
-                "skipped",
-                "sent",
-                "expired",
-                "approved",
-                "denied",
-                "started",
-                "code_sent",
-                "blocked"
-            ]),
+            json!(otpgate::audit::RESULTS),
             "{path}"
         );
         assert!(schema("from")["pattern"].is_string(), "{path}");
