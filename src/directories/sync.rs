@@ -31,6 +31,30 @@ pub const SCHEDULER_TICK: Duration = Duration::from_secs(30);
 /// The conflicts and skipped entries a result names at most (it counts them all).
 const NAMED: usize = 50;
 
+/// A sync may disable this many users whatever the share, and more only while they are at
+/// most `MASS_DISABLE_PERCENT` of the directory's enabled users; see [`mass_disable`].
+pub const MASS_DISABLE_FREE: usize = 10;
+pub const MASS_DISABLE_PERCENT: usize = 20;
+
+/// Why a sync must not disable `disables` of the directory's `enabled` linked users, having
+/// found `found` people: it found no one at all, or it would disable more than
+/// `MASS_DISABLE_FREE` users and more than `MASS_DISABLE_PERCENT` % of them. A filter typed
+/// wrong, a base DN moved or a group renamed looks to a sync like everyone leaving the company:
+/// such a sync changes nothing and says why, until an administrator who checked asks for it
+/// with the disabling allowed. None when the sync may go on.
+pub fn mass_disable(disables: usize, found: usize, enabled: usize) -> Option<String> {
+    let everyone = found == 0 && disables > 0;
+    let many = disables > MASS_DISABLE_FREE && disables * 100 > enabled * MASS_DISABLE_PERCENT;
+    (everyone || many).then(|| {
+        format!(
+            "the sync would disable {disables} of the {enabled} enabled users linked to this \
+             directory{}, so it changed nothing. Check the directory's base DN, filters and \
+             group; if these people really left, sync now allowing it to disable them",
+            if found == 0 { " (it found no one)" } else { "" }
+        )
+    })
+}
+
 /// Which of a person's values the directory gives (an attribute mapped): the others stay as
 /// they are in otpgate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,11 +287,14 @@ pub struct SyncReport {
 /// Sync now, for the API and the panel alike: syncs directory `key` at once, in a task of its
 /// own (a client who goes away does not stop a sync halfway), and answers what it did. While
 /// a sync of the directory runs (Sync now or the scheduler's), another is refused, naming it.
+/// `allow_mass_disable`: the administrator checked, and the sync may disable more users than
+/// [`mass_disable`] lets a sync disable unasked.
 pub async fn sync_now(
     store: &Store,
     keys: &Arc<Keys>,
     syncs: &Arc<Syncs>,
     key: IdOrName,
+    allow_mass_disable: bool,
     audit: AuditEntry,
     now: UnixTime,
 ) -> Result<SyncReport, RuleError> {
@@ -281,7 +308,8 @@ pub async fn sync_now(
     let (store, keys) = (store.clone(), keys.clone());
     tokio::spawn(async move {
         let _running = running;
-        run(&store, &keys, IdOrName::Id(stored.id), audit, now).await
+        let key = IdOrName::Id(stored.id);
+        run(&store, &keys, key, allow_mass_disable, audit, now).await
     })
     .await
     .map_err(|error| RuleError::Failed(anyhow::anyhow!("the sync task failed: {error}")))?
@@ -290,11 +318,13 @@ pub async fn sync_now(
 /// Syncs the directory `key` now; `audit` is the line of whoever asks (an administrator's
 /// key, or `system` for the scheduler), `now` the time it starts. The caller holds the
 /// directory's `Running`. A directory that does not answer is a failed result, not an error:
-/// nothing is changed, and the result says why.
+/// nothing is changed, and the result says why; so is a sync that would disable too many
+/// users ([`mass_disable`]) unless `allow_mass_disable`.
 pub async fn run(
     store: &Store,
     keys: &Keys,
     key: IdOrName,
+    allow_mass_disable: bool,
     audit: AuditEntry,
     now: UnixTime,
 ) -> Result<SyncReport, RuleError> {
@@ -314,9 +344,17 @@ pub async fn run(
     };
     report.result.people = everyone.people.len() as i64;
     let linked = store.directory_users(stored.id).await?;
+    let enabled = linked.iter().filter(|user| user.enabled).count();
+    let found = everyone.people.len();
     let plan = plan(everyone.people, linked, Mapped::of(&stored));
     report.result.skipped = plan.skipped.len() as i64;
     report.skipped_details = plan.skipped.into_iter().take(NAMED).collect();
+    if !allow_mass_disable
+        && let Some(refusal) = mass_disable(plan.batch.disables.len(), found, enabled)
+    {
+        report.result.error = Some(refusal);
+        return finish(store, &stored, report, audit, started).await;
+    }
     for batch in batches(plan.batch, BATCH) {
         let outcome = store
             .write_sync_batch(stored.id, batch, audit.clone(), now)
@@ -483,8 +521,9 @@ pub async fn schedule(store: Store, keys: Arc<Keys>, syncs: Arc<Syncs>) {
             tokio::spawn(async move {
                 let _running = running;
                 let audit = AuditEntry::new(now, "system", "directory.sync", "ok");
-                let outcome =
-                    run(&store, &keys, IdOrName::Id(state.directory_id), audit, now).await;
+                // A scheduled sync never disables more than a sync may unasked.
+                let key = IdOrName::Id(state.directory_id);
+                let outcome = run(&store, &keys, key, false, audit, now).await;
                 let error = match outcome {
                     Ok(report) => report.result.error,
                     Err(error) => Some(error.to_string()),
@@ -513,6 +552,26 @@ pub async fn schedule(store: Store, keys: Arc<Keys>, syncs: Arc<Syncs>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sync_that_finds_no_one_or_would_disable_many_is_stopped() {
+        // Nobody found: not one disable.
+        assert!(mass_disable(1, 0, 1).is_some());
+        assert!(mass_disable(0, 0, 0).is_none());
+        // A few whatever their share; more only up to a fifth.
+        assert!(mass_disable(MASS_DISABLE_FREE, 1, MASS_DISABLE_FREE).is_none());
+        assert!(mass_disable(20, 80, 100).is_none());
+        let refused = mass_disable(21, 79, 100).expect("refused");
+        assert!(
+            refused.contains("disable 21 of the 100 enabled users"),
+            "{refused}"
+        );
+        assert!(mass_disable(11, 10, 21).is_some());
+        assert!(
+            mass_disable(0, 0, 5).is_none(),
+            "an empty directory of no one linked"
+        );
+    }
 
     fn person(uid: &str, login: &str, first: &str) -> Person {
         Person {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::address::{DIRECTORY_PARAMETER, DirectoryAt};
 use super::error::{AdminRefusals, ErrorBody};
+use super::query::QueryParams;
 use super::{AdminCaller, ApiError, ApiJson};
 use crate::clock::now;
 use crate::directories::sync::{self, SyncReport};
@@ -470,11 +471,17 @@ pub(super) async fn add_directory_user(
 /// Sync now: the directory's people read through every page and otpgate's users kept in step
 /// (created, updated, renamed, disabled, enabled), then its group → resource mappings. The
 /// answer is the sync's result; a directory that does not answer is a result with `ok`
-/// false and its reason, and changes nothing. One sync at a time per directory: while one
-/// runs (Sync now or the scheduler's), another is refused with 409.
+/// false and its reason, and changes nothing. So is a sync that finds no one and would disable
+/// anyone, or would disable more than 10 users and more than a fifth of the directory's
+/// enabled users (a filter typed wrong looks like everyone leaving): it changes nothing unless
+/// `allow_mass_disable=true` says the administrator checked. One sync at a time per directory:
+/// while one runs (Sync now or the scheduler's), another is refused with 409.
 #[utoipa::path(
     tag = "directories",
-    params(("directory" = String, Path, description = DIRECTORY_PARAMETER)),
+    params(
+        ("directory" = String, Path, description = DIRECTORY_PARAMETER),
+        ("allow_mass_disable" = Option<bool>, Query, description = "`true`: the sync may disable as many users as left the directory, however many (default `false`)"),
+    ),
     responses(
         (status = 200, description = "What the sync did; `ok` says whether the directory answered", body = SyncReportJson),
         AdminRefusals,
@@ -486,13 +493,17 @@ pub(super) async fn add_directory_user(
 pub(super) async fn sync_directory(
     caller: AdminCaller,
     state: web::Data<AppState>,
+    request: HttpRequest,
     directory: DirectoryAt,
 ) -> Result<HttpResponse, ApiError> {
+    let query = QueryParams::parse(&request, &["allow_mass_disable"])?;
+    let allow_mass_disable = query.boolean("allow_mass_disable")?.unwrap_or(false);
     let report = sync::sync_now(
         &state.store,
         &state.keys,
         &state.directory_syncs,
         directory.into_inner(),
+        allow_mass_disable,
         caller.change("directory.sync"),
         now(),
     )

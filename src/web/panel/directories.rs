@@ -15,7 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Page, redirect_with_flash};
+use super::{Page, redirect_with_flash, redirect_with_problem};
 use crate::clock::now;
 use crate::crypto::Purpose;
 use crate::directories::sync::{self, SyncReport};
@@ -1007,6 +1007,11 @@ fn sync_section(page: &Page, base: &str, last: Option<&SyncResult>) -> Markup {
             }
             form method="post" action=(format!("{base}/sync")) {
                 (page.csrf_field())
+                label.check {
+                    input type="checkbox" name="allow_mass_disable";
+                    " Allow this sync to disable many users. A sync stops without changing anything when it finds no one, or would disable more than "
+                    (sync::MASS_DISABLE_FREE) " users and more than " (sync::MASS_DISABLE_PERCENT) " % of them: tick this once you have checked that they really left."
+                }
                 button type="submit" { "Sync now" }
             }
         }
@@ -1084,11 +1089,20 @@ fn mappings_section(
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct SyncForm {
+    #[serde(default)]
+    csrf: String,
+    /// The box "may disable many users", ticked (`on`) or absent.
+    #[serde(default)]
+    allow_mass_disable: String,
+}
+
 async fn sync_now(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<SyncForm>,
 ) -> Result<HttpResponse, PageError> {
     let page = Page::open(&state, &request).await?;
     page.check_csrf(&form.csrf)?;
@@ -1098,23 +1112,28 @@ async fn sync_now(
         &state.keys,
         &state.directory_syncs,
         IdOrName::Id(directory.id),
+        !form.allow_mass_disable.is_empty(),
         page.audit(&request, "directory.sync", "ok"),
         now(),
     )
     .await;
-    let message = match synced {
+    let location = format!("{LIST}/{}#sync", directory.id);
+    Ok(match synced {
         Ok(SyncReport { result, .. }) => match &result.error {
-            Some(error) => format!("The sync failed: {}", sentence(error)),
-            None => format!("Synced: {}", sync_summary(&result)),
+            Some(error) => {
+                let message = format!("The sync failed: {}", sentence(error));
+                redirect_with_problem(&state, &location, &message)
+            }
+            None => {
+                let message = format!("Synced: {}", sync_summary(&result));
+                redirect_with_flash(&state, &location, &message)
+            }
         },
-        Err(RuleError::Refused(refused)) => sentence(&refused.to_string()),
+        Err(RuleError::Refused(refused)) => {
+            redirect_with_problem(&state, &location, &sentence(&refused.to_string()))
+        }
         Err(error) => return Err(error.into()),
-    };
-    Ok(redirect_with_flash(
-        &state,
-        &format!("{LIST}/{}#sync", directory.id),
-        &message,
-    ))
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]

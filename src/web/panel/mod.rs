@@ -179,3 +179,8 @@ const FLASH: Flash<'static> = Flash {
 pub fn redirect_with_flash(state: &AppState, location: &str, message: &str) -> HttpResponse {
     FLASH.redirect(state, location, message)
 }
+
+/// A redirect (303) to `location` that shows `message` on the next page as a problem.
+pub fn redirect_with_problem(state: &AppState, location: &str, message: &str) -> HttpResponse {
+    FLASH.redirect_problem(state, location, message)
+}

@@ -305,6 +305,65 @@ async fn people_who_leave_are_disabled_and_audited_and_come_back_enabled() {
 }
 
 #[tokio::test]
+async fn a_sync_that_would_disable_everyone_changes_nothing_until_it_is_allowed() {
+    let Some(slapd) = Slapd::start_with(small()).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let key = app.api_key(&["--admin"]);
+    create_directory(&app, &key, &slapd.url, None).await;
+    let report = sync_now(&app, &key).await;
+    let people = report["created"].as_i64().expect("created");
+    assert!(people > 10, "{report}");
+
+    // A group typed wrong: the sync finds no one, and disables no one.
+    let (status, body) = send(
+        &app,
+        Method::PATCH,
+        "/directories/Example",
+        &key,
+        Some(json!({"user_group": "(employeeType=nobody)"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let report = sync_now(&app, &key).await;
+    assert_eq!(report["ok"], false, "{report}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "would disable {people} of the {people} enabled users"
+        )) && error.contains("found no one"),
+        "{report}"
+    );
+    let disabled = "SELECT count(*) FROM users WHERE enabled = 0";
+    assert_eq!(count(&app, disabled), 0);
+    assert!(audit_details(&app, "directory.sync.disable").is_empty());
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        "/directories/Example/sync?allow=1",
+        &key,
+        None,
+    )
+    .await;
+    assert_field(status, &body, "allow");
+
+    // Allowed by an administrator who checked: everyone who left is disabled.
+    let (status, report) = send(
+        &app,
+        Method::POST,
+        "/directories/Example/sync?allow_mass_disable=true",
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["disabled"], people, "{report}");
+    assert_eq!(count(&app, disabled), people);
+}
+
+#[tokio::test]
 async fn a_login_a_local_user_has_is_not_linked_and_the_conflict_is_named() {
     let Some(slapd) = Slapd::start_with(small()).await else {
         return;

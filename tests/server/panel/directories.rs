@@ -508,5 +508,43 @@ async fn sync_now_and_group_mappings_are_on_a_directorys_page() {
         "{page}"
     );
     assert!(page.contains("No group is mapped to a resource."), "{page}");
+
+    // A filter that finds no one: Sync now stops and says why; with the box ticked it goes on.
+    let (status, body) = send(
+        &app,
+        Method::PATCH,
+        "/directories/Example",
+        &key,
+        Some(json!({"user_group": "(uid=nobody)"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let stopped = post(
+        &app,
+        &format!("{base}/sync"),
+        &[("csrf".into(), csrf.clone())],
+    )
+    .await;
+    let page = follow(&app, stopped).await;
+    assert!(
+        page.contains("would disable 32 of the 32 enabled users"),
+        "{page}"
+    );
+    assert!(page.contains(r#"name="allow_mass_disable""#), "{page}");
+    let (_, alice) = send(&app, Method::GET, "/users/alice", &key, None).await;
+    assert_eq!(alice["enabled"], true, "{alice}");
+    let allowed = post(
+        &app,
+        &format!("{base}/sync"),
+        &[
+            ("csrf".into(), csrf.clone()),
+            ("allow_mass_disable".into(), "on".into()),
+        ],
+    )
+    .await;
+    let page = follow(&app, allowed).await;
+    assert!(page.contains("32 disabled"), "{page}");
+    let (_, alice) = send(&app, Method::GET, "/users/alice", &key, None).await;
+    assert_eq!(alice["enabled"], false, "{alice}");
     app.stop().await;
 }
