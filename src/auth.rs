@@ -2015,7 +2015,7 @@ mod tests {
             let request = TokenRequest {
                 user: Some(IdOrName::Name("alice".into())),
                 resource: Some(IdOrName::Name("vpn".into())),
-                secret: Some(hex_of(SECRET)),
+                secret: Some(data_encoding::HEXLOWER.encode(SECRET)),
                 secret_format: Some(SecretFormat::Hex),
                 ..TokenRequest::new(TokenKind::Hotp)
             };
@@ -2061,10 +2061,6 @@ mod tests {
                 waiters: &self.waiters,
             }
         }
-    }
-
-    fn hex_of(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     fn code_only(login: &str, code: &str) -> Attempt {
