@@ -109,6 +109,9 @@ pub struct ResourceRefJson {
 pub struct UserDetailJson {
     #[serde(flatten)]
     user: UserJson,
+    /// The directory the user comes from (their login, names, email and phone are its, and
+    /// their password is checked by it); null for a user of otpgate's own.
+    directory: Option<String>,
     tokens: Vec<UserTokenJson>,
     resources: Vec<ResourceRefJson>,
 }
@@ -117,6 +120,7 @@ impl From<UserDetail> for UserDetailJson {
     fn from(detail: UserDetail) -> Self {
         UserDetailJson {
             user: detail.user.into(),
+            directory: None,
             tokens: detail
                 .tokens
                 .into_iter()
@@ -351,7 +355,12 @@ pub(super) async fn get_user(
         .user_detail(user.into_inner())
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    Ok(HttpResponse::Ok().json(UserDetailJson::from(detail)))
+    let directory = crate::directories::keeper(&state.store, detail.user.id).await?;
+    let json = UserDetailJson {
+        directory,
+        ..UserDetailJson::from(detail)
+    };
+    Ok(HttpResponse::Ok().json(json))
 }
 
 /// Changes a user's fields. A directory user's login, name, email and phone come from the

@@ -19,6 +19,9 @@ async fn a_directory_users_login_name_email_and_phone_are_refused_naming_the_dir
     let app = spawn_app().await;
     let admin = app.api_key(&["--admin"]);
     let id = directory_user(&app, &admin, &slapd).await;
+    let (status, shown) = send(&app, Method::GET, &format!("/users/{id}"), &admin, None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["directory"], "Example", "{shown}");
     let before = record(&app, id);
     assert_eq!(before.first_name, "Alice");
     assert_eq!(before.email.as_deref(), Some("alice@example.org"));

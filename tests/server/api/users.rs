@@ -352,6 +352,7 @@ async fn a_user_is_shown_by_id_or_login_with_tokens_and_resources() {
         assert_eq!(status, 200, "{path}: {user}");
         assert_eq!(user["login"], "alice");
         assert_eq!(user["has_password"], false);
+        assert_eq!(user["directory"], Value::Null, "a user of otpgate's own");
         assert_eq!(
             user["tokens"],
             json!([{ "id": token, "serial": "TOTP-0001", "name": "TOTP-0001", "kind": "TOTP",
