@@ -922,6 +922,24 @@ impl Authenticator<'_> {
         Ok((judged?, applied))
     }
 
+    /// `user`'s password: checked by their directory's bind, or against otpgate's hash. The
+    /// inner error is the reason of a wrong one.
+    async fn check_password(
+        &self,
+        user: &crate::store::User,
+        password: &str,
+    ) -> Result<Result<(), &'static str>, RuleError> {
+        crate::directories::check_password(
+            self.store,
+            self.keys,
+            self.directories,
+            self.passwords,
+            user,
+            password,
+        )
+        .await
+    }
+
     pub async fn authenticate(
         &self,
         caller: &Caller,
@@ -1077,16 +1095,7 @@ impl Authenticator<'_> {
         };
         match &attempt.password {
             Some(password) => {
-                if let Err(reason) = crate::directories::check_password(
-                    self.store,
-                    self.keys,
-                    self.directories,
-                    self.passwords,
-                    &user,
-                    password,
-                )
-                .await?
-                {
+                if let Err(reason) = self.check_password(&user, password).await? {
                     return self.reject(&context, &doorman, &audit, reason, now).await;
                 }
             }
@@ -1563,16 +1572,7 @@ impl Authenticator<'_> {
                     .await?,
             );
         };
-        if let Err(reason) = crate::directories::check_password(
-            self.store,
-            self.keys,
-            self.directories,
-            self.passwords,
-            &user,
-            &password,
-        )
-        .await?
-        {
+        if let Err(reason) = self.check_password(&user, &password).await? {
             return rejected(self.reject(&context, &doorman, &audit, reason, now).await?);
         }
         match self

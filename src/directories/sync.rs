@@ -308,14 +308,13 @@ pub async fn sync_now(
     let (store, keys) = (store.clone(), keys.clone());
     tokio::spawn(async move {
         let _running = running;
-        let key = IdOrName::Id(stored.id);
-        run(&store, &keys, key, allow_mass_disable, audit, now).await
+        run(&store, &keys, stored, allow_mass_disable, audit, now).await
     })
     .await
     .map_err(|error| RuleError::Failed(anyhow::anyhow!("the sync task failed: {error}")))?
 }
 
-/// Syncs the directory `key` now; `audit` is the line of whoever asks (an administrator's
+/// Syncs the directory `stored` now; `audit` is the line of whoever asks (an administrator's
 /// key, or `system` for the scheduler), `now` the time it starts. The caller holds the
 /// directory's `Running`. A directory that does not answer is a failed result, not an error:
 /// nothing is changed, and the result says why; so is a sync that would disable too many
@@ -323,12 +322,11 @@ pub async fn sync_now(
 pub async fn run(
     store: &Store,
     keys: &Keys,
-    key: IdOrName,
+    stored: Stored,
     allow_mass_disable: bool,
     audit: AuditEntry,
     now: UnixTime,
 ) -> Result<SyncReport, RuleError> {
-    let stored = super::stored(store, key).await?;
     let started = Instant::now();
     let directory = super::for_link(keys, &stored)?;
     let mappings = store.group_mappings(stored.id).await?;
@@ -523,7 +521,10 @@ pub async fn schedule(store: Store, keys: Arc<Keys>, syncs: Arc<Syncs>) {
                 let audit = AuditEntry::new(now, "system", "directory.sync", "ok");
                 // A scheduled sync never disables more than a sync may unasked.
                 let key = IdOrName::Id(state.directory_id);
-                let outcome = run(&store, &keys, key, false, audit, now).await;
+                let outcome = match super::stored(&store, key).await {
+                    Ok(stored) => run(&store, &keys, stored, false, audit, now).await,
+                    Err(error) => Err(error),
+                };
                 let error = match outcome {
                     Ok(report) => report.result.error,
                     Err(error) => Some(error.to_string()),
