@@ -227,20 +227,22 @@ impl Packet {
     /// computed with its authenticator field zeroed, as its authenticator is computed after.
     /// None when the packet has none; compared in constant time.
     pub fn message_authenticator_valid(&self, secret: &[u8]) -> Option<bool> {
-        let given = self.first(MESSAGE_AUTHENTICATOR)?.to_vec();
-        let mut copy = self.clone();
-        if copy.code == ACCOUNTING_REQUEST {
-            copy.authenticator = [0; 16];
-        }
-        for attribute in &mut copy.attributes {
-            if attribute.kind == MESSAGE_AUTHENTICATOR {
-                attribute.value = vec![0; 16];
-            }
-        }
-        let Ok(bytes) = copy.encode() else {
+        let given = self.first(MESSAGE_AUTHENTICATOR)?;
+        let Ok(mut bytes) = self.encode() else {
             return Some(false);
         };
-        Some(constant_time_eq(&hmac_md5(secret, &bytes), &given))
+        if self.code == ACCOUNTING_REQUEST {
+            bytes[4..20].fill(0);
+        }
+        let mut at = HEADER_LEN;
+        while at + 2 <= bytes.len() {
+            let end = at + usize::from(bytes[at + 1]);
+            if bytes[at] == MESSAGE_AUTHENTICATOR {
+                bytes[at + 2..end].fill(0);
+            }
+            at = end;
+        }
+        Some(constant_time_eq(&hmac_md5(secret, &bytes), given))
     }
 
     /// Checks an Accounting-Request's authenticator (RFC 2866 §3): MD5 of the packet with a
@@ -283,17 +285,16 @@ pub fn reply(
             .filter(|attribute| attribute.kind == PROXY_STATE)
             .cloned(),
     );
-    let mut packet = Packet {
+    let packet = Packet {
         code,
         identifier: request.identifier,
         authenticator: request.authenticator,
         attributes: all,
     };
-    if signed {
-        let mac = hmac_md5(secret, &packet.encode()?);
-        packet.attributes[0].value = mac.to_vec();
-    }
     let mut bytes = packet.encode()?;
+    if signed {
+        sign(&mut bytes, secret);
+    }
     let response_authenticator = md5_of(&[&bytes, secret]);
     bytes[4..20].copy_from_slice(&response_authenticator);
     Ok(bytes)
@@ -317,7 +318,7 @@ pub fn request(
     }
     all.extend(attributes);
     let accounting = code == ACCOUNTING_REQUEST;
-    let mut packet = Packet {
+    let packet = Packet {
         code,
         identifier,
         authenticator: if accounting {
@@ -327,11 +328,10 @@ pub fn request(
         },
         attributes: all,
     };
-    if sign {
-        let mac = hmac_md5(secret, &packet.encode()?);
-        packet.attributes[0].value = mac.to_vec();
-    }
     let mut bytes = packet.encode()?;
+    if sign {
+        self::sign(&mut bytes, secret);
+    }
     if accounting {
         let authenticator = md5_of(&[&bytes, secret]);
         bytes[4..20].copy_from_slice(&authenticator);
@@ -408,6 +408,14 @@ fn md5_of(parts: &[&[u8]]) -> [u8; 16] {
         hasher.update(part);
     }
     hasher.finalize().into()
+}
+
+/// Writes the Message-Authenticator of encoded packet bytes whose first attribute is one with
+/// a zeroed value (RFC 3579 §3.2): the HMAC-MD5 of the bytes as they are, in its place.
+fn sign(bytes: &mut [u8], secret: &[u8]) {
+    let value = HEADER_LEN + 2..HEADER_LEN + 18;
+    let mac = hmac_md5(secret, bytes);
+    bytes[value].copy_from_slice(&mac);
 }
 
 fn hmac_md5(secret: &[u8], bytes: &[u8]) -> [u8; 16] {
