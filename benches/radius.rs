@@ -158,8 +158,8 @@ fn judge(
 
 /// One virtual client: its own UDP socket, one request in flight, walking its own accounts
 /// round robin until the deadline. Identifiers count up per socket and no two Request
-/// Authenticators of a socket are alike, so the server's retransmit cache (source, identifier, Request
-/// Authenticator) never takes two requests for one.
+/// Authenticators of a socket are alike, so the server's retransmit cache (source, identifier,
+/// Request Authenticator) never takes two requests for one.
 async fn drive(
     nas: &'static Nas,
     server: SocketAddr,
