@@ -116,11 +116,12 @@ pub struct UserDetailJson {
     resources: Vec<ResourceRefJson>,
 }
 
-impl From<UserDetail> for UserDetailJson {
-    fn from(detail: UserDetail) -> Self {
+impl UserDetailJson {
+    /// The user's detail, with the name of the directory they come from (None for a local user).
+    fn new(detail: UserDetail, directory: Option<String>) -> Self {
         UserDetailJson {
             user: detail.user.into(),
-            directory: None,
+            directory,
             tokens: detail
                 .tokens
                 .into_iter()
@@ -356,11 +357,7 @@ pub(super) async fn get_user(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     let directory = crate::directories::keeper(&state.store, detail.user.id).await?;
-    let json = UserDetailJson {
-        directory,
-        ..UserDetailJson::from(detail)
-    };
-    Ok(HttpResponse::Ok().json(json))
+    Ok(HttpResponse::Ok().json(UserDetailJson::new(detail, directory)))
 }
 
 /// Changes a user's fields. A directory user's login, name, email and phone come from the
