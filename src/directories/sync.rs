@@ -519,12 +519,12 @@ pub async fn schedule(store: Store, keys: Arc<Keys>, syncs: Arc<Syncs>) {
             tokio::spawn(async move {
                 let _running = running;
                 let audit = AuditEntry::new(now, "system", "directory.sync", "ok");
-                // A scheduled sync never disables more than a sync may unasked.
-                let key = IdOrName::Id(state.directory_id);
-                let outcome = match super::stored(&store, key).await {
-                    Ok(stored) => run(&store, &keys, stored, false, audit, now).await,
-                    Err(error) => Err(error),
-                };
+                let outcome = async {
+                    let stored = super::stored(&store, IdOrName::Id(state.directory_id)).await?;
+                    // A scheduled sync never disables more than a sync may unasked.
+                    run(&store, &keys, stored, false, audit, now).await
+                }
+                .await;
                 let error = match outcome {
                     Ok(report) => report.result.error,
                     Err(error) => Some(error.to_string()),
