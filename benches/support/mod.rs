@@ -267,11 +267,13 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 pub const TICKS_PER_SECOND: f64 = 100.0;
 
 /// The server's resident memory, sampled every 100 ms on a thread of its own: the peak since
-/// the last `reset`; and the CPU time the server used since then.
+/// the last `reset`; and the CPU time the server and the load generator (this process) used
+/// since then: on one machine, what the generator takes is not the server's.
 pub struct Sampler {
     pid: u32,
     peak_kb: Arc<AtomicU64>,
     ticks_at_reset: AtomicU64,
+    own_ticks_at_reset: AtomicU64,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -293,6 +295,7 @@ impl Sampler {
             pid,
             peak_kb,
             ticks_at_reset: AtomicU64::new(cpu_ticks(pid)),
+            own_ticks_at_reset: AtomicU64::new(cpu_ticks(std::process::id())),
             stop,
             thread: Some(thread),
         }
@@ -302,6 +305,8 @@ impl Sampler {
         self.peak_kb.store(0, Ordering::Relaxed);
         self.ticks_at_reset
             .store(cpu_ticks(self.pid), Ordering::Relaxed);
+        self.own_ticks_at_reset
+            .store(cpu_ticks(std::process::id()), Ordering::Relaxed);
     }
 
     pub fn peak_mb(&self) -> f64 {
@@ -311,6 +316,13 @@ impl Sampler {
     /// The server's CPU time since the last `reset`, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
         let ticks = cpu_ticks(self.pid).saturating_sub(self.ticks_at_reset.load(Ordering::Relaxed));
+        ticks as f64 / TICKS_PER_SECOND
+    }
+
+    /// The load generator's CPU time since the last `reset`, in seconds.
+    pub fn generator_cpu_seconds(&self) -> f64 {
+        let ticks = cpu_ticks(std::process::id())
+            .saturating_sub(self.own_ticks_at_reset.load(Ordering::Relaxed));
         ticks as f64 / TICKS_PER_SECOND
     }
 }
@@ -368,11 +380,14 @@ pub fn report(name: &str, mut total: Tally, elapsed: Duration, sampler: &Sampler
     println!(
         "    latency ms: p50 {p50:.2}, p90 {p90:.2}, p99 {p99:.2}, max {max:.2}; server peak RSS {peak:.1} MB"
     );
-    let cpu = sampler.cpu_seconds();
+    let (cpu, generator) = (sampler.cpu_seconds(), sampler.generator_cpu_seconds());
+    let per_request = |seconds: f64| seconds * 1e6 / count.max(1) as f64;
     println!(
-        "    server CPU: {:.1} µs per request, {:.2} cores",
-        cpu * 1e6 / count.max(1) as f64,
-        cpu / elapsed
+        "    server CPU: {:.1} µs per request, {:.2} cores; load generator: {:.1} µs, {:.2} cores",
+        per_request(cpu),
+        cpu / elapsed,
+        per_request(generator),
+        generator / elapsed
     );
     if let Some(error) = total.first_error {
         println!("    first error: {error}");
