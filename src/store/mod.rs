@@ -1075,6 +1075,35 @@ mod tests {
     }
 
     #[test]
+    fn writes_still_waiting_when_the_store_closes_are_answered_and_kept() {
+        let (dir, store) = temp_store();
+        let answers: Vec<_> = (0..300)
+            .map(|i| {
+                let key = format!("waiting-{i}");
+                store
+                    .submit(move |conn| settings::set(conn, &key, "v", 1))
+                    .expect("submit")
+            })
+            .collect();
+        store.close();
+        for answer in answers {
+            answer.blocking_recv().expect("answered").expect("written");
+        }
+        let reopened =
+            Store::open(&dir.path().join(DATABASE_FILE), StoreOptions::default()).expect("open");
+        let count: i64 = reopened
+            .read_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM settings WHERE key LIKE 'waiting-%'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("count");
+        assert_eq!(count, 300);
+    }
+
+    #[test]
     fn a_database_from_a_newer_otpgate_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(DATABASE_FILE);

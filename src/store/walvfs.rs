@@ -111,8 +111,14 @@ pub struct WalSync {
 
 impl WalSync {
     /// The WAL file at `path`, which SQLite has opened already (its name as SQLite gives it).
+    ///
+    /// Its directory is synced once here: SQLite does that at the first sync of a file its
+    /// connection created, and the connection that writes this one may never sync it itself.
     pub fn open(path: &std::path::Path) -> std::io::Result<WalSync> {
         let file = std::fs::File::open(path)?;
+        if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(directory)?.sync_all()?;
+        }
         let shadow = match shadow::active() {
             Some(shadows) => {
                 use std::os::unix::ffi::OsStrExt;
