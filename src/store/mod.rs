@@ -8,13 +8,6 @@
 //!   `synchronous = FULL`), and no two of our connections ever race for the write lock, so
 //!   "database is locked" cannot happen between them. A job that fails rolls back only its own
 //!   savepoint.
-//! - With `synchronous = FULL`, a **sync thread** makes the commits durable: the writer commits
-//!   without waiting for the disk (its connection runs at `NORMAL`) and hands the batch's
-//!   answers over; the sync thread syncs the WAL file once for every batch waiting, and only
-//!   then answers their callers. The writer runs the next batch meanwhile. No caller hears of a
-//!   write before it is on the disk, and a batch that read what an earlier one wrote is synced
-//!   with it or after it (the WAL is one file, appended in order), so a power cut loses only
-//!   writes nobody was told of. What readers may see for a moment is a commit not yet synced.
 //! - A fixed set of **reader threads**, each owning one read-only connection, takes read jobs
 //!   from one shared queue. In WAL mode readers never wait for the writer; connections are opened
 //!   once, so a burst of requests costs no file opening or schema parsing.
@@ -356,12 +349,6 @@ impl Store {
         // Checkpoints copy the WAL back into the database file and fsync it: a background
         // thread does that, so that the writer never stalls behind one.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
-        // And with `FULL`, the sync of each commit is the sync thread's (see the module's
-        // comment); where the WAL file cannot be opened for it, the writer syncs as before.
-        let syncer = match options.synchronous {
-            Synchronous::Full => Syncer::start(&conn)?,
-            Synchronous::Normal => None,
-        };
         let mut checkpoint_conn = Connection::open(path)?;
         checkpoint_conn.busy_handler(Some(wait_briefly))?;
         let gate = Arc::new(Mutex::new(()));
@@ -376,7 +363,7 @@ impl Store {
         let (sender, receiver) = std_mpsc::channel::<Job>();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run_writer(conn, writer_gate, receiver, syncer))
+            .spawn(move || run_writer(conn, writer_gate, receiver))
             .map_err(|e| StoreError::Migration(format!("cannot start the writer thread: {e}")))?;
         let (reads, read_queue) = std_mpsc::channel::<ReadJob>();
         let read_queue = Arc::new(Mutex::new(read_queue));
@@ -717,68 +704,8 @@ fn dump_connection(conn: &Connection) -> Result<String> {
     Ok(out)
 }
 
-/// The sync thread of a store at `synchronous = FULL`: it syncs the WAL file for the batches
-/// the writer committed, then answers their callers (see the module's comment).
-struct Syncer {
-    committed: std_mpsc::Sender<Vec<Completion>>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Syncer {
-    /// Opens the WAL file of the writer's connection and starts the thread, then sets the
-    /// writer's connection to commit without syncing; None (logged), the connection left at
-    /// `FULL`, when the WAL file cannot be opened.
-    fn start(conn: &Connection) -> Result<Option<Syncer>> {
-        let Some(database) = conn.path().filter(|path| !path.is_empty()) else {
-            return Ok(None);
-        };
-        let path = PathBuf::from(format!("{database}-wal"));
-        let wal = match walvfs::WalSync::open(&path) {
-            Ok(wal) => wal,
-            Err(error) => {
-                tracing::warn!(%error, wal = %path.display(), "cannot open the WAL file to sync it apart: every commit waits for its own sync");
-                return Ok(None);
-            }
-        };
-        let (committed, batches) = std_mpsc::channel::<Vec<Completion>>();
-        let thread = std::thread::Builder::new()
-            .name("store-sync".into())
-            .spawn(move || run_syncer(&wal, &batches))
-            .map_err(|e| StoreError::Migration(format!("cannot start the sync thread: {e}")))?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-        Ok(Some(Syncer { committed, thread }))
-    }
-}
-
-/// Syncs the WAL once for every batch waiting, then answers each of their jobs. A failed sync
-/// fails them all, as a failed commit does; what they wrote may stay, as after a crash just
-/// before an answer, but no caller is told it is kept.
-fn run_syncer(wal: &walvfs::WalSync, batches: &std_mpsc::Receiver<Vec<Completion>>) {
-    while let Ok(first) = batches.recv() {
-        let mut committed = vec![first];
-        committed.extend(batches.try_iter());
-        let error = wal.sync().err().map(|error| {
-            tracing::error!(%error, "cannot sync the WAL: its last commits fail");
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
-                Some(error.to_string()),
-            ))
-        });
-        for completion in committed.into_iter().flatten() {
-            completion(error.as_ref());
-        }
-    }
-}
-
-/// Runs the jobs in batches, each batch holding the gate that a restarting checkpoint closes;
-/// when they stop, answers what the sync thread still holds, then checkpoints.
-fn run_writer(
-    conn: Connection,
-    gate: Arc<Mutex<()>>,
-    jobs: std_mpsc::Receiver<Job>,
-    syncer: Option<Syncer>,
-) {
-    let committed = syncer.as_ref().map(|syncer| &syncer.committed);
+/// Runs the jobs in batches, each batch holding the gate that a restarting checkpoint closes.
+fn run_writer(conn: Connection, gate: Arc<Mutex<()>>, jobs: std_mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -788,11 +715,7 @@ fn run_writer(
             }
         }
         let _open = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        run_batch(&conn, batch, committed);
-    }
-    if let Some(Syncer { committed, thread }) = syncer {
-        drop(committed);
-        let _ = thread.join();
+        run_batch(&conn, batch);
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
@@ -902,13 +825,7 @@ fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Runs one batch in one transaction; its jobs are answered once it is committed, and with a
-/// sync thread (`committed`), once that has synced it too.
-fn run_batch(
-    conn: &Connection,
-    batch: Vec<Job>,
-    committed: Option<&std_mpsc::Sender<Vec<Completion>>>,
-) {
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
     if let Err(e) = execute_cached(conn, "BEGIN IMMEDIATE") {
         let error = StoreError::from(e);
         for job in batch {
@@ -937,17 +854,7 @@ fn run_batch(
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    let error = match (commit.err(), committed) {
-        (None, Some(syncer)) => match syncer.send(completions) {
-            Ok(()) => return,
-            // The sync thread ends only after the writer; the batch is not known durable.
-            Err(std_mpsc::SendError(unsynced)) => {
-                completions = unsynced;
-                Some(StoreError::Closed)
-            }
-        },
-        (error, _) => error,
-    };
+    let error = commit.err();
     for completion in completions {
         completion(error.as_ref());
     }

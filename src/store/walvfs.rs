@@ -96,48 +96,6 @@ pub fn sync_shadow_directory() -> Option<&'static std::path::Path> {
     shadow::active().map(shadow::Shadows::directory)
 }
 
-/// A database's WAL file, synced from outside the connection that writes it: the store's
-/// writer commits without waiting for the disk, and another thread makes each commit durable
-/// before its callers are answered (see `Store::open`).
-///
-/// The operating system syncs a file, not a descriptor: `fdatasync` on a descriptor of our own
-/// makes durable whatever any connection wrote to the file before the call. With the sync
-/// shadow on, the ranges written since the last sync are copied into the shadow first, exactly
-/// as the VFS's own sync does.
-pub struct WalSync {
-    file: std::fs::File,
-    shadow: Option<Arc<shadow::Tracked>>,
-}
-
-impl WalSync {
-    /// The WAL file at `path`, which SQLite has opened already (its name as SQLite gives it).
-    ///
-    /// Its directory is synced once here: SQLite does that at the first sync of a file its
-    /// connection created, and the connection that writes this one may never sync it itself.
-    pub fn open(path: &std::path::Path) -> std::io::Result<WalSync> {
-        let file = std::fs::File::open(path)?;
-        if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::File::open(directory)?.sync_all()?;
-        }
-        let shadow = match shadow::active() {
-            Some(shadows) => {
-                use std::os::unix::ffi::OsStrExt;
-                Some(shadows.track(path.as_os_str().as_bytes())?)
-            }
-            None => None,
-        };
-        Ok(WalSync { file, shadow })
-    }
-
-    /// Makes every write that reached the file before this call durable.
-    pub fn sync(&self) -> std::io::Result<()> {
-        if let Some(shadow) = &self.shadow {
-            shadow.capture()?;
-        }
-        self.file.sync_data()
-    }
-}
-
 /// Registers this VFS as the default for every connection opened from now on; runs once and
 /// says whether it is in use. It initialises SQLite, so a page cache must be installed before.
 pub fn install() -> bool {
