@@ -131,12 +131,9 @@ async fn a_code_sent_by_mail_over_plain_smtp_logs_the_user_in() {
         !delivery.to_string().contains(&code),
         "the list never shows the code"
     );
-    assert!(
-        s.api
-            .metrics()
-            .await
-            .contains(r#"otpgate_deliveries_total{channel="mail",outcome="sent"} 1"#)
-    );
+    let sent = r#"otpgate_deliveries_total{channel="mail",outcome="sent"} 1"#;
+    let metrics = s.api.metrics_with(&[sent], WAIT).await;
+    assert!(metrics.contains(sent), "{metrics}");
     let audit = audit_actions(&app.data_dir, tokens[0]);
     let sent = audit
         .iter()
@@ -264,12 +261,9 @@ async fn mail_is_retried_while_the_smtp_server_is_down_and_delivered_when_it_ret
         .deliveries_until(&s.admin, "?status=sent", WAIT, |l| !l.is_empty())
         .await;
     assert!(list[0]["attempts"].as_i64() >= Some(3), "{list:?}");
-    assert!(
-        s.api
-            .metrics()
-            .await
-            .contains(r#"otpgate_deliveries_total{channel="mail",outcome="retry"}"#)
-    );
+    let retry = r#"otpgate_deliveries_total{channel="mail",outcome="retry"}"#;
+    let metrics = s.api.metrics_with(&[retry], WAIT).await;
+    assert!(metrics.contains(retry), "{metrics}");
     app.stop().await;
 }
 

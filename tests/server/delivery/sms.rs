@@ -241,13 +241,15 @@ async fn a_gateway_5xx_is_retried_and_a_4xx_is_final_and_reported() {
         .authenticate(&s.app_key, "carol", &code, &prepared["transaction"])
         .await;
     assert_eq!(answer["result"], "accepted", "{answer}");
-    let metrics = s.api.metrics().await;
-    assert!(
-        metrics.contains(r#"otpgate_deliveries_total{channel="sms",outcome="retry"} 2"#),
-        "{metrics}"
-    );
-    assert!(metrics.contains(r#"otpgate_deliveries_total{channel="sms",outcome="failed"} 2"#));
-    assert!(metrics.contains(r#"otpgate_deliveries_total{channel="sms",outcome="sent"} 1"#));
+    let counted = [
+        r#"otpgate_deliveries_total{channel="sms",outcome="retry"} 2"#,
+        r#"otpgate_deliveries_total{channel="sms",outcome="failed"} 2"#,
+        r#"otpgate_deliveries_total{channel="sms",outcome="sent"} 1"#,
+    ];
+    let metrics = s.api.metrics_with(&counted, WAIT).await;
+    for line in counted {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
     app.stop().await;
     gateway.stop().await;
 }

@@ -175,6 +175,20 @@ impl Api {
             .await
             .expect("text")
     }
+
+    /// The metrics once they hold every line of `lines`, or as they are after `wait`. The
+    /// outbox counts a delivery a moment after the store records it, so a list that shows it
+    /// may come before the count does.
+    pub async fn metrics_with(&self, lines: &[&str], wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        loop {
+            let metrics = self.metrics().await;
+            if lines.iter().all(|line| metrics.contains(line)) || Instant::now() > deadline {
+                return metrics;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// Mail settings for a sink on loopback.
