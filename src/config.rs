@@ -307,7 +307,7 @@ pub struct RadiusConfig {
     /// A RadSec connection that sends nothing for this long is closed, in seconds.
     pub radsec_idle_timeout_seconds: u64,
     /// Requests of one RadSec connection evaluated at once at most; past it, the connection
-    /// is not read until one is answered.
+    /// is not read until one is answered. A login waiting for its approval does not count.
     pub radsec_max_in_flight_per_connection: usize,
 }
 

@@ -7,9 +7,10 @@
 //! has are closed before the handshake; the handshake has its deadline, and a client
 //! certificate from the CA is mandatory. On a connection, a stream of packets (RFC 6614 §2.1,
 //! each as long as its header says) is read while fewer than
-//! `radsec_max_in_flight_per_connection` of its requests are being evaluated; each needs a
-//! permit of the same global number of evaluations in flight as UDP, retransmits are answered
-//! from the same cache, and replies go out as they are ready, in any order. A connection
+//! `radsec_max_in_flight_per_connection` of its requests are being evaluated (a login held for
+//! its approval gives its place back while it waits); each needs a permit of the same global
+//! number of evaluations in flight as UDP, retransmits are answered from the same cache, and
+//! replies go out as they are ready, in any order. A connection
 //! silent for `radsec_idle_timeout_seconds`, with a packet of impossible length, or whose
 //! address no client holds any more is closed. Refusals and closures are counted in
 //! `otpgate_radius_tls_closed_total` by reason.
@@ -28,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::packet::{HEADER_LEN, MAX_PACKET_LEN, Packet};
 use super::server::{
-    Admission, Client, ClientTable, Port, Shared, admit, drop_packet, duplicate, handle,
+    Admission, Client, ClientTable, Places, Port, Shared, admit, drop_packet, duplicate, handle,
     observe_duration, settle,
 };
 use crate::config::RadiusConfig;
@@ -300,7 +301,10 @@ async fn connection(
                 let replies = replies.clone();
                 tokio::spawn(async move {
                     let started = std::time::Instant::now();
-                    let mut permit = Some(permit);
+                    let mut permit = Some(Places {
+                        _evaluation: permit,
+                        _connection: Some(slot),
+                    });
                     let answer = handle(
                         &shared.services,
                         &client,
@@ -323,7 +327,6 @@ async fn connection(
                         let _ = replies.send(bytes).await;
                     }
                     drop(permit);
-                    drop(slot);
                 });
             }
         }

@@ -306,7 +306,10 @@ pub(super) async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shar
                 let socket = socket.clone();
                 tokio::spawn(async move {
                     let started = Instant::now();
-                    let mut permit = Some(permit);
+                    let mut permit = Some(Places {
+                        _evaluation: permit,
+                        _connection: None,
+                    });
                     let answer = handle(
                         &shared.services,
                         &client,
@@ -335,6 +338,16 @@ pub(super) async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shar
     }
 }
 
+/// What a request being evaluated holds: its permit among the evaluations in flight and, over
+/// RadSec, its place among its connection's requests read ahead. A login held for an approval
+/// gives both back before it waits (see [`hold`]), so that held logins crowd out neither the
+/// server's other requests nor the other users behind the same RadSec connection (a proxy
+/// carries a whole site's gateways on one).
+pub(super) struct Places {
+    pub(super) _evaluation: OwnedSemaphorePermit,
+    pub(super) _connection: Option<OwnedSemaphorePermit>,
+}
+
 pub(super) enum Admission {
     /// A retransmit of a request answered moments ago: the same reply again.
     Cached(Arc<Vec<u8>>),
@@ -342,7 +355,7 @@ pub(super) enum Admission {
     Joined,
     /// Too many requests in flight.
     Busy,
-    New(tokio::sync::OwnedSemaphorePermit),
+    New(OwnedSemaphorePermit),
 }
 
 pub(super) fn admit(shared: &Shared, key: ReplyKey) -> Admission {
@@ -375,16 +388,16 @@ pub(super) fn duplicate(metrics: &Metrics) {
     );
 }
 
-/// The answer to one packet, or None to drop it; the same for UDP and RadSec. `permit` is the
-/// request's place among the evaluations in flight: a login held for an approval gives it back
-/// before it waits (see [`hold`]).
+/// The answer to one packet, or None to drop it; the same for UDP and RadSec. `permit` is what
+/// the request holds while it is evaluated: a login held for an approval gives it back before
+/// it waits (see [`hold`]).
 pub(super) async fn handle(
     services: &Services,
     client: &Client,
     packet: &Packet,
     source: SocketAddr,
     port: Port,
-    permit: &mut Option<OwnedSemaphorePermit>,
+    permit: &mut Option<Places>,
 ) -> Option<Vec<u8>> {
     let metrics = &services.metrics;
     let secret = client.secret.as_slice();
@@ -541,7 +554,7 @@ async fn access(
     client: &Client,
     packet: &Packet,
     source: SocketAddr,
-    permit: &mut Option<OwnedSemaphorePermit>,
+    permit: &mut Option<Places>,
 ) -> Option<Access> {
     let caller = caller(client, packet, source);
     let end_user_ip = end_user_ip(packet);
@@ -641,7 +654,9 @@ struct Held {
 ///
 /// A held login costs memory, not work: the request's permit among the evaluations in flight
 /// (`radius.max_in_flight`, meant for the CPU's work of checking passwords and codes) is given
-/// back before the wait, so held logins never crowd out others. They are bounded apart, by the
+/// back before the wait, and so is its place among its RadSec connection's requests
+/// (`radius.radsec_max_in_flight_per_connection`, which bounds what one peer has read ahead),
+/// so held logins never crowd out others. They are bounded apart, by the
 /// registry of approval waiters (`auth.approval_waiters_max`), shared with the API's waits and
 /// asked for room before an approval starts; a login it cannot take is rejected (never
 /// dropped: a dropped request would be retried, and a retry would send another message). While
@@ -656,7 +671,7 @@ async fn hold(
     client: &Client,
     caller: &Caller,
     held: Held,
-    permit: &mut Option<OwnedSemaphorePermit>,
+    permit: &mut Option<Places>,
     refuse: &impl Fn(&'static str) -> AuditEntry,
 ) -> Option<Access> {
     drop(permit.take());
@@ -812,7 +827,7 @@ async fn challenge_mode(
     field: &[u8],
     caller: &Caller,
     refuse: &impl Fn(&'static str) -> AuditEntry,
-    permit: &mut Option<OwnedSemaphorePermit>,
+    permit: &mut Option<Places>,
 ) -> Option<Access> {
     let end_user_ip = end_user_ip(packet);
     let user = packet.text(USER_NAME).unwrap_or_default();
@@ -987,7 +1002,7 @@ async fn approval_answer(
     caller: &Caller,
     held: Held,
     refuse: &impl Fn(&'static str) -> AuditEntry,
-    permit: &mut Option<OwnedSemaphorePermit>,
+    permit: &mut Option<Places>,
 ) -> Option<Access> {
     let Ok(text) = std::str::from_utf8(field).map(str::trim) else {
         let access = write_refusal(services, refuse(input::Malformed::NotText.reason())).await;

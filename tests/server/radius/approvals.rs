@@ -1,14 +1,18 @@
 //! Approve in Telegram over RADIUS, through radclient and the fake Bot API: a password alone (or
 //! followed by the approval word) in one field, checked first, starts one approval and holds
 //! the Access-Request until the user presses a button; retransmits join the held request; the
-//! challenge mode offers the approval beside the code.
+//! challenge mode offers the approval beside the code; over RadSec, a held login leaves its
+//! connection to the requests behind it.
 
 use std::time::{Duration, Instant};
 
+use otpgate::radius::packet::{self, ACCESS_ACCEPT, Packet, STATUS_SERVER};
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
 
-use super::{PASSWORD, Rig, SECRET, hotp, rig};
+use super::radsec::{self, RADSEC};
+use super::{PASSWORD, Rig, SECRET, hotp, rig_with};
 use crate::helpers::auth::call;
 use crate::helpers::radclient::{self, Reply};
 use crate::helpers::telegram_api::{Sent, TelegramApi};
@@ -27,8 +31,13 @@ struct Setup {
 }
 
 async fn setup(client: Value) -> Setup {
+    setup_with(client, |_| {}).await
+}
+
+/// The same, with `adjust` applied to the configuration.
+async fn setup_with(client: Value, adjust: impl FnOnce(&mut otpgate::Config)) -> Setup {
     let telegram = TelegramApi::start().await;
-    let rig = rig().await;
+    let rig = rig_with(adjust).await;
     let admin = rig.fx.admin.clone();
     for (method, path, body) in [
         (
@@ -375,4 +384,47 @@ async fn a_user_without_a_bot_token_is_asked_for_the_code_as_before() {
         Some("Enter the code from your hardware token.")
     );
     assert_eq!(s.approvals(), 0);
+}
+
+/// A RadSec proxy carries a whole site's logins on one connection: a login held for its approval
+/// gives back its place among the connection's requests, so that the next ones are answered
+/// while it waits.
+#[tokio::test]
+async fn over_radsec_a_held_login_leaves_its_connection_free_for_the_requests_behind_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = radsec::authority("gateways");
+    let ca_file = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).expect("write the CA");
+    let client = json!({"input_mode": "password_code", "separator": ","});
+    let s = setup_with(client, |config| {
+        config.radius.radsec_listen = vec!["127.0.0.1:0".into()];
+        config.radius.radsec_client_ca = Some(ca_file);
+        // Room for one request at a time on a connection.
+        config.radius.radsec_max_in_flight_per_connection = 1;
+    })
+    .await;
+    let mut tls = radsec::connect(&s.rig, Some(&ca.client("proxy")))
+        .await
+        .expect("the handshake succeeds");
+    tls.write_all(&radsec::access_request(1, PASSWORD, RADSEC))
+        .await
+        .expect("write");
+    let message = s.approval_message().await;
+
+    // alice has not answered: the Status-Server behind her login is read and answered.
+    let status =
+        packet::request(STATUS_SERVER, 2, [2; 16], Vec::new(), RADSEC, true).expect("encode");
+    tls.write_all(&status).await.expect("write");
+    let first = radsec::next_packet(&mut tls).await.expect("an answer");
+    let first = Packet::parse(&first).expect("a packet");
+    assert_eq!(
+        (first.identifier, first.code),
+        (2, ACCESS_ACCEPT),
+        "the Status-Server is answered first"
+    );
+
+    s.press(&data_of(&message, "Approve")).await;
+    let held = radsec::next_packet(&mut tls).await.expect("an answer");
+    let held = Packet::parse(&held).expect("a packet");
+    assert_eq!((held.identifier, held.code), (1, ACCESS_ACCEPT));
 }

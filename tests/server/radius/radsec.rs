@@ -26,17 +26,17 @@ use super::radclient::{Outcome, radclient, radclient_present, signed};
 use super::{Rig, SECRET, hotp, rig_with};
 
 /// The shared secret inside TLS (RFC 6614 §2.3).
-const RADSEC: &[u8] = b"radsec";
+pub(super) const RADSEC: &[u8] = b"radsec";
 /// The secret between radclient and radsecproxy, over UDP on loopback.
 const PROXY_SECRET: &str = "proxy udp secret 1";
 
 /// A certificate authority made by the test.
-struct Authority {
+pub(super) struct Authority {
     issuer: Issuer<'static, KeyPair>,
-    pem: String,
+    pub(super) pem: String,
 }
 
-fn authority(name: &str) -> Authority {
+pub(super) fn authority(name: &str) -> Authority {
     let key = KeyPair::generate().expect("a CA key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     params.distinguished_name.push(DnType::CommonName, name);
@@ -54,13 +54,13 @@ fn authority(name: &str) -> Authority {
 }
 
 /// A gateway's client certificate and key, in PEM.
-struct ClientCertificate {
+pub(super) struct ClientCertificate {
     certificate: String,
     key: String,
 }
 
 impl Authority {
-    fn client(&self, name: &str) -> ClientCertificate {
+    pub(super) fn client(&self, name: &str) -> ClientCertificate {
         let key = KeyPair::generate().expect("a client key");
         let mut params = CertificateParams::new(vec![name.to_string()]).expect("params");
         params.distinguished_name.push(DnType::CommonName, name);
@@ -107,7 +107,7 @@ fn radsec_port(rig: &Rig) -> u16 {
 }
 
 /// A TLS connection to the server, presenting `certificate` (or none).
-async fn connect(
+pub(super) async fn connect(
     rig: &Rig,
     certificate: Option<&ClientCertificate>,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
@@ -137,7 +137,7 @@ async fn connect(
 }
 
 /// The next packet of the stream, or None once the server closed it.
-async fn next_packet<R: AsyncRead + Unpin>(reader: &mut R) -> Option<Vec<u8>> {
+pub(super) async fn next_packet<R: AsyncRead + Unpin>(reader: &mut R) -> Option<Vec<u8>> {
     let mut header = [0u8; 4];
     let read = tokio::time::timeout(Duration::from_secs(10), reader.read_exact(&mut header))
         .await
@@ -150,7 +150,7 @@ async fn next_packet<R: AsyncRead + Unpin>(reader: &mut R) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-fn access_request(identifier: u8, code: &str, secret: &[u8]) -> Vec<u8> {
+pub(super) fn access_request(identifier: u8, code: &str, secret: &[u8]) -> Vec<u8> {
     let authenticator = [identifier; 16];
     let hidden = hide_password(code.as_bytes(), secret, &authenticator).expect("hide");
     request(
