@@ -320,7 +320,8 @@ async fn connection(
                         &client.name,
                         &packet,
                         answer.as_deref().map(Vec::as_slice),
-                        started.elapsed(),
+                        // A login held for its approval gave its places back.
+                        (started.elapsed(), permit.is_none()),
                     );
                     settle(&shared, key, answer.clone());
                     if let Some(bytes) = answer {

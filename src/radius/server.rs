@@ -224,13 +224,15 @@ async fn load_reply_attributes(services: &Services) -> Option<HashMap<i64, Vec<A
     }
 }
 
-/// Records how long a packet took from its admission to its answer (or its drop).
+/// Records how long a packet took from its admission to its answer (or its drop). A login
+/// `held` for its approval waited for a person, not for the server: it has a histogram of its
+/// own, so that the requests' latency stays the server's.
 pub(super) fn observe_duration(
     metrics: &Metrics,
     client: &str,
     packet: &Packet,
     answer: Option<&[u8]>,
-    elapsed: Duration,
+    (elapsed, held): (Duration, bool),
 ) {
     let result = match (packet.code, answer.and_then(|bytes| bytes.first())) {
         (_, None) => "dropped",
@@ -240,12 +242,24 @@ pub(super) fn observe_duration(
         (_, Some(&ACCESS_CHALLENGE)) => "challenged",
         (_, Some(_)) => "accounting",
     };
-    metrics.observe(
-        "otpgate_radius_request_duration_seconds",
-        "Time to answer a RADIUS request, by client and result.",
-        &[("client", client), ("result", result)],
-        elapsed,
-    );
+    let labels = [("client", client), ("result", result)];
+    if held {
+        metrics.observe(
+            "otpgate_radius_approval_duration_seconds",
+            "Time to answer a RADIUS login held for its approval in Telegram, by client and \
+             result.",
+            &labels,
+            elapsed,
+        );
+    } else {
+        metrics.observe(
+            "otpgate_radius_request_duration_seconds",
+            "Time to answer a RADIUS request, by client and result (logins held for their \
+             approval apart).",
+            &labels,
+            elapsed,
+        );
+    }
 }
 
 pub(super) fn drop_packet(metrics: &Metrics, reason: &str) {
@@ -325,7 +339,8 @@ pub(super) async fn receive(socket: Arc<UdpSocket>, port: Port, shared: Arc<Shar
                         &client.name,
                         &packet,
                         answer.as_deref().map(Vec::as_slice),
-                        started.elapsed(),
+                        // A login held for its approval gave its places back.
+                        (started.elapsed(), permit.is_none()),
                     );
                     settle(&shared, key, answer.clone());
                     if let Some(bytes) = answer {

@@ -215,6 +215,18 @@ async fn a_password_alone_is_held_until_the_user_approves_in_telegram_then_accep
         (last.0.as_str(), last.1.as_deref(), last.2.as_str()),
         ("accepted", Some("approval"), "radius:nas")
     );
+    // It waited for alice, not for the server: timed apart from the requests' latency.
+    let metrics = s.rig.app.get("/metrics").await.text().await.expect("body");
+    assert!(
+        metrics.contains(
+            r#"otpgate_radius_approval_duration_seconds_count{client="nas",result="accepted"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"otpgate_radius_request_duration_seconds_count{client="nas""#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
