@@ -10,9 +10,9 @@
 //! `radsec_max_in_flight_per_connection` of its requests are being evaluated (a login held for
 //! its approval gives its place back while it waits); each needs a permit of the same global
 //! number of evaluations in flight as UDP, retransmits are answered from the same cache, and
-//! replies go out as they are ready, in any order. A connection
-//! silent for `radsec_idle_timeout_seconds`, with a packet of impossible length, or whose
-//! address no client holds any more is closed. Refusals and closures are counted in
+//! replies go out as they are ready, in any order. A connection silent for
+//! `radsec_idle_timeout_seconds`, with a packet of impossible length, or whose address no
+//! client holds any more is closed. Refusals and closures are counted in
 //! `otpgate_radius_tls_closed_total` by reason.
 
 use std::net::SocketAddr;

@@ -671,12 +671,11 @@ struct Held {
 /// (`radius.max_in_flight`, meant for the CPU's work of checking passwords and codes) is given
 /// back before the wait, and so is its place among its RadSec connection's requests
 /// (`radius.radsec_max_in_flight_per_connection`, which bounds what one peer has read ahead),
-/// so held logins never crowd out others. They are bounded apart, by the
-/// registry of approval waiters (`auth.approval_waiters_max`), shared with the API's waits and
-/// asked for room before an approval starts; a login it cannot take is rejected (never
-/// dropped: a dropped request would be retried, and a retry would send another message). While
-/// held, the request stays in flight in `replies`, so its retransmits join it: it is evaluated
-/// once, and sends one message.
+/// so held logins never crowd out others. They are bounded apart, by the registry of approval
+/// waiters (`auth.approval_waiters_max`), shared with the API's waits and asked for room before
+/// an approval starts; a login it cannot take is rejected (never dropped: a dropped request
+/// would be retried, and a retry would send another message). While held, the request stays in
+/// flight in `replies`, so its retransmits join it: it is evaluated once, and sends one message.
 ///
 /// Number matching over RADIUS: a gateway in a one-field mode shows nothing before the user
 /// answers, so those approvals offer Approve and Deny with no number; the challenge mode shows
