@@ -405,12 +405,9 @@ async fn a_user_without_a_bot_token_is_asked_for_the_code_as_before() {
 async fn over_radsec_a_held_login_leaves_its_connection_free_for_the_requests_behind_it() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = radsec::authority("gateways");
-    let ca_file = dir.path().join("client-ca.pem");
-    std::fs::write(&ca_file, &ca.pem).expect("write the CA");
     let client = json!({"input_mode": "password_code", "separator": ","});
     let s = setup_with(client, |config| {
-        config.radius.radsec_listen = vec!["127.0.0.1:0".into()];
-        config.radius.radsec_client_ca = Some(ca_file);
+        radsec::enable_radsec(config, &ca, dir.path());
         // Room for one request at a time on a connection.
         config.radius.radsec_max_in_flight_per_connection = 1;
     })

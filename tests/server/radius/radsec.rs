@@ -33,7 +33,7 @@ const PROXY_SECRET: &str = "proxy udp secret 1";
 /// A certificate authority made by the test.
 pub(super) struct Authority {
     issuer: Issuer<'static, KeyPair>,
-    pub(super) pem: String,
+    pem: String,
 }
 
 pub(super) fn authority(name: &str) -> Authority {
@@ -76,6 +76,14 @@ impl Authority {
     }
 }
 
+/// Turns RadSec on in `config`, on a free port, with `ca` (written into `dir`) as its client CA.
+pub(super) fn enable_radsec(config: &mut otpgate::Config, ca: &Authority, dir: &Path) {
+    let ca_file = dir.join("client-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).expect("write the CA");
+    config.radius.radsec_listen = vec!["127.0.0.1:0".into()];
+    config.radius.radsec_client_ca = Some(ca_file);
+}
+
 /// An application with RadSec on a free port whose client CA is `ca`, and the RADIUS client
 /// "nas" (code only) for `address`.
 async fn radsec_rig(ca: &Authority, dir: &Path, address: &str) -> Rig {
@@ -89,11 +97,8 @@ async fn radsec_rig_with(
     address: &str,
     adjust: impl FnOnce(&mut otpgate::config::RadiusConfig),
 ) -> Rig {
-    let ca_file = dir.join("client-ca.pem");
-    std::fs::write(&ca_file, &ca.pem).expect("write the CA");
     let rig = rig_with(|config| {
-        config.radius.radsec_listen = vec!["127.0.0.1:0".into()];
-        config.radius.radsec_client_ca = Some(ca_file);
+        enable_radsec(config, ca, dir);
         adjust(&mut config.radius);
     })
     .await;
