@@ -533,7 +533,7 @@ pub(super) async fn resource_users(
         .await?
     {
         Listing::Found { items, total } => {
-            Ok(HttpResponse::Ok().json(UserList::new(items, total, page)))
+            Ok(HttpResponse::Ok().json(UserList::of(&state, items, total, page).await?))
         }
         Listing::NoSuchResource => Err(ApiError::NotFound("resource")),
     }

@@ -1,6 +1,8 @@
 //! Managing users through the API (admin keys only): create, list with filters, show, change,
 //! set or clear the password, enable, disable, delete.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -43,10 +45,14 @@ pub struct UserJson {
     created_at: i64,
     /// Unix seconds.
     updated_at: i64,
+    /// The directory the user comes from (their login, names, email and phone are its, and
+    /// their password is checked by it); null for a user of otpgate's own.
+    directory: Option<String>,
 }
 
-impl From<User> for UserJson {
-    fn from(user: User) -> Self {
+impl UserJson {
+    /// A user as shown, with the name of the directory they come from (None for a local user).
+    fn new(user: User, directory: Option<String>) -> Self {
         UserJson {
             id: user.id,
             login: user.login,
@@ -58,7 +64,14 @@ impl From<User> for UserJson {
             enabled: user.enabled,
             created_at: user.created_at,
             updated_at: user.updated_at,
+            directory,
         }
+    }
+
+    /// A user as shown, with the directory they come from looked up.
+    async fn of(state: &AppState, user: User) -> Result<Self, ApiError> {
+        let directory = crate::directories::keeper(&state.store, user.id).await?;
+        Ok(UserJson::new(user, directory))
     }
 }
 
@@ -73,13 +86,31 @@ pub struct UserList {
 }
 
 impl UserList {
-    pub(super) fn new(items: Vec<User>, total: i64, page: Page) -> UserList {
-        UserList {
-            items: items.into_iter().map(UserJson::from).collect(),
+    /// One page of users, each with the directory they come from (one lookup for the page).
+    pub(super) async fn of(
+        state: &AppState,
+        items: Vec<User>,
+        total: i64,
+        page: Page,
+    ) -> Result<UserList, ApiError> {
+        let mut directories: HashMap<i64, String> = state
+            .store
+            .directory_names_of(items.iter().map(|user| user.id).collect())
+            .await?
+            .into_iter()
+            .collect();
+        Ok(UserList {
+            items: items
+                .into_iter()
+                .map(|user| {
+                    let directory = directories.remove(&user.id);
+                    UserJson::new(user, directory)
+                })
+                .collect(),
             total,
             limit: page.limit,
             offset: page.offset,
-        }
+        })
     }
 }
 
@@ -109,9 +140,6 @@ pub struct ResourceRefJson {
 pub struct UserDetailJson {
     #[serde(flatten)]
     user: UserJson,
-    /// The directory the user comes from (their login, names, email and phone are its, and
-    /// their password is checked by it); null for a user of otpgate's own.
-    directory: Option<String>,
     tokens: Vec<UserTokenJson>,
     resources: Vec<ResourceRefJson>,
 }
@@ -120,8 +148,7 @@ impl UserDetailJson {
     /// The user's detail, with the name of the directory they come from (None for a local user).
     fn new(detail: UserDetail, directory: Option<String>) -> Self {
         UserDetailJson {
-            user: detail.user.into(),
-            directory,
+            user: UserJson::new(detail.user, directory),
             tokens: detail
                 .tokens
                 .into_iter()
@@ -283,7 +310,7 @@ pub(super) async fn create_user(
         .create_user(draft, caller.audit(now, "user.create", "ok"), now)
         .await
         .map_err(duplicate_login(&login))?;
-    Ok(HttpResponse::Created().json(UserJson::from(user)))
+    Ok(HttpResponse::Created().json(UserJson::new(user, None)))
 }
 
 /// Lists users, ordered by login, one page at a time.
@@ -329,7 +356,7 @@ pub(super) async fn list_users(
     };
     match state.store.list_users(filter, page).await? {
         Listing::Found { items, total } => {
-            Ok(HttpResponse::Ok().json(UserList::new(items, total, page)))
+            Ok(HttpResponse::Ok().json(UserList::of(&state, items, total, page).await?))
         }
         Listing::NoSuchResource => Err(ApiError::field("resource", "no such resource")),
     }
@@ -427,7 +454,7 @@ pub(super) async fn update_user(
         .map_err(duplicate_login(login.as_deref().unwrap_or_default()))?
         .ok_or(ApiError::NotFound("user"))?;
     state.delivery.wake();
-    Ok(HttpResponse::Ok().json(UserJson::from(user)))
+    Ok(HttpResponse::Ok().json(UserJson::of(&state, user).await?))
 }
 
 /// Sets a user's password, or removes it with `null`.
@@ -503,7 +530,7 @@ async fn set_enabled(
         .update_user(key, changes, caller.audit(now, "user.update", "ok"), now)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    Ok(HttpResponse::Ok().json(UserJson::from(user)))
+    Ok(HttpResponse::Ok().json(UserJson::of(&state, user).await?))
 }
 
 /// Unlocks a user's logins: ends the failed logins in a row that locked the account (or make

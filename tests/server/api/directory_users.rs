@@ -3,7 +3,7 @@
 //! nothing changes; what otpgate keeps (enabled, tokens, assignments) changes as for anyone.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::api::{assert_field, count, create_resource, send};
 use crate::helpers::app::spawn_app;
@@ -158,4 +158,78 @@ async fn a_directory_users_enabled_flag_tokens_and_assignments_change_as_for_any
         (after.login, after.first_name, after.email, after.phone),
         (before.login, before.first_name, before.email, before.phone)
     );
+}
+
+#[tokio::test]
+async fn every_answer_that_shows_a_user_names_the_directory_they_come_from() {
+    let Some(slapd) = small_slapd().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let admin = app.api_key(&["--admin"]);
+    let id = directory_user(&app, &admin, &slapd).await;
+    let (status, local) = send(
+        &app,
+        Method::POST,
+        "/users",
+        &admin,
+        Some(json!({"login": "bob"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{local}");
+    assert_eq!(local["directory"], Value::Null, "{local}");
+    create_resource(&app, &admin, "vpn").await;
+    for user in [json!(id), json!("bob")] {
+        let (status, body) = send(
+            &app,
+            Method::POST,
+            "/resources/vpn/users",
+            &admin,
+            Some(json!({ "user": user })),
+        )
+        .await;
+        assert!(status == 204 || status == 200, "{status} {body}");
+    }
+    let directory_of = |list: &Value| -> Vec<(String, Value)> {
+        list["items"]
+            .as_array()
+            .expect("a page of users")
+            .iter()
+            .map(|user| {
+                (
+                    user["login"].as_str().unwrap_or_default().to_string(),
+                    user["directory"].clone(),
+                )
+            })
+            .collect()
+    };
+    let expected = vec![
+        ("alice".to_string(), json!("Example")),
+        ("bob".to_string(), Value::Null),
+    ];
+    for path in ["/users", "/resources/vpn/users"] {
+        let (status, list) = send(&app, Method::GET, path, &admin, None).await;
+        assert_eq!(status, 200, "{path}: {list}");
+        assert_eq!(directory_of(&list), expected, "{path}: {list}");
+    }
+    let (status, changed) = send(
+        &app,
+        Method::PATCH,
+        &format!("/users/{id}"),
+        &admin,
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["directory"], "Example", "{changed}");
+    let (status, enabled) = send(
+        &app,
+        Method::POST,
+        &format!("/users/{id}/enable"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{enabled}");
+    assert_eq!(enabled["directory"], "Example", "{enabled}");
 }
