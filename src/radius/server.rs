@@ -115,6 +115,14 @@ impl Port {
             Port::Tls => [ACCESS_REQUEST, ACCOUNTING_REQUEST, STATUS_SERVER].contains(&code),
         }
     }
+
+    /// How the request came, as its audit line says: `UDP` or `RadSec`.
+    fn transport(self) -> &'static str {
+        match self {
+            Port::Authentication | Port::Accounting => "UDP",
+            Port::Tls => "RadSec",
+        }
+    }
 }
 
 pub(super) type ReplyKey = super::replies::RequestKey;
@@ -456,13 +464,13 @@ pub(super) async fn handle(
                 drop_packet(metrics, "bad_authenticator");
                 return None;
             }
-            record_accounting(services, client, packet, source).await?;
+            record_accounting(services, client, packet, source, port).await?;
             count(metrics, &client.name, "accounting");
             (ACCOUNTING_RESPONSE, Vec::new())
         }
         _ => {
             let (code, result, attributes) =
-                match access(services, client, packet, source, permit).await? {
+                match access(services, client, packet, source, port, permit).await? {
                     Access::Accepted => (
                         ACCESS_ACCEPT,
                         "accepted",
@@ -511,29 +519,30 @@ fn end_user_ip(packet: &Packet) -> Option<String> {
         .map(|address| address.to_canonical().to_string())
 }
 
-fn caller(client: &Client, packet: &Packet, source: SocketAddr) -> Caller {
+fn caller(client: &Client, packet: &Packet, source: SocketAddr, port: Port) -> Caller {
     Caller {
         key_id: None,
         actor: format!("radius:{}", client.name),
         resource_scope: Some(client.resource_id),
         client_ip: Some(source.ip().to_canonical().to_string()),
-        detail: Some(request_detail(packet)),
+        detail: Some(request_detail(packet, port)),
     }
 }
 
-/// What the audit line of a request says about it: its id (which the `Class` of its
-/// Access-Accept repeats) and the NAS-Identifier.
-fn request_detail(packet: &Packet) -> String {
+/// What the audit line of a request says about it: how it came (UDP or RadSec), the
+/// NAS-Identifier, and its id (which the `Class` of its Access-Accept repeats).
+fn request_detail(packet: &Packet, port: Port) -> String {
     let id = request_id(&packet.authenticator);
+    let transport = port.transport();
     match packet.text(NAS_IDENTIFIER) {
         Some(nas) => format!(
-            "NAS-Identifier {}; request {id}",
+            "{transport}; NAS-Identifier {}; request {id}",
             nas.chars()
                 .filter(|c| !c.is_control())
                 .take(64)
                 .collect::<String>()
         ),
-        None => format!("request {id}"),
+        None => format!("{transport}; request {id}"),
     }
 }
 
@@ -569,9 +578,10 @@ async fn access(
     client: &Client,
     packet: &Packet,
     source: SocketAddr,
+    port: Port,
     permit: &mut Option<Places>,
 ) -> Option<Access> {
-    let caller = caller(client, packet, source);
+    let caller = caller(client, packet, source, port);
     let end_user_ip = end_user_ip(packet);
     let refuse = |reason: &'static str| {
         let mut entry = AuditEntry::new(
@@ -1112,6 +1122,7 @@ async fn record_accounting(
     client: &Client,
     packet: &Packet,
     source: SocketAddr,
+    port: Port,
 ) -> Option<()> {
     let status = match packet
         .first(ACCT_STATUS_TYPE)
@@ -1137,13 +1148,14 @@ async fn record_accounting(
             })
             .unwrap_or_default()
     };
-    let caller = caller(client, packet, source);
+    let caller = caller(client, packet, source, port);
     let mut entry = AuditEntry::new(crate::clock::now(), caller.actor, "radius.accounting", "ok");
     entry.client_ip = caller.client_ip;
     entry.end_user_ip = end_user_ip(packet);
     entry.resource_id = Some(client.resource_id);
     entry.detail = Some(format!(
-        "{status}; user {}; session {}; NAS-Identifier {}{}",
+        "{}; {status}; user {}; session {}; NAS-Identifier {}{}",
+        port.transport(),
         short(USER_NAME),
         short(ACCT_SESSION_ID),
         short(NAS_IDENTIFIER),

@@ -56,7 +56,10 @@ async fn a_code_alone_is_accepted_once_and_its_replay_rejected() {
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .expect("the audit line");
-    assert!(nas.starts_with("NAS-Identifier fw-east; request "), "{nas}");
+    assert!(
+        nas.starts_with("UDP; NAS-Identifier fw-east; request "),
+        "{nas}"
+    );
     assert_eq!(end_user, "198.51.100.7");
     let (outcome, text) = radclient(rig.port(), "auth", SECRET, &signed("alice", &hotp(0))).await;
     assert_eq!(outcome, Outcome::Reject, "a used code: {text}");
@@ -231,7 +234,11 @@ async fn status_server_is_answered_and_accounting_is_recorded() {
             |row| row.get(0),
         )
         .expect("an accounting line");
-    assert!(detail.contains("start") && detail.contains("s-42") && detail.contains("fw-east"));
+    assert!(detail.starts_with("UDP; start; "), "{detail}");
+    assert!(
+        detail.contains("s-42") && detail.contains("fw-east"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

@@ -527,7 +527,7 @@ async fn radclient_through_radsecproxy_is_accepted_for_the_right_code_and_reject
         )
         .expect("the audit line");
     assert!(
-        detail.starts_with("NAS-Identifier fw-radsec; request "),
+        detail.starts_with("RadSec; NAS-Identifier fw-radsec; request "),
         "{detail}"
     );
     assert_eq!(client_ip, "127.0.0.1");
@@ -538,6 +538,7 @@ async fn radclient_through_radsecproxy_is_accepted_for_the_right_code_and_reject
             |row| row.get(0),
         )
         .expect("the accounting line");
+    assert!(accounted.starts_with("RadSec; start; "), "{accounted}");
     assert!(accounted.contains("session s-9"), "{accounted}");
 }
 
