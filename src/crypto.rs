@@ -135,6 +135,7 @@ pub struct Keys {
     cipher: XChaCha20Poly1305,
     pin_key: [u8; 32],
     code_key: [u8; 32],
+    cookie_key: [u8; 32],
     path: PathBuf,
     /// A sealed seed no token has, made on first use (see [`Keys::decoy_seed`]).
     decoy: std::sync::OnceLock<Vec<u8>>,
@@ -162,6 +163,7 @@ impl Keys {
             cipher: XChaCha20Poly1305::new(&cipher_key.into()),
             pin_key: derive(&master, b"otpgate pin key v1"),
             code_key: derive(&master, b"otpgate challenge code key v1"),
+            cookie_key: derive(&master, b"otpgate cookie key v1"),
             path,
             decoy: std::sync::OnceLock::new(),
         }
@@ -287,6 +289,24 @@ impl Keys {
 
     pub fn pin_matches(&self, pin: &str, stored: &[u8]) -> bool {
         constant_time_eq(&self.pin_hash(pin), stored)
+    }
+
+    /// The tag that shows a cookie's value was written by this server, for this cookie name
+    /// and path: HMAC-SHA-256 under a key of its own, cut to 16 bytes. For a cookie that is
+    /// not looked up in the store (a flash message), which another host of the domain could
+    /// otherwise plant.
+    pub fn cookie_tag(&self, name: &str, path: &str, value: &str) -> [u8; 16] {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.cookie_key)
+            .expect("HMAC accepts keys of any length");
+        for part in [name, path, value] {
+            // Each part with its length first, so that no two different triples hash alike.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&full[..16]);
+        tag
     }
 }
 

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::error::PageError;
 use super::{AppState, session};
+use crate::crypto;
 use crate::domain::{FieldError, Refused, RuleError};
 
 /// What is wrong with a submitted form: messages by field, shown next to each field, or on top
@@ -223,7 +224,8 @@ impl Flash<'_> {
         message: &str,
         problem: bool,
     ) -> HttpResponse {
-        let mut cookie = session::cookie(state, self.cookie, encode_flash(message, problem));
+        let value = encode_flash(&self.signer(state), message, problem, crate::clock::now());
+        let mut cookie = session::cookie(state, self.cookie, value);
         cookie.set_path(self.path.to_string());
         cookie.set_max_age(CookieDuration::seconds(60));
         let mut response = see_other(location);
@@ -231,12 +233,21 @@ impl Flash<'_> {
         response
     }
 
-    /// The message the previous redirect left, if any.
+    /// The message the previous redirect left, if any: only one this server wrote, for this
+    /// cookie and path, within the minute it is meant for.
     pub fn read(&self, state: &AppState, request: &HttpRequest) -> Option<Notice> {
         request
             .cookie(session::cookie_name(state, self.cookie))
-            .and_then(|c| decode_flash(c.value()))
+            .and_then(|c| decode_flash(&self.signer(state), c.value(), crate::clock::now()))
             .filter(|notice| !notice.text.is_empty())
+    }
+
+    fn signer<'a>(&'a self, state: &'a AppState) -> Signer<'a> {
+        Signer {
+            keys: &state.keys,
+            cookie: self.cookie,
+            path: self.path,
+        }
     }
 
     /// Clears the message once a page showed it.
@@ -247,15 +258,48 @@ impl Flash<'_> {
     }
 }
 
-/// Flash text in a cookie value: `n` for news or `p` for a problem, then the text in
-/// hexadecimal, so that no character can break the cookie.
-fn encode_flash(text: &str, problem: bool) -> String {
-    let tone = if problem { "p" } else { "n" };
-    format!("{tone}{}", data_encoding::HEXLOWER.encode(text.as_bytes()))
+/// How long a flash message is good for: the cookie's own lifetime.
+const FLASH_SECONDS: i64 = 60;
+
+/// What a flash cookie's tag is made with: the server's keys, and the cookie's name and path.
+struct Signer<'a> {
+    keys: &'a crypto::Keys,
+    cookie: &'a str,
+    path: &'a str,
 }
 
-fn decode_flash(value: &str) -> Option<Notice> {
-    let (problem, hex) = match value.split_at_checked(1)? {
+impl Signer<'_> {
+    fn tag(&self, signed: &str) -> [u8; 16] {
+        self.keys.cookie_tag(self.cookie, self.path, signed)
+    }
+}
+
+/// Flash text in a cookie value: `n` for news or `p` for a problem, then the text in
+/// hexadecimal, so that no character can break the cookie; then `.`, the Unix second it
+/// expires, `.` and the tag over all that before it, so that only this server's own message
+/// is shown, where it was meant, and not long after.
+fn encode_flash(signer: &Signer<'_>, text: &str, problem: bool, now: i64) -> String {
+    let tone = if problem { "p" } else { "n" };
+    let signed = format!(
+        "{tone}{}.{}",
+        data_encoding::HEXLOWER.encode(text.as_bytes()),
+        now.saturating_add(FLASH_SECONDS)
+    );
+    let tag = data_encoding::HEXLOWER.encode(&signer.tag(&signed));
+    format!("{signed}.{tag}")
+}
+
+fn decode_flash(signer: &Signer<'_>, value: &str, now: i64) -> Option<Notice> {
+    let (signed, tag) = value.rsplit_once('.')?;
+    let tag = data_encoding::HEXLOWER.decode(tag.as_bytes()).ok()?;
+    if !crypto::constant_time_eq(&tag, &signer.tag(signed)) {
+        return None;
+    }
+    let (message, expires) = signed.split_once('.')?;
+    if expires.parse::<i64>().ok()? < now {
+        return None;
+    }
+    let (problem, hex) = match message.split_at_checked(1)? {
         ("p", hex) => (true, hex),
         ("n", hex) => (false, hex),
         _ => return None,
@@ -450,23 +494,77 @@ pub fn path_id(text: &str) -> Result<i64, PageError> {
 mod tests {
     use super::*;
 
+    fn keys() -> (tempfile::TempDir, crypto::Keys) {
+        let dir = tempfile::tempdir().expect("dir");
+        let keys = crypto::Keys::load_or_create(&dir.path().join("k"), true).expect("keys");
+        (dir, keys)
+    }
+
+    fn signer<'a>(keys: &'a crypto::Keys, cookie: &'a str, path: &'a str) -> Signer<'a> {
+        Signer { keys, cookie, path }
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
     #[test]
     fn a_flash_message_survives_its_cookie_with_its_tone() {
+        let (_dir, keys) = keys();
+        let signer = signer(&keys, "flash", "/");
         for text in ["Token “Phone” is active.", "a; b, c=d %41", "", "ünïcödé"] {
             for problem in [false, true] {
-                let encoded = encode_flash(text, problem);
+                let encoded = encode_flash(&signer, text, problem, NOW);
                 assert!(
                     encoded
                         .bytes()
                         .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
                 );
                 let text = text.to_string();
-                assert_eq!(decode_flash(&encoded), Some(Notice { text, problem }));
+                assert_eq!(
+                    decode_flash(&signer, &encoded, NOW + FLASH_SECONDS),
+                    Some(Notice { text, problem })
+                );
             }
         }
-        for garbage in ["", "zz", "x41", "n4", "nzz", "41"] {
-            assert_eq!(decode_flash(garbage), None, "{garbage}");
+        for garbage in [
+            "", "zz", "x41", "n4", "nzz", "41", "n41", "n41.1", "n41.1.zz", "..",
+        ] {
+            assert_eq!(decode_flash(&signer, garbage, NOW), None, "{garbage}");
         }
+    }
+
+    #[test]
+    fn a_flash_message_is_shown_only_as_this_server_wrote_it_where_and_when_it_was_meant() {
+        let (_dir, keys) = keys();
+        let (_other_dir, other_keys) = self::keys();
+        let signer = signer(&keys, "flash", "/portal/vpn");
+        let encoded = encode_flash(&signer, "Saved.", false, NOW);
+        assert!(decode_flash(&signer, &encoded, NOW).is_some());
+        // Unsigned, as another host of the domain could plant it.
+        let planted = format!("p{}", data_encoding::HEXLOWER.encode(b"Call us"));
+        assert_eq!(decode_flash(&signer, &planted, NOW), None);
+        // Its tone, text or expiry changed.
+        for (from, to) in [("n", "p"), ("53", "54"), (".18", ".19")] {
+            let changed = encoded.replacen(from, to, 1);
+            assert_ne!(changed, encoded);
+            assert_eq!(decode_flash(&signer, &changed, NOW), None, "{changed}");
+        }
+        // Another server's, another cookie's or another portal's.
+        for elsewhere in [
+            Signer {
+                keys: &other_keys,
+                cookie: "flash",
+                path: "/portal/vpn",
+            },
+            self::signer(&keys, "other", "/portal/vpn"),
+            self::signer(&keys, "flash", "/portal/wifi"),
+        ] {
+            assert_eq!(decode_flash(&elsewhere, &encoded, NOW), None);
+        }
+        // Expired.
+        assert_eq!(
+            decode_flash(&signer, &encoded, NOW + FLASH_SECONDS + 1),
+            None
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod account;
 pub mod approvals;
 mod directory_users;
 mod enrol;
+mod flash;
 mod login;
 mod policy;
 mod refusals;
