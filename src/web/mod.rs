@@ -140,15 +140,29 @@ pub async fn observe(
         );
     }
     if let Some(state) = state {
-        state.metrics.observe_request(
-            &route,
-            &method,
-            response.status().as_u16(),
-            started.elapsed(),
-        );
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        if response
+            .response()
+            .extensions()
+            .contains::<WaitedForApproval>()
+        {
+            state
+                .metrics
+                .observe_approval_wait(&route, &method, status, elapsed);
+        } else {
+            state
+                .metrics
+                .observe_request(&route, &method, status, elapsed);
+        }
     }
     Ok(response)
 }
+
+/// Marks the answer to a request that asked to wait for a person's decision (the API's `wait`
+/// for an approval): its time goes to a histogram of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitedForApproval;
 
 impl AppState {
     /// The general settings in force while none are stored: from the configuration file.

@@ -309,7 +309,13 @@ pub async fn authenticate(
             ..nothing
         },
     };
-    Ok(HttpResponse::Ok().json(response))
+    let mut answer = HttpResponse::Ok().json(response);
+    if wait_until.is_some() {
+        answer
+            .extensions_mut()
+            .insert(crate::web::WaitedForApproval);
+    }
+    Ok(answer)
 }
 
 /// Sends one-time passwords to the user's MAIL, SMS and BOT tokens in the resource, or asks

@@ -801,6 +801,40 @@ async fn wait_answers_pending_at_its_bound_and_rejected_at_the_expiry() {
         .authenticate(json!({ "transaction": asked.transaction, "wait": 30 }))
         .await;
     assert_eq!(expired["result"], "rejected", "{expired}");
+    // Requests that wait for a person are timed apart: an operator's alert on the API's
+    // latency is not set off by people slow to press a button.
+    let metrics = s
+        .app
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("the metrics");
+    let route = "route=\"/api/v1/auth/authenticate\"";
+    assert!(
+        metrics.contains(&format!(
+            "otpgate_http_approval_wait_duration_seconds_count{{{route}}} 2\n"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "otpgate_http_approval_wait_duration_seconds_bucket{{{route},le=\"0.5\"}} 0\n"
+        )),
+        "the pending answer waited its second: {metrics}"
+    );
+    assert!(
+        !metrics.contains(&format!(
+            "otpgate_http_request_duration_seconds_count{{{route}}}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "otpgate_http_requests_total{{{route},method=\"POST\",status=\"200\"}} 2\n"
+        )),
+        "still counted among the requests: {metrics}"
+    );
     s.stop().await;
 }
 
