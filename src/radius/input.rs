@@ -114,18 +114,7 @@ pub fn split(mode: &InputMode, field: &[u8]) -> Result<Typed, Malformed> {
             })
         }
         InputMode::StaticChallenge => {
-            let rest = text
-                .strip_prefix("SCRV1:")
-                .ok_or(Malformed::NotStaticChallenge)?;
-            let (password, code) = rest.split_once(':').ok_or(Malformed::NotStaticChallenge)?;
-            let decode = |part: &str| {
-                BASE64
-                    .decode(part.as_bytes())
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok())
-                    .ok_or(Malformed::NotStaticChallenge)
-            };
-            let (password, code) = (decode(password)?, decode(code)?);
+            let (password, code) = static_challenge(text)?;
             if code.is_empty() {
                 return Err(Malformed::NoCode);
             }
@@ -170,6 +159,22 @@ pub fn split(mode: &InputMode, field: &[u8]) -> Result<Typed, Malformed> {
     }
 }
 
+/// OpenVPN's static challenge response, `SCRV1:<base64 password>:<base64 response>`, decoded.
+fn static_challenge(text: &str) -> Result<(String, String), Malformed> {
+    let rest = text
+        .strip_prefix("SCRV1:")
+        .ok_or(Malformed::NotStaticChallenge)?;
+    let (password, response) = rest.split_once(':').ok_or(Malformed::NotStaticChallenge)?;
+    let decode = |part: &str| {
+        BASE64
+            .decode(part.as_bytes())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(Malformed::NotStaticChallenge)
+    };
+    Ok((decode(password)?, decode(response)?))
+}
+
 /// The password field of the first request in the challenge mode: the password alone.
 pub fn password(field: &[u8]) -> Result<String, Malformed> {
     let text = std::str::from_utf8(field).map_err(|_| Malformed::NotText)?;
@@ -179,22 +184,33 @@ pub fn password(field: &[u8]) -> Result<String, Malformed> {
     Ok(text.to_string())
 }
 
-/// The password of a one-field login that asks for an approval in Telegram instead of typing a
-/// code (`Combined` modes only): the field is the password followed by the client's approval
-/// word (after the separator, if any; before it, and first, when the code comes first), or the
-/// password alone — no code can be cut off it (no separator in it, or nothing after it; without
-/// a separator, a field no longer than the code). None when the field holds a code, or is
-/// empty, or the mode is another.
+/// The password of a login that asks for an approval in Telegram instead of typing a code, in
+/// the modes where the password comes with it:
+/// - `Combined`: the field is the password followed by the client's approval word (after the
+///   separator, if any; before it, and first, when the code comes first), or the password
+///   alone — no code can be cut off it (no separator in it, or nothing after it; without a
+///   separator, a field no longer than the code);
+/// - `StaticChallenge`: the second box (OpenVPN's challenge response) holds nothing or the
+///   approval word.
+///
+/// None when the field holds a code, or no password, or the mode is another.
 pub fn approval_password(mode: &InputMode, field: &[u8], word: Option<&str>) -> Option<String> {
-    let InputMode::Combined {
-        code_first,
-        separator,
-        code_length,
-    } = mode
-    else {
-        return None;
-    };
     let text = std::str::from_utf8(field).ok()?;
+    let (code_first, separator, code_length) = match mode {
+        InputMode::Combined {
+            code_first,
+            separator,
+            code_length,
+        } => (code_first, separator, code_length),
+        InputMode::StaticChallenge => {
+            let (password, response) = static_challenge(text).ok()?;
+            let response = response.trim();
+            let asked = response.is_empty()
+                || word.is_some_and(|word| !word.is_empty() && response.eq_ignore_ascii_case(word));
+            return (asked && !password.is_empty()).then_some(password);
+        }
+        InputMode::CodeOnly | InputMode::Challenge => return None,
+    };
     let separator = separator.as_deref().unwrap_or("");
     let password = match word {
         Some(word) if !word.is_empty() => {
@@ -281,6 +297,47 @@ mod tests {
         assert_eq!(ask(&cut, "short", None).as_deref(), Some("short"));
         assert_eq!(ask(&InputMode::CodeOnly, "secret", None), None);
         assert_eq!(ask(&InputMode::Challenge, "secret", None), None);
+    }
+
+    #[test]
+    fn a_static_challenge_answered_with_nothing_or_the_word_asks_for_an_approval() {
+        let scrv1 = |password: &str, response: &str| {
+            format!(
+                "SCRV1:{}:{}",
+                BASE64.encode(password.as_bytes()),
+                BASE64.encode(response.as_bytes())
+            )
+        };
+        let ask = |field: &str, word: Option<&str>| {
+            approval_password(&InputMode::StaticChallenge, field.as_bytes(), word)
+        };
+        assert_eq!(ask(&scrv1("secret", ""), None).as_deref(), Some("secret"));
+        assert_eq!(
+            ask(&scrv1("secret", ""), Some("push")).as_deref(),
+            Some("secret")
+        );
+        assert_eq!(
+            ask(&scrv1("secret", "Push"), Some("push")).as_deref(),
+            Some("secret")
+        );
+        assert_eq!(
+            ask(&scrv1("sec:ret", " push "), Some("push")).as_deref(),
+            Some("sec:ret")
+        );
+        // A code, the word where the client has none, no password, or not SCRV1 at all.
+        assert_eq!(ask(&scrv1("secret", "123456"), Some("push")), None);
+        assert_eq!(ask(&scrv1("secret", "push"), None), None);
+        assert_eq!(ask(&scrv1("", ""), Some("push")), None);
+        assert_eq!(ask("secret", Some("push")), None);
+        assert_eq!(ask("SCRV1:!!:", Some("push")), None);
+        // The code still goes the usual way.
+        assert_eq!(
+            split(
+                &InputMode::StaticChallenge,
+                scrv1("secret", "123456").as_bytes()
+            ),
+            typed(Some("secret"), "123456")
+        );
     }
 
     fn typed(password: Option<&str>, code: &str) -> Result<Typed, Malformed> {

@@ -40,8 +40,9 @@ pub struct RadiusClientJson {
     /// Seconds an Access-Request is held for the user's decision in Telegram (Approve in
     /// Telegram); the gateway's own RADIUS timeout must be longer.
     approval_wait: i64,
-    /// In the one-field modes, the word typed after the password (`push`) that asks for an
-    /// approval; null: the password alone asks.
+    /// The word (`push`) that asks for an approval: typed after the password in the one-field
+    /// modes, in the second box of OpenVPN's static challenge, as the answer to the challenge;
+    /// null: the password alone (or an empty answer) asks.
     approval_word: Option<String>,
     /// Unix seconds.
     created_at: i64,

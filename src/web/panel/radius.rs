@@ -392,7 +392,7 @@ fn client_fields(
         }
         fieldset {
             legend { "Approve in Telegram" }
-            p.note { "When the resource allows approvals, a user with a Telegram (BOT) token may approve the login in Telegram instead of typing a code: in the one-field modes by typing the password alone or followed by the approval word; in the challenge mode by answering the challenge with nothing or the word." }
+            p.note { "When the resource allows approvals, a user with a Telegram (BOT) token may approve the login in Telegram instead of typing a code: in the one-field modes by typing the password alone or followed by the approval word; with OpenVPN's static challenge by leaving the code's box empty or typing the word there; in the challenge mode by answering the challenge with nothing or the word." }
             label {
                 "Approval wait (seconds)"
                 small { "How long the gateway's request is held for the user's answer (5 to 120). Set the gateway's RADIUS timeout longer than this." }

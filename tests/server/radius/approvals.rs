@@ -1,11 +1,13 @@
 //! Approve in Telegram over RADIUS, through radclient and the fake Bot API: a password alone (or
 //! followed by the approval word) in one field, checked first, starts one approval and holds
-//! the Access-Request until the user presses a button; retransmits join the held request; the
-//! challenge mode offers the approval beside the code; over RadSec, a held login leaves its
-//! connection to the requests behind it.
+//! the Access-Request until the user presses a button, and so does OpenVPN's static challenge
+//! answered with the word; retransmits join the held request; the challenge mode offers the
+//! approval beside the code; over RadSec, a held login leaves its connection to the requests
+//! behind it.
 
 use std::time::{Duration, Instant};
 
+use data_encoding::BASE64;
 use otpgate::radius::packet::{self, ACCESS_ACCEPT, Packet, STATUS_SERVER};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -247,6 +249,35 @@ async fn the_password_followed_by_the_approval_word_asks_too_and_a_denial_reject
         reasons.last().and_then(|(_, reason, _)| reason.as_deref()),
         Some("approval_denied")
     );
+}
+
+#[tokio::test]
+async fn an_openvpn_static_challenge_answered_with_the_approval_word_is_held_and_approved() {
+    if !radclient::present() {
+        return;
+    }
+    let s = setup(json!({"input_mode": "static_challenge", "approval_word": "push"})).await;
+    let scrv1 = |response: &str| {
+        format!(
+            "SCRV1:{}:{}",
+            BASE64.encode(PASSWORD.as_bytes()),
+            BASE64.encode(response.as_bytes())
+        )
+    };
+    let reply = s.send_held(request("alice", &scrv1("push")));
+    let message = s.approval_message().await;
+    s.press(&data_of(&message, "Approve")).await;
+    let reply = reply.await.expect("radclient ran");
+    assert_code(&reply, "Access-Accept");
+    let reasons = s.rig.reasons();
+    assert_eq!(
+        reasons.last().and_then(|(_, reason, _)| reason.as_deref()),
+        Some("approval")
+    );
+    // The code in the second box goes the usual way, and sends nothing.
+    let reply = s.send_held(request("alice", &scrv1(&hotp(0)))).await;
+    assert_code(&reply.expect("radclient ran"), "Access-Accept");
+    assert_eq!(s.messages(), 2, "the activation's and the one approval's");
 }
 
 #[tokio::test]
