@@ -25,7 +25,7 @@ use teloxide_core::types::{
     AllowedUpdate, CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message,
     UpdateKind,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use super::approval;
 use super::{Accepted, Channel, Outgoing, SendError, SendFuture, open_secret};
@@ -351,8 +351,34 @@ const EXPIRED_PER_ROUND: i64 = 50;
 /// How often the bot looks for approvals that expired unanswered.
 const EXPIRY_ROUND: Duration = Duration::from_secs(1);
 
+/// What Telegram is told after a press: the toast that answers the query, and the message's
+/// new text when the press decided something.
+struct Told {
+    query: teloxide_core::types::CallbackQueryId,
+    toast: &'static str,
+    edit: Option<(String, (ChatId, teloxide_core::types::MessageId))>,
+}
+
+impl Told {
+    /// Answers the query (Telegram is always answered), then edits the message.
+    async fn tell(self, bot: &teloxide_core::Bot) {
+        if let Err(e) = bot.answer_callback_query(self.query).text(self.toast).await {
+            tracing::info!(error = %classify(e), "cannot answer a pressed button");
+        }
+        if let Some((text, (chat, message_id))) = self.edit
+            && let Err(e) = bot.edit_message_text(chat, message_id, text).await
+        {
+            tracing::info!(error = %classify(e), "cannot edit an approval's message");
+        }
+    }
+}
+
 /// The longest wait between two tries to reach Telegram.
 const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How many pressed buttons are being answered in Telegram at once (the toast, then the
+/// message's new text). The decisions themselves never wait for Telegram: a slow answer to one
+/// press holds up no other sign-in; past this bound, reading further updates waits.
+const ANSWERS_IN_FLIGHT: usize = 32;
 
 impl Telegram {
     pub fn new(store: Store, keys: Keys, waiters: Waiters) -> Arc<Telegram> {
@@ -499,6 +525,7 @@ impl Telegram {
             }
         };
         let mut retry = Duration::from_secs(1);
+        let answering = Arc::new(Semaphore::new(ANSWERS_IN_FLIGHT));
         loop {
             let request = bot
                 .get_updates()
@@ -520,7 +547,17 @@ impl Telegram {
                         next = next.max(i64::from(update.id.0) + 1);
                         match update.kind {
                             UpdateKind::Message(message) => self.handle(bot, &message).await,
-                            UpdateKind::CallbackQuery(query) => self.press(bot, &query).await,
+                            UpdateKind::CallbackQuery(query) => {
+                                let told = self.press(&query).await;
+                                // Never closed: the semaphore lives as long as this loop.
+                                if let Ok(permit) = answering.clone().acquire_owned().await {
+                                    let bot = bot.clone();
+                                    tokio::spawn(async move {
+                                        told.tell(&bot).await;
+                                        drop(permit);
+                                    });
+                                }
+                            }
                             _ => {}
                         }
                     }
@@ -583,10 +620,10 @@ impl Telegram {
         }
     }
 
-    /// Answers a button pressed under an approval's message: the store decides (the chat, the
-    /// Telegram user and the state are checked there, never taken from the button), Telegram
-    /// is always answered, and the message says what became of the sign-in.
-    async fn press(&self, bot: &teloxide_core::Bot, query: &CallbackQuery) {
+    /// Decides on a button pressed under an approval's message: the store decides (the chat,
+    /// the Telegram user and the state are checked there, never taken from the button) and the
+    /// sign-in waiting for it is woken; what Telegram is to be told comes back.
+    async fn press(&self, query: &CallbackQuery) -> Told {
         let now = crate::clock::now();
         let message = query.message.as_ref().map(|m| (m.chat().id, m.id()));
         let pressed = query.data.as_deref().and_then(approval::parse_press);
@@ -613,17 +650,10 @@ impl Telegram {
             }
             _ => (approval::NOT_YOURS, None),
         };
-        if let Err(e) = bot
-            .answer_callback_query(query.id.clone())
-            .text(toast)
-            .await
-        {
-            tracing::info!(error = %classify(e), "cannot answer a pressed button");
-        }
-        if let (Some(text), Some((chat, message_id))) = (edit, message)
-            && let Err(e) = bot.edit_message_text(chat, message_id, text).await
-        {
-            tracing::info!(error = %classify(e), "cannot edit an approval's message");
+        Told {
+            query: query.id.clone(),
+            toast,
+            edit: edit.zip(message),
         }
     }
 

@@ -788,6 +788,68 @@ async fn wait_answers_as_soon_as_the_button_is_pressed() {
 }
 
 #[tokio::test]
+async fn a_slow_telegram_answering_one_press_holds_up_no_other_sign_in() {
+    let s = setup(json!({ "allowed": true })).await;
+    let first = s.ask().await;
+    let (status, body) = s.prepare_approval().await;
+    assert_eq!(status, 200, "{body}");
+    let second_transaction = body["transaction"].as_str().expect("a transaction");
+    let second_number = body["approval"]["number"].as_str().expect("a number");
+    let second: i64 = database(&s.app)
+        .query_row(
+            "SELECT id FROM approvals WHERE transaction_id = ?1",
+            [second_transaction],
+            |row| row.get(0),
+        )
+        .expect("the second approval");
+    let deadline = Instant::now() + WAIT;
+    let second_message = loop {
+        if let Some(message) = s.message_of(second) {
+            break message;
+        }
+        assert!(Instant::now() < deadline, "the message id was never kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let first_message = s.message_of(first.approval).expect("kept");
+    let first_number = first.number.clone().expect("a number");
+
+    // Telegram takes its time to take the answer to the first press.
+    s.telegram.hold_answers();
+    let first_press = s.telegram.user_presses(
+        CHAT,
+        ALICE,
+        first_message,
+        &format!("ap:{}:{first_number}", first.approval),
+    );
+    assert_eq!(s.telegram.wait_for_answers_waiting(1, WAIT).await, 1);
+    let second_press = s.telegram.user_presses(
+        CHAT,
+        ALICE,
+        second_message,
+        &format!("ap:{second}:{second_number}"),
+    );
+    // The second sign-in is let in meanwhile, and its answer is on its way beside the first's.
+    let answer = s
+        .authenticate(json!({ "transaction": second_transaction, "wait": 10 }))
+        .await;
+    assert_eq!(answer["result"], "accepted", "{answer}");
+    assert_eq!(s.telegram.wait_for_answers_waiting(2, WAIT).await, 2);
+    s.telegram.release_answers();
+    for press in [first_press, second_press] {
+        assert_eq!(
+            s.telegram.wait_for_answer(&press, WAIT).await.as_deref(),
+            Some("Approved.")
+        );
+    }
+    let answer = s
+        .authenticate(json!({ "transaction": first.transaction }))
+        .await;
+    assert_eq!(answer["result"], "accepted", "{answer}");
+    assert_eq!(s.telegram.wait_for_edits(2, WAIT).await.len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn wait_answers_pending_at_its_bound_and_rejected_at_the_expiry() {
     let s = setup(json!({ "allowed": true })).await;
     let asked = s.ask().await;

@@ -41,6 +41,10 @@ struct State {
     answered: Vec<(String, String)>,
     /// `editMessageText` calls: chat, message and the new text.
     edited: Vec<Edited>,
+    /// `answerCallbackQuery` calls are kept waiting (as a slow Telegram would) while set.
+    holding_answers: bool,
+    /// How many `answerCallbackQuery` calls wait now.
+    answers_waiting: usize,
 }
 
 /// One message the bot edited.
@@ -200,7 +204,17 @@ async fn receive(
                 .unwrap_or_default()
                 .to_string();
             let text = params["text"].as_str().unwrap_or_default().to_string();
-            shared.state.lock().expect("lock").answered.push((id, text));
+            shared.state.lock().expect("lock").answers_waiting += 1;
+            loop {
+                let notified = shared.news.notified();
+                if !shared.state.lock().expect("lock").holding_answers {
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+            }
+            let mut state = shared.state.lock().expect("lock");
+            state.answers_waiting -= 1;
+            state.answered.push((id, text));
             ok(json!(true))
         }
         "editmessagetext" => {
@@ -401,6 +415,31 @@ impl TelegramApi {
             .filter(|(t, _)| t == token)
             .map(|(_, method)| method.clone())
             .collect()
+    }
+
+    /// Keeps every `answerCallbackQuery` waiting from now on, as a slow Telegram would, until
+    /// [`TelegramApi::release_answers`].
+    pub fn hold_answers(&self) {
+        self.shared.state.lock().expect("lock").holding_answers = true;
+    }
+
+    /// Lets the `answerCallbackQuery` calls held by [`TelegramApi::hold_answers`] through.
+    pub fn release_answers(&self) {
+        self.shared.state.lock().expect("lock").holding_answers = false;
+        self.shared.news.notify_waiters();
+    }
+
+    /// How many `answerCallbackQuery` calls wait now, waited for until there are `count` (or
+    /// `limit` passed).
+    pub async fn wait_for_answers_waiting(&self, count: usize, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let waiting = self.shared.state.lock().expect("lock").answers_waiting;
+            if waiting >= count || Instant::now() > deadline {
+                return waiting;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Updates not confirmed yet by the bot.
