@@ -521,7 +521,8 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     println!(
-        "(the bot takes the presses 100 per long poll); one message per login: {messages} for \
+        "(the bot decides the presses 100 per long poll, one after another, and answers Telegram \
+         beside them); one message per login: {messages} for \
          {count}, while the gateways sent their held requests {retransmits} times again"
     );
     server.stop()?;

@@ -522,11 +522,7 @@ impl Setup {
             .and_then(|id| id.parse().ok())
             .expect("the approval's id");
         // The message's id is kept before anything edits it.
-        let deadline = Instant::now() + WAIT;
-        while self.message_of(approval).is_none() {
-            assert!(Instant::now() < deadline, "the message id was never kept");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.message_kept(approval).await;
         Asked {
             transaction: body["transaction"].as_str().expect("a transaction").into(),
             number: body["approval"]["number"].as_str().map(str::to_owned),
@@ -577,18 +573,33 @@ impl Setup {
             .expect("rows")
     }
 
+    /// The id of the approval's message, once the outbox kept it.
+    async fn message_kept(&self, approval: i64) -> i64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(message) = self.message_of(approval) {
+                return message;
+            }
+            assert!(Instant::now() < deadline, "the message id was never kept");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        self.app
+            .get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("the metrics")
+    }
+
     /// Waits until `count` requests wait for approvals, as the server's metrics say.
     async fn until_waiting(&self, count: usize) {
         let deadline = Instant::now() + WAIT;
         let line = format!("otpgate_approval_waiters {count}\n");
         loop {
-            let metrics = self
-                .app
-                .get("/metrics")
-                .await
-                .text()
-                .await
-                .expect("the metrics");
+            let metrics = self.metrics().await;
             if metrics.contains(&line) {
                 return;
             }
@@ -802,15 +813,8 @@ async fn a_slow_telegram_answering_one_press_holds_up_no_other_sign_in() {
             |row| row.get(0),
         )
         .expect("the second approval");
-    let deadline = Instant::now() + WAIT;
-    let second_message = loop {
-        if let Some(message) = s.message_of(second) {
-            break message;
-        }
-        assert!(Instant::now() < deadline, "the message id was never kept");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let first_message = s.message_of(first.approval).expect("kept");
+    let second_message = s.message_kept(second).await;
+    let first_message = s.message_kept(first.approval).await;
     let first_number = first.number.clone().expect("a number");
 
     // Telegram takes its time to take the answer to the first press.
@@ -865,13 +869,7 @@ async fn wait_answers_pending_at_its_bound_and_rejected_at_the_expiry() {
     assert_eq!(expired["result"], "rejected", "{expired}");
     // Requests that wait for a person are timed apart: an operator's alert on the API's
     // latency is not set off by people slow to press a button.
-    let metrics = s
-        .app
-        .get("/metrics")
-        .await
-        .text()
-        .await
-        .expect("the metrics");
+    let metrics = s.metrics().await;
     let route = "route=\"/api/v1/auth/authenticate\"";
     assert!(
         metrics.contains(&format!(
