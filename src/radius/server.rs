@@ -250,24 +250,25 @@ pub(super) fn observe_duration(
         (_, Some(&ACCESS_CHALLENGE)) => "challenged",
         (_, Some(_)) => "accounting",
     };
-    let labels = [("client", client), ("result", result)];
-    if held {
-        metrics.observe(
+    let (name, help) = if held {
+        (
             "otpgate_radius_approval_duration_seconds",
             "Time to answer a RADIUS login held for its approval in Telegram, by client and \
              result.",
-            &labels,
-            elapsed,
-        );
+        )
     } else {
-        metrics.observe(
+        (
             "otpgate_radius_request_duration_seconds",
             "Time to answer a RADIUS request, by client and result (logins held for their \
              approval apart).",
-            &labels,
-            elapsed,
-        );
-    }
+        )
+    };
+    metrics.observe(
+        name,
+        help,
+        &[("client", client), ("result", result)],
+        elapsed,
+    );
 }
 
 pub(super) fn drop_packet(metrics: &Metrics, reason: &str) {

@@ -227,7 +227,7 @@ impl Flash<'_> {
         let value = encode_flash(&self.signer(state), message, problem, crate::clock::now());
         let mut cookie = session::cookie(state, self.cookie, value);
         cookie.set_path(self.path.to_string());
-        cookie.set_max_age(CookieDuration::seconds(60));
+        cookie.set_max_age(CookieDuration::seconds(FLASH_SECONDS));
         let mut response = see_other(location);
         let _ = response.add_cookie(&cookie);
         response
