@@ -4,9 +4,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::directory::{
-    Resource, TOKEN_COLUMNS, Token, User, find_resource, find_token, find_user, token_from_row,
-};
+use super::directory::{Resource, Token, User, find_token};
+use super::hot::{HotRows, Rows};
 use super::logins::{self, Account, Counted, LockNotice, Record};
 pub use super::transactions::NewTransaction;
 use super::transactions::insert_transaction;
@@ -74,8 +73,28 @@ pub struct AuthTarget {
 }
 
 pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Result<AuthContext> {
+    load(conn, Rows::Fresh, target, now)
+}
+
+/// `load_context` on the writer's connection, through the rows it keeps.
+fn load_kept(
+    conn: &Connection,
+    hot: &mut HotRows,
+    target: &AuthTarget,
+    now: UnixTime,
+) -> Result<AuthContext> {
+    hot.check(conn)?;
+    load(conn, Rows::Kept(hot), target, now)
+}
+
+fn load(
+    conn: &Connection,
+    mut rows: Rows<'_>,
+    target: &AuthTarget,
+    now: UnixTime,
+) -> Result<AuthContext> {
     let mut context = AuthContext {
-        resource: find_resource(conn, &target.resource)?,
+        resource: rows.resource(conn, &target.resource)?,
         ..AuthContext::default()
     };
     let Some(resource) = &context.resource else {
@@ -92,9 +111,9 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
         None => None,
     };
     context.user = match (&target.user, &named_token) {
-        (Some(key), _) => find_user(conn, key)?,
+        (Some(key), _) => rows.user(conn, key)?,
         (None, Some(token)) => match token.user_id {
-            Some(id) => find_user(conn, &IdOrName::Id(id))?,
+            Some(id) => rows.user(conn, &IdOrName::Id(id))?,
             None => None,
         },
         (None, None) => None,
@@ -123,19 +142,7 @@ pub fn load_context(conn: &Connection, target: &AuthTarget, now: UnixTime) -> Re
     }
     // Likewise for the user's assignment and tokens.
     let user_id = context.user.as_ref().map_or(0, |user| user.id);
-    let assigned: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM user_resources WHERE resource_id = ?1 AND user_id = ?2)",
-        )?
-        .query_row(params![resource.id, user_id], |row| row.get(0))?;
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ?1
-           AND EXISTS (SELECT 1 FROM token_resources WHERE resource_id = ?2 AND token_id = tokens.id)
-         ORDER BY id"
-    ))?;
-    let tokens = statement
-        .query_map(params![user_id, resource.id], token_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (assigned, tokens) = rows.assigned_tokens(conn, user_id, resource.id)?;
     let Some(user) = &context.user else {
         return Ok(context);
     };
@@ -611,8 +618,8 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&AuthContext) -> (T, Outcome, Option<Tally>) + Send + 'static,
     {
-        self.write(move |conn| {
-            let context = load_context(conn, &target, now)?;
+        self.write_kept(move |conn, hot| {
+            let context = load_kept(conn, hot, &target, now)?;
             let (decided, outcome, tally) = decide(&context);
             Ok((decided, apply(conn, outcome, tally.as_ref(), now)?))
         })

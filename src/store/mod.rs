@@ -28,6 +28,7 @@ pub mod delivery_settings;
 pub mod directories;
 mod directory;
 pub mod directory_sync;
+mod hot;
 pub mod logins;
 mod message;
 pub mod outbox;
@@ -57,6 +58,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+use hot::HotRows;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
@@ -156,7 +159,7 @@ type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 trait WriteJob: Send {
     /// Runs the statements; answers whether they succeeded and how to report the outcome
     /// once the transaction's fate is known.
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion);
+    fn run(self: Box<Self>, conn: &Connection, hot: &mut HotRows) -> (bool, Completion);
     /// Reports an error without running (the transaction could not start).
     fn fail(self: Box<Self>, error: &StoreError);
 }
@@ -168,23 +171,53 @@ struct Pending<T, F> {
     answer: oneshot::Sender<Result<T>>,
 }
 
+/// A job that reads through the writer's kept rows (`hot`).
+struct PendingKept<T, F> {
+    work: F,
+    answer: oneshot::Sender<Result<T>>,
+}
+
+/// Answers a job's caller once the transaction's fate is known.
+fn completion<T: Send + 'static>(
+    result: Result<T>,
+    answer: oneshot::Sender<Result<T>>,
+) -> (bool, Completion) {
+    let ok = result.is_ok();
+    let completion: Completion = Box::new(move |commit_error: Option<&StoreError>| {
+        let outcome = match (commit_error, result) {
+            (Some(e), _) => Err(StoreError::Conflict(format!("commit failed: {e}"))),
+            (None, result) => result,
+        };
+        let _ = answer.send(outcome);
+    });
+    (ok, completion)
+}
+
 impl<T, F> WriteJob for Pending<T, F>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, _: &mut HotRows) -> (bool, Completion) {
         let Pending { work, answer } = *self;
-        let result = work(conn);
-        let ok = result.is_ok();
-        let completion: Completion = Box::new(move |commit_error: Option<&StoreError>| {
-            let outcome = match (commit_error, result) {
-                (Some(e), _) => Err(StoreError::Conflict(format!("commit failed: {e}"))),
-                (None, result) => result,
-            };
-            let _ = answer.send(outcome);
-        });
-        (ok, completion)
+        completion(work(conn), answer)
+    }
+
+    fn fail(self: Box<Self>, error: &StoreError) {
+        let _ = self.answer.send(Err(StoreError::Conflict(format!(
+            "cannot start a transaction: {error}"
+        ))));
+    }
+}
+
+impl<T, F> WriteJob for PendingKept<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &mut HotRows) -> Result<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection, hot: &mut HotRows) -> (bool, Completion) {
+        let PendingKept { work, answer } = *self;
+        completion(work(conn, hot), answer)
     }
 
     fn fail(self: Box<Self>, error: &StoreError) {
@@ -444,13 +477,16 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (answer, receiver) = oneshot::channel();
-        let job: Job = Box::new(Pending { work: f, answer });
+        self.send_job(Box::new(Pending { work: f, answer }))?;
+        Ok(receiver)
+    }
+
+    fn send_job(&self, job: Job) -> Result<()> {
         let jobs = self.inner.jobs.read().map_err(|_| StoreError::Closed)?;
         jobs.as_ref()
             .ok_or(StoreError::Closed)?
             .send(job)
-            .map_err(|_| StoreError::Closed)?;
-        Ok(receiver)
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Runs `f` in the writer's transaction and answers once it is committed.
@@ -460,6 +496,18 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.submit(f)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Store::write`] for a job that reads through the writer's kept rows (`hot`): it must
+    /// write none of the rows they keep, but for the token columns `hot` reads every time.
+    async fn write_kept<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut HotRows) -> Result<T> + Send + 'static,
+    {
+        let (answer, receiver) = oneshot::channel();
+        self.send_job(Box::new(PendingKept { work: f, answer }))?;
+        receiver.await.map_err(|_| StoreError::Closed)?
     }
 
     /// The blocking twin of [`Store::write`], for the CLI and blocking tasks.
@@ -706,6 +754,7 @@ fn dump_connection(conn: &Connection) -> Result<String> {
 
 /// Runs the jobs in batches, each batch holding the gate that a restarting checkpoint closes.
 fn run_writer(conn: Connection, gate: Arc<Mutex<()>>, jobs: std_mpsc::Receiver<Job>) {
+    let mut hot = HotRows::default();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -715,7 +764,7 @@ fn run_writer(conn: Connection, gate: Arc<Mutex<()>>, jobs: std_mpsc::Receiver<J
             }
         }
         let _open = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        run_batch(&conn, batch);
+        run_batch(&conn, &mut hot, batch);
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
@@ -825,7 +874,7 @@ fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+fn run_batch(conn: &Connection, hot: &mut HotRows, batch: Vec<Job>) {
     if let Err(e) = execute_cached(conn, "BEGIN IMMEDIATE") {
         let error = StoreError::from(e);
         for job in batch {
@@ -836,7 +885,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     let mut completions = Vec::with_capacity(batch.len());
     for job in batch {
         let savepoint = execute_cached(conn, "SAVEPOINT job");
-        let (ok, completion) = job.run(conn);
+        let (ok, completion) = job.run(conn, hot);
         if savepoint.is_ok() {
             let end = if ok {
                 execute_cached(conn, "RELEASE job")
@@ -853,6 +902,8 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     let commit = execute_cached(conn, "COMMIT").map_err(StoreError::from);
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
+        // What the batch's jobs read may never have been committed.
+        hot.forget();
     }
     let error = commit.err();
     for completion in completions {
