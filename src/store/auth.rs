@@ -606,8 +606,9 @@ impl Store {
     /// Reads the context, lets `decide` judge it and writes its outcome, in one job of the
     /// writer: the hot path of authentication. One handoff instead of a read and then a write,
     /// a page cache that stays warm (no other connection writes, so the writer's never goes
-    /// stale as the readers' does at every commit), and a decision taken on the state it is
-    /// written against. Answers what `decide` returned, and what writing it came to.
+    /// stale as the readers' does at every commit), the resource, user and tokens from the rows
+    /// the writer keeps (`hot`), and a decision taken on the state it is written against.
+    /// Answers what `decide` returned, and what writing it came to.
     pub async fn judge<T, F>(
         &self,
         target: AuthTarget,

@@ -4,8 +4,8 @@
 //!
 //! **Fresh.** Triggers move `row_changes.generation` whenever a user, a resource, an assignment
 //! or a token's settings change, in the same transaction as the change and whichever connection
-//! or program makes it (migration V21). Every lookup first compares it with the generation the
-//! kept rows were read at, and starts over when they differ. The five columns an authentication
+//! or program makes it (migration V21). Every judgement first compares it with the generation
+//! the kept rows were read at, and starts over when they differ. The five columns an authentication
 //! writes to a token — replay floor, drift, fail counter, lock, last use — move no generation:
 //! they are read from the user's token rows every time. A batch whose commit fails drops
 //! everything (what it read may never have been committed).

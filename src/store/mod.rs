@@ -7,7 +7,8 @@
 //!   caller. This is group commit: under load many writes share one commit (and one fsync when
 //!   `synchronous = FULL`), and no two of our connections ever race for the write lock, so
 //!   "database is locked" cannot happen between them. A job that fails rolls back only its own
-//!   savepoint.
+//!   savepoint. Between its jobs it keeps the rows only administration changes (`hot`), for
+//!   the authentications it judges.
 //! - A fixed set of **reader threads**, each owning one read-only connection, takes read jobs
 //!   from one shared queue. In WAL mode readers never wait for the writer; connections are opened
 //!   once, so a burst of requests costs no file opening or schema parsing.
