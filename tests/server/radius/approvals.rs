@@ -244,11 +244,7 @@ async fn the_password_followed_by_the_approval_word_asks_too_and_a_denial_reject
     s.press(&data_of(&message, "Deny — this wasn't me")).await;
     let reply = reply.await.expect("radclient ran");
     assert_code(&reply, "Access-Reject");
-    let reasons = s.rig.reasons();
-    assert_eq!(
-        reasons.last().and_then(|(_, reason, _)| reason.as_deref()),
-        Some("approval_denied")
-    );
+    assert_eq!(s.rig.last_reason().as_deref(), Some("approval_denied"));
 }
 
 #[tokio::test]
@@ -269,11 +265,7 @@ async fn an_openvpn_static_challenge_answered_with_the_approval_word_is_held_and
     s.press(&data_of(&message, "Approve")).await;
     let reply = reply.await.expect("radclient ran");
     assert_code(&reply, "Access-Accept");
-    let reasons = s.rig.reasons();
-    assert_eq!(
-        reasons.last().and_then(|(_, reason, _)| reason.as_deref()),
-        Some("approval")
-    );
+    assert_eq!(s.rig.last_reason().as_deref(), Some("approval"));
     // The code in the second box goes the usual way, and sends nothing.
     let reply = s.send_held(request("alice", &scrv1(&hotp(0)))).await;
     assert_code(&reply.expect("radclient ran"), "Access-Accept");
@@ -329,11 +321,7 @@ async fn a_wrong_password_sends_no_message_and_is_rejected_as_a_failed_login() {
     assert_code(&reply, "Access-Reject");
     assert_eq!(s.approvals(), 0, "no approval was started");
     assert_eq!(s.messages(), 1, "no message beyond the activation's");
-    let reasons = s.rig.reasons();
-    assert_eq!(
-        reasons.last().and_then(|(_, reason, _)| reason.as_deref()),
-        Some("bad_password")
-    );
+    assert_eq!(s.rig.last_reason().as_deref(), Some("bad_password"));
 }
 
 #[tokio::test]
@@ -391,11 +379,7 @@ async fn a_login_not_approved_within_the_wait_is_rejected_and_its_message_says_i
     let message = s.approval_message().await;
     let reply = reply.await.expect("radclient ran");
     assert_code(&reply, "Access-Reject");
-    let reasons = s.rig.reasons();
-    assert_eq!(
-        reasons.last().and_then(|(_, reason, _)| reason.as_deref()),
-        Some("approval_wait_over")
-    );
+    assert_eq!(s.rig.last_reason().as_deref(), Some("approval_wait_over"));
     let edited = s.telegram.wait_for_edits(1, WAIT).await;
     assert_eq!(edited.len(), 1, "the message was edited");
     assert!(edited[0].text.contains("Expired"), "{edited:?}");

@@ -116,6 +116,11 @@ impl Rig {
             .collect::<Result<_, _>>()
             .expect("rows")
     }
+
+    /// The reason of the newest authentication audit line, if it has one.
+    pub fn last_reason(&self) -> Option<String> {
+        self.reasons().pop().and_then(|(_, reason, _)| reason)
+    }
 }
 
 /// The HOTP code of RFC 4226's seed at `counter`.
