@@ -60,10 +60,10 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use hot::HotRows;
-
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
+
+use hot::HotRows;
 
 refinery::embed_migrations!("migrations");
 
@@ -499,8 +499,9 @@ impl Store {
         self.submit(f)?.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// [`Store::write`] for a job that reads through the writer's kept rows (`hot`): it must
-    /// write none of the rows they keep, but for the token columns `hot` reads every time.
+    /// [`Store::write`] for a job that reads through the writer's kept rows (`hot`), after
+    /// `HotRows::check`: a change it writes to them moves the generation like any other, and
+    /// the next such job reads them again.
     async fn write_kept<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
