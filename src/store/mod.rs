@@ -8,7 +8,8 @@
 //!   `synchronous = FULL`), and no two of our connections ever race for the write lock, so
 //!   "database is locked" cannot happen between them. A job that fails rolls back only its own
 //!   savepoint. Between its jobs it keeps the rows only administration changes (`hot`), for
-//!   the authentications it judges.
+//!   the authentications it judges. The answers of a batch reach each async runtime in one
+//!   message (`answers`).
 //! - A fixed set of **reader threads**, each owning one read-only connection, takes read jobs
 //!   from one shared queue. In WAL mode readers never wait for the writer; connections are opened
 //!   once, so a burst of requests costs no file opening or schema parsing.
@@ -18,6 +19,7 @@
 //!   answer.
 
 mod admins;
+mod answers;
 mod api_keys;
 pub mod approvals;
 mod audit;
@@ -63,6 +65,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
+use answers::{Outbox, Route};
 use hot::HotRows;
 
 refinery::embed_migrations!("migrations");
@@ -154,7 +157,7 @@ impl Default for StoreOptions {
     }
 }
 
-type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type Completion = Box<dyn FnOnce(Option<&StoreError>, &mut Outbox) + Send>;
 
 /// One unit of work for the writer thread.
 trait WriteJob: Send {
@@ -170,26 +173,34 @@ type Job = Box<dyn WriteJob>;
 struct Pending<T, F> {
     work: F,
     answer: oneshot::Sender<Result<T>>,
+    route: Route,
 }
 
 /// A job that reads through the writer's kept rows (`hot`).
 struct PendingKept<T, F> {
     work: F,
     answer: oneshot::Sender<Result<T>>,
+    route: Route,
 }
 
-/// Answers a job's caller once the transaction's fate is known.
+/// Answers a job's caller, by its route, once the transaction's fate is known.
 fn completion<T: Send + 'static>(
     result: Result<T>,
     answer: oneshot::Sender<Result<T>>,
+    route: Route,
 ) -> (bool, Completion) {
     let ok = result.is_ok();
-    let completion: Completion = Box::new(move |commit_error: Option<&StoreError>| {
+    let completion: Completion = Box::new(move |commit_error, outbox| {
         let outcome = match (commit_error, result) {
             (Some(e), _) => Err(StoreError::Conflict(format!("commit failed: {e}"))),
             (None, result) => result,
         };
-        let _ = answer.send(outcome);
+        outbox.post(
+            route,
+            Box::new(move || {
+                let _ = answer.send(outcome);
+            }),
+        );
     });
     (ok, completion)
 }
@@ -200,8 +211,12 @@ where
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection, _: &mut HotRows) -> (bool, Completion) {
-        let Pending { work, answer } = *self;
-        completion(work(conn), answer)
+        let Pending {
+            work,
+            answer,
+            route,
+        } = *self;
+        completion(work(conn), answer, route)
     }
 
     fn fail(self: Box<Self>, error: &StoreError) {
@@ -217,8 +232,12 @@ where
     F: FnOnce(&Connection, &mut HotRows) -> Result<T> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection, hot: &mut HotRows) -> (bool, Completion) {
-        let PendingKept { work, answer } = *self;
-        completion(work(conn, hot), answer)
+        let PendingKept {
+            work,
+            answer,
+            route,
+        } = *self;
+        completion(work(conn, hot), answer, route)
     }
 
     fn fail(self: Box<Self>, error: &StoreError) {
@@ -472,13 +491,17 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
     }
 
-    fn submit<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T>>>
+    fn submit<T, F>(&self, f: F, route: Route) -> Result<oneshot::Receiver<Result<T>>>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (answer, receiver) = oneshot::channel();
-        self.send_job(Box::new(Pending { work: f, answer }))?;
+        self.send_job(Box::new(Pending {
+            work: f,
+            answer,
+            route,
+        }))?;
         Ok(receiver)
     }
 
@@ -496,7 +519,9 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.submit(f)?.await.map_err(|_| StoreError::Closed)?
+        self.submit(f, Route::here())?
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// [`Store::write`] for a job that reads through the writer's kept rows (`hot`), after
@@ -508,7 +533,11 @@ impl Store {
         F: FnOnce(&Connection, &mut HotRows) -> Result<T> + Send + 'static,
     {
         let (answer, receiver) = oneshot::channel();
-        self.send_job(Box::new(PendingKept { work: f, answer }))?;
+        self.send_job(Box::new(PendingKept {
+            work: f,
+            answer,
+            route: Route::here(),
+        }))?;
         receiver.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -518,7 +547,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.submit(f)?
+        self.submit(f, Route::direct())?
             .blocking_recv()
             .map_err(|_| StoreError::Closed)?
     }
@@ -908,9 +937,11 @@ fn run_batch(conn: &Connection, hot: &mut HotRows, batch: Vec<Job>) {
         hot.forget();
     }
     let error = commit.err();
+    let mut outbox = Outbox::default();
     for completion in completions {
-        completion(error.as_ref());
+        completion(error.as_ref(), &mut outbox);
     }
+    outbox.send();
 }
 
 pub use crate::clock::UnixTime;
@@ -986,13 +1017,16 @@ mod tests {
     fn a_failing_job_rolls_back_only_itself() {
         let (_dir, store) = temp_store();
         let failing = store
-            .submit(|conn| {
-                settings::set(conn, "a", "1", 1)?;
-                Err::<(), _>(StoreError::Conflict("no".into()))
-            })
+            .submit(
+                |conn| {
+                    settings::set(conn, "a", "1", 1)?;
+                    Err::<(), _>(StoreError::Conflict("no".into()))
+                },
+                Route::direct(),
+            )
             .expect("submit");
         let passing = store
-            .submit(|conn| settings::set(conn, "b", "2", 1))
+            .submit(|conn| settings::set(conn, "b", "2", 1), Route::direct())
             .expect("submit");
         assert!(failing.blocking_recv().expect("answer").is_err());
         passing.blocking_recv().expect("answer").expect("written");
@@ -1041,7 +1075,10 @@ mod tests {
             .map(|i| {
                 let key = format!("waiting-{i}");
                 store
-                    .submit(move |conn| settings::set(conn, &key, "v", 1))
+                    .submit(
+                        move |conn| settings::set(conn, &key, "v", 1),
+                        Route::direct(),
+                    )
                     .expect("submit")
             })
             .collect();
