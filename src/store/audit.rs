@@ -56,6 +56,29 @@ impl AuditEntry {
     }
 }
 
+/// Where a job writes its audit lines.
+pub enum Lines<'a> {
+    /// Into the log at once.
+    Now,
+    /// Into the log after the batch's last job, outside the jobs' savepoints (`run_batch`):
+    /// for the writer's authentications, whose lines otherwise land on the same few pages of
+    /// the log and its indexes job after job, each job's savepoint copying every one of them.
+    AfterBatch(&'a mut Vec<AuditEntry>),
+}
+
+impl Lines<'_> {
+    /// Writes `entry`, now or after the batch.
+    pub fn write(&mut self, conn: &Connection, entry: AuditEntry) -> Result<()> {
+        match self {
+            Lines::Now => insert(conn, &entry),
+            Lines::AfterBatch(lines) => {
+                lines.push(entry);
+                Ok(())
+            }
+        }
+    }
+}
+
 pub fn insert(conn: &Connection, entry: &AuditEntry) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit_log (at, actor, action, result, reason, client_ip, end_user_ip,

@@ -4,12 +4,13 @@
 
 use rusqlite::{Connection, params};
 
+use super::audit::{self, Lines};
 use super::directory::{Resource, Token, User, find_token};
 use super::hot::{HotRows, Rows};
 use super::logins::{self, Account, Counted, LockNotice, Record};
 pub use super::transactions::NewTransaction;
 use super::transactions::insert_transaction;
-use super::{AuditEntry, Result, Store, UnixTime, audit, execute_cached, optional};
+use super::{AuditEntry, Result, Store, UnixTime, execute_cached, optional};
 use crate::domain::IdOrName;
 
 /// A live challenge of a token.
@@ -237,7 +238,7 @@ pub fn claim(
     transaction: Option<&str>,
     auto_unlock: Option<i64>,
     now: UnixTime,
-    mut entry: AuditEntry,
+    (mut entry, lines): (AuditEntry, &mut Lines),
 ) -> Result<bool> {
     let won = match transaction {
         None => claim_code(conn, claim.clone(), auto_unlock, now)?,
@@ -262,7 +263,7 @@ pub fn claim(
         entry.result = "rejected".into();
         entry.reason = Some("replayed".into());
     }
-    audit::insert(conn, &entry)?;
+    lines.write(conn, entry)?;
     Ok(won)
 }
 
@@ -336,7 +337,7 @@ pub fn penalise(
     conn: &Connection,
     penalty: &Penalty,
     now: UnixTime,
-    entry: &AuditEntry,
+    (entry, lines): (AuditEntry, &mut Lines),
 ) -> Result<()> {
     let mut fail = conn.prepare_cached(
         "UPDATE tokens SET fail_count = fail_count + 1,
@@ -356,7 +357,7 @@ pub fn penalise(
             void.execute(params![challenge_id])?;
         }
     }
-    audit::insert(conn, entry)
+    lines.write(conn, entry)
 }
 
 /// What an authentication decided to write.
@@ -421,8 +422,9 @@ pub fn apply(
     outcome: Outcome,
     tally: Option<&Tally>,
     now: UnixTime,
+    lines: &mut Lines,
 ) -> Result<Applied> {
-    let won = write_outcome(conn, outcome, now)?;
+    let won = write_outcome(conn, outcome, now, lines)?;
     let mut locked = false;
     if let Some(tally) = tally {
         match (tally.count, won) {
@@ -441,7 +443,12 @@ pub fn apply(
 }
 
 /// Writes an outcome; false when its claim was lost.
-fn write_outcome(conn: &Connection, outcome: Outcome, now: UnixTime) -> Result<bool> {
+fn write_outcome(
+    conn: &Connection,
+    outcome: Outcome,
+    now: UnixTime,
+    lines: &mut Lines,
+) -> Result<bool> {
     match outcome {
         Outcome::Claim {
             claim: claimed,
@@ -454,10 +461,10 @@ fn write_outcome(conn: &Connection, outcome: Outcome, now: UnixTime) -> Result<b
             transaction.as_deref(),
             auto_unlock,
             now,
-            entry,
+            (entry, lines),
         ),
         Outcome::Penalise { penalty, entry } => {
-            penalise(conn, &penalty, now, &entry).map(|()| true)
+            penalise(conn, &penalty, now, (entry, lines)).map(|()| true)
         }
         Outcome::Approval {
             transaction_id,
@@ -468,10 +475,10 @@ fn write_outcome(conn: &Connection, outcome: Outcome, now: UnixTime) -> Result<b
                 entry.result = "rejected".into();
                 entry.reason = Some("approval_used".into());
             }
-            audit::insert(conn, &entry)?;
+            lines.write(conn, entry)?;
             Ok(won)
         }
-        Outcome::Record(entry) => audit::insert(conn, &entry).map(|()| true),
+        Outcome::Record(entry) => lines.write(conn, entry).map(|()| true),
         Outcome::Nothing => Ok(true),
     }
 }
@@ -599,7 +606,7 @@ impl Store {
         tally: Option<Tally>,
         now: UnixTime,
     ) -> Result<Applied> {
-        self.write(move |conn| apply(conn, outcome, tally.as_ref(), now))
+        self.write(move |conn| apply(conn, outcome, tally.as_ref(), now, &mut Lines::Now))
             .await
     }
 
@@ -619,10 +626,14 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&AuthContext) -> (T, Outcome, Option<Tally>) + Send + 'static,
     {
-        self.write_kept(move |conn, hot| {
+        self.write_kept(move |conn, hot, lines| {
             let context = load_kept(conn, hot, &target, now)?;
             let (decided, outcome, tally) = decide(&context);
-            Ok((decided, apply(conn, outcome, tally.as_ref(), now)?))
+            let mut lines = Lines::AfterBatch(lines);
+            Ok((
+                decided,
+                apply(conn, outcome, tally.as_ref(), now, &mut lines)?,
+            ))
         })
         .await
     }

@@ -256,13 +256,13 @@ impl HotRows {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::auth::{AuthTarget, Outcome};
     use crate::store::{Store, temp_store};
 
     /// Ann, assigned to the VPN with one HOTP token there.
-    async fn ann_on_the_vpn(store: &Store) {
+    pub(in crate::store) async fn ann_on_the_vpn(store: &Store) {
         store
             .write(|conn| {
                 conn.execute_batch(
@@ -280,7 +280,7 @@ mod tests {
             .expect("written");
     }
 
-    fn ann(login: &str) -> AuthTarget {
+    pub(in crate::store) fn ann(login: &str) -> AuthTarget {
         AuthTarget {
             resource: IdOrName::Name("vpn".into()),
             user: Some(IdOrName::Name(login.into())),

@@ -163,12 +163,20 @@ type Completion = Box<dyn FnOnce(Option<&StoreError>, &mut Outbox) + Send>;
 trait WriteJob: Send {
     /// Runs the statements; answers whether they succeeded and how to report the outcome
     /// once the transaction's fate is known.
-    fn run(self: Box<Self>, conn: &Connection, hot: &mut HotRows) -> (bool, Completion);
+    fn run(self: Box<Self>, conn: &Connection, kept: Kept) -> (bool, Completion);
     /// Reports an error without running (the transaction could not start).
     fn fail(self: Box<Self>, error: &StoreError);
 }
 
 type Job = Box<dyn WriteJob>;
+
+/// What the writer lends a job besides the connection: the rows it keeps, and the audit lines
+/// written after the batch's last job (`audit::Lines::AfterBatch`), which `run_batch` drops
+/// with the job's savepoint when the job fails.
+struct Kept<'a> {
+    hot: &'a mut HotRows,
+    lines: &'a mut Vec<AuditEntry>,
+}
 
 struct Pending<T, F> {
     work: F,
@@ -210,7 +218,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection, _: &mut HotRows) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, _: Kept) -> (bool, Completion) {
         let Pending {
             work,
             answer,
@@ -229,15 +237,15 @@ where
 impl<T, F> WriteJob for PendingKept<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection, &mut HotRows) -> Result<T> + Send + 'static,
+    F: FnOnce(&Connection, &mut HotRows, &mut Vec<AuditEntry>) -> Result<T> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection, hot: &mut HotRows) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, kept: Kept) -> (bool, Completion) {
         let PendingKept {
             work,
             answer,
             route,
         } = *self;
-        completion(work(conn, hot), answer, route)
+        completion(work(conn, kept.hot, kept.lines), answer, route)
     }
 
     fn fail(self: Box<Self>, error: &StoreError) {
@@ -526,11 +534,12 @@ impl Store {
 
     /// [`Store::write`] for a job that reads through the writer's kept rows (`hot`), after
     /// `HotRows::check`: a change it writes to them moves the generation like any other, and
-    /// the next such job reads them again.
+    /// the next such job reads them again. The audit lines it gives `f` are written after the
+    /// batch's last job, in the same transaction; a job that fails writes none.
     async fn write_kept<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut HotRows) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection, &mut HotRows, &mut Vec<AuditEntry>) -> Result<T> + Send + 'static,
     {
         let (answer, receiver) = oneshot::channel();
         self.send_job(Box::new(PendingKept {
@@ -914,9 +923,19 @@ fn run_batch(conn: &Connection, hot: &mut HotRows, batch: Vec<Job>) {
         return;
     }
     let mut completions = Vec::with_capacity(batch.len());
+    let (mut lines, mut own) = (Vec::new(), Vec::new());
     for job in batch {
         let savepoint = execute_cached(conn, "SAVEPOINT job");
-        let (ok, completion) = job.run(conn, hot);
+        let kept = Kept {
+            hot: &mut *hot,
+            lines: &mut own,
+        };
+        let (ok, completion) = job.run(conn, kept);
+        if ok {
+            lines.append(&mut own);
+        } else {
+            own.clear();
+        }
         if savepoint.is_ok() {
             let end = if ok {
                 execute_cached(conn, "RELEASE job")
@@ -930,7 +949,12 @@ fn run_batch(conn: &Connection, hot: &mut HotRows, batch: Vec<Job>) {
         }
         completions.push(completion);
     }
-    let commit = execute_cached(conn, "COMMIT").map_err(StoreError::from);
+    // A line that cannot be written takes the batch down with it, as a failed commit would:
+    // its job's effects are in the transaction already, and none may stand unrecorded.
+    let commit = lines
+        .iter()
+        .try_for_each(|entry| audit::insert(conn, entry))
+        .and_then(|()| execute_cached(conn, "COMMIT").map_err(StoreError::from));
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
         // What the batch's jobs read may never have been committed.
@@ -1150,5 +1174,149 @@ mod tests {
         store.close();
         assert_eq!(kept, 42);
         assert_eq!(page_size(&older), 4096);
+    }
+
+    /// A job that holds the writer until `go` is sent, so that what is sent meanwhile lands
+    /// in one batch.
+    fn hold_the_writer(store: &Store) -> std_mpsc::Sender<()> {
+        let (go, wait) = std_mpsc::channel::<()>();
+        store
+            .submit(
+                move |_| {
+                    let _ = wait.recv();
+                    Ok(())
+                },
+                Route::direct(),
+            )
+            .expect("submit");
+        go
+    }
+
+    /// Judges Ann's HOTP token: `outcome` written as it is, with `tally`.
+    async fn judged(
+        store: &Store,
+        outcome: auth::Outcome,
+        tally: Option<auth::Tally>,
+    ) -> Result<auth::Applied> {
+        let judged = store.judge(hot::tests::ann("ann"), 10, move |_| ((), outcome, tally));
+        judged.await.map(|((), applied)| applied)
+    }
+
+    fn claim_step(step: i64, actor: &str) -> auth::Outcome {
+        auth::Outcome::Claim {
+            claim: auth::Claim::Step {
+                token_id: 1,
+                step,
+                drift: 0,
+            },
+            transaction: None,
+            auto_unlock: None,
+            entry: AuditEntry::new(10, actor, "authenticate", "ok"),
+        }
+    }
+
+    async fn audit_lines(store: &Store) -> Vec<(String, String, Option<String>)> {
+        store
+            .read(|conn| {
+                let mut statement =
+                    conn.prepare("SELECT actor, result, reason FROM audit_log ORDER BY id")?;
+                let lines = statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(lines)
+            })
+            .await
+            .expect("audit")
+    }
+
+    async fn last_step(store: &Store) -> i64 {
+        let step = store.read(|conn| {
+            Ok(
+                conn.query_row("SELECT last_step FROM tokens WHERE id = 1", [], |row| {
+                    row.get(0)
+                })?,
+            )
+        });
+        step.await.expect("token")
+    }
+
+    #[tokio::test]
+    async fn judgements_in_one_batch_write_each_job_s_audit_line_and_none_of_a_failed_job() {
+        let (_dir, store) = temp_store();
+        hot::tests::ann_on_the_vpn(&store).await;
+        // Counting a failure of user 666 fails, after its job gave its audit line.
+        let refuse =
+            "CREATE TRIGGER refuse BEFORE INSERT ON login_failures WHEN NEW.account_id = 666
+                      BEGIN SELECT RAISE(ABORT, 'refused'); END";
+        store
+            .write(move |conn| Ok(conn.execute_batch(refuse)?))
+            .await
+            .expect("trigger");
+        let failing = auth::Tally {
+            counted: logins::Counted {
+                account: logins::Account::User(666),
+                address: None,
+            },
+            count: auth::Count::Failure,
+            success_writes: false,
+            notice: logins::LockNotice {
+                lock_after: 5,
+                entry: AuditEntry::new(10, "lock", "lock", "ok"),
+            },
+        };
+        let go = hold_the_writer(&store);
+        let first = judged(&store, claim_step(4, "first"), None);
+        let again = judged(&store, claim_step(4, "again"), None);
+        let failed = judged(
+            &store,
+            auth::Outcome::Record(AuditEntry::new(10, "failed", "x", "ok")),
+            Some(failing),
+        );
+        let (first, again, failed, ()) = tokio::join!(first, again, failed, async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            go.send(()).expect("writer held");
+        });
+        assert!(first.expect("first").won);
+        assert!(!again.expect("again").won, "the same step twice");
+        assert!(failed.is_err());
+        assert_eq!(
+            audit_lines(&store).await,
+            [
+                ("first".into(), "ok".into(), None),
+                ("again".into(), "rejected".into(), Some("replayed".into())),
+            ]
+        );
+        assert_eq!(last_step(&store).await, 4);
+    }
+
+    #[tokio::test]
+    async fn an_audit_line_that_cannot_be_written_after_the_batch_takes_the_batch_down() {
+        let (_dir, store) = temp_store();
+        hot::tests::ann_on_the_vpn(&store).await;
+        let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON audit_log WHEN NEW.actor = 'boom'
+                      BEGIN SELECT RAISE(ABORT, 'refused'); END";
+        store
+            .write(move |conn| Ok(conn.execute_batch(refuse)?))
+            .await
+            .expect("trigger");
+        let go = hold_the_writer(&store);
+        let (boom, other, ()) = tokio::join!(
+            judged(&store, claim_step(4, "boom"), None),
+            judged(&store, claim_step(5, "other"), None),
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                go.send(()).expect("writer held");
+            }
+        );
+        assert!(boom.is_err());
+        assert!(other.is_err(), "the whole batch failed");
+        assert_eq!(audit_lines(&store).await, []);
+        assert_eq!(last_step(&store).await, 3, "no claim stands unrecorded");
+        assert!(
+            judged(&store, claim_step(4, "later"), None)
+                .await
+                .expect("judged")
+                .won
+        );
     }
 }
