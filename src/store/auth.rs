@@ -238,7 +238,8 @@ pub fn claim(
     transaction: Option<&str>,
     auto_unlock: Option<i64>,
     now: UnixTime,
-    (mut entry, lines): (AuditEntry, &mut Lines),
+    mut entry: AuditEntry,
+    lines: &mut Lines,
 ) -> Result<bool> {
     let won = match transaction {
         None => claim_code(conn, claim.clone(), auto_unlock, now)?,
@@ -337,7 +338,8 @@ pub fn penalise(
     conn: &Connection,
     penalty: &Penalty,
     now: UnixTime,
-    (entry, lines): (AuditEntry, &mut Lines),
+    entry: AuditEntry,
+    lines: &mut Lines,
 ) -> Result<()> {
     let mut fail = conn.prepare_cached(
         "UPDATE tokens SET fail_count = fail_count + 1,
@@ -461,10 +463,11 @@ fn write_outcome(
             transaction.as_deref(),
             auto_unlock,
             now,
-            (entry, lines),
+            entry,
+            lines,
         ),
         Outcome::Penalise { penalty, entry } => {
-            penalise(conn, &penalty, now, (entry, lines)).map(|()| true)
+            penalise(conn, &penalty, now, entry, lines).map(|()| true)
         }
         Outcome::Approval {
             transaction_id,

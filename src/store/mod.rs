@@ -923,18 +923,17 @@ fn run_batch(conn: &Connection, hot: &mut HotRows, batch: Vec<Job>) {
         return;
     }
     let mut completions = Vec::with_capacity(batch.len());
-    let (mut lines, mut own) = (Vec::new(), Vec::new());
+    let mut lines = Vec::new();
     for job in batch {
         let savepoint = execute_cached(conn, "SAVEPOINT job");
+        let before = lines.len();
         let kept = Kept {
             hot: &mut *hot,
-            lines: &mut own,
+            lines: &mut lines,
         };
         let (ok, completion) = job.run(conn, kept);
-        if ok {
-            lines.append(&mut own);
-        } else {
-            own.clear();
+        if !ok {
+            lines.truncate(before);
         }
         if savepoint.is_ok() {
             let end = if ok {
