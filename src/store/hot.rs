@@ -4,10 +4,12 @@
 //!
 //! **Fresh.** Triggers move `row_changes.generation` whenever a user, a resource, an assignment
 //! or a token's settings change, in the same transaction as the change and whichever connection
-//! or program makes it (migration V21). Every judgement first compares it with the generation
-//! the kept rows were read at, and starts over when they differ. The five columns an authentication
-//! writes to a token — replay floor, drift, fail counter, lock, last use — move no generation:
-//! they are read from the user's token rows every time. A batch whose commit fails drops
+//! or program makes it (migration V21). A judgement first compares it with the generation the
+//! kept rows were read at, and starts over when they differ; it is read once a transaction
+//! while only judgements run (another process writes only between the writer's transactions,
+//! and a judgement moves no generation), and again after any other job. The five columns an
+//! authentication writes to a token — replay floor, drift, fail counter, lock, last use — move
+//! no generation: they are read from the user's token rows every time. A batch whose commit fails drops
 //! everything (what it read may never have been committed).
 //!
 //! **Bounded.** At most `MAX_KEPT` logins (a login no user has is kept too, so that its refusal
@@ -93,6 +95,9 @@ pub struct HotRows {
     limit: usize,
     /// The `row_changes` generation the rows were read at; None: nothing is kept.
     generation: Option<i64>,
+    /// Whether `generation` was read in the writer's current transaction with no job since
+    /// that may have moved it.
+    confirmed: bool,
     resources: HashMap<i64, Resource>,
     /// By name as SQLite compares it (ASCII letters in any case).
     resource_names: HashMap<String, i64>,
@@ -114,6 +119,7 @@ impl HotRows {
         HotRows {
             limit,
             generation: None,
+            confirmed: false,
             resources: HashMap::new(),
             resource_names: HashMap::new(),
             users: HashMap::new(),
@@ -127,8 +133,14 @@ impl HotRows {
         *self = HotRows::with_limit(self.limit);
     }
 
-    /// Starts over when the rows changed since they were read.
+    /// Starts over when the rows changed since they were read. Reads the generation once a
+    /// transaction while only judgements run: nothing else writes inside the writer's
+    /// transaction, and a judgement moves no generation; any other job (`unconfirm`) and the
+    /// next transaction read it again.
     pub fn check(&mut self, conn: &Connection) -> Result<()> {
+        if self.confirmed {
+            return Ok(());
+        }
         let generation: i64 = conn
             .prepare_cached("SELECT generation FROM row_changes WHERE id = 1")?
             .query_row([], |row| row.get(0))?;
@@ -136,7 +148,14 @@ impl HotRows {
             self.forget();
             self.generation = Some(generation);
         }
+        self.confirmed = true;
         Ok(())
+    }
+
+    /// The generation must be read again before the kept rows are: a new transaction begins
+    /// (another process may have committed before it), or a job ran that may change them.
+    pub fn unconfirm(&mut self) {
+        self.confirmed = false;
     }
 
     fn make_room(&mut self) {
@@ -148,9 +167,9 @@ impl HotRows {
         ];
         let full = kept.into_iter().any(|kept| kept >= self.limit);
         if full {
-            let generation = self.generation;
+            let (generation, confirmed) = (self.generation, self.confirmed);
             self.forget();
-            self.generation = generation;
+            (self.generation, self.confirmed) = (generation, confirmed);
         }
     }
 

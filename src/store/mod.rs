@@ -218,12 +218,14 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection, _: Kept) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, kept: Kept) -> (bool, Completion) {
         let Pending {
             work,
             answer,
             route,
         } = *self;
+        // It may change what the kept rows hold.
+        kept.hot.unconfirm();
         completion(work(conn), answer, route)
     }
 
@@ -533,8 +535,9 @@ impl Store {
     }
 
     /// [`Store::write`] for a job that reads through the writer's kept rows (`hot`), after
-    /// `HotRows::check`: a change it writes to them moves the generation like any other, and
-    /// the next such job reads them again. The audit lines it gives `f` are written after the
+    /// `HotRows::check`. It must not change what they hold (a judgement writes only the five
+    /// token columns the kept rows read every time, and rows they do not keep): the generation
+    /// is read once a transaction while only such jobs run. The audit lines it gives `f` are written after the
     /// batch's last job, in the same transaction; a job that fails writes none.
     async fn write_kept<T, F>(&self, f: F) -> Result<T>
     where
@@ -922,6 +925,8 @@ fn run_batch(conn: &Connection, hot: &mut HotRows, batch: Vec<Job>) {
         }
         return;
     }
+    // Another process may have committed since the last batch.
+    hot.unconfirm();
     let mut completions = Vec::with_capacity(batch.len());
     let mut lines = Vec::new();
     for job in batch {
@@ -1286,6 +1291,97 @@ mod tests {
             ]
         );
         assert_eq!(last_step(&store).await, 4);
+    }
+
+    /// How many of Ann's tokens a judgement sees, through the writer's kept rows.
+    async fn tokens_seen(store: &Store) -> usize {
+        let seen = store.judge(hot::tests::ann("ann"), 10, |context| {
+            (context.tokens.len(), auth::Outcome::Nothing, None)
+        });
+        seen.await.expect("judged").0
+    }
+
+    async fn generation(store: &Store) -> i64 {
+        let read = store.read(|conn| {
+            Ok(conn.query_row("SELECT generation FROM row_changes", [], |row| row.get(0))?)
+        });
+        read.await.expect("generation")
+    }
+
+    #[tokio::test]
+    async fn a_change_between_two_judgements_of_one_batch_is_seen_by_the_second() {
+        let (_dir, store) = temp_store();
+        hot::tests::ann_on_the_vpn(&store).await;
+        assert_eq!(tokens_seen(&store).await, 1, "kept from now on");
+        let go = hold_the_writer(&store);
+        let unassign = store.write(|conn| Ok(conn.execute_batch("DELETE FROM token_resources")?));
+        let (before, unassigned, after, ()) =
+            tokio::join!(tokens_seen(&store), unassign, tokens_seen(&store), async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                go.send(()).expect("writer held");
+            });
+        unassigned.expect("unassigned");
+        assert_eq!((before, after), (1, 0));
+    }
+
+    /// The writer reads the generation once a transaction while only judgements run: what a
+    /// judgement writes must never move it.
+    #[tokio::test]
+    async fn what_judgements_write_moves_no_generation() {
+        let (_dir, store) = temp_store();
+        hot::tests::ann_on_the_vpn(&store).await;
+        let before = generation(&store).await;
+        let lock = auth::Tally {
+            counted: logins::Counted {
+                account: logins::Account::User(1),
+                address: Some("192.0.2.1".into()),
+            },
+            count: auth::Count::Failure,
+            success_writes: false,
+            notice: logins::LockNotice {
+                lock_after: 1,
+                entry: AuditEntry::new(10, "lock", "lock", "ok"),
+            },
+        };
+        let penalty = auth::Penalty {
+            token_ids: vec![1],
+            fail_limit: 1,
+            challenge_ids: Vec::new(),
+        };
+        let penalise = auth::Outcome::Penalise {
+            penalty,
+            entry: AuditEntry::new(10, "penalised", "authenticate", "rejected"),
+        };
+        let success = auth::Tally {
+            count: auth::Count::ByClaim,
+            success_writes: true,
+            ..lock.clone()
+        };
+        assert!(
+            judged(&store, penalise, Some(lock))
+                .await
+                .expect("penalised")
+                .locked
+        );
+        // The token locked at 10 unlocks at once: the claim clears its failures and lock.
+        let claim = auth::Outcome::Claim {
+            claim: auth::Claim::Step {
+                token_id: 1,
+                step: 7,
+                drift: 1,
+            },
+            transaction: None,
+            auto_unlock: Some(0),
+            entry: AuditEntry::new(10, "claimed", "authenticate", "ok"),
+        };
+        assert!(
+            judged(&store, claim, Some(success))
+                .await
+                .expect("claimed")
+                .won
+        );
+        assert_eq!(last_step(&store).await, 7);
+        assert_eq!(generation(&store).await, before);
     }
 
     #[tokio::test]
