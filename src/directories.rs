@@ -1,11 +1,15 @@
 //! Managing directories, for the API and the panel alike: a directory's settings as an
 //! administrator sends them (`DirectoryInput`), laid over a preset or the stored settings and
 //! checked by `ldap::settings` in one set of words; the service account's password sealed
-//! (write-only); test connection and preview on settings not yet saved; and a person of the
-//! directory made an otpgate user, linked by their stable id; and a user's password checked
-//! where it lives (`check_password`), for every front end that takes one; and what a directory
-//! keeps of its users (login, name, email, phone, password) refused in otpgate in one set of
-//! words (`refuse_directory_changes`, `refuse_local_password`).
+//! (write-only); test connection and preview on settings not yet saved (each on a connection
+//! of its own, outside the pools), their outcome audited; a person of the directory made an
+//! otpgate user, linked by their stable id; a user's password checked where it lives
+//! (`check_password`), for every front end that takes one; and what a directory keeps of its
+//! users (login, name, email, phone, password) refused in otpgate in one set of words
+//! (`refuse_directory_changes`, `refuse_local_password`, from `from_directory` and
+//! `password_kept`). The portal asks `keeper` (the directory a user comes from) and says the
+//! same words instead of offering its forms. A directory's trouble, or its own refusals
+//! (locked, expired), are no failed login here.
 
 pub mod lookup;
 mod misses;

@@ -1,4 +1,6 @@
-//! Fixed-window attempt counters, for throttling logins per client address and per login.
+//! Attempt counters in memory: fixed windows (`Limiter`, the admin login) and token buckets
+//! (`TokenBuckets`, the API's rates), and `PortalLimits`, the portals' failed steps per client
+//! address and per login name at an address (only failures count).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

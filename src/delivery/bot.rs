@@ -9,6 +9,13 @@
 //!   else with a short help. The update offset is stored, so a restart neither loses nor
 //!   replays an update. Saving the bot's settings restarts the listener without restarting
 //!   otpgate ([`Telegram::reload`]).
+//! - **Approvals** (Approve in Telegram): the listener answers the buttons of approvals
+//!   (`callback_query`): `store::approvals` decides, checking the chat's Telegram user and the
+//!   state there; `approval` holds the buttons, their data and the bot's words; the approval's
+//!   waiters are woken. Beside the long poll it expires unanswered approvals every second (a
+//!   read, then a write only when one is due) and edits their messages. An outbox message with
+//!   an `approval_id` is sent with the approval's buttons, and the sent message's id is kept
+//!   for that edit. The listener also reports the bot's status.
 //! - **Activation codes** are random, URL-safe, 32 characters, valid 10 minutes, stored only as
 //!   a hash; the link `https://t.me/<bot>?start=<code>` opens the chat with the code filled in.
 

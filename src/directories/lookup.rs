@@ -11,6 +11,11 @@
 //! without a search (and not remembered); a directory that is down is left alone for a few
 //! seconds by its pool. Whatever the directories say or fail to say, the authentication
 //! answers an unknown login as before: only the audit log and the metrics tell.
+//!
+//! There is one `Service` per server, shared by the web front ends (`AppState`) and RADIUS
+//! (`Services`). `auth` asks it when the store finds no user but some directory may know the
+//! login (`AuthContext::directory_may_know`): a code alone is then judged again after the
+//! lookup, nothing written the first time. The portal's login step asks it likewise.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -3,8 +3,12 @@
 //! person's login, names, email and phone follow the directory (a rename is a rename); a
 //! linked user gone from the directory or out of its group is disabled (never deleted), and
 //! enabled again when they come back if a sync disabled them; a login a local user has is a
-//! conflict, named. The group → resource mappings are kept in step after the users. The
-//! diff (`plan`) is pure; the writes go to the store in batches of a few hundred people.
+//! conflict, named. The group → resource mappings are kept in step after the users: the
+//! assignments a mapping made are rows of `directory_group_assignments`, so a sync takes away
+//! only those. The diff (`plan`) and the brake on disabling everyone or many
+//! (`mass_disable`, unless the administrator's Sync now allows it) are pure; `run` writes the
+//! plan in batches of `BATCH` people (`store::directory_sync`, one writer job each). `Syncs`
+//! lets one sync run per directory; `schedule` is the background task `serve` starts.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

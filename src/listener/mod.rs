@@ -8,12 +8,14 @@
 //!    `pending_connections_per_address` connections that have not yet had their first request
 //!    read whole ([`admission`]).
 //! 3. The TLS handshake runs under its own deadline. Handshakes are not limited in number apart
-//!    from `max_connections`, so silent connections cannot make a new one queue behind them.
+//!    from `max_connections`, so silent connections cannot make a new one queue behind them
+//!    (actix-tls' cap of 256 handshakes per worker let silent peers stall new ones).
 //! 4. actix-http serves HTTP/1.1 over the connection; [`reading`] bounds the time to read each
 //!    request's head and body.
 //!
 //! Past `max_connections` open connections the workers stop accepting, and new connections
-//! wait in the kernel's queue until one closes.
+//! wait in the kernel's queue until one closes. Nothing here knows a route: `app` passes the
+//! application in.
 
 mod admission;
 mod reading;

@@ -1,6 +1,8 @@
 //! RADIUS over TLS (RadSec, RFC 6614): the same evaluation as UDP (`server::handle`), carried
 //! on TCP connections that TLS protects with the server's HTTPS certificate and the gateways'
-//! client certificates, from a CA the operator names.
+//! client certificates, from a CA the operator names (`radsec_client_ca`, read by
+//! `tls::client_verifier`, which `config check` runs too). The peer is still matched to a
+//! client by its address, and the shared secret is fixed to "radsec" (RFC 6614 §2.3).
 //!
 //! What a peer can hold is bounded before any RADIUS is read: connections at most
 //! `radsec_max_connections` (past it, closed at once); peers whose address no RADIUS client

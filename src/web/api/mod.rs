@@ -1,6 +1,10 @@
 //! The JSON API under `/api/v1`: authentication for applications (resource keys) and
-//! management of every object (admin keys). Errors are `{"error":{"code","message"}}` with
-//! stable codes; the OpenAPI document is generated from the handlers' annotations.
+//! management of every object (admin keys). `ApiCaller` checks the bearer key and
+//! `AdminCaller` requires an admin key; `ApiJson` parses bodies and names the field at fault;
+//! `ApiError` is the one mapping of errors to `{"error":{"code","message","field"}}`, with
+//! stable codes. The OpenAPI document is generated from the handlers' `#[utoipa::path]`
+//! annotations, so it lists exactly the routes served; `constraints` adds the limits the
+//! checks enforce.
 
 mod address;
 mod audit;

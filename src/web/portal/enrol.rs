@@ -6,6 +6,10 @@
 //!
 //! The confirmation codes are `confirm`'s: wrong ones are limited, then the pending token is
 //! discarded; new codes are sent at most every half minute.
+//!
+//! Enrolment is post, redirect, get, so that a reload shows the same token instead of adding
+//! another; there is one pending token per kind (an app or BOT token started again resumes
+//! the first, a MAIL or SMS one replaces it), and Cancel removes it.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};

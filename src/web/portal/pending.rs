@@ -1,7 +1,8 @@
 //! What a portal session is in the middle of, sealed in its row so that it ends with the
 //! session and is bound to the user and the resource: a new address waiting for the code sent
 //! to it (the user's own, or a MAIL or SMS token's new activation), or a reissued seed waiting
-//! for the app's first code. The old address or seed stays in force until then.
+//! for the app's first code. The old address or seed stays in force until then. A new BOT
+//! token's activation code is kept here too, so that its page can be reloaded.
 
 use serde::{Deserialize, Serialize};
 
