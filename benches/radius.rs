@@ -397,7 +397,7 @@ async fn run() -> anyhow::Result<u64> {
 }
 
 fn main() -> ExitCode {
-    support::run_main(async {
+    support::run_main_on_one_thread(async {
         match run().await? {
             0 => Ok(()),
             errors => bail!("{errors} wrong or missing answers"),
