@@ -9,8 +9,8 @@
 //! while only judgements run (another process writes only between the writer's transactions,
 //! and a judgement moves no generation), and again after any other job. The five columns an
 //! authentication writes to a token — replay floor, drift, fail counter, lock, last use — move
-//! no generation: they are read from the user's token rows every time. A batch whose commit fails drops
-//! everything (what it read may never have been committed).
+//! no generation: they are read from the user's token rows every time. A batch whose commit
+//! fails drops everything (what it read may never have been committed).
 //!
 //! **Bounded.** At most `MAX_KEPT` logins (a login no user has is kept too, so that its refusal
 //! costs what a known user's does), users and token sets; past that it starts over. A flood of

@@ -537,8 +537,9 @@ impl Store {
     /// [`Store::write`] for a job that reads through the writer's kept rows (`hot`), after
     /// `HotRows::check`. It must not change what they hold (a judgement writes only the five
     /// token columns the kept rows read every time, and rows they do not keep): the generation
-    /// is read once a transaction while only such jobs run. The audit lines it gives `f` are written after the
-    /// batch's last job, in the same transaction; a job that fails writes none.
+    /// is read once a transaction while only such jobs run. The audit lines it gives `f` are
+    /// written after the batch's last job, in the same transaction; a job that fails writes
+    /// none.
     async fn write_kept<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
