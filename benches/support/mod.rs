@@ -419,30 +419,22 @@ pub async fn create(
 /// Runs a benchmark on a multi-threaded runtime: exit 0 when it reports success, 1 with its
 /// message otherwise.
 pub fn run_main<F: Future<Output = anyhow::Result<()>>>(run: F) -> ExitCode {
-    finish(
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-        run,
-    )
+    run_on(tokio::runtime::Builder::new_multi_thread(), run)
 }
 
 /// [`run_main`] on one thread: for a load generator on the server's machine, whose clients
 /// then take turns on that thread instead of waking each other's threads for every answer.
 pub fn run_main_on_one_thread<F: Future<Output = anyhow::Result<()>>>(run: F) -> ExitCode {
-    finish(
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        run,
-    )
+    run_on(tokio::runtime::Builder::new_current_thread(), run)
 }
 
-fn finish<F: Future<Output = anyhow::Result<()>>>(
-    runtime: std::io::Result<tokio::runtime::Runtime>,
+fn run_on<F: Future<Output = anyhow::Result<()>>>(
+    mut runtime: tokio::runtime::Builder,
     run: F,
 ) -> ExitCode {
     match runtime
+        .enable_all()
+        .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(run))
     {
